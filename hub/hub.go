@@ -1,0 +1,55 @@
+// Package hub carries encoded market-data messages from the node that reads
+// them from an exchange to every node that has browsers subscribed to them.
+//
+// A [Hub] is the only path between upstream and downstream: upstream
+// publishes each exchange event once, downstream subscribes per stream while
+// it has local subscribers. [Memory] is the in-process implementation used
+// by a single node; a Redis implementation fans out across nodes.
+package hub
+
+import "context"
+
+// Message is one event of one stream as it travels from upstream to
+// downstream. Messages are immutable once published: every receiver shares
+// the same Data bytes and must not modify them.
+type Message struct {
+	// Stream is the gateway's stream key, "<exchange>:<exchange stream name>",
+	// for example "binance:btcusdt@trade".
+	Stream string
+	// Seq increases by exactly one between consecutive messages of Stream
+	// within one upstream session, starting at 1.
+	Seq uint64
+	// Gap reports that messages may have been lost before this one: the
+	// upstream session changed (reconnect) and Seq restarted.
+	Gap bool
+	// Data is the exchange's event, byte for byte.
+	Data []byte
+}
+
+// Receiver takes delivered messages. Receive is called from the hub's own
+// goroutines, possibly concurrently for different streams, and must not block.
+type Receiver interface {
+	Receive(Message)
+}
+
+// Publisher is the half of a [Hub] that upstream needs.
+type Publisher interface {
+	// Publish delivers msg to every receiver subscribed to msg.Stream on any
+	// node. It does not wait for receivers to process it.
+	Publish(ctx context.Context, msg Message) error
+}
+
+// Hub fans messages out to the receivers subscribed to their stream.
+// Implementations are safe for concurrent use.
+type Hub interface {
+	Publisher
+	// Subscribe makes r receive the messages of stream from now on.
+	// Subscribing the same receiver twice to a stream is a no-op.
+	Subscribe(ctx context.Context, stream string, r Receiver) error
+	// Unsubscribe stops delivering stream to r. Unknown pairs are ignored.
+	Unsubscribe(ctx context.Context, stream string, r Receiver) error
+	// Ready returns nil while the hub can deliver, or an error saying why not.
+	Ready() error
+	// Run serves the hub until ctx ends and returns nil then.
+	Run(ctx context.Context) error
+}

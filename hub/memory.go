@@ -1,0 +1,75 @@
+package hub
+
+import (
+	"context"
+	"slices"
+	"sync"
+)
+
+var _ Hub = (*Memory)(nil)
+
+// Memory is the in-process [Hub] of a single node: Publish calls each
+// subscribed receiver directly on the publisher's goroutine. It is the
+// default when no Redis is configured. The zero value is ready to use.
+type Memory struct {
+	// mu guards the following fields.
+	mu   sync.RWMutex
+	subs map[string][]Receiver
+}
+
+// NewMemory returns an empty in-process hub.
+func NewMemory() *Memory { return &Memory{} }
+
+// Publish calls Receive on every receiver of msg.Stream before it returns.
+func (m *Memory) Publish(_ context.Context, msg Message) error {
+	m.mu.RLock()
+	rs := m.subs[msg.Stream]
+	m.mu.RUnlock()
+	// rs is never modified in place (Subscribe and Unsubscribe copy), so it
+	// is safe to range over without the lock.
+	for _, r := range rs {
+		r.Receive(msg)
+	}
+	return nil
+}
+
+// Subscribe adds r to the receivers of stream.
+func (m *Memory) Subscribe(_ context.Context, stream string, r Receiver) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.subs == nil {
+		m.subs = make(map[string][]Receiver)
+	}
+	rs := m.subs[stream]
+	if slices.Contains(rs, r) {
+		return nil
+	}
+	m.subs[stream] = append(slices.Clip(rs), r)
+	return nil
+}
+
+// Unsubscribe removes r from the receivers of stream.
+func (m *Memory) Unsubscribe(_ context.Context, stream string, r Receiver) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rs := m.subs[stream]
+	i := slices.Index(rs, r)
+	if i < 0 {
+		return nil
+	}
+	if len(rs) == 1 {
+		delete(m.subs, stream)
+		return nil
+	}
+	m.subs[stream] = slices.Delete(slices.Clone(rs), i, i+1)
+	return nil
+}
+
+// Ready always returns nil: an in-process hub cannot be unreachable.
+func (m *Memory) Ready() error { return nil }
+
+// Run blocks until ctx ends; the in-process hub has no background work.
+func (m *Memory) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
