@@ -1,0 +1,379 @@
+package downstream
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+)
+
+// readBufferSize is the size of the read buffer a connection borrows while
+// one of its read tasks runs.
+const readBufferSize = 4 << 10
+
+// Connection states. A connection only moves forward through them.
+const (
+	stateOpen    int32 = iota
+	stateClosing       // close frame queued; no more data is queued or read
+	stateClosed        // descriptor released
+)
+
+// protocol is what a connection speaks on top of WebSocket: the native
+// protocol or the Binance-compatible dialect.
+type protocol interface {
+	// handleText processes one complete text message from the client. It runs
+	// on the connection's read task, never concurrently with itself.
+	handleText(c *conn, p []byte)
+}
+
+// conn is one browser WebSocket connection. While idle it owns no goroutine
+// and no buffer: epoll reports it readable, a pool worker reads it, and the
+// write queue is flushed by a pool worker only while it holds frames.
+type conn struct {
+	srv       *Server
+	id        uint64
+	nc        net.Conn
+	remote    string
+	origin    string
+	path      string
+	connected time.Time
+	log       *slog.Logger
+	proto     protocol
+	native    bool        // speaks the native protocol (else the Binance dialect)
+	combined  atomic.Bool // Binance dialect: wrap payloads as {"stream":…,"data":…}
+	poll      pollState
+	state     atomic.Int32
+
+	// rmu is held by the connection's one read task; it guards rd, which
+	// keeps the fragmentation and UTF-8 state of the message being read.
+	rmu sync.Mutex
+	rd  wsutil.Reader
+
+	// mu guards the following fields.
+	mu      sync.Mutex
+	queue   [][]byte // frames waiting to be written, shared read-only
+	spare   [][]byte // the previous batch's backing array, reused
+	queued  int      // bytes in queue
+	writing bool     // a flush task is queued or running
+	closeAt bool     // the last queued frame is a close frame
+
+	// smu guards streams.
+	smu     sync.Mutex
+	streams map[string]struct{} // stream keys this connection is subscribed to
+}
+
+// onReadable is the epoll callback. It runs on the epoll goroutine, so it only
+// hands the connection to the worker pool.
+func (c *conn) onReadable() {
+	if c.state.Load() == stateClosed {
+		return
+	}
+	if !c.srv.pool.submit(c.readTask) {
+		c.srv.metrics.internalErrors.Add(1)
+		c.log.Error("worker queue full; closing connection")
+		c.finish()
+	}
+}
+
+// readTask reads every complete message the connection has buffered, handles
+// each, and re-arms the descriptor. A message that has started arriving must
+// complete within ReadTimeout.
+func (c *conn) readTask() {
+	switch c.state.Load() {
+	case stateClosed:
+		return
+	case stateClosing:
+		c.drainClosing()
+		return
+	}
+	// The kernel, not Go, hands the connection from one read task to the
+	// next (epoll re-arm), so rmu gives the memory model the edge it needs.
+	c.rmu.Lock()
+	ok := c.readAvailable()
+	c.rmu.Unlock()
+	if ok {
+		// Re-arm only after every trace of this task is gone: the next
+		// readiness report may start another read task at once.
+		if err := c.srv.poller.resume(c); err != nil {
+			c.finish()
+		}
+	}
+}
+
+// readAvailable handles the messages in one readiness report and reports
+// whether the connection is still open for reading.
+func (c *conn) readAvailable() bool {
+	br := c.acquireReader()
+	defer c.releaseReader(br)
+	c.rd.Source = br
+	defer func() { c.rd.Source = nil }()
+	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.ReadTimeout))
+	var msg bytes.Buffer
+	for {
+		msg.Reset()
+		op, err := c.readMessage(&msg)
+		if err != nil {
+			c.fail(err)
+			return false
+		}
+		switch op {
+		case ws.OpText:
+			c.proto.handleText(c, msg.Bytes())
+		case ws.OpBinary:
+			c.closeWith(ws.StatusUnsupportedData, "binary messages are not supported")
+			return false
+		}
+		if c.state.Load() != stateOpen {
+			return false
+		}
+		if br.Buffered() == 0 {
+			return true
+		}
+	}
+}
+
+// readMessage reads the next data message into buf, answering the control
+// frames that precede it. It returns op 0 when only control frames were read.
+func (c *conn) readMessage(buf *bytes.Buffer) (ws.OpCode, error) {
+	hdr, err := c.rd.NextFrame()
+	if err != nil {
+		return 0, err
+	}
+	if hdr.OpCode.IsControl() {
+		return 0, c.control(hdr, &c.rd)
+	}
+	if _, err := buf.ReadFrom(&c.rd); err != nil {
+		return 0, err
+	}
+	return hdr.OpCode, nil
+}
+
+// control answers one control frame whose payload r yields (at most 125
+// bytes, which wsutil.Reader has checked).
+func (c *conn) control(hdr ws.Header, r io.Reader) error {
+	var p [125]byte
+	n, err := io.ReadFull(r, p[:hdr.Length])
+	if err != nil {
+		return err
+	}
+	body := p[:n]
+	switch hdr.OpCode {
+	case ws.OpPing:
+		c.enqueueControl(compileFrame(ws.OpPong, body))
+	case ws.OpClose:
+		code, reason := ws.ParseCloseFrameData(body)
+		if len(body) == 0 {
+			c.closeWith(ws.StatusNormalClosure, "")
+			return errPeerClosed
+		}
+		if err := ws.CheckCloseFrameData(code, reason); err != nil {
+			c.closeWith(ws.StatusProtocolError, err.Error())
+			return errPeerClosed
+		}
+		// RFC 6455 §5.5.1: echo the status code.
+		c.closeWith(code, "")
+		return errPeerClosed
+	}
+	// Unsolicited pongs are allowed and need no answer.
+	return nil
+}
+
+// errPeerClosed reports that the client started the close handshake and we
+// answered it.
+var errPeerClosed = errors.New("downstream: peer closed")
+
+// fail ends the connection after a read error with the close code RFC 6455
+// names for it.
+func (c *conn) fail(err error) {
+	var perr ws.ProtocolError
+	switch {
+	case errors.Is(err, errPeerClosed):
+		// Close frame already queued.
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		c.srv.metrics.closed("eof")
+		c.finish()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.closeWith(ws.StatusPolicyViolation, "message not completed in time")
+	case errors.As(err, &perr):
+		c.closeWith(ws.StatusProtocolError, perr.Error())
+	case errors.Is(err, wsutil.ErrInvalidUTF8):
+		c.closeWith(ws.StatusInvalidFramePayloadData, "invalid UTF-8 in text message")
+	case errors.Is(err, wsutil.ErrFrameTooLarge), errors.Is(err, wsutil.ErrMessageTooLarge):
+		c.closeWith(ws.StatusMessageTooBig, "message too big")
+	default:
+		c.log.Debug("read failed", "err", err)
+		c.srv.metrics.closed("read_error")
+		c.finish()
+	}
+}
+
+// send queues a data frame. When the queue would exceed its byte limit the
+// client is too slow to keep up, and is closed: a gap would corrupt what it
+// builds from the stream.
+func (c *conn) send(frame []byte) {
+	c.mu.Lock()
+	if c.state.Load() != stateOpen {
+		c.mu.Unlock()
+		return
+	}
+	if c.queued+len(frame) > c.srv.cfg.WriteQueueBytes {
+		c.mu.Unlock()
+		c.closeWith(StatusSlowConsumer, "slow consumer")
+		return
+	}
+	c.enqueueLocked(frame)
+	c.mu.Unlock()
+}
+
+// enqueueControl queues a reply or pong regardless of the byte limit: replies
+// are small and bounded by the client's own command rate.
+func (c *conn) enqueueControl(frame []byte) {
+	c.mu.Lock()
+	if c.state.Load() == stateOpen {
+		c.enqueueLocked(frame)
+	}
+	c.mu.Unlock()
+}
+
+func (c *conn) enqueueLocked(frame []byte) {
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	if !c.writing {
+		c.writing = true
+		if !c.srv.pool.submit(c.flush) {
+			c.srv.metrics.internalErrors.Add(1)
+			c.writing = false
+		}
+	}
+}
+
+// flush writes queued frames until the queue is empty, coalescing each batch
+// into one writev. Only one flush per connection runs at a time.
+func (c *conn) flush() {
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.writing = false
+			closing := c.closeAt
+			c.mu.Unlock()
+			if closing {
+				c.closeSent()
+			}
+			return
+		}
+		batch := c.queue
+		c.queue = c.spare[:0]
+		c.spare = nil
+		c.queued = 0
+		c.mu.Unlock()
+
+		c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+		bufs := net.Buffers(batch)
+		_, err := bufs.WriteTo(c.nc)
+		clear(batch)
+		c.mu.Lock()
+		c.spare = batch[:0]
+		c.mu.Unlock()
+		if err != nil {
+			c.log.Debug("write failed", "err", err)
+			c.srv.metrics.closed("write_error")
+			c.finish()
+			return
+		}
+	}
+}
+
+// closeWith starts the close handshake: pending data is dropped, a close
+// frame with code and reason is queued, and the connection stops reading
+// commands. It is safe to call from any goroutine, more than once.
+func (c *conn) closeWith(code ws.StatusCode, reason string) {
+	if !c.state.CompareAndSwap(stateOpen, stateClosing) {
+		return
+	}
+	c.srv.metrics.closed(closeReason(code))
+	c.log.Debug("closing", "code", int(code), "reason", reason)
+	c.mu.Lock()
+	clear(c.queue)
+	c.queue = c.queue[:0]
+	c.queued = 0
+	c.closeAt = true
+	c.queue = append(c.queue, closeFrame(code, reason))
+	if !c.writing {
+		c.writing = true
+		if !c.srv.pool.submit(c.flush) {
+			c.writing = false
+			c.mu.Unlock()
+			c.finish()
+			return
+		}
+	}
+	c.mu.Unlock()
+	c.srv.unsubscribeAll(c)
+}
+
+// closeSent runs once the close frame is on the wire. It half-closes the
+// socket so the client reads our close frame before any reset, then gives the
+// client CloseGrace to answer before the descriptor is released.
+func (c *conn) closeSent() {
+	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	}
+	time.AfterFunc(c.srv.cfg.CloseGrace, c.finish)
+	if err := c.srv.poller.resume(c); err != nil {
+		c.finish()
+	}
+}
+
+// drainClosing discards what a closing client still sends (its close reply)
+// and releases the connection at end of stream.
+func (c *conn) drainClosing() {
+	var buf [512]byte
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	for range 16 {
+		if _, err := c.nc.Read(buf[:]); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			c.finish()
+			return
+		}
+	}
+	if err := c.srv.poller.resume(c); err != nil {
+		c.finish()
+	}
+}
+
+// finish releases the connection at once: it leaves epoll, then closes the
+// socket (in that order; see poller.remove), and forgets its subscriptions.
+func (c *conn) finish() {
+	if c.state.Swap(stateClosed) == stateClosed {
+		return
+	}
+	c.srv.poller.remove(c)
+	c.nc.Close()
+	c.mu.Lock()
+	clear(c.queue)
+	c.queue, c.spare, c.queued = nil, nil, 0
+	c.mu.Unlock()
+	c.srv.unsubscribeAll(c)
+	c.srv.forget(c)
+}
+
+// subscribed returns a copy of the connection's stream keys.
+func (c *conn) subscribed() []string {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	out := make([]string, 0, len(c.streams))
+	for k := range c.streams {
+		out = append(out, k)
+	}
+	return out
+}

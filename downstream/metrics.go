@@ -1,0 +1,101 @@
+package downstream
+
+import (
+	"sync/atomic"
+
+	"github.com/gobwas/ws"
+)
+
+// closeReasons are the bounded labels connections are closed under.
+var closeReasons = []string{
+	"eof", "read_error", "write_error", "normal", "going_away", "protocol_error",
+	"unsupported_data", "invalid_payload", "policy_violation", "message_too_big",
+	"slow_consumer", "other",
+}
+
+// rejectReasons are the bounded labels handshakes are refused under.
+var rejectReasons = []string{
+	"bad_request", "not_running", "origin", "max_conns", "handshake", "early_data",
+}
+
+// metrics counts what the server did. Every label set is fixed, so the
+// counters stay bounded whatever clients send.
+type metrics struct {
+	accepted       atomic.Int64
+	upgrading      atomic.Int64 // handshakes between reserveSlot and registration
+	messages       atomic.Int64 // hub messages fanned out
+	internalErrors atomic.Int64
+	closes         map[string]*atomic.Int64
+	rejects        map[string]*atomic.Int64
+}
+
+func newMetrics() *metrics {
+	m := &metrics{closes: map[string]*atomic.Int64{}, rejects: map[string]*atomic.Int64{}}
+	for _, r := range closeReasons {
+		m.closes[r] = new(atomic.Int64)
+	}
+	for _, r := range rejectReasons {
+		m.rejects[r] = new(atomic.Int64)
+	}
+	return m
+}
+
+func (m *metrics) closed(reason string) {
+	if c, ok := m.closes[reason]; ok {
+		c.Add(1)
+		return
+	}
+	m.closes["other"].Add(1)
+}
+
+func (m *metrics) rejected(reason string) { m.rejects[reason].Add(1) }
+
+// closeReason maps a close code we send to its counter label.
+func closeReason(code ws.StatusCode) string {
+	switch code {
+	case ws.StatusNormalClosure:
+		return "normal"
+	case ws.StatusGoingAway:
+		return "going_away"
+	case ws.StatusProtocolError:
+		return "protocol_error"
+	case ws.StatusUnsupportedData:
+		return "unsupported_data"
+	case ws.StatusInvalidFramePayloadData:
+		return "invalid_payload"
+	case ws.StatusPolicyViolation:
+		return "policy_violation"
+	case ws.StatusMessageTooBig:
+		return "message_too_big"
+	case StatusSlowConsumer:
+		return "slow_consumer"
+	}
+	return "other"
+}
+
+// Stats is a snapshot of the server's counters.
+type Stats struct {
+	Conns    int              `json:"conns"`
+	Accepted int64            `json:"accepted"`
+	Messages int64            `json:"messages"`
+	Closed   map[string]int64 `json:"closed"`
+	Rejected map[string]int64 `json:"rejected"`
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		Conns:    s.ConnCount(),
+		Accepted: s.metrics.accepted.Load(),
+		Messages: s.metrics.messages.Load(),
+		Closed:   map[string]int64{},
+		Rejected: map[string]int64{},
+	}
+	for k, v := range s.metrics.closes {
+		st.Closed[k] = v.Load()
+	}
+	for k, v := range s.metrics.rejects {
+		st.Rejected[k] = v.Load()
+	}
+	return st
+}

@@ -1,0 +1,182 @@
+package downstream
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+)
+
+// Native protocol error codes, sent as {"id":…,"error":{"code":…}}.
+// The README documents each.
+const (
+	CodeBadRequest     = "bad_request"      // not a JSON object of the documented shape
+	CodeUnknownOp      = "unknown_op"       // op is not subscribe, unsubscribe, list or ping
+	CodeInvalidStream  = "invalid_stream"   // a stream key is malformed or unknown
+	CodeTooManyStreams = "too_many_streams" // the connection would exceed its stream limit
+)
+
+// maxIDLen bounds the id a client may tag a command with; it is echoed back.
+const maxIDLen = 64
+
+// nativeProto speaks the gateway's own protocol at /ws.
+type nativeProto struct{}
+
+type nativeCommand struct {
+	Op      string          `json:"op"`
+	ID      json.RawMessage `json:"id"`
+	Streams []string        `json:"streams"`
+}
+
+type nativeError struct {
+	Code    string   `json:"code"`
+	Msg     string   `json:"msg"`
+	Streams []string `json:"streams,omitempty"`
+}
+
+type nativeReply struct {
+	ID     json.RawMessage `json:"id"`
+	Result any             `json:"result,omitempty"`
+	Error  *nativeError    `json:"error,omitempty"`
+}
+
+type streamsResult struct {
+	Streams []string `json:"streams"`
+}
+
+func (nativeProto) handleText(c *conn, p []byte) {
+	var cmd nativeCommand
+	if err := json.Unmarshal(p, &cmd); err != nil {
+		replyNative(c, nil, nil, &nativeError{Code: CodeBadRequest, Msg: "invalid JSON: " + err.Error()})
+		return
+	}
+	if !validID(cmd.ID) {
+		replyNative(c, nil, nil, &nativeError{Code: CodeBadRequest, Msg: "id must be a number, a string of at most 64 bytes, or null"})
+		return
+	}
+	switch cmd.Op {
+	case "subscribe":
+		if e := c.srv.checkSubscribe(c, cmd.Streams); e != nil {
+			replyNative(c, cmd.ID, nil, e)
+			return
+		}
+		streams := dedupe(cmd.Streams)
+		// The reply is queued before the streams are joined, so it reaches the
+		// client before their first message.
+		replyNative(c, cmd.ID, streamsResult{streams}, nil)
+		c.srv.subscribe(c, streams)
+	case "unsubscribe":
+		if len(cmd.Streams) == 0 {
+			replyNative(c, cmd.ID, nil, &nativeError{Code: CodeBadRequest, Msg: "streams must be a non-empty list"})
+			return
+		}
+		streams := dedupe(cmd.Streams)
+		c.srv.unsubscribe(c, streams)
+		replyNative(c, cmd.ID, streamsResult{streams}, nil)
+	case "list":
+		streams := c.subscribed()
+		slices.Sort(streams)
+		replyNative(c, cmd.ID, streamsResult{streams}, nil)
+	case "ping":
+		replyNative(c, cmd.ID, "pong", nil)
+	case "":
+		replyNative(c, cmd.ID, nil, &nativeError{Code: CodeBadRequest, Msg: `missing "op"`})
+	default:
+		replyNative(c, cmd.ID, nil, &nativeError{Code: CodeUnknownOp, Msg: fmt.Sprintf("unknown op %q", clip(cmd.Op))})
+	}
+}
+
+// checkSubscribe validates a subscribe command whole: every key must be
+// valid and the connection must stay within its stream limit. It returns
+// the error to send, or nil when the command can be applied.
+func (s *Server) checkSubscribe(c *conn, keys []string) *nativeError {
+	if len(keys) == 0 {
+		return &nativeError{Code: CodeBadRequest, Msg: "streams must be a non-empty list"}
+	}
+	var bad []string
+	var first error
+	for _, k := range keys {
+		if err := s.cfg.Source.Validate(k); err != nil {
+			bad = append(bad, clip(k))
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	if first != nil {
+		return &nativeError{Code: CodeInvalidStream, Msg: first.Error(), Streams: bad}
+	}
+	if n := c.countAfterAdding(keys); n > s.cfg.MaxStreamsPerConn {
+		return &nativeError{Code: CodeTooManyStreams,
+			Msg: fmt.Sprintf("a connection may subscribe at most %d streams (this would make %d)", s.cfg.MaxStreamsPerConn, n)}
+	}
+	return nil
+}
+
+// countAfterAdding returns how many streams c would have after adding keys.
+func (c *conn) countAfterAdding(keys []string) int {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	n := len(c.streams)
+	seen := make(map[string]struct{}, len(keys))
+	for _, k := range keys {
+		if _, ok := c.streams[k]; ok {
+			continue
+		}
+		if _, ok := seen[k]; !ok {
+			seen[k] = struct{}{}
+			n++
+		}
+	}
+	return n
+}
+
+func replyNative(c *conn, id json.RawMessage, result any, e *nativeError) {
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
+	b, err := json.Marshal(nativeReply{ID: id, Result: result, Error: e})
+	if err != nil {
+		c.log.Error("encode reply", "err", err)
+		return
+	}
+	c.enqueueControl(textFrame(b))
+}
+
+// validID accepts what the native protocol allows as a command id: absent,
+// null, a JSON number or a short string.
+func validID(id json.RawMessage) bool {
+	id = bytes.TrimSpace(id)
+	if len(id) == 0 || string(id) == "null" {
+		return true
+	}
+	switch id[0] {
+	case '"':
+		var s string
+		return json.Unmarshal(id, &s) == nil && len(s) <= maxIDLen
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return len(id) <= maxIDLen
+	}
+	return false
+}
+
+// dedupe returns keys without repeats, in first-seen order.
+func dedupe(keys []string) []string {
+	seen := make(map[string]struct{}, len(keys))
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if _, ok := seen[k]; !ok {
+			seen[k] = struct{}{}
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// clip shortens client-supplied text before it is echoed in an error.
+func clip(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "…"
+	}
+	return s
+}

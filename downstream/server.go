@@ -1,0 +1,358 @@
+package downstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
+	"github.com/marketgate/marketgate/hub"
+)
+
+// StatusSlowConsumer is the close code sent to a client whose write queue
+// overflowed on a stream where dropping messages would corrupt what it
+// builds (RFC 6455 §7.4.2 leaves 4000-4999 to applications).
+const StatusSlowConsumer ws.StatusCode = 4008
+
+// Source validates stream keys and carries the streams that local clients
+// want. In a single node it is the upstream router; in a cluster it is the
+// cluster's demand registry. Want and Unwant must not block.
+type Source interface {
+	// Validate returns nil for a stream key the gateway can carry, or an
+	// error whose text tells the client what is wrong.
+	Validate(key string) error
+	// Want asks for validated keys to be carried into the hub.
+	Want(keys []string)
+	// Unwant says no local client wants keys any more.
+	Unwant(keys []string)
+}
+
+// Config configures a [Server]. Zero fields take the documented defaults.
+type Config struct {
+	// Hub delivers stream messages; required.
+	Hub hub.Hub
+	// Source validates and carries streams; required.
+	Source Source
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// MaxConns is the number of browser connections this node holds at
+	// most; beyond it a handshake gets HTTP 503. Default 10000.
+	MaxConns int
+	// MaxStreamsPerConn bounds the streams one connection may subscribe.
+	// Default 1024, Binance's own limit.
+	MaxStreamsPerConn int
+	// MaxMessageSize bounds a native-protocol client message in bytes;
+	// larger ones are closed with 1009. Default 4096.
+	MaxMessageSize int64
+	// MaxDialectMessageSize bounds a Binance-dialect client message, which
+	// may list up to MaxStreamsPerConn streams. Default 64 KiB.
+	MaxDialectMessageSize int64
+	// WriteQueueBytes bounds each connection's queue of unsent frames.
+	// Default 1 MiB.
+	WriteQueueBytes int
+	// Workers is the number of goroutines that read and write connections.
+	// Default 16 per CPU, at least 32.
+	Workers int
+	// ReadTimeout bounds the time a message may take to arrive once its
+	// first bytes did. Default 5s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds one flush of a connection's queue. Default 5s.
+	WriteTimeout time.Duration
+	// CloseGrace is how long a closed connection waits for the client's
+	// close reply before its socket is released. Default 1s.
+	CloseGrace time.Duration
+	// AllowedOrigins lists the browser origins allowed to connect; empty
+	// allows any. Requests without an Origin header (non-browsers) pass.
+	AllowedOrigins []string
+}
+
+func (c *Config) setDefaults() error {
+	if c.Hub == nil {
+		return errors.New("downstream: config: Hub is required")
+	}
+	if c.Source == nil {
+		return errors.New("downstream: config: Source is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxConns, 10000)
+	def(&c.MaxStreamsPerConn, 1024)
+	def(&c.WriteQueueBytes, 1<<20)
+	def(&c.Workers, max(32, 16*runtime.GOMAXPROCS(0)))
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = 4096
+	}
+	if c.MaxDialectMessageSize == 0 {
+		c.MaxDialectMessageSize = 64 << 10
+	}
+	for _, d := range []*time.Duration{&c.ReadTimeout, &c.WriteTimeout} {
+		if *d == 0 {
+			*d = 5 * time.Second
+		}
+	}
+	if c.CloseGrace == 0 {
+		c.CloseGrace = time.Second
+	}
+	if c.MaxConns < 0 || c.MaxStreamsPerConn < 0 || c.WriteQueueBytes < 0 || c.Workers < 0 {
+		return errors.New("downstream: config: limits must not be negative")
+	}
+	return nil
+}
+
+// Server serves browser WebSockets: the native protocol at /ws and the
+// Binance-compatible dialect under /binance/. It is an http.Handler for the
+// handshake only; after the upgrade a connection leaves net/http and is read
+// by a bounded worker pool when epoll reports it readable. It also is the
+// hub's [hub.Receiver] for every stream its clients subscribe to.
+//
+// A Server is safe for concurrent use. ServeHTTP answers 503 until Run has
+// started and after it has returned.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	nextID  atomic.Uint64
+	running atomic.Bool
+	ctx     context.Context // Run's context, for hub calls
+
+	pool   *pool
+	poller *poller
+
+	// mu guards the following fields.
+	mu    sync.Mutex
+	conns map[uint64]*conn
+
+	// topics maps stream keys to their local subscribers.
+	topics registry
+}
+
+var _ hub.Receiver = (*Server)(nil)
+
+// New returns a Server configured by cfg. It starts nothing; call Run.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	return &Server{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "downstream"),
+		metrics: newMetrics(),
+		conns:   make(map[uint64]*conn),
+		topics:  registry{topics: make(map[string]*topic)},
+		// Each connection has at most one read, one flush and one close
+		// task queued; see pool.
+		pool: newPool(3*cfg.MaxConns + 64),
+	}, nil
+}
+
+// Run serves connections until ctx ends, then closes every connection with
+// 1001 (going away), waits up to CloseGrace for them, and returns nil.
+func (s *Server) Run(ctx context.Context) error {
+	if limit, err := raiseFileLimit(); err != nil {
+		s.log.Warn("cannot raise descriptor limit", "err", err)
+	} else if limit > 0 && uint64(s.cfg.MaxConns) > limit {
+		s.log.Warn("MaxConns exceeds the descriptor limit", "max_conns", s.cfg.MaxConns, "limit", limit)
+	}
+	p, err := newPoller(func(err error) { s.log.Error("epoll wait", "err", err) })
+	if err != nil {
+		return fmt.Errorf("downstream: %w", err)
+	}
+	s.poller = p
+	s.ctx = context.WithoutCancel(ctx)
+
+	poolCtx, stopPool := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { s.pool.run(poolCtx, s.cfg.Workers) })
+	s.running.Store(true)
+
+	<-ctx.Done()
+	s.running.Store(false)
+	s.closeAll(ws.StatusGoingAway, "server shutting down")
+	deadline := time.Now().Add(s.cfg.CloseGrace + s.cfg.WriteTimeout)
+	for s.ConnCount() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.mu.Lock()
+	left := make([]*conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		left = append(left, c)
+	}
+	s.mu.Unlock()
+	for _, c := range left {
+		c.finish()
+	}
+	stopPool()
+	wg.Wait()
+	if err := p.close(); err != nil {
+		return fmt.Errorf("downstream: close epoll: %w", err)
+	}
+	return nil
+}
+
+// closeAll starts the close handshake on every connection.
+func (s *Server) closeAll(code ws.StatusCode, reason string) {
+	s.mu.Lock()
+	all := make([]*conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		all = append(all, c)
+	}
+	s.mu.Unlock()
+	for _, c := range all {
+		c.closeWith(code, reason)
+	}
+}
+
+// ConnCount returns the number of connections currently held.
+func (s *Server) ConnCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// ServeHTTP upgrades WebSocket handshakes on /ws, /binance/ws[/…] and
+// /binance/stream, and answers anything else with 404.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	proto, native, combined, initial, err := s.route(r)
+	if err != nil {
+		s.metrics.rejected("bad_request")
+		httpError(w, err.status, err.msg)
+		return
+	}
+	if !s.running.Load() {
+		s.metrics.rejected("not_running")
+		httpError(w, http.StatusServiceUnavailable, "server not running")
+		return
+	}
+	if !s.originAllowed(r.Header.Get("Origin")) {
+		s.metrics.rejected("origin")
+		httpError(w, http.StatusForbidden, "origin not allowed")
+		return
+	}
+	if !s.reserveSlot() {
+		s.metrics.rejected("max_conns")
+		httpError(w, http.StatusServiceUnavailable, "too many connections")
+		return
+	}
+	nc, rw, _, uerr := ws.HTTPUpgrader{Timeout: s.cfg.WriteTimeout}.Upgrade(r, w)
+	if uerr != nil {
+		s.releaseSlot()
+		s.metrics.rejected("handshake")
+		if nc != nil {
+			nc.Close()
+		}
+		return
+	}
+	if rw.Reader.Buffered() > 0 {
+		// RFC 6455 §4.1: a client must wait for our 101 before it sends.
+		s.releaseSlot()
+		s.metrics.rejected("early_data")
+		nc.Write(closeFrame(ws.StatusProtocolError, "data sent before the handshake completed"))
+		nc.Close()
+		return
+	}
+	c := &conn{
+		srv:       s,
+		id:        s.nextID.Add(1),
+		nc:        nc,
+		remote:    nc.RemoteAddr().String(),
+		origin:    r.Header.Get("Origin"),
+		path:      r.URL.Path,
+		connected: time.Now(),
+		proto:     proto,
+		native:    native,
+	}
+	c.log = s.log.With("conn", c.id)
+	c.combined.Store(combined)
+	maxMsg := s.cfg.MaxMessageSize
+	if !native {
+		maxMsg = s.cfg.MaxDialectMessageSize
+	}
+	c.rd = wsutil.Reader{
+		State:          ws.StateServerSide,
+		CheckUTF8:      true,
+		MaxFrameSize:   maxMsg,
+		MaxMessageSize: maxMsg,
+		OnIntermediate: func(h ws.Header, r io.Reader) error { return c.control(h, r) },
+	}
+	if err := s.poller.prepare(c); err != nil {
+		s.releaseSlot()
+		c.log.Error("poll prepare", "err", err)
+		nc.Close()
+		return
+	}
+	s.mu.Lock()
+	s.conns[c.id] = c
+	s.metrics.upgrading.Add(-1)
+	s.mu.Unlock()
+	s.metrics.accepted.Add(1)
+	if err := s.poller.add(c, c.onReadable); err != nil {
+		c.log.Error("poll add", "err", err)
+		c.finish()
+		return
+	}
+	if len(initial) > 0 {
+		// URL streams were validated in route; they cannot fail here.
+		s.subscribe(c, initial)
+	}
+}
+
+// reserveSlot counts a connection against MaxConns before its upgrade.
+func (s *Server) reserveSlot() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.conns)+int(s.metrics.upgrading.Load()) >= s.cfg.MaxConns {
+		return false
+	}
+	s.metrics.upgrading.Add(1)
+	return true
+}
+
+func (s *Server) releaseSlot() { s.metrics.upgrading.Add(-1) }
+
+// forget drops a finished connection from the server.
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c.id)
+	s.mu.Unlock()
+}
+
+func (s *Server) originAllowed(origin string) bool {
+	if len(s.cfg.AllowedOrigins) == 0 || origin == "" {
+		return true
+	}
+	return slices.ContainsFunc(s.cfg.AllowedOrigins, func(o string) bool {
+		return strings.EqualFold(o, origin)
+	})
+}
+
+type httpErr struct {
+	status int
+	msg    string
+}
+
+func httpError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	body, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{msg})
+	w.Write(append(body, '\n'))
+}

@@ -1,0 +1,619 @@
+package downstream
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
+	"github.com/marketgate/marketgate/hub"
+)
+
+// fakeSource is a Source for these tests: it accepts keys of known symbols
+// and records what the server wants. It stands in for the upstream router,
+// which has tests of its own against the exchange simulator.
+type fakeSource struct {
+	mu     sync.Mutex
+	wants  map[string]int // Want calls per key
+	wanted map[string]bool
+}
+
+func newFakeSource() *fakeSource {
+	return &fakeSource{wants: map[string]int{}, wanted: map[string]bool{}}
+}
+
+func (f *fakeSource) Validate(key string) error {
+	ex, name, ok := strings.Cut(key, ":")
+	if !ok || ex != "binance" {
+		return fmt.Errorf("invalid stream key %q", key)
+	}
+	sym, kind, ok := strings.Cut(name, "@")
+	if !ok || (kind != "trade" && kind != "bookTicker") {
+		return fmt.Errorf("invalid stream name %q", name)
+	}
+	if sym != "btcusdt" && sym != "ethusdt" {
+		return fmt.Errorf("unknown symbol %q", sym)
+	}
+	return nil
+}
+
+func (f *fakeSource) Want(keys []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, k := range keys {
+		f.wants[k]++
+		f.wanted[k] = true
+	}
+}
+
+func (f *fakeSource) Unwant(keys []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, k := range keys {
+		f.wanted[k] = false
+	}
+}
+
+func (f *fakeSource) state(key string) (wants int, wanted bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.wants[key], f.wanted[key]
+}
+
+type testEnv struct {
+	srv *Server
+	hub *hub.Memory
+	src *fakeSource
+	url string // ws://host:port
+}
+
+func startServer(t *testing.T, cfg Config) *testEnv {
+	t.Helper()
+	env := &testEnv{hub: hub.NewMemory(), src: newFakeSource()}
+	cfg.Hub, cfg.Source = env.hub, env.src
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.srv = srv
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	hs := httptest.NewServer(srv)
+	env.url = "ws" + strings.TrimPrefix(hs.URL, "http")
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run = %v; want nil", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+		hs.Close()
+	})
+	waitFor(t, 2*time.Second, func() error {
+		if !srv.running.Load() {
+			return errors.New("not running")
+		}
+		return nil
+	})
+	return env
+}
+
+// waitSubscribers waits until key has n local subscribers: a URL's streams
+// are joined just after the handshake response, which the client may read
+// first.
+func (env *testEnv) waitSubscribers(t *testing.T, key string, n int) {
+	t.Helper()
+	waitFor(t, 2*time.Second, func() error {
+		for _, si := range env.srv.Streams() {
+			if si.Stream == key && si.Subscribers == n {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s has not %d subscribers: %v", key, n, env.srv.Streams())
+	})
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %v", d, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// client is a test WebSocket client on gobwas/ws.
+type client struct {
+	t  *testing.T
+	nc net.Conn
+	rd wsutil.Reader
+}
+
+func dial(t *testing.T, url string) *client {
+	t.Helper()
+	c, err := tryDial(url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	c.t = t
+	t.Cleanup(func() { c.nc.Close() })
+	return c
+}
+
+func tryDial(url string, header http.Header) (*client, error) {
+	d := ws.Dialer{Timeout: 5 * time.Second}
+	if header != nil {
+		d.Header = ws.HandshakeHeaderHTTP(header)
+	}
+	nc, br, _, err := d.Dial(context.Background(), url)
+	if err != nil {
+		return nil, err
+	}
+	c := &client{nc: nc}
+	var src io.Reader = nc
+	if br != nil {
+		src = br // frames right behind the 101 sit in br
+	}
+	c.rd = wsutil.Reader{Source: src, State: ws.StateClientSide, CheckUTF8: true}
+	return c, nil
+}
+
+func (c *client) send(s string) {
+	c.t.Helper()
+	if err := wsutil.WriteClientText(c.nc, []byte(s)); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+// next returns the next data message, failing the test after 5 seconds.
+func (c *client) next() []byte {
+	c.t.Helper()
+	p, err := c.read(5 * time.Second)
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	return p
+}
+
+func (c *client) read(timeout time.Duration) ([]byte, error) {
+	c.nc.SetReadDeadline(time.Now().Add(timeout))
+	for {
+		hdr, err := c.rd.NextFrame()
+		if err != nil {
+			return nil, err
+		}
+		if hdr.OpCode == ws.OpClose {
+			var p [125]byte
+			n, _ := c.rd.Read(p[:])
+			code, reason := ws.ParseCloseFrameData(p[:n])
+			return nil, wsutil.ClosedError{Code: code, Reason: reason}
+		}
+		if hdr.OpCode.IsControl() {
+			c.rd.Discard()
+			continue
+		}
+		var buf bytes.Buffer
+		if _, err := buf.ReadFrom(&c.rd); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	}
+}
+
+// expectClose reads until the server's close frame and returns its code.
+func (c *client) expectClose() ws.StatusCode {
+	c.t.Helper()
+	for {
+		_, err := c.read(5 * time.Second)
+		var ce wsutil.ClosedError
+		if errors.As(err, &ce) {
+			return ce.Code
+		}
+		if err != nil {
+			c.t.Fatalf("read until close: %v", err)
+		}
+	}
+}
+
+func (c *client) expectJSON(want string) {
+	c.t.Helper()
+	got := c.next()
+	if !jsonEqual(got, []byte(want)) {
+		c.t.Fatalf("got %s\nwant %s", got, want)
+	}
+}
+
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return bytes.Equal(xa, ya)
+}
+
+func publish(t *testing.T, h hub.Hub, stream string, seq uint64, data string) {
+	t.Helper()
+	if err := h.Publish(context.Background(), hub.Message{Stream: stream, Seq: seq, Data: []byte(data)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNativeSubscribeReceiveList(t *testing.T) {
+	env := startServer(t, Config{})
+	c := dial(t, env.url+"/ws")
+	c.send(`{"op":"subscribe","id":1,"streams":["binance:btcusdt@trade","binance:ethusdt@bookTicker"]}`)
+	c.expectJSON(`{"id":1,"result":{"streams":["binance:btcusdt@trade","binance:ethusdt@bookTicker"]}}`)
+
+	publish(t, env.hub, "binance:btcusdt@trade", 7, `{"e":"trade","t":42}`)
+	got := c.next()
+	if want := `{"stream":"binance:btcusdt@trade","seq":7,"data":{"e":"trade","t":42}}`; string(got) != want {
+		t.Fatalf("data message = %s; want %s", got, want)
+	}
+	env.hub.Publish(context.Background(), hub.Message{Stream: "binance:btcusdt@trade", Seq: 1, Gap: true, Data: []byte(`{}`)})
+	if got, want := string(c.next()), `{"stream":"binance:btcusdt@trade","seq":1,"gap":true,"data":{}}`; got != want {
+		t.Fatalf("gap message = %s; want %s", got, want)
+	}
+
+	c.send(`{"op":"list","id":"l"}`)
+	c.expectJSON(`{"id":"l","result":{"streams":["binance:btcusdt@trade","binance:ethusdt@bookTicker"]}}`)
+	c.send(`{"op":"unsubscribe","id":3,"streams":["binance:btcusdt@trade"]}`)
+	c.expectJSON(`{"id":3,"result":{"streams":["binance:btcusdt@trade"]}}`)
+	c.send(`{"op":"ping","id":4}`)
+	c.expectJSON(`{"id":4,"result":"pong"}`)
+	publish(t, env.hub, "binance:btcusdt@trade", 8, `{"e":"trade","t":43}`)
+	publish(t, env.hub, "binance:ethusdt@bookTicker", 1, `{"u":1}`)
+	if got := string(c.next()); !strings.Contains(got, `"binance:ethusdt@bookTicker"`) {
+		t.Fatalf("after unsubscribe got %s; want only the bookTicker stream", got)
+	}
+}
+
+func TestNativeBadInputKeepsConnection(t *testing.T) {
+	env := startServer(t, Config{MaxStreamsPerConn: 2})
+	c := dial(t, env.url+"/ws")
+	tests := []struct {
+		name, send, code string
+	}{
+		{"malformed JSON", `{"op":"subscribe",`, CodeBadRequest},
+		{"not an object", `[1,2]`, CodeBadRequest},
+		{"unknown op", `{"op":"subscrib","id":1}`, CodeUnknownOp},
+		{"missing op", `{"id":1}`, CodeBadRequest},
+		{"bad id", `{"op":"ping","id":{"x":1}}`, CodeBadRequest},
+		{"no streams", `{"op":"subscribe","id":1,"streams":[]}`, CodeBadRequest},
+		{"invalid stream name", `{"op":"subscribe","id":1,"streams":["binance:btcusdt@tradez"]}`, CodeInvalidStream},
+		{"unknown symbol", `{"op":"subscribe","id":1,"streams":["binance:btcusdt@trade","binance:foousdt@trade"]}`, CodeInvalidStream},
+		{"unknown exchange", `{"op":"subscribe","id":1,"streams":["kraken:btcusd@trade"]}`, CodeInvalidStream},
+		{"too many streams", `{"op":"subscribe","id":1,"streams":["binance:btcusdt@trade","binance:ethusdt@trade","binance:ethusdt@bookTicker"]}`, CodeTooManyStreams},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c.t = t
+			c.send(tc.send)
+			var reply struct {
+				Error *nativeError `json:"error"`
+			}
+			if err := json.Unmarshal(c.next(), &reply); err != nil || reply.Error == nil {
+				t.Fatalf("reply to %s is not an error (%v)", tc.send, err)
+			}
+			if reply.Error.Code != tc.code || reply.Error.Msg == "" {
+				t.Fatalf("error = %+v; want code %s with a message", reply.Error, tc.code)
+			}
+			c.send(`{"op":"ping","id":9}`)
+			c.expectJSON(`{"id":9,"result":"pong"}`)
+		})
+	}
+	c.t = t
+	// The command that named an unknown symbol was applied not at all.
+	c.send(`{"op":"list","id":1}`)
+	c.expectJSON(`{"id":1,"result":{"streams":[]}}`)
+	for _, k := range []string{"binance:btcusdt@trade", "binance:foousdt@trade", "binance:btcusdt@tradez"} {
+		if n, _ := env.src.state(k); n != 0 {
+			t.Errorf("source was asked for %s %d times; want 0", k, n)
+		}
+	}
+}
+
+func TestNativeUnknownSymbolErrorNamesStreams(t *testing.T) {
+	env := startServer(t, Config{})
+	c := dial(t, env.url+"/ws")
+	c.send(`{"op":"subscribe","id":2,"streams":["binance:foousdt@trade"]}`)
+	c.expectJSON(`{"id":2,"error":{"code":"invalid_stream","msg":"unknown symbol \"foousdt\"","streams":["binance:foousdt@trade"]}}`)
+}
+
+func TestSharedStreamWantedOnce(t *testing.T) {
+	env := startServer(t, Config{})
+	const key = "binance:btcusdt@trade"
+	var cs []*client
+	for i := range 3 {
+		c := dial(t, env.url+"/ws")
+		c.send(fmt.Sprintf(`{"op":"subscribe","id":%d,"streams":[%q]}`, i, key))
+		c.next()
+		cs = append(cs, c)
+	}
+	if n, wanted := env.src.state(key); n != 1 || !wanted {
+		t.Fatalf("Want calls = %d, wanted = %v; want 1, true", n, wanted)
+	}
+	publish(t, env.hub, key, 1, `{"t":1}`)
+	for _, c := range cs {
+		c.next()
+	}
+	// Two leave by unsubscribing, one by disconnecting.
+	cs[0].send(`{"op":"unsubscribe","id":1,"streams":["` + key + `"]}`)
+	cs[0].next()
+	cs[1].send(`{"op":"unsubscribe","id":1,"streams":["` + key + `"]}`)
+	cs[1].next()
+	if _, wanted := env.src.state(key); !wanted {
+		t.Fatal("stream unwanted while a subscriber remains")
+	}
+	cs[2].nc.Close()
+	waitFor(t, 2*time.Second, func() error {
+		if _, wanted := env.src.state(key); wanted {
+			return errors.New("still wanted")
+		}
+		return nil
+	})
+	if got := env.srv.Streams(); len(got) != 0 {
+		t.Fatalf("Streams() = %v; want none", got)
+	}
+}
+
+func TestDialect(t *testing.T) {
+	env := startServer(t, Config{})
+
+	t.Run("combined stream URL and live methods", func(t *testing.T) {
+		c := dial(t, env.url+"/binance/stream?streams=btcusdt@trade")
+		env.waitSubscribers(t, "binance:btcusdt@trade", 1)
+		publish(t, env.hub, "binance:btcusdt@trade", 1, `{"e":"trade","t":1}`)
+		if got, want := string(c.next()), `{"stream":"btcusdt@trade","data":{"e":"trade","t":1}}`; got != want {
+			t.Fatalf("combined message = %s; want %s", got, want)
+		}
+		c.send(`{"method":"SUBSCRIBE","params":["ethusdt@bookTicker"],"id":1}`)
+		if got, want := string(c.next()), `{"result":null,"id":1}`; got != want {
+			t.Fatalf("SUBSCRIBE reply = %s; want %s", got, want)
+		}
+		c.send(`{"method":"LIST_SUBSCRIPTIONS","id":3}`)
+		if got, want := string(c.next()), `{"result":["btcusdt@trade","ethusdt@bookTicker"],"id":3}`; got != want {
+			t.Fatalf("LIST_SUBSCRIPTIONS reply = %s; want %s", got, want)
+		}
+		c.send(`{"method":"GET_PROPERTY","params":["combined"],"id":"abc"}`)
+		if got, want := string(c.next()), `{"result":true,"id":"abc"}`; got != want {
+			t.Fatalf("GET_PROPERTY reply = %s; want %s", got, want)
+		}
+		c.send(`{"method":"SET_PROPERTY","params":["combined",false],"id":5}`)
+		if got, want := string(c.next()), `{"result":null,"id":5}`; got != want {
+			t.Fatalf("SET_PROPERTY reply = %s; want %s", got, want)
+		}
+		publish(t, env.hub, "binance:ethusdt@bookTicker", 1, `{"u":5,"s":"ETHUSDT"}`)
+		if got, want := string(c.next()), `{"u":5,"s":"ETHUSDT"}`; got != want {
+			t.Fatalf("raw message after SET_PROPERTY false = %s; want %s", got, want)
+		}
+		c.send(`{"method":"UNSUBSCRIBE","params":["ethusdt@bookTicker"],"id":null}`)
+		if got, want := string(c.next()), `{"result":null,"id":null}`; got != want {
+			t.Fatalf("UNSUBSCRIBE reply = %s; want %s", got, want)
+		}
+	})
+
+	t.Run("raw stream URL", func(t *testing.T) {
+		c := dial(t, env.url+"/binance/ws/ethusdt@trade")
+		env.waitSubscribers(t, "binance:ethusdt@trade", 1)
+		publish(t, env.hub, "binance:ethusdt@trade", 1, `{"e":"trade","t":9}`)
+		if got, want := string(c.next()), `{"e":"trade","t":9}`; got != want {
+			t.Fatalf("raw message = %s; want %s", got, want)
+		}
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		c := dial(t, env.url+"/binance/ws")
+		tests := []struct{ send, want string }{
+			{`{"method":"SUBSCRIBE",`, `{"error":{"code":3,"msg":"Invalid JSON: unexpected end of JSON input"}}`},
+			{`{"params":["btcusdt@trade"],"id":7}`, "{\"error\":{\"code\":2,\"msg\":\"Invalid request: missing field `method` at line 1 column 35\"},\"id\":7}"},
+			{`{"method":"SUBSCRIBEX","id":8}`, "{\"error\":{\"code\":2,\"msg\":\"Invalid request: unknown variant `SUBSCRIBEX`, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY` at line 1 column 30\"},\"id\":8}"},
+			{`{"method":"LIST_SUBSCRIPTIONS","id":1.5}`, `{"error":{"code":2,"msg":"Invalid request: request ID must be an unsigned integer"}}`},
+			{`{"method":"SUBSCRIBE","params":["foousdt@trade"],"id":9}`, `{"error":{"code":2,"msg":"Invalid request: unknown symbol \"foousdt\""},"id":9}`},
+			{`{"method":"SET_PROPERTY","params":["colour",true],"id":10}`, `{"error":{"code":0,"msg":"Unknown property"},"id":10}`},
+			{`{"method":"SET_PROPERTY","params":["combined","yes"],"id":11}`, `{"error":{"code":1,"msg":"Invalid value type: expected Boolean"},"id":11}`},
+			{`{"method":"GET_PROPERTY","params":[5],"id":12}`, `{"error":{"code":2,"msg":"Invalid request: property name must be a string"},"id":12}`},
+		}
+		for _, tc := range tests {
+			c.t = t
+			c.send(tc.send)
+			if got := string(c.next()); got != tc.want {
+				t.Errorf("reply to %s =\n%s\nwant\n%s", tc.send, got, tc.want)
+			}
+		}
+		if n, _ := env.src.state("binance:foousdt@trade"); n != 0 {
+			t.Errorf("source was asked for an unknown symbol")
+		}
+	})
+
+	t.Run("handshake rejections", func(t *testing.T) {
+		for _, path := range []string{"/binance/ws/foousdt@trade", "/binance/stream?streams=btcusdt@trade&timeUnit=MICROSECOND", "/binance/nope"} {
+			if _, err := tryDial(env.url+path, nil); err == nil {
+				t.Errorf("dial %s succeeded; want an HTTP error", path)
+			}
+		}
+	})
+}
+
+func TestProtocolViolationsClose(t *testing.T) {
+	env := startServer(t, Config{MaxMessageSize: 64})
+	tests := []struct {
+		name  string
+		write func(nc net.Conn)
+		want  ws.StatusCode
+	}{
+		{"oversized message", func(nc net.Conn) {
+			wsutil.WriteClientText(nc, bytes.Repeat([]byte("x"), 65))
+		}, ws.StatusMessageTooBig},
+		{"binary message", func(nc net.Conn) { wsutil.WriteClientBinary(nc, []byte{1, 2}) }, ws.StatusUnsupportedData},
+		{"invalid UTF-8", func(nc net.Conn) { wsutil.WriteClientText(nc, []byte{0xff, 0xfe}) }, ws.StatusInvalidFramePayloadData},
+		{"unmasked frame", func(nc net.Conn) {
+			ws.WriteFrame(nc, ws.NewTextFrame([]byte(`{"op":"ping"}`)))
+		}, ws.StatusProtocolError},
+		{"reserved opcode", func(nc net.Conn) {
+			ws.WriteFrame(nc, ws.MaskFrame(ws.NewFrame(ws.OpCode(3), true, nil)))
+		}, ws.StatusProtocolError},
+		{"continuation without start", func(nc net.Conn) {
+			ws.WriteFrame(nc, ws.MaskFrame(ws.NewFrame(ws.OpContinuation, true, []byte("x"))))
+		}, ws.StatusProtocolError},
+		{"close handshake echoes code", func(nc net.Conn) {
+			ws.WriteFrame(nc, ws.MaskFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(4321, "bye"))))
+		}, 4321},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, env.url+"/ws")
+			tc.write(c.nc)
+			if got := c.expectClose(); got != tc.want {
+				t.Fatalf("close code = %d; want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPingIsAnswered(t *testing.T) {
+	env := startServer(t, Config{})
+	c := dial(t, env.url+"/ws")
+	ws.WriteFrame(c.nc, ws.MaskFrame(ws.NewPingFrame([]byte("hi"))))
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	hdr, err := c.rd.NextFrame()
+	if err != nil || hdr.OpCode != ws.OpPong {
+		t.Fatalf("got frame %v, %v; want a pong", hdr.OpCode, err)
+	}
+	var p [8]byte
+	n, _ := c.rd.Read(p[:])
+	if string(p[:n]) != "hi" {
+		t.Fatalf("pong payload = %q; want %q", p[:n], "hi")
+	}
+}
+
+func TestSlowConsumerClosedOthersUnaffected(t *testing.T) {
+	env := startServer(t, Config{WriteQueueBytes: 64 << 10, WriteTimeout: 30 * time.Second})
+	const key = "binance:btcusdt@trade"
+	slow := dial(t, env.url+"/ws")
+	fast := dial(t, env.url+"/ws")
+	for _, c := range []*client{slow, fast} {
+		c.send(`{"op":"subscribe","id":1,"streams":["` + key + `"]}`)
+		c.next()
+	}
+	// slow never reads; fast reads everything in the background and the
+	// publisher never gets more than a few messages ahead of it.
+	var received atomic.Int64
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := fast.read(10 * time.Second); err != nil {
+				readErr <- err
+				return
+			}
+			received.Add(1)
+		}
+	}()
+	payload := `{"e":"trade","p":"` + strings.Repeat("1", 4000) + `"}`
+	const most = 20000 // 80 MB: far beyond any socket buffer
+	sent := 0
+	for sent < most && env.srv.Stats().Closed["slow_consumer"] == 0 {
+		publish(t, env.hub, key, uint64(sent+1), payload)
+		sent++
+		waitFor(t, 10*time.Second, func() error {
+			select {
+			case err := <-readErr:
+				t.Fatalf("fast client: %v after %d messages", err, received.Load())
+			default:
+			}
+			if int(received.Load()) < sent-4 {
+				return fmt.Errorf("fast client has %d of %d", received.Load(), sent)
+			}
+			return nil
+		})
+	}
+	if n := env.srv.Stats().Closed["slow_consumer"]; n != 1 {
+		t.Fatalf("slow_consumer closes = %d after %d messages; want 1", n, sent)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if int(received.Load()) != sent {
+			return fmt.Errorf("fast client has %d of %d", received.Load(), sent)
+		}
+		return nil
+	})
+	if got := slow.expectClose(); got != StatusSlowConsumer {
+		t.Fatalf("slow client close code = %d; want %d", got, StatusSlowConsumer)
+	}
+}
+
+func TestHandshakeLimits(t *testing.T) {
+	env := startServer(t, Config{MaxConns: 2, AllowedOrigins: []string{"https://app.example"}})
+	if _, err := tryDial(env.url+"/ws", http.Header{"Origin": {"https://evil.example"}}); err == nil {
+		t.Fatal("dial with a foreign Origin succeeded")
+	} else if !errors.Is(err, ws.StatusError(http.StatusForbidden)) {
+		t.Fatalf("foreign Origin: err = %v; want 403", err)
+	}
+	dial(t, env.url+"/ws")
+	c2, err := tryDial(env.url+"/ws", http.Header{"Origin": {"https://app.example"}})
+	if err != nil {
+		t.Fatalf("allowed origin: %v", err)
+	}
+	defer c2.nc.Close()
+	if _, err := tryDial(env.url+"/ws", nil); !errors.Is(err, ws.StatusError(http.StatusServiceUnavailable)) {
+		t.Fatalf("third connection: err = %v; want 503", err)
+	}
+	if got := env.srv.Stats().Rejected; got["origin"] != 1 || got["max_conns"] != 1 {
+		t.Fatalf("rejections = %v; want one origin and one max_conns", got)
+	}
+}
+
+func TestShutdownClosesWithGoingAway(t *testing.T) {
+	hubm := hub.NewMemory()
+	srv, err := New(Config{Hub: hubm, Source: newFakeSource()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	waitFor(t, 2*time.Second, func() error {
+		if !srv.running.Load() {
+			return errors.New("not running")
+		}
+		return nil
+	})
+	c := dial(t, "ws"+strings.TrimPrefix(hs.URL, "http")+"/ws")
+	cancel()
+	if got := c.expectClose(); got != ws.StatusGoingAway {
+		t.Fatalf("close code = %d; want 1001", got)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if n := srv.ConnCount(); n != 0 {
+		t.Fatalf("%d connections left after Run returned", n)
+	}
+}

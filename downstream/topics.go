@@ -1,0 +1,221 @@
+package downstream
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/marketgate/marketgate/hub"
+)
+
+// topic is one stream with local subscribers. Its subscriber list is
+// replaced, never modified, so fan-out ranges over a snapshot without locks.
+type topic struct {
+	key  string
+	subs atomic.Pointer[[]*conn]
+
+	// Encoded once per topic: the JSON text that precedes each message.
+	nativePrefix  []byte // {"stream":"binance:btcusdt@trade","seq":
+	dialectPrefix []byte // {"stream":"btcusdt@trade","data":
+}
+
+func newTopic(key string) *topic {
+	qk, _ := json.Marshal(key)
+	name := key
+	if i := strings.IndexByte(key, ':'); i >= 0 {
+		name = key[i+1:]
+	}
+	qn, _ := json.Marshal(name)
+	t := &topic{
+		key:           key,
+		nativePrefix:  slices.Concat([]byte(`{"stream":`), qk, []byte(`,"seq":`)),
+		dialectPrefix: slices.Concat([]byte(`{"stream":`), qn, []byte(`,"data":`)),
+	}
+	t.subs.Store(&[]*conn{})
+	return t
+}
+
+// registry maps stream keys to topics. A topic exists exactly while it has
+// local subscribers, and exactly then the server is subscribed to it in the
+// hub and wants it from the source.
+type registry struct {
+	// mu guards topics and every topic's subs writes. Hub and source calls
+	// made under it must not block (both interfaces promise that).
+	mu     sync.RWMutex
+	topics map[string]*topic
+}
+
+// Receive fans one hub message out to this node's subscribers of its stream.
+// Each wire form is framed once and the same bytes are queued on every
+// subscriber that speaks it. It never blocks on a client.
+func (s *Server) Receive(msg hub.Message) {
+	s.topics.mu.RLock()
+	t := s.topics.topics[msg.Stream]
+	s.topics.mu.RUnlock()
+	if t == nil {
+		return
+	}
+	var native, raw, combined []byte
+	for _, c := range *t.subs.Load() {
+		var f []byte
+		switch {
+		case c.native:
+			if native == nil {
+				native = nativeFrame(t, msg)
+			}
+			f = native
+		case c.combined.Load():
+			if combined == nil {
+				combined = textFrame(t.dialectPrefix, msg.Data, []byte{'}'})
+			}
+			f = combined
+		default:
+			if raw == nil {
+				raw = textFrame(msg.Data)
+			}
+			f = raw
+		}
+		c.send(f)
+	}
+	s.metrics.messages.Add(1)
+}
+
+// nativeFrame frames {"stream":…,"seq":N[,"gap":true],"data":…}.
+func nativeFrame(t *topic, msg hub.Message) []byte {
+	var mid [40]byte
+	m := strconv.AppendUint(mid[:0], msg.Seq, 10)
+	if msg.Gap {
+		m = append(m, `,"gap":true`...)
+	}
+	m = append(m, `,"data":`...)
+	return textFrame(t.nativePrefix, m, msg.Data, []byte{'}'})
+}
+
+// subscribe adds c to the topics of keys it is not yet subscribed to. Keys
+// must be validated and within c's stream limit.
+func (s *Server) subscribe(c *conn, keys []string) {
+	c.smu.Lock()
+	if c.streams == nil {
+		c.streams = make(map[string]struct{}, len(keys))
+	}
+	var added []string
+	for _, k := range keys {
+		if _, ok := c.streams[k]; !ok {
+			c.streams[k] = struct{}{}
+			added = append(added, k)
+		}
+	}
+	c.smu.Unlock()
+	if len(added) == 0 {
+		return
+	}
+
+	r := &s.topics
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c.state.Load() != stateOpen {
+		// Closed meanwhile; unsubscribeAll may already have run.
+		return
+	}
+	var wanted []string
+	for _, k := range added {
+		t := r.topics[k]
+		if t == nil {
+			t = newTopic(k)
+			r.topics[k] = t
+			if err := s.cfg.Hub.Subscribe(s.ctx, k, s); err != nil {
+				s.log.Error("hub subscribe", "stream", k, "err", err)
+			}
+			wanted = append(wanted, k)
+		}
+		subs := *t.subs.Load()
+		if !slices.Contains(subs, c) {
+			t.subs.Store(new(append(slices.Clip(subs), c)))
+		}
+	}
+	if len(wanted) > 0 {
+		s.cfg.Source.Want(wanted)
+	}
+}
+
+// unsubscribe removes c from the topics of keys; a topic left without
+// subscribers is dropped from the hub and the source.
+func (s *Server) unsubscribe(c *conn, keys []string) {
+	c.smu.Lock()
+	var removed []string
+	for _, k := range keys {
+		if _, ok := c.streams[k]; ok {
+			delete(c.streams, k)
+			removed = append(removed, k)
+		}
+	}
+	c.smu.Unlock()
+	s.leave(c, removed)
+}
+
+// unsubscribeAll removes c from every topic it is in.
+func (s *Server) unsubscribeAll(c *conn) {
+	c.smu.Lock()
+	keys := make([]string, 0, len(c.streams))
+	for k := range c.streams {
+		keys = append(keys, k)
+	}
+	clear(c.streams)
+	c.smu.Unlock()
+	s.leave(c, keys)
+}
+
+func (s *Server) leave(c *conn, keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	r := &s.topics
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var unwanted []string
+	for _, k := range keys {
+		t := r.topics[k]
+		if t == nil {
+			continue
+		}
+		subs := *t.subs.Load()
+		i := slices.Index(subs, c)
+		if i < 0 {
+			continue
+		}
+		if len(subs) == 1 {
+			t.subs.Store(&[]*conn{})
+			delete(r.topics, k)
+			if err := s.cfg.Hub.Unsubscribe(s.ctx, k, s); err != nil {
+				s.log.Error("hub unsubscribe", "stream", k, "err", err)
+			}
+			unwanted = append(unwanted, k)
+			continue
+		}
+		t.subs.Store(new(slices.Delete(slices.Clone(subs), i, i+1)))
+	}
+	if len(unwanted) > 0 {
+		s.cfg.Source.Unwant(unwanted)
+	}
+}
+
+// StreamInfo describes one stream with local subscribers.
+type StreamInfo struct {
+	Stream      string `json:"stream"`
+	Subscribers int    `json:"subscribers"`
+}
+
+// Streams lists the streams this node's clients are subscribed to, sorted.
+func (s *Server) Streams() []StreamInfo {
+	s.topics.mu.RLock()
+	out := make([]StreamInfo, 0, len(s.topics.topics))
+	for k, t := range s.topics.topics {
+		out = append(out, StreamInfo{Stream: k, Subscribers: len(*t.subs.Load())})
+	}
+	s.topics.mu.RUnlock()
+	slices.SortFunc(out, func(a, b StreamInfo) int { return strings.Compare(a.Stream, b.Stream) })
+	return out
+}

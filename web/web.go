@@ -1,0 +1,131 @@
+// Package web serves the public HTTP listener: the browser frontend at /,
+// the health endpoints, and the WebSocket endpoints it hands to downstream.
+package web
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+//go:embed static
+var static embed.FS
+
+// Config configures a [Server]. Zero fields take the documented defaults.
+type Config struct {
+	// Addr is the address to listen on, e.g. ":8080". Ignored when
+	// Listener is set.
+	Addr string
+	// Listener, when set, is served instead of listening on Addr; Run
+	// closes it.
+	Listener net.Listener
+	// WebSockets handles /ws and /binance/; required.
+	WebSockets http.Handler
+	// Ready reports whether the node takes new clients; nil means always.
+	// /readyz answers 503 with the error's text while it returns an error.
+	Ready func() error
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// ShutdownTimeout bounds how long Run waits for HTTP requests in flight
+	// once its context ends. Default 5s.
+	ShutdownTimeout time.Duration
+}
+
+// Server is the public HTTP listener.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New returns a Server for cfg; it starts nothing until Run.
+func New(cfg Config) (*Server, error) {
+	if cfg.WebSockets == nil {
+		return nil, errors.New("web: config: WebSockets is required")
+	}
+	if cfg.Listener == nil && cfg.Addr == "" {
+		return nil, errors.New("web: config: Addr or Listener is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func() error { return nil }
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 5 * time.Second
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "web"), mux: http.NewServeMux()}
+	sub, err := fs.Sub(static, "static")
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	s.mux.Handle("GET /{$}", http.FileServerFS(sub))
+	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(sub)))
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("/ws", cfg.WebSockets)
+	s.mux.Handle("/binance/", cfg.WebSockets)
+	return s, nil
+}
+
+// Handler returns the server's routes, for tests that serve them themselves.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if err := s.cfg.Ready(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// Run serves until ctx ends, then stops taking requests and waits up to
+// ShutdownTimeout for those in flight. It returns nil after a normal stop.
+func (s *Server) Run(ctx context.Context) error {
+	ln := s.cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Addr); err != nil {
+			return fmt.Errorf("web: listen %s: %w", s.cfg.Addr, err)
+		}
+	}
+	srv := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 5 * time.Second, // slowloris: headers must arrive promptly
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.log.Info("listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("web: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-errc
+	if err != nil {
+		return fmt.Errorf("web: shutdown: %w", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
