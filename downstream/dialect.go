@@ -22,7 +22,6 @@ const binancePrefix = "binance:"
 // travels upstream as sent.
 type dialectProto struct{}
 
-
 const unknownVariant = "Invalid request: unknown variant %s, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY` at line 1 column %d"
 
 func (dialectProto) handleText(c *conn, p []byte) {
