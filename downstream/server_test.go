@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/marketgate/marketgate/downstream/downstreamtest"
 	"github.com/marketgate/marketgate/hub"
 )
 
@@ -147,104 +147,12 @@ func waitFor(t *testing.T, d time.Duration, cond func() error) {
 	}
 }
 
-// client is a test WebSocket client on gobwas/ws.
-type client struct {
-	t  *testing.T
-	nc net.Conn
-	rd wsutil.Reader
-}
-
-func dial(t *testing.T, url string) *client {
+// expectJSON reads the next message and fails unless it is JSON equal to want.
+func expectJSON(t *testing.T, c *downstreamtest.Client, want string) {
 	t.Helper()
-	c, err := tryDial(url, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	c.t = t
-	t.Cleanup(func() { c.nc.Close() })
-	return c
-}
-
-func tryDial(url string, header http.Header) (*client, error) {
-	d := ws.Dialer{Timeout: 5 * time.Second}
-	if header != nil {
-		d.Header = ws.HandshakeHeaderHTTP(header)
-	}
-	nc, br, _, err := d.Dial(context.Background(), url)
-	if err != nil {
-		return nil, err
-	}
-	c := &client{nc: nc}
-	var src io.Reader = nc
-	if br != nil {
-		src = br // frames right behind the 101 sit in br
-	}
-	c.rd = wsutil.Reader{Source: src, State: ws.StateClientSide, CheckUTF8: true}
-	return c, nil
-}
-
-func (c *client) send(s string) {
-	c.t.Helper()
-	if err := wsutil.WriteClientText(c.nc, []byte(s)); err != nil {
-		c.t.Fatalf("send: %v", err)
-	}
-}
-
-// next returns the next data message, failing the test after 5 seconds.
-func (c *client) next() []byte {
-	c.t.Helper()
-	p, err := c.read(5 * time.Second)
-	if err != nil {
-		c.t.Fatalf("read: %v", err)
-	}
-	return p
-}
-
-func (c *client) read(timeout time.Duration) ([]byte, error) {
-	c.nc.SetReadDeadline(time.Now().Add(timeout))
-	for {
-		hdr, err := c.rd.NextFrame()
-		if err != nil {
-			return nil, err
-		}
-		if hdr.OpCode == ws.OpClose {
-			var p [125]byte
-			n, _ := c.rd.Read(p[:])
-			code, reason := ws.ParseCloseFrameData(p[:n])
-			return nil, wsutil.ClosedError{Code: code, Reason: reason}
-		}
-		if hdr.OpCode.IsControl() {
-			c.rd.Discard()
-			continue
-		}
-		var buf bytes.Buffer
-		if _, err := buf.ReadFrom(&c.rd); err != nil {
-			return nil, err
-		}
-		return buf.Bytes(), nil
-	}
-}
-
-// expectClose reads until the server's close frame and returns its code.
-func (c *client) expectClose() ws.StatusCode {
-	c.t.Helper()
-	for {
-		_, err := c.read(5 * time.Second)
-		var ce wsutil.ClosedError
-		if errors.As(err, &ce) {
-			return ce.Code
-		}
-		if err != nil {
-			c.t.Fatalf("read until close: %v", err)
-		}
-	}
-}
-
-func (c *client) expectJSON(want string) {
-	c.t.Helper()
-	got := c.next()
+	got := c.Next()
 	if !jsonEqual(got, []byte(want)) {
-		c.t.Fatalf("got %s\nwant %s", got, want)
+		t.Fatalf("got %s\nwant %s", got, want)
 	}
 }
 
@@ -267,36 +175,36 @@ func publish(t *testing.T, h hub.Hub, stream string, seq uint64, data string) {
 
 func TestNativeSubscribeReceiveList(t *testing.T) {
 	env := startServer(t, Config{})
-	c := dial(t, env.url+"/ws")
-	c.send(`{"op":"subscribe","id":1,"streams":["binance:btcusdt@trade","binance:ethusdt@bookTicker"]}`)
-	c.expectJSON(`{"id":1,"result":{"streams":["binance:btcusdt@trade","binance:ethusdt@bookTicker"]}}`)
+	c := downstreamtest.Dial(t, env.url+"/ws")
+	c.Send(`{"op":"subscribe","id":1,"streams":["binance:btcusdt@trade","binance:ethusdt@bookTicker"]}`)
+	expectJSON(t, c, `{"id":1,"result":{"streams":["binance:btcusdt@trade","binance:ethusdt@bookTicker"]}}`)
 
 	publish(t, env.hub, "binance:btcusdt@trade", 7, `{"e":"trade","t":42}`)
-	got := c.next()
+	got := c.Next()
 	if want := `{"stream":"binance:btcusdt@trade","seq":7,"data":{"e":"trade","t":42}}`; string(got) != want {
 		t.Fatalf("data message = %s; want %s", got, want)
 	}
 	env.hub.Publish(context.Background(), hub.Message{Stream: "binance:btcusdt@trade", Seq: 1, Gap: true, Data: []byte(`{}`)})
-	if got, want := string(c.next()), `{"stream":"binance:btcusdt@trade","seq":1,"gap":true,"data":{}}`; got != want {
+	if got, want := string(c.Next()), `{"stream":"binance:btcusdt@trade","seq":1,"gap":true,"data":{}}`; got != want {
 		t.Fatalf("gap message = %s; want %s", got, want)
 	}
 
-	c.send(`{"op":"list","id":"l"}`)
-	c.expectJSON(`{"id":"l","result":{"streams":["binance:btcusdt@trade","binance:ethusdt@bookTicker"]}}`)
-	c.send(`{"op":"unsubscribe","id":3,"streams":["binance:btcusdt@trade"]}`)
-	c.expectJSON(`{"id":3,"result":{"streams":["binance:btcusdt@trade"]}}`)
-	c.send(`{"op":"ping","id":4}`)
-	c.expectJSON(`{"id":4,"result":"pong"}`)
+	c.Send(`{"op":"list","id":"l"}`)
+	expectJSON(t, c, `{"id":"l","result":{"streams":["binance:btcusdt@trade","binance:ethusdt@bookTicker"]}}`)
+	c.Send(`{"op":"unsubscribe","id":3,"streams":["binance:btcusdt@trade"]}`)
+	expectJSON(t, c, `{"id":3,"result":{"streams":["binance:btcusdt@trade"]}}`)
+	c.Send(`{"op":"ping","id":4}`)
+	expectJSON(t, c, `{"id":4,"result":"pong"}`)
 	publish(t, env.hub, "binance:btcusdt@trade", 8, `{"e":"trade","t":43}`)
 	publish(t, env.hub, "binance:ethusdt@bookTicker", 1, `{"u":1}`)
-	if got := string(c.next()); !strings.Contains(got, `"binance:ethusdt@bookTicker"`) {
+	if got := string(c.Next()); !strings.Contains(got, `"binance:ethusdt@bookTicker"`) {
 		t.Fatalf("after unsubscribe got %s; want only the bookTicker stream", got)
 	}
 }
 
 func TestNativeBadInputKeepsConnection(t *testing.T) {
 	env := startServer(t, Config{MaxStreamsPerConn: 2})
-	c := dial(t, env.url+"/ws")
+	c := downstreamtest.Dial(t, env.url+"/ws")
 	tests := []struct {
 		name, send, code string
 	}{
@@ -313,25 +221,25 @@ func TestNativeBadInputKeepsConnection(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c.t = t
-			c.send(tc.send)
+			c.T = t
+			c.Send(tc.send)
 			var reply struct {
 				Error *nativeError `json:"error"`
 			}
-			if err := json.Unmarshal(c.next(), &reply); err != nil || reply.Error == nil {
+			if err := json.Unmarshal(c.Next(), &reply); err != nil || reply.Error == nil {
 				t.Fatalf("reply to %s is not an error (%v)", tc.send, err)
 			}
 			if reply.Error.Code != tc.code || reply.Error.Msg == "" {
 				t.Fatalf("error = %+v; want code %s with a message", reply.Error, tc.code)
 			}
-			c.send(`{"op":"ping","id":9}`)
-			c.expectJSON(`{"id":9,"result":"pong"}`)
+			c.Send(`{"op":"ping","id":9}`)
+			expectJSON(t, c, `{"id":9,"result":"pong"}`)
 		})
 	}
-	c.t = t
+	c.T = t
 	// The command that named an unknown symbol was applied not at all.
-	c.send(`{"op":"list","id":1}`)
-	c.expectJSON(`{"id":1,"result":{"streams":[]}}`)
+	c.Send(`{"op":"list","id":1}`)
+	expectJSON(t, c, `{"id":1,"result":{"streams":[]}}`)
 	for _, k := range []string{"binance:btcusdt@trade", "binance:foousdt@trade", "binance:btcusdt@tradez"} {
 		if n, _ := env.src.state(k); n != 0 {
 			t.Errorf("source was asked for %s %d times; want 0", k, n)
@@ -341,19 +249,19 @@ func TestNativeBadInputKeepsConnection(t *testing.T) {
 
 func TestNativeUnknownSymbolErrorNamesStreams(t *testing.T) {
 	env := startServer(t, Config{})
-	c := dial(t, env.url+"/ws")
-	c.send(`{"op":"subscribe","id":2,"streams":["binance:foousdt@trade"]}`)
-	c.expectJSON(`{"id":2,"error":{"code":"invalid_stream","msg":"unknown symbol \"foousdt\"","streams":["binance:foousdt@trade"]}}`)
+	c := downstreamtest.Dial(t, env.url+"/ws")
+	c.Send(`{"op":"subscribe","id":2,"streams":["binance:foousdt@trade"]}`)
+	expectJSON(t, c, `{"id":2,"error":{"code":"invalid_stream","msg":"unknown symbol \"foousdt\"","streams":["binance:foousdt@trade"]}}`)
 }
 
 func TestSharedStreamWantedOnce(t *testing.T) {
 	env := startServer(t, Config{})
 	const key = "binance:btcusdt@trade"
-	var cs []*client
+	var cs []*downstreamtest.Client
 	for i := range 3 {
-		c := dial(t, env.url+"/ws")
-		c.send(fmt.Sprintf(`{"op":"subscribe","id":%d,"streams":[%q]}`, i, key))
-		c.next()
+		c := downstreamtest.Dial(t, env.url+"/ws")
+		c.Send(fmt.Sprintf(`{"op":"subscribe","id":%d,"streams":[%q]}`, i, key))
+		c.Next()
 		cs = append(cs, c)
 	}
 	if n, wanted := env.src.state(key); n != 1 || !wanted {
@@ -361,17 +269,17 @@ func TestSharedStreamWantedOnce(t *testing.T) {
 	}
 	publish(t, env.hub, key, 1, `{"t":1}`)
 	for _, c := range cs {
-		c.next()
+		c.Next()
 	}
 	// Two leave by unsubscribing, one by disconnecting.
-	cs[0].send(`{"op":"unsubscribe","id":1,"streams":["` + key + `"]}`)
-	cs[0].next()
-	cs[1].send(`{"op":"unsubscribe","id":1,"streams":["` + key + `"]}`)
-	cs[1].next()
+	cs[0].Send(`{"op":"unsubscribe","id":1,"streams":["` + key + `"]}`)
+	cs[0].Next()
+	cs[1].Send(`{"op":"unsubscribe","id":1,"streams":["` + key + `"]}`)
+	cs[1].Next()
 	if _, wanted := env.src.state(key); !wanted {
 		t.Fatal("stream unwanted while a subscriber remains")
 	}
-	cs[2].nc.Close()
+	cs[2].Close()
 	waitFor(t, 2*time.Second, func() error {
 		if _, wanted := env.src.state(key); wanted {
 			return errors.New("still wanted")
@@ -387,49 +295,49 @@ func TestDialect(t *testing.T) {
 	env := startServer(t, Config{})
 
 	t.Run("combined stream URL and live methods", func(t *testing.T) {
-		c := dial(t, env.url+"/binance/stream?streams=btcusdt@trade")
+		c := downstreamtest.Dial(t, env.url+"/binance/stream?streams=btcusdt@trade")
 		env.waitSubscribers(t, "binance:btcusdt@trade", 1)
 		publish(t, env.hub, "binance:btcusdt@trade", 1, `{"e":"trade","t":1}`)
-		if got, want := string(c.next()), `{"stream":"btcusdt@trade","data":{"e":"trade","t":1}}`; got != want {
+		if got, want := string(c.Next()), `{"stream":"btcusdt@trade","data":{"e":"trade","t":1}}`; got != want {
 			t.Fatalf("combined message = %s; want %s", got, want)
 		}
-		c.send(`{"method":"SUBSCRIBE","params":["ethusdt@bookTicker"],"id":1}`)
-		if got, want := string(c.next()), `{"result":null,"id":1}`; got != want {
+		c.Send(`{"method":"SUBSCRIBE","params":["ethusdt@bookTicker"],"id":1}`)
+		if got, want := string(c.Next()), `{"result":null,"id":1}`; got != want {
 			t.Fatalf("SUBSCRIBE reply = %s; want %s", got, want)
 		}
-		c.send(`{"method":"LIST_SUBSCRIPTIONS","id":3}`)
-		if got, want := string(c.next()), `{"result":["btcusdt@trade","ethusdt@bookTicker"],"id":3}`; got != want {
+		c.Send(`{"method":"LIST_SUBSCRIPTIONS","id":3}`)
+		if got, want := string(c.Next()), `{"result":["btcusdt@trade","ethusdt@bookTicker"],"id":3}`; got != want {
 			t.Fatalf("LIST_SUBSCRIPTIONS reply = %s; want %s", got, want)
 		}
-		c.send(`{"method":"GET_PROPERTY","params":["combined"],"id":"abc"}`)
-		if got, want := string(c.next()), `{"result":true,"id":"abc"}`; got != want {
+		c.Send(`{"method":"GET_PROPERTY","params":["combined"],"id":"abc"}`)
+		if got, want := string(c.Next()), `{"result":true,"id":"abc"}`; got != want {
 			t.Fatalf("GET_PROPERTY reply = %s; want %s", got, want)
 		}
-		c.send(`{"method":"SET_PROPERTY","params":["combined",false],"id":5}`)
-		if got, want := string(c.next()), `{"result":null,"id":5}`; got != want {
+		c.Send(`{"method":"SET_PROPERTY","params":["combined",false],"id":5}`)
+		if got, want := string(c.Next()), `{"result":null,"id":5}`; got != want {
 			t.Fatalf("SET_PROPERTY reply = %s; want %s", got, want)
 		}
 		publish(t, env.hub, "binance:ethusdt@bookTicker", 1, `{"u":5,"s":"ETHUSDT"}`)
-		if got, want := string(c.next()), `{"u":5,"s":"ETHUSDT"}`; got != want {
+		if got, want := string(c.Next()), `{"u":5,"s":"ETHUSDT"}`; got != want {
 			t.Fatalf("raw message after SET_PROPERTY false = %s; want %s", got, want)
 		}
-		c.send(`{"method":"UNSUBSCRIBE","params":["ethusdt@bookTicker"],"id":null}`)
-		if got, want := string(c.next()), `{"result":null,"id":null}`; got != want {
+		c.Send(`{"method":"UNSUBSCRIBE","params":["ethusdt@bookTicker"],"id":null}`)
+		if got, want := string(c.Next()), `{"result":null,"id":null}`; got != want {
 			t.Fatalf("UNSUBSCRIBE reply = %s; want %s", got, want)
 		}
 	})
 
 	t.Run("raw stream URL", func(t *testing.T) {
-		c := dial(t, env.url+"/binance/ws/ethusdt@trade")
+		c := downstreamtest.Dial(t, env.url+"/binance/ws/ethusdt@trade")
 		env.waitSubscribers(t, "binance:ethusdt@trade", 1)
 		publish(t, env.hub, "binance:ethusdt@trade", 1, `{"e":"trade","t":9}`)
-		if got, want := string(c.next()), `{"e":"trade","t":9}`; got != want {
+		if got, want := string(c.Next()), `{"e":"trade","t":9}`; got != want {
 			t.Fatalf("raw message = %s; want %s", got, want)
 		}
 	})
 
 	t.Run("errors", func(t *testing.T) {
-		c := dial(t, env.url+"/binance/ws")
+		c := downstreamtest.Dial(t, env.url+"/binance/ws")
 		tests := []struct{ send, want string }{
 			{`{"method":"SUBSCRIBE",`, `{"error":{"code":3,"msg":"Invalid JSON: unexpected end of JSON input"}}`},
 			{`{"params":["btcusdt@trade"],"id":7}`, "{\"error\":{\"code\":2,\"msg\":\"Invalid request: missing field `method` at line 1 column 35\"},\"id\":7}"},
@@ -441,9 +349,9 @@ func TestDialect(t *testing.T) {
 			{`{"method":"GET_PROPERTY","params":[5],"id":12}`, `{"error":{"code":2,"msg":"Invalid request: property name must be a string"},"id":12}`},
 		}
 		for _, tc := range tests {
-			c.t = t
-			c.send(tc.send)
-			if got := string(c.next()); got != tc.want {
+			c.T = t
+			c.Send(tc.send)
+			if got := string(c.Next()); got != tc.want {
 				t.Errorf("reply to %s =\n%s\nwant\n%s", tc.send, got, tc.want)
 			}
 		}
@@ -454,7 +362,7 @@ func TestDialect(t *testing.T) {
 
 	t.Run("handshake rejections", func(t *testing.T) {
 		for _, path := range []string{"/binance/ws/foousdt@trade", "/binance/stream?streams=btcusdt@trade&timeUnit=MICROSECOND", "/binance/nope"} {
-			if _, err := tryDial(env.url+path, nil); err == nil {
+			if _, err := downstreamtest.TryDial(env.url+path, nil); err == nil {
 				t.Errorf("dial %s succeeded; want an HTTP error", path)
 			}
 		}
@@ -488,9 +396,9 @@ func TestProtocolViolationsClose(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dial(t, env.url+"/ws")
-			tc.write(c.nc)
-			if got := c.expectClose(); got != tc.want {
+			c := downstreamtest.Dial(t, env.url+"/ws")
+			tc.write(c.Conn())
+			if got := c.ExpectClose(); got != tc.want {
 				t.Fatalf("close code = %d; want %d", got, tc.want)
 			}
 		})
@@ -499,28 +407,22 @@ func TestProtocolViolationsClose(t *testing.T) {
 
 func TestPingIsAnswered(t *testing.T) {
 	env := startServer(t, Config{})
-	c := dial(t, env.url+"/ws")
-	ws.WriteFrame(c.nc, ws.MaskFrame(ws.NewPingFrame([]byte("hi"))))
-	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	hdr, err := c.rd.NextFrame()
-	if err != nil || hdr.OpCode != ws.OpPong {
-		t.Fatalf("got frame %v, %v; want a pong", hdr.OpCode, err)
-	}
-	var p [8]byte
-	n, _ := c.rd.Read(p[:])
-	if string(p[:n]) != "hi" {
-		t.Fatalf("pong payload = %q; want %q", p[:n], "hi")
+	c := downstreamtest.Dial(t, env.url+"/ws")
+	ws.WriteFrame(c.Conn(), ws.MaskFrame(ws.NewPingFrame([]byte("hi"))))
+	hdr, p, err := c.NextFrame(5 * time.Second)
+	if err != nil || hdr.OpCode != ws.OpPong || string(p) != "hi" {
+		t.Fatalf("got frame %v %q, %v; want a pong with payload %q", hdr.OpCode, p, err, "hi")
 	}
 }
 
 func TestSlowConsumerClosedOthersUnaffected(t *testing.T) {
 	env := startServer(t, Config{WriteQueueBytes: 64 << 10, WriteTimeout: 30 * time.Second})
 	const key = "binance:btcusdt@trade"
-	slow := dial(t, env.url+"/ws")
-	fast := dial(t, env.url+"/ws")
-	for _, c := range []*client{slow, fast} {
-		c.send(`{"op":"subscribe","id":1,"streams":["` + key + `"]}`)
-		c.next()
+	slow := downstreamtest.Dial(t, env.url+"/ws")
+	fast := downstreamtest.Dial(t, env.url+"/ws")
+	for _, c := range []*downstreamtest.Client{slow, fast} {
+		c.Send(`{"op":"subscribe","id":1,"streams":["` + key + `"]}`)
+		c.Next()
 	}
 	// slow never reads; fast reads everything in the background and the
 	// publisher never gets more than a few messages ahead of it.
@@ -528,7 +430,7 @@ func TestSlowConsumerClosedOthersUnaffected(t *testing.T) {
 	readErr := make(chan error, 1)
 	go func() {
 		for {
-			if _, err := fast.read(10 * time.Second); err != nil {
+			if _, err := fast.Read(10 * time.Second); err != nil {
 				readErr <- err
 				return
 			}
@@ -562,25 +464,25 @@ func TestSlowConsumerClosedOthersUnaffected(t *testing.T) {
 		}
 		return nil
 	})
-	if got := slow.expectClose(); got != StatusSlowConsumer {
+	if got := slow.ExpectClose(); got != StatusSlowConsumer {
 		t.Fatalf("slow client close code = %d; want %d", got, StatusSlowConsumer)
 	}
 }
 
 func TestHandshakeLimits(t *testing.T) {
 	env := startServer(t, Config{MaxConns: 2, AllowedOrigins: []string{"https://app.example"}})
-	if _, err := tryDial(env.url+"/ws", http.Header{"Origin": {"https://evil.example"}}); err == nil {
+	if _, err := downstreamtest.TryDial(env.url+"/ws", http.Header{"Origin": {"https://evil.example"}}); err == nil {
 		t.Fatal("dial with a foreign Origin succeeded")
 	} else if !errors.Is(err, ws.StatusError(http.StatusForbidden)) {
 		t.Fatalf("foreign Origin: err = %v; want 403", err)
 	}
-	dial(t, env.url+"/ws")
-	c2, err := tryDial(env.url+"/ws", http.Header{"Origin": {"https://app.example"}})
+	downstreamtest.Dial(t, env.url+"/ws")
+	c2, err := downstreamtest.TryDial(env.url+"/ws", http.Header{"Origin": {"https://app.example"}})
 	if err != nil {
 		t.Fatalf("allowed origin: %v", err)
 	}
-	defer c2.nc.Close()
-	if _, err := tryDial(env.url+"/ws", nil); !errors.Is(err, ws.StatusError(http.StatusServiceUnavailable)) {
+	defer c2.Close()
+	if _, err := downstreamtest.TryDial(env.url+"/ws", nil); !errors.Is(err, ws.StatusError(http.StatusServiceUnavailable)) {
 		t.Fatalf("third connection: err = %v; want 503", err)
 	}
 	if got := env.srv.Stats().Rejected; got["origin"] != 1 || got["max_conns"] != 1 {
@@ -605,9 +507,9 @@ func TestShutdownClosesWithGoingAway(t *testing.T) {
 		}
 		return nil
 	})
-	c := dial(t, "ws"+strings.TrimPrefix(hs.URL, "http")+"/ws")
+	c := downstreamtest.Dial(t, "ws"+strings.TrimPrefix(hs.URL, "http")+"/ws")
 	cancel()
-	if got := c.expectClose(); got != ws.StatusGoingAway {
+	if got := c.ExpectClose(); got != ws.StatusGoingAway {
 		t.Fatalf("close code = %d; want 1001", got)
 	}
 	if err := <-done; err != nil {

@@ -1,0 +1,99 @@
+package hub
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+type recorder struct {
+	mu   sync.Mutex
+	msgs []Message
+}
+
+func (r *recorder) Receive(m Message) {
+	r.mu.Lock()
+	r.msgs = append(r.msgs, m)
+	r.mu.Unlock()
+}
+
+func (r *recorder) seqs() []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []uint64
+	for _, m := range r.msgs {
+		out = append(out, m.Seq)
+	}
+	return out
+}
+
+func TestMemory(t *testing.T) {
+	ctx := t.Context()
+	m := NewMemory()
+	a, b := &recorder{}, &recorder{}
+	pub := func(stream string, seq uint64) {
+		if err := m.Publish(ctx, Message{Stream: stream, Seq: seq}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub("x", 1) // nobody subscribed: dropped
+	m.Subscribe(ctx, "x", a)
+	m.Subscribe(ctx, "x", a) // no-op
+	m.Subscribe(ctx, "x", b)
+	m.Subscribe(ctx, "y", b)
+	pub("x", 2)
+	pub("y", 3)
+	m.Unsubscribe(ctx, "x", a)
+	m.Unsubscribe(ctx, "x", a) // no-op
+	m.Unsubscribe(ctx, "z", a) // unknown: ignored
+	pub("x", 4)
+	m.Unsubscribe(ctx, "x", b)
+	pub("x", 5)
+
+	tests := []struct {
+		name string
+		r    *recorder
+		want []uint64
+	}{
+		{"a", a, []uint64{2}},
+		{"b", b, []uint64{2, 3, 4}},
+	}
+	for _, tc := range tests {
+		if got := tc.r.seqs(); !slices.Equal(got, tc.want) {
+			t.Errorf("receiver %s got seqs %v; want %v", tc.name, got, tc.want)
+		}
+	}
+	if err := m.Ready(); err != nil {
+		t.Errorf("Ready = %v", err)
+	}
+}
+
+func TestMemoryConcurrent(t *testing.T) {
+	m := NewMemory()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			r := &recorder{}
+			for j := range 200 {
+				m.Subscribe(ctx, "s", r)
+				m.Publish(ctx, Message{Stream: "s", Seq: uint64(i*1000 + j)})
+				m.Unsubscribe(ctx, "s", r)
+			}
+		})
+	}
+	wg.Wait()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+}

@@ -1,0 +1,92 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestEndpoints(t *testing.T) {
+	var notReady atomic.Value
+	notReady.Store("")
+	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTeapot) // stands in for the WebSocket server
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Listener: ln, WebSockets: ws, Ready: func() error {
+		if r := notReady.Load().(string); r != "" {
+			return errors.New(r)
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	base := "http://" + ln.Addr().String()
+
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	tests := []struct {
+		path, notReady string
+		status         int
+		contains       string
+	}{
+		{"/", "", 200, "<title>marketgate"},
+		{"/healthz", "", 200, `"ok"`},
+		{"/healthz", "hub down", 200, `"ok"`},
+		{"/readyz", "", 200, `"ready"`},
+		{"/readyz", "hub down", 503, `"reason":"hub down"`},
+		{"/ws", "", http.StatusTeapot, ""},
+		{"/binance/stream", "", http.StatusTeapot, ""},
+		{"/nope", "", 404, ""},
+	}
+	for _, tc := range tests {
+		notReady.Store(tc.notReady)
+		status, body := get(tc.path)
+		if status != tc.status || !strings.Contains(body, tc.contains) {
+			t.Errorf("GET %s (not ready: %q) = %d %q; want %d containing %q", tc.path, tc.notReady, status, body, tc.status, tc.contains)
+		}
+		if strings.HasSuffix(tc.path, "z") && !json.Valid([]byte(body)) {
+			t.Errorf("GET %s body %q is not JSON", tc.path, body)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	if _, err := New(Config{Addr: ":0"}); err == nil {
+		t.Error("New without WebSockets succeeded")
+	}
+	if _, err := New(Config{WebSockets: http.NotFoundHandler()}); err == nil {
+		t.Error("New without Addr or Listener succeeded")
+	}
+}
