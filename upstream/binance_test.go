@@ -1,0 +1,528 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/marketgate/marketgate/hub"
+	"github.com/marketgate/marketgate/upstream/binancesim"
+)
+
+// These tests run Binance against the exchange simulator, which enforces
+// Binance's limits (5 messages per rolling second, pong payloads, stream
+// names) and counts every violation.
+
+// recorder is a hub.Publisher that keeps every message, by stream.
+type recorder struct {
+	mu   sync.Mutex
+	msgs map[string][]hub.Message
+}
+
+func newRecorder() *recorder { return &recorder{msgs: make(map[string][]hub.Message)} }
+
+func (r *recorder) Publish(_ context.Context, m hub.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs[m.Stream] = append(r.msgs[m.Stream], m)
+	return nil
+}
+
+func (r *recorder) get(stream string) []hub.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.msgs[stream])
+}
+
+func (r *recorder) streams() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for s := range r.msgs {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// startSim runs a simulator on a loopback port until the test ends and
+// returns it with its host:port.
+func startSim(t *testing.T, cfg binancesim.Config) (*binancesim.Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := binancesim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("simulator Run returned %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("simulator Run did not return")
+		}
+	})
+	return srv, ln.Addr().String()
+}
+
+// newSimBinance returns a Binance pointed at the simulator at addr, with
+// mod applied to its config. The pacing stays at its default.
+func newSimBinance(t *testing.T, addr string, pub hub.Publisher, mod func(*BinanceConfig)) *Binance {
+	t.Helper()
+	cfg := BinanceConfig{
+		URL:        "ws://" + addr,
+		RESTURL:    "http://" + addr,
+		Publisher:  pub,
+		Logger:     testLogger(t),
+		BackoffMin: 100 * time.Millisecond,
+		BackoffMax: time.Second,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	b, err := NewBinance(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// checkSequences checks that every stream's messages carry Seq 1, 2, 3, …
+// restarting at 1 only with Gap set after a reconnect (a re-subscription on
+// the same connection continues Seq with Gap set), and that trade ids are
+// consecutive between gaps. It returns the number of sessions (restarts at
+// 1) seen per stream.
+func checkSequences(t *testing.T, rec *recorder) map[string]int {
+	t.Helper()
+	sessions := make(map[string]int)
+	for _, stream := range rec.streams() {
+		msgs := rec.get(stream)
+		var lastTrade int64
+		for i, m := range msgs {
+			switch {
+			case i == 0:
+				if m.Seq != 1 || m.Gap {
+					t.Errorf("%s: first message seq %d gap %v; want seq 1, no gap", stream, m.Seq, m.Gap)
+				}
+				sessions[stream] = 1
+			case m.Seq == 1:
+				if !m.Gap {
+					t.Errorf("%s: seq restarted at message %d without Gap", stream, i)
+				}
+				sessions[stream]++
+				lastTrade = 0
+			case m.Seq != msgs[i-1].Seq+1:
+				t.Errorf("%s: message %d seq %d gap %v after seq %d", stream, i, m.Seq, m.Gap, msgs[i-1].Seq)
+			case m.Gap:
+				// Subscribed again on the same connection: Seq continues,
+				// Gap says events were missed.
+				lastTrade = 0
+			}
+			if !json.Valid(m.Data) {
+				t.Errorf("%s: message %d data is not JSON: %q", stream, i, m.Data)
+			}
+			if strings.HasSuffix(stream, "@trade") {
+				// Keys differ only in case ("e"/"E", "t"/"T"): no struct.
+				var tr map[string]any
+				if err := json.Unmarshal(m.Data, &tr); err != nil || tr["e"] != "trade" {
+					t.Errorf("%s: message %d is not a trade: %s", stream, i, m.Data)
+					continue
+				}
+				id, _ := tr["t"].(float64)
+				if lastTrade != 0 && int64(id) != lastTrade+1 {
+					t.Errorf("%s: trade id %d after %d", stream, int64(id), lastTrade)
+				}
+				lastTrade = int64(id)
+			}
+		}
+	}
+	return sessions
+}
+
+var simSymbols = []string{
+	"BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "DOTUSDT", "LTCUSDT", "LINKUSDT",
+	"ETHBTC", "BNBBTC", "SOLBTC", "XRPBTC", "ADABTC", "BTCUSDC", "ETHUSDC", "BTCEUR", "ETHEUR", "BNBETH",
+}
+
+var simSuffixes = []string{
+	"trade", "aggTrade", "bookTicker", "miniTicker", "ticker", "ticker_1h", "ticker_4h", "ticker_1d",
+	"avgPrice", "kline_1m", "kline_1s", "depth5", "depth10@100ms", "depth", "depth@100ms",
+}
+
+func TestBinanceSimSubscribeMany(t *testing.T) {
+	sim, addr := startSim(t, binancesim.Config{Symbols: simSymbols, MaxMessagesPerSecond: 5})
+	rec := newRecorder()
+	b := newSimBinance(t, addr, rec, func(c *BinanceConfig) { c.Linger = 300 * time.Millisecond })
+	r := NewRouter(b)
+	runBinance(t, b)
+
+	var names []string
+	for _, sym := range simSymbols {
+		for _, suf := range simSuffixes {
+			names = append(names, strings.ToLower(sym)+"@"+suf)
+		}
+	}
+	if len(names) != 300 {
+		t.Fatalf("%d names; want 300", len(names))
+	}
+	waitFor(t, 5*time.Second, func() error { return b.Validate(names[0]) })
+	var keys []string
+	for _, n := range names {
+		if err := r.Validate("binance:" + n); err != nil {
+			t.Fatalf("Validate(%q) = %v", n, err)
+		}
+		keys = append(keys, "binance:"+n)
+	}
+	for key, want := range map[string]error{
+		"binance:BTCUSDT@trade":  ErrInvalidStream,
+		"binance:btcusdt@tradez": ErrInvalidStream,
+		"binance:foousdt@trade":  ErrUnknownSymbol,
+		"kraken:btcusdt@trade":   ErrUnknownExchange,
+	} {
+		if err := r.Validate(key); !errors.Is(err, want) {
+			t.Errorf("Validate(%q) = %v; want %v", key, err, want)
+		}
+	}
+	r.Want(keys)
+	// Invalid names never reach the exchange, even when a caller skips
+	// Validate.
+	b.Subscribe([]string{"BTCUSDT@trade", "btcusdt@tradez", "foousdt@trade", `btcusdt@trade","x`})
+
+	waitFor(t, 10*time.Second, func() error {
+		if n := len(sim.Subscriptions()); n != 300 {
+			return fmt.Errorf("simulator holds %d streams", n)
+		}
+		if st := b.Status(); st.Streams != 300 || st.PendingStreams != 0 {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	waitFor(t, 5*time.Second, func() error {
+		for _, sym := range simSymbols {
+			s := "binance:" + strings.ToLower(sym) + "@trade"
+			if n := len(rec.get(s)); n < 3 {
+				return fmt.Errorf("%s: %d messages", s, n)
+			}
+		}
+		return nil
+	})
+	st := b.Status()
+	if len(st.Failed) != 1 || st.Failed[0].Stream != "foousdt@trade" || st.Failed[0].Error != `unknown symbol "foousdt"` {
+		t.Errorf("Status().Failed = %+v; want foousdt@trade with unknown symbol", st.Failed)
+	}
+	if st.Rejected != 3 {
+		t.Errorf("Status().Rejected = %d; want 3", st.Rejected)
+	}
+
+	// Unsubscribe half; one stream comes back within its linger and must
+	// never leave the exchange.
+	half := keys[:150]
+	r.Unwant(half)
+	r.Want(half[:1])
+	if n := len(sim.Subscriptions()); n != 300 {
+		t.Errorf("simulator holds %d streams right after Unwant; want 300 during the linger", n)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		subs := sim.Subscriptions()
+		if len(subs) != 151 {
+			return fmt.Errorf("simulator holds %d streams", len(subs))
+		}
+		if subs[names[0]] != 1 {
+			return fmt.Errorf("re-wanted %s not held", names[0])
+		}
+		return nil
+	})
+
+	clients := sim.Clients()
+	if len(clients) != 1 {
+		t.Fatalf("%d connections; want 1", len(clients))
+	}
+	c := clients[0]
+	if c.Requests["SUBSCRIBE"] != 2 || c.Requests["UNSUBSCRIBE"] != 1 || len(c.Requests) != 2 {
+		t.Errorf("requests %v; want 2 SUBSCRIBE (200+100 streams) and 1 UNSUBSCRIBE", c.Requests)
+	}
+	if c.Violations() != 0 || c.InvalidStreams != 0 || c.Redundant != 0 || c.RateLimitClosed != 0 || c.Closed {
+		t.Errorf("client stats %+v; want no violations, no redundant requests, open", c)
+	}
+	if n := sim.Violations(); n != 0 {
+		t.Errorf("simulator violations = %d", n)
+	}
+	checkSequences(t, rec)
+}
+
+func TestBinanceSimReconnect(t *testing.T) {
+	sim, addr := startSim(t, binancesim.Config{MaxMessagesPerSecond: 5})
+	rec := newRecorder()
+	b := newSimBinance(t, addr, rec, nil)
+	runBinance(t, b)
+	names := []string{"btcusdt@trade", "ethusdt@trade", "btcusdt@depth@100ms", "ethusdt@bookTicker", "btcusdt@aggTrade"}
+	b.Subscribe(names)
+	waitFor(t, 5*time.Second, func() error {
+		for _, n := range names {
+			if got := len(rec.get("binance:" + n)); got < 3 {
+				return fmt.Errorf("%s: %d messages", n, got)
+			}
+		}
+		return b.Ready()
+	})
+
+	dropped := time.Now()
+	sim.DropAll()
+	waitFor(t, 5*time.Second, func() error {
+		for _, n := range names {
+			if !slices.ContainsFunc(rec.get("binance:"+n), func(m hub.Message) bool { return m.Gap }) {
+				return fmt.Errorf("%s: no message after the drop", n)
+			}
+		}
+		return nil
+	})
+	if d := time.Since(dropped); d > 3*time.Second {
+		t.Errorf("data flowed again %v after the drop; want ≈2s at most", d)
+	} else {
+		t.Logf("data flowed again %v after the drop", d)
+	}
+	for _, n := range names {
+		msgs := rec.get("binance:" + n)
+		i := slices.IndexFunc(msgs, func(m hub.Message) bool { return m.Gap })
+		if msgs[i].Seq != 1 {
+			t.Errorf("%s: first message after the drop has seq %d; want 1", n, msgs[i].Seq)
+		}
+	}
+	sessions := checkSequences(t, rec)
+	for _, n := range names {
+		if sessions["binance:"+n] != 2 {
+			t.Errorf("%s: %d sessions; want 2", n, sessions["binance:"+n])
+		}
+	}
+	clients := sim.Clients()
+	if len(clients) != 2 {
+		t.Fatalf("%d connections; want 2", len(clients))
+	}
+	if c := clients[1]; c.Requests["SUBSCRIBE"] != 1 || c.Violations() != 0 || c.Streams != len(names) {
+		t.Errorf("second connection %+v; want one SUBSCRIBE of all streams, no violations", c)
+	}
+	if st := b.Status(); st.Reconnects != 1 || st.State != StateConnected || st.Streams != len(names) {
+		t.Errorf("status %+v; want 1 reconnect, connected, %d streams", st, len(names))
+	}
+	if n := sim.Violations(); n != 0 {
+		t.Errorf("simulator violations = %d", n)
+	}
+}
+
+func TestBinanceSimPings(t *testing.T) {
+	sim, addr := startSim(t, binancesim.Config{
+		MaxMessagesPerSecond: 5,
+		PingInterval:         100 * time.Millisecond,
+		PongTimeout:          time.Second,
+	})
+	rec := newRecorder()
+	b := newSimBinance(t, addr, rec, nil)
+	runBinance(t, b)
+	// Requests compete with pongs for the 300 ms slots meanwhile.
+	for i, sym := range []string{"btcusdt", "ethusdt", "bnbusdt", "solusdt", "xrpusdt"} {
+		waitFor(t, 5*time.Second, func() error {
+			if len(sim.Clients()) == 0 {
+				return errors.New("not connected")
+			}
+			return nil
+		})
+		b.Subscribe([]string{sym + "@trade"})
+		waitFor(t, 5*time.Second, func() error {
+			if n := b.Status().Streams; n != i+1 {
+				return fmt.Errorf("%d streams", n)
+			}
+			return nil
+		})
+	}
+	time.Sleep(2 * time.Second) // 20 ping periods, two pong timeouts
+	clients := sim.Clients()
+	if len(clients) != 1 {
+		t.Fatalf("%d connections; want 1 (%+v)", len(clients), clients)
+	}
+	if c := clients[0]; c.Closed || c.PongTimeouts != 0 || c.BadPongs != 0 || c.Violations() != 0 {
+		t.Errorf("client stats %+v; want open, every ping answered with its payload", c)
+	}
+	if st := b.Status(); st.Reconnects != 0 {
+		t.Errorf("status %+v; want no reconnect", st)
+	}
+	checkSequences(t, rec)
+}
+
+func TestBinanceSimServerShutdown(t *testing.T) {
+	sim, addr := startSim(t, binancesim.Config{MaxMessagesPerSecond: 5})
+	rec := newRecorder()
+	b := newSimBinance(t, addr, rec, nil)
+	runBinance(t, b)
+	b.Subscribe([]string{"btcusdt@trade"})
+	waitFor(t, 5*time.Second, func() error {
+		if n := len(rec.get("binance:btcusdt@trade")); n < 2 {
+			return fmt.Errorf("%d messages", n)
+		}
+		return nil
+	})
+	sim.SendServerShutdown(-1) // announce, but leave closing to the client
+	waitFor(t, 5*time.Second, func() error {
+		clients := sim.Clients()
+		if len(clients) != 2 || !clients[0].Closed || clients[1].Streams != 1 {
+			return fmt.Errorf("clients %+v", clients)
+		}
+		return nil
+	})
+	if c := sim.Clients()[0]; c.ClosedBy != "client" || c.CloseCode != 1000 {
+		t.Errorf("first connection closed by %s with %d; want closed by the client with 1000", c.ClosedBy, c.CloseCode)
+	}
+	if st := b.Status(); !strings.Contains(st.LastError, "shutdown") {
+		t.Errorf("LastError %q; want the server shutdown", st.LastError)
+	}
+	if n := sim.Violations(); n != 0 {
+		t.Errorf("simulator violations = %d", n)
+	}
+}
+
+func TestBinanceSimChurn(t *testing.T) {
+	sim, addr := startSim(t, binancesim.Config{
+		MaxMessagesPerSecond: 5,
+		PingInterval:         70 * time.Millisecond, // pongs compete for every slot
+		PongTimeout:          3 * time.Second,
+	})
+	rec := newRecorder()
+	b := newSimBinance(t, addr, rec, func(c *BinanceConfig) { c.Linger = -1 }) // every removal is a request
+	runBinance(t, b)
+	var pool []string
+	for _, sym := range []string{"btcusdt", "ethusdt", "bnbusdt", "solusdt", "xrpusdt"} {
+		for _, suf := range []string{"trade", "aggTrade", "bookTicker", "depth5"} {
+			pool = append(pool, sym+"@"+suf)
+		}
+	}
+	waitFor(t, 5*time.Second, b.Ready)
+	want := make(map[string]bool)
+	start := time.Now()
+	for i := 0; time.Since(start) < 2*time.Second; i++ {
+		n := pool[(i*7)%len(pool)]
+		if want[n] {
+			b.Unsubscribe([]string{n})
+		} else {
+			b.Subscribe([]string{n})
+		}
+		want[n] = !want[n]
+		time.Sleep(3 * time.Millisecond)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		subs := sim.Subscriptions()
+		for _, n := range pool {
+			if (subs[n] == 1) != want[n] {
+				return fmt.Errorf("%s: simulator holds it %d times; want %v", n, subs[n], want[n])
+			}
+		}
+		if st := b.Status(); st.PendingStreams != 0 {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	elapsed := time.Since(start)
+	clients := sim.Clients()
+	if len(clients) != 1 {
+		t.Fatalf("%d connections; want 1", len(clients))
+	}
+	c := clients[0]
+	if c.Closed || c.Violations() != 0 || c.Redundant != 0 {
+		t.Errorf("client stats %+v; want open, no violations, no redundant requests", c)
+	}
+	// At most one frame per 300 ms, pongs included.
+	if limit := int(elapsed/DefaultRequestInterval) + 2; c.Messages > limit {
+		t.Errorf("%d messages in %v; want ≤ %d", c.Messages, elapsed, limit)
+	}
+	t.Logf("%d messages (%v requests) in %v", c.Messages, c.Requests, elapsed)
+	checkSequences(t, rec)
+}
+
+func TestBinanceSimResubscribeSameConnection(t *testing.T) {
+	sim, addr := startSim(t, binancesim.Config{MaxMessagesPerSecond: 5})
+	rec := newRecorder()
+	b := newSimBinance(t, addr, rec, func(c *BinanceConfig) { c.Linger = -1 })
+	runBinance(t, b)
+	const name, key = "btcusdt@trade", "binance:btcusdt@trade"
+	b.Subscribe([]string{name})
+	waitFor(t, 5*time.Second, func() error {
+		if n := len(rec.get(key)); n < 3 {
+			return fmt.Errorf("%d messages", n)
+		}
+		return nil
+	})
+	b.Unsubscribe([]string{name})
+	waitFor(t, 5*time.Second, func() error {
+		if n := sim.Subscriptions()[name]; n != 0 || b.Status().Streams != 0 {
+			return fmt.Errorf("still subscribed: sim %d, status %+v", n, b.Status())
+		}
+		return nil
+	})
+	before := len(rec.get(key))
+	b.Subscribe([]string{name})
+	waitFor(t, 5*time.Second, func() error {
+		if n := len(rec.get(key)); n < before+2 {
+			return fmt.Errorf("%d messages", n)
+		}
+		return nil
+	})
+	msgs := rec.get(key)
+	if m := msgs[before]; !m.Gap || m.Seq != msgs[before-1].Seq+1 {
+		t.Errorf("first message after re-subscribing: seq %d gap %v after seq %d; want Seq continued with Gap",
+			m.Seq, m.Gap, msgs[before-1].Seq)
+	}
+	if sessions := checkSequences(t, rec); sessions[key] != 1 {
+		t.Errorf("%d sessions; want 1", sessions[key])
+	}
+	if n := len(sim.Clients()); n != 1 {
+		t.Errorf("%d connections; want 1", n)
+	}
+	if n := sim.Violations(); n != 0 {
+		t.Errorf("simulator violations = %d", n)
+	}
+}
+
+func TestBinanceSimRateCloseBacksOff(t *testing.T) {
+	sim, addr := startSim(t, binancesim.Config{MaxMessagesPerSecond: 5})
+	b := newSimBinance(t, addr, newRecorder(), func(c *BinanceConfig) {
+		c.BackoffMin, c.BackoffMax = 20*time.Millisecond, time.Second
+	})
+	runBinance(t, b)
+	b.Subscribe([]string{"btcusdt@trade"})
+	waitFor(t, 5*time.Second, func() error {
+		if b.Status().Streams != 1 {
+			return errors.New("not subscribed")
+		}
+		return nil
+	})
+	closed := time.Now()
+	sim.CloseAll(1008, "Too many requests")
+	waitFor(t, 5*time.Second, func() error {
+		if c := sim.Clients(); len(c) != 2 || c[1].Streams != 1 {
+			return fmt.Errorf("clients %+v", c)
+		}
+		return nil
+	})
+	// After a rate close the venue penalizes quick returns: the next
+	// attempt waits the longest backoff (jittered within [max/2, max]).
+	if d := time.Since(closed); d < 500*time.Millisecond {
+		t.Errorf("reconnected %v after a 1008 close; want ≥ BackoffMax/2", d)
+	}
+	if st := b.Status(); !strings.Contains(st.LastError, "1008") || !strings.Contains(st.LastError, "Too many requests") {
+		t.Errorf("LastError %q; want the close code and reason", st.LastError)
+	}
+}

@@ -1,0 +1,204 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// symbolSet keeps the lowercase symbols an exchange currently trades, as
+// listed by GET /api/v3/exchangeInfo. Lookups are lock-free; the set is
+// replaced whole on each successful refresh. It refreshes every refresh
+// interval and, when a lookup misses, at most once per missRefresh (a newly
+// listed symbol becomes valid without waiting for the next periodic
+// refresh). Its goroutine is run by the owner through run.
+type symbolSet struct {
+	url         string
+	client      *http.Client
+	refresh     time.Duration
+	missRefresh time.Duration
+	maxBytes    int64
+	now         func() time.Time
+	log         *slog.Logger
+	bo          backoff
+
+	set    atomic.Pointer[map[string]struct{}]
+	miss   chan struct{} // capacity 1: a pending miss-triggered refresh
+	loaded chan struct{} // closed after the first successful load
+	once   sync.Once
+
+	// mu guards the following fields.
+	mu        sync.Mutex
+	lastFetch time.Time // start of the last fetch attempt
+}
+
+// has reports whether sym (lowercase) trades, and whether the set has been
+// loaded at all.
+func (s *symbolSet) has(sym string) (known, loaded bool) {
+	m := s.set.Load()
+	if m == nil {
+		return false, false
+	}
+	_, known = (*m)[sym]
+	return known, true
+}
+
+// len returns the number of known symbols.
+func (s *symbolSet) len() int {
+	if m := s.set.Load(); m != nil {
+		return len(*m)
+	}
+	return 0
+}
+
+// noteMiss asks run for an early refresh, unless one happened less than
+// missRefresh ago. It never blocks.
+func (s *symbolSet) noteMiss() {
+	s.mu.Lock()
+	due := s.now().Sub(s.lastFetch) >= s.missRefresh
+	s.mu.Unlock()
+	if !due {
+		return
+	}
+	select {
+	case s.miss <- struct{}{}:
+	default:
+	}
+}
+
+// run loads the set, retrying with backoff until it succeeds, then refreshes
+// it until ctx ends. It returns nil when ctx ends. A failed refresh keeps
+// the previous set.
+func (s *symbolSet) run(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		err := s.load(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := s.bo.next()
+		if ra, ok := errors.AsType[*restError](err); ok {
+			wait = max(wait, ra.retryAfter) // honour Retry-After (429, 418)
+		}
+		level := slog.LevelDebug
+		if attempt == 1 {
+			level = slog.LevelWarn
+		}
+		s.log.Log(ctx, level, "load symbols", "err", err, "retry_in", wait, "attempt", attempt)
+		if !sleep(ctx, wait) {
+			return nil
+		}
+	}
+	s.bo.reset()
+	t := time.NewTicker(s.refresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-s.miss:
+			s.mu.Lock()
+			due := s.now().Sub(s.lastFetch) >= s.missRefresh
+			s.mu.Unlock()
+			if !due {
+				continue
+			}
+		}
+		if err := s.load(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("refresh symbols", "err", err)
+		}
+	}
+}
+
+// load fetches exchangeInfo once and installs the result.
+func (s *symbolSet) load(ctx context.Context) error {
+	s.mu.Lock()
+	s.lastFetch = s.now()
+	s.mu.Unlock()
+	m, err := s.fetch(ctx)
+	if err != nil {
+		return err
+	}
+	old := s.len()
+	s.set.Store(&m)
+	if len(m) != old {
+		s.log.Info("symbols loaded", "count", len(m))
+	}
+	s.once.Do(func() { close(s.loaded) })
+	return nil
+}
+
+// restError is a non-200 answer of the REST API.
+type restError struct {
+	status     int
+	retryAfter time.Duration
+}
+
+func (e *restError) Error() string {
+	if e.retryAfter > 0 {
+		return fmt.Sprintf("http status %d, retry after %v", e.status, e.retryAfter)
+	}
+	return fmt.Sprintf("http status %d", e.status)
+}
+
+// exchangeInfo is the part of the exchangeInfo response the gateway needs.
+type exchangeInfo struct {
+	Symbols []struct {
+		Symbol string `json:"symbol"`
+		Status string `json:"status"`
+	} `json:"symbols"`
+}
+
+// fetch GETs exchangeInfo and returns the lowercase symbols with status
+// TRADING. It reads at most maxBytes of the body.
+func (s *symbolSet) fetch(ctx context.Context) (map[string]struct{}, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", s.url, err)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", s.url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		e := &restError{status: resp.StatusCode}
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+			e.retryAfter = time.Duration(secs) * time.Second
+		}
+		return nil, fmt.Errorf("get %s: %w", s.url, e)
+	}
+	lr := &io.LimitedReader{R: resp.Body, N: s.maxBytes + 1}
+	var info exchangeInfo
+	if err := json.NewDecoder(lr).Decode(&info); err != nil {
+		if lr.N <= 0 {
+			return nil, fmt.Errorf("get %s: %w (limit %d bytes)", s.url, ErrSymbolsTooLarge, s.maxBytes)
+		}
+		return nil, fmt.Errorf("decode %s: %w", s.url, err)
+	}
+	if lr.N <= 0 {
+		return nil, fmt.Errorf("get %s: %w (limit %d bytes)", s.url, ErrSymbolsTooLarge, s.maxBytes)
+	}
+	m := make(map[string]struct{}, len(info.Symbols))
+	for _, sym := range info.Symbols {
+		if sym.Status != "TRADING" {
+			continue
+		}
+		if lower := strings.ToLower(sym.Symbol); validSymbol(lower) {
+			m[lower] = struct{}{}
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,188 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/marketgate/marketgate/hub"
+)
+
+// exchangeInfoServer serves /api/v3/exchangeInfo with the symbols of body
+// and counts requests.
+type exchangeInfoServer struct {
+	*httptest.Server
+	hits atomic.Int32
+	mu   sync.Mutex
+	body string
+}
+
+func newExchangeInfoServer(t *testing.T, body string) *exchangeInfoServer {
+	t.Helper()
+	s := &exchangeInfoServer{body: body}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v3/exchangeInfo" {
+			http.NotFound(w, r)
+			return
+		}
+		s.hits.Add(1)
+		s.mu.Lock()
+		body := s.body
+		s.mu.Unlock()
+		fmt.Fprint(w, body)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *exchangeInfoServer) set(body string) {
+	s.mu.Lock()
+	s.body = body
+	s.mu.Unlock()
+}
+
+const exchangeInfoBody = `{"timezone":"UTC","serverTime":1,"symbols":[
+ {"symbol":"BTCUSDT","status":"TRADING","baseAsset":"BTC"},
+ {"symbol":"ETHUSDT","status":"TRADING"},
+ {"symbol":"OLDUSDT","status":"BREAK"},
+ {"symbol":"币安USDT","status":"TRADING"}]}`
+
+// nopPublisher discards messages.
+type nopPublisher struct{}
+
+func (nopPublisher) Publish(context.Context, hub.Message) error { return nil }
+
+func TestBinanceValidateSymbols(t *testing.T) {
+	srv := newExchangeInfoServer(t, exchangeInfoBody)
+	var now atomic.Int64
+	now.Store(time.Unix(1000, 0).UnixNano())
+	b, err := NewBinance(BinanceConfig{
+		URL:       "ws://127.0.0.1:1", // never dialled: symbols only
+		RESTURL:   srv.URL,
+		Publisher: nopPublisher{},
+		Now:       func() time.Time { return time.Unix(0, now.Load()) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Validate("btcusdt@trade"); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("Validate before load = %v; want ErrNotReady", err)
+	}
+	if err := b.symbols.load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		wantErr error
+		wantMsg string
+	}{
+		{"btcusdt@trade", nil, ""},
+		{"ethusdt@depth20@100ms", nil, ""},
+		{"币安usdt@kline_1m", nil, ""},
+		{"!miniTicker@arr", nil, ""},
+		{"foousdt@trade", ErrUnknownSymbol, `unknown symbol "foousdt"`},
+		{"oldusdt@trade", ErrUnknownSymbol, `unknown symbol "oldusdt"`}, // not TRADING
+		{"BTCUSDT@trade", ErrInvalidStream, `invalid stream name "BTCUSDT@trade"`},
+		{"btcusdt@tradez", ErrInvalidStream, `invalid stream name "btcusdt@tradez"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := b.Validate(tc.name)
+			if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
+				t.Fatalf("Validate(%q) = %v; want %v", tc.name, err, tc.wantErr)
+			}
+			if err != nil && err.Error() != tc.wantMsg {
+				t.Errorf("Validate(%q) message = %q; want %q", tc.name, err.Error(), tc.wantMsg)
+			}
+		})
+	}
+
+	// A miss asks for a refresh at most once per SymbolMissRefresh.
+	hits := srv.hits.Load()
+	srv.set(`{"symbols":[{"symbol":"FOOUSDT","status":"TRADING"}]}`)
+	b.Validate("foousdt@trade")
+	select {
+	case <-b.symbols.miss:
+		t.Fatal("miss refresh requested right after a load")
+	default:
+	}
+	now.Add(int64(DefaultSymbolMissRefresh))
+	b.Validate("foousdt@trade")
+	select {
+	case <-b.symbols.miss:
+	default:
+		t.Fatal("no miss refresh requested after SymbolMissRefresh")
+	}
+	if err := b.symbols.load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Validate("foousdt@trade"); err != nil {
+		t.Errorf("Validate after refresh = %v", err)
+	}
+	if err := b.Validate("btcusdt@trade"); !errors.Is(err, ErrUnknownSymbol) {
+		t.Errorf("Validate of a delisted symbol = %v; want ErrUnknownSymbol", err)
+	}
+	if got := srv.hits.Load() - hits; got != 1 {
+		t.Errorf("exchangeInfo fetched %d times; want 1", got)
+	}
+}
+
+func TestSymbolsFetchErrors(t *testing.T) {
+	big := `{"symbols":[` + strings.Repeat(`{"symbol":"AAAA","status":"TRADING"},`, 100) + `{}]}`
+	tests := []struct {
+		name     string
+		status   int
+		body     string
+		maxBytes int64
+		wantErr  error
+		wantN    int
+	}{
+		{"ok", 200, exchangeInfoBody, 1 << 20, nil, 3},
+		{"too large", 200, big, 1024, ErrSymbolsTooLarge, 0},
+		{"exactly at limit", 200, big, int64(len(big)), nil, 1},
+		{"bad json", 200, `{"symbols":[`, 1 << 20, nil, -1},
+		{"rate limited", 429, `{}`, 1 << 20, nil, -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.status != 200 {
+					w.Header().Set("Retry-After", "7")
+				}
+				w.WriteHeader(tc.status)
+				fmt.Fprint(w, tc.body)
+			}))
+			defer srv.Close()
+			s := &symbolSet{url: srv.URL, client: srv.Client(), maxBytes: tc.maxBytes}
+			m, err := s.fetch(t.Context())
+			switch {
+			case tc.wantN >= 0 && tc.wantErr == nil:
+				if err != nil || len(m) != tc.wantN {
+					t.Fatalf("fetch = %d symbols, %v; want %d", len(m), err, tc.wantN)
+				}
+			case tc.wantErr != nil:
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("fetch error = %v; want %v", err, tc.wantErr)
+				}
+			default:
+				if err == nil {
+					t.Fatalf("fetch = %v; want an error", m)
+				}
+			}
+			if tc.status == 429 {
+				re, ok := errors.AsType[*restError](err)
+				if !ok || re.retryAfter != 7*time.Second {
+					t.Errorf("fetch error = %v; want a restError with Retry-After 7s", err)
+				}
+			}
+		})
+	}
+}
