@@ -19,8 +19,10 @@ type Message struct {
 	// Seq increases by exactly one between consecutive messages of Stream
 	// within one upstream session, starting at 1.
 	Seq uint64
-	// Gap reports that messages may have been lost before this one: the
-	// upstream session changed (reconnect) and Seq restarted.
+	// Gap reports that messages may have been lost just before this one:
+	// the upstream session changed (a reconnect, after which Seq restarts
+	// at 1) or the stream was resubscribed on the same session (Seq goes
+	// on). A consumer resyncs on Gap and accepts any Seq with it.
 	Gap bool
 	// Data is the exchange's event, byte for byte.
 	Data []byte
