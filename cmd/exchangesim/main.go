@@ -1,0 +1,182 @@
+// Command exchangesim runs the Binance-compatible market-stream simulator
+// (package upstream/binancesim) on plain ws:// and http://.
+//
+// Every flag can also come from the environment as EXCHANGESIM_<FLAG>,
+// upper case with dashes as underscores (--max-streams is
+// EXCHANGESIM_MAX_STREAMS); a flag on the command line wins. An invalid
+// value exits with status 2 and one line naming the setting.
+//
+//	exchangesim --listen 127.0.0.1:9443 --symbols BTCUSDT,ETHUSDT --tick-interval 50ms
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/marketgate/marketgate/upstream/binancesim"
+)
+
+const envPrefix = "EXCHANGESIM_"
+
+func main() {
+	st, err := parseSettings(os.Args[1:], os.LookupEnv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "exchangesim: "+err.Error())
+		os.Exit(2)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: st.logLevel}))
+	st.cfg.Logger = logger
+	s, err := binancesim.New(st.cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "exchangesim: "+err.Error())
+		os.Exit(2)
+	}
+	ln, err := net.Listen("tcp", st.listen)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "exchangesim: --listen %s: %v\n", st.listen, err)
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	addr := ln.Addr().String()
+	logger.Info("exchangesim listening",
+		"ws", "ws://"+addr+"/stream?streams=btcusdt@trade",
+		"rest", "http://"+addr+"/api/v3/exchangeInfo")
+	if err := s.Run(ctx, ln); err != nil {
+		fmt.Fprintln(os.Stderr, "exchangesim: "+err.Error())
+		os.Exit(1)
+	}
+}
+
+// settings is the parsed command line.
+type settings struct {
+	listen   string
+	logLevel slog.Level
+	cfg      binancesim.Config
+}
+
+// parseSettings reads flags, falling back to EXCHANGESIM_* variables
+// (through lookup) for flags not given. Usage goes to usage on -h.
+func parseSettings(args []string, lookup func(string) (string, bool), usage io.Writer) (settings, error) {
+	var st settings
+	fs := flag.NewFlagSet("exchangesim", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&st.listen, "listen", "127.0.0.1:9443", "`address` to serve ws:// and http:// on")
+	symbols := fs.String("symbols", "BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT,XRPUSDT", "comma-separated upper-case `symbols`")
+	st.cfg.MaxMessagesPerSecond = 5
+	fs.Var(positiveInt{&st.cfg.MaxMessagesPerSecond}, "max-messages-per-second", "incoming messages allowed per rolling second per connection")
+	st.cfg.MaxStreams = 1024
+	fs.Var(positiveInt{&st.cfg.MaxStreams}, "max-streams", "streams allowed per connection")
+	st.cfg.PingInterval = 20 * time.Second
+	fs.Var(positiveDuration{&st.cfg.PingInterval}, "ping-interval", "server ping interval")
+	st.cfg.PongTimeout = time.Minute
+	fs.Var(positiveDuration{&st.cfg.PongTimeout}, "pong-timeout", "close a connection whose ping is not answered within this")
+	st.cfg.MaxLifetime = 24 * time.Hour
+	fs.Var(positiveDuration{&st.cfg.MaxLifetime}, "max-lifetime", "connection lifetime")
+	fs.BoolVar(&st.cfg.StrictMethod, "strict-method", false, "test mode: close connections that send a frame without a method")
+	st.cfg.TickInterval = 100 * time.Millisecond
+	fs.Var(positiveDuration{&st.cfg.TickInterval}, "tick-interval", "market tick (real-time and @100ms streams; 1000ms streams every 10 ticks)")
+	fs.Int64Var(&st.cfg.Seed, "seed", 0, "random seed; 0 picks one from the clock")
+	st.cfg.SendQueue = 4096
+	fs.Var(positiveInt{&st.cfg.SendQueue}, "send-queue", "frames queued per connection before it is closed as a slow consumer")
+	st.cfg.WriteTimeout = 10 * time.Second
+	fs.Var(positiveDuration{&st.cfg.WriteTimeout}, "write-timeout", "a connection whose write stalls this long is closed as a slow consumer")
+	fs.IntVar(&st.cfg.MaxConnectionAttempts, "max-connection-attempts", 300, "WebSocket handshakes per IP per 5 minutes; -1 for no limit")
+	fs.TextVar(&st.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v, ok := lookup(env)
+		if !ok || err != nil {
+			return
+		}
+		if serr := fs.Set(f.Name, v); serr != nil {
+			err = fmt.Errorf("invalid value %q for %s: %w", v, env, serr)
+		}
+	})
+	if err != nil {
+		return st, err
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(usage)
+			fmt.Fprintln(usage, "Usage: exchangesim [flags]; every flag also reads EXCHANGESIM_<FLAG>.")
+			fs.PrintDefaults()
+		}
+		return st, err
+	}
+	if fs.NArg() > 0 {
+		return st, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if st.cfg.MaxConnectionAttempts < -1 || st.cfg.MaxConnectionAttempts == 0 {
+		return st, fmt.Errorf("invalid value %d for flag -max-connection-attempts: want a positive number or -1", st.cfg.MaxConnectionAttempts)
+	}
+	for s := range strings.SplitSeq(*symbols, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			st.cfg.Symbols = append(st.cfg.Symbols, s)
+		}
+	}
+	if len(st.cfg.Symbols) == 0 {
+		return st, errors.New("invalid value for flag -symbols: no symbols")
+	}
+	return st, nil
+}
+
+// positiveInt is a flag.Value for an int > 0.
+type positiveInt struct{ v *int }
+
+func (p positiveInt) String() string {
+	if p.v == nil {
+		return ""
+	}
+	return strconv.Itoa(*p.v)
+}
+
+func (p positiveInt) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("not an integer")
+	}
+	if n <= 0 {
+		return errors.New("must be positive")
+	}
+	*p.v = n
+	return nil
+}
+
+// positiveDuration is a flag.Value for a time.Duration > 0.
+type positiveDuration struct{ v *time.Duration }
+
+func (p positiveDuration) String() string {
+	if p.v == nil {
+		return ""
+	}
+	return p.v.String()
+}
+
+func (p positiveDuration) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("not a duration such as 20s or 1m")
+	}
+	if d <= 0 {
+		return errors.New("must be positive")
+	}
+	*p.v = d
+	return nil
+}

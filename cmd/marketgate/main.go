@@ -1,0 +1,115 @@
+// Command marketgate is the market-data fan-out gateway: one shared upstream
+// connection per exchange endpoint, fanned out to many browsers.
+//
+// It only wires the packages together; see the README for what it does.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/marketgate/marketgate/downstream"
+	"github.com/marketgate/marketgate/hub"
+	"github.com/marketgate/marketgate/upstream"
+	"github.com/marketgate/marketgate/upstream/binancesim"
+	"github.com/marketgate/marketgate/web"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// run starts the gateway and returns its exit code: 0 after a signal-driven
+// stop, 1 when a component fails, 2 for an invalid configuration.
+func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "marketgate: %v\n", err)
+		return 2
+	}
+	log := cfg.logger(stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "marketgate: --listen: %v\n", err)
+		return 1
+	}
+	if err := serve(ctx, cfg, ln, log); err != nil {
+		log.Error("marketgate stopped", "err", err)
+		return 1
+	}
+	log.Info("marketgate stopped")
+	return 0
+}
+
+// serve runs every component until ctx ends or one of them fails. The public
+// listener is ln (main opens it from --listen, so a busy port fails at once).
+func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) error {
+	g, ctx := errgroup.WithContext(ctx)
+
+	if cfg.demo {
+		sim, err := binancesim.New(binancesim.Config{Logger: log})
+		if err != nil {
+			return fmt.Errorf("demo simulator: %w", err)
+		}
+		simLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("demo simulator: %w", err)
+		}
+		g.Go(func() error { return sim.Run(ctx, simLn) })
+		cfg.binanceURL = "ws://" + simLn.Addr().String()
+		cfg.binanceRESTURL = "http://" + simLn.Addr().String()
+		log.Info("demo: built-in exchange simulator", "addr", simLn.Addr().String())
+	}
+
+	h := hub.NewMemory()
+	bn, err := upstream.NewBinance(upstream.BinanceConfig{
+		URL:       cfg.binanceURL,
+		RESTURL:   cfg.binanceRESTURL,
+		Publisher: h,
+		Logger:    log,
+	})
+	if err != nil {
+		return err
+	}
+	ds, err := downstream.New(downstream.Config{
+		Hub:            h,
+		Source:         upstream.NewRouter(bn),
+		Logger:         log,
+		AllowedOrigins: cfg.allowedOrigins,
+	})
+	if err != nil {
+		return err
+	}
+	ws, err := web.New(web.Config{
+		Listener:   ln,
+		WebSockets: ds,
+		Ready: func() error {
+			return errors.Join(h.Ready(), bn.Ready())
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("starting", "node", cfg.nodeID, "listen", cfg.listen, "binance", cfg.binanceURL, "hub", "memory")
+	g.Go(func() error { return h.Run(ctx) })
+	g.Go(func() error { return bn.Run(ctx) })
+	g.Go(func() error { return ds.Run(ctx) })
+	g.Go(func() error { return ws.Run(ctx) })
+	return g.Wait()
+}

@@ -1,0 +1,427 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/marketgate/marketgate/downstream/downstreamtest"
+	"github.com/marketgate/marketgate/upstream/binancesim"
+)
+
+// startSim runs the exchange simulator on a loopback port until the test ends.
+func startSim(t *testing.T, cfg binancesim.Config) (*binancesim.Server, string) {
+	t.Helper()
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sim, err := binancesim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sim.Run(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("simulator Run = %v", err)
+		}
+	})
+	return sim, ln.Addr().String()
+}
+
+// startGateway runs the gateway's components in-process against the
+// simulator at simAddr and returns the gateway's address once it is ready.
+func startGateway(t *testing.T, simAddr string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config{
+		listen:         ln.Addr().String(),
+		binanceURL:     "ws://" + simAddr,
+		binanceRESTURL: "http://" + simAddr,
+		nodeID:         "test",
+	}
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, ln, log) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve = %v; want nil", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("gateway did not stop within 15s")
+		}
+	})
+	addr := ln.Addr().String()
+	waitReady(t, addr)
+	return addr
+}
+
+// waitReady polls /readyz until it answers 200.
+func waitReady(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway at %s not ready: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type nativeMsg struct {
+	ID     json.RawMessage `json:"id"`
+	Result json.RawMessage `json:"result"`
+	Error  json.RawMessage `json:"error"`
+	Stream string          `json:"stream"`
+	Seq    uint64          `json:"seq"`
+	Gap    bool            `json:"gap"`
+	// Data is decoded as a map: Binance events have keys that differ only
+	// in case ("e" and "E", "t" and "T"), which encoding/json's
+	// case-insensitive struct matching would confuse.
+	Data map[string]json.RawMessage `json:"data"`
+}
+
+// tradeID returns the data's "t" and whether "e" is "trade".
+func (m nativeMsg) trade() (id uint64, ok bool) {
+	if string(m.Data["e"]) != `"trade"` {
+		return 0, false
+	}
+	err := json.Unmarshal(m.Data["t"], &id)
+	return id, err == nil
+}
+
+// streamCheck follows one stream on one client: seq and trade id must both
+// grow by exactly one per message.
+type streamCheck struct {
+	n               int
+	lastSeq, lastID uint64
+}
+
+func (s *streamCheck) add(m nativeMsg) error {
+	id, ok := m.trade()
+	if !ok {
+		return fmt.Errorf("not a trade: %s %s", m.Stream, m.Data)
+	}
+	if s.n > 0 {
+		if m.Seq != s.lastSeq+1 {
+			return fmt.Errorf("%s: seq %d after %d", m.Stream, m.Seq, s.lastSeq)
+		}
+		if id != s.lastID+1 {
+			return fmt.Errorf("%s: trade id %d after %d", m.Stream, id, s.lastID)
+		}
+	}
+	s.n++
+	s.lastSeq, s.lastID = m.Seq, id
+	return nil
+}
+
+// followTrades subscribes c to streams and reads until each stream has
+// delivered want messages, checking the ack and the id sequences.
+func followTrades(c *downstreamtest.Client, streams []string, want int) error {
+	q, _ := json.Marshal(streams)
+	c.Send(fmt.Sprintf(`{"op":"subscribe","id":1,"streams":%s}`, q))
+	acked := false
+	checks := map[string]*streamCheck{}
+	for _, s := range streams {
+		checks[s] = &streamCheck{}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		done := acked
+		for _, ch := range checks {
+			done = done && ch.n >= want
+		}
+		if done {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out: acked=%v, progress %v", acked, checks)
+		}
+		p, err := c.Read(10 * time.Second)
+		if err != nil {
+			return err
+		}
+		var m nativeMsg
+		if err := json.Unmarshal(p, &m); err != nil {
+			return fmt.Errorf("message %s: %v", p, err)
+		}
+		switch {
+		case m.Stream == "":
+			want := fmt.Sprintf(`{"streams":%s}`, q)
+			if string(m.ID) != "1" || string(m.Result) != want {
+				return fmt.Errorf("subscribe reply = %s; want id 1 and result %s", p, want)
+			}
+			acked = true
+		case !acked:
+			return fmt.Errorf("data before the subscribe reply: %s", p)
+		default:
+			ch := checks[m.Stream]
+			if ch == nil {
+				return fmt.Errorf("message of a stream not subscribed: %s", p)
+			}
+			if err := ch.add(m); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func TestEndToEnd50Clients(t *testing.T) {
+	sim, simAddr := startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"}})
+	gw := startGateway(t, simAddr)
+	symbols := []string{"btcusdt", "ethusdt", "bnbusdt", "solusdt"}
+
+	const clients = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := range clients {
+		c := downstreamtest.Dial(t, "ws://"+gw+"/ws")
+		streams := []string{
+			"binance:" + symbols[i%4] + "@trade",
+			"binance:" + symbols[(i+1)%4] + "@trade",
+		}
+		wg.Go(func() {
+			if err := followTrades(c, streams, 20); err != nil {
+				errs <- fmt.Errorf("client %d: %w", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// However many browsers want a stream, the exchange sees it once.
+	subs := sim.Subscriptions()
+	for _, s := range symbols {
+		if n := subs[s+"@trade"]; n != 1 {
+			t.Errorf("simulator has %s@trade on %d connections; want 1", s, n)
+		}
+	}
+	if v := sim.Violations(); v != 0 {
+		t.Errorf("simulator counted %d violations by the gateway: %+v", v, sim.Clients())
+	}
+}
+
+func TestBadInputNeverReachesExchange(t *testing.T) {
+	sim, simAddr := startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT"}})
+	gw := startGateway(t, simAddr)
+	c := downstreamtest.Dial(t, "ws://"+gw+"/ws")
+	tests := []struct{ send, code string }{
+		{`{"op":"subscribe","id":1,`, "bad_request"},
+		{`{"op":"frobnicate","id":2}`, "unknown_op"},
+		{`{"op":"subscribe","id":3,"streams":["binance:btcusdt@tradez"]}`, "invalid_stream"},
+		{`{"op":"subscribe","id":4,"streams":["binance:foousdt@trade"]}`, "invalid_stream"},
+		{`{"op":"subscribe","id":5,"streams":["binance:BTCUSDT@trade"]}`, "invalid_stream"},
+		{`{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":6}`, "bad_request"},
+	}
+	for _, tc := range tests {
+		c.Send(tc.send)
+		var m struct {
+			Error struct{ Code, Msg string } `json:"error"`
+		}
+		if p := c.Next(); json.Unmarshal(p, &m) != nil || m.Error.Code != tc.code || m.Error.Msg == "" {
+			t.Errorf("reply to %s = %s; want error code %s with a message", tc.send, p, tc.code)
+		}
+	}
+	c.Send(`{"op":"ping","id":7}`)
+	if p := string(c.Next()); p != `{"id":7,"result":"pong"}` {
+		t.Fatalf("after bad input, ping reply = %s", p)
+	}
+	if v := sim.Violations(); v != 0 {
+		t.Errorf("simulator counted %d violations: %+v", v, sim.Clients())
+	}
+	if subs := sim.Subscriptions(); len(subs) != 0 {
+		t.Errorf("simulator subscriptions = %v; want none", subs)
+	}
+	for _, cl := range sim.Clients() {
+		if cl.Requests["SUBSCRIBE"] != 0 {
+			t.Errorf("gateway sent %d SUBSCRIBE requests for invalid input", cl.Requests["SUBSCRIBE"])
+		}
+	}
+}
+
+// TestDemoBinary builds the gateway and runs it as a user would, with
+// --demo, then checks the issue's acceptance: 20 independent clients each
+// receive two trade streams with consecutive trade ids, and a client of
+// /binance/stream gets Binance-format messages and responses.
+func TestDemoBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "marketgate")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = t.Output()
+	if err := build.Run(); err != nil {
+		t.Fatalf("go build: %v", err)
+	}
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "--demo", "--listen", addr)
+	cmd.Stderr = t.Output()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("marketgate exited with %v after SIGINT; want 0", err)
+			}
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			t.Error("marketgate did not exit within 15s of SIGINT")
+		}
+	})
+	waitReady(t, addr)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	symbols := []string{"btcusdt", "ethusdt", "bnbusdt"}
+	for i := range 20 {
+		c := downstreamtest.Dial(t, "ws://"+addr+"/ws")
+		streams := []string{"binance:" + symbols[i%3] + "@trade", "binance:" + symbols[(i+1)%3] + "@trade"}
+		wg.Go(func() {
+			if err := followTrades(c, streams, 10); err != nil {
+				errs <- fmt.Errorf("client %d: %w", i, err)
+			}
+		})
+	}
+
+	b := downstreamtest.Dial(t, "ws://"+addr+"/binance/stream?streams=btcusdt@trade")
+	var first nativeMsg
+	if p := b.Next(); json.Unmarshal(p, &first) != nil || first.Stream != "btcusdt@trade" || string(first.Data["e"]) != `"trade"` || string(first.Data["s"]) != `"BTCUSDT"` {
+		t.Errorf("first /binance/stream message = %s; want a combined trade of btcusdt", p)
+	}
+	b.Send(`{"method":"SUBSCRIBE","params":["ethusdt@trade"],"id":7}`)
+	b.Send(`{"method":"LIST_SUBSCRIPTIONS","id":8}`)
+	var replies []string
+	for len(replies) < 2 {
+		p := string(b.Next())
+		if strings.HasPrefix(p, `{"result"`) {
+			replies = append(replies, p)
+		}
+	}
+	if want := []string{`{"result":null,"id":7}`, `{"result":["btcusdt@trade","ethusdt@trade"],"id":8}`}; !slices.Equal(replies, want) {
+		t.Errorf("dialect replies = %q; want %q", replies, want)
+	}
+
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func TestConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+		check   func(config) error
+	}{
+		{name: "defaults", check: func(c config) error {
+			if c.listen != ":8080" || c.binanceURL != "wss://stream.binance.com:9443" || c.demo {
+				return fmt.Errorf("defaults = %+v", c)
+			}
+			return nil
+		}},
+		{name: "env sets a flag", env: map[string]string{"MARKETGATE_LISTEN": "127.0.0.1:9999", "MARKETGATE_DEMO": "true"}, check: func(c config) error {
+			if c.listen != "127.0.0.1:9999" || !c.demo {
+				return fmt.Errorf("listen=%q demo=%v", c.listen, c.demo)
+			}
+			return nil
+		}},
+		{name: "flag beats env", args: []string{"--listen", "127.0.0.1:1"}, env: map[string]string{"MARKETGATE_LISTEN": "127.0.0.1:2"}, check: func(c config) error {
+			if c.listen != "127.0.0.1:1" {
+				return fmt.Errorf("listen=%q", c.listen)
+			}
+			return nil
+		}},
+		{name: "origins", args: []string{"--allowed-origins", "https://a.example, http://b.example:8080"}, check: func(c config) error {
+			if !slices.Equal(c.allowedOrigins, []string{"https://a.example", "http://b.example:8080"}) {
+				return fmt.Errorf("origins=%q", c.allowedOrigins)
+			}
+			return nil
+		}},
+		{name: "bad listen", args: []string{"--listen", "8080"}, wantErr: "--listen"},
+		{name: "bad env bool", env: map[string]string{"MARKETGATE_DEMO": "maybe"}, wantErr: "MARKETGATE_DEMO"},
+		{name: "bad origin", args: []string{"--allowed-origins", "example.com"}, wantErr: "--allowed-origins"},
+		{name: "bad binance url", args: []string{"--binance-url", "http://x"}, wantErr: "--binance-url"},
+		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
+		{name: "redis not available", args: []string{"--redis", "redis://127.0.0.1:6379/0"}, wantErr: "--redis"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected argument"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var usage strings.Builder
+			c, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, &usage)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("err = %v; want one line naming %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.check(c); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestInvalidConfigExitCode(t *testing.T) {
+	var stderr strings.Builder
+	if code := run([]string{"--listen", "nope"}, func(string) string { return "" }, &stderr); code != 2 {
+		t.Fatalf("exit code = %d; want 2", code)
+	}
+	if lines := strings.Count(strings.TrimSpace(stderr.String()), "\n"); lines != 0 || !strings.Contains(stderr.String(), "--listen") {
+		t.Fatalf("stderr = %q; want one line naming --listen", stderr.String())
+	}
+}

@@ -1,0 +1,147 @@
+package binancesim
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+)
+
+// Config configures a [Server]. A zero field takes the default given in its
+// comment. Config is copied by [New]; changing it afterwards has no effect.
+type Config struct {
+	// Symbols are the listed symbols, upper case, e.g. "BTCUSDT". Each must
+	// end in a known quote asset (USDT, BUSD, BTC, ETH, BNB, USDC, FDUSD,
+	// EUR). Default: BTCUSDT, ETHUSDT, BNBUSDT, SOLUSDT, XRPUSDT.
+	Symbols []string
+	// MaxMessagesPerSecond is the number of incoming messages (text,
+	// binary, ping and pong; close frames excluded) a connection may send
+	// within any rolling one-second window. The next one closes the
+	// connection with 1008 "Too many requests". Default 5.
+	MaxMessagesPerSecond int
+	// MaxStreams is the number of streams one connection may hold. A
+	// SUBSCRIBE that would exceed it is refused as a whole with
+	// {"error":{"code":4,"msg":"Too many subscriptions"},"id":N} and the
+	// connection stays open; a URL naming more is refused with HTTP 400.
+	// Default 1024.
+	MaxStreams int
+	// PingInterval is how often the server pings each connection. The
+	// payload is the current Unix time in milliseconds, as decimal text.
+	// Default 20s.
+	PingInterval time.Duration
+	// PongTimeout is how long a ping may stay without a pong echoing its
+	// payload before the connection is closed with 1008 "Pong timeout".
+	// Default 1m.
+	PongTimeout time.Duration
+	// MaxLifetime is how long a connection may live. At the end it is
+	// closed with 1001 "Connection lifetime expired". Default 24h.
+	MaxLifetime time.Duration
+	// StrictMethod is a test mode: a frame that is not a JSON object with a
+	// method (invalid JSON included) gets its error reply and then the
+	// connection is closed with 1008 and Binance's pre-2019 reason
+	// {"code":-1,"msg":"Illegal format ws or stream"}. Binance itself only
+	// replies (spec §1.6).
+	StrictMethod bool
+	// TickInterval is the market tick: each tick generates trades and book
+	// updates and pushes the real-time and @100ms streams; every 10th tick
+	// pushes the "1000ms" streams. Default 100ms.
+	TickInterval time.Duration
+	// Seed seeds the market's random source; 0 picks one from the clock.
+	Seed int64
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock for event times and ping payloads; nil means
+	// time.Now. Limits and timers always use the real clock.
+	Now func() time.Time
+
+	// SendQueue is the number of frames queued for one connection before
+	// it counts as a slow consumer and is closed with 1008 "Slow consumer".
+	// Default 4096.
+	SendQueue int
+	// WriteTimeout bounds one write to a connection; a connection that does
+	// not take its data within it is a slow consumer too. Default 10s.
+	WriteTimeout time.Duration
+	// MaxConnectionAttempts is the number of WebSocket handshakes one IP
+	// may attempt within a rolling 5 minutes; more are refused with HTTP
+	// 429. Default 300 (spec §1.4); -1 disables the limit.
+	MaxConnectionAttempts int
+}
+
+// defaultSymbols are the symbols of a zero Config.
+var defaultSymbols = []string{"BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT"}
+
+// withDefaults validates cfg and fills its zero fields.
+func (cfg Config) withDefaults() (Config, error) {
+	bad := func(field string, v any) (Config, error) {
+		return cfg, fmt.Errorf("%w: %s %v", ErrInvalidConfig, field, v)
+	}
+	if len(cfg.Symbols) == 0 {
+		cfg.Symbols = defaultSymbols
+	}
+	cfg.Symbols = slices.Clone(cfg.Symbols)
+	seen := map[string]bool{}
+	for _, s := range cfg.Symbols {
+		if !validConfigSymbol(s) || seen[s] {
+			return bad("Symbols: bad or repeated symbol", fmt.Sprintf("%q", s))
+		}
+		if _, _, ok := splitSymbol(s); !ok {
+			return bad("Symbols: no known quote asset in", fmt.Sprintf("%q", s))
+		}
+		seen[s] = true
+	}
+	ints := []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"MaxMessagesPerSecond", &cfg.MaxMessagesPerSecond, 5},
+		{"MaxStreams", &cfg.MaxStreams, 1024},
+		{"SendQueue", &cfg.SendQueue, 4096},
+	}
+	for _, f := range ints {
+		switch {
+		case *f.v < 0:
+			return bad(f.name, *f.v)
+		case *f.v == 0:
+			*f.v = f.def
+		}
+	}
+	switch {
+	case cfg.MaxConnectionAttempts < -1:
+		return bad("MaxConnectionAttempts", cfg.MaxConnectionAttempts)
+	case cfg.MaxConnectionAttempts == 0:
+		cfg.MaxConnectionAttempts = 300
+	}
+	durs := []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"PingInterval", &cfg.PingInterval, 20 * time.Second},
+		{"PongTimeout", &cfg.PongTimeout, time.Minute},
+		{"MaxLifetime", &cfg.MaxLifetime, 24 * time.Hour},
+		{"TickInterval", &cfg.TickInterval, 100 * time.Millisecond},
+		{"WriteTimeout", &cfg.WriteTimeout, 10 * time.Second},
+	}
+	for _, f := range durs {
+		switch {
+		case *f.v < 0:
+			return bad(f.name, *f.v)
+		case *f.v == 0:
+			*f.v = f.def
+		}
+	}
+	if cfg.TickInterval < time.Millisecond {
+		return bad("TickInterval below 1ms:", cfg.TickInterval)
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = time.Now().UnixNano()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return cfg, nil
+}
