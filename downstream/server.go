@@ -190,13 +190,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for s.ConnCount() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	s.mu.Lock()
-	left := make([]*conn, 0, len(s.conns))
-	for _, c := range s.conns {
-		left = append(left, c)
-	}
-	s.mu.Unlock()
-	for _, c := range left {
+	for _, c := range s.snapshot() {
 		c.finish()
 	}
 	stopPool()
@@ -209,15 +203,20 @@ func (s *Server) Run(ctx context.Context) error {
 
 // closeAll starts the close handshake on every connection.
 func (s *Server) closeAll(code ws.StatusCode, reason string) {
+	for _, c := range s.snapshot() {
+		c.closeWith(code, reason)
+	}
+}
+
+// snapshot returns the connections held now.
+func (s *Server) snapshot() []*conn {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	all := make([]*conn, 0, len(s.conns))
 	for _, c := range s.conns {
 		all = append(all, c)
 	}
-	s.mu.Unlock()
-	for _, c := range all {
-		c.closeWith(code, reason)
-	}
+	return all
 }
 
 // ConnCount returns the number of connections currently held.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/marketgate/marketgate/downstream/downstreamtest"
 	"github.com/marketgate/marketgate/hub"
+	"github.com/marketgate/marketgate/internal/waitfor"
 )
 
 // fakeSource is a Source for these tests: it accepts keys of known symbols
@@ -108,7 +109,7 @@ func startServer(t *testing.T, cfg Config) *testEnv {
 		}
 		hs.Close()
 	})
-	waitFor(t, 2*time.Second, func() error {
+	waitfor.Cond(t, 2*time.Second, func() error {
 		if !srv.running.Load() {
 			return errors.New("not running")
 		}
@@ -122,7 +123,7 @@ func startServer(t *testing.T, cfg Config) *testEnv {
 // first.
 func (env *testEnv) waitSubscribers(t *testing.T, key string, n int) {
 	t.Helper()
-	waitFor(t, 2*time.Second, func() error {
+	waitfor.Cond(t, 2*time.Second, func() error {
 		for _, si := range env.srv.Streams() {
 			if si.Stream == key && si.Subscribers == n {
 				return nil
@@ -130,21 +131,6 @@ func (env *testEnv) waitSubscribers(t *testing.T, key string, n int) {
 		}
 		return fmt.Errorf("%s has not %d subscribers: %v", key, n, env.srv.Streams())
 	})
-}
-
-func waitFor(t *testing.T, d time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", d, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // expectJSON reads the next message and fails unless it is JSON equal to want.
@@ -280,7 +266,7 @@ func TestSharedStreamWantedOnce(t *testing.T) {
 		t.Fatal("stream unwanted while a subscriber remains")
 	}
 	cs[2].Close()
-	waitFor(t, 2*time.Second, func() error {
+	waitfor.Cond(t, 2*time.Second, func() error {
 		if _, wanted := env.src.state(key); wanted {
 			return errors.New("still wanted")
 		}
@@ -443,7 +429,7 @@ func TestSlowConsumerClosedOthersUnaffected(t *testing.T) {
 	for sent < most && env.srv.Stats().Closed["slow_consumer"] == 0 {
 		publish(t, env.hub, key, uint64(sent+1), payload)
 		sent++
-		waitFor(t, 10*time.Second, func() error {
+		waitfor.Cond(t, 10*time.Second, func() error {
 			select {
 			case err := <-readErr:
 				t.Fatalf("fast client: %v after %d messages", err, received.Load())
@@ -458,7 +444,7 @@ func TestSlowConsumerClosedOthersUnaffected(t *testing.T) {
 	if n := env.srv.Stats().Closed["slow_consumer"]; n != 1 {
 		t.Fatalf("slow_consumer closes = %d after %d messages; want 1", n, sent)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Cond(t, 5*time.Second, func() error {
 		if int(received.Load()) != sent {
 			return fmt.Errorf("fast client has %d of %d", received.Load(), sent)
 		}
@@ -501,7 +487,7 @@ func TestShutdownClosesWithGoingAway(t *testing.T) {
 	go func() { done <- srv.Run(ctx) }()
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
-	waitFor(t, 2*time.Second, func() error {
+	waitfor.Cond(t, 2*time.Second, func() error {
 		if !srv.running.Load() {
 			return errors.New("not running")
 		}

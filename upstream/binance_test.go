@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/marketgate/marketgate/hub"
+	"github.com/marketgate/marketgate/internal/waitfor"
 	"github.com/marketgate/marketgate/upstream/binancesim"
 )
 
@@ -181,7 +182,7 @@ func TestBinanceSimSubscribeMany(t *testing.T) {
 	if len(names) != 300 {
 		t.Fatalf("%d names; want 300", len(names))
 	}
-	waitFor(t, 5*time.Second, func() error { return b.Validate(names[0]) })
+	waitfor.Cond(t, 5*time.Second, func() error { return b.Validate(names[0]) })
 	var keys []string
 	for _, n := range names {
 		if err := r.Validate("binance:" + n); err != nil {
@@ -204,7 +205,7 @@ func TestBinanceSimSubscribeMany(t *testing.T) {
 	// Validate.
 	b.Subscribe([]string{"BTCUSDT@trade", "btcusdt@tradez", "foousdt@trade", `btcusdt@trade","x`})
 
-	waitFor(t, 10*time.Second, func() error {
+	waitfor.Cond(t, 10*time.Second, func() error {
 		if n := len(sim.Subscriptions()); n != 300 {
 			return fmt.Errorf("simulator holds %d streams", n)
 		}
@@ -213,7 +214,7 @@ func TestBinanceSimSubscribeMany(t *testing.T) {
 		}
 		return nil
 	})
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Cond(t, 5*time.Second, func() error {
 		for _, sym := range simSymbols {
 			s := "binance:" + strings.ToLower(sym) + "@trade"
 			if n := len(rec.get(s)); n < 3 {
@@ -238,7 +239,7 @@ func TestBinanceSimSubscribeMany(t *testing.T) {
 	if n := len(sim.Subscriptions()); n != 300 {
 		t.Errorf("simulator holds %d streams right after Unwant; want 300 during the linger", n)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Cond(t, 5*time.Second, func() error {
 		subs := sim.Subscriptions()
 		if len(subs) != 151 {
 			return fmt.Errorf("simulator holds %d streams", len(subs))
@@ -273,7 +274,7 @@ func TestBinanceSimReconnect(t *testing.T) {
 	runBinance(t, b)
 	names := []string{"btcusdt@trade", "ethusdt@trade", "btcusdt@depth@100ms", "ethusdt@bookTicker", "btcusdt@aggTrade"}
 	b.Subscribe(names)
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Cond(t, 5*time.Second, func() error {
 		for _, n := range names {
 			if got := len(rec.get("binance:" + n)); got < 3 {
 				return fmt.Errorf("%s: %d messages", n, got)
@@ -284,7 +285,7 @@ func TestBinanceSimReconnect(t *testing.T) {
 
 	dropped := time.Now()
 	sim.DropAll()
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Cond(t, 5*time.Second, func() error {
 		for _, n := range names {
 			if !slices.ContainsFunc(rec.get("binance:"+n), func(m hub.Message) bool { return m.Gap }) {
 				return fmt.Errorf("%s: no message after the drop", n)
@@ -336,14 +337,14 @@ func TestBinanceSimPings(t *testing.T) {
 	runBinance(t, b)
 	// Requests compete with pongs for the 300 ms slots meanwhile.
 	for i, sym := range []string{"btcusdt", "ethusdt", "bnbusdt", "solusdt", "xrpusdt"} {
-		waitFor(t, 5*time.Second, func() error {
+		waitfor.Cond(t, 5*time.Second, func() error {
 			if len(sim.Clients()) == 0 {
 				return errors.New("not connected")
 			}
 			return nil
 		})
 		b.Subscribe([]string{sym + "@trade"})
-		waitFor(t, 5*time.Second, func() error {
+		waitfor.Cond(t, 5*time.Second, func() error {
 			if n := b.Status().Streams; n != i+1 {
 				return fmt.Errorf("%d streams", n)
 			}
@@ -370,14 +371,14 @@ func TestBinanceSimServerShutdown(t *testing.T) {
 	b := newSimBinance(t, addr, rec, nil)
 	runBinance(t, b)
 	b.Subscribe([]string{"btcusdt@trade"})
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Cond(t, 5*time.Second, func() error {
 		if n := len(rec.get("binance:btcusdt@trade")); n < 2 {
 			return fmt.Errorf("%d messages", n)
 		}
 		return nil
 	})
 	sim.SendServerShutdown(-1) // announce, but leave closing to the client
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Cond(t, 5*time.Second, func() error {
 		clients := sim.Clients()
 		if len(clients) != 2 || !clients[0].Closed || clients[1].Streams != 1 {
 			return fmt.Errorf("clients %+v", clients)
@@ -410,7 +411,7 @@ func TestBinanceSimChurn(t *testing.T) {
 			pool = append(pool, sym+"@"+suf)
 		}
 	}
-	waitFor(t, 5*time.Second, b.Ready)
+	waitfor.Cond(t, 5*time.Second, b.Ready)
 	want := make(map[string]bool)
 	start := time.Now()
 	for i := 0; time.Since(start) < 2*time.Second; i++ {
@@ -423,7 +424,7 @@ func TestBinanceSimChurn(t *testing.T) {
 		want[n] = !want[n]
 		time.Sleep(3 * time.Millisecond)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	waitfor.Cond(t, 10*time.Second, func() error {
 		subs := sim.Subscriptions()
 		for _, n := range pool {
 			if (subs[n] == 1) != want[n] {
@@ -459,14 +460,14 @@ func TestBinanceSimResubscribeSameConnection(t *testing.T) {
 	runBinance(t, b)
 	const name, key = "btcusdt@trade", "binance:btcusdt@trade"
 	b.Subscribe([]string{name})
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Cond(t, 5*time.Second, func() error {
 		if n := len(rec.get(key)); n < 3 {
 			return fmt.Errorf("%d messages", n)
 		}
 		return nil
 	})
 	b.Unsubscribe([]string{name})
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Cond(t, 5*time.Second, func() error {
 		if n := sim.Subscriptions()[name]; n != 0 || b.Status().Streams != 0 {
 			return fmt.Errorf("still subscribed: sim %d, status %+v", n, b.Status())
 		}
@@ -474,7 +475,7 @@ func TestBinanceSimResubscribeSameConnection(t *testing.T) {
 	})
 	before := len(rec.get(key))
 	b.Subscribe([]string{name})
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Cond(t, 5*time.Second, func() error {
 		if n := len(rec.get(key)); n < before+2 {
 			return fmt.Errorf("%d messages", n)
 		}
@@ -503,7 +504,7 @@ func TestBinanceSimRateCloseBacksOff(t *testing.T) {
 	})
 	runBinance(t, b)
 	b.Subscribe([]string{"btcusdt@trade"})
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Cond(t, 5*time.Second, func() error {
 		if b.Status().Streams != 1 {
 			return errors.New("not subscribed")
 		}
@@ -511,7 +512,7 @@ func TestBinanceSimRateCloseBacksOff(t *testing.T) {
 	})
 	closed := time.Now()
 	sim.CloseAll(1008, "Too many requests")
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Cond(t, 5*time.Second, func() error {
 		if c := sim.Clients(); len(c) != 2 || c[1].Streams != 1 {
 			return fmt.Errorf("clients %+v", c)
 		}

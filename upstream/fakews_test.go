@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/marketgate/marketgate/internal/waitfor"
 )
 
 // This file is a minimal scripted WebSocket server for unit tests of the
@@ -193,22 +195,6 @@ func runBinance(t *testing.T, b *Binance) {
 	})
 }
 
-// waitFor polls cond until it returns nil or d passes.
-func waitFor(t *testing.T, d time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", d, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestBinancePacingUnderPingFlood(t *testing.T) {
 	const interval = 100 * time.Millisecond
 	hello := serverFrame(ws.OpPing, []byte("hello-ping")) // sits behind the 101, in br
@@ -264,7 +250,7 @@ func TestBinancePacingUnderPingFlood(t *testing.T) {
 		b.Subscribe([]string{n}) // one call each: the writer must coalesce
 		time.Sleep(5 * time.Millisecond)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Cond(t, 5*time.Second, func() error {
 		if st := b.Status(); st.Streams != len(names) {
 			return fmt.Errorf("status %+v", st)
 		}
@@ -363,14 +349,14 @@ func TestBinanceErrorReply(t *testing.T) {
 	}
 	runBinance(t, b)
 	b.Subscribe([]string{"btcusdt@trade"})
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Cond(t, 5*time.Second, func() error {
 		if st := b.Status(); st.Streams != 1 {
 			return fmt.Errorf("status %+v", st)
 		}
 		return nil
 	})
 	b.Subscribe([]string{"ethusdt@trade"})
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Cond(t, 5*time.Second, func() error {
 		st := b.Status()
 		if len(st.Failed) != 1 || st.Failed[0].Stream != "ethusdt@trade" || !strings.Contains(st.Failed[0].Error, "invalid stream") {
 			return fmt.Errorf("status %+v", st)
@@ -411,7 +397,7 @@ func TestBinanceReplyTimeout(t *testing.T) {
 	}
 	runBinance(t, b)
 	b.Subscribe([]string{"btcusdt@trade", "ethusdt@trade"})
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Cond(t, 5*time.Second, func() error {
 		if n := len(srv.connections()); n < 2 {
 			return fmt.Errorf("%d connections", n)
 		}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
+	"github.com/marketgate/marketgate/internal/waitfor"
 )
 
 // quiet is a TickInterval long enough that no market data flows during a
@@ -66,22 +68,6 @@ func startServer(t *testing.T, cfg Config) *testServer {
 		}
 	})
 	return &testServer{Server: s, addr: ln.Addr().String()}
-}
-
-// waitFor polls cond until it returns nil or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // client is a test WebSocket client built on gobwas/ws.
@@ -344,7 +330,7 @@ func lastClient(t *testing.T, s *Server) ClientStats {
 func waitClosed(t *testing.T, s *Server) ClientStats {
 	t.Helper()
 	var st ClientStats
-	waitFor(t, 5*time.Second, func() error {
+	waitfor.Cond(t, 5*time.Second, func() error {
 		all := s.Clients()
 		if len(all) == 0 {
 			return errors.New("no clients yet")

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/marketgate/marketgate/internal/waitfor"
 )
 
 const listReq = `{"method":"LIST_SUBSCRIPTIONS","id":1}`
@@ -173,7 +175,7 @@ func TestHeartbeat(t *testing.T) {
 			if pings < 5 {
 				t.Errorf("pings = %d in 900ms at 50ms; want >= 5", pings)
 			}
-			waitFor(t, 2*time.Second, func() error {
+			waitfor.Cond(t, 2*time.Second, func() error {
 				if st := lastClient(t, ts.Server); st.Violations() != 0 || st.Messages != pings {
 					return fmt.Errorf("violations %d, messages %d (pings %d)", st.Violations(), st.Messages, pings)
 				}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/marketgate/marketgate/internal/waitfor"
 )
 
 func TestHandshakeRoutes(t *testing.T) {
@@ -117,7 +119,7 @@ func TestClientStats(t *testing.T) {
 
 	// A client close is reported as such and its streams are released.
 	bad.write(ws.OpClose, ws.NewCloseFrameBody(ws.StatusGoingAway, "leaving"))
-	waitFor(t, 2*time.Second, func() error {
+	waitfor.Cond(t, 2*time.Second, func() error {
 		if st := ts.Clients()[1]; !st.Closed {
 			return errorf("not closed: %+v", st)
 		}
