@@ -26,6 +26,11 @@ type Message struct {
 	Gap bool
 	// Data is the exchange's event, byte for byte.
 	Data []byte
+	// Err, when not empty, says the stream failed upstream (the exchange
+	// refused or dropped it) and why, in words meant for clients. Such a
+	// message carries no Data, and no data follows until the stream is
+	// subscribed again.
+	Err string
 }
 
 // Receiver takes delivered messages. Receive is called from the hub's own
