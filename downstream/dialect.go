@@ -170,6 +170,14 @@ func replyDialectError(c *conn, id json.RawMessage, code int, msg string) {
 	c.enqueueControl(textFrame(b))
 }
 
+// streamFailedDialect frames the Binance-shaped notice that a subscribed
+// stream failed upstream: an error without an id, code -1 (Binance's code
+// for a stream-level failure), naming the stream.
+func streamFailedDialect(key, reason string) []byte {
+	m, _ := json.Marshal(strings.TrimPrefix(key, binancePrefix) + ": " + reason)
+	return textFrame(fmt.Appendf(nil, `{"error":{"code":-1,"msg":%s}}`, m))
+}
+
 func idOrNull(id json.RawMessage) []byte {
 	if len(id) == 0 {
 		return []byte("null")

@@ -14,6 +14,7 @@ const (
 	CodeUnknownOp      = "unknown_op"       // op is not subscribe, unsubscribe, list or ping
 	CodeInvalidStream  = "invalid_stream"   // a stream key is malformed or unknown
 	CodeTooManyStreams = "too_many_streams" // the connection would exceed its stream limit
+	CodeUpstreamError  = "upstream_error"   // the exchange refused or dropped a subscribed stream
 )
 
 // maxIDLen bounds the id a client may tag a command with; it is echoed back.
@@ -129,6 +130,16 @@ func (c *conn) countAfterAdding(keys []string) int {
 		}
 	}
 	return n
+}
+
+// streamFailedNative frames the notice that a subscribed stream failed
+// upstream: {"stream":…,"error":{"code":"upstream_error","msg":…}}.
+func streamFailedNative(key, reason string) []byte {
+	b, _ := json.Marshal(struct {
+		Stream string      `json:"stream"`
+		Error  nativeError `json:"error"`
+	}{key, nativeError{Code: CodeUpstreamError, Msg: reason}})
+	return textFrame(b)
 }
 
 func replyNative(c *conn, id json.RawMessage, result any, e *nativeError) {

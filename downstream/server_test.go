@@ -505,3 +505,38 @@ func TestShutdownClosesWithGoingAway(t *testing.T) {
 		t.Fatalf("%d connections left after Run returned", n)
 	}
 }
+
+func TestStreamFailedUpstream(t *testing.T) {
+	env := startServer(t, Config{})
+	const failed, other = "binance:btcusdt@trade", "binance:ethusdt@trade"
+	c := downstreamtest.Dial(t, env.url+"/ws")
+	c.Send(`{"op":"subscribe","id":1,"streams":["` + failed + `","` + other + `"]}`)
+	c.Next()
+	d := downstreamtest.Dial(t, env.url+"/binance/ws/btcusdt@trade")
+	env.waitSubscribers(t, failed, 2)
+
+	env.hub.Publish(context.Background(), hub.Message{Stream: failed, Err: "the exchange refused it"})
+	expectJSON(t, c, `{"stream":"binance:btcusdt@trade","error":{"code":"upstream_error","msg":"the exchange refused it"}}`)
+	if got, want := string(d.Next()), `{"error":{"code":-1,"msg":"btcusdt@trade: the exchange refused it"}}`; got != want {
+		t.Fatalf("dialect notice = %s; want %s", got, want)
+	}
+	c.Send(`{"op":"list","id":2}`)
+	expectJSON(t, c, `{"id":2,"result":{"streams":["`+other+`"]}}`)
+	if _, wanted := env.src.state(failed); wanted {
+		t.Error("failed stream still wanted from the source")
+	}
+	if _, wanted := env.src.state(other); !wanted {
+		t.Error("other stream no longer wanted")
+	}
+	publish(t, env.hub, failed, 9, `{"t":9}`)
+	publish(t, env.hub, other, 1, `{"t":1}`)
+	if got := string(c.Next()); !strings.Contains(got, other) {
+		t.Fatalf("after the failure got %s; want only %s", got, other)
+	}
+	// The stream can be subscribed again.
+	c.Send(`{"op":"subscribe","id":3,"streams":["` + failed + `"]}`)
+	c.Next()
+	if n, wanted := env.src.state(failed); n != 2 || !wanted {
+		t.Errorf("after resubscribing: Want calls = %d, wanted = %v; want 2, true", n, wanted)
+	}
+}

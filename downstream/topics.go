@@ -58,6 +58,15 @@ func (s *Server) Receive(msg hub.Message) {
 	if t == nil {
 		return
 	}
+	if msg.Err != "" {
+		// Off the publisher's goroutine: failing a stream calls back into
+		// the hub and the source, which may be what is publishing.
+		key, reason := msg.Stream, msg.Err
+		if !s.pool.submit(func() { s.failStream(key, reason) }) {
+			s.metrics.internalErrors.Add(1)
+		}
+		return
+	}
 	var native, raw, combined []byte
 	for _, c := range *t.subs.Load() {
 		var f []byte
@@ -92,6 +101,41 @@ func nativeFrame(t *topic, msg hub.Message) []byte {
 	}
 	m = append(m, `,"data":`...)
 	return textFrame(t.nativePrefix, m, msg.Data, []byte{'}'})
+}
+
+// failStream tells every local subscriber of key that the stream failed
+// upstream, and drops the stream: from their subscriptions, the hub and the
+// source. Other streams are untouched.
+func (s *Server) failStream(key, reason string) {
+	r := &s.topics
+	r.mu.Lock()
+	t := r.topics[key]
+	if t == nil {
+		r.mu.Unlock()
+		return
+	}
+	subs := *t.subs.Load()
+	t.subs.Store(&[]*conn{})
+	delete(r.topics, key)
+	if err := s.cfg.Hub.Unsubscribe(s.ctx, key, s); err != nil {
+		s.log.Error("hub unsubscribe", "stream", key, "err", err)
+	}
+	s.cfg.Source.Unwant([]string{key})
+	r.mu.Unlock()
+
+	s.log.Warn("stream failed upstream", "stream", key, "reason", reason, "subscribers", len(subs))
+	native := streamFailedNative(key, reason)
+	dialect := streamFailedDialect(key, reason)
+	for _, c := range subs {
+		c.smu.Lock()
+		delete(c.streams, key)
+		c.smu.Unlock()
+		if c.native {
+			c.enqueueControl(native)
+		} else {
+			c.enqueueControl(dialect)
+		}
+	}
 }
 
 // subscribe adds c to the topics of keys it is not yet subscribed to. Keys

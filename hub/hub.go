@@ -10,8 +10,9 @@ package hub
 import "context"
 
 // Message is one event of one stream as it travels from upstream to
-// downstream. Messages are immutable once published: every receiver shares
-// the same Data bytes and must not modify them.
+// downstream. Data belongs to the publisher and is valid only until Publish
+// returns: receivers read it during Receive and copy what they keep (so the
+// upstream can read every event into one reused buffer). Nobody modifies it.
 type Message struct {
 	// Stream is the gateway's stream key, "<exchange>:<exchange stream name>",
 	// for example "binance:btcusdt@trade".
@@ -34,7 +35,8 @@ type Message struct {
 }
 
 // Receiver takes delivered messages. Receive is called from the hub's own
-// goroutines, possibly concurrently for different streams, and must not block.
+// goroutines (or the publisher's), possibly concurrently for different
+// streams, and must not block. msg.Data is valid only until it returns.
 type Receiver interface {
 	Receive(Message)
 }
@@ -42,7 +44,8 @@ type Receiver interface {
 // Publisher is the half of a [Hub] that upstream needs.
 type Publisher interface {
 	// Publish delivers msg to every receiver subscribed to msg.Stream on any
-	// node. It does not wait for receivers to process it.
+	// node. It does not wait for remote receivers; it is done with msg.Data
+	// when it returns.
 	Publish(ctx context.Context, msg Message) error
 }
 

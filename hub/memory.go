@@ -20,7 +20,8 @@ type Memory struct {
 // NewMemory returns an empty in-process hub.
 func NewMemory() *Memory { return &Memory{} }
 
-// Publish calls Receive on every receiver of msg.Stream before it returns.
+// Publish calls Receive on every receiver of msg.Stream before it returns,
+// which is what lets msg.Data be reused once it has.
 func (m *Memory) Publish(_ context.Context, msg Message) error {
 	m.mu.RLock()
 	rs := m.subs[msg.Stream]
