@@ -1,0 +1,107 @@
+package downstream
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/marketgate/marketgate/hub"
+)
+
+// commandConn returns an open connection whose replies stay in its queue
+// (no flush runs), for feeding commands straight to a protocol.
+func commandConn(t testing.TB, native bool) *conn {
+	srv, err := New(Config{Hub: hub.NewMemory(), Source: newFakeSource(), MaxStreamsPerConn: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &conn{srv: srv, native: native}
+	c.writing = true
+	c.log = srv.log
+	return c
+}
+
+// replies returns the payloads queued on c since the last call.
+func replies(c *conn) [][]byte {
+	var out [][]byte
+	for _, f := range c.queue {
+		out = append(out, f[headerLen(f):])
+	}
+	c.queue = c.queue[:0]
+	return out
+}
+
+// headerLen is the length of an unmasked server frame's header.
+func headerLen(f []byte) int {
+	switch f[1] & 0x7f {
+	case 126:
+		return 4
+	case 127:
+		return 10
+	}
+	return 2
+}
+
+var commandSeeds = []string{
+	`{"op":"subscribe","id":1,"streams":["binance:btcusdt@trade"]}`,
+	`{"op":"unsubscribe","id":"a","streams":["binance:btcusdt@trade"]}`,
+	`{"op":"list","id":3}`, `{"op":"ping"}`, `{"op":"subscribe","id":1,`, `[]`, `null`, `""`,
+	`{"op":"subscribe","id":{"x":1},"streams":[1,2]}`,
+	`{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":1}`,
+	`{"method":"SET_PROPERTY","params":["combined",true],"id":"x1"}`,
+	`{"method":"LIST_SUBSCRIPTIONS","id":null}`, `{"method":5}`, `{"params":[],"id":-9223372036854775808}`,
+}
+
+// FuzzNativeCommand checks that every client message gets exactly one reply,
+// which is a JSON object with an id and either a result or an error.
+func FuzzNativeCommand(f *testing.F) {
+	for _, s := range commandSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		c := commandConn(t, true)
+		nativeProto{}.handleText(c, p)
+		rs := replies(c)
+		if len(rs) != 1 {
+			t.Fatalf("%d replies to %q; want 1", len(rs), p)
+		}
+		var r map[string]json.RawMessage
+		if err := json.Unmarshal(rs[0], &r); err != nil {
+			t.Fatalf("reply %q to %q is not a JSON object: %v", rs[0], p, err)
+		}
+		_, hasID := r["id"]
+		_, hasResult := r["result"]
+		_, hasError := r["error"]
+		if !hasID || hasResult == hasError {
+			t.Fatalf("reply %s to %q: want an id and exactly one of result and error", rs[0], p)
+		}
+	})
+}
+
+// FuzzDialectCommand checks the Binance dialect the same way: one reply,
+// {"result":…,"id":…} or {"error":{"code":…,"msg":…}[,"id":…]}.
+func FuzzDialectCommand(f *testing.F) {
+	for _, s := range commandSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		c := commandConn(t, false)
+		dialectProto{}.handleText(c, p)
+		rs := replies(c)
+		if len(rs) != 1 {
+			t.Fatalf("%d replies to %q; want 1", len(rs), p)
+		}
+		var r struct {
+			Result *json.RawMessage `json:"result"`
+			Error  *struct {
+				Code *int    `json:"code"`
+				Msg  *string `json:"msg"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(rs[0], &r); err != nil {
+			t.Fatalf("reply %q to %q is not JSON: %v", rs[0], p, err)
+		}
+		if r.Error != nil && (r.Error.Code == nil || r.Error.Msg == nil) {
+			t.Fatalf("error reply %s to %q lacks code or msg", rs[0], p)
+		}
+	})
+}
