@@ -243,6 +243,22 @@ func (c *conn) enqueueControl(frame []byte) {
 	c.mu.Unlock()
 }
 
+// replyThenSubscribe queues a subscribe command's reply and joins its
+// streams as one step: holding the queue lock across both keeps the reply
+// from being written before the streams are joined (a client that reads the
+// reply gets every message published after it) and keeps every message of
+// the streams behind the reply. Lock order: c.mu, then c.smu, then the
+// registry's.
+func (c *conn) replyThenSubscribe(reply []byte, keys []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if reply == nil || c.state.Load() != stateOpen {
+		return
+	}
+	c.enqueueLocked(reply)
+	c.srv.subscribe(c, keys)
+}
+
 func (c *conn) enqueueLocked(frame []byte) {
 	c.queue = append(c.queue, frame)
 	c.queued += len(frame)

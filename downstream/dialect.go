@@ -79,8 +79,7 @@ func (dialectProto) handleText(c *conn, p []byte) {
 			}
 			return
 		}
-		replyDialectResult(c, id, []byte("null"))
-		c.srv.subscribe(c, keys)
+		c.replyThenSubscribe(dialectResultFrame(id, []byte("null")), keys)
 	case "LIST_SUBSCRIPTIONS":
 		keys := c.subscribed()
 		slices.Sort(keys)
@@ -154,8 +153,11 @@ func validDialectID(id json.RawMessage) bool {
 
 // replyDialectResult sends {"result":<result>,"id":<id>}.
 func replyDialectResult(c *conn, id json.RawMessage, result []byte) {
-	b := slices.Concat([]byte(`{"result":`), result, []byte(`,"id":`), idOrNull(id), []byte("}"))
-	c.enqueueControl(textFrame(b))
+	c.enqueueControl(dialectResultFrame(id, result))
+}
+
+func dialectResultFrame(id json.RawMessage, result []byte) []byte {
+	return textFrame(slices.Concat([]byte(`{"result":`), result, []byte(`,"id":`), idOrNull(id), []byte("}")))
 }
 
 // replyDialectError sends {"error":{"code":C,"msg":"…"},"id":<id>}, without

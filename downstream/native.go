@@ -62,10 +62,7 @@ func (nativeProto) handleText(c *conn, p []byte) {
 			return
 		}
 		streams := dedupe(cmd.Streams)
-		// The reply is queued before the streams are joined, so it reaches the
-		// client before their first message.
-		replyNative(c, cmd.ID, streamsResult{streams}, nil)
-		c.srv.subscribe(c, streams)
+		c.replyThenSubscribe(nativeReplyFrame(c, cmd.ID, streamsResult{streams}, nil), streams)
 	case "unsubscribe":
 		if len(cmd.Streams) == 0 {
 			replyNative(c, cmd.ID, nil, &nativeError{Code: CodeBadRequest, Msg: "streams must be a non-empty list"})
@@ -143,15 +140,21 @@ func streamFailedNative(key, reason string) []byte {
 }
 
 func replyNative(c *conn, id json.RawMessage, result any, e *nativeError) {
+	if f := nativeReplyFrame(c, id, result, e); f != nil {
+		c.enqueueControl(f)
+	}
+}
+
+func nativeReplyFrame(c *conn, id json.RawMessage, result any, e *nativeError) []byte {
 	if len(id) == 0 {
 		id = json.RawMessage("null")
 	}
 	b, err := json.Marshal(nativeReply{ID: id, Result: result, Error: e})
 	if err != nil {
 		c.log.Error("encode reply", "err", err)
-		return
+		return nil
 	}
-	c.enqueueControl(textFrame(b))
+	return textFrame(b)
 }
 
 // validID accepts what the native protocol allows as a command id: absent,

@@ -28,7 +28,8 @@ const StatusSlowConsumer ws.StatusCode = 4008
 
 // Source validates stream keys and carries the streams that local clients
 // want. In a single node it is the upstream router; in a cluster it is the
-// cluster's demand registry. Want and Unwant must not block.
+// cluster's demand registry. Want and Unwant must not block and must not
+// publish synchronously: the server calls them holding its locks.
 type Source interface {
 	// Validate returns nil for a stream key the gateway can carry, or an
 	// error whose text tells the client what is wrong.
