@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/marketgate/marketgate/upstream/binancesim"
 )
 
 func TestParseSettings(t *testing.T) {
@@ -18,9 +20,25 @@ func TestParseSettings(t *testing.T) {
 		check   func(settings) bool
 	}{
 		{"defaults", nil, nil, "", func(s settings) bool {
-			return s.listen == "127.0.0.1:9443" && len(s.cfg.Symbols) == 5 && s.cfg.MaxMessagesPerSecond == 5 &&
-				s.cfg.PingInterval == 20*time.Second && s.logLevel == slog.LevelInfo
+			// Mode-dependent limits stay zero: binancesim.New fills the mode's.
+			return s.listen == "127.0.0.1:9443" && len(s.cfg.Symbols) == 5 && s.cfg.Mode == binancesim.ModeSpot &&
+				s.cfg.MaxMessagesPerSecond == 0 && s.cfg.PingInterval == 0 && s.cfg.PongTimeout == 0 &&
+				s.cfg.MaxStreams == 1024 && s.cfg.MaxLifetime == 24*time.Hour && s.logLevel == slog.LevelInfo
 		}},
+		{"futures flag", []string{"--mode", "futures"}, nil, "", func(s settings) bool {
+			return s.cfg.Mode == binancesim.ModeFutures && s.cfg.MaxMessagesPerSecond == 0 && s.cfg.PingInterval == 0
+		}},
+		{"futures env", nil, map[string]string{"EXCHANGESIM_MODE": "futures", "EXCHANGESIM_MAX_STREAMS": "200"}, "", func(s settings) bool {
+			return s.cfg.Mode == binancesim.ModeFutures && s.cfg.MaxStreams == 200
+		}},
+		{"mode flag beats env", []string{"--mode=spot"}, map[string]string{"EXCHANGESIM_MODE": "futures"}, "", func(s settings) bool {
+			return s.cfg.Mode == binancesim.ModeSpot
+		}},
+		{"futures with explicit limits", []string{"--mode=futures", "--max-messages-per-second=5", "--ping-interval=20s"}, nil, "", func(s settings) bool {
+			return s.cfg.Mode == binancesim.ModeFutures && s.cfg.MaxMessagesPerSecond == 5 && s.cfg.PingInterval == 20*time.Second
+		}},
+		{"bad mode flag", []string{"--mode", "coinm"}, nil, "-mode", nil},
+		{"bad mode env", nil, map[string]string{"EXCHANGESIM_MODE": "Futures"}, "EXCHANGESIM_MODE", nil},
 		{"flags", []string{"--listen", ":0", "--symbols", "BTCUSDT, ETHBTC", "--tick-interval=10ms", "--strict-method", "--log-level=debug"}, nil, "", func(s settings) bool {
 			return s.listen == ":0" && slices.Equal(s.cfg.Symbols, []string{"BTCUSDT", "ETHBTC"}) && s.cfg.TickInterval == 10*time.Millisecond &&
 				s.cfg.StrictMethod && s.logLevel == slog.LevelDebug
@@ -51,6 +69,12 @@ func TestParseSettings(t *testing.T) {
 				t.Errorf("error %q spans lines", err)
 			case tc.check != nil && !tc.check(st):
 				t.Errorf("settings = %+v", st)
+			}
+			if err == nil {
+				// What main does next must accept the settings.
+				if _, err := binancesim.New(st.cfg); err != nil {
+					t.Errorf("binancesim.New(%+v) = %v", st.cfg, err)
+				}
 			}
 		})
 	}

@@ -7,9 +7,29 @@ import (
 	"time"
 )
 
+// Mode selects the Binance product a [Server] imitates.
+type Mode string
+
+const (
+	// ModeSpot imitates Binance Spot (wss://stream.binance.com): /ws and
+	// /stream, the /api/v3 REST calls and Spot's payloads and limits.
+	ModeSpot Mode = "spot"
+	// ModeFutures imitates Binance USD-M futures (wss://fstream.binance.com):
+	// the routed /public and /market paths, the /fapi/v1 REST calls and the
+	// futures payloads and limits (spec §2). See the package doc.
+	ModeFutures Mode = "futures"
+)
+
+// String returns the mode's name.
+func (m Mode) String() string { return string(m) }
+
 // Config configures a [Server]. A zero field takes the default given in its
-// comment. Config is copied by [New]; changing it afterwards has no effect.
+// comment; several defaults depend on [Config.Mode]. Config is copied by
+// [New]; changing it afterwards has no effect.
 type Config struct {
+	// Mode is the product imitated: [ModeSpot] (the default) or
+	// [ModeFutures]. Any other value is an error.
+	Mode Mode
 	// Symbols are the listed symbols, upper case, e.g. "BTCUSDT". Each must
 	// end in a known quote asset (USDT, BUSD, BTC, ETH, BNB, USDC, FDUSD,
 	// EUR). Default: BTCUSDT, ETHUSDT, BNBUSDT, SOLUSDT, XRPUSDT.
@@ -17,24 +37,32 @@ type Config struct {
 	// MaxMessagesPerSecond is the number of incoming messages (text,
 	// binary, ping and pong; close frames excluded) a connection may send
 	// within any rolling one-second window. The next one closes the
-	// connection with 1008 "Too many requests". Default 5.
+	// connection with 1008 "Too many requests". Default 5 (spot) or 10
+	// (futures).
 	MaxMessagesPerSecond int
 	// MaxStreams is the number of streams one connection may hold. A
 	// SUBSCRIBE that would exceed it is refused as a whole with
 	// {"error":{"code":4,"msg":"Too many subscriptions"},"id":N} and the
 	// connection stays open; a URL naming more is refused with HTTP 400.
-	// Default 1024.
+	// Default 1024 in both modes. For futures the current Binance page says
+	// 1024 while older pages and many libraries say 200 (spec §2), so a
+	// gateway may well plan for 200; set 200 here to hold it to that.
 	MaxStreams int
 	// PingInterval is how often the server pings each connection. The
 	// payload is the current Unix time in milliseconds, as decimal text.
-	// Default 20s.
+	// Default 20s (spot) or 3m (futures).
 	PingInterval time.Duration
 	// PongTimeout is how long a ping may stay without a pong echoing its
 	// payload before the connection is closed with 1008 "Pong timeout".
-	// Default 1m.
+	// In futures mode any pong counts, echoing or not (spec §2: unsolicited
+	// pongs maintain the connection). Default 1m (spot) or 10m (futures).
 	PongTimeout time.Duration
-	// MaxLifetime is how long a connection may live. At the end it is
-	// closed with 1001 "Connection lifetime expired". Default 24h.
+	// MaxLifetime is how long a connection may live, counted from the
+	// moment its handshake is accepted (before the 101 response is
+	// written). It is closed with 1001 "Connection lifetime expired" no
+	// earlier than that, and late only by timer and scheduling delay
+	// (normally well under 10ms), so a client that rotates its
+	// connections a little sooner is never cut. Default 24h.
 	MaxLifetime time.Duration
 	// StrictMethod is a test mode: a frame that is not a JSON object with a
 	// method (invalid JSON included) gets its error reply and then the
@@ -44,7 +72,9 @@ type Config struct {
 	StrictMethod bool
 	// TickInterval is the market tick: each tick generates trades and book
 	// updates and pushes the real-time and @100ms streams; every 10th tick
-	// pushes the "1000ms" streams. Default 100ms.
+	// pushes the "1000ms" streams. A tick stands for 100ms of Binance
+	// time, and the futures update periods (250ms, 500ms, 2s, 3s) are
+	// counted in ticks on that scale. Default 100ms.
 	TickInterval time.Duration
 	// Seed seeds the market's random source; 0 picks one from the clock.
 	Seed int64
@@ -75,6 +105,18 @@ func (cfg Config) withDefaults() (Config, error) {
 	bad := func(field string, v any) (Config, error) {
 		return cfg, fmt.Errorf("%w: %s %v", ErrInvalidConfig, field, v)
 	}
+	switch cfg.Mode {
+	case "":
+		cfg.Mode = ModeSpot
+	case ModeSpot, ModeFutures:
+	default:
+		return bad("Mode", fmt.Sprintf("%q (want %q or %q)", cfg.Mode, ModeSpot, ModeFutures))
+	}
+	// Spot's limits (spec §0.4, §0.5) or USD-M's (spec §2).
+	msgs, ping, pong := 5, 20*time.Second, time.Minute
+	if cfg.Mode == ModeFutures {
+		msgs, ping, pong = 10, 3*time.Minute, 10*time.Minute
+	}
 	if len(cfg.Symbols) == 0 {
 		cfg.Symbols = defaultSymbols
 	}
@@ -94,7 +136,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		v    *int
 		def  int
 	}{
-		{"MaxMessagesPerSecond", &cfg.MaxMessagesPerSecond, 5},
+		{"MaxMessagesPerSecond", &cfg.MaxMessagesPerSecond, msgs},
 		{"MaxStreams", &cfg.MaxStreams, 1024},
 		{"SendQueue", &cfg.SendQueue, 4096},
 	}
@@ -117,8 +159,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		v    *time.Duration
 		def  time.Duration
 	}{
-		{"PingInterval", &cfg.PingInterval, 20 * time.Second},
-		{"PongTimeout", &cfg.PongTimeout, time.Minute},
+		{"PingInterval", &cfg.PingInterval, ping},
+		{"PongTimeout", &cfg.PongTimeout, pong},
 		{"MaxLifetime", &cfg.MaxLifetime, 24 * time.Hour},
 		{"TickInterval", &cfg.TickInterval, 100 * time.Millisecond},
 		{"WriteTimeout", &cfg.WriteTimeout, 10 * time.Second},

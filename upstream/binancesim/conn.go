@@ -104,6 +104,8 @@ type conn struct {
 	nc         net.Conn // set by serve before the connection is in srv.open
 	log        *slog.Logger
 	micro      bool
+	route      route     // futures route of the handshake path; routeSpot in spot mode
+	accepted   time.Time // real time the handshake was accepted; MaxLifetime counts from it
 	combined   atomic.Bool
 	out        chan []byte        // compiled frames for the writer
 	closeReq   chan struct{}      // closed by the first closeWith
@@ -132,13 +134,15 @@ type conn struct {
 }
 
 // newConn builds the state of a connection being accepted; it does no I/O.
-func (s *Server) newConn(r *http.Request, specs []streamSpec, malformed int, combined, micro bool) *conn {
+func (s *Server) newConn(r *http.Request, specs []streamSpec, malformed int, combined, micro bool, rt route) *conn {
 	id := s.nextID.Add(1)
 	c := &conn{
 		srv:        s,
 		id:         id,
 		log:        s.log.With("conn", id),
 		micro:      micro,
+		route:      rt,
+		accepted:   time.Now(),
 		out:        make(chan []byte, s.cfg.SendQueue),
 		closeReq:   make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -155,6 +159,9 @@ func (s *Server) newConn(r *http.Request, specs []streamSpec, malformed int, com
 		c.subs = append(c.subs, sp.name)
 		if !s.knownSymbol(sp.symbol) {
 			c.st.InvalidStreams++
+		}
+		if sp.route != rt {
+			c.st.WrongRoute++
 		}
 	}
 	c.st.Streams = len(c.subs)
@@ -537,19 +544,26 @@ func (c *conn) admit() bool {
 }
 
 // pong matches a pong against the outstanding pings. A match answers that
-// ping and every older one.
+// ping and every older one. In futures mode any pong answers every
+// outstanding ping (spec §2: unsolicited pongs maintain the connection),
+// and one matching none is an allowed unsolicited pong whatever its
+// payload.
 func (c *conn) pong(p []byte) {
+	futures := c.srv.cfg.Mode == ModeFutures
 	c.pmu.Lock()
 	idx := slices.IndexFunc(c.pings, func(sp sentPing) bool { return sp.payload == string(p) })
-	if idx >= 0 {
+	switch {
+	case idx >= 0:
 		c.pings = slices.Delete(c.pings, 0, idx+1)
+	case futures:
+		c.pings = c.pings[:0]
 	}
 	c.pmu.Unlock()
 	if idx >= 0 {
 		return
 	}
 	c.mu.Lock()
-	if len(p) == 0 {
+	if len(p) == 0 || futures {
 		c.st.UnsolicitedPongs++
 	} else {
 		c.st.BadPongs++
@@ -563,7 +577,7 @@ func (c *conn) timerLoop() {
 	cfg := &c.srv.cfg
 	ping := time.NewTicker(cfg.PingInterval)
 	defer ping.Stop()
-	life := time.NewTimer(cfg.MaxLifetime)
+	life := time.NewTimer(cfg.MaxLifetime - time.Since(c.accepted))
 	defer life.Stop()
 	pongDue := time.NewTimer(cfg.PongTimeout)
 	pongDue.Stop()

@@ -1,7 +1,8 @@
-// Package binancesim simulates Binance Spot's WebSocket market streams and
-// the REST calls a market-data gateway needs, over plain ws:// and http://.
-// It is the reference the gateway's upstream client is tested against, so
-// it follows the protocol as documented and observed
+// Package binancesim simulates Binance's WebSocket market streams and the
+// REST calls a market-data gateway needs, over plain ws:// and http://:
+// Binance Spot by default, Binance USD-M futures with [ModeFutures]. It is
+// the reference the gateway's upstream client is tested against, so it
+// follows the protocol as documented and observed
 // (/work/shared/spec/binance-streams.md, "the spec" below), not any client.
 //
 // # Use
@@ -14,11 +15,20 @@
 //	base := "ws://" + ln.Addr().String() // base+"/stream?streams=btcusdt@trade"
 //	rest := "http://" + ln.Addr().String() // rest+"/api/v3/exchangeInfo"
 //
-// Tests then inspect what the client did with [Server.Clients],
-// [Server.Violations] and [Server.Subscriptions], and provoke failures with
-// [Server.DropAll], [Server.CloseAll] and [Server.SendServerShutdown].
+// With Config{Mode: binancesim.ModeFutures} the same base serves
+// base+"/public/stream?streams=btcusdt@depth@100ms",
+// base+"/market/stream?streams=btcusdt@aggTrade" and
+// rest+"/fapi/v1/depth?symbol=BTCUSDT&limit=1000".
 //
-// # Faithful to the spec
+// Tests then inspect what the client did with [Server.Clients],
+// [Server.Violations], [Server.Subscriptions], [Server.Accepted] and
+// [Server.OpenConnections], and provoke failures with [Server.DropAll],
+// [Server.CloseAll] and [Server.SendServerShutdown]. A gateway test that
+// asserts Violations() == 0 covers malformed requests, rate-limit,
+// pong-timeout and slow-consumer closes, unknown symbols, refused
+// handshakes and (futures) streams subscribed on the wrong route.
+//
+// # Spot: faithful to the spec
 //
 //   - Endpoints: /ws, /ws/<stream>[/<stream>...] (raw payloads, combined
 //     false) and /stream?streams=<a>/<b> (the {"stream":..,"data":..}
@@ -96,8 +106,81 @@
 //   - StrictMethod: after the error reply for a frame without a method
 //     (or not JSON), close 1008 with Binance's historical reason
 //     {"code":-1,"msg":"Illegal format ws or stream"}.
+//   - Lifetime is counted from the accept (before the 101 is written), so
+//     a client that rotates its connections sooner than MaxLifetime is
+//     never cut by it.
 //
-// # Generated and silent streams
+// # Futures mode (spec §2)
+//
+// [ModeFutures] imitates wss://fstream.binance.com after the 2026 routing
+// change. Everything above holds unless said otherwise here.
+//
+//   - Paths: /public/ws, /public/ws/<s1>/<s2>… (several raw streams),
+//     /public/stream?streams=…, and the same under /market. Unrouted /ws
+//     and /stream are accepted and behave like /public (the docs: such
+//     connections "only receive data from the Public endpoint"). /private
+//     (user data) is not simulated: HTTP 404, counted in Rejections. Like
+//     /stream/x, /public/stream/x is HTTP 404.
+//   - /public serves <s>@depth, @depth@100ms, @depth@500ms (250ms by
+//     default), <s>@depth<5|10|20>[@100ms|@500ms], <s>@bookTicker and
+//     !bookTicker. /market serves <s>@aggTrade, <s>@markPrice[@1s],
+//     !markPrice@arr[@1s], <s>@kline_<i>, <s>@miniTicker, !miniTicker@arr,
+//     <s>@ticker, !ticker@arr, <s>@forceOrder and !forceOrder@arr; it also
+//     accepts, and keeps silent, <pair>_<contractType>@continuousKline_<i>,
+//     <s>@compositeIndex, !contractInfo, <asset>@assetIndex and
+//     !assetIndex@arr (asset names are not checked against Symbols).
+//   - A well-formed stream on the wrong route (aggTrade on /public, depth
+//     on /market or on an unrouted path) is accepted in the URL or by
+//     SUBSCRIBE, listed, shown in Subscriptions, and never sent data, as
+//     on Binance. Each one counts in ClientStats.WrongRoute, a violation.
+//   - The grammar is USD-M's: spot-only names (trade, avgPrice, kline_1s,
+//     @+08:00 klines, ticker_<w>, blockTrade, referencePrice, depth speeds
+//     other than 100/250/500ms) are malformed: "invalid stream" in a
+//     SUBSCRIBE, silent and counted in InvalidStreams in a URL. Futures
+//     names are malformed in spot mode in the same way. There is no @trade
+//     stream on futures (the spec lists none). Stream symbols may hold '_'
+//     between parts, as delivery contracts do (btcusdt_260626@depth); the
+//     simulator lists perpetuals only, so those are unlisted symbols.
+//   - Limits default to 10 messages/s, 1024 streams, a ping every 3m, a
+//     10m pong timeout and 24h. Any pong, echoing a ping or not, answers
+//     every outstanding ping ("unsolicited pong frames … maintain the
+//     connection"); unmatched pongs count as UnsolicitedPongs, never
+//     BadPongs. The methods, replies and errors are Spot's (the spec says
+//     the JSON is the same); ids are accepted as on Spot although the
+//     futures page still says "unsigned INT".
+//   - Payloads, field order as in spec §2 and the USD-M doc pages:
+//     depthUpdate {e,E,T,s,U,u,pu,b,a}; partial depth has the same
+//     depthUpdate shape with the top levels in b/a and the U/u/pu of the
+//     diff of the same speed; bookTicker {e,u,E,T,s,b,B,a,A}; aggTrade
+//     {e,E,s,a,p,q,f,l,T,m} (no M); markPriceUpdate {e,E,s,p,i,P,r,T} with
+//     T the next funding time (00, 08, 16 UTC) and P equal to the index;
+//     forceOrder {e,E,o:{s,S,o,f,q,p,ap,X,l,z,T}}; 24hrTicker
+//     {e,E,s,p,P,w,c,Q,o,h,l,v,q,O,C,F,L,n} (no x/b/B/a/A); miniTicker and
+//     kline as on Spot. Times are milliseconds; timeUnit is ignored.
+//   - pu is the u of the previous event of the same stream (the previous
+//     period's last update id, whether or not this connection saw it), so
+//     every event's pu equals the previous event's u; in the simulator U is
+//     always pu+1. T is the time of the last book change, T <= E.
+//   - REST: GET /fapi/v1/exchangeInfo (every symbol a TRADING PERPETUAL
+//     contract with pair, baseAsset, quoteAsset, marginAsset, filters; no
+//     parameters), GET /fapi/v1/depth?symbol=&limit= (limit 5, 10, 20, 50,
+//     100, 500 (default) or 1000, else HTTP 400 code -1130;
+//     {lastUpdateId,E,T,bids,asks}, lastUpdateId from the streams' id
+//     sequence, so spec §2's book-sync procedure works), /fapi/v1/time and
+//     /fapi/v1/ping. /api/v3/* is HTTP 404 in futures mode and /fapi/* in
+//     spot mode.
+//   - Run's end closes with 1001 "Server shutdown" without the
+//     serverShutdown event, which USD-M does not document;
+//     SendServerShutdown still sends it when called.
+//   - Update speeds (one tick standing for 100ms): aggTrade, bookTicker
+//     and !bookTicker every tick (real time); depth every 1, 2.5 (on
+//     average: ticks 200 and 300ms apart) or 5 ticks; kline every 2.5
+//     ticks; miniTicker and ticker every 20; the @arr tickers, forceOrder
+//     and markPrice@1s every 10; markPrice every 30. A symbol is
+//     liquidated on about 2% of ticks; forceOrder pushes the latest
+//     liquidation of each second, and it does not trade.
+//
+// # Generated and silent streams (spot)
 //
 // Generated: trade, aggTrade, bookTicker (once per tick when the top of
 // book changed), depth5/10/20 and @100ms, depth and depth@100ms,

@@ -61,9 +61,14 @@ func compileText(p []byte) []byte {
 	return ws.MustCompileFrame(ws.NewTextFrame(p))
 }
 
-// dispatch sends e to every connection subscribed to sub.
+// dispatch sends e to every connection subscribed to sub, except those
+// that subscribed on a futures route that does not serve the stream: they
+// hold it silently (spec §2).
 func dispatch(sub *streamSubs, e *event) {
 	for c := range sub.conns {
+		if c.route != sub.spec.route {
+			continue
+		}
 		c.send(e.frame(c.combined.Load(), c.micro))
 	}
 }
@@ -71,6 +76,10 @@ func dispatch(sub *streamSubs, e *event) {
 // emitSymbol generates the events of one symbol's subscribed stream for
 // this tick. slow is true on "1000ms" ticks; now is in µs.
 func (m *market) emitSymbol(sy *symbolState, sub *streamSubs, now int64) {
+	if m.futures {
+		m.emitFuturesSymbol(sy, sub, now)
+		return
+	}
 	sp := sub.spec
 	slow := m.ticks%slowEvery == 0
 	send := func(body func([]byte, bool) []byte) {
@@ -124,19 +133,29 @@ func (m *market) emitSymbol(sy *symbolState, sub *streamSubs, now int64) {
 		if m.ticks%every != 0 {
 			return
 		}
-		c := sy.candleFor(sp, now)
-		c.roll(now)
-		if done := c.closed; done != nil {
-			c.closed = nil
-			send(func(b []byte, micro bool) []byte { return appendKline(b, sy, sp.interval, done, true, now, micro) })
-		}
-		send(func(b []byte, micro bool) []byte { return appendKline(b, sy, sp.interval, &c.cur, false, now, micro) })
+		emitKline(sy, sp, now, send)
 	}
+}
+
+// emitKline sends the kline stream's update: first the final (x=true)
+// update of a bar that ended, then the current bar.
+func emitKline(sy *symbolState, sp streamSpec, now int64, send func(func([]byte, bool) []byte)) {
+	c := sy.candleFor(sp, now)
+	c.roll(now)
+	if done := c.closed; done != nil {
+		c.closed = nil
+		send(func(b []byte, micro bool) []byte { return appendKline(b, sy, sp.interval, done, true, now, micro) })
+	}
+	send(func(b []byte, micro bool) []byte { return appendKline(b, sy, sp.interval, &c.cur, false, now, micro) })
 }
 
 // emitMarketWide generates !miniTicker@arr: the symbols that traded in the
 // last "1000ms" window.
 func (m *market) emitMarketWide(sub *streamSubs, now int64) {
+	if m.futures {
+		m.emitFuturesMarketWide(sub, now)
+		return
+	}
 	if sub.spec.kind != kindAllMiniTickers || m.ticks%slowEvery != 0 {
 		return
 	}

@@ -18,6 +18,7 @@ const (
 	e8            = 100_000_000
 	bookDepth     = 100 // price levels kept per side
 	slowEvery     = 10  // ticks per "1000ms" update
+	nominalTickMs = 100 // what one tick stands for; futures periods are counted in it
 	klineSlow     = 20  // ticks per kline update for intervals other than 1s
 	maxAggLevels  = 3   // price levels one taker order may walk
 	microsPerDay  = 86_400_000_000
@@ -66,6 +67,7 @@ type aggTrade struct {
 // range that covers them.
 type bookDiff struct {
 	first, last int64           // update ids; first == 0 means empty
+	prev        int64           // last of the previous non-empty period (futures pu)
 	bids, asks  map[int64]int64 // px ticks -> qty e8
 }
 
@@ -86,6 +88,9 @@ func (d *bookDiff) add(bid bool, px, qty, id int64) {
 }
 
 func (d *bookDiff) reset() {
+	if d.first != 0 {
+		d.prev = d.last
+	}
 	d.first, d.last = 0, 0
 	clear(d.bids)
 	clear(d.asks)
@@ -118,6 +123,14 @@ type symbolState struct {
 	window       bookDiff
 	tradedWindow bool
 
+	// Futures only (futures_market.go).
+	futures  bool
+	now      int64    // time of the current step, µs
+	bookTime int64    // time of the last book change, µs (futures T)
+	w250     bookDiff // diffs of the current 250ms and 500ms periods
+	w500     bookDiff
+	perp     perpState
+
 	stats     stats24
 	avg       float64 // 5-minute average price, e8
 	lastTime  int64   // last trade time, µs
@@ -133,13 +146,17 @@ type market struct {
 	bySym map[string]*symbolState // by lower-case symbol
 	ticks int64
 	alpha float64 // per-tick weight of the 5-minute average
+	// futures selects USD-M update speeds, payloads and the perpetual
+	// state (mark price, funding, liquidations).
+	futures bool
 }
 
-func newMarket(symbols []string, seed int64, tickMicros int64, nowMicros int64) *market {
+func newMarket(symbols []string, seed int64, tickMicros int64, nowMicros int64, futures bool) *market {
 	m := &market{
-		rng:   rand.New(rand.NewPCG(uint64(seed), uint64(seed)^0x9e3779b97f4a7c15)),
-		bySym: make(map[string]*symbolState, len(symbols)),
-		alpha: math.Min(1, float64(tickMicros)/microsPer5Min),
+		rng:     rand.New(rand.NewPCG(uint64(seed), uint64(seed)^0x9e3779b97f4a7c15)),
+		bySym:   make(map[string]*symbolState, len(symbols)),
+		alpha:   math.Min(1, float64(tickMicros)/microsPer5Min),
+		futures: futures,
 	}
 	for _, name := range symbols {
 		sy := m.newSymbol(name, nowMicros)
@@ -200,6 +217,11 @@ func (m *market) newSymbol(name string, now int64) *symbolState {
 		firstID: sy.nextTrade - count, count: count,
 	}
 	sy.avg = float64(last)
+	sy.tick.prev, sy.window.prev = sy.updateID, sy.updateID
+	sy.bookTime = now
+	if m.futures {
+		sy.initFutures(r)
+	}
 	return sy
 }
 
@@ -251,6 +273,11 @@ func (sy *symbolState) setLevel(bid bool, px, qty int64) {
 	sy.updateID++
 	sy.tick.add(bid, px, qty, sy.updateID)
 	sy.window.add(bid, px, qty, sy.updateID)
+	if sy.futures {
+		sy.bookTime = sy.now
+		sy.w250.add(bid, px, qty, sy.updateID)
+		sy.w500.add(bid, px, qty, sy.updateID)
+	}
 }
 
 func cmpInt(a, b int64) int {
@@ -277,6 +304,7 @@ func (sy *symbolState) top() (bid, ask level) {
 // step advances the symbol by one tick: the reference price walks, the
 // book is uncrossed, trimmed and updated, and taker orders trade.
 func (sy *symbolState) step(r *rand.Rand, now int64, alpha float64) {
+	sy.now = now
 	sy.trades, sy.aggs = sy.trades[:0], sy.aggs[:0]
 	sy.tick.reset()
 	oldBid, oldAsk := sy.top()
@@ -328,6 +356,9 @@ func (sy *symbolState) step(r *rand.Rand, now int64, alpha float64) {
 		sy.tradedWindow = true
 	}
 	sy.avg += (float64(sy.stats.last) - sy.avg) * alpha
+	if sy.futures {
+		sy.stepFutures(r, now)
+	}
 }
 
 // ensureTop keeps both sides within a few ticks of the reference price.

@@ -194,8 +194,9 @@ func encodeID(v jsonValue) ([]byte, bool) {
 }
 
 // streamParams validates SUBSCRIBE/UNSUBSCRIBE params: every element must
-// be a well-formed stream name. Duplicates are dropped, order is kept.
-func streamParams(req request) ([]streamSpec, *replyError) {
+// be a stream name well-formed for parse. Duplicates are dropped, order is
+// kept.
+func streamParams(req request, parse func(string) (streamSpec, bool)) ([]streamSpec, *replyError) {
 	if req.params == nil {
 		return nil, &replyError{code: codeInvalidRequest, msg: "Invalid request: missing field `params`" + at(req.data, req.end), kind: vInvalidParams}
 	}
@@ -205,7 +206,7 @@ func streamParams(req request) ([]streamSpec, *replyError) {
 		if it.kind != jsonString {
 			return nil, &replyError{code: codeInvalidRequest, msg: msgInvalidStream, kind: vInvalidStreams}
 		}
-		sp, ok := parseStream(it.s)
+		sp, ok := parse(it.s)
 		if !ok {
 			return nil, &replyError{code: codeInvalidRequest, msg: msgInvalidStream, kind: vInvalidStreams}
 		}
@@ -318,13 +319,13 @@ func (c *conn) handleRequest(data []byte) {
 func (c *conn) execute(req request) *replyError {
 	switch req.method {
 	case methodSubscribe:
-		specs, rerr := streamParams(req)
+		specs, rerr := streamParams(req, c.srv.parse)
 		if rerr != nil {
 			return rerr
 		}
 		return c.subscribe(specs, req.id)
 	case methodUnsubscribe:
-		specs, rerr := streamParams(req)
+		specs, rerr := streamParams(req, c.srv.parse)
 		if rerr != nil {
 			return rerr
 		}
@@ -377,15 +378,19 @@ func (c *conn) subscribe(specs []streamSpec, id []byte) *replyError {
 		c.mu.Unlock()
 		return &replyError{code: codeTooManySubs, msg: msgTooManySubs, kind: vTooManyStreams}
 	}
-	unknown := 0
+	unknown, wrong := 0, 0
 	for _, sp := range fresh {
 		if !c.srv.knownSymbol(sp.symbol) {
 			unknown++
+		}
+		if sp.route != c.route {
+			wrong++ // accepted, and silent on this connection (spec §2)
 		}
 		c.subSet[sp.name] = sp
 		c.subs = append(c.subs, sp.name)
 	}
 	c.st.InvalidStreams += unknown
+	c.st.WrongRoute += wrong
 	c.st.Streams = len(c.subs)
 	// Queue the reply and register under the registry lock: the generator
 	// cannot queue data for the new streams ahead of the reply, and

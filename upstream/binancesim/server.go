@@ -17,14 +17,17 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// Server is a simulated Binance Spot market-stream and REST endpoint. Its
-// methods are safe for concurrent use.
+// Server is a simulated Binance Spot or USD-M futures market-stream and
+// REST endpoint, as [Config.Mode] selects. Its methods are safe for
+// concurrent use.
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	mkt    *market
 	reg    *registry
 	nextID atomic.Uint64
+	// parse is the stream-name grammar of the mode.
+	parse func(name string) (streamSpec, bool)
 
 	mu         sync.Mutex      // guards the following
 	clients    []*clientRecord // every accepted connection, in accept order
@@ -43,21 +46,27 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	futures := cfg.Mode == ModeFutures
 	s := &Server{
 		cfg:      cfg,
-		log:      cfg.Logger.With("component", "binancesim"),
+		log:      cfg.Logger.With("component", "binancesim", "mode", string(cfg.Mode)),
 		reg:      newRegistry(),
+		parse:    parseStream,
 		attempts: map[string][]time.Time{},
 	}
-	s.mkt = newMarket(cfg.Symbols, cfg.Seed, cfg.TickInterval.Microseconds(), cfg.Now().UnixMicro())
+	if futures {
+		s.parse = parseFuturesStream
+	}
+	s.mkt = newMarket(cfg.Symbols, cfg.Seed, cfg.TickInterval.Microseconds(), cfg.Now().UnixMicro(), futures)
 	return s, nil
 }
 
 // Run serves HTTP and WebSocket on ln and runs the market generator until
-// ctx ends. Then it sends serverShutdown to every connection, closes them
-// with 1001 "Server shutdown", closes ln, waits for its goroutines and
-// returns nil. It returns an error only if serving ln fails. A Server can
-// be run once; afterwards it refuses new connections with HTTP 503.
+// ctx ends. Then it sends serverShutdown to every connection (spot mode
+// only: USD-M documents no such event), closes them with 1001 "Server
+// shutdown", closes ln, waits for its goroutines and returns nil. It
+// returns an error only if serving ln fails. A Server can be run once;
+// afterwards it refuses new connections with HTTP 503.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	if ln == nil {
 		return ErrNilListener
@@ -114,7 +123,9 @@ func (s *Server) shutdownConns() {
 	open := s.openConnsLocked()
 	s.mu.Unlock()
 	for _, c := range open {
-		c.sendServerShutdown()
+		if s.cfg.Mode == ModeSpot {
+			c.sendServerShutdown()
+		}
 		c.closeWith(closeRecord{code: ws.StatusGoingAway, reason: closeShutdownReason, mode: closeDrain, by: byServer})
 	}
 	done := make(chan struct{})
@@ -179,6 +190,9 @@ func (s *Server) tick() {
 		}
 	}
 	s.reg.mu.RUnlock()
+	if m.futures {
+		m.endFuturesPeriods()
+	}
 	if m.ticks%slowEvery == 0 {
 		for _, sy := range m.syms {
 			sy.endWindow()
@@ -196,9 +210,12 @@ func (s *Server) knownSymbol(lower string) bool {
 	return ok
 }
 
-// Handler returns the http.Handler serving the WebSocket endpoints (/ws,
-// /ws/<streams>, /stream?streams=) and the REST endpoints
-// (/api/v3/exchangeInfo, /api/v3/depth, /api/v3/time, /api/v3/ping).
+// Handler returns the http.Handler serving the WebSocket endpoints and the
+// REST endpoints. Spot: /ws, /ws/<streams>, /stream?streams=,
+// /api/v3/exchangeInfo, /api/v3/depth, /api/v3/time and /api/v3/ping.
+// Futures: the same WebSocket forms under /public and /market (and
+// unrouted, served like /public), /fapi/v1/exchangeInfo, /fapi/v1/depth,
+// /fapi/v1/time and /fapi/v1/ping. Every other path is HTTP 404.
 // Market data is generated only while [Server.Run] is active; without Run
 // the handler still answers every method and REST call, the market stands
 // still, and connections live until the client closes them or
@@ -208,12 +225,16 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Mode == ModeFutures {
+		s.serveFuturesHTTP(w, r)
+		return
+	}
 	p := r.URL.Path
 	switch {
 	case p == "/ws" || strings.HasPrefix(p, "/ws/"):
-		s.serveWS(w, r, splitStreams(strings.TrimPrefix(p, "/ws")), false)
+		s.serveWS(w, r, splitStreams(strings.TrimPrefix(p, "/ws")), false, routeSpot)
 	case p == "/stream":
-		s.serveWS(w, r, splitStreams(rawQueryParam(r.URL.RawQuery, "streams")), true)
+		s.serveWS(w, r, splitStreams(rawQueryParam(r.URL.RawQuery, "streams")), true, routeSpot)
 	case p == "/api/v3/exchangeInfo":
 		s.serveExchangeInfo(w, r)
 	case p == "/api/v3/depth":
@@ -223,7 +244,33 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "/api/v3/ping":
 		writeJSON(w, http.StatusOK, []byte(`{}`))
 	default:
-		// /stream/<anything> lands here: HTTP 404 at the handshake (§1.6).
+		// /stream/<anything> lands here: HTTP 404 at the handshake (§1.6),
+		// and so does /fapi/*: spot has no futures REST.
+		s.reject(w, r, http.StatusNotFound, "404 page not found")
+	}
+}
+
+// serveFuturesHTTP routes a request in futures mode (spec §2).
+func (s *Server) serveFuturesHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	rt, rest, private := splitRoute(p)
+	switch {
+	case private:
+		s.reject(w, r, http.StatusNotFound, "404 page not found: user data streams (/private) are not simulated")
+	case rest == "/ws" || strings.HasPrefix(rest, "/ws/"):
+		s.serveWS(w, r, splitStreams(strings.TrimPrefix(rest, "/ws")), false, rt)
+	case rest == "/stream":
+		s.serveWS(w, r, splitStreams(rawQueryParam(r.URL.RawQuery, "streams")), true, rt)
+	case p == "/fapi/v1/exchangeInfo":
+		s.serveFuturesExchangeInfo(w)
+	case p == "/fapi/v1/depth":
+		s.serveFuturesDepth(w, r)
+	case p == "/fapi/v1/time":
+		writeJSON(w, http.StatusOK, fmt.Appendf(nil, `{"serverTime":%d}`, s.cfg.Now().UnixMilli()))
+	case p == "/fapi/v1/ping":
+		writeJSON(w, http.StatusOK, []byte(`{}`))
+	default:
+		// /public/stream/<x>, /api/v3/* and anything else.
 		s.reject(w, r, http.StatusNotFound, "404 page not found")
 	}
 }
@@ -309,13 +356,18 @@ func (s *Server) allowAttempt(r *http.Request) bool {
 }
 
 // serveWS validates a handshake request, upgrades it and serves the
-// connection until it ends.
-func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, names []string, combined bool) {
+// connection until it ends. rt is the futures route of the path.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, names []string, combined bool, rt route) {
 	if !s.allowAttempt(r) {
 		s.reject(w, r, http.StatusTooManyRequests, `{"code":-1003,"msg":"Too many connection attempts."}`)
 		return
 	}
 	micro, ok := parseTimeUnit(r)
+	if s.cfg.Mode == ModeFutures {
+		// USD-M documents no timeUnit: the parameter is ignored, times
+		// stay in milliseconds.
+		micro, ok = false, true
+	}
 	if !ok {
 		s.reject(w, r, http.StatusBadRequest, `{"code":-1100,"msg":"Illegal characters found in parameter 'timeUnit'; legal range is 'MICROSECOND, microsecond, MILLISECOND, millisecond'."}`)
 		return
@@ -324,7 +376,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, names []string,
 	malformed := 0
 	dup := map[string]bool{}
 	for _, name := range names {
-		sp, ok := parseStream(name)
+		sp, ok := s.parse(name)
 		switch {
 		case !ok:
 			malformed++ // accepted and silent, like an unknown stream (§1.6)
@@ -350,7 +402,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, names []string,
 	// Record the connection and its URL streams before the 101 goes out,
 	// so a client whose dial returned is already in Clients() and
 	// Subscriptions(). Events queued meanwhile wait for the writer.
-	c := s.newConn(r, specs, malformed, combined, micro)
+	c := s.newConn(r, specs, malformed, combined, micro, rt)
 	s.addConn(c)
 	s.reg.add(c, specs)
 	up := ws.HTTPUpgrader{Timeout: 5 * time.Second}
@@ -370,7 +422,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, names []string,
 
 // DropAll abruptly closes every open connection's TCP connection, without a
 // close frame, as a network failure would. Their stats show CloseCode 1006
-// and ClosedBy "server".
+// and ClosedBy "server". It may be called any number of times, also
+// concurrently and while clients reconnect: each call drops the
+// connections open at that moment; a connection whose handshake is still
+// in progress is not dropped.
 func (s *Server) DropAll() {
 	s.mu.Lock()
 	open := s.openConnsLocked()
@@ -396,7 +451,8 @@ func (s *Server) CloseAll(code int, reason string) {
 // open connection: {"e":"serverShutdown","E":...} on raw connections and
 // {"stream":"!serverShutdown","data":{...}} on combined ones. If closeAfter
 // is not negative, each connection is then closed with 1001 "Server
-// shutdown" that long after the event.
+// shutdown" that long after the event. It sends the event in futures mode
+// too, where Binance documents none: a test that calls it asks for it.
 func (s *Server) SendServerShutdown(closeAfter time.Duration) {
 	s.mu.Lock()
 	open := s.openConnsLocked()

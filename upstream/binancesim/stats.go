@@ -35,6 +35,12 @@ type ClientStats struct {
 	BadPongs        int // pongs with a payload matching no outstanding ping
 	ProtocolErrors  int // 1 if closed for a WebSocket protocol error (1002), bad UTF-8 (1007) or a too large frame (1009)
 	SlowClosed      int // 1 if closed as a slow consumer
+	// WrongRoute counts streams subscribed (in the URL or by SUBSCRIBE) on
+	// a futures route that does not serve them, e.g. btcusdt@aggTrade on
+	// /public or btcusdt@depth on /market or an unrouted path. Binance
+	// accepts them and never sends their data (spec §2), so this is the
+	// only trace of the mistake. Always 0 in spot mode.
+	WrongRoute int
 
 	UnsolicitedPongs int // empty pongs matching no ping: allowed by Binance, not a violation
 	Redundant        int // SUBSCRIBE of a subscribed stream or UNSUBSCRIBE of an absent one: allowed, not a violation
@@ -46,7 +52,7 @@ type ClientStats struct {
 func (c ClientStats) Violations() int {
 	return c.InvalidJSON + c.MissingMethod + c.UnknownMethod + c.InvalidID + c.InvalidParams +
 		c.InvalidStreams + c.TooManyStreams + c.RateLimitClosed + c.PongTimeouts + c.BadPongs +
-		c.ProtocolErrors + c.SlowClosed
+		c.ProtocolErrors + c.SlowClosed + c.WrongRoute
 }
 
 // Clients returns the stats of every connection ever accepted, in accept
@@ -70,6 +76,38 @@ func (s *Server) Clients() []ClientStats {
 	return out
 }
 
+// Accepted returns the number of connections accepted since [New]: the
+// length of [Server.Clients] without copying every connection's stats.
+// Like Clients it counts a connection before its 101 response is
+// written, so it is current as soon as a client's dial returns.
+func (s *Server) Accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.clients)
+}
+
+// OpenConnections returns the number of accepted connections that are not
+// fully closed yet: those of [Server.Clients] with Closed false.
+func (s *Server) OpenConnections() int {
+	s.mu.Lock()
+	var live []*conn
+	for _, r := range s.clients {
+		if r.conn != nil {
+			live = append(live, r.conn)
+		}
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, c := range live {
+		c.cmu.Lock()
+		if !c.closed {
+			n++
+		}
+		c.cmu.Unlock()
+	}
+	return n
+}
+
 // Violations returns the sum of [ClientStats.Violations] over every client
 // plus the refused handshakes ([Server.Rejections]).
 func (s *Server) Violations() int {
@@ -81,8 +119,9 @@ func (s *Server) Violations() int {
 }
 
 // Rejections returns the number of WebSocket handshakes refused with an
-// HTTP error: unknown path (404), bad timeUnit or too many URL streams
-// (400), too many attempts (429), shutting down (503).
+// HTTP error: unknown path (404, /private in futures mode included), bad
+// timeUnit or too many URL streams (400), too many attempts (429),
+// shutting down (503).
 func (s *Server) Rejections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

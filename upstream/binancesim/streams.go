@@ -25,10 +25,24 @@ const (
 	kindDiffDepth
 	kindAllMiniTickers
 	kindAllWindowTickers
+
+	// Futures only (futures_streams.go).
+	kindMarkPrice
+	kindForceOrder
+	kindContinuousKline
+	kindCompositeIndex
+	kindAssetIndex
+	kindAllBookTickers
+	kindAllMarkPrices
+	kindAllTickers
+	kindAllForceOrders
+	kindContractInfo
+	kindAllAssetIndexes
 )
 
 // marketWide is the registry key for streams that name no symbol
-// (!miniTicker@arr, !ticker_<w>@arr).
+// (!miniTicker@arr, !ticker_<w>@arr, the futures ! streams) or whose
+// symbol is not a listed one by nature (futures <asset>@assetIndex).
 const marketWide = "!"
 
 // streamSpec is a parsed stream name (spec §1.7).
@@ -38,8 +52,10 @@ type streamSpec struct {
 	kind     streamKind //
 	interval string     // kline interval or rolling-ticker window
 	levels   int        // partial depth levels: 5, 10 or 20
-	fast     bool       // the @100ms update speed
+	fast     bool       // the @100ms update speed (spot)
 	utc8     bool       // kline with @+08:00 boundaries
+	period   int64      // update period in ms (futures depth and markPrice)
+	route    route      // the futures route serving it; routeSpot in spot mode
 }
 
 // klineIntervals are Binance's kline intervals; names are case-sensitive
@@ -193,7 +209,8 @@ func validConfigSymbol(s string) bool {
 // this spec. The others are accepted and stay silent (see the package doc).
 func (sp streamSpec) generated() bool {
 	switch sp.kind {
-	case kindBlockTrade, kindReferencePrice, kindWindowTicker, kindAllWindowTickers:
+	case kindBlockTrade, kindReferencePrice, kindWindowTicker, kindAllWindowTickers,
+		kindContinuousKline, kindCompositeIndex, kindAssetIndex, kindContractInfo, kindAllAssetIndexes:
 		return false
 	}
 	return true
