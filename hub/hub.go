@@ -18,12 +18,12 @@ type Message struct {
 	// for example "binance:btcusdt@trade".
 	Stream string
 	// Seq increases by exactly one between consecutive messages of Stream
-	// within one upstream session, starting at 1.
+	// from one upstream, starting at 1; it never goes back, not even across
+	// reconnects and rotations.
 	Seq uint64
-	// Gap reports that messages may have been lost just before this one:
-	// the upstream session changed (a reconnect, after which Seq restarts
-	// at 1) or the stream was resubscribed on the same session (Seq goes
-	// on). A consumer resyncs on Gap and accepts any Seq with it.
+	// Gap reports that events may have been lost just before this one (the
+	// upstream connection dropped, or the stream was resubscribed), though
+	// Seq skipped nothing. A consumer resyncs on Gap.
 	Gap bool
 	// Data is the exchange's event, byte for byte.
 	Data []byte

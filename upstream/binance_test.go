@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,7 @@ type recorder struct {
 func newRecorder() *recorder { return &recorder{msgs: make(map[string][]hub.Message)} }
 
 func (r *recorder) Publish(_ context.Context, m hub.Message) error {
+	m.Data = bytes.Clone(m.Data) // valid only until Publish returns
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.msgs[m.Stream] = append(r.msgs[m.Stream], m)
@@ -82,9 +84,9 @@ func startSim(t *testing.T, cfg binancesim.Config) (*binancesim.Server, string) 
 	return srv, ln.Addr().String()
 }
 
-// newSimBinance returns a Binance pointed at the simulator at addr, with
+// newSimBinance returns a spot Feed pointed at the simulator at addr, with
 // mod applied to its config. The pacing stays at its default.
-func newSimBinance(t *testing.T, addr string, pub hub.Publisher, mod func(*BinanceConfig)) *Binance {
+func newSimBinance(t *testing.T, addr string, pub hub.Publisher, mod func(*BinanceConfig)) *Feed {
 	t.Helper()
 	cfg := BinanceConfig{
 		URL:        "ws://" + addr,
@@ -105,35 +107,29 @@ func newSimBinance(t *testing.T, addr string, pub hub.Publisher, mod func(*Binan
 }
 
 // checkSequences checks that every stream's messages carry Seq 1, 2, 3, …
-// restarting at 1 only with Gap set after a reconnect (a re-subscription on
-// the same connection continues Seq with Gap set), and that trade ids are
-// consecutive between gaps. It returns the number of sessions (restarts at
-// 1) seen per stream.
+// with no hole or repeat (Seq belongs to the stream: it goes on across
+// reconnects and rotations, and Gap says events were missed), that the
+// first has no Gap, and that trade ids are consecutive between gaps. It
+// returns the number of messages with Gap per stream.
 func checkSequences(t *testing.T, rec *recorder) map[string]int {
 	t.Helper()
-	sessions := make(map[string]int)
+	gaps := make(map[string]int)
 	for _, stream := range rec.streams() {
 		msgs := rec.get(stream)
 		var lastTrade int64
 		for i, m := range msgs {
-			switch {
-			case i == 0:
-				if m.Seq != 1 || m.Gap {
-					t.Errorf("%s: first message seq %d gap %v; want seq 1, no gap", stream, m.Seq, m.Gap)
+			if m.Seq != uint64(i+1) {
+				t.Errorf("%s: message %d has seq %d; want %d", stream, i, m.Seq, i+1)
+			}
+			if m.Gap {
+				if i == 0 {
+					t.Errorf("%s: first message has Gap", stream)
 				}
-				sessions[stream] = 1
-			case m.Seq == 1:
-				if !m.Gap {
-					t.Errorf("%s: seq restarted at message %d without Gap", stream, i)
-				}
-				sessions[stream]++
+				gaps[stream]++
 				lastTrade = 0
-			case m.Seq != msgs[i-1].Seq+1:
-				t.Errorf("%s: message %d seq %d gap %v after seq %d", stream, i, m.Seq, m.Gap, msgs[i-1].Seq)
-			case m.Gap:
-				// Subscribed again on the same connection: Seq continues,
-				// Gap says events were missed.
-				lastTrade = 0
+			}
+			if m.Err != "" {
+				continue
 			}
 			if !json.Valid(m.Data) {
 				t.Errorf("%s: message %d data is not JSON: %q", stream, i, m.Data)
@@ -153,7 +149,7 @@ func checkSequences(t *testing.T, rec *recorder) map[string]int {
 			}
 		}
 	}
-	return sessions
+	return gaps
 }
 
 var simSymbols = []string{
@@ -182,7 +178,7 @@ func TestBinanceSimSubscribeMany(t *testing.T) {
 	if len(names) != 300 {
 		t.Fatalf("%d names; want 300", len(names))
 	}
-	waitfor.Cond(t, 5*time.Second, func() error { return b.Validate(names[0]) })
+	waitfor.Cond(t, 5*time.Second, b.Ready) // the first connection is up: streams go by requests
 	var keys []string
 	for _, n := range names {
 		if err := r.Validate("binance:" + n); err != nil {
@@ -293,30 +289,24 @@ func TestBinanceSimReconnect(t *testing.T) {
 		}
 		return nil
 	})
-	if d := time.Since(dropped); d > 3*time.Second {
-		t.Errorf("data flowed again %v after the drop; want ≈2s at most", d)
+	if d := time.Since(dropped); d > 2*time.Second {
+		t.Errorf("data flowed again %v after the drop; want within 2s", d)
 	} else {
 		t.Logf("data flowed again %v after the drop", d)
 	}
+	gaps := checkSequences(t, rec) // Seq goes on across the reconnect
 	for _, n := range names {
-		msgs := rec.get("binance:" + n)
-		i := slices.IndexFunc(msgs, func(m hub.Message) bool { return m.Gap })
-		if msgs[i].Seq != 1 {
-			t.Errorf("%s: first message after the drop has seq %d; want 1", n, msgs[i].Seq)
-		}
-	}
-	sessions := checkSequences(t, rec)
-	for _, n := range names {
-		if sessions["binance:"+n] != 2 {
-			t.Errorf("%s: %d sessions; want 2", n, sessions["binance:"+n])
+		if gaps["binance:"+n] != 1 {
+			t.Errorf("%s: %d gaps; want 1", n, gaps["binance:"+n])
 		}
 	}
 	clients := sim.Clients()
 	if len(clients) != 2 {
 		t.Fatalf("%d connections; want 2", len(clients))
 	}
-	if c := clients[1]; c.Requests["SUBSCRIBE"] != 1 || c.Violations() != 0 || c.Streams != len(names) {
-		t.Errorf("second connection %+v; want one SUBSCRIBE of all streams, no violations", c)
+	if c := clients[1]; len(c.Requests) != 0 || c.Violations() != 0 || c.Streams != len(names) ||
+		!strings.HasPrefix(c.Path, "/stream?streams=") {
+		t.Errorf("second connection %+v; want every stream in its URL, no request, no violations", c)
 	}
 	if st := b.Status(); st.Reconnects != 1 || st.State != StateConnected || st.Streams != len(names) {
 		t.Errorf("status %+v; want 1 reconnect, connected, %d streams", st, len(names))
@@ -370,26 +360,57 @@ func TestBinanceSimServerShutdown(t *testing.T) {
 	rec := newRecorder()
 	b := newSimBinance(t, addr, rec, nil)
 	runBinance(t, b)
-	b.Subscribe([]string{"btcusdt@trade"})
-	waitfor.Cond(t, 5*time.Second, func() error {
-		if n := len(rec.get("binance:btcusdt@trade")); n < 2 {
-			return fmt.Errorf("%d messages", n)
-		}
-		return nil
-	})
+	names := []string{"btcusdt@trade", "ethusdt@aggTrade", "btcusdt@depth@100ms", "btcusdt@bookTicker", "btcusdt@depth5@100ms"}
+	b.Subscribe(names)
+	b.Subscribe([]string{"btcusdt@blockTrade"}) // silent in the simulator: a quiet stream
+	waitMessages(t, rec, names, 5)
 	sim.SendServerShutdown(-1) // announce, but leave closing to the client
 	waitfor.Cond(t, 5*time.Second, func() error {
 		clients := sim.Clients()
-		if len(clients) != 2 || !clients[0].Closed || clients[1].Streams != 1 {
+		if len(clients) != 2 || !clients[0].Closed || clients[1].Streams != len(names)+1 {
 			return fmt.Errorf("clients %+v", clients)
 		}
 		return nil
 	})
-	if c := sim.Clients()[0]; c.ClosedBy != "client" || c.CloseCode != 1000 {
-		t.Errorf("first connection closed by %s with %d; want closed by the client with 1000", c.ClosedBy, c.CloseCode)
+	before := counts(rec, names)
+	waitfor.Cond(t, 5*time.Second, func() error {
+		for _, n := range names {
+			if got := len(rec.get("binance:" + n)); got < before[n]+3 {
+				return fmt.Errorf("%s: %d messages", n, got)
+			}
+		}
+		return nil
+	})
+	c := sim.Clients()
+	if c[0].ClosedBy != "client" || c[0].CloseCode != 1000 {
+		t.Errorf("first connection closed by %s with %d; want closed by the client with 1000", c[0].ClosedBy, c[0].CloseCode)
 	}
-	if st := b.Status(); !strings.Contains(st.LastError, "shutdown") {
-		t.Errorf("LastError %q; want the server shutdown", st.LastError)
+
+	// Announced again, and this time the exchange closes the connection
+	// 300ms later, before quiet streams would have switched: still no loss.
+	sim.SendServerShutdown(300 * time.Millisecond)
+	waitfor.Cond(t, 5*time.Second, func() error {
+		clients := sim.Clients()
+		if len(clients) != 3 || !clients[1].Closed || clients[2].Streams != len(names)+1 {
+			return fmt.Errorf("clients %+v", clients)
+		}
+		return nil
+	})
+	before = counts(rec, names)
+	waitfor.Cond(t, 5*time.Second, func() error {
+		for _, n := range names {
+			if got := len(rec.get("binance:" + n)); got < before[n]+3 {
+				return fmt.Errorf("%s: %d messages", n, got)
+			}
+		}
+		return nil
+	})
+	if gaps := checkSequences(t, rec); len(gaps) != 0 {
+		t.Errorf("gaps %v; want none across the make-before-break rotations", gaps)
+	}
+	checkIdentities(t, rec)
+	if st := b.Status(); st.Rotations != 2 || st.Reconnects != 0 {
+		t.Errorf("status %+v; want 2 rotations, no reconnect", st)
 	}
 	if n := sim.Violations(); n != 0 {
 		t.Errorf("simulator violations = %d", n)
@@ -486,8 +507,8 @@ func TestBinanceSimResubscribeSameConnection(t *testing.T) {
 		t.Errorf("first message after re-subscribing: seq %d gap %v after seq %d; want Seq continued with Gap",
 			m.Seq, m.Gap, msgs[before-1].Seq)
 	}
-	if sessions := checkSequences(t, rec); sessions[key] != 1 {
-		t.Errorf("%d sessions; want 1", sessions[key])
+	if gaps := checkSequences(t, rec); gaps[key] != 1 {
+		t.Errorf("%d gaps; want 1", gaps[key])
 	}
 	if n := len(sim.Clients()); n != 1 {
 		t.Errorf("%d connections; want 1", n)
@@ -523,7 +544,8 @@ func TestBinanceSimRateCloseBacksOff(t *testing.T) {
 	if d := time.Since(closed); d < 500*time.Millisecond {
 		t.Errorf("reconnected %v after a 1008 close; want ≥ BackoffMax/2", d)
 	}
-	if st := b.Status(); !strings.Contains(st.LastError, "1008") || !strings.Contains(st.LastError, "Too many requests") {
-		t.Errorf("LastError %q; want the close code and reason", st.LastError)
+	if st := b.Status(); !strings.Contains(st.LastError, "1008") || !strings.Contains(st.LastError, "Too many requests") ||
+		st.Closes[1008] != 1 {
+		t.Errorf("status %+v; want the close code and reason, and the close counted", st)
 	}
 }

@@ -1,19 +1,42 @@
-// Package upstream keeps the gateway's connections to exchanges: ONE shared
-// connection per exchange endpoint carries every stream any browser wants,
-// each subscribed once, and publishes every event to a [hub.Publisher].
+// Package upstream keeps the gateway's connections to exchanges: every
+// stream any browser wants is subscribed once, on shared connections, and
+// each of its events is published once to a [hub.Publisher].
 //
-// [Binance] is the Binance spot upstream; [Router] maps gateway stream keys
-// ("binance:btcusdt@trade") to exchanges; [ParseStream] is the Binance
-// stream-name grammar.
+// A [Feed] serves one exchange product through its [Dialect]
+// ([BinanceSpot], [BinanceFutures]); [Router] maps gateway stream keys
+// ("binance:btcusdt@trade") to feeds; [ParseStream] and
+// [ParseFuturesStream] are the Binance stream-name grammars.
 //
-//	b, err := upstream.NewBinance(upstream.BinanceConfig{Publisher: h, Logger: log})
+//	spot, err := upstream.NewBinance(upstream.BinanceConfig{Publisher: h, Logger: log})
 //	if err != nil { … }
-//	r := upstream.NewRouter(b)
-//	g.Go(func() error { return b.Run(ctx) })
+//	fut, err := upstream.NewBinanceFutures(upstream.BinanceConfig{Publisher: h, Logger: log})
+//	if err != nil { … }
+//	r := upstream.NewRouter(spot, fut)
+//	g.Go(func() error { return spot.Run(ctx) })
+//	g.Go(func() error { return fut.Run(ctx) })
 //	if err := r.Validate("binance:btcusdt@trade"); err != nil { … } // message for the client
-//	r.Want([]string{"binance:btcusdt@trade"})   // on the first local subscriber
-//	r.Unwant([]string{"binance:btcusdt@trade"}) // on the last one leaving
+//	r.Want([]string{"binance-futures:btcusdt@aggTrade"}) // on the first local subscriber
+//	r.Unwant([]string{"binance-futures:btcusdt@aggTrade"}) // on the last one leaving
 //
-// Lock order: Binance.mu before session.mu (the only two locks held
-// together).
+// # Within the exchange's limits by construction
+//
+// Only frames the gateway composes itself go upstream: typed
+// SUBSCRIBE/UNSUBSCRIBE requests of validated stream names, pongs echoing
+// a ping's payload, and close frames, all written by one writer goroutine
+// per connection, at least RequestInterval apart (at most 4 frames in any
+// second on Binance spot). Streams go to shards of at most MaxStreams;
+// dials of every shard, rotation and reconnect share a sliding-window
+// budget of MaxConnAttempts per ConnAttemptWindow. Connections are
+// rotated before MaxLifetime without losing or repeating an event
+// (rotate.go). The hot path (reader.go) reads each message into a reused
+// buffer, routes it by a byte scan, and publishes a [hub.Message] whose
+// Data aliases that buffer: it allocates nothing.
+//
+// # Locks
+//
+// streamState.pmu, then Feed.mu, then session.mu. pmu is held while
+// publishing, which may call back into Subscribe and Unsubscribe (they
+// take Feed.mu), so pmu is never taken while Feed.mu or a session.mu is
+// held. At most one session.mu is held at a time. symbolSet.mu and
+// attemptLimiter.mu are leaves.
 package upstream

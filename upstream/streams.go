@@ -7,11 +7,12 @@ import (
 	"unicode/utf8"
 )
 
-// Kind is the type of a Binance spot market stream. The zero Kind is
-// invalid; [ParseStream] never returns it.
+// Kind is the type of a market stream. The zero Kind is invalid; no parser
+// returns it.
 type Kind uint8
 
-// The stream kinds of Binance spot (binance-streams.md §1.7).
+// The stream kinds of Binance spot (binance-streams.md §1.7) and USD-M
+// futures (§2). Names shared by both products have one Kind.
 const (
 	KindInvalid         Kind = iota
 	KindTrade                // <symbol>@trade
@@ -28,6 +29,13 @@ const (
 	KindDiffDepth            // <symbol>@depth[@100ms]
 	KindMiniTickerArr        // !miniTicker@arr
 	KindWindowTickerArr      // !ticker_<1h|4h|1d>@arr
+	KindMarkPrice            // futures <symbol>@markPrice[@1s]
+	KindMarkPriceArr         // futures !markPrice@arr[@1s]
+	KindTickerArr            // futures !ticker@arr
+	KindBookTickerArr        // futures !bookTicker (one symbol per event)
+	KindForceOrder           // futures <symbol>@forceOrder
+	KindForceOrderArr        // futures !forceOrder@arr (one liquidation per event)
+	KindContinuousKline      // futures <pair>_<contract type>@continuousKline_<interval>
 )
 
 var kindNames = [...]string{
@@ -46,6 +54,13 @@ var kindNames = [...]string{
 	KindDiffDepth:       "diffDepth",
 	KindMiniTickerArr:   "miniTickerArr",
 	KindWindowTickerArr: "windowTickerArr",
+	KindMarkPrice:       "markPrice",
+	KindMarkPriceArr:    "markPriceArr",
+	KindTickerArr:       "tickerArr",
+	KindBookTickerArr:   "bookTickerArr",
+	KindForceOrder:      "forceOrder",
+	KindForceOrderArr:   "forceOrderArr",
+	KindContinuousKline: "continuousKline",
 }
 
 // String returns a short name of k, for logs and metrics labels.
@@ -58,13 +73,15 @@ func (k Kind) String() string {
 
 // Conflatable reports whether each event of a stream of this kind supersedes
 // all earlier ones, so that a slow consumer may be sent only the newest
-// event: tickers, bookTicker, partial depth, avgPrice, referencePrice and
-// kline. Trades, aggregated trades, block trades and diff depth are not:
-// losing one corrupts what the consumer builds.
+// event: tickers, bookTicker, partial depth, avgPrice, referencePrice,
+// markPrice and klines. Trades, aggregated trades, block trades,
+// liquidations and diff depth are not: losing one corrupts what the
+// consumer builds.
 //
-// The all-market arrays (!miniTicker@arr, !ticker_<w>@arr) are NOT
-// conflatable: each event carries only the symbols that changed since the
-// previous one, so dropping an event loses those symbols' updates.
+// The all-market streams (!miniTicker@arr, !ticker_<w>@arr, !ticker@arr,
+// !markPrice@arr, !bookTicker, !forceOrder@arr) are NOT conflatable: an
+// event carries only some symbols (those that changed, or a single one),
+// so dropping it loses those symbols' updates.
 //
 // Kline events are conflatable only between candle closes: the final event
 // of a candle ("x":true) is followed by the first event of the next candle,
@@ -72,38 +89,50 @@ func (k Kind) String() string {
 func (k Kind) Conflatable() bool {
 	switch k {
 	case KindMiniTicker, KindTicker, KindWindowTicker, KindBookTicker,
-		KindPartialDepth, KindAvgPrice, KindReferencePrice, KindKline:
+		KindPartialDepth, KindAvgPrice, KindReferencePrice, KindKline,
+		KindMarkPrice, KindContinuousKline:
 		return true
 	}
 	return false
 }
 
 // PerSymbol reports whether streams of this kind belong to one symbol
-// (everything except the all-market arrays).
+// (everything except the all-market streams).
 func (k Kind) PerSymbol() bool {
-	return k != KindInvalid && k != KindMiniTickerArr && k != KindWindowTickerArr
+	switch k {
+	case KindInvalid, KindMiniTickerArr, KindWindowTickerArr, KindMarkPriceArr,
+		KindTickerArr, KindBookTickerArr, KindForceOrderArr:
+		return false
+	}
+	return true
 }
 
-// Stream is a parsed, syntactically valid Binance spot stream name. Only
-// [ParseStream] makes valid values.
+// Stream is a parsed, syntactically valid stream name. Only the parsers
+// ([ParseStream] for Binance spot, [ParseFuturesStream] for USD-M futures)
+// make valid values.
 type Stream struct {
 	// Name is the stream name exactly as given, e.g. "btcusdt@kline_1m".
 	Name string
-	// Symbol is the lowercase symbol, e.g. "btcusdt"; empty for the
-	// all-market array streams.
+	// Symbol is the lowercase symbol, e.g. "btcusdt" (the pair of a
+	// continuous kline); empty for the all-market streams.
 	Symbol string
 	// Kind is the stream type.
 	Kind Kind
-	// Interval is the kline interval ("1s" … "1M") for [KindKline], or the
-	// window ("1h", "4h", "1d") for [KindWindowTicker] and
-	// [KindWindowTickerArr]; empty otherwise.
+	// Interval is the kline interval ("1s" … "1M") for [KindKline] and
+	// [KindContinuousKline], or the window ("1h", "4h", "1d") for
+	// [KindWindowTicker] and [KindWindowTickerArr]; empty otherwise.
 	Interval string
+	// ContractType is "perpetual", "current_quarter" or "next_quarter" for
+	// [KindContinuousKline], else empty.
+	ContractType string
 	// TimeZone is "+08:00" for klines with UTC+8 candle boundaries, else empty.
 	TimeZone string
 	// Levels is 5, 10 or 20 for [KindPartialDepth], else 0.
 	Levels int
-	// Speed is the update speed of depth streams: 100ms or 1000ms (the
-	// default when the name has no "@100ms" suffix); 0 for other kinds.
+	// Speed is the update speed of depth streams (spot: 100ms, or 1000ms
+	// without the "@100ms" suffix; futures: 100ms, 500ms, or 250ms without
+	// a suffix) and of mark price streams (1s, or 3s without "@1s"); 0 for
+	// other kinds.
 	Speed time.Duration
 }
 

@@ -2,27 +2,26 @@ package upstream
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // symbolSet keeps the lowercase symbols an exchange currently trades, as
-// listed by GET /api/v3/exchangeInfo. Lookups are lock-free; the set is
+// listed by its REST API (GET /api/v3/exchangeInfo on Binance spot). Lookups are lock-free; the set is
 // replaced whole on each successful refresh. It refreshes every refresh
 // interval and, when a lookup misses, at most once per missRefresh (a newly
 // listed symbol becomes valid without waiting for the next periodic
 // refresh). Its goroutine is run by the owner through run.
 type symbolSet struct {
 	url         string
+	parse       func(io.Reader) (map[string]struct{}, error)
 	client      *http.Client
 	refresh     time.Duration
 	missRefresh time.Duration
@@ -146,6 +145,7 @@ type restError struct {
 	retryAfter time.Duration
 }
 
+// Error says which status the REST API answered.
 func (e *restError) Error() string {
 	if e.retryAfter > 0 {
 		return fmt.Sprintf("http status %d, retry after %v", e.status, e.retryAfter)
@@ -153,16 +153,8 @@ func (e *restError) Error() string {
 	return fmt.Sprintf("http status %d", e.status)
 }
 
-// exchangeInfo is the part of the exchangeInfo response the gateway needs.
-type exchangeInfo struct {
-	Symbols []struct {
-		Symbol string `json:"symbol"`
-		Status string `json:"status"`
-	} `json:"symbols"`
-}
-
-// fetch GETs exchangeInfo and returns the lowercase symbols with status
-// TRADING. It reads at most maxBytes of the body.
+// fetch GETs the symbol list and returns the lowercase symbols that trade.
+// It reads at most maxBytes of the body.
 func (s *symbolSet) fetch(ctx context.Context) (map[string]struct{}, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
@@ -181,8 +173,8 @@ func (s *symbolSet) fetch(ctx context.Context) (map[string]struct{}, error) {
 		return nil, fmt.Errorf("get %s: %w", s.url, e)
 	}
 	lr := &io.LimitedReader{R: resp.Body, N: s.maxBytes + 1}
-	var info exchangeInfo
-	if err := json.NewDecoder(lr).Decode(&info); err != nil {
+	m, err := s.parse(lr)
+	if err != nil {
 		if lr.N <= 0 {
 			return nil, fmt.Errorf("get %s: %w (limit %d bytes)", s.url, ErrSymbolsTooLarge, s.maxBytes)
 		}
@@ -190,15 +182,6 @@ func (s *symbolSet) fetch(ctx context.Context) (map[string]struct{}, error) {
 	}
 	if lr.N <= 0 {
 		return nil, fmt.Errorf("get %s: %w (limit %d bytes)", s.url, ErrSymbolsTooLarge, s.maxBytes)
-	}
-	m := make(map[string]struct{}, len(info.Symbols))
-	for _, sym := range info.Symbols {
-		if sym.Status != "TRADING" {
-			continue
-		}
-		if lower := strings.ToLower(sym.Symbol); validSymbol(lower) {
-			m[lower] = struct{}{}
-		}
 	}
 	return m, nil
 }

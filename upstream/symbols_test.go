@@ -161,7 +161,7 @@ func TestSymbolsFetchErrors(t *testing.T) {
 				fmt.Fprint(w, tc.body)
 			}))
 			defer srv.Close()
-			s := &symbolSet{url: srv.URL, client: srv.Client(), maxBytes: tc.maxBytes}
+			s := &symbolSet{url: srv.URL, parse: BinanceSpot.parseSymbols, client: srv.Client(), maxBytes: tc.maxBytes}
 			m, err := s.fetch(t.Context())
 			switch {
 			case tc.wantN >= 0 && tc.wantErr == nil:

@@ -11,6 +11,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/marketgate/marketgate/upstream"
 )
 
 // config is the gateway's effective configuration: flags, each also read
@@ -20,8 +23,9 @@ type config struct {
 	adminListen    string
 	adminToken     string
 	demo           bool
-	binanceURL     string
-	binanceRESTURL string
+	binance        upstream.Config // Binance spot: URL, REST URL and limits
+	futures        upstream.Config // Binance USD-M futures
+	noFutures      bool            // --binance-futures-url ""
 	redis          string
 	nodeID         string
 	allowedOrigins []string
@@ -46,8 +50,10 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9090", "control listener: /api/v1/…, /metrics")
 	fs.StringVar(&c.adminToken, "admin-token", "", "bearer token for the control listener; empty: loopback clients only")
 	fs.BoolVar(&c.demo, "demo", false, "run the built-in exchange simulator in-process and use it as the Binance upstream")
-	fs.StringVar(&c.binanceURL, "binance-url", "wss://stream.binance.com:9443", "base URL of Binance-compatible market streams (the gateway connects to <base>/stream)")
-	fs.StringVar(&c.binanceRESTURL, "binance-rest-url", "https://api.binance.com", "base URL for /api/v3/exchangeInfo, the list of valid symbols")
+	exchangeFlags(fs, &c.binance, "binance", "Binance spot", upstream.DefaultBinanceURL, upstream.DefaultBinanceRESTURL,
+		"<base>/stream", "/api/v3/exchangeInfo", upstream.DefaultBinanceRequestInterval, upstream.DefaultBinanceMaxStreams, upstream.DefaultBinanceIdleTimeout)
+	exchangeFlags(fs, &c.futures, "binance-futures", "Binance USD-M futures", upstream.DefaultFuturesURL, upstream.DefaultFuturesRESTURL,
+		"<base>/public/stream and <base>/market/stream", "/fapi/v1/exchangeInfo", upstream.DefaultFuturesRequestInterval, upstream.DefaultFuturesMaxStreams, upstream.DefaultFuturesIdleTimeout)
 	fs.StringVar(&c.redis, "redis", "", "Redis URL (redis://host:port/db); empty: the in-process hub (one node)")
 	fs.StringVar(&c.nodeID, "node-id", fmt.Sprintf("%s-%d", host, os.Getpid()), "this node's name in the cluster")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser origins allowed to open WebSockets; empty: any")
@@ -100,14 +106,27 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 			return c, fmt.Errorf("--%s: %q has no valid port", name, v)
 		}
 	}
-	for name, v := range map[string]string{"binance-url": c.binanceURL, "binance-rest-url": c.binanceRESTURL} {
-		schemes := []string{"ws", "wss"}
-		if name == "binance-rest-url" {
-			schemes = []string{"http", "https"}
+	c.noFutures = c.futures.URL == ""
+	for _, u := range []struct {
+		name, v string
+		schemes [2]string
+		skip    bool
+	}{
+		{"binance-url", c.binance.URL, [2]string{"ws", "wss"}, false},
+		{"binance-rest-url", c.binance.RESTURL, [2]string{"http", "https"}, false},
+		{"binance-futures-url", c.futures.URL, [2]string{"ws", "wss"}, c.noFutures},
+		{"binance-futures-rest-url", c.futures.RESTURL, [2]string{"http", "https"}, c.noFutures},
+	} {
+		if p, err := url.Parse(u.v); !u.skip && (err != nil || p.Host == "" || (p.Scheme != u.schemes[0] && p.Scheme != u.schemes[1])) {
+			return c, fmt.Errorf("--%s: %q is not a %s:// or %s:// URL", u.name, u.v, u.schemes[0], u.schemes[1])
 		}
-		u, err := url.Parse(v)
-		if err != nil || u.Host == "" || (u.Scheme != schemes[0] && u.Scheme != schemes[1]) {
-			return c, fmt.Errorf("--%s: %q is not a %s:// or %s:// URL", name, v, schemes[0], schemes[1])
+	}
+	for _, x := range []struct {
+		prefix string
+		cfg    *upstream.Config
+	}{{"binance", &c.binance}, {"binance-futures", &c.futures}} {
+		if err := checkLimits(x.prefix, x.cfg); err != nil {
+			return c, err
 		}
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
@@ -120,6 +139,64 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		return c, errors.New("--redis: the Redis hub is not available in this version; leave --redis empty to run one node with the in-process hub")
 	}
 	return c, nil
+}
+
+// exchangeFlags registers one exchange's settings under --<prefix>-…:
+// its URLs and every limit the upstream keeps to, with the exchange's
+// values as defaults.
+func exchangeFlags(fs *flag.FlagSet, c *upstream.Config, prefix, title, wsURL, restURL, wsPath, restPath string,
+	interval time.Duration, maxStreams int, idle time.Duration) {
+	f := func(name string) string { return prefix + "-" + name }
+	fs.StringVar(&c.URL, f("url"), wsURL, title+": market-stream base URL; the gateway connects to "+wsPath)
+	fs.StringVar(&c.RESTURL, f("rest-url"), restURL, title+": REST base URL of "+restPath+", the list of valid symbols")
+	fs.DurationVar(&c.RequestInterval, f("request-interval"), interval, title+": minimum spacing of any two frames sent on one connection (requests, pongs)")
+	fs.IntVar(&c.MaxParams, f("max-params"), upstream.DefaultMaxParams, title+": streams per SUBSCRIBE or UNSUBSCRIBE request")
+	fs.IntVar(&c.MaxStreams, f("max-streams"), maxStreams, title+": streams per connection; beyond, another connection (shard) is opened")
+	fs.IntVar(&c.MaxShards, f("max-shards"), upstream.DefaultMaxShards, title+": connections per endpoint")
+	fs.DurationVar(&c.ReplyTimeout, f("reply-timeout"), upstream.DefaultReplyTimeout, title+": wait for a request's reply; retried once, then the connection is replaced")
+	fs.DurationVar(&c.Linger, f("linger"), upstream.DefaultLinger, title+": keep a stream subscribed this long after its last client leaves")
+	fs.DurationVar(&c.IdleTimeout, f("idle-timeout"), idle, title+": replace a connection on which nothing arrived for this long")
+	fs.DurationVar(&c.MaxLifetime, f("max-lifetime"), upstream.DefaultMaxLifetime, title+": how long the exchange lets a connection live")
+	fs.DurationVar(&c.RotateAfter, f("rotate-after"), 0, title+": replace a connection at this age, without losing or repeating an event; 0: max-lifetime − 10m (or half of it, if that is later)")
+	fs.DurationVar(&c.HandoverTimeout, f("handover-timeout"), upstream.DefaultHandoverTimeout, title+": a rotation switches every stream by then (with a gap notice where continuity is not proven)")
+	fs.IntVar(&c.HandoverBuffer, f("handover-buffer"), upstream.DefaultHandoverBuffer, title+": events buffered per stream from the new connection during a rotation")
+	fs.DurationVar(&c.BackoffMin, f("backoff-min"), upstream.DefaultBackoffMin, title+": shortest reconnect delay (after an abrupt drop of a working connection the first retry is immediate)")
+	fs.DurationVar(&c.BackoffMax, f("backoff-max"), upstream.DefaultBackoffMax, title+": longest reconnect delay, also used after a 1008 close")
+	fs.DurationVar(&c.DialTimeout, f("dial-timeout"), upstream.DefaultDialTimeout, title+": bound on connecting, TLS and the WebSocket handshake")
+	fs.IntVar(&c.MaxURLBytes, f("max-url-bytes"), upstream.DefaultMaxURLBytes, title+": a new connection carries its streams in its URL up to this length, then subscribes the rest")
+	fs.Int64Var(&c.MaxMessageSize, f("max-message-size"), upstream.DefaultMaxMessageSize, title+": largest message accepted from the exchange, in bytes")
+	fs.DurationVar(&c.SymbolRefresh, f("symbol-refresh"), upstream.DefaultSymbolRefresh, title+": period of symbol list refreshes")
+	fs.DurationVar(&c.SymbolMissRefresh, f("symbol-miss-refresh"), upstream.DefaultSymbolMissRefresh, title+": least time between refreshes caused by an unknown symbol")
+	fs.IntVar(&c.MaxConnAttempts, f("max-conn-attempts"), upstream.DefaultMaxConnAttempts, title+": connection attempts allowed per --"+f("conn-attempt-window"))
+	fs.DurationVar(&c.ConnAttemptWindow, f("conn-attempt-window"), upstream.DefaultConnAttemptWindow, title+": the sliding window of --"+f("max-conn-attempts"))
+}
+
+// checkLimits rejects limits that cannot work, naming the flag.
+func checkLimits(prefix string, c *upstream.Config) error {
+	for name, d := range map[string]time.Duration{"request-interval": c.RequestInterval, "reply-timeout": c.ReplyTimeout,
+		"idle-timeout": c.IdleTimeout, "max-lifetime": c.MaxLifetime, "conn-attempt-window": c.ConnAttemptWindow,
+		"handover-timeout": c.HandoverTimeout, "backoff-min": c.BackoffMin, "backoff-max": c.BackoffMax,
+		"dial-timeout": c.DialTimeout, "symbol-refresh": c.SymbolRefresh, "symbol-miss-refresh": c.SymbolMissRefresh} {
+		if d <= 0 {
+			return fmt.Errorf("--%s-%s: %v is not a positive duration", prefix, name, d)
+		}
+	}
+	for name, n := range map[string]int64{"max-params": int64(c.MaxParams), "max-streams": int64(c.MaxStreams), "max-shards": int64(c.MaxShards),
+		"max-conn-attempts": int64(c.MaxConnAttempts), "handover-buffer": int64(c.HandoverBuffer), "max-message-size": c.MaxMessageSize} {
+		if n <= 0 {
+			return fmt.Errorf("--%s-%s: %d is not a positive number", prefix, name, n)
+		}
+	}
+	if c.BackoffMin > c.BackoffMax {
+		return fmt.Errorf("--%s-backoff-min: %v is above --%s-backoff-max (%v)", prefix, c.BackoffMin, prefix, c.BackoffMax)
+	}
+	if c.RotateAfter < 0 || c.RotateAfter >= c.MaxLifetime {
+		return fmt.Errorf("--%s-rotate-after: %v must be below --%s-max-lifetime (%v)", prefix, c.RotateAfter, prefix, c.MaxLifetime)
+	}
+	if c.Linger < 0 {
+		return fmt.Errorf("--%s-linger: %v is negative", prefix, c.Linger)
+	}
+	return nil
 }
 
 func (c *config) level(s string) error {

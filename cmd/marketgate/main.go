@@ -62,33 +62,56 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 	g, ctx := errgroup.WithContext(ctx)
 
 	if cfg.demo {
-		sim, err := binancesim.New(binancesim.Config{Logger: log})
-		if err != nil {
-			return fmt.Errorf("demo simulator: %w", err)
+		// Simulators of both exchanges, in-process on loopback ports.
+		modes := []struct {
+			mode binancesim.Mode
+			cfg  *upstream.Config
+		}{{binancesim.ModeSpot, &cfg.binance}, {binancesim.ModeFutures, &cfg.futures}}
+		for _, m := range modes {
+			if m.cfg == &cfg.futures && cfg.noFutures {
+				continue
+			}
+			sim, err := binancesim.New(binancesim.Config{Mode: m.mode, Logger: log})
+			if err != nil {
+				return fmt.Errorf("demo simulator: %w", err)
+			}
+			simLn, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return fmt.Errorf("demo simulator: %w", err)
+			}
+			g.Go(func() error { return sim.Run(ctx, simLn) })
+			m.cfg.URL = "ws://" + simLn.Addr().String()
+			m.cfg.RESTURL = "http://" + simLn.Addr().String()
+			log.Info("demo: built-in exchange simulator", "mode", string(m.mode), "addr", simLn.Addr().String())
 		}
-		simLn, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return fmt.Errorf("demo simulator: %w", err)
-		}
-		g.Go(func() error { return sim.Run(ctx, simLn) })
-		cfg.binanceURL = "ws://" + simLn.Addr().String()
-		cfg.binanceRESTURL = "http://" + simLn.Addr().String()
-		log.Info("demo: built-in exchange simulator", "addr", simLn.Addr().String())
 	}
 
 	h := hub.NewMemory()
-	bn, err := upstream.NewBinance(upstream.BinanceConfig{
-		URL:       cfg.binanceURL,
-		RESTURL:   cfg.binanceRESTURL,
-		Publisher: h,
-		Logger:    log,
-	})
-	if err != nil {
+	var feeds []*upstream.Feed
+	newFeed := func(c upstream.Config, build func(upstream.Config) (*upstream.Feed, error)) error {
+		c.Publisher, c.Logger = h, log
+		f, err := build(c)
+		if err != nil {
+			return err
+		}
+		feeds = append(feeds, f)
+		return nil
+	}
+	if err := newFeed(cfg.binance, upstream.NewBinance); err != nil {
 		return err
+	}
+	if !cfg.noFutures {
+		if err := newFeed(cfg.futures, upstream.NewBinanceFutures); err != nil {
+			return err
+		}
+	}
+	exchanges := make([]upstream.Exchange, len(feeds))
+	for i, f := range feeds {
+		exchanges[i] = f
 	}
 	ds, err := downstream.New(downstream.Config{
 		Hub:            h,
-		Source:         upstream.NewRouter(bn),
+		Source:         upstream.NewRouter(exchanges...),
 		Logger:         log,
 		AllowedOrigins: cfg.allowedOrigins,
 	})
@@ -99,16 +122,22 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		Listener:   ln,
 		WebSockets: ds,
 		Ready: func() error {
-			return errors.Join(h.Ready(), bn.Ready())
+			errs := []error{h.Ready()}
+			for _, f := range feeds {
+				errs = append(errs, f.Ready())
+			}
+			return errors.Join(errs...)
 		},
 		Logger: log,
 	})
 	if err != nil {
 		return err
 	}
-	log.Info("starting", "node", cfg.nodeID, "listen", cfg.listen, "binance", cfg.binanceURL, "hub", "memory")
+	log.Info("starting", "node", cfg.nodeID, "listen", ln.Addr().String(), "exchanges", len(feeds), "hub", "memory")
 	g.Go(func() error { return h.Run(ctx) })
-	g.Go(func() error { return bn.Run(ctx) })
+	for _, f := range feeds {
+		g.Go(func() error { return f.Run(ctx) })
+	}
 	g.Go(func() error { return ds.Run(ctx) })
 	g.Go(func() error { return ws.Run(ctx) })
 	return g.Wait()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/marketgate/marketgate/downstream/downstreamtest"
+	"github.com/marketgate/marketgate/upstream"
 	"github.com/marketgate/marketgate/upstream/binancesim"
 )
 
@@ -48,15 +49,25 @@ func startSim(t *testing.T, cfg binancesim.Config) (*binancesim.Server, string) 
 // simulator at simAddr and returns the gateway's address once it is ready.
 func startGateway(t *testing.T, simAddr string) string {
 	t.Helper()
+	return startGatewayWith(t, simAddr, nil)
+}
+
+// startGatewayWith is startGateway with settings changed by edit first. The
+// futures exchange is off unless edit sets it up.
+func startGatewayWith(t *testing.T, simAddr string, edit func(*config)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := config{
-		listen:         ln.Addr().String(),
-		binanceURL:     "ws://" + simAddr,
-		binanceRESTURL: "http://" + simAddr,
-		nodeID:         "test",
+		listen:    ln.Addr().String(),
+		binance:   upstream.Config{URL: "ws://" + simAddr, RESTURL: "http://" + simAddr},
+		noFutures: true,
+		nodeID:    "test",
+	}
+	if edit != nil {
+		edit(&cfg)
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -365,7 +376,8 @@ func TestConfig(t *testing.T) {
 		check   func(config) error
 	}{
 		{name: "defaults", check: func(c config) error {
-			if c.listen != ":8080" || c.binanceURL != "wss://stream.binance.com:9443" || c.demo {
+			if c.listen != ":8080" || c.binance.URL != "wss://stream.binance.com:9443" || c.futures.URL != "wss://fstream.binance.com" || c.demo ||
+				c.binance.RequestInterval != 300*time.Millisecond || c.futures.MaxStreams != 200 {
 				return fmt.Errorf("defaults = %+v", c)
 			}
 			return nil
@@ -392,6 +404,28 @@ func TestConfig(t *testing.T) {
 		{name: "bad env bool", env: map[string]string{"MARKETGATE_DEMO": "maybe"}, wantErr: "MARKETGATE_DEMO"},
 		{name: "bad origin", args: []string{"--allowed-origins", "example.com"}, wantErr: "--allowed-origins"},
 		{name: "bad binance url", args: []string{"--binance-url", "http://x"}, wantErr: "--binance-url"},
+		{name: "bad futures rest url", args: []string{"--binance-futures-rest-url", "ws://x"}, wantErr: "--binance-futures-rest-url"},
+		{name: "futures off", args: []string{"--binance-futures-url", ""}, check: func(c config) error {
+			if !c.noFutures {
+				return fmt.Errorf("noFutures = false")
+			}
+			return nil
+		}},
+		{name: "exchange limit", args: []string{"--binance-max-streams", "50", "--binance-futures-rotate-after", "1h"}, check: func(c config) error {
+			if c.binance.MaxStreams != 50 || c.futures.RotateAfter != time.Hour {
+				return fmt.Errorf("max streams %d, rotate after %v", c.binance.MaxStreams, c.futures.RotateAfter)
+			}
+			return nil
+		}},
+		{name: "rotation after lifetime", args: []string{"--binance-rotate-after", "25h"}, wantErr: "--binance-rotate-after"},
+		{name: "shorter lifetime alone", args: []string{"--binance-max-lifetime", "1h"}, check: func(c config) error {
+			if c.binance.MaxLifetime != time.Hour || c.binance.RotateAfter != 0 {
+				return fmt.Errorf("lifetime %v, rotate after %v", c.binance.MaxLifetime, c.binance.RotateAfter)
+			}
+			return nil
+		}},
+		{name: "backoff order", args: []string{"--binance-backoff-min", "1m"}, wantErr: "--binance-backoff-min"},
+		{name: "zero streams", args: []string{"--binance-futures-max-streams", "0"}, wantErr: "--binance-futures-max-streams"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
 		{name: "redis not available", args: []string{"--redis", "redis://127.0.0.1:6379/0"}, wantErr: "--redis"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected argument"},
@@ -423,5 +457,85 @@ func TestInvalidConfigExitCode(t *testing.T) {
 	}
 	if lines := strings.Count(strings.TrimSpace(stderr.String()), "\n"); lines != 0 || !strings.Contains(stderr.String(), "--listen") {
 		t.Fatalf("stderr = %q; want one line naming --listen", stderr.String())
+	}
+}
+
+// TestFuturesEndToEnd runs both exchanges: a client subscribes a futures
+// aggTrade stream (served on /market) and a futures diff depth stream (on
+// /public) next to a spot trade stream, and gets each with its own identity
+// chain intact: aggregate ids +1, depth pu equal to the previous u.
+func TestFuturesEndToEnd(t *testing.T) {
+	spot, spotAddr := startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT"}})
+	fut, futAddr := startSim(t, binancesim.Config{Mode: binancesim.ModeFutures, Symbols: []string{"BTCUSDT", "ETHUSDT"}})
+	gw := startGatewayWith(t, spotAddr, func(c *config) {
+		c.futures = upstream.Config{URL: "ws://" + futAddr, RESTURL: "http://" + futAddr}
+		c.noFutures = false
+	})
+	c := downstreamtest.Dial(t, "ws://"+gw+"/ws")
+	c.Send(`{"op":"subscribe","id":1,"streams":["binance-futures:btcusdt@aggTrade","binance-futures:ethusdt@depth@100ms","binance:btcusdt@trade"]}`)
+	type chain struct {
+		n    int
+		last uint64
+	}
+	chains := map[string]*chain{}
+	num := func(m nativeMsg, k string) uint64 {
+		var v uint64
+		if err := json.Unmarshal(m.Data[k], &v); err != nil {
+			t.Fatalf("%s: field %q: %v in %s", m.Stream, k, err, m.Data)
+		}
+		return v
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		done := len(chains) == 3
+		for _, ch := range chains {
+			done = done && ch.n >= 10
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out; progress %v", chains)
+		}
+		var m nativeMsg
+		if p := c.Next(); json.Unmarshal(p, &m) != nil {
+			t.Fatalf("bad message %s", p)
+		}
+		if m.Stream == "" {
+			continue
+		}
+		ch := chains[m.Stream]
+		if ch == nil {
+			ch = &chain{}
+			chains[m.Stream] = ch
+		}
+		// prev is what the previous message's id must have been.
+		var prev, id uint64
+		switch m.Stream {
+		case "binance-futures:btcusdt@aggTrade":
+			id = num(m, "a")
+			prev = id - 1
+		case "binance-futures:ethusdt@depth@100ms":
+			prev, id = num(m, "pu"), num(m, "u")
+		case "binance:btcusdt@trade":
+			id = num(m, "t")
+			prev = id - 1
+		default:
+			t.Fatalf("unexpected stream %s", m.Stream)
+		}
+		if ch.n > 0 && prev != ch.last {
+			t.Fatalf("%s: id %d follows %d; want it to follow %d", m.Stream, id, ch.last, prev)
+		}
+		ch.n++
+		ch.last = id
+	}
+	for name, sim := range map[string]*binancesim.Server{"spot": spot, "futures": fut} {
+		if v := sim.Violations(); v != 0 {
+			t.Errorf("%s simulator counted %d violations: %+v", name, v, sim.Clients())
+		}
+	}
+	// Futures streams live on two routed endpoints: two connections.
+	if n := fut.Accepted(); n != 2 {
+		t.Errorf("futures simulator accepted %d connections; want 2 (/public and /market)", n)
 	}
 }

@@ -1,0 +1,261 @@
+package upstream
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/marketgate/marketgate/hub"
+)
+
+// Defaults of [Config] that do not depend on the exchange. The others are
+// the dialect's: DefaultBinance* and DefaultFutures*.
+const (
+	DefaultMaxParams         = 200 // a SUBSCRIBE of 437 params was seen to fail silently
+	DefaultMaxShards         = 32
+	DefaultMaxURLBytes       = 8 << 10
+	DefaultReplyTimeout      = 10 * time.Second
+	DefaultLinger            = 5 * time.Second
+	DefaultSymbolRefresh     = time.Hour
+	DefaultSymbolMissRefresh = time.Minute
+	DefaultBackoffMin        = 500 * time.Millisecond
+	DefaultBackoffMax        = 30 * time.Second
+	DefaultDialTimeout       = 10 * time.Second
+	DefaultMaxMessageSize    = 16 << 20
+	DefaultMaxSymbolsBytes   = 32 << 20
+	DefaultRotateBefore      = 10 * time.Minute // RotateAfter = MaxLifetime − this
+	DefaultHandoverTimeout   = 10 * time.Second
+	DefaultHandoverBuffer    = 4096
+)
+
+// DefaultRequestInterval is Binance spot's frame spacing, kept for
+// callers of the single-exchange API.
+const DefaultRequestInterval = DefaultBinanceRequestInterval
+
+// Config configures a [Feed]. Zero values get the documented defaults,
+// several of which are the exchange's (its Dialect's) limits; negative
+// durations and counts are invalid unless noted.
+type Config struct {
+	// Dialect is the exchange product. Required by [New]; [NewBinance]
+	// and [NewBinanceFutures] set it.
+	Dialect Dialect
+	// URL is the WebSocket base URL; each endpoint's path is appended
+	// (Binance spot: URL+"/stream"). Default: the exchange's, e.g.
+	// "wss://stream.binance.com:9443" or "wss://fstream.binance.com".
+	URL string
+	// RESTURL is the REST base URL of the symbol list. Default: the
+	// exchange's, e.g. "https://api.binance.com" or
+	// "https://fapi.binance.com".
+	RESTURL string
+	// HTTPClient fetches the symbol list. Default: a client with a 30 s
+	// timeout.
+	HTTPClient *http.Client
+	// Publisher receives every event. Required. Message.Data aliases the
+	// connection's read buffer and is valid only until Publish returns.
+	Publisher hub.Publisher
+	// Logger receives the component's logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock for deadlines (linger, reply timeout, symbol
+	// refresh) and the times in [Status]. Default time.Now. Frame pacing,
+	// the connection-attempt budget and rotation always use the real
+	// monotonic clock, so no injected clock can make the gateway exceed an
+	// exchange limit.
+	Now func() time.Time
+
+	// RequestInterval is the minimum spacing between any two frames sent
+	// on one connection (requests, pongs, close). Exchanges close a
+	// connection that sends too many messages in a rolling second, and
+	// token buckets with a burst get cut (binance-streams.md §5). Default:
+	// 300 ms on Binance spot (≤ 4 frames in any second; the limit is 5),
+	// 200 ms on USD-M futures (≤ 5; the limit is 10).
+	RequestInterval time.Duration
+	// MaxParams is the number of streams per SUBSCRIBE or UNSUBSCRIBE.
+	// Default 200.
+	MaxParams int
+	// MaxStreams is the number of streams one connection may carry,
+	// counting those with a request in flight. Beyond it the feed opens
+	// another connection to the same endpoint (a shard). Default: 1024 on
+	// Binance spot, 200 on USD-M futures. An exchange that answers "too
+	// many subscriptions" below it lowers it for that endpoint.
+	MaxStreams int
+	// MaxShards is the number of connections one endpoint may have (not
+	// counting a connection being replaced). Streams beyond MaxShards ×
+	// MaxStreams are refused with [ErrStreamLimit]. Default 32.
+	MaxShards int
+	// MaxURLBytes bounds the URL of a new connection: the streams it is
+	// to carry are put in the URL (/stream?streams=a/b/c, which costs no
+	// request) as far as they fit, the rest are subscribed with requests.
+	// Default 8 KiB; negative puts no stream in URLs.
+	MaxURLBytes int
+	// ReplyTimeout is how long to wait for the reply to a request. A
+	// request that times out is retried once; a retry that times out ends
+	// the connection. Default 10 s.
+	ReplyTimeout time.Duration
+	// Linger keeps a stream subscribed upstream this long after the
+	// Unsubscribe that removed it, so that a quick re-subscribe costs no
+	// request; a shard left without streams closes after it too (the first
+	// shard of each endpoint stays). Default 5 s; negative means at once.
+	Linger time.Duration
+	// SymbolRefresh is the period of symbol list refreshes. Default 1 h.
+	SymbolRefresh time.Duration
+	// SymbolMissRefresh is the minimum time between refreshes caused by a
+	// lookup of an unknown symbol. Default 1 min.
+	SymbolMissRefresh time.Duration
+	// MaxSymbolsBytes bounds the symbol list response. Default 32 MiB.
+	MaxSymbolsBytes int64
+	// BackoffMin and BackoffMax bound the reconnect delay, which doubles
+	// per failed attempt and is jittered (a uniform pick in [d/2, d]).
+	// After an abrupt drop the first retry is immediate; after a close
+	// frame from the exchange it waits at least BackoffMin; after a close
+	// with code 1008 ("Too many requests") it waits the longest. Defaults
+	// 500 ms and 30 s.
+	BackoffMin, BackoffMax time.Duration
+	// DialTimeout bounds connecting, TLS and the WebSocket handshake.
+	// Default 10 s.
+	DialTimeout time.Duration
+	// IdleTimeout ends a connection on which nothing at all (events, pings)
+	// arrived for this long. Default: 5 min on Binance spot (pings are
+	// documented every 20 s, seen every 3 min), 10 min on USD-M futures
+	// (ping every 3 min, pong due within 10 min).
+	IdleTimeout time.Duration
+	// MaxMessageSize bounds one upstream message. Default 16 MiB.
+	MaxMessageSize int64
+
+	// MaxLifetime is how long the exchange lets a connection live.
+	// Default 24 h.
+	MaxLifetime time.Duration
+	// RotateAfter is the age at which a connection is replaced: a new
+	// connection subscribes the same streams, each stream switches over
+	// where no event is lost or repeated, then the old one is closed.
+	// Default MaxLifetime − 10 min, or MaxLifetime/2 when that is shorter
+	// than MaxLifetime/2. Must be below MaxLifetime.
+	RotateAfter time.Duration
+	// HandoverTimeout bounds a rotation: streams that found no switch
+	// point by then switch anyway (with Gap when continuity is not
+	// proven), and the old connection is closed. Default 10 s.
+	HandoverTimeout time.Duration
+	// HandoverBuffer is the number of events buffered per stream from the
+	// new connection while the old one catches up; on overflow the stream
+	// switches with Gap. Default 4096.
+	HandoverBuffer int
+	// MaxConnAttempts is the number of connection attempts (dials,
+	// whatever their cause: new shards, rotations, reconnects) allowed in
+	// any ConnAttemptWindow, counted over a sliding log; when they are
+	// spent the next attempt waits (logged once). Default 300 (Binance's
+	// limit per IP).
+	MaxConnAttempts int
+	// ConnAttemptWindow is the window of MaxConnAttempts. Default 5 min.
+	ConnAttemptWindow time.Duration
+}
+
+// withDefaults returns cfg with zero fields defaulted, or an error.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Dialect == nil {
+		return cfg, errors.New("upstream: Dialect is required")
+	}
+	name := cfg.Dialect.Name()
+	fail := func(format string, args ...any) (Config, error) {
+		return cfg, fmt.Errorf("upstream: %s: %s", name, fmt.Sprintf(format, args...))
+	}
+	if cfg.Publisher == nil {
+		return fail("Publisher is required")
+	}
+	lim := cfg.Dialect.limits()
+	if cfg.URL == "" {
+		cfg.URL = lim.url
+	}
+	if cfg.RESTURL == "" {
+		cfg.RESTURL = lim.restURL
+	}
+	cfg.URL = strings.TrimRight(cfg.URL, "/")
+	cfg.RESTURL = strings.TrimRight(cfg.RESTURL, "/")
+	if u, err := url.Parse(cfg.URL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+		return fail("URL %q: want ws:// or wss:// with a host", cfg.URL)
+	}
+	if u, err := url.Parse(cfg.RESTURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fail("RESTURL %q: want http:// or https:// with a host", cfg.RESTURL)
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	durs := []struct {
+		name string
+		p    *time.Duration
+		def  time.Duration
+	}{
+		{"RequestInterval", &cfg.RequestInterval, lim.requestInterval},
+		{"ReplyTimeout", &cfg.ReplyTimeout, DefaultReplyTimeout},
+		{"SymbolRefresh", &cfg.SymbolRefresh, DefaultSymbolRefresh},
+		{"SymbolMissRefresh", &cfg.SymbolMissRefresh, DefaultSymbolMissRefresh},
+		{"BackoffMin", &cfg.BackoffMin, DefaultBackoffMin},
+		{"BackoffMax", &cfg.BackoffMax, DefaultBackoffMax},
+		{"DialTimeout", &cfg.DialTimeout, DefaultDialTimeout},
+		{"IdleTimeout", &cfg.IdleTimeout, lim.idleTimeout},
+		{"MaxLifetime", &cfg.MaxLifetime, lim.maxLifetime},
+		{"HandoverTimeout", &cfg.HandoverTimeout, DefaultHandoverTimeout},
+		{"ConnAttemptWindow", &cfg.ConnAttemptWindow, lim.attemptWindow},
+		{"RotateAfter", &cfg.RotateAfter, 0},
+	}
+	for _, d := range durs {
+		if *d.p < 0 {
+			return fail("%s %v is negative", d.name, *d.p)
+		}
+		if *d.p == 0 {
+			*d.p = d.def
+		}
+	}
+	if cfg.RotateAfter == 0 {
+		cfg.RotateAfter = max(cfg.MaxLifetime-DefaultRotateBefore, cfg.MaxLifetime/2)
+	}
+	if cfg.RotateAfter >= cfg.MaxLifetime {
+		return fail("RotateAfter %v is not below MaxLifetime %v", cfg.RotateAfter, cfg.MaxLifetime)
+	}
+	if cfg.Linger == 0 {
+		cfg.Linger = DefaultLinger
+	}
+	if cfg.BackoffMax < cfg.BackoffMin {
+		return fail("BackoffMax %v < BackoffMin %v", cfg.BackoffMax, cfg.BackoffMin)
+	}
+	ints := []struct {
+		name string
+		p    *int
+		def  int
+	}{
+		{"MaxParams", &cfg.MaxParams, DefaultMaxParams},
+		{"MaxStreams", &cfg.MaxStreams, lim.maxStreams},
+		{"MaxShards", &cfg.MaxShards, DefaultMaxShards},
+		{"HandoverBuffer", &cfg.HandoverBuffer, DefaultHandoverBuffer},
+		{"MaxConnAttempts", &cfg.MaxConnAttempts, lim.maxConnAttempts},
+	}
+	for _, n := range ints {
+		if *n.p < 0 {
+			return fail("%s %d is negative", n.name, *n.p)
+		}
+		if *n.p == 0 {
+			*n.p = n.def
+		}
+	}
+	if cfg.MaxURLBytes == 0 {
+		cfg.MaxURLBytes = DefaultMaxURLBytes
+	}
+	if cfg.MaxMessageSize < 0 || cfg.MaxSymbolsBytes < 0 {
+		return fail("negative size limit")
+	}
+	if cfg.MaxMessageSize == 0 {
+		cfg.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if cfg.MaxSymbolsBytes == 0 {
+		cfg.MaxSymbolsBytes = DefaultMaxSymbolsBytes
+	}
+	return cfg, nil
+}

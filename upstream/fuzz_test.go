@@ -1,0 +1,100 @@
+package upstream
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func FuzzParseBinanceInbound(f *testing.F) {
+	for _, s := range []string{
+		`{"stream":"btcusdt@trade","data":` + benchTrade + `}`,
+		`{"stream":"btcusdt@depth","data":` + benchDepth + `}`,
+		`{"stream":"!miniTicker@arr","data":[{"e":"24hrMiniTicker"},{"s":"币安"}]}`,
+		`{"stream":"a@trade","data":{"x":"}]{\"","y":[1,{"z":"]"}]}}`,
+		`{"stream":"a@trade","data":{"x":1},"extra":{"y":2}}`,
+		`{"result":null,"id":7}`,
+		`{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":3}`,
+		`{"stream":"a@trade","data":{"x":"}"}`,
+		"{\"stream\":\"a\",\"data\": {} \n}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		in, err := parseBinanceInbound(p)
+		if err != nil || in.isReply {
+			return
+		}
+		if len(in.stream) == 0 || len(in.data) == 0 {
+			t.Fatalf("event %q without stream or data", p)
+		}
+		if !json.Valid(p) || !utf8.Valid(p) {
+			return // the fast path does not validate (readOne checks UTF-8)
+		}
+		var env envelope
+		if err := json.Unmarshal(p, &env); err != nil {
+			t.Fatal(err)
+		}
+		if env.Stream != string(in.stream) {
+			t.Fatalf("stream %q; encoding/json says %q", in.stream, env.Stream)
+		}
+		var want, got bytes.Buffer
+		if json.Compact(&want, env.Data) != nil || json.Compact(&got, in.data) != nil || want.String() != got.String() {
+			t.Fatalf("data %q; encoding/json says %q", in.data, env.Data)
+		}
+	})
+}
+
+func FuzzJSONField(f *testing.F) {
+	f.Add([]byte(benchTrade), "t")
+	f.Add([]byte(benchDepth), "u")
+	f.Add([]byte(`{"k":{"t":1},"E":2}`), "k")
+	f.Fuzz(func(t *testing.T, obj []byte, key string) {
+		v, ok := jsonField(obj, key)
+		if !ok || !json.Valid(obj) || strings.ContainsAny(key, "\"\\") {
+			return
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(obj, &m); err != nil {
+			return // not an object
+		}
+		// encoding/json keeps the last of duplicate keys, jsonField the first.
+		if n := bytes.Count(obj, []byte(`"`+key+`"`)); n != 1 {
+			return
+		}
+		var want, got bytes.Buffer
+		if json.Compact(&want, m[key]) != nil || json.Compact(&got, v) != nil || want.String() != got.String() {
+			t.Fatalf("jsonField(%q, %q) = %q; encoding/json says %q", obj, key, v, m[key])
+		}
+	})
+}
+
+func FuzzParseFuturesStream(f *testing.F) {
+	for _, s := range []string{
+		"btcusdt@aggTrade", "btcusdt_perpetual@continuousKline_1M", "ethusdt@depth20@500ms",
+		"!markPrice@arr@1s", "!bookTicker", "btcusdt_260626@depth", "a@b@c", "!", "@",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		s, err := ParseFuturesStream(name)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidStream) || s != (Stream{}) {
+				t.Fatalf("ParseFuturesStream(%q) = %+v, %v", name, s, err)
+			}
+			return
+		}
+		if s.Name != name || s.Kind == KindInvalid || s.Kind.PerSymbol() != (s.Symbol != "") {
+			t.Fatalf("ParseFuturesStream(%q) = %+v", name, s)
+		}
+		if strings.ContainsAny(name, "\"\\/ \t\r\n") {
+			t.Fatalf("ParseFuturesStream(%q) accepted a character that needs care", name)
+		}
+		if again, err := ParseFuturesStream(name); err != nil || again != s {
+			t.Fatalf("ParseFuturesStream is not stable on %q", name)
+		}
+	})
+}

@@ -1,0 +1,511 @@
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
+	"github.com/marketgate/marketgate/hub"
+)
+
+const (
+	benchTrade      = `{"e":"trade","E":1672515782136,"s":"BTCUSDT","t":12345,"p":"0.00100000","q":"100.00000000","T":1672515782136,"m":true,"M":true}`
+	benchBookTicker = `{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}`
+)
+
+// benchDepth is a diff depth event with 10 levels a side.
+var benchDepth = func() string {
+	var b strings.Builder
+	b.WriteString(`{"e":"depthUpdate","E":1672515782136,"s":"BTCUSDT","U":157,"u":160,"b":[`)
+	for i := range 10 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `["%d.00000000","%d.50000000"]`, 60000-i, i+1)
+	}
+	b.WriteString(`],"a":[`)
+	for i := range 10 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `["%d.00000000","%d.25000000"]`, 60001+i, i+2)
+	}
+	b.WriteString(`]}`)
+	return b.String()
+}()
+
+// countPublisher counts messages and checks Data without keeping it.
+type countPublisher struct {
+	n    int
+	last hub.Message
+}
+
+func (p *countPublisher) Publish(_ context.Context, m hub.Message) error {
+	p.n++
+	p.last.Stream, p.last.Seq = m.Stream, m.Seq
+	return nil
+}
+
+// newTestFeed returns a feed that is never run, with a session on its
+// first shard carrying names as if confirmed.
+func newTestFeed(t testing.TB, d Dialect, pub hub.Publisher, names ...string) (*Feed, *session) {
+	t.Helper()
+	f, err := New(Config{Dialect: d, URL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1", Publisher: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testSession(f, 1)
+	for _, name := range names {
+		addTestStream(t, f, s, name)
+	}
+	return f, s
+}
+
+// testSession returns a session of f's first shard that is not connected.
+func testSession(f *Feed, id uint64) *session {
+	return newSession(f.endpoints[0].shards[0], id, nil, nil, nil)
+}
+
+// addTestStream puts name in f's desired set and on s.
+func addTestStream(t testing.TB, f *Feed, s *session, name string) *streamState {
+	t.Helper()
+	parsed, err := f.d.parseStream(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.streams[name]
+	if st == nil {
+		st = f.newStreamLocked(name, parsed)
+		st.wanted = true
+		f.tombstones--
+		f.assignLocked(st)
+	}
+	s.subs[name] = &sessStream{st: st, state: stateSubscribed}
+	return st
+}
+
+func envelopeOf(stream, data string) []byte {
+	return []byte(`{"stream":"` + stream + `","data":` + data + `}`)
+}
+
+func TestRoutePublishesAliasedData(t *testing.T) {
+	rec := newRecorder()
+	_, s := newTestFeed(t, BinanceSpot, rec, "btcusdt@trade")
+	msg := envelopeOf("btcusdt@trade", benchTrade)
+	s.route(t.Context(), msg)
+	s.route(t.Context(), envelopeOf("ethusdt@trade", benchTrade)) // not on the connection
+	got := rec.get("binance:btcusdt@trade")
+	if len(got) != 1 || got[0].Seq != 1 || got[0].Gap || string(got[0].Data) != benchTrade {
+		t.Fatalf("published %+v; want the trade with seq 1", got)
+	}
+	if n := len(rec.streams()); n != 1 {
+		t.Errorf("%d streams published; want 1", n)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { s.route(t.Context(), msg) }); allocs != 1 {
+		// The recorder's copy of Data is the only allocation.
+		t.Errorf("route allocates %v times per message with a copying publisher; want 1", allocs)
+	}
+}
+
+// loopReader yields data over and over.
+type loopReader struct {
+	data []byte
+	off  int
+}
+
+func (r *loopReader) Read(p []byte) (int, error) {
+	n := copy(p, r.data[r.off:])
+	r.off = (r.off + n) % len(r.data)
+	return n, nil
+}
+
+// BenchmarkRoute measures the hot path per upstream message: parsing the
+// envelope, finding the stream, reading its event identity and publishing
+// with Data aliasing the read buffer. "frames" adds reading the WebSocket
+// frame into the reused buffer, UTF-8 check included.
+func BenchmarkRoute(b *testing.B) {
+	for _, tc := range []struct{ name, stream, data string }{
+		{"trade", "btcusdt@trade", benchTrade},
+		{"bookTicker", "btcusdt@bookTicker", benchBookTicker},
+		{"depth", "btcusdt@depth@100ms", benchDepth},
+	} {
+		msg := envelopeOf(tc.stream, tc.data)
+		b.Run(tc.name, func(b *testing.B) {
+			pub := &countPublisher{}
+			_, s := newTestFeed(b, BinanceSpot, pub, tc.stream)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(msg)))
+			for b.Loop() {
+				s.route(ctx, msg)
+			}
+			if pub.n == 0 {
+				b.Fatal("nothing published")
+			}
+		})
+		b.Run(tc.name+"/json-baseline", func(b *testing.B) {
+			// What a gateway that decodes each envelope does: the baseline
+			// the zero-allocation path is measured against in the same run.
+			streams := map[string]uint64{tc.stream: 0}
+			var env struct {
+				Stream string          `json:"stream"`
+				Data   json.RawMessage `json:"data"`
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(msg)))
+			for b.Loop() {
+				if err := json.Unmarshal(msg, &env); err != nil {
+					b.Fatal(err)
+				}
+				streams[env.Stream]++
+			}
+		})
+		b.Run(tc.name+"/frames", func(b *testing.B) {
+			pub := &countPublisher{}
+			_, s := newTestFeed(b, BinanceSpot, pub, tc.stream)
+			frame := ws.MustCompileFrame(ws.NewTextFrame(msg))
+			rd := s.newReader(&loopReader{data: frame})
+			var buf bytes.Buffer
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(frame)))
+			for b.Loop() {
+				if err := s.readOne(ctx, rd, &buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if pub.n == 0 {
+				b.Fatal("nothing published")
+			}
+		})
+	}
+}
+
+func TestRouteZeroAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation counts")
+	}
+	pub := &countPublisher{}
+	_, s := newTestFeed(t, BinanceSpot, pub, "btcusdt@trade", "btcusdt@depth@100ms")
+	frame := ws.MustCompileFrame(ws.NewTextFrame(envelopeOf("btcusdt@depth@100ms", benchDepth)))
+	rd := s.newReader(&loopReader{data: frame})
+	var buf bytes.Buffer
+	ctx := context.Background()
+	msg := envelopeOf("btcusdt@trade", benchTrade)
+	if a := testing.AllocsPerRun(200, func() { s.route(ctx, msg) }); a != 0 {
+		t.Errorf("route: %v allocs per message; want 0", a)
+	}
+	if a := testing.AllocsPerRun(200, func() {
+		if err := s.readOne(ctx, rd, &buf); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("readOne: %v allocs per message; want 0", a)
+	}
+}
+
+func TestJSONField(t *testing.T) {
+	ev := []byte(` { "e" : "trade", "E":1672515782136,"s":"B\"T}","t":12345,"x":{"t":1,"k":[1,{"t":2}]},"T":99,"u":-5 } `)
+	tests := []struct {
+		key  string
+		want int64
+		ok   bool
+	}{
+		{"t", 12345, true},
+		{"T", 99, true},
+		{"E", 1672515782136, true},
+		{"u", -5, true},
+		{"U", 0, false},
+		{"e", 0, false}, // a string
+		{"k", 0, false}, // nested only
+	}
+	for _, tc := range tests {
+		got, ok := jsonInt(ev, tc.key)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("jsonInt(%q) = %d, %v; want %d, %v", tc.key, got, ok, tc.want, tc.ok)
+		}
+	}
+	for _, bad := range []string{``, `[1]`, `{"t":`, `{"t" 1}`, `{"a":"x,"t":1}`} {
+		if v, ok := jsonInt([]byte(bad), "t"); ok {
+			t.Errorf("jsonInt(%q) = %d; want not found", bad, v)
+		}
+	}
+}
+
+func TestIdentity(t *testing.T) {
+	tests := []struct {
+		d    Dialect
+		kind Kind
+		data string
+		want evID
+	}{
+		{BinanceSpot, KindTrade, benchTrade, evID{lo: 12345, hi: 12345}},
+		{BinanceSpot, KindAggTrade, `{"e":"aggTrade","E":1,"s":"X","a":77,"p":"1","f":100,"l":105,"T":1}`, evID{lo: 77, hi: 77}},
+		{BinanceSpot, KindDiffDepth, benchDepth, evID{lo: 157, hi: 160}},
+		{BinanceFutures, KindDiffDepth, `{"e":"depthUpdate","E":1,"T":1,"s":"X","U":157,"u":160,"pu":149,"b":[],"a":[]}`, evID{lo: 157, hi: 160, prev: 149, hasPrev: true}},
+		{BinanceSpot, KindBookTicker, benchBookTicker, evID{lo: 400900217, hi: 400900217}},
+		{BinanceSpot, KindPartialDepth, `{"lastUpdateId":160,"bids":[],"asks":[]}`, evID{lo: 160, hi: 160}},
+		{BinanceFutures, KindPartialDepth, `{"e":"depthUpdate","E":1,"T":1,"s":"X","U":157,"u":160,"pu":149,"b":[],"a":[]}`, evID{lo: 160, hi: 160}},
+		{BinanceSpot, KindKline, `{"e":"kline","E":1672515782136,"s":"X","k":{"t":1672515780000,"T":1672515839999,"s":"X"}}`, evID{lo: 1672515780000, hi: 1672515780000, sub: 1672515782136}},
+	}
+	for _, tc := range tests {
+		got, ok := tc.d.identity(tc.kind, []byte(tc.data))
+		if !ok || got != tc.want {
+			t.Errorf("%s identity(%v) = %+v, %v; want %+v", tc.d.Name(), tc.kind, got, ok, tc.want)
+		}
+	}
+	if _, ok := BinanceSpot.identity(KindTrade, []byte(`{"e":"trade","T":5}`)); ok {
+		t.Error("trade without t has an identity")
+	}
+	if k := BinanceSpot.idKind(KindTicker); k != idNone {
+		t.Errorf("ticker idKind = %v; want none", k)
+	}
+}
+
+// handoverCase drives one stream through a handover between two
+// connections, old and new, event by event.
+type handoverCase struct {
+	t      *testing.T
+	f      *Feed
+	rec    *recorder
+	old    *session
+	nw     *session
+	st     *streamState
+	stream string
+}
+
+func newHandoverCase(t *testing.T, d Dialect, stream string, bufSize int) *handoverCase {
+	rec := newRecorder()
+	f, err := New(Config{Dialect: d, URL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1",
+		Publisher: rec, HandoverBuffer: bufSize, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, _ := d.parseStream(stream)
+	ep := f.endpoints[d.endpointOf(parsed)]
+	old := newSession(ep.shards[0], 1, nil, nil, nil)
+	nw := newSession(ep.shards[0], 2, nil, nil, nil)
+	st := addTestStream(t, f, old, stream)
+	addTestStream(t, f, nw, stream)
+	return &handoverCase{t: t, f: f, rec: rec, old: old, nw: nw, st: st, stream: stream}
+}
+
+func (h *handoverCase) from(s *session, data ...string) {
+	for _, d := range data {
+		h.st.deliver(context.Background(), s, []byte(d))
+	}
+}
+
+func (h *handoverCase) begin() { h.st.beginHandover(h.nw, time.Now().Add(time.Hour)) }
+
+// published returns the ids (key) of the published events, "!" marking Gap.
+func (h *handoverCase) published(key string) string {
+	h.t.Helper()
+	var out []string
+	for i, m := range h.rec.get(h.f.name + ":" + h.stream) {
+		if m.Seq != uint64(i+1) {
+			h.t.Errorf("message %d has seq %d", i, m.Seq)
+		}
+		ev := decodeEvent(h.t, m.Data)
+		s := fmt.Sprint(ev[key])
+		if m.Gap {
+			s = "!" + s
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, " ")
+}
+
+func trade(id int) string {
+	return fmt.Sprintf(`{"e":"trade","E":1,"s":"X","t":%d,"p":"1","q":"1","T":1}`, id)
+}
+
+func book(u int) string { return fmt.Sprintf(`{"u":%d,"s":"X","b":"1","B":"1","a":"2","A":"1"}`, u) }
+
+func depth(lo, hi int) string {
+	return fmt.Sprintf(`{"e":"depthUpdate","E":1,"s":"X","U":%d,"u":%d,"b":[],"a":[]}`, lo, hi)
+}
+
+func fdepth(lo, hi, pu int) string {
+	return fmt.Sprintf(`{"e":"depthUpdate","E":1,"T":1,"s":"X","U":%d,"u":%d,"pu":%d,"b":[],"a":[]}`, lo, hi, pu)
+}
+
+func TestHandoverSwitchPoints(t *testing.T) {
+	t.Run("trade new behind", func(t *testing.T) {
+		h := newHandoverCase(t, BinanceSpot, "btcusdt@trade", 100)
+		h.from(h.old, trade(1), trade(2), trade(3), trade(4))
+		h.begin()
+		h.from(h.nw, trade(3), trade(4)) // repeats: dropped
+		h.from(h.old, trade(5))          // still the source
+		h.from(h.nw, trade(5), trade(6)) // 5 repeats, 6 continues
+		h.from(h.old, trade(6), trade(7))
+		h.from(h.nw, trade(7))
+		if got, want := h.published("t"), "1 2 3 4 5 6 7"; got != want {
+			t.Errorf("published %s; want %s", got, want)
+		}
+	})
+	t.Run("trade new ahead", func(t *testing.T) {
+		h := newHandoverCase(t, BinanceSpot, "btcusdt@trade", 100)
+		h.from(h.old, trade(1), trade(2))
+		h.begin()
+		h.from(h.nw, trade(4), trade(5)) // buffered: 3 not yet published
+		h.from(h.old, trade(3))          // 4 continues 3: switch
+		h.from(h.old, trade(4), trade(5), trade(6))
+		h.from(h.nw, trade(6))
+		if got, want := h.published("t"), "1 2 3 4 5 6"; got != want {
+			t.Errorf("published %s; want %s", got, want)
+		}
+	})
+	t.Run("trade new next", func(t *testing.T) {
+		h := newHandoverCase(t, BinanceSpot, "btcusdt@trade", 100)
+		h.from(h.old, trade(1))
+		h.begin()
+		h.from(h.nw, trade(2)) // continues: switch at once
+		h.from(h.old, trade(2), trade(3))
+		h.from(h.nw, trade(3))
+		if got, want := h.published("t"), "1 2 3"; got != want {
+			t.Errorf("published %s; want %s", got, want)
+		}
+	})
+	t.Run("bookTicker caught up", func(t *testing.T) {
+		h := newHandoverCase(t, BinanceSpot, "btcusdt@bookTicker", 100)
+		h.from(h.old, book(10), book(20))
+		h.begin()
+		h.from(h.nw, book(40), book(50)) // newer, but is 40 next? unknown
+		h.from(h.old, book(30))
+		h.from(h.old, book(40)) // the old one reaches the new one's first: switch
+		h.from(h.old, book(50), book(60))
+		h.from(h.nw, book(60))
+		if got, want := h.published("u"), "10 20 30 40 50 60"; got != want {
+			t.Errorf("published %s; want %s", got, want)
+		}
+	})
+	t.Run("bookTicker new behind", func(t *testing.T) {
+		h := newHandoverCase(t, BinanceSpot, "btcusdt@bookTicker", 100)
+		h.from(h.old, book(10), book(20), book(30))
+		h.begin()
+		h.from(h.nw, book(20), book(30)) // seen: in line
+		h.from(h.nw, book(45))           // the successor of 30
+		h.from(h.old, book(45))
+		if got, want := h.published("u"), "10 20 30 45"; got != want {
+			t.Errorf("published %s; want %s", got, want)
+		}
+	})
+	t.Run("diff depth overlap", func(t *testing.T) {
+		h := newHandoverCase(t, BinanceSpot, "btcusdt@depth", 100)
+		h.from(h.old, depth(1, 10), depth(11, 20))
+		h.begin()
+		h.from(h.nw, depth(15, 25)) // U ≤ 21 ≤ u: continues
+		h.from(h.old, depth(21, 25))
+		if got, want := h.published("u"), "10 20 25"; got != want {
+			t.Errorf("published %s; want %s", got, want)
+		}
+	})
+	t.Run("futures depth pu", func(t *testing.T) {
+		h := newHandoverCase(t, BinanceFutures, "btcusdt@depth", 100)
+		h.from(h.old, fdepth(1, 10, 0), fdepth(14, 20, 10))
+		h.begin()
+		h.from(h.nw, fdepth(25, 30, 22)) // pu 22 ≠ 20: wait
+		h.from(h.old, fdepth(21, 22, 20))
+		h.from(h.old, fdepth(25, 30, 22))
+		h.from(h.nw, fdepth(31, 33, 30))
+		if got, want := h.published("u"), "10 20 22 30 33"; got != want {
+			t.Errorf("published %s; want %s", got, want)
+		}
+	})
+	t.Run("ticker first new", func(t *testing.T) {
+		h := newHandoverCase(t, BinanceSpot, "btcusdt@ticker", 100)
+		h.from(h.old, `{"e":"24hrTicker","E":1}`)
+		h.begin()
+		h.from(h.nw, `{"e":"24hrTicker","E":2}`)
+		h.from(h.old, `{"e":"24hrTicker","E":2}`, `{"e":"24hrTicker","E":3}`)
+		h.from(h.nw, `{"e":"24hrTicker","E":3}`)
+		if got, want := h.published("E"), "1 2 3"; got != want {
+			t.Errorf("published %s; want %s", got, want)
+		}
+	})
+	t.Run("overflow", func(t *testing.T) {
+		h := newHandoverCase(t, BinanceSpot, "btcusdt@trade", 2)
+		h.from(h.old, trade(1))
+		h.begin()
+		h.from(h.nw, trade(5), trade(6), trade(7)) // 3 > 2 buffered: switch with Gap
+		h.from(h.old, trade(2))
+		if got, want := h.published("t"), "1 !5 6 7"; got != want {
+			t.Errorf("published %s; want %s", got, want)
+		}
+		if n := h.f.overflows.Load(); n != 1 {
+			t.Errorf("%d overflows; want 1", n)
+		}
+	})
+	t.Run("old dropped, continuous", func(t *testing.T) {
+		h := newHandoverCase(t, BinanceSpot, "btcusdt@trade", 100)
+		h.from(h.old, trade(1), trade(2))
+		h.begin()
+		h.from(h.nw, trade(4))
+		h.old.sh.detach(context.Background(), h.old, true) // 3 never came
+		h.from(h.nw, trade(5))
+		if got, want := h.published("t"), "1 2 !4 5"; got != want {
+			t.Errorf("published %s; want %s", got, want)
+		}
+	})
+	t.Run("old closed, in line", func(t *testing.T) {
+		h := newHandoverCase(t, BinanceSpot, "btcusdt@bookTicker", 100)
+		h.from(h.old, book(10))
+		h.begin()
+		h.old.sh.detach(context.Background(), h.old, false) // no event in between
+		h.from(h.nw, book(10), book(20))                    // 10 repeats
+		if got, want := h.published("u"), "10 20"; got != want {
+			t.Errorf("published %s; want %s", got, want)
+		}
+	})
+	t.Run("new dropped", func(t *testing.T) {
+		h := newHandoverCase(t, BinanceSpot, "btcusdt@trade", 100)
+		h.from(h.old, trade(1))
+		h.begin()
+		h.from(h.nw, trade(3))
+		h.nw.sh.detach(context.Background(), h.nw, true) // the old one carries on
+		h.from(h.old, trade(2), trade(3))
+		if got, want := h.published("t"), "1 2 3"; got != want {
+			t.Errorf("published %s; want %s", got, want)
+		}
+	})
+}
+
+func TestStreamsURL(t *testing.T) {
+	got := BinanceSpot.streamsURL("wss://h", "/stream", []string{"btcusdt@trade", "btcusdt@kline_1m@+08:00", "币安usdt@trade", "!miniTicker@arr"})
+	want := "wss://h/stream?streams=btcusdt@trade/btcusdt@kline_1m@%2B08:00/%E5%B8%81%E5%AE%89usdt@trade/!miniTicker@arr"
+	if got != want {
+		t.Errorf("streamsURL = %s; want %s", got, want)
+	}
+	if got := BinanceSpot.streamsURL("wss://h", "/stream", nil); got != "wss://h/stream" {
+		t.Errorf("streamsURL without streams = %s", got)
+	}
+	if n := urlNameLen("币安usdt@trade"); n != len("%E5%B8%81%E5%AE%89usdt@trade") {
+		t.Errorf("urlNameLen = %d", n)
+	}
+}
+
+func TestReadOneRejectsInvalidUTF8(t *testing.T) {
+	rec := newRecorder()
+	_, s := newTestFeed(t, BinanceSpot, rec, "btcusdt@trade")
+	bad := envelopeOf("btcusdt@trade", `{"e":"trade","t":1,"s":"`+"\xff"+`"}`)
+	rd := s.newReader(bytes.NewReader(ws.MustCompileFrame(ws.NewTextFrame(bad))))
+	var buf bytes.Buffer
+	if err := s.readOne(t.Context(), rd, &buf); !errors.Is(err, wsutil.ErrInvalidUTF8) {
+		t.Errorf("readOne = %v; want ErrInvalidUTF8", err)
+	}
+	if n := len(rec.streams()); n != 0 {
+		t.Errorf("published %d streams; want nothing", n)
+	}
+}

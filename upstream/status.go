@@ -1,0 +1,171 @@
+package upstream
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// State is the lifecycle state of a feed or of one of its connections, as
+// shown by [Status].
+type State string
+
+// The states of a feed and its connections.
+const (
+	StateIdle       State = "idle"       // Run has not been called
+	StateLoading    State = "loading"    // loading the symbol list
+	StateConnecting State = "connecting" // dialling
+	StateConnected  State = "connected"  // connection up
+	StateBackoff    State = "backoff"    // waiting to reconnect
+	StateStopped    State = "stopped"    // Run returned
+)
+
+// Status is a snapshot of a feed for the control API.
+type Status struct {
+	// Exchange is the exchange name, e.g. "binance".
+	Exchange string `json:"exchange"`
+	// State is the feed's state: once connecting, "connected" when every
+	// shard is, else the state of the first shard that is not.
+	State State `json:"state"`
+	// Streams counts streams the exchange confirmed on the connections
+	// that subscribe (one per shard).
+	Streams int `json:"streams"`
+	// PendingStreams counts streams with a request in flight.
+	PendingStreams int `json:"pending_streams"`
+	// Desired counts streams in the desired set, lingering ones included.
+	Desired int `json:"desired"`
+	// Failed lists desired streams that are not subscribed because the
+	// exchange refused them or their symbol does not trade; sorted by
+	// stream.
+	Failed []FailedStream `json:"failed,omitempty"`
+	// Rejected counts names Subscribe dropped (invalid or over the limit).
+	Rejected int `json:"rejected"`
+	// Symbols counts the trading symbols known.
+	Symbols int `json:"symbols"`
+	// Connections counts open connections, those being replaced included.
+	Connections int `json:"connections"`
+	// Shards describes each connection slot, by endpoint.
+	Shards []ShardStatus `json:"shards"`
+	// ConnectedSince is when the first shard's connection was established;
+	// zero while it is disconnected.
+	ConnectedSince time.Time `json:"connected_since,omitzero"`
+	// Reconnects counts connections made after one ended unplanned.
+	Reconnects int `json:"reconnects"`
+	// Rotations counts connections replaced before their lifetime ended.
+	Rotations int `json:"rotations"`
+	// HandoverOverflows counts streams that switched connections with Gap
+	// because their handover buffer was full.
+	HandoverOverflows int `json:"handover_overflows"`
+	// Closes counts the close frames received from the exchange, by close
+	// code (1008 is "Too many requests" or "Pong timeout").
+	Closes map[int]int `json:"closes,omitempty"`
+	// AttemptWaits counts the times the connection-attempt budget was
+	// spent and a dial had to wait.
+	AttemptWaits int `json:"attempt_waits"`
+	// LastError says why the last connection (attempt) ended.
+	LastError string `json:"last_error,omitempty"`
+	// LastErrorAt is when it ended.
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+}
+
+// ShardStatus describes one shard: a connection slot of an endpoint.
+type ShardStatus struct {
+	// Endpoint is the path of the endpoint, e.g. "/stream".
+	Endpoint string `json:"endpoint"`
+	// Shard numbers the endpoint's shards from 0, in creation order.
+	Shard int `json:"shard"`
+	// State is the state of its connection.
+	State State `json:"state"`
+	// Assigned counts the streams assigned to it.
+	Assigned int `json:"assigned"`
+	// Limit is the number of streams it may carry.
+	Limit int `json:"limit"`
+	// Streams counts the streams confirmed on its connection.
+	Streams int `json:"streams"`
+	// PendingStreams counts the streams with a request in flight.
+	PendingStreams int `json:"pending_streams"`
+	// Rotating reports a replacement in progress.
+	Rotating bool `json:"rotating,omitempty"`
+	// ConnectedSince is when its connection was established.
+	ConnectedSince time.Time `json:"connected_since,omitzero"`
+}
+
+// FailedStream is a desired stream that is not subscribed, and why.
+type FailedStream struct {
+	// Stream is the exchange stream name.
+	Stream string `json:"stream"`
+	// Error is the reason, as sent to its subscribers in the Err message.
+	Error string `json:"error"`
+}
+
+// Status returns a snapshot of the feed's state.
+func (f *Feed) Status() Status {
+	st := Status{
+		Exchange:          f.name,
+		Symbols:           f.symbols.len(),
+		HandoverOverflows: int(f.overflows.Load()),
+		AttemptWaits:      f.limiter.waitCount(),
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st.State = f.state
+	st.Rejected = f.rejected
+	st.Reconnects = f.reconnects
+	st.Rotations = f.rotations
+	if len(f.closes) > 0 {
+		st.Closes = make(map[int]int, len(f.closes))
+		for c, n := range f.closes {
+			st.Closes[c] = n
+		}
+	}
+	if f.lastErr != nil {
+		st.LastError, st.LastErrorAt = f.lastErr.Error(), f.lastErrAt
+	}
+	for name, s := range f.streams {
+		if !s.wanted {
+			continue
+		}
+		st.Desired++
+		if s.failed != "" {
+			st.Failed = append(st.Failed, FailedStream{Stream: name, Error: s.failed})
+		}
+	}
+	slices.SortFunc(st.Failed, func(x, y FailedStream) int { return strings.Compare(x.Stream, y.Stream) })
+	connected := true
+	for _, ep := range f.endpoints {
+		for _, sh := range ep.shards {
+			ss := ShardStatus{
+				Endpoint:       ep.path,
+				Shard:          sh.id,
+				State:          sh.state,
+				Assigned:       len(sh.streams),
+				Limit:          sh.limit,
+				Rotating:       sh.rot != nil,
+				ConnectedSince: sh.connectedSince,
+			}
+			if sh.cur != nil {
+				ss.Streams, ss.PendingStreams = sh.cur.counts()
+				st.Connections++
+			}
+			if sh.old != nil {
+				st.Connections++
+			}
+			st.Streams += ss.Streams
+			st.PendingStreams += ss.PendingStreams
+			if st.ConnectedSince.IsZero() && ep.idx == 0 && sh.persistent {
+				st.ConnectedSince = sh.connectedSince
+			}
+			if connected && sh.state != StateConnected && st.State == StateConnecting {
+				connected = false
+				if sh.state != StateIdle {
+					st.State = sh.state
+				}
+			}
+			st.Shards = append(st.Shards, ss)
+		}
+	}
+	if connected && st.State == StateConnecting {
+		st.State = StateConnected
+	}
+	return st
+}
