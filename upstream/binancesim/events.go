@@ -357,15 +357,7 @@ func appendMiniTicker(b []byte, sy *symbolState, now int64, micro bool) []byte {
 func appendTicker(b []byte, sy *symbolState, now int64, micro bool) []byte {
 	st := &sy.stats
 	bid, ask := sy.top()
-	change := st.last - st.open
-	pct := 0.0
-	if st.open != 0 {
-		pct = float64(change) / float64(st.open) * 100
-	}
-	wavg := 0.0
-	if st.volume > 0 {
-		wavg = st.quoteVolume / st.volume
-	}
+	change, pct, wavg := st.derived()
 	b = appendHead(b, "24hrTicker", sy, now, micro)
 	b = appendPriceField(b, "p", change)
 	b = append(b, `,"P":"`...)

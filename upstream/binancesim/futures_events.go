@@ -232,15 +232,7 @@ func appendForceOrder(b []byte, sy *symbolState, l *liquidation, now int64, micr
 // {"e","E","s","p","P","w","c","Q","o","h","l","v","q","O","C","F","L","n"}.
 func appendFuturesTicker(b []byte, sy *symbolState, now int64, micro bool) []byte {
 	st := &sy.stats
-	change := st.last - st.open
-	pct := 0.0
-	if st.open != 0 {
-		pct = float64(change) / float64(st.open) * 100
-	}
-	wavg := 0.0
-	if st.volume > 0 {
-		wavg = st.quoteVolume / st.volume
-	}
+	change, pct, wavg := st.derived()
 	b = appendHead(b, "24hrTicker", sy, now, micro)
 	b = appendPriceField(b, "p", change)
 	b = append(b, `,"P":"`...)

@@ -451,3 +451,17 @@ func (sy *symbolState) endWindow() {
 func (sy *symbolState) snapshot(n int) (bids, asks []level) {
 	return sy.bids[:min(n, len(sy.bids))], sy.asks[:min(n, len(sy.asks))]
 }
+
+// derived returns the ticker fields computed from the 24 h statistics: the
+// price change (in 1e-8 units), the change in percent and the weighted
+// average price.
+func (st *stats24) derived() (change int64, pct, wavg float64) {
+	change = st.last - st.open
+	if st.open != 0 {
+		pct = float64(change) / float64(st.open) * 100
+	}
+	if st.volume > 0 {
+		wavg = st.quoteVolume / st.volume
+	}
+	return change, pct, wavg
+}
