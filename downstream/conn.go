@@ -42,6 +42,7 @@ type conn struct {
 	id        uint64
 	nc        net.Conn
 	remote    string
+	ip        string // remote IP, the key of the per-IP limit
 	origin    string
 	path      string
 	connected time.Time
@@ -51,6 +52,12 @@ type conn struct {
 	combined  atomic.Bool // Binance dialect: wrap payloads as {"stream":…,"data":…}
 	poll      pollState
 	state     atomic.Int32
+	lastRead  atomic.Int64 // unix nanos of the last read from the client; see keepalive
+
+	// Commands in the current one-second window; only the read task
+	// touches them.
+	cmdWindow int64
+	cmdCount  int
 
 	// rmu is held by the connection's one read task; it guards rd, which
 	// keeps the fragmentation and UTF-8 state of the message being read.
@@ -111,6 +118,7 @@ func (c *conn) readTask() {
 // readAvailable handles the messages in one readiness report and reports
 // whether the connection is still open for reading.
 func (c *conn) readAvailable() bool {
+	c.lastRead.Store(time.Now().UnixNano())
 	br := c.acquireReader()
 	defer c.releaseReader(br)
 	c.rd.Source = br
@@ -122,6 +130,9 @@ func (c *conn) readAvailable() bool {
 		op, err := c.readMessage(&msg)
 		if err != nil {
 			c.fail(err)
+			return false
+		}
+		if op != 0 && !c.allowCommand() {
 			return false
 		}
 		switch op {
@@ -167,11 +178,18 @@ func (c *conn) control(hdr ws.Header, r io.Reader) error {
 	body := p[:n]
 	switch hdr.OpCode {
 	case ws.OpPing:
+		if !c.allowCommand() {
+			return errPeerClosed // closed for flooding; the close frame is queued
+		}
 		c.enqueueControl(compileFrame(ws.OpPong, body))
 	case ws.OpClose:
 		code, reason := ws.ParseCloseFrameData(body)
 		if len(body) == 0 {
 			c.closeWith(ws.StatusNormalClosure, "")
+			return errPeerClosed
+		}
+		if code >= 5000 { // RFC 6455 §7.4.2: no close codes above 4999
+			c.closeWith(ws.StatusProtocolError, "invalid close code")
 			return errPeerClosed
 		}
 		if err := ws.CheckCloseFrameData(code, reason); err != nil {
@@ -184,6 +202,23 @@ func (c *conn) control(hdr ws.Header, r io.Reader) error {
 	}
 	// Unsolicited pongs are allowed and need no answer.
 	return nil
+}
+
+// allowCommand counts one client message (a command or a ping) against
+// MaxCommandsPerSecond and closes the connection with 1008 when a flood
+// exceeds it. Replies and pongs bypass the write queue's byte limit, so this
+// is also what bounds them.
+func (c *conn) allowCommand() bool {
+	sec := time.Now().Unix()
+	if sec != c.cmdWindow {
+		c.cmdWindow, c.cmdCount = sec, 0
+	}
+	c.cmdCount++
+	if c.cmdCount <= c.srv.cfg.MaxCommandsPerSecond {
+		return true
+	}
+	c.closeWith(ws.StatusPolicyViolation, "too many messages per second")
+	return false
 }
 
 // errPeerClosed reports that the client started the close handshake and we

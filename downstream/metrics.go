@@ -10,12 +10,12 @@ import (
 var closeReasons = []string{
 	"eof", "read_error", "write_error", "normal", "going_away", "protocol_error",
 	"unsupported_data", "invalid_payload", "policy_violation", "message_too_big",
-	"slow_consumer", "other",
+	"slow_consumer", "keepalive_timeout", "other",
 }
 
 // rejectReasons are the bounded labels handshakes are refused under.
 var rejectReasons = []string{
-	"bad_request", "not_running", "origin", "max_conns", "handshake", "early_data",
+	"bad_request", "not_running", "origin", "max_conns", "per_ip", "handshake", "early_data",
 }
 
 // metrics counts what the server did. Every label set is fixed, so the

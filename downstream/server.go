@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime"
 	"slices"
@@ -77,6 +78,20 @@ type Config struct {
 	// AllowedOrigins lists the browser origins allowed to connect; empty
 	// allows any. Requests without an Origin header (non-browsers) pass.
 	AllowedOrigins []string
+	// MaxConnsPerIP bounds the connections from one remote address; beyond
+	// it a handshake gets HTTP 429. Behind a proxy every client shares the
+	// proxy's address, so raise it there. Default 1000.
+	MaxConnsPerIP int
+	// MaxCommandsPerSecond bounds the messages (commands and pings) a
+	// client may send in one second; beyond it the connection is closed
+	// with 1008. Default 10.
+	MaxCommandsPerSecond int
+	// PingInterval is how long a connection may be silent before the
+	// server pings it. Default 30s.
+	PingInterval time.Duration
+	// PongTimeout is how long after that ping a still silent connection is
+	// dropped. Default 30s.
+	PongTimeout time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -98,6 +113,8 @@ func (c *Config) setDefaults() error {
 	def(&c.MaxStreamsPerConn, 1024)
 	def(&c.WriteQueueBytes, 1<<20)
 	def(&c.Workers, max(32, 16*runtime.GOMAXPROCS(0)))
+	def(&c.MaxConnsPerIP, 1000)
+	def(&c.MaxCommandsPerSecond, 10)
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = 4096
 	}
@@ -111,6 +128,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.CloseGrace == 0 {
 		c.CloseGrace = time.Second
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = 30 * time.Second
+	}
+	if c.PongTimeout == 0 {
+		c.PongTimeout = 30 * time.Second
+	}
+	if c.PingInterval < 0 || c.PongTimeout < 0 || c.MaxConnsPerIP < 0 || c.MaxCommandsPerSecond < 0 {
+		return errors.New("downstream: config: keepalive and rate limits must not be negative")
 	}
 	if c.MaxConns < 0 || c.MaxStreamsPerConn < 0 || c.WriteQueueBytes < 0 || c.Workers < 0 {
 		return errors.New("downstream: config: limits must not be negative")
@@ -140,6 +166,8 @@ type Server struct {
 	// mu guards the following fields.
 	mu    sync.Mutex
 	conns map[uint64]*conn
+	perIP map[string]int // connections (and handshakes in progress) per remote IP
+	wheel wheel
 
 	// topics maps stream keys to their local subscribers.
 	topics registry
@@ -157,6 +185,7 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger.With("component", "downstream"),
 		metrics: newMetrics(),
 		conns:   make(map[uint64]*conn),
+		perIP:   make(map[string]int),
 		topics:  registry{topics: make(map[string]*topic)},
 		// Each connection has at most one read, one flush and one close
 		// task queued; see pool.
@@ -182,6 +211,7 @@ func (s *Server) Run(ctx context.Context) error {
 	poolCtx, stopPool := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { s.pool.run(poolCtx, s.cfg.Workers) })
+	wg.Go(func() { s.keepalive(poolCtx) })
 	s.running.Store(true)
 
 	<-ctx.Done()
@@ -246,14 +276,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusForbidden, "origin not allowed")
 		return
 	}
-	if !s.reserveSlot() {
+	ip := remoteIP(r.RemoteAddr)
+	switch s.reserveSlot(ip) {
+	case "max_conns":
 		s.metrics.rejected("max_conns")
 		httpError(w, http.StatusServiceUnavailable, "too many connections")
+		return
+	case "per_ip":
+		s.metrics.rejected("per_ip")
+		httpError(w, http.StatusTooManyRequests, "too many connections from this address")
 		return
 	}
 	nc, rw, _, uerr := ws.HTTPUpgrader{Timeout: s.cfg.WriteTimeout}.Upgrade(r, w)
 	if uerr != nil {
-		s.releaseSlot()
+		s.releaseSlot(ip)
 		s.metrics.rejected("handshake")
 		if nc != nil {
 			nc.Close()
@@ -262,7 +298,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rw.Reader.Buffered() > 0 {
 		// RFC 6455 §4.1: a client must wait for our 101 before it sends.
-		s.releaseSlot()
+		s.releaseSlot(ip)
 		s.metrics.rejected("early_data")
 		nc.Write(closeFrame(ws.StatusProtocolError, "data sent before the handshake completed"))
 		nc.Close()
@@ -273,6 +309,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id:        s.nextID.Add(1),
 		nc:        nc,
 		remote:    nc.RemoteAddr().String(),
+		ip:        ip,
 		origin:    r.Header.Get("Origin"),
 		path:      r.URL.Path,
 		connected: time.Now(),
@@ -293,13 +330,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		OnIntermediate: func(h ws.Header, r io.Reader) error { return c.control(h, r) },
 	}
 	if err := s.poller.prepare(c); err != nil {
-		s.releaseSlot()
+		s.releaseSlot(ip)
 		c.log.Error("poll prepare", "err", err)
 		nc.Close()
 		return
 	}
+	c.lastRead.Store(time.Now().UnixNano())
 	s.mu.Lock()
 	s.conns[c.id] = c
+	s.wheel.add(c)
 	s.metrics.upgrading.Add(-1)
 	s.mu.Unlock()
 	s.metrics.accepted.Add(1)
@@ -314,24 +353,51 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// reserveSlot counts a connection against MaxConns before its upgrade.
-func (s *Server) reserveSlot() bool {
+// reserveSlot counts a connection against MaxConns and MaxConnsPerIP
+// before its upgrade. It returns the limit that refuses it, or "".
+func (s *Server) reserveSlot(ip string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.conns)+int(s.metrics.upgrading.Load()) >= s.cfg.MaxConns {
-		return false
+		return "max_conns"
 	}
+	if s.perIP[ip] >= s.cfg.MaxConnsPerIP {
+		return "per_ip"
+	}
+	s.perIP[ip]++
 	s.metrics.upgrading.Add(1)
-	return true
+	return ""
 }
 
-func (s *Server) releaseSlot() { s.metrics.upgrading.Add(-1) }
+// releaseSlot gives back a slot whose handshake failed.
+func (s *Server) releaseSlot(ip string) {
+	s.mu.Lock()
+	s.releaseIPLocked(ip)
+	s.mu.Unlock()
+	s.metrics.upgrading.Add(-1)
+}
+
+func (s *Server) releaseIPLocked(ip string) {
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
 
 // forget drops a finished connection from the server.
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c.id)
+	s.wheel.remove(c)
+	s.releaseIPLocked(c.ip)
 	s.mu.Unlock()
+}
+
+// remoteIP returns the host part of a request's remote address.
+func remoteIP(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
 
 func (s *Server) originAllowed(origin string) bool {
