@@ -42,6 +42,9 @@ func TestConformance(t *testing.T) {
 		{name: "RSV3", write: func(nc net.Conn) { frame(nc, true, 1, ws.OpText, ping) }, wantClose: ws.StatusProtocolError},
 		{name: "reserved data opcode 3", write: func(nc net.Conn) { frame(nc, true, 0, 3, nil) }, wantClose: ws.StatusProtocolError},
 		{name: "reserved control opcode 11", write: func(nc net.Conn) { frame(nc, true, 0, 11, nil) }, wantClose: ws.StatusProtocolError},
+		{name: "64-bit length with the top bit set", write: func(nc net.Conn) {
+			nc.Write([]byte{0x81, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4})
+		}, wantClose: ws.StatusProtocolError},
 		// Control frames (§5.5).
 		{name: "ping gets a pong with its payload", write: func(nc net.Conn) { frame(nc, true, 0, ws.OpPing, []byte("abc")) }, wantPong: "abc"},
 		{name: "unsolicited pong is ignored", write: func(nc net.Conn) {

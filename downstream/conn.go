@@ -228,26 +228,39 @@ var errPeerClosed = errors.New("downstream: peer closed")
 // fail ends the connection after a read error with the close code RFC 6455
 // names for it.
 func (c *conn) fail(err error) {
+	code, reason, drop := closeFor(err)
+	switch {
+	case code != 0:
+		c.closeWith(code, reason)
+	case drop != "":
+		if drop == "read_error" {
+			c.log.Debug("read failed", "err", err)
+		}
+		c.srv.metrics.closed(drop)
+		c.finish()
+	}
+}
+
+// closeFor maps a read error to its outcome: a close code and reason
+// (RFC 6455 §7.4.1), or a counter label when the connection is just
+// dropped (the peer is gone), or neither when the close is already queued.
+func closeFor(err error) (code ws.StatusCode, reason, drop string) {
 	var perr ws.ProtocolError
 	switch {
 	case errors.Is(err, errPeerClosed):
-		// Close frame already queued.
+		return 0, "", ""
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
-		c.srv.metrics.closed("eof")
-		c.finish()
+		return 0, "", "eof"
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		c.closeWith(ws.StatusPolicyViolation, "message not completed in time")
-	case errors.As(err, &perr):
-		c.closeWith(ws.StatusProtocolError, perr.Error())
+		return ws.StatusPolicyViolation, "message not completed in time", ""
+	case errors.As(err, &perr), errors.Is(err, ws.ErrHeaderLengthMSB), errors.Is(err, ws.ErrHeaderLengthUnexpected):
+		return ws.StatusProtocolError, err.Error(), ""
 	case errors.Is(err, wsutil.ErrInvalidUTF8):
-		c.closeWith(ws.StatusInvalidFramePayloadData, "invalid UTF-8 in text message")
+		return ws.StatusInvalidFramePayloadData, "invalid UTF-8 in text message", ""
 	case errors.Is(err, wsutil.ErrFrameTooLarge), errors.Is(err, wsutil.ErrMessageTooLarge):
-		c.closeWith(ws.StatusMessageTooBig, "message too big")
-	default:
-		c.log.Debug("read failed", "err", err)
-		c.srv.metrics.closed("read_error")
-		c.finish()
+		return ws.StatusMessageTooBig, "message too big", ""
 	}
+	return 0, "", "read_error"
 }
 
 // send queues a data frame. When the queue would exceed its byte limit the

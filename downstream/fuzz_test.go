@@ -1,8 +1,14 @@
 package downstream
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"testing"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 
 	"github.com/marketgate/marketgate/hub"
 )
@@ -103,5 +109,48 @@ func FuzzDialectCommand(f *testing.F) {
 		if r.Error != nil && (r.Error.Code == nil || r.Error.Msg == nil) {
 			t.Fatalf("error reply %s to %q lacks code or msg", rs[0], p)
 		}
+	})
+}
+
+// FuzzReadFrames feeds arbitrary bytes to a connection's frame reader as if
+// a client sent them, and checks that every outcome is a defined one:
+// messages handled, or an error that maps to a close code or to a drop of
+// a vanished peer. It never panics and never loops.
+func FuzzReadFrames(f *testing.F) {
+	masked := func(fr ws.Frame) []byte { return ws.MustCompileFrame(ws.MaskFrame(fr)) }
+	f.Add(masked(ws.NewTextFrame([]byte(`{"op":"ping","id":1}`))))
+	f.Add(append(masked(ws.NewFrame(ws.OpText, false, []byte(`{"op":`))), masked(ws.NewFrame(ws.OpContinuation, true, []byte(`"list"}`)))...))
+	f.Add(masked(ws.NewPingFrame([]byte("p"))))
+	f.Add(masked(ws.NewCloseFrame(ws.NewCloseFrameBody(1000, ""))))
+	f.Add(ws.MustCompileFrame(ws.NewTextFrame([]byte("unmasked"))))
+	f.Add([]byte{0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		c := commandConn(t, true)
+		c.state.Store(stateClosed) // closeWith and finish become no-ops
+		c.proto = nativeProto{}
+		c.rd = wsutil.Reader{
+			Source: bytes.NewReader(p), State: ws.StateServerSide, CheckUTF8: true,
+			MaxFrameSize: 64, MaxMessageSize: 64,
+			OnIntermediate: func(h ws.Header, r io.Reader) error { return c.control(h, r) },
+		}
+		var msg bytes.Buffer
+		for range len(p) + 1 { // every iteration consumes at least a 2-byte header
+			msg.Reset()
+			op, err := c.readMessage(&msg)
+			if err != nil {
+				code, _, drop := closeFor(err)
+				if code == 0 && drop == "" && !errors.Is(err, errPeerClosed) {
+					t.Fatalf("error %v has no defined outcome", err)
+				}
+				if drop == "read_error" {
+					t.Fatalf("error %v is not a protocol outcome", err)
+				}
+				return
+			}
+			if op == ws.OpText {
+				c.proto.handleText(c, msg.Bytes())
+			}
+		}
+		t.Fatalf("reader did not finish %d bytes", len(p))
 	})
 }
