@@ -36,6 +36,10 @@ type Config struct {
 	// ShutdownTimeout bounds how long Run waits for HTTP requests in flight
 	// once its context ends. Default 5s.
 	ShutdownTimeout time.Duration
+	// HandshakeTimeout bounds how long a client may take to send a
+	// request's headers, WebSocket handshakes included, so slowloris
+	// clients cannot hold connections open. Default 5s.
+	HandshakeTimeout time.Duration
 }
 
 // Server is the public HTTP listener.
@@ -61,6 +65,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 5 * time.Second
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = 5 * time.Second
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "web"), mux: http.NewServeMux()}
 	sub, err := fs.Sub(static, "static")
@@ -101,7 +108,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	srv := &http.Server{
 		Handler:           s.mux,
-		ReadHeaderTimeout: 5 * time.Second, // slowloris: headers must arrive promptly
+		ReadHeaderTimeout: s.cfg.HandshakeTimeout, // slowloris: headers must arrive promptly
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),

@@ -90,3 +90,46 @@ func TestConfigErrors(t *testing.T) {
 		t.Error("New without Addr or Listener succeeded")
 	}
 }
+
+// TestSlowlorisHandshake opens a connection that trickles a WebSocket
+// handshake one header at a time and checks that the server hangs up once
+// HandshakeTimeout has passed.
+func TestSlowlorisHandshake(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Listener: ln, WebSockets: http.NotFoundHandler(), HandshakeTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	start := time.Now()
+	lines := []string{"GET /ws HTTP/1.1\r\n", "Host: x\r\n", "Upgrade: websocket\r\n", "Connection: Upgrade\r\n", "X-1: a\r\n", "X-2: b\r\n", "X-3: c\r\n"}
+	var werr error
+	for _, l := range lines {
+		if _, werr = nc.Write([]byte(l)); werr != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, rerr := io.ReadAll(nc)
+	if rerr != nil {
+		t.Fatalf("server did not close the trickling connection: %v", rerr)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("closed after %v; want soon after the 300ms handshake timeout", d)
+	}
+}

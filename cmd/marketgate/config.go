@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/upstream"
 )
 
@@ -31,6 +32,8 @@ type config struct {
 	allowedOrigins []string
 	logLevel       slog.Level
 	logFormat      string
+	browsers       downstream.Config // limits of browser connections (Hub, Source and Logger unset)
+	handshake      time.Duration
 }
 
 // envName returns the environment variable that mirrors a flag.
@@ -57,6 +60,14 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.StringVar(&c.redis, "redis", "", "Redis URL (redis://host:port/db); empty: the in-process hub (one node)")
 	fs.StringVar(&c.nodeID, "node-id", fmt.Sprintf("%s-%d", host, os.Getpid()), "this node's name in the cluster")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser origins allowed to open WebSockets; empty: any")
+	fs.IntVar(&c.browsers.MaxConns, "max-conns", 10000, "browser connections this node holds at most; beyond, handshakes get HTTP 503 (each costs one descriptor)")
+	fs.IntVar(&c.browsers.MaxConnsPerIP, "max-conns-per-ip", 1000, "browser connections per remote address; beyond, HTTP 429 (behind a proxy all clients share its address)")
+	fs.IntVar(&c.browsers.MaxStreamsPerConn, "max-streams-per-conn", 1024, "streams one browser connection may subscribe")
+	fs.IntVar(&c.browsers.MaxCommandsPerSecond, "max-commands-per-second", 10, "messages (commands, pings) a browser may send per second; beyond, close 1008")
+	fs.IntVar(&c.browsers.WriteQueueBytes, "write-queue-bytes", 1<<20, "unsent bytes queued per browser connection; beyond, the slow-consumer policy applies")
+	fs.DurationVar(&c.browsers.PingInterval, "ping-interval", 30*time.Second, "ping a browser connection that has been silent this long")
+	fs.DurationVar(&c.browsers.PongTimeout, "pong-timeout", 30*time.Second, "drop a pinged browser connection still silent after this long")
+	fs.DurationVar(&c.handshake, "handshake-timeout", 5*time.Second, "time a client has to send its HTTP request headers (slowloris bound)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.Usage = func() {
@@ -127,6 +138,18 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	}{{"binance", &c.binance}, {"binance-futures", &c.futures}} {
 		if err := checkLimits(x.prefix, x.cfg); err != nil {
 			return c, err
+		}
+	}
+	for name, n := range map[string]int{"max-conns": c.browsers.MaxConns, "max-conns-per-ip": c.browsers.MaxConnsPerIP,
+		"max-streams-per-conn": c.browsers.MaxStreamsPerConn, "max-commands-per-second": c.browsers.MaxCommandsPerSecond,
+		"write-queue-bytes": c.browsers.WriteQueueBytes} {
+		if n <= 0 {
+			return c, fmt.Errorf("--%s: %d is not a positive number", name, n)
+		}
+	}
+	for name, d := range map[string]time.Duration{"ping-interval": c.browsers.PingInterval, "pong-timeout": c.browsers.PongTimeout, "handshake-timeout": c.handshake} {
+		if d <= 0 {
+			return c, fmt.Errorf("--%s: %v is not a positive duration", name, d)
 		}
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {

@@ -109,18 +109,16 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 	for i, f := range feeds {
 		exchanges[i] = f
 	}
-	ds, err := downstream.New(downstream.Config{
-		Hub:            h,
-		Source:         upstream.NewRouter(exchanges...),
-		Logger:         log,
-		AllowedOrigins: cfg.allowedOrigins,
-	})
+	dcfg := cfg.browsers
+	dcfg.Hub, dcfg.Source, dcfg.Logger, dcfg.AllowedOrigins = h, upstream.NewRouter(exchanges...), log, cfg.allowedOrigins
+	ds, err := downstream.New(dcfg)
 	if err != nil {
 		return err
 	}
 	ws, err := web.New(web.Config{
-		Listener:   ln,
-		WebSockets: ds,
+		Listener:         ln,
+		WebSockets:       ds,
+		HandshakeTimeout: cfg.handshake,
 		Ready: func() error {
 			errs := []error{h.Ready()}
 			for _, f := range feeds {

@@ -425,6 +425,13 @@ func TestConfig(t *testing.T) {
 			return nil
 		}},
 		{name: "backoff order", args: []string{"--binance-backoff-min", "1m"}, wantErr: "--binance-backoff-min"},
+		{name: "browser limits", args: []string{"--max-conns", "5", "--pong-timeout", "2s"}, check: func(c config) error {
+			if c.browsers.MaxConns != 5 || c.browsers.PongTimeout != 2*time.Second || c.browsers.MaxCommandsPerSecond != 10 {
+				return fmt.Errorf("browsers = %+v", c.browsers)
+			}
+			return nil
+		}},
+		{name: "bad browser limit", args: []string{"--max-commands-per-second", "0"}, wantErr: "--max-commands-per-second"},
 		{name: "zero streams", args: []string{"--binance-futures-max-streams", "0"}, wantErr: "--binance-futures-max-streams"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
 		{name: "redis not available", args: []string{"--redis", "redis://127.0.0.1:6379/0"}, wantErr: "--redis"},

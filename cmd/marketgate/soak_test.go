@@ -28,11 +28,11 @@ func soakDuration(t *testing.T) time.Duration {
 
 // soakStream follows one stream on one client and counts what it saw.
 type soakStream struct {
-	msgs, gaps        int
-	lastSeq, lastID   uint64
-	dups, missing     int
-	firstErr          error
-	lastAt            time.Time
+	msgs, gaps      int
+	lastSeq, lastID uint64
+	dups, missing   int
+	firstErr        error
+	lastAt          time.Time
 }
 
 func (s *soakStream) add(m nativeMsg, now time.Time) {
