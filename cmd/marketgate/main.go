@@ -59,8 +59,9 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 // serve runs every component until ctx ends or one of them fails. The public
 // listener is ln (main opens it from --listen, so a busy port fails at once).
 func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) error {
-	g, ctx := errgroup.WithContext(ctx)
-
+	// Everything is built first and started last, so a construction error
+	// returns before any goroutine exists.
+	var runs []func(context.Context) error
 	if cfg.demo {
 		// Simulators of both exchanges, in-process on loopback ports.
 		modes := []struct {
@@ -79,7 +80,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 			if err != nil {
 				return fmt.Errorf("demo simulator: %w", err)
 			}
-			g.Go(func() error { return sim.Run(ctx, simLn) })
+			runs = append(runs, func(ctx context.Context) error { return sim.Run(ctx, simLn) })
 			m.cfg.URL = "ws://" + simLn.Addr().String()
 			m.cfg.RESTURL = "http://" + simLn.Addr().String()
 			log.Info("demo: built-in exchange simulator", "mode", string(m.mode), "addr", simLn.Addr().String())
@@ -132,11 +133,13 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		return err
 	}
 	log.Info("starting", "node", cfg.nodeID, "listen", ln.Addr().String(), "exchanges", len(feeds), "hub", "memory")
-	g.Go(func() error { return h.Run(ctx) })
+	runs = append(runs, h.Run, ds.Run, ws.Run)
 	for _, f := range feeds {
-		g.Go(func() error { return f.Run(ctx) })
+		runs = append(runs, f.Run)
 	}
-	g.Go(func() error { return ds.Run(ctx) })
-	g.Go(func() error { return ws.Run(ctx) })
+	g, ctx := errgroup.WithContext(ctx)
+	for _, run := range runs {
+		g.Go(func() error { return run(ctx) })
+	}
 	return g.Wait()
 }
