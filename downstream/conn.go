@@ -3,6 +3,7 @@ package downstream
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -64,13 +65,25 @@ type conn struct {
 	rmu sync.Mutex
 	rd  wsutil.Reader
 
+	// deflate is set before the connection is shared: the client
+	// negotiated permessage-deflate, so it is sent the compressed form of
+	// stream messages, and rx tracks RSV1 of the messages it sends.
+	deflate bool
+	rx      *rsvCheck
+
 	// mu guards the following fields.
-	mu      sync.Mutex
-	queue   [][]byte // frames waiting to be written, shared read-only
-	spare   [][]byte // the previous batch's backing array, reused
-	queued  int      // bytes in queue
-	writing bool     // a flush task is queued or running
-	closeAt bool     // the last queued frame is a close frame
+	mu        sync.Mutex
+	queue     []qframe // frames waiting to be written, oldest first
+	spare     []qframe // the previous batch's backing array, reused
+	queued    int      // bytes in queue
+	writing   bool     // a flush task is queued, running or waiting to retry
+	closeAt   bool     // the last queued frame is a close frame
+	flushTask func()   // c.flush, made once; see flushTaskLocked
+
+	// Only the flush task (one at a time, see writing) touches these.
+	iov     [][]byte    // the batch being written, as writev wants it
+	out     net.Buffers // what of iov is not written yet
+	stalled time.Time   // when writes stopped making progress; zero if they do
 
 	// smu guards streams.
 	smu     sync.Mutex
@@ -163,6 +176,11 @@ func (c *conn) readMessage(buf *bytes.Buffer) (ws.OpCode, error) {
 	}
 	if _, err := buf.ReadFrom(&c.rd); err != nil {
 		return 0, err
+	}
+	if c.deflate {
+		if err := c.inflate(hdr.OpCode, buf); err != nil {
+			return 0, err
+		}
 	}
 	return hdr.OpCode, nil
 }
@@ -257,28 +275,129 @@ func closeFor(err error) (code ws.StatusCode, reason, drop string) {
 		return ws.StatusProtocolError, err.Error(), ""
 	case errors.Is(err, wsutil.ErrInvalidUTF8):
 		return ws.StatusInvalidFramePayloadData, "invalid UTF-8 in text message", ""
+	case errors.Is(err, errBadDeflate):
+		return ws.StatusInvalidFramePayloadData, "invalid compressed data", ""
 	case errors.Is(err, wsutil.ErrFrameTooLarge), errors.Is(err, wsutil.ErrMessageTooLarge):
 		return ws.StatusMessageTooBig, "message too big", ""
 	}
 	return 0, "", "read_error"
 }
 
-// send queues a data frame. When the queue would exceed its byte limit the
-// client is too slow to keep up, and is closed: a gap would corrupt what it
-// builds from the stream.
-func (c *conn) send(frame []byte) {
+// qframe is one frame in a connection's write queue.
+type qframe struct {
+	frame []byte // shared read-only with every subscriber that sends it
+	// t is the stream the frame carries when a newer message of it
+	// supersedes this one (hub.Message.Conflate), so that conflateLocked
+	// may replace it while it waits; nil for every other frame (replies,
+	// control frames, streams where a gap corrupts what the client builds).
+	t *topic
+}
+
+// send queues a stream message's frame; t is its stream when the message
+// is conflatable, else nil. When the queue would exceed WriteQueueBytes the
+// client reads slower than its streams arrive, and the stream decides:
+//   - a conflatable stream's frame replaces that stream's frames still
+//     waiting, so the client skips to the newest value (native clients see
+//     seq jump); see conflateLocked;
+//   - any other frame closes the connection with [StatusSlowConsumer]: a
+//     gap would corrupt what the client builds from the stream.
+//
+// With room in the queue it appends without allocating (the queue's arrays
+// are reused from batch to batch).
+func (c *conn) send(frame []byte, t *topic) {
 	c.mu.Lock()
 	if c.state.Load() != stateOpen {
 		c.mu.Unlock()
 		return
 	}
-	if c.queued+len(frame) > c.srv.cfg.WriteQueueBytes {
+	switch {
+	case c.queued+len(frame) <= c.srv.cfg.WriteQueueBytes:
+		c.enqueueLocked(frame, t)
+	case t != nil && c.conflateLocked(frame, t):
+	default:
 		c.mu.Unlock()
 		c.closeWith(StatusSlowConsumer, "slow consumer")
 		return
 	}
-	c.enqueueLocked(frame)
 	c.mu.Unlock()
+}
+
+// conflateLocked queues frame, the newest message of the conflatable stream
+// t, on a full queue. Every frame of t still waiting is dropped and frame
+// takes the place of the last of them, so the client gets the newest value
+// no later than it would have got the value it replaces. When that leaves
+// no room (t had nothing waiting, or its new frame is larger), every other
+// conflatable stream is cut down to its last waiting frame as well. It
+// reports false when the queue is still full: it holds frames that must
+// not be dropped, or the newest values of more streams than fit. Each
+// frame dropped counts as a "conflated" drop.
+//
+// It runs only when the queue is full, in time linear in its length.
+func (c *conn) conflateLocked(frame []byte, t *topic) bool {
+	q := c.queue
+	last := -1
+	for i := len(q) - 1; i >= 0; i-- {
+		if q[i].t == t {
+			last = i
+			break
+		}
+	}
+	pending := frame // not queued yet
+	if last >= 0 {
+		n, dropped := 0, 0
+		for i, e := range q {
+			if e.t == t {
+				dropped++
+				if i != last {
+					c.queued -= len(e.frame)
+					continue
+				}
+				c.queued += len(frame) - len(e.frame)
+				e.frame, pending = frame, nil
+			}
+			q[n] = e
+			n++
+		}
+		clear(q[n:])
+		c.queue = q[:n]
+		c.srv.metrics.dropped("conflated", dropped)
+	}
+	limit := c.srv.cfg.WriteQueueBytes
+	if c.queued+len(pending) > limit {
+		c.srv.metrics.dropped("conflated", c.keepLastLocked())
+		if c.queued+len(pending) > limit {
+			return false
+		}
+	}
+	if pending != nil {
+		c.enqueueLocked(pending, t)
+	}
+	return true
+}
+
+// keepLastLocked drops every queued frame of a conflatable stream that a
+// later queued frame of the same stream supersedes, and returns how many
+// it dropped. It allocates; conflateLocked calls it only as a last resort.
+func (c *conn) keepLastLocked() int {
+	q := c.queue
+	seen := make(map[*topic]bool)
+	w := len(q) // the frames kept are q[w:], in order
+	for i := len(q) - 1; i >= 0; i-- {
+		e := q[i]
+		if e.t != nil {
+			if seen[e.t] {
+				c.queued -= len(e.frame)
+				continue
+			}
+			seen[e.t] = true
+		}
+		w--
+		q[w] = e
+	}
+	n := copy(q, q[w:])
+	clear(q[n:])
+	c.queue = q[:n]
+	return w
 }
 
 // enqueueControl queues a reply or pong regardless of the byte limit: replies
@@ -286,7 +405,7 @@ func (c *conn) send(frame []byte) {
 func (c *conn) enqueueControl(frame []byte) {
 	c.mu.Lock()
 	if c.state.Load() == stateOpen {
-		c.enqueueLocked(frame)
+		c.enqueueLocked(frame, nil)
 	}
 	c.mu.Unlock()
 }
@@ -303,56 +422,130 @@ func (c *conn) replyThenSubscribe(reply []byte, keys []string) {
 	if reply == nil || c.state.Load() != stateOpen {
 		return
 	}
-	c.enqueueLocked(reply)
+	c.enqueueLocked(reply, nil)
 	c.srv.subscribe(c, keys)
 }
 
-func (c *conn) enqueueLocked(frame []byte) {
-	c.queue = append(c.queue, frame)
+func (c *conn) enqueueLocked(frame []byte, t *topic) {
+	c.queue = append(c.queue, qframe{frame, t})
 	c.queued += len(frame)
 	if !c.writing {
 		c.writing = true
-		if !c.srv.pool.submit(c.flush) {
+		if !c.srv.pool.submit(c.flushTaskLocked()) {
 			c.srv.metrics.internalErrors.Add(1)
 			c.writing = false
 		}
 	}
 }
 
+// A flush waits at most writeSlice for a client's socket buffer to take
+// more bytes. Then it gives its worker back and tries again writeRetry
+// later, so clients that stop reading, however many, hold no worker that
+// the others need.
+const (
+	writeSlice = 2 * time.Millisecond
+	writeRetry = 10 * time.Millisecond
+)
+
 // flush writes queued frames until the queue is empty, coalescing each batch
-// into one writev. Only one flush per connection runs at a time.
+// into one writev. Only one flush per connection runs at a time. When the
+// client's socket buffer stays full, flush keeps what it has not written,
+// returns, and runs again writeRetry later; a connection whose writes make
+// no progress for WriteTimeout is dropped.
 func (c *conn) flush() {
 	for {
-		c.mu.Lock()
-		if len(c.queue) == 0 {
+		if c.state.Load() == stateClosed {
+			c.dropOutput()
+			c.mu.Lock()
 			c.writing = false
-			closing := c.closeAt
 			c.mu.Unlock()
-			if closing {
-				c.closeSent()
+			return
+		}
+		if len(c.out) == 0 {
+			c.mu.Lock()
+			if len(c.queue) == 0 {
+				// The next flush may start as soon as writing is false.
+				c.stalled = time.Time{}
+				c.writing = false
+				closing := c.closeAt
+				c.mu.Unlock()
+				if closing {
+					c.closeSent()
+				}
+				return
 			}
-			return
-		}
-		batch := c.queue
-		c.queue = c.spare[:0]
-		c.spare = nil
-		c.queued = 0
-		c.mu.Unlock()
+			batch := c.queue
+			c.queue = c.spare[:0]
+			c.spare = nil
+			c.queued = 0
+			c.mu.Unlock()
 
-		c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-		bufs := net.Buffers(batch)
-		_, err := bufs.WriteTo(c.nc)
-		clear(batch)
-		c.mu.Lock()
-		c.spare = batch[:0]
-		c.mu.Unlock()
-		if err != nil {
-			c.log.Debug("write failed", "err", err)
-			c.srv.metrics.closed("write_error")
-			c.finish()
-			return
+			iov := c.iov[:0]
+			for _, e := range batch {
+				iov = append(iov, e.frame)
+			}
+			c.iov, c.out = iov, iov
+			clear(batch)
+			c.mu.Lock()
+			c.spare = batch[:0]
+			c.mu.Unlock()
+		} else if c.state.Load() == stateClosing {
+			// The close frame is queued behind the unwritten rest of the
+			// batch: finish the frame on the wire, drop the others.
+			c.out = c.out[:1]
 		}
+
+		c.nc.SetWriteDeadline(time.Now().Add(writeSlice))
+		n, err := c.out.WriteTo(c.nc) // advances c.out past what it wrote
+		if err == nil {
+			c.dropOutput()
+			c.stalled = time.Time{}
+			continue
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			now := time.Now()
+			if n > 0 || c.stalled.IsZero() {
+				c.stalled = now
+			}
+			if now.Sub(c.stalled) < c.srv.cfg.WriteTimeout {
+				time.AfterFunc(writeRetry, c.retryFlush)
+				return
+			}
+			err = fmt.Errorf("no progress for %v: %w", c.srv.cfg.WriteTimeout, err)
+		}
+		c.log.Debug("write failed", "err", err)
+		c.srv.metrics.closed("write_error")
+		c.dropOutput()
+		c.finish()
+		return
 	}
+}
+
+// flushTaskLocked returns c.flush as a func value, made once: a method
+// value made at each submit would be an allocation per flush, and so per
+// delivered frame on a connection that keeps up.
+func (c *conn) flushTaskLocked() func() {
+	if c.flushTask == nil {
+		c.flushTask = c.flush
+	}
+	return c.flushTask
+}
+
+// retryFlush runs flush again after the client's socket buffer was full.
+func (c *conn) retryFlush() {
+	c.mu.Lock()
+	task := c.flushTaskLocked()
+	c.mu.Unlock()
+	if !c.srv.pool.submit(task) {
+		c.srv.metrics.internalErrors.Add(1)
+		c.finish()
+	}
+}
+
+// dropOutput forgets the batch being written; only flush calls it.
+func (c *conn) dropOutput() {
+	clear(c.iov)
+	c.iov, c.out = c.iov[:0], nil
 }
 
 // closeWith starts the close handshake: pending data is dropped, a close
@@ -369,10 +562,10 @@ func (c *conn) closeWith(code ws.StatusCode, reason string) {
 	c.queue = c.queue[:0]
 	c.queued = 0
 	c.closeAt = true
-	c.queue = append(c.queue, closeFrame(code, reason))
+	c.queue = append(c.queue, qframe{frame: closeFrame(code, reason)})
 	if !c.writing {
 		c.writing = true
-		if !c.srv.pool.submit(c.flush) {
+		if !c.srv.pool.submit(c.flushTaskLocked()) {
 			c.writing = false
 			c.mu.Unlock()
 			c.finish()

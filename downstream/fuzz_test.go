@@ -29,8 +29,8 @@ func commandConn(t testing.TB, native bool) *conn {
 // replies returns the payloads queued on c since the last call.
 func replies(c *conn) [][]byte {
 	var out [][]byte
-	for _, f := range c.queue {
-		out = append(out, f[headerLen(f):])
+	for _, q := range c.queue {
+		out = append(out, q.frame[headerLen(q.frame):])
 	}
 	c.queue = c.queue[:0]
 	return out

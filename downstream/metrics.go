@@ -18,6 +18,11 @@ var rejectReasons = []string{
 	"bad_request", "not_running", "origin", "max_conns", "per_ip", "handshake", "early_data",
 }
 
+// dropReasons are the bounded labels messages are dropped under: conflated
+// means a newer message of the same stream replaced it in a slow client's
+// write queue.
+var dropReasons = []string{"conflated"}
+
 // metrics counts what the server did. Every label set is fixed, so the
 // counters stay bounded whatever clients send.
 type metrics struct {
@@ -27,15 +32,19 @@ type metrics struct {
 	internalErrors atomic.Int64
 	closes         map[string]*atomic.Int64
 	rejects        map[string]*atomic.Int64
+	drops          map[string]*atomic.Int64
 }
 
 func newMetrics() *metrics {
-	m := &metrics{closes: map[string]*atomic.Int64{}, rejects: map[string]*atomic.Int64{}}
+	m := &metrics{closes: map[string]*atomic.Int64{}, rejects: map[string]*atomic.Int64{}, drops: map[string]*atomic.Int64{}}
 	for _, r := range closeReasons {
 		m.closes[r] = new(atomic.Int64)
 	}
 	for _, r := range rejectReasons {
 		m.rejects[r] = new(atomic.Int64)
+	}
+	for _, r := range dropReasons {
+		m.drops[r] = new(atomic.Int64)
 	}
 	return m
 }
@@ -49,6 +58,13 @@ func (m *metrics) closed(reason string) {
 }
 
 func (m *metrics) rejected(reason string) { m.rejects[reason].Add(1) }
+
+// dropped counts n messages dropped for reason, one of dropReasons.
+func (m *metrics) dropped(reason string, n int) {
+	if n > 0 {
+		m.drops[reason].Add(int64(n))
+	}
+}
 
 // closeReason maps a close code we send to its counter label.
 func closeReason(code ws.StatusCode) string {
@@ -80,6 +96,9 @@ type Stats struct {
 	Messages int64            `json:"messages"`
 	Closed   map[string]int64 `json:"closed"`
 	Rejected map[string]int64 `json:"rejected"`
+	// Dropped counts messages not delivered to a client that stayed
+	// connected, by reason.
+	Dropped map[string]int64 `json:"dropped"`
 }
 
 // Stats returns the server's counters.
@@ -90,12 +109,16 @@ func (s *Server) Stats() Stats {
 		Messages: s.metrics.messages.Load(),
 		Closed:   map[string]int64{},
 		Rejected: map[string]int64{},
+		Dropped:  map[string]int64{},
 	}
 	for k, v := range s.metrics.closes {
 		st.Closed[k] = v.Load()
 	}
 	for k, v := range s.metrics.rejects {
 		st.Rejected[k] = v.Load()
+	}
+	for k, v := range s.metrics.drops {
+		st.Dropped[k] = v.Load()
 	}
 	return st
 }

@@ -62,6 +62,9 @@ type Config struct {
 	// may list up to MaxStreamsPerConn streams. Default 64 KiB.
 	MaxDialectMessageSize int64
 	// WriteQueueBytes bounds each connection's queue of unsent frames.
+	// When a message would overflow it, a conflatable stream's message
+	// ([hub.Message.Conflate]) replaces the ones of that stream still
+	// queued; any other closes the connection with [StatusSlowConsumer].
 	// Default 1 MiB.
 	WriteQueueBytes int
 	// Workers is the number of goroutines that read and write connections.
@@ -70,7 +73,9 @@ type Config struct {
 	// ReadTimeout bounds the time a message may take to arrive once its
 	// first bytes did. Default 5s.
 	ReadTimeout time.Duration
-	// WriteTimeout bounds one flush of a connection's queue. Default 5s.
+	// WriteTimeout is how long writes to a connection may make no
+	// progress (its client reads nothing) before it is dropped. A client
+	// that stops reading holds no worker meanwhile. Default 5s.
 	WriteTimeout time.Duration
 	// CloseGrace is how long a closed connection waits for the client's
 	// close reply before its socket is released. Default 1s.
@@ -92,6 +97,11 @@ type Config struct {
 	// PongTimeout is how long after that ping a still silent connection is
 	// dropped. Default 30s.
 	PongTimeout time.Duration
+	// DisableCompression turns permessage-deflate (RFC 7692) off. Otherwise
+	// a client that offers it gets it, with no context takeover either
+	// way, and each stream message is compressed once per node for every
+	// such client; replies go uncompressed.
+	DisableCompression bool
 }
 
 func (c *Config) setDefaults() error {
@@ -287,7 +297,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusTooManyRequests, "too many connections from this address")
 		return
 	}
-	nc, rw, _, uerr := ws.HTTPUpgrader{Timeout: s.cfg.WriteTimeout}.Upgrade(r, w)
+	deflate := s.deflateOffer() // per handshake; nil when compression is disabled
+	nc, rw, _, uerr := ws.HTTPUpgrader{Timeout: s.cfg.WriteTimeout, Negotiate: negotiator(deflate)}.Upgrade(r, w)
 	if uerr != nil {
 		s.releaseSlot(ip)
 		s.metrics.rejected("handshake")
@@ -329,6 +340,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		MaxMessageSize: maxMsg,
 		OnIntermediate: func(h ws.Header, r io.Reader) error { return c.control(h, r) },
 	}
+	c.useDeflate(deflate)
 	if err := s.poller.prepare(c); err != nil {
 		s.releaseSlot(ip)
 		c.log.Error("poll prepare", "err", err)

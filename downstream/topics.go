@@ -49,8 +49,10 @@ type registry struct {
 }
 
 // Receive fans one hub message out to this node's subscribers of its stream.
-// Each wire form is framed once and the same bytes are queued on every
-// subscriber that speaks it. It never blocks on a client.
+// Each wire form is framed (and, for clients that negotiated
+// permessage-deflate, compressed) at most once, and the same bytes are
+// queued on every subscriber that takes it; see frameSet. It never blocks
+// on a client: a full queue conflates or closes (see conn.send).
 func (s *Server) Receive(msg hub.Message) {
 	s.topics.mu.RLock()
 	t := s.topics.topics[msg.Stream]
@@ -67,40 +69,86 @@ func (s *Server) Receive(msg hub.Message) {
 		}
 		return
 	}
-	var native, raw, combined []byte
+	fs := frameSet{t: t, msg: msg}
+	var conflate *topic // a newer message of t may replace this one in a full queue
+	if msg.Conflate {
+		conflate = t
+	}
 	for _, c := range *t.subs.Load() {
-		var f []byte
-		switch {
-		case c.native:
-			if native == nil {
-				native = nativeFrame(t, msg)
-			}
-			f = native
-		case c.combined.Load():
-			if combined == nil {
-				combined = textFrame(t.dialectPrefix, msg.Data, []byte{'}'})
-			}
-			f = combined
-		default:
-			if raw == nil {
-				raw = textFrame(msg.Data)
-			}
-			f = raw
-		}
-		c.send(f)
+		c.send(fs.frame(c), conflate)
 	}
 	s.metrics.messages.Add(1)
 }
 
-// nativeFrame frames {"stream":…,"seq":N[,"gap":true],"data":…}.
-func nativeFrame(t *topic, msg hub.Message) []byte {
-	var mid [40]byte
-	m := strconv.AppendUint(mid[:0], msg.Seq, 10)
-	if msg.Gap {
-		m = append(m, `,"gap":true`...)
+// The wire forms of a stream message.
+const (
+	formNative   = iota // {"stream":…,"seq":N[,"gap":true],"data":…}
+	formCombined        // Binance dialect, combined: {"stream":…,"data":…}
+	formRaw             // Binance dialect, raw: the exchange's event as is
+	numForms
+)
+
+// frameSet holds the frames of one hub message, each built on first use
+// and then shared by every subscriber that takes it: one per wire form,
+// plain and permessage-deflate compressed. A message nobody compresses is
+// never compressed, and one that several subscribers compress is
+// compressed once.
+type frameSet struct {
+	t      *topic
+	msg    hub.Message         // a copy: a pointer to Receive's would move it to the heap
+	frames [numForms][2][]byte // [form][compressed]
+}
+
+// frame returns the frame c takes.
+func (fs *frameSet) frame(c *conn) []byte {
+	form := formRaw
+	switch {
+	case c.native:
+		form = formNative
+	case c.combined.Load():
+		form = formCombined
 	}
-	m = append(m, `,"data":`...)
-	return textFrame(t.nativePrefix, m, msg.Data, []byte{'}'})
+	z := 0
+	if c.deflate {
+		z = 1
+	}
+	f := fs.frames[form][z]
+	if f == nil {
+		f = fs.build(form, c.deflate)
+		fs.frames[form][z] = f
+	}
+	return f
+}
+
+var closeBrace = []byte{'}'}
+
+func (fs *frameSet) build(form int, compress bool) []byte {
+	// Stored by index, not appended: an append could move the array to the
+	// heap, and mid with it.
+	var parts [4][]byte
+	var mid [40]byte
+	n := 0
+	switch form {
+	case formNative:
+		m := strconv.AppendUint(mid[:0], fs.msg.Seq, 10)
+		if fs.msg.Gap {
+			m = append(m, `,"gap":true`...)
+		}
+		m = append(m, `,"data":`...)
+		parts, n = [4][]byte{fs.t.nativePrefix, m, fs.msg.Data, closeBrace}, 4
+	case formCombined:
+		parts, n = [4][]byte{fs.t.dialectPrefix, fs.msg.Data, closeBrace}, 3
+	default:
+		parts[0], n = fs.msg.Data, 1
+	}
+	p := parts[:n]
+	if compress {
+		if f := deflateTextFrame(p...); f != nil {
+			return f
+		}
+		// RFC 7692 §6: any message may go uncompressed.
+	}
+	return textFrame(p...)
 }
 
 // failStream tells every local subscriber of key that the stream failed

@@ -41,14 +41,14 @@ func TestReceiveFramesOnce(t *testing.T) {
 		if len(a) != 1 || len(b) != 1 {
 			t.Fatalf("conns %d,%d queued %d and %d frames; want 1 each", i, i+1, len(a), len(b))
 		}
-		if &a[0][0] != &b[0][0] {
+		if &a[0].frame[0] != &b[0].frame[0] {
 			t.Errorf("conns %d and %d queued different copies of the frame", i, i+1)
 		}
-		if got := string(a[0][2:]); got != wantPayload[i/2] {
+		if got := string(a[0].frame[2:]); got != wantPayload[i/2] {
 			t.Errorf("frame payload = %s; want %s", got, wantPayload[i/2])
 		}
 	}
-	if &conns[0].queue[0][0] == &conns[2].queue[0][0] {
+	if &conns[0].queue[0].frame[0] == &conns[2].queue[0].frame[0] {
 		t.Error("native and dialect subscribers share a frame")
 	}
 }

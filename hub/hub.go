@@ -27,6 +27,12 @@ type Message struct {
 	Gap bool
 	// Data is the exchange's event, byte for byte.
 	Data []byte
+	// Conflate reports that the newest message of Stream supersedes older
+	// ones (a ticker, a book ticker, a partial depth snapshot, a kline), so
+	// a slow consumer may skip to it. Streams without it (trades, diff
+	// depth, the all-market streams) must reach a consumer whole or not at
+	// all: a gap corrupts what it builds.
+	Conflate bool
 	// Err, when not empty, says the stream failed upstream (the exchange
 	// refused or dropped it) and why, in words meant for clients. Such a
 	// message carries no Data, and no data follows until the stream is

@@ -261,6 +261,16 @@ func TestBinanceSimSubscribeMany(t *testing.T) {
 		t.Errorf("simulator violations = %d", n)
 	}
 	checkSequences(t, rec)
+	// Each message says whether a slow consumer may skip to it.
+	for _, n := range names {
+		st, _ := ParseStream(n)
+		for _, m := range rec.get("binance:" + n) {
+			if m.Err == "" && m.Conflate != st.Kind.Conflatable() {
+				t.Errorf("%s: message %d has Conflate %v; want %v", n, m.Seq, m.Conflate, st.Kind.Conflatable())
+				break
+			}
+		}
+	}
 }
 
 func TestBinanceSimReconnect(t *testing.T) {
