@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# bench/run.sh: marketgate against the gorilla/websocket baseline
+# (bench/gorilla), both fed by the same exchange simulator, measured by
+# cmd/wsbench in one run:
+#
+#   (a) idle:    N connections that subscribe nothing: server RSS per
+#                connection, threads, goroutines;
+#   (b) fan-out: S subscribers spread over a few hot streams, at each
+#                simulator tick of TICKS: delivered frames/s, frames per
+#                server CPU-second, latency p50/p99/p99.9;
+#
+# then the ratios marketgate/baseline. Everything listens on 127.0.0.1 and
+# the clients dial from 127.0.0.2-127.0.0.50. Every process started here is
+# stopped on exit, however the script ends. Needs Go, curl and jq.
+#
+#   bench/run.sh                                  # defaults: about 5 minutes
+#   N=2000 S=1000 DURATION=10s bench/run.sh       # a quick check
+#
+# Parameters (environment):
+#   N=15000          idle connections per server
+#   S=10000          fan-out subscribers per server
+#   STREAMS=…        hot stream keys (default: the trade streams of 4 symbols)
+#   PER_CONN=1       streams per subscriber
+#   TICKS="400ms 100ms"
+#                    simulator ticks to measure fan-out at, one stack (simulator
+#                    and both servers, restarted) each; the first also serves the
+#                    idle runs. A tick stands for 100ms of Binance time; each trade
+#                    stream gets a bursty 2–3 events a tick, so S subscribers get
+#                    about 25*S frames/s at 100ms. The defaults are what each
+#                    server sustains on 2 cores (see the README's numbers).
+#   DURATION=20s     fan-out measured window;  IDLE_DURATION=5s idle window
+#   WARMUP=5s        wait after the ramp before measuring
+#   RATE=3000        connections opened per second
+#   PROCS=2          wsbench processes (each holds N/PROCS descriptors)
+#   SOURCES=127.0.0.2-127.0.0.50
+#   QUIET_WAIT=60    before each measurement, wait up to this many seconds for
+#                    the machine to be quiet (under half a busy core): others'
+#                    jobs on a shared machine distort every figure
+#   PORT=18500       first of the ports used (PORT..PORT+3)
+#   OUT=…            directory for binaries, logs and JSON reports (default: a new temp dir)
+#   MG_SRC=<repo>    source tree marketgate is built from (e.g. a `git archive HEAD` copy)
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+N=${N:-15000}
+S=${S:-10000}
+STREAMS=${STREAMS:-binance:btcusdt@trade,binance:ethusdt@trade,binance:bnbusdt@trade,binance:solusdt@trade}
+PER_CONN=${PER_CONN:-1}
+TICKS=${TICKS:-400ms 100ms}
+DURATION=${DURATION:-20s}
+IDLE_DURATION=${IDLE_DURATION:-5s}
+WARMUP=${WARMUP:-5s}
+RATE=${RATE:-3000}
+PROCS=${PROCS:-2}
+SOURCES=${SOURCES:-127.0.0.2-127.0.0.50}
+QUIET_WAIT=${QUIET_WAIT:-60}
+PORT=${PORT:-18500}
+OUT=${OUT:-$(mktemp -d /tmp/marketgate-bench.XXXXXX)}
+MG_SRC=${MG_SRC:-$repo}
+
+sim_port=$PORT mg_port=$((PORT + 1)) mg_admin=$((PORT + 2)) gor_port=$((PORT + 3))
+mkdir -p "$OUT/bin"
+pids=()
+
+# stop_all: TERM every process started here, KILL what is left after 5 s.
+stop_all() {
+	local pid
+	for pid in "${pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	pids=()
+}
+trap 'trap - EXIT INT TERM; stop_all' EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '== %s\n' "$*" >&2; }
+
+for tool in go curl jq; do
+	command -v "$tool" >/dev/null || { echo "bench: $tool is needed" >&2; exit 2; }
+done
+# Each server holds one descriptor per connection; so does each wsbench
+# process for its share.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+limit=$(ulimit -n)
+max_conns=$((N > S ? N : S))
+if ((max_conns + 100 > limit)); then
+	echo "bench: N=$N / S=$S need $((max_conns + 100)) descriptors per server, the limit is $limit" >&2
+	exit 2
+fi
+if (((max_conns + PROCS - 1) / PROCS + 100 > limit)); then
+	echo "bench: raise PROCS: $max_conns connections over $PROCS wsbench processes exceed $limit descriptors each" >&2
+	exit 2
+fi
+
+log "building into $OUT/bin (marketgate from $MG_SRC)"
+(cd "$repo" && go build -o "$OUT/bin/" ./cmd/exchangesim ./cmd/wsbench ./bench/gorilla)
+(cd "$MG_SRC" && go build -o "$OUT/bin/" ./cmd/marketgate)
+
+# wait_http URL: until it answers 200, at most 30 s.
+wait_http() {
+	for _ in $(seq 300); do
+		if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "bench: $1 did not answer in 30s" >&2
+	return 1
+}
+
+mg_flags=()
+mg_help=$("$OUT/bin/marketgate" --help 2>&1 || true)
+# The browser limits are flags since 7ecafc4; older trees run with their defaults.
+if grep -q -- '--max-conns ' <<<"$mg_help"; then mg_flags+=(--max-conns "$((max_conns + 100))"); fi
+if grep -q -- '--max-conns-per-ip ' <<<"$mg_help"; then mg_flags+=(--max-conns-per-ip "$((max_conns + 100))"); fi
+
+# start_stack TICK: the simulator, marketgate and the baseline; sets mg_pid,
+# gor_pid and mg_goroutines.
+start_stack() {
+	local tick=$1
+	log "simulator on 127.0.0.1:$sim_port, tick $tick"
+	"$OUT/bin/exchangesim" --listen "127.0.0.1:$sim_port" --symbols BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT,XRPUSDT \
+		--tick-interval "$tick" --max-connection-attempts -1 --log-level warn >>"$OUT/sim.log" 2>&1 &
+	pids+=($!)
+	wait_http "http://127.0.0.1:$sim_port/api/v3/exchangeInfo"
+
+	log "marketgate on 127.0.0.1:$mg_port ${mg_flags[*]}"
+	"$OUT/bin/marketgate" --listen "127.0.0.1:$mg_port" --admin-listen "127.0.0.1:$mg_admin" \
+		--binance-url "ws://127.0.0.1:$sim_port" --binance-rest-url "http://127.0.0.1:$sim_port" \
+		--binance-futures-url "" --log-level warn "${mg_flags[@]}" >>"$OUT/marketgate.log" 2>&1 &
+	mg_pid=$!
+	pids+=("$mg_pid")
+	wait_http "http://127.0.0.1:$mg_port/readyz"
+
+	log "gorilla baseline on 127.0.0.1:$gor_port"
+	"$OUT/bin/gorilla" --listen "127.0.0.1:$gor_port" --upstream "ws://127.0.0.1:$sim_port" >>"$OUT/gorilla.log" 2>&1 &
+	gor_pid=$!
+	pids+=("$gor_pid")
+	wait_http "http://127.0.0.1:$gor_port/debug/goroutines"
+
+	# marketgate's goroutine count, where its control listener serves /metrics.
+	mg_goroutines=""
+	if curl -fsS "http://127.0.0.1:$mg_admin/metrics" 2>/dev/null | grep -q '^go_goroutines '; then
+		mg_goroutines="http://127.0.0.1:$mg_admin/metrics"
+	fi
+}
+
+# busy_ticks: the machine's busy CPU time so far, in 1/100 s (user nice
+# system irq softirq steal, all CPUs).
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+
+# quiet: wait, at most QUIET_WAIT seconds, for a second in which the machine
+# is busy less than half a core (our own servers idle use a few percent).
+quiet() {
+	local a b waited=0
+	while ((waited < QUIET_WAIT)); do
+		a=$(busy_ticks)
+		sleep 1
+		b=$(busy_ticks)
+		if ((b - a < 50)); then return 0; fi
+		if ((waited == 0)); then log "machine busy ($((b - a))% of a core); waiting up to ${QUIET_WAIT}s"; fi
+		waited=$((waited + 1))
+	done
+	log "machine still busy after ${QUIET_WAIT}s; measuring anyway (see machine busy in the table)"
+}
+
+# bench NAME PORT PID GOROUTINES_URL WSBENCH_FLAGS...: one wsbench run,
+# report in $OUT/NAME.json, progress in $OUT/NAME.log.
+bench() {
+	local name=$1 port=$2 pid=$3 gurl=$4
+	shift 4
+	quiet
+	log "$name"
+	if ! "$OUT/bin/wsbench" --url "ws://127.0.0.1:$port/ws" --pid "$pid" --goroutines-url "$gurl" \
+		--sources "$SOURCES" --procs "$PROCS" --rate "$RATE" --warmup "$WARMUP" --json "$@" \
+		>"$OUT/$name.json" 2> >(tee "$OUT/$name.log" >&2); then
+		log "$name failed, see $OUT/$name.log"
+		echo '{}' >"$OUT/$name.json"
+	fi
+	# Let the server see every close (and marketgate's 5 s linger pass)
+	# before the next run.
+	sleep 6
+}
+
+gor_goroutines() { echo "http://127.0.0.1:$gor_port/debug/goroutines"; }
+idle=(--conns "$N" --idle --duration "$IDLE_DURATION")
+fan=(--conns "$S" --streams "$STREAMS" --per-conn "$PER_CONN" --duration "$DURATION")
+first=1
+for tick in $TICKS; do
+	start_stack "$tick"
+	if ((first)); then
+		bench mg-idle "$mg_port" "$mg_pid" "$mg_goroutines" "${idle[@]}"
+		bench gorilla-idle "$gor_port" "$gor_pid" "$(gor_goroutines)" "${idle[@]}"
+		first=0
+	fi
+	# marketgate first: the baseline never unsubscribes upstream, so its
+	# upstream carries nothing while marketgate is measured.
+	bench "mg-fanout-$tick" "$mg_port" "$mg_pid" "$mg_goroutines" "${fan[@]}"
+	bench "gorilla-fanout-$tick" "$gor_port" "$gor_pid" "$(gor_goroutines)" "${fan[@]}"
+	stop_all
+done
+
+# A missing figure (no report, no goroutine count) is -1 and shows as n/a.
+j() { jq -r "($2) // -1" "$OUT/$1.json" 2>/dev/null || echo -1; }
+fmt() { if [[ $2 == -1 ]]; then echo n/a; else printf "$1" "$2"; fi; }
+row() { # label, jq expression, printf format, report suffix
+	local m g
+	m=$(j "mg-$4" "$2")
+	g=$(j "gorilla-$4" "$2")
+	printf "%-38s %14s %14s %9s\n" "$1" "$(fmt "$3" "$m")" "$(fmt "$3" "$g")" \
+		"$(awk -v m="$m" -v g="$g" 'BEGIN { if (g + 0 == 0 || m < 0 || g < 0) print "-"; else printf "%.2f", m / g }')"
+}
+errors='.dial_errors + .handshake_errors + .subscribe_errors + .dropped + .stream_errors'
+{
+	echo
+	echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(go version | cut -d' ' -f3); ulimit -n $limit"
+	echo "N=$N S=$S STREAMS=$STREAMS PER_CONN=$PER_CONN TICKS=\"$TICKS\" DURATION=$DURATION RATE=$RATE PROCS=$PROCS"
+	echo "marketgate from $MG_SRC; reports in $OUT"
+	echo
+	printf "%-38s %14s %14s %9s\n" "" marketgate gorilla ratio
+	row "idle: connections open" '.conns_open' '%d' idle
+	row "idle: RSS per connection (bytes)" '.server.rss_per_conn_bytes' '%.0f' idle
+	row "idle: RSS total (MiB)" '.server.rss_bytes / 1048576' '%.1f' idle
+	row "idle: OS threads" '.server.threads' '%d' idle
+	row "idle: goroutines" '.server.goroutines' '%d' idle
+	row "idle: errors" "$errors" '%d' idle
+	for tick in $TICKS; do
+		f="fanout-$tick"
+		row "fan-out $tick: subscribers open" '.conns_open' '%d' "$f"
+		row "fan-out $tick: delivered frames/s" '.msgs_per_second' '%.0f' "$f"
+		row "fan-out $tick: server CPU (cores)" '.server.cpu_utilization' '%.2f' "$f"
+		row "fan-out $tick: frames per CPU-second" '.server.msgs_per_cpu_second' '%.0f' "$f"
+		row "fan-out $tick: latency p50 (ms)" '.latency_ms.p50' '%.1f' "$f"
+		row "fan-out $tick: latency p99 (ms)" '.latency_ms.p99' '%.1f' "$f"
+		row "fan-out $tick: latency p99.9 (ms)" '.latency_ms.p999' '%.1f' "$f"
+		row "fan-out $tick: server RSS (MiB)" '.server.rss_bytes / 1048576' '%.1f' "$f"
+		row "fan-out $tick: client CPU (cores)" '.client_cpu_seconds / .window_seconds' '%.2f' "$f"
+		row "fan-out $tick: machine busy (cores)" '.host_cpu_cores' '%.2f' "$f"
+		row "fan-out $tick: errors" "$errors" '%d' "$f"
+		row "fan-out $tick: seq gaps" '.seq_gaps' '%d' "$f"
+	done
+	echo
+	echo "ratio = marketgate / gorilla. Latency is now − E with E in whole milliseconds (+0–1 ms);"
+	echo "a p99.9 in seconds means the server did not keep up with that rate (its backlog grew)."
+} | tee "$OUT/summary.txt"
