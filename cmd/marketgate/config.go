@@ -67,6 +67,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.IntVar(&c.browsers.WriteQueueBytes, "write-queue-bytes", 1<<20, "unsent bytes queued per browser connection; beyond, the slow-consumer policy applies")
 	fs.DurationVar(&c.browsers.PingInterval, "ping-interval", 30*time.Second, "ping a browser connection that has been silent this long")
 	fs.DurationVar(&c.browsers.PongTimeout, "pong-timeout", 30*time.Second, "drop a pinged browser connection still silent after this long")
+	fs.BoolVar(&c.browsers.DisableCompression, "disable-compression", false, "never negotiate permessage-deflate with browsers")
 	fs.DurationVar(&c.handshake, "handshake-timeout", 5*time.Second, "time a client has to send its HTTP request headers (slowloris bound)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
