@@ -160,7 +160,9 @@ func TestOneDescriptorPerConnection(t *testing.T) {
 		}
 		return nil
 	})
-	if got := fds() - before; got != 2*n {
+	// A descriptor or two may come and go meanwhile (the runtime, a closing
+	// warm-up socket); two per connection on the server would show as 3n.
+	if got := fds() - before; got < 2*n-2 || got > 2*n+2 {
 		t.Fatalf("%d connections cost %d descriptors in client and server together; want %d", n, got, 2*n)
 	}
 }

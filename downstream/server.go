@@ -359,6 +359,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.finish()
 		return
 	}
+	if !s.running.Load() {
+		// Run began shutting down while this handshake was in flight, and
+		// may already have swept the connections: close this one itself.
+		c.closeWith(ws.StatusGoingAway, "server shutting down")
+		return
+	}
 	if len(initial) > 0 {
 		// URL streams were validated in route; they cannot fail here.
 		s.subscribe(c, initial)

@@ -459,6 +459,14 @@ func TestShutdownClosesWithGoingAway(t *testing.T) {
 		return nil
 	})
 	c := downstreamtest.Dial(t, "ws"+strings.TrimPrefix(hs.URL, "http")+"/ws")
+	// The client reads the 101 just before the server registers the
+	// connection; shut down only once it is registered.
+	waitfor.Cond(t, 2*time.Second, func() error {
+		if srv.ConnCount() != 1 {
+			return errors.New("connection not registered")
+		}
+		return nil
+	})
 	cancel()
 	if got := c.ExpectClose(); got != ws.StatusGoingAway {
 		t.Fatalf("close code = %d; want 1001", got)
