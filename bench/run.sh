@@ -6,29 +6,32 @@
 #   (a) idle:    N connections that subscribe nothing: server RSS per
 #                connection, threads, goroutines;
 #   (b) fan-out: S subscribers spread over a few hot streams, at each
-#                simulator tick of TICKS: delivered frames/s, frames per
-#                server CPU-second, latency p50/p99/p99.9;
+#                simulator tick of TICKS: delivered frames/s against what was
+#                offered, frames per server CPU-second, latency p50/p99/p99.9;
 #
 # then the ratios marketgate/baseline. Everything listens on 127.0.0.1 and
 # the clients dial from 127.0.0.2-127.0.0.50. Every process started here is
 # stopped on exit, however the script ends. Needs Go, curl and jq.
 #
-#   bench/run.sh                                  # defaults: about 5 minutes
+#   bench/run.sh                                  # defaults: about 4.5 minutes
 #   N=2000 S=1000 DURATION=10s bench/run.sh       # a quick check
 #
 # Parameters (environment):
 #   N=15000          idle connections per server
 #   S=10000          fan-out subscribers per server
-#   STREAMS=…        hot stream keys (default: the trade streams of 4 symbols)
+#   STREAMS=…        hot stream keys. Default: the 100ms diff depth of the 5
+#                    simulated symbols, each pushed once per tick (≈255 bytes a
+#                    frame), so the offered load is exactly S*PER_CONN/TICK frames/s
+#                    and the same for both servers. Trade streams are burstier
+#                    (0–30 events a tick, 2–3 on average) and so vary between runs.
 #   PER_CONN=1       streams per subscriber
-#   TICKS="400ms 100ms"
+#   TICKS="200ms 100ms 50ms"
 #                    simulator ticks to measure fan-out at, one stack (simulator
 #                    and both servers, restarted) each; the first also serves the
-#                    idle runs. A tick stands for 100ms of Binance time; each trade
-#                    stream gets a bursty 2–3 events a tick, so S subscribers get
-#                    about 25*S frames/s at 100ms. The defaults are what each
-#                    server sustains on 2 cores (see the README's numbers).
-#   DURATION=20s     fan-out measured window;  IDLE_DURATION=5s idle window
+#                    idle runs. A tick stands for 100ms of Binance time. On 2 cores
+#                    with S=10000 (50k, 100k and 200k frames/s): both servers keep
+#                    up at 200ms, the baseline falls behind at 100ms.
+#   DURATION=15s     fan-out measured window;  IDLE_DURATION=5s idle window
 #   WARMUP=5s        wait after the ramp before measuring
 #   RATE=3000        connections opened per second
 #   PROCS=2          wsbench processes (each holds N/PROCS descriptors)
@@ -44,10 +47,10 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 N=${N:-15000}
 S=${S:-10000}
-STREAMS=${STREAMS:-binance:btcusdt@trade,binance:ethusdt@trade,binance:bnbusdt@trade,binance:solusdt@trade}
+STREAMS=${STREAMS:-binance:btcusdt@depth@100ms,binance:ethusdt@depth@100ms,binance:bnbusdt@depth@100ms,binance:solusdt@depth@100ms,binance:xrpusdt@depth@100ms}
 PER_CONN=${PER_CONN:-1}
-TICKS=${TICKS:-400ms 100ms}
-DURATION=${DURATION:-20s}
+TICKS=${TICKS:-200ms 100ms 50ms}
+DURATION=${DURATION:-15s}
 IDLE_DURATION=${IDLE_DURATION:-5s}
 WARMUP=${WARMUP:-5s}
 RATE=${RATE:-3000}
@@ -120,14 +123,15 @@ mg_help=$("$OUT/bin/marketgate" --help 2>&1 || true)
 if grep -q -- '--max-conns ' <<<"$mg_help"; then mg_flags+=(--max-conns "$((max_conns + 100))"); fi
 if grep -q -- '--max-conns-per-ip ' <<<"$mg_help"; then mg_flags+=(--max-conns-per-ip "$((max_conns + 100))"); fi
 
-# start_stack TICK: the simulator, marketgate and the baseline; sets mg_pid,
-# gor_pid and mg_goroutines.
+# start_stack TICK: the simulator, marketgate and the baseline; sets sim_pid,
+# mg_pid, gor_pid and mg_goroutines.
 start_stack() {
 	local tick=$1
 	log "simulator on 127.0.0.1:$sim_port, tick $tick"
 	"$OUT/bin/exchangesim" --listen "127.0.0.1:$sim_port" --symbols BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT,XRPUSDT \
 		--tick-interval "$tick" --max-connection-attempts -1 --log-level warn >>"$OUT/sim.log" 2>&1 &
-	pids+=($!)
+	sim_pid=$!
+	pids+=("$sim_pid")
 	wait_http "http://127.0.0.1:$sim_port/api/v3/exchangeInfo"
 
 	log "marketgate on 127.0.0.1:$mg_port ${mg_flags[*]}"
@@ -170,14 +174,15 @@ quiet() {
 	log "machine still busy after ${QUIET_WAIT}s; measuring anyway (see machine busy in the table)"
 }
 
-# bench NAME PORT PID GOROUTINES_URL WSBENCH_FLAGS...: one wsbench run,
-# report in $OUT/NAME.json, progress in $OUT/NAME.log.
+# bench NAME PORT PID OTHER_SERVER_PID GOROUTINES_URL WSBENCH_FLAGS...: one
+# wsbench run, report in $OUT/NAME.json, progress in $OUT/NAME.log.
 bench() {
-	local name=$1 port=$2 pid=$3 gurl=$4
-	shift 4
+	local name=$1 port=$2 pid=$3 other=$4 gurl=$5
+	shift 5
 	quiet
 	log "$name"
 	if ! "$OUT/bin/wsbench" --url "ws://127.0.0.1:$port/ws" --pid "$pid" --goroutines-url "$gurl" \
+		--setup-pids "$sim_pid,$other" \
 		--sources "$SOURCES" --procs "$PROCS" --rate "$RATE" --warmup "$WARMUP" --json "$@" \
 		>"$OUT/$name.json" 2> >(tee "$OUT/$name.log" >&2); then
 		log "$name failed, see $OUT/$name.log"
@@ -195,14 +200,14 @@ first=1
 for tick in $TICKS; do
 	start_stack "$tick"
 	if ((first)); then
-		bench mg-idle "$mg_port" "$mg_pid" "$mg_goroutines" "${idle[@]}"
-		bench gorilla-idle "$gor_port" "$gor_pid" "$(gor_goroutines)" "${idle[@]}"
+		bench mg-idle "$mg_port" "$mg_pid" "$gor_pid" "$mg_goroutines" "${idle[@]}"
+		bench gorilla-idle "$gor_port" "$gor_pid" "$mg_pid" "$(gor_goroutines)" "${idle[@]}"
 		first=0
 	fi
 	# marketgate first: the baseline never unsubscribes upstream, so its
 	# upstream carries nothing while marketgate is measured.
-	bench "mg-fanout-$tick" "$mg_port" "$mg_pid" "$mg_goroutines" "${fan[@]}"
-	bench "gorilla-fanout-$tick" "$gor_port" "$gor_pid" "$(gor_goroutines)" "${fan[@]}"
+	bench "mg-fanout-$tick" "$mg_port" "$mg_pid" "$gor_pid" "$mg_goroutines" "${fan[@]}"
+	bench "gorilla-fanout-$tick" "$gor_port" "$gor_pid" "$mg_pid" "$(gor_goroutines)" "${fan[@]}"
 	stop_all
 done
 
@@ -217,13 +222,17 @@ row() { # label, jq expression, printf format, report suffix
 		"$(awk -v m="$m" -v g="$g" 'BEGIN { if (g + 0 == 0 || m < 0 || g < 0) print "-"; else printf "%.2f", m / g }')"
 }
 errors='.dial_errors + .handshake_errors + .subscribe_errors + .dropped + .stream_errors'
+# Every default stream is pushed once per tick, so the offered load is known.
+depth_only=1
+for s in ${STREAMS//,/ }; do [[ $s == *@depth@100ms ]] || depth_only=0; done
 {
 	echo
 	echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(go version | cut -d' ' -f3); ulimit -n $limit"
-	echo "N=$N S=$S STREAMS=$STREAMS PER_CONN=$PER_CONN TICKS=\"$TICKS\" DURATION=$DURATION RATE=$RATE PROCS=$PROCS"
+	echo "N=$N S=$S PER_CONN=$PER_CONN TICKS=\"$TICKS\" DURATION=$DURATION RATE=$RATE PROCS=$PROCS"
+	echo "STREAMS=$STREAMS"
 	echo "marketgate from $MG_SRC; reports in $OUT"
 	echo
-	printf "%-38s %14s %14s %9s\n" "" marketgate gorilla ratio
+	printf "%-40s %14s %14s %9s\n" "" marketgate gorilla ratio
 	row "idle: connections open" '.conns_open' '%d' idle
 	row "idle: RSS per connection (bytes)" '.server.rss_per_conn_bytes' '%.0f' idle
 	row "idle: RSS total (MiB)" '.server.rss_bytes / 1048576' '%.1f' idle
@@ -232,20 +241,31 @@ errors='.dial_errors + .handshake_errors + .subscribe_errors + .dropped + .strea
 	row "idle: errors" "$errors" '%d' idle
 	for tick in $TICKS; do
 		f="fanout-$tick"
-		row "fan-out $tick: subscribers open" '.conns_open' '%d' "$f"
-		row "fan-out $tick: delivered frames/s" '.msgs_per_second' '%.0f' "$f"
-		row "fan-out $tick: server CPU (cores)" '.server.cpu_utilization' '%.2f' "$f"
-		row "fan-out $tick: frames per CPU-second" '.server.msgs_per_cpu_second' '%.0f' "$f"
-		row "fan-out $tick: latency p50 (ms)" '.latency_ms.p50' '%.1f' "$f"
-		row "fan-out $tick: latency p99 (ms)" '.latency_ms.p99' '%.1f' "$f"
-		row "fan-out $tick: latency p99.9 (ms)" '.latency_ms.p999' '%.1f' "$f"
-		row "fan-out $tick: server RSS (MiB)" '.server.rss_bytes / 1048576' '%.1f' "$f"
-		row "fan-out $tick: client CPU (cores)" '.client_cpu_seconds / .window_seconds' '%.2f' "$f"
-		row "fan-out $tick: machine busy (cores)" '.host_cpu_cores' '%.2f' "$f"
-		row "fan-out $tick: errors" "$errors" '%d' "$f"
-		row "fan-out $tick: seq gaps" '.seq_gaps' '%d' "$f"
+		echo
+		if ((depth_only)) && [[ $tick =~ ^([0-9]+)ms$ ]]; then
+			echo "fan-out at tick $tick: offered $((S * PER_CONN * 1000 / BASH_REMATCH[1])) frames/s"
+		else
+			echo "fan-out at tick $tick"
+		fi
+		row "  subscribers open" '.conns_open' '%d' "$f"
+		row "  delivered frames/s" '.msgs_per_second' '%.0f' "$f"
+		row "  server CPU (cores)" '.server.cpu_utilization' '%.2f' "$f"
+		row "  of which system (cores)" '.server.cpu_sys_seconds / .window_seconds' '%.2f' "$f"
+		row "  frames per server CPU-second" '.server.msgs_per_cpu_second' '%.0f' "$f"
+		row "  latency p50 (ms)" '.latency_ms.p50' '%.1f' "$f"
+		row "  latency p99 (ms)" '.latency_ms.p99' '%.1f' "$f"
+		row "  latency p99.9 (ms)" '.latency_ms.p999' '%.1f' "$f"
+		row "  server RSS (MiB)" '.server.rss_bytes / 1048576' '%.1f' "$f"
+		row "  wsbench CPU (cores)" '.client_cpu_seconds / .window_seconds' '%.2f' "$f"
+		row "  machine busy (cores)" '.host_cpu_cores' '%.2f' "$f"
+		row "  other processes (cores, want 0)" '.machine.other_cores' '%.2f' "$f"
+		row "  errors" "$errors" '%d' "$f"
+		row "  seq gaps" '.seq_gaps' '%d' "$f"
 	done
 	echo
-	echo "ratio = marketgate / gorilla. Latency is now − E with E in whole milliseconds (+0–1 ms);"
-	echo "a p99.9 in seconds means the server did not keep up with that rate (its backlog grew)."
+	echo "ratio = marketgate / gorilla. Latency is now − E with E in whole milliseconds (+0–1 ms) and"
+	echo "includes wsbench's own time on the same cores; a p99.9 near or above 1 s, or fewer frames"
+	echo "delivered than offered, means the server did not keep up (its backlog grew)."
+	echo "other processes: CPU of processes that are not part of the run; above ~0.05 someone else's"
+	echo "job shared the cores and the figures of that row are doubtful."
 } | tee "$OUT/summary.txt"

@@ -188,6 +188,7 @@ type procSample struct {
 	RSS     int64   // resident set, bytes (VmRSS)
 	Threads int     // OS threads
 	CPU     float64 // user + system CPU, seconds
+	Sys     float64 // system CPU alone, seconds
 }
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat;
@@ -229,27 +230,27 @@ func parseStatus(b []byte) (rss int64, threads int, err error) {
 	return rss, threads, nil
 }
 
-// parseStat reads the parent pid and utime + stime (in seconds) from
-// /proc/<pid>/stat. The command name (field 2) may hold spaces and
-// parentheses, so fields are counted from the last ')'.
-func parseStat(b []byte) (ppid int, cpu float64, err error) {
+// parseStat reads the parent pid, utime + stime and stime alone (in
+// seconds) from /proc/<pid>/stat. The command name (field 2) may hold
+// spaces and parentheses, so fields are counted from the last ')'.
+func parseStat(b []byte) (ppid int, cpu, sys float64, err error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, 0, errors.New("stat: no ')'")
+		return 0, 0, 0, errors.New("stat: no ')'")
 	}
 	f := strings.Fields(string(b[i+1:]))
 	// f[0] is field 3 (state), f[1] field 4 (ppid); utime is field 14,
 	// stime field 15.
 	if len(f) < 13 {
-		return 0, 0, fmt.Errorf("stat: %d fields", len(f)+2)
+		return 0, 0, 0, fmt.Errorf("stat: %d fields", len(f)+2)
 	}
 	ppid, err0 := strconv.Atoi(f[1])
 	ut, err1 := strconv.ParseUint(f[11], 10, 64)
 	st, err2 := strconv.ParseUint(f[12], 10, 64)
 	if err := errors.Join(err0, err1, err2); err != nil {
-		return 0, 0, fmt.Errorf("stat: %w", err)
+		return 0, 0, 0, fmt.Errorf("stat: %w", err)
 	}
-	return ppid, float64(ut+st) / clockTicks, nil
+	return ppid, float64(ut+st) / clockTicks, float64(st) / clockTicks, nil
 }
 
 // parseHostCPU reads the machine's busy CPU time (everything but idle and

@@ -145,11 +145,11 @@ func TestParseProc(t *testing.T) {
 	}
 	// The command name may hold spaces and parentheses.
 	stat := "42 (odd) name) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 100 1000 200"
-	ppid, cpu, err := parseStat([]byte(stat))
-	if err != nil || ppid != 1 || cpu != 3.0 {
-		t.Errorf("parseStat = %d, %v, %v; want 1, 3, nil", ppid, cpu, err)
+	ppid, cpu, sys, err := parseStat([]byte(stat))
+	if err != nil || ppid != 1 || cpu != 3.0 || sys != 0.5 {
+		t.Errorf("parseStat = %d, %v, %v, %v; want 1, 3, 0.5, nil", ppid, cpu, sys, err)
 	}
-	if _, _, err := parseStat([]byte("42 (x) S 1")); err == nil {
+	if _, _, _, err := parseStat([]byte("42 (x) S 1")); err == nil {
 		t.Error("parseStat of a short line = nil error; want one")
 	}
 	self, err := readProc(0)

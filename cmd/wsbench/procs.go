@@ -35,7 +35,7 @@ func readProc(pid int) (procSample, error) {
 	if p.RSS, p.Threads, err = parseStatus(status); err != nil {
 		return p, fmt.Errorf("%s/status: %w", dir, err)
 	}
-	if _, p.CPU, err = parseStat(stat); err != nil {
+	if _, p.CPU, p.Sys, err = parseStat(stat); err != nil {
 		return p, fmt.Errorf("%s/stat: %w", dir, err)
 	}
 	return p, nil
@@ -59,7 +59,7 @@ func cpuByProcess() (cpu map[int]float64, kernel map[int]bool) {
 		if err != nil {
 			continue
 		}
-		ppid, c, err := parseStat(b)
+		ppid, c, _, err := parseStat(b)
 		if err != nil {
 			continue
 		}

@@ -131,9 +131,12 @@ type ServerReport struct {
 	Threads     int     `json:"threads"`
 	// Goroutines is -1 when --goroutines-url is not set or failed.
 	Goroutines int `json:"goroutines"`
-	// CPU is the server's user+system CPU seconds within the window;
-	// MsgsPerCPUSecond the frames delivered per server CPU-second.
+	// CPU is the server's user+system CPU seconds within the window
+	// (SysCPU the system part: mostly socket writes, which on loopback
+	// include the receiving side's TCP work); MsgsPerCPUSecond the frames
+	// delivered per server CPU-second.
 	CPU              float64 `json:"cpu_seconds"`
+	SysCPU           float64 `json:"cpu_sys_seconds"`
 	CPUUtilization   float64 `json:"cpu_utilization"`
 	MsgsPerCPUSecond float64 `json:"msgs_per_cpu_second"`
 }
@@ -196,7 +199,7 @@ func buildReport(cfg config, ramp, window time.Duration, start, end Snapshot) Re
 // connecting (base), at the window's start (from) and end (to).
 func (r *Report) addServer(pid int, base, from, to procSample, goroutines int) {
 	s := &ServerReport{PID: pid, RSSBaseline: base.RSS, RSS: to.RSS, Threads: to.Threads, Goroutines: goroutines,
-		CPU: to.CPU - from.CPU}
+		CPU: to.CPU - from.CPU, SysCPU: to.Sys - from.Sys}
 	if r.Open > 0 {
 		s.RSSPerConn = float64(to.RSS-base.RSS) / float64(r.Open)
 	}
@@ -225,6 +228,7 @@ func (r Report) writeText(w io.Writer) {
 	if s := r.Server; s != nil {
 		fmt.Fprintf(w, "server %d   rss %.1f MiB (baseline %.1f MiB), %.0f B/conn, %d threads, %d goroutines\n",
 			s.PID, float64(s.RSS)/(1<<20), float64(s.RSSBaseline)/(1<<20), s.RSSPerConn, s.Threads, s.Goroutines)
-		fmt.Fprintf(w, "server cpu   %.2fs (%.0f%% of a core), %.0f msgs per CPU-second\n", s.CPU, 100*s.CPUUtilization, s.MsgsPerCPUSecond)
+		fmt.Fprintf(w, "server cpu   %.2fs (%.2fs system, %.0f%% of a core), %.0f msgs per CPU-second\n",
+			s.CPU, s.SysCPU, 100*s.CPUUtilization, s.MsgsPerCPUSecond)
 	}
 }
