@@ -110,6 +110,7 @@ func benchBroadcast(b *testing.B, subs int, compress bool) {
 	for b.Loop() {
 		seq++
 		h.Publish(ctx, hub.Message{Stream: key, Seq: seq, Data: payload})
+		h.Flush(ctx)
 		// Keep the publisher at most 256 messages ahead of the slowest
 		// reader so queues stay bounded without slow-consumer closes.
 		waitReceived(b, srv, &received, int64(subs)*int64(seq-min(seq, 256)))

@@ -64,11 +64,6 @@ func (c *conn) useDeflate(ext *wsflate.Extension) {
 	}
 	c.deflate = true
 	c.rx = new(rsvCheck)
-	c.rd.State = c.rd.State.Set(ws.StateExtended)
-	c.rd.Extensions = []wsutil.RecvExtension{c.rx}
-	// wsutil.Reader would check the compressed bytes; inflate checks the
-	// message instead.
-	c.rd.CheckUTF8 = false
 }
 
 // errRsv is the protocol error for RSV2 or RSV3, which no extension the
@@ -105,7 +100,7 @@ func (r *rsvCheck) UnsetBits(h ws.Header) (ws.Header, error) {
 // refused with ErrMessageTooLarge (1009).
 func (c *conn) inflate(op ws.OpCode, msg *bytes.Buffer) error {
 	if c.rx.IsCompressed() {
-		limit := c.rd.MaxMessageSize
+		limit := c.maxMessage()
 		in := inflaters.Get().(*inflater)
 		defer inflaters.Put(in)
 		in.src.Reset(msg.Bytes())

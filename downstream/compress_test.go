@@ -393,8 +393,7 @@ func TestCompressionDeclinedForSmallServerWindow(t *testing.T) {
 // TestInflateStopsAtTheLimit checks that a decompression bomb costs no more
 // than the message size limit: decompression stops right past it.
 func TestInflateStopsAtTheLimit(t *testing.T) {
-	c := &conn{deflate: true, rx: new(rsvCheck)}
-	c.rd.MaxMessageSize = 4096
+	c := &conn{srv: &Server{cfg: Config{MaxMessageSize: 4096}}, native: true, deflate: true, rx: new(rsvCheck)}
 	f, err := wsflate.CompressFrame(ws.NewTextFrame(bytes.Repeat([]byte(" "), 16<<20)))
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package downstream
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -38,16 +39,18 @@ type protocol interface {
 // conn is one browser WebSocket connection. While idle it owns no goroutine
 // and no buffer: epoll reports it readable, a pool worker reads it, and the
 // write queue is flushed by a pool worker only while it holds frames.
+//
+// It is kept small on purpose, because an idle connection costs what this
+// struct, the net.Conn and the map entries holding it cost: its remote
+// address is read from nc when needed, its logger is made only when
+// something is logged, and the frame reader exists only while a read task
+// runs (a task always stops at a message boundary; see readAvailable).
 type conn struct {
 	srv       *Server
 	id        uint64
 	nc        net.Conn
-	remote    string
-	ip        string // remote IP, the key of the per-IP limit
 	origin    string
-	path      string
-	connected time.Time
-	log       *slog.Logger
+	connected int64 // unix nanos of the upgrade
 	proto     protocol
 	native    bool        // speaks the native protocol (else the Binance dialect)
 	combined  atomic.Bool // Binance dialect: wrap payloads as {"stream":…,"data":…}
@@ -60,10 +63,8 @@ type conn struct {
 	cmdWindow int64
 	cmdCount  int
 
-	// rmu is held by the connection's one read task; it guards rd, which
-	// keeps the fragmentation and UTF-8 state of the message being read.
+	// rmu is held by the connection's one read task.
 	rmu sync.Mutex
-	rd  wsutil.Reader
 
 	// deflate is set before the connection is shared: the client
 	// negotiated permessage-deflate, so it is sent the compressed form of
@@ -81,9 +82,8 @@ type conn struct {
 	flushTask func()   // c.flush, made once; see flushTaskLocked
 
 	// Only the flush task (one at a time, see writing) touches these.
-	iov     [][]byte    // the batch being written, as writev wants it
-	out     net.Buffers // what of iov is not written yet
-	stalled time.Time   // when writes stopped making progress; zero if they do
+	out     outBatch  // the batch being written
+	stalled time.Time // when writes stopped making progress; zero if they do
 
 	// smu guards streams.
 	smu     sync.Mutex
@@ -98,7 +98,7 @@ func (c *conn) onReadable() {
 	}
 	if !c.srv.pool.submit(c.readTask) {
 		c.srv.metrics.internalErrors.Add(1)
-		c.log.Error("worker queue full; closing connection")
+		c.logAt(slog.LevelError, "worker queue full; closing connection")
 		c.finish()
 	}
 }
@@ -134,13 +134,16 @@ func (c *conn) readAvailable() bool {
 	c.lastRead.Store(time.Now().UnixNano())
 	br := c.acquireReader()
 	defer c.releaseReader(br)
-	c.rd.Source = br
-	defer func() { c.rd.Source = nil }()
+	rd := c.frameReader(br)
+	defer releaseFrameReader(rd)
 	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.ReadTimeout))
 	var msg bytes.Buffer
 	for {
 		msg.Reset()
-		op, err := c.readMessage(&msg)
+		// readMessage returns only with a whole message (or an error), so
+		// the task ends at a message boundary and no reader state need
+		// outlive it.
+		op, err := c.readMessage(rd, &msg)
 		if err != nil {
 			c.fail(err)
 			return false
@@ -164,17 +167,57 @@ func (c *conn) readAvailable() bool {
 	}
 }
 
+// frameReaders lends frame readers to read tasks.
+var frameReaders = sync.Pool{New: func() any { return new(wsutil.Reader) }}
+
+// frameReader returns a frame reader over br set up for c: the server side
+// of RFC 6455 with c's message size limit and, if negotiated,
+// permessage-deflate. Give it back with releaseFrameReader.
+func (c *conn) frameReader(br io.Reader) *wsutil.Reader {
+	rd := frameReaders.Get().(*wsutil.Reader)
+	limit := c.maxMessage()
+	*rd = wsutil.Reader{
+		Source:         br,
+		State:          ws.StateServerSide,
+		CheckUTF8:      true,
+		MaxFrameSize:   limit,
+		MaxMessageSize: limit,
+		OnIntermediate: c.control,
+	}
+	if c.deflate {
+		rd.State = rd.State.Set(ws.StateExtended)
+		rd.Extensions = []wsutil.RecvExtension{c.rx}
+		// wsutil.Reader would check the compressed bytes; inflate checks
+		// the message instead.
+		rd.CheckUTF8 = false
+	}
+	return rd
+}
+
+func releaseFrameReader(rd *wsutil.Reader) {
+	*rd = wsutil.Reader{}
+	frameReaders.Put(rd)
+}
+
+// maxMessage is the size limit of one client message on c.
+func (c *conn) maxMessage() int64 {
+	if c.native {
+		return c.srv.cfg.MaxMessageSize
+	}
+	return c.srv.cfg.MaxDialectMessageSize
+}
+
 // readMessage reads the next data message into buf, answering the control
 // frames that precede it. It returns op 0 when only control frames were read.
-func (c *conn) readMessage(buf *bytes.Buffer) (ws.OpCode, error) {
-	hdr, err := c.rd.NextFrame()
+func (c *conn) readMessage(rd *wsutil.Reader, buf *bytes.Buffer) (ws.OpCode, error) {
+	hdr, err := rd.NextFrame()
 	if err != nil {
 		return 0, err
 	}
 	if hdr.OpCode.IsControl() {
-		return 0, c.control(hdr, &c.rd)
+		return 0, c.control(hdr, rd)
 	}
-	if _, err := buf.ReadFrom(&c.rd); err != nil {
+	if _, err := buf.ReadFrom(rd); err != nil {
 		return 0, err
 	}
 	if c.deflate {
@@ -252,7 +295,7 @@ func (c *conn) fail(err error) {
 		c.closeWith(code, reason)
 	case drop != "":
 		if drop == "read_error" {
-			c.log.Debug("read failed", "err", err)
+			c.logAt(slog.LevelDebug, "read failed", "err", err)
 		}
 		c.srv.metrics.closed(drop)
 		c.finish()
@@ -312,7 +355,7 @@ func (c *conn) send(frame []byte, t *topic) {
 	}
 	switch {
 	case c.queued+len(frame) <= c.srv.cfg.WriteQueueBytes:
-		c.enqueueLocked(frame, t)
+		c.enqueueLocked(frame, t, false)
 	case t != nil && c.conflateLocked(frame, t):
 	default:
 		c.mu.Unlock()
@@ -370,7 +413,7 @@ func (c *conn) conflateLocked(frame []byte, t *topic) bool {
 		}
 	}
 	if pending != nil {
-		c.enqueueLocked(pending, t)
+		c.enqueueLocked(pending, t, false)
 	}
 	return true
 }
@@ -405,7 +448,7 @@ func (c *conn) keepLastLocked() int {
 func (c *conn) enqueueControl(frame []byte) {
 	c.mu.Lock()
 	if c.state.Load() == stateOpen {
-		c.enqueueLocked(frame, nil)
+		c.enqueueLocked(frame, nil, true)
 	}
 	c.mu.Unlock()
 }
@@ -422,46 +465,58 @@ func (c *conn) replyThenSubscribe(reply []byte, keys []string) {
 	if reply == nil || c.state.Load() != stateOpen {
 		return
 	}
-	c.enqueueLocked(reply, nil)
+	c.enqueueLocked(reply, nil, true)
 	c.srv.subscribe(c, keys)
 }
 
-func (c *conn) enqueueLocked(frame []byte, t *topic) {
+// enqueueLocked appends frame to the queue and makes sure a flush will
+// write it: at once when now is set (replies, pongs), else at the hub's
+// next Flush, which ends the burst the frame came in (see Server.Flush).
+func (c *conn) enqueueLocked(frame []byte, t *topic, now bool) {
 	c.queue = append(c.queue, qframe{frame, t})
 	c.queued += len(frame)
-	if !c.writing {
-		c.writing = true
-		if !c.srv.pool.submit(c.flushTaskLocked()) {
-			c.srv.metrics.internalErrors.Add(1)
-			c.writing = false
-		}
+	if c.writing {
+		return // a flush is queued, running, waiting to retry, or pending
+	}
+	c.writing = true
+	if !now {
+		c.srv.addPending(c)
+		return
+	}
+	if !c.srv.pool.submit(c.flushTaskLocked()) {
+		c.srv.metrics.internalErrors.Add(1)
+		c.writing = false
 	}
 }
 
-// A flush waits at most writeSlice for a client's socket buffer to take
-// more bytes. Then it gives its worker back and tries again writeRetry
-// later, so clients that stop reading, however many, hold no worker that
-// the others need.
+// A flush writes what the client's socket buffer takes without waiting
+// (on Linux; elsewhere it waits at most writeSlice). When the buffer is
+// full it gives its worker back and tries again writeRetry later, so
+// clients that stop reading, however many, hold no worker that the others
+// need.
 const (
 	writeSlice = 2 * time.Millisecond
 	writeRetry = 10 * time.Millisecond
 )
 
+// errWouldBlock reports that the client's socket buffer is full.
+var errWouldBlock = errors.New("socket buffer full")
+
 // flush writes queued frames until the queue is empty, coalescing each batch
 // into one writev. Only one flush per connection runs at a time. When the
-// client's socket buffer stays full, flush keeps what it has not written,
+// client's socket buffer is full, flush keeps what it has not written,
 // returns, and runs again writeRetry later; a connection whose writes make
 // no progress for WriteTimeout is dropped.
 func (c *conn) flush() {
 	for {
 		if c.state.Load() == stateClosed {
-			c.dropOutput()
+			c.out.reset()
 			c.mu.Lock()
 			c.writing = false
 			c.mu.Unlock()
 			return
 		}
-		if len(c.out) == 0 {
+		if c.out.empty() {
 			c.mu.Lock()
 			if len(c.queue) == 0 {
 				// The next flush may start as soon as writing is false.
@@ -480,11 +535,7 @@ func (c *conn) flush() {
 			c.queued = 0
 			c.mu.Unlock()
 
-			iov := c.iov[:0]
-			for _, e := range batch {
-				iov = append(iov, e.frame)
-			}
-			c.iov, c.out = iov, iov
+			c.out.load(batch)
 			clear(batch)
 			c.mu.Lock()
 			c.spare = batch[:0]
@@ -492,17 +543,15 @@ func (c *conn) flush() {
 		} else if c.state.Load() == stateClosing {
 			// The close frame is queued behind the unwritten rest of the
 			// batch: finish the frame on the wire, drop the others.
-			c.out = c.out[:1]
+			c.out.keepFirst()
 		}
 
-		c.nc.SetWriteDeadline(time.Now().Add(writeSlice))
-		n, err := c.out.WriteTo(c.nc) // advances c.out past what it wrote
+		n, err := c.out.write(c)
 		if err == nil {
-			c.dropOutput()
 			c.stalled = time.Time{}
 			continue
 		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if errors.Is(err, errWouldBlock) {
 			now := time.Now()
 			if n > 0 || c.stalled.IsZero() {
 				c.stalled = now
@@ -513,9 +562,9 @@ func (c *conn) flush() {
 			}
 			err = fmt.Errorf("no progress for %v: %w", c.srv.cfg.WriteTimeout, err)
 		}
-		c.log.Debug("write failed", "err", err)
+		c.logAt(slog.LevelDebug, "write failed", "err", err)
 		c.srv.metrics.closed("write_error")
-		c.dropOutput()
+		c.out.reset()
 		c.finish()
 		return
 	}
@@ -542,10 +591,14 @@ func (c *conn) retryFlush() {
 	}
 }
 
-// dropOutput forgets the batch being written; only flush calls it.
-func (c *conn) dropOutput() {
-	clear(c.iov)
-	c.iov, c.out = c.iov[:0], nil
+// logAt logs msg with the connection's id. A connection keeps no logger:
+// this builds the record only when level is enabled.
+func (c *conn) logAt(level slog.Level, msg string, args ...any) {
+	log := c.srv.log
+	if !log.Enabled(context.Background(), level) {
+		return
+	}
+	log.Log(context.Background(), level, msg, append([]any{"conn", c.id}, args...)...)
 }
 
 // closeWith starts the close handshake: pending data is dropped, a close
@@ -556,7 +609,7 @@ func (c *conn) closeWith(code ws.StatusCode, reason string) {
 		return
 	}
 	c.srv.metrics.closed(closeReason(code))
-	c.log.Debug("closing", "code", int(code), "reason", reason)
+	c.logAt(slog.LevelDebug, "closing", "code", int(code), "reason", reason)
 	c.mu.Lock()
 	clear(c.queue)
 	c.queue = c.queue[:0]

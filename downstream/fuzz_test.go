@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"testing"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 
 	"github.com/marketgate/marketgate/hub"
 )
@@ -22,7 +20,6 @@ func commandConn(t testing.TB, native bool) *conn {
 	}
 	c := &conn{srv: srv, native: native}
 	c.writing = true
-	c.log = srv.log
 	return c
 }
 
@@ -128,15 +125,13 @@ func FuzzReadFrames(f *testing.F) {
 		c := commandConn(t, true)
 		c.state.Store(stateClosed) // closeWith and finish become no-ops
 		c.proto = nativeProto{}
-		c.rd = wsutil.Reader{
-			Source: bytes.NewReader(p), State: ws.StateServerSide, CheckUTF8: true,
-			MaxFrameSize: 64, MaxMessageSize: 64,
-			OnIntermediate: func(h ws.Header, r io.Reader) error { return c.control(h, r) },
-		}
+		c.srv.cfg.MaxMessageSize = 64
+		rd := c.frameReader(bytes.NewReader(p))
+		defer releaseFrameReader(rd)
 		var msg bytes.Buffer
 		for range len(p) + 1 { // every iteration consumes at least a 2-byte header
 			msg.Reset()
-			op, err := c.readMessage(&msg)
+			op, err := c.readMessage(rd, &msg)
 			if err != nil {
 				code, _, drop := closeFor(err)
 				if code == 0 && drop == "" && !errors.Is(err, errPeerClosed) {

@@ -2,6 +2,7 @@ package downstream
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -13,8 +14,9 @@ import (
 // per connection, and no scan of every connection at once.
 const wheelSlots = 16
 
-// wheel holds the connections by keepalive slot. Its slots are guarded by
-// Server.mu.
+// wheel holds the connections by keepalive slot: it is the server's one
+// set of connections, so a connection costs one map entry. Its slots are
+// guarded by Server.mu.
 type wheel [wheelSlots]map[uint64]*conn
 
 func (w *wheel) add(c *conn) {
@@ -25,7 +27,15 @@ func (w *wheel) add(c *conn) {
 	w[i][c.id] = c
 }
 
-func (w *wheel) remove(c *conn) { delete(w[c.id%wheelSlots], c.id) }
+// remove deletes c and reports whether it was there.
+func (w *wheel) remove(c *conn) bool {
+	slot := w[c.id%wheelSlots]
+	if _, ok := slot[c.id]; !ok {
+		return false
+	}
+	delete(slot, c.id)
+	return true
+}
 
 // pingFrame is the server's keepalive ping; its payload is empty.
 var pingFrame = compileFrame(ws.OpPing, nil)
@@ -46,7 +56,7 @@ func (s *Server) keepalive(ctx context.Context) {
 		}
 		s.mu.Lock()
 		batch = batch[:0]
-		for _, c := range s.wheel[slot] {
+		for _, c := range s.conns[slot] {
 			batch = append(batch, c)
 		}
 		s.mu.Unlock()
@@ -67,7 +77,7 @@ func (s *Server) checkAlive(c *conn, now int64) {
 	switch {
 	case silent >= s.cfg.PingInterval+s.cfg.PongTimeout:
 		s.metrics.closed("keepalive_timeout")
-		c.log.Debug("no answer to keepalive", "silent", silent)
+		c.logAt(slog.LevelDebug, "no answer to keepalive", "silent", silent)
 		c.finish() // the peer is gone: nobody would read a close frame
 	case silent >= s.cfg.PingInterval:
 		c.enqueueControl(pingFrame)

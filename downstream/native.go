@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 )
 
@@ -151,7 +152,7 @@ func nativeReplyFrame(c *conn, id json.RawMessage, result any, e *nativeError) [
 	}
 	b, err := json.Marshal(nativeReply{ID: id, Result: result, Error: e})
 	if err != nil {
-		c.log.Error("encode reply", "err", err)
+		c.logAt(slog.LevelError, "encode reply", "err", err)
 		return nil
 	}
 	return textFrame(b)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"github.com/mailru/easygo/netpoll"
 	"golang.org/x/sys/unix"
@@ -26,9 +27,11 @@ type poller struct {
 	ep *netpoll.Epoll
 }
 
-// pollState is what the epoll poller keeps per connection: its descriptor.
+// pollState is what the epoll poller keeps per connection: its descriptor,
+// and access to it that holds off Close while a write runs.
 type pollState struct {
 	fd int
+	rc syscall.RawConn
 }
 
 // readers lends read buffers to read tasks only while a connection is being
@@ -81,7 +84,11 @@ func (p *poller) add(c *conn, onReadable func()) error {
 // prepare records c's descriptor before c is shared with other goroutines.
 func (p *poller) prepare(c *conn) error {
 	fd, err := connFD(c.nc)
+	if err != nil {
+		return err
+	}
 	c.poll.fd = fd
+	c.poll.rc, err = c.nc.(syscall.Conn).SyscallConn()
 	return err
 }
 
@@ -109,4 +116,103 @@ func raiseFileLimit() (uint64, error) {
 		}
 	}
 	return lim.Cur, nil
+}
+
+// iovMax is the most buffers one writev takes (IOV_MAX on Linux).
+const iovMax = 1024
+
+// outBatch is the batch of frames a flush is writing, as the kernel's
+// writev takes it: each entry points into a shared frame (which it keeps
+// alive) and is advanced past what was written. Only the flush task, one
+// at a time per connection, touches it.
+type outBatch struct {
+	iov  []unix.Iovec
+	next int                // the first entry not fully written
+	fn   func(uintptr) bool // writeFD, made once
+	n    int                // what writeFD wrote
+	err  error              // and its error
+}
+
+func (b *outBatch) load(batch []qframe) {
+	b.reset()
+	for _, e := range batch {
+		var v unix.Iovec
+		v.Base = unsafe.SliceData(e.frame)
+		v.SetLen(len(e.frame))
+		b.iov = append(b.iov, v)
+	}
+}
+
+func (b *outBatch) empty() bool { return b.next == len(b.iov) }
+
+// keepFirst drops every entry but the one being written.
+func (b *outBatch) keepFirst() {
+	clear(b.iov[b.next+1:])
+	b.iov = b.iov[:b.next+1]
+}
+
+func (b *outBatch) reset() {
+	clear(b.iov)
+	b.iov, b.next = b.iov[:0], 0
+}
+
+// write writes the batch to c's socket without waiting: it returns nil
+// when all of it is written, errWouldBlock when the socket buffer filled
+// first (n bytes went out before), or the socket's error. The write holds
+// the descriptor (RawConn.Write), so a concurrent Close cannot release its
+// number to another connection meanwhile.
+func (b *outBatch) write(c *conn) (int, error) {
+	if b.fn == nil {
+		b.fn = b.writeFD
+	}
+	total := 0
+	for !b.empty() {
+		if err := c.poll.rc.Write(b.fn); err != nil {
+			return total, err
+		}
+		if b.err != nil {
+			if b.err == unix.EAGAIN {
+				return total, errWouldBlock
+			}
+			return total, fmt.Errorf("writev: %w", b.err)
+		}
+		total += b.n
+		b.advance(b.n)
+	}
+	b.reset()
+	return total, nil
+}
+
+// writeFD is the RawConn.Write callback: one writev of up to iovMax entries.
+func (b *outBatch) writeFD(fd uintptr) bool {
+	iov := b.iov[b.next:]
+	if len(iov) > iovMax {
+		iov = iov[:iovMax]
+	}
+	for {
+		n, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		if e == unix.EINTR {
+			continue
+		}
+		b.n, b.err = int(n), nil
+		if e != 0 {
+			b.n, b.err = 0, e
+		}
+		return true // done: never wait in the poller
+	}
+}
+
+// advance moves past n written bytes.
+func (b *outBatch) advance(n int) {
+	for n > 0 {
+		v := &b.iov[b.next]
+		if uint64(n) < v.Len {
+			v.Base = (*byte)(unsafe.Add(unsafe.Pointer(v.Base), n))
+			v.Len -= uint64(n)
+			return
+		}
+		n -= int(v.Len)
+		*v = unix.Iovec{}
+		b.next++
+	}
 }

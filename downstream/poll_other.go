@@ -4,7 +4,11 @@ package downstream
 
 import (
 	"bufio"
+	"errors"
+	"net"
+	"os"
 	"sync"
+	"time"
 )
 
 // poller is the portable stand-in for the epoll poller: one goroutine per
@@ -64,3 +68,43 @@ func (p *poller) remove(c *conn) error {
 func (p *poller) close() error { return nil }
 
 func raiseFileLimit() (uint64, error) { return 0, nil }
+
+// outBatch is the batch of frames a flush is writing. Only the flush task,
+// one at a time per connection, touches it.
+type outBatch struct {
+	bufs net.Buffers // the batch
+	out  net.Buffers // what of bufs is not written yet
+}
+
+func (b *outBatch) load(batch []qframe) {
+	b.reset()
+	for _, e := range batch {
+		b.bufs = append(b.bufs, e.frame)
+	}
+	b.out = b.bufs
+}
+
+func (b *outBatch) empty() bool { return len(b.out) == 0 }
+
+// keepFirst drops every frame but the one being written.
+func (b *outBatch) keepFirst() { b.out = b.out[:1] }
+
+func (b *outBatch) reset() {
+	clear(b.bufs)
+	b.bufs, b.out = b.bufs[:0], nil
+}
+
+// write writes the batch to c, waiting at most writeSlice for its socket
+// buffer: it returns nil when all of it is written, errWouldBlock when the
+// buffer stayed full (n bytes went out before), or the socket's error.
+func (b *outBatch) write(c *conn) (int, error) {
+	c.nc.SetWriteDeadline(time.Now().Add(writeSlice))
+	n, err := b.out.WriteTo(c.nc) // advances b.out past what it wrote
+	switch {
+	case err == nil:
+		b.reset()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		err = errWouldBlock
+	}
+	return int(n), err
+}

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 
 	"github.com/marketgate/marketgate/hub"
 )
@@ -174,13 +173,22 @@ type Server struct {
 	poller *poller
 
 	// mu guards the following fields.
-	mu    sync.Mutex
-	conns map[uint64]*conn
-	perIP map[string]int // connections (and handshakes in progress) per remote IP
-	wheel wheel
+	mu     sync.Mutex
+	conns  wheel          // the connections held, by keepalive slot
+	nconns int            // connections in conns
+	perIP  map[string]int // connections (and handshakes in progress) per remote IP
 
 	// topics maps stream keys to their local subscribers.
 	topics registry
+
+	// pmu guards pending: the connections with stream frames queued by
+	// Receive since the hub's last Flush, each once (conn.writing). burst
+	// counts the frames queued since then.
+	pmu     sync.Mutex
+	pending []*conn
+	burst   atomic.Int64
+	// chunks recycles the flush tasks Flush hands to the pool.
+	chunks sync.Pool
 }
 
 var _ hub.Receiver = (*Server)(nil)
@@ -194,7 +202,6 @@ func New(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "downstream"),
 		metrics: newMetrics(),
-		conns:   make(map[uint64]*conn),
 		perIP:   make(map[string]int),
 		topics:  registry{topics: make(map[string]*topic)},
 		// Each connection has at most one read, one flush and one close
@@ -253,9 +260,11 @@ func (s *Server) closeAll(code ws.StatusCode, reason string) {
 func (s *Server) snapshot() []*conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	all := make([]*conn, 0, len(s.conns))
-	for _, c := range s.conns {
-		all = append(all, c)
+	all := make([]*conn, 0, s.nconns)
+	for _, slot := range s.conns {
+		for _, c := range slot {
+			all = append(all, c)
+		}
 	}
 	return all
 }
@@ -264,7 +273,7 @@ func (s *Server) snapshot() []*conn {
 func (s *Server) ConnCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.conns)
+	return s.nconns
 }
 
 // ServeHTTP upgrades WebSocket handshakes on /ws, /binance/ws[/…] and
@@ -315,47 +324,33 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		nc.Close()
 		return
 	}
+	now := time.Now().UnixNano()
 	c := &conn{
 		srv:       s,
 		id:        s.nextID.Add(1),
 		nc:        nc,
-		remote:    nc.RemoteAddr().String(),
-		ip:        ip,
 		origin:    r.Header.Get("Origin"),
-		path:      r.URL.Path,
-		connected: time.Now(),
+		connected: now,
 		proto:     proto,
 		native:    native,
 	}
-	c.log = s.log.With("conn", c.id)
 	c.combined.Store(combined)
-	maxMsg := s.cfg.MaxMessageSize
-	if !native {
-		maxMsg = s.cfg.MaxDialectMessageSize
-	}
-	c.rd = wsutil.Reader{
-		State:          ws.StateServerSide,
-		CheckUTF8:      true,
-		MaxFrameSize:   maxMsg,
-		MaxMessageSize: maxMsg,
-		OnIntermediate: func(h ws.Header, r io.Reader) error { return c.control(h, r) },
-	}
 	c.useDeflate(deflate)
 	if err := s.poller.prepare(c); err != nil {
 		s.releaseSlot(ip)
-		c.log.Error("poll prepare", "err", err)
+		c.logAt(slog.LevelError, "poll prepare", "err", err)
 		nc.Close()
 		return
 	}
-	c.lastRead.Store(time.Now().UnixNano())
+	c.lastRead.Store(now)
 	s.mu.Lock()
-	s.conns[c.id] = c
-	s.wheel.add(c)
+	s.conns.add(c)
+	s.nconns++
 	s.metrics.upgrading.Add(-1)
 	s.mu.Unlock()
 	s.metrics.accepted.Add(1)
 	if err := s.poller.add(c, c.onReadable); err != nil {
-		c.log.Error("poll add", "err", err)
+		c.logAt(slog.LevelError, "poll add", "err", err)
 		c.finish()
 		return
 	}
@@ -376,7 +371,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) reserveSlot(ip string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.conns)+int(s.metrics.upgrading.Load()) >= s.cfg.MaxConns {
+	if s.nconns+int(s.metrics.upgrading.Load()) >= s.cfg.MaxConns {
 		return "max_conns"
 	}
 	if s.perIP[ip] >= s.cfg.MaxConnsPerIP {
@@ -403,10 +398,12 @@ func (s *Server) releaseIPLocked(ip string) {
 
 // forget drops a finished connection from the server.
 func (s *Server) forget(c *conn) {
+	ip := remoteIP(c.nc.RemoteAddr().String())
 	s.mu.Lock()
-	delete(s.conns, c.id)
-	s.wheel.remove(c)
-	s.releaseIPLocked(c.ip)
+	if s.conns.remove(c) {
+		s.nconns--
+		s.releaseIPLocked(ip)
+	}
 	s.mu.Unlock()
 }
 

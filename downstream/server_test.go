@@ -158,6 +158,7 @@ func publish(t *testing.T, h hub.Hub, stream string, seq uint64, data string) {
 	if err := h.Publish(context.Background(), hub.Message{Stream: stream, Seq: seq, Data: []byte(data)}); err != nil {
 		t.Fatal(err)
 	}
+	h.Flush(context.Background())
 }
 
 func TestNativeSubscribeReceiveList(t *testing.T) {
@@ -172,6 +173,7 @@ func TestNativeSubscribeReceiveList(t *testing.T) {
 		t.Fatalf("data message = %s; want %s", got, want)
 	}
 	env.hub.Publish(context.Background(), hub.Message{Stream: "binance:btcusdt@trade", Seq: 1, Gap: true, Data: []byte(`{}`)})
+	env.hub.Flush(context.Background())
 	if got, want := string(c.Next()), `{"stream":"binance:btcusdt@trade","seq":1,"gap":true,"data":{}}`; got != want {
 		t.Fatalf("gap message = %s; want %s", got, want)
 	}
@@ -489,6 +491,7 @@ func TestStreamFailedUpstream(t *testing.T) {
 	env.waitSubscribers(t, failed, 2)
 
 	env.hub.Publish(context.Background(), hub.Message{Stream: failed, Err: "the exchange refused it"})
+	env.hub.Flush(context.Background())
 	expectJSON(t, c, `{"stream":"binance:btcusdt@trade","error":{"code":"upstream_error","msg":"the exchange refused it"}}`)
 	if got, want := string(d.Next()), `{"error":{"code":-1,"msg":"btcusdt@trade: the exchange refused it"}}`; got != want {
 		t.Fatalf("dialect notice = %s; want %s", got, want)
@@ -511,5 +514,39 @@ func TestStreamFailedUpstream(t *testing.T) {
 	c.Next()
 	if n, wanted := env.src.state(failed); n != 2 || !wanted {
 		t.Errorf("after resubscribing: Want calls = %d, wanted = %v; want 2, true", n, wanted)
+	}
+}
+
+// TestBurstWaitsForFlush checks that the stream messages of a burst are
+// written when the hub ends it (Flush), all of them and in order, and that
+// a burst of more than maxBurst frames is written without waiting for it.
+func TestBurstWaitsForFlush(t *testing.T) {
+	env := startServer(t, Config{WriteQueueBytes: 8 << 20})
+	c := downstreamtest.Dial(t, env.url+"/ws")
+	c.Send(`{"op":"subscribe","id":1,"streams":["binance:btcusdt@trade","binance:ethusdt@trade"]}`)
+	c.Next()
+	ctx := context.Background()
+	burst := []string{"binance:btcusdt@trade", "binance:ethusdt@trade", "binance:btcusdt@trade"}
+	for i, s := range burst {
+		env.hub.Publish(ctx, hub.Message{Stream: s, Seq: uint64(i + 1), Data: []byte(`{}`)})
+	}
+	if p, err := c.Read(200 * time.Millisecond); err == nil {
+		t.Fatalf("got %s before the burst ended", p)
+	}
+	env.hub.Flush(ctx)
+	for i, s := range burst {
+		want := fmt.Sprintf(`{"stream":%q,"seq":%d,"data":{}}`, s, i+1)
+		if got := string(c.Next()); got != want {
+			t.Fatalf("message %d = %s; want %s", i, got, want)
+		}
+	}
+
+	// One subscriber: one frame per message, so maxBurst messages fill a
+	// burst, and the first arrives with no Flush.
+	for seq := range uint64(maxBurst) {
+		env.hub.Publish(ctx, hub.Message{Stream: burst[0], Seq: 10 + seq, Data: []byte(`{}`)})
+	}
+	if got, want := string(c.Next()), fmt.Sprintf(`{"stream":%q,"seq":10,"data":{}}`, burst[0]); got != want {
+		t.Fatalf("first message of a long burst = %s; want %s", got, want)
 	}
 }

@@ -21,6 +21,7 @@ func publishConflatable(t *testing.T, h hub.Hub, stream string, seq uint64, data
 	if err := h.Publish(context.Background(), hub.Message{Stream: stream, Seq: seq, Data: []byte(data), Conflate: true}); err != nil {
 		t.Fatal(err)
 	}
+	h.Flush(context.Background())
 }
 
 // fastReader reads c in the background and counts the data messages, which

@@ -74,10 +74,87 @@ func (s *Server) Receive(msg hub.Message) {
 	if msg.Conflate {
 		conflate = t
 	}
-	for _, c := range *t.subs.Load() {
+	subs := *t.subs.Load()
+	for _, c := range subs {
 		c.send(fs.frame(c), conflate)
 	}
 	s.metrics.messages.Add(1)
+	if s.burst.Add(int64(len(subs))) >= maxBurst {
+		// A long burst: write out what it queued so far rather than
+		// make its first frames wait for the hub's Flush.
+		s.Flush()
+	}
+}
+
+// maxBurst is the number of frames Receive queues before it flushes
+// without waiting for the hub's Flush: about a millisecond of fan-out, so
+// a burst delays no frame by much more than that.
+const maxBurst = 16384
+
+// flushChunk is the number of connections one pool task flushes.
+const flushChunk = 32
+
+// flushTask is a pool task that flushes up to flushChunk connections, one
+// after the other: a burst costs the pool one task per flushChunk
+// connections instead of one per connection. Tasks are recycled.
+type flushTask struct {
+	srv   *Server
+	conns [flushChunk]*conn
+	n     int
+	run   func()     // flushTask.flush, made once
+	next  *flushTask // Flush's list of tasks to submit
+}
+
+func (ft *flushTask) flush() {
+	for _, c := range ft.conns[:ft.n] {
+		c.flush()
+	}
+	clear(ft.conns[:ft.n])
+	ft.n = 0
+	ft.srv.chunks.Put(ft)
+}
+
+// addPending records that c has stream frames queued and no flush yet;
+// the hub's next Flush writes them. c.mu is held.
+func (s *Server) addPending(c *conn) {
+	s.pmu.Lock()
+	s.pending = append(s.pending, c)
+	s.pmu.Unlock()
+}
+
+// Flush writes out the frames Receive queued since the last Flush: the
+// pending connections are handed to the worker pool in chunks of
+// flushChunk, and each gets one writev for all the frames the burst
+// brought it. It implements [hub.Receiver] and never blocks.
+func (s *Server) Flush() {
+	s.burst.Store(0)
+	var list *flushTask
+	s.pmu.Lock()
+	p := s.pending
+	for i := 0; i < len(p); i += flushChunk {
+		ft, _ := s.chunks.Get().(*flushTask)
+		if ft == nil {
+			ft = &flushTask{srv: s}
+			ft.run = ft.flush
+		}
+		ft.n = copy(ft.conns[:], p[i:])
+		ft.next, list = list, ft
+	}
+	clear(p)
+	s.pending = p[:0]
+	s.pmu.Unlock()
+	// Submitted without pmu: addPending takes it under a conn's mu, which
+	// a flush takes.
+	for ft := list; ft != nil; {
+		next := ft.next
+		ft.next = nil
+		if !s.pool.submit(ft.run) {
+			// Cannot happen (see pool); do not strand the frames.
+			s.metrics.internalErrors.Add(1)
+			ft.flush()
+		}
+		ft = next
+	}
 }
 
 // The wire forms of a stream message.

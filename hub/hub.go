@@ -43,8 +43,17 @@ type Message struct {
 // Receiver takes delivered messages. Receive is called from the hub's own
 // goroutines (or the publisher's), possibly concurrently for different
 // streams, and must not block. msg.Data is valid only until it returns.
+//
+// Messages arrive in bursts (what one network read of the exchange or of
+// Redis brought). After one or more Receive calls the hub calls Flush once
+// it has no more messages at hand, so a receiver may hold what it queued
+// until then and write a burst with one system call per client instead of
+// one per message. A hub calls Flush at least once after every Receive.
 type Receiver interface {
 	Receive(Message)
+	// Flush says the burst is over: write out what the Receive calls
+	// since the last Flush queued. It must not block.
+	Flush()
 }
 
 // Publisher is the half of a [Hub] that upstream needs.
@@ -53,6 +62,11 @@ type Publisher interface {
 	// node. It does not wait for remote receivers; it is done with msg.Data
 	// when it returns.
 	Publish(ctx context.Context, msg Message) error
+	// Flush ends a burst of Publish calls: the publisher has no more
+	// messages at hand (its read buffer is empty). A publisher calls it at
+	// least once after every Publish; the hub then flushes its receivers
+	// (or, across nodes, sends what it batched).
+	Flush(ctx context.Context) error
 }
 
 // Hub fans messages out to the receivers subscribed to their stream.

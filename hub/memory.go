@@ -15,6 +15,12 @@ type Memory struct {
 	// mu guards the following fields.
 	mu   sync.RWMutex
 	subs map[string][]Receiver
+
+	// dmu guards dirty: the receivers given a message since the last
+	// Flush, each once. There are as many as subscribed receivers at most
+	// (one per node's downstream server, in practice).
+	dmu   sync.Mutex
+	dirty []Receiver
 }
 
 // NewMemory returns an empty in-process hub.
@@ -31,6 +37,28 @@ func (m *Memory) Publish(_ context.Context, msg Message) error {
 	for _, r := range rs {
 		r.Receive(msg)
 	}
+	if len(rs) > 0 {
+		m.dmu.Lock()
+		for _, r := range rs {
+			if !slices.Contains(m.dirty, r) {
+				m.dirty = append(m.dirty, r)
+			}
+		}
+		m.dmu.Unlock()
+	}
+	return nil
+}
+
+// Flush calls Flush on every receiver that was given a message since the
+// last Flush.
+func (m *Memory) Flush(context.Context) error {
+	m.dmu.Lock()
+	defer m.dmu.Unlock()
+	for _, r := range m.dirty {
+		r.Flush()
+	}
+	clear(m.dirty)
+	m.dirty = m.dirty[:0]
 	return nil
 }
 

@@ -9,8 +9,21 @@ import (
 )
 
 type recorder struct {
-	mu   sync.Mutex
-	msgs []Message
+	mu      sync.Mutex
+	msgs    []Message
+	flushes int
+}
+
+func (r *recorder) Flush() {
+	r.mu.Lock()
+	r.flushes++
+	r.mu.Unlock()
+}
+
+func (r *recorder) flushCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.flushes
 }
 
 func (r *recorder) Receive(m Message) {
@@ -67,6 +80,34 @@ func TestMemory(t *testing.T) {
 	}
 	if err := m.Ready(); err != nil {
 		t.Errorf("Ready = %v", err)
+	}
+}
+
+// TestMemoryFlush checks that Flush reaches each receiver given a message
+// since the last Flush exactly once, and no other.
+func TestMemoryFlush(t *testing.T) {
+	ctx := t.Context()
+	m := NewMemory()
+	a, b, idle := &recorder{}, &recorder{}, &recorder{}
+	m.Subscribe(ctx, "x", a)
+	m.Subscribe(ctx, "x", b)
+	m.Subscribe(ctx, "y", b)
+	m.Subscribe(ctx, "z", idle)
+	for _, stream := range []string{"x", "y", "x"} {
+		m.Publish(ctx, Message{Stream: stream})
+	}
+	m.Flush(ctx)
+	m.Flush(ctx) // nothing published since: flushes nobody
+	m.Publish(ctx, Message{Stream: "y"})
+	m.Flush(ctx)
+	for _, tc := range []struct {
+		name string
+		r    *recorder
+		want int
+	}{{"a", a, 1}, {"b", b, 2}, {"idle", idle, 0}} {
+		if got := tc.r.flushCount(); got != tc.want {
+			t.Errorf("receiver %s flushed %d times; want %d", tc.name, got, tc.want)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,8 +25,11 @@ import (
 
 // recorder is a hub.Publisher that keeps every message, by stream.
 type recorder struct {
-	mu   sync.Mutex
-	msgs map[string][]hub.Message
+	mu        sync.Mutex
+	msgs      map[string][]hub.Message
+	published int // messages in all
+	flushes   int // Flush calls
+	unflushed int // messages published since the last Flush
 }
 
 func newRecorder() *recorder { return &recorder{msgs: make(map[string][]hub.Message)} }
@@ -35,6 +39,31 @@ func (r *recorder) Publish(_ context.Context, m hub.Message) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.msgs[m.Stream] = append(r.msgs[m.Stream], m)
+	r.published++
+	r.unflushed++
+	return nil
+}
+
+func (r *recorder) Flush(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.flushes++
+	r.unflushed = 0
+	return nil
+}
+
+// bursts checks that the feed ends every burst of messages with a Flush
+// (none is left unflushed) and that bursts batch (fewer flushes than
+// messages).
+func (r *recorder) bursts() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.unflushed != 0 {
+		return fmt.Errorf("%d messages published since the last Flush", r.unflushed)
+	}
+	if r.flushes == 0 || r.flushes >= r.published {
+		return fmt.Errorf("%d flushes for %d messages", r.flushes, r.published)
+	}
 	return nil
 }
 
@@ -219,6 +248,7 @@ func TestBinanceSimSubscribeMany(t *testing.T) {
 		}
 		return nil
 	})
+	waitfor.Cond(t, 2*time.Second, rec.bursts)
 	st := b.Status()
 	if len(st.Failed) != 1 || st.Failed[0].Stream != "foousdt@trade" || st.Failed[0].Error != `unknown symbol "foousdt"` {
 		t.Errorf("Status().Failed = %+v; want foousdt@trade with unknown symbol", st.Failed)
@@ -557,5 +587,31 @@ func TestBinanceSimRateCloseBacksOff(t *testing.T) {
 	if st := b.Status(); !strings.Contains(st.LastError, "1008") || !strings.Contains(st.LastError, "Too many requests") ||
 		st.Closes[1008] != 1 {
 		t.Errorf("status %+v; want the close code and reason, and the close counted", st)
+	}
+}
+
+// TestBinanceMicrosecondTimes checks that MicrosecondTimes gets events
+// whose times are in microseconds (16 digits, not 13).
+func TestBinanceMicrosecondTimes(t *testing.T) {
+	_, addr := startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT"}, TickInterval: 10 * time.Millisecond})
+	rec := newRecorder()
+	b := newSimBinance(t, addr, rec, func(c *BinanceConfig) { c.MicrosecondTimes = true })
+	r := NewRouter(b)
+	runBinance(t, b)
+	r.Want([]string{"binance:btcusdt@trade"})
+	var msgs []hub.Message
+	waitfor.Cond(t, 5*time.Second, func() error {
+		if msgs = rec.get("binance:btcusdt@trade"); len(msgs) == 0 {
+			return errors.New("no trade yet")
+		}
+		return nil
+	})
+	var ev map[string]json.RawMessage // "e" and "E" differ only in case
+	if err := json.Unmarshal(msgs[0].Data, &ev); err != nil {
+		t.Fatal(err)
+	}
+	e, err := strconv.ParseInt(string(ev["E"]), 10, 64)
+	if now := time.Now().UnixMicro(); err != nil || e < now-60e6 || e > now+60e6 {
+		t.Fatalf("event time E = %s; want microseconds near %d", ev["E"], now)
 	}
 }

@@ -91,6 +91,12 @@ type Config struct {
 	// request) as far as they fit, the rest are subscribed with requests.
 	// Default 8 KiB; negative puts no stream in URLs.
 	MaxURLBytes int
+	// MicrosecondTimes asks the exchange for every time field in
+	// microseconds (Binance spot's timeUnit=MICROSECOND) instead of
+	// milliseconds. Clients get the events as the exchange sent them, so
+	// they see microseconds too. It is for measuring latency to the
+	// microsecond; off by default.
+	MicrosecondTimes bool
 	// ReplyTimeout is how long to wait for the reply to a request. A
 	// request that times out is retried once; a retry that times out ends
 	// the connection. Default 10 s.

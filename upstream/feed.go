@@ -456,6 +456,9 @@ func (f *Feed) supervise(ctx context.Context) error {
 		for _, st := range fails {
 			f.publishFailure(ctx, st)
 		}
+		if len(fails) > 0 {
+			f.flush(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -481,6 +484,12 @@ func (f *Feed) publishFailure(ctx context.Context, st *streamState) {
 	st.gapNext = true
 	f.log.Warn("stream failed", "stream", st.name, "reason", reason)
 	f.notePublish(ctx, f.cfg.Publisher.Publish(ctx, hub.Message{Stream: st.key, Seq: st.seq, Err: reason}))
+}
+
+// flush ends a burst of Publish calls (see [hub.Publisher]); every path
+// that publishes calls it before it waits for anything.
+func (f *Feed) flush(ctx context.Context) {
+	f.notePublish(ctx, f.cfg.Publisher.Flush(ctx))
 }
 
 // notePublish logs the first of a run of Publish failures and the

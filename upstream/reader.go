@@ -35,6 +35,11 @@ func (s *session) readLoop(ctx context.Context) error {
 		if err := s.readOne(ctx, rd, &buf); err != nil {
 			return err
 		}
+		if s.src.Buffered() == 0 {
+			// The burst this read brought is published: the hub may write it
+			// out (one system call per browser for the whole burst).
+			s.f.flush(ctx)
+		}
 	}
 }
 

@@ -162,6 +162,7 @@ func (r *shardRun) finishRotation(ctx context.Context) {
 		}
 		st.pmu.Unlock()
 	}
+	f.flush(ctx)
 	rot.closing = true
 	f.mu.Lock()
 	f.rotations++

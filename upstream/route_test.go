@@ -55,6 +55,8 @@ func (p *countPublisher) Publish(_ context.Context, m hub.Message) error {
 	return nil
 }
 
+func (p *countPublisher) Flush(context.Context) error { return nil }
+
 // newTestFeed returns a feed that is never run, with a session on its
 // first shard carrying names as if confirmed.
 func newTestFeed(t testing.TB, d Dialect, pub hub.Publisher, names ...string) (*Feed, *session) {

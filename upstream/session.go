@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"slices"
@@ -40,7 +39,7 @@ type session struct {
 	sh          *shard
 	id          uint64
 	conn        net.Conn
-	src         io.Reader     // the Dialer's bufio.Reader over conn, or conn
+	src         *bufio.Reader // the Dialer's bufio.Reader over conn, or a new one
 	br          *bufio.Reader // returned to gobwas' pool after the session
 	log         *slog.Logger
 	url         string
@@ -93,7 +92,7 @@ type pendingReq struct {
 	retry    bool // carries streams whose previous request timed out
 }
 
-func newSession(sh *shard, id uint64, conn net.Conn, src io.Reader, br *bufio.Reader) *session {
+func newSession(sh *shard, id uint64, conn net.Conn, src, br *bufio.Reader) *session {
 	return &session{
 		f:           sh.f,
 		sh:          sh,

@@ -1,10 +1,10 @@
 package upstream
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -362,7 +362,7 @@ func (sh *shard) dial(ctx context.Context) (*session, error) {
 	f.mu.Lock()
 	var carry []*streamState
 	if f.cfg.MaxURLBytes > 0 && !sh.noURL {
-		room := f.cfg.MaxURLBytes - len(f.cfg.URL) - len(sh.ep.path) - len("?streams=")
+		room := f.cfg.MaxURLBytes - len(f.cfg.URL) - len(sh.ep.path) - len("?streams=") - len(microParam)
 		for _, st := range sh.streams {
 			if st.wanted && st.failed == "" {
 				carry = append(carry, st)
@@ -381,6 +381,13 @@ func (sh *shard) dial(ctx context.Context) (*session, error) {
 	}
 	f.mu.Unlock()
 	u := f.d.streamsURL(f.cfg.URL, sh.ep.path, sortedNames(carry))
+	if f.cfg.MicrosecondTimes {
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		u += sep + microParam[1:]
+	}
 	d := ws.Dialer{Timeout: f.cfg.DialTimeout}
 	conn, br, _, err := d.Dial(ctx, u)
 	if err != nil {
@@ -395,9 +402,10 @@ func (sh *shard) dial(ctx context.Context) (*session, error) {
 	}
 	// Frames the server sent right behind the 101 sit in br: it must be the
 	// source for the whole life of the connection (gobwas/ws#19, #214).
-	var src io.Reader = conn
-	if br != nil {
-		src = br
+	// A buffer also tells the read loop when a burst ends (Buffered() == 0).
+	src := br
+	if src == nil {
+		src = bufio.NewReaderSize(conn, upstreamReadBuffer)
 	}
 	s := newSession(sh, f.connID.Add(1), conn, src, br)
 	s.url = u
@@ -434,7 +442,17 @@ func (sh *shard) detach(ctx context.Context, s *session, abrupt bool) {
 		}
 		st.pmu.Unlock()
 	}
+	sh.f.flush(ctx) // what the forced switches published
 	if s.br != nil {
 		ws.PutReader(s.br)
 	}
 }
+
+// upstreamReadBuffer is the read buffer of an upstream connection that the
+// Dialer left none for. What one read fills it with is one burst for the
+// hub (see hub.Publisher.Flush).
+const upstreamReadBuffer = 32 << 10
+
+// microParam asks for microsecond times (Config.MicrosecondTimes); the
+// first byte stands for the separator.
+const microParam = "&timeUnit=MICROSECOND"

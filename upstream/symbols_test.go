@@ -58,6 +58,7 @@ const exchangeInfoBody = `{"timezone":"UTC","serverTime":1,"symbols":[
 type nopPublisher struct{}
 
 func (nopPublisher) Publish(context.Context, hub.Message) error { return nil }
+func (nopPublisher) Flush(context.Context) error                { return nil }
 
 func TestBinanceValidateSymbols(t *testing.T) {
 	srv := newExchangeInfoServer(t, exchangeInfoBody)

@@ -188,6 +188,7 @@ func exchangeFlags(fs *flag.FlagSet, c *upstream.Config, prefix, title, wsURL, r
 	fs.DurationVar(&c.BackoffMax, f("backoff-max"), upstream.DefaultBackoffMax, title+": longest reconnect delay, also used after a 1008 close")
 	fs.DurationVar(&c.DialTimeout, f("dial-timeout"), upstream.DefaultDialTimeout, title+": bound on connecting, TLS and the WebSocket handshake")
 	fs.IntVar(&c.MaxURLBytes, f("max-url-bytes"), upstream.DefaultMaxURLBytes, title+": a new connection carries its streams in its URL up to this length, then subscribes the rest")
+	fs.BoolVar(&c.MicrosecondTimes, f("microsecond-times"), false, title+": ask for event times in microseconds (timeUnit=MICROSECOND); clients then get them too")
 	fs.Int64Var(&c.MaxMessageSize, f("max-message-size"), upstream.DefaultMaxMessageSize, title+": largest message accepted from the exchange, in bytes")
 	fs.DurationVar(&c.SymbolRefresh, f("symbol-refresh"), upstream.DefaultSymbolRefresh, title+": period of symbol list refreshes")
 	fs.DurationVar(&c.SymbolMissRefresh, f("symbol-miss-refresh"), upstream.DefaultSymbolMissRefresh, title+": least time between refreshes caused by an unknown symbol")
