@@ -24,6 +24,8 @@
 #                    frame), so the offered load is exactly S*PER_CONN/TICK frames/s
 #                    and the same for both servers. Trade streams are burstier
 #                    (0–30 events a tick, 2–3 on average) and so vary between runs.
+#   SYMBOLS=BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT,XRPUSDT
+#                    the simulator's symbols (STREAMS should name theirs)
 #   PER_CONN=1       streams per subscriber
 #   TICKS="200ms 100ms 50ms"
 #                    simulator ticks to measure fan-out at, one stack (simulator
@@ -31,6 +33,12 @@
 #                    idle runs. A tick stands for 100ms of Binance time. On 2 cores
 #                    with S=10000 (50k, 100k and 200k frames/s): both servers keep
 #                    up at 200ms, the baseline falls behind at 100ms.
+#   STAGGER=1        the simulator spreads the symbols over the tick (symbol i
+#                    pushes at i/n of it), as a real exchange's streams are not
+#                    in step; 0 pushes every symbol at the tick's start, one
+#                    burst of all S frames at once
+#   MICRO=1          event times in microseconds (timeUnit=MICROSECOND), so
+#                    latency is measured to the microsecond; 0: milliseconds
 #   DURATION=15s     fan-out measured window;  IDLE_DURATION=5s idle window
 #   WARMUP=5s        wait after the ramp before measuring
 #   RATE=3000        connections opened per second
@@ -48,8 +56,11 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 N=${N:-15000}
 S=${S:-10000}
 STREAMS=${STREAMS:-binance:btcusdt@depth@100ms,binance:ethusdt@depth@100ms,binance:bnbusdt@depth@100ms,binance:solusdt@depth@100ms,binance:xrpusdt@depth@100ms}
+SYMBOLS=${SYMBOLS:-BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT,XRPUSDT}
 PER_CONN=${PER_CONN:-1}
 TICKS=${TICKS:-200ms 100ms 50ms}
+STAGGER=${STAGGER:-1}
+MICRO=${MICRO:-1}
 DURATION=${DURATION:-15s}
 IDLE_DURATION=${IDLE_DURATION:-5s}
 WARMUP=${WARMUP:-5s}
@@ -122,14 +133,21 @@ mg_help=$("$OUT/bin/marketgate" --help 2>&1 || true)
 # The browser limits are flags since 7ecafc4; older trees run with their defaults.
 if grep -q -- '--max-conns ' <<<"$mg_help"; then mg_flags+=(--max-conns "$((max_conns + 100))"); fi
 if grep -q -- '--max-conns-per-ip ' <<<"$mg_help"; then mg_flags+=(--max-conns-per-ip "$((max_conns + 100))"); fi
+sim_flags=() gor_flags=()
+if ((STAGGER)); then sim_flags+=(--stagger); fi
+if ((MICRO)); then
+	grep -q -- '--binance-microsecond-times' <<<"$mg_help" || { echo "bench: MICRO=1 needs a marketgate with --binance-microsecond-times" >&2; exit 2; }
+	mg_flags+=(--binance-microsecond-times)
+	gor_flags+=(--microsecond-times)
+fi
 
 # start_stack TICK: the simulator, marketgate and the baseline; sets sim_pid,
 # mg_pid, gor_pid and mg_goroutines.
 start_stack() {
 	local tick=$1
 	log "simulator on 127.0.0.1:$sim_port, tick $tick"
-	"$OUT/bin/exchangesim" --listen "127.0.0.1:$sim_port" --symbols BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT,XRPUSDT \
-		--tick-interval "$tick" --max-connection-attempts -1 --log-level warn >>"$OUT/sim.log" 2>&1 &
+	"$OUT/bin/exchangesim" --listen "127.0.0.1:$sim_port" --symbols "$SYMBOLS" \
+		--tick-interval "$tick" --max-connection-attempts -1 --log-level warn "${sim_flags[@]}" >>"$OUT/sim.log" 2>&1 &
 	sim_pid=$!
 	pids+=("$sim_pid")
 	wait_http "http://127.0.0.1:$sim_port/api/v3/exchangeInfo"
@@ -143,7 +161,7 @@ start_stack() {
 	wait_http "http://127.0.0.1:$mg_port/readyz"
 
 	log "gorilla baseline on 127.0.0.1:$gor_port"
-	"$OUT/bin/gorilla" --listen "127.0.0.1:$gor_port" --upstream "ws://127.0.0.1:$sim_port" >>"$OUT/gorilla.log" 2>&1 &
+	"$OUT/bin/gorilla" --listen "127.0.0.1:$gor_port" --upstream "ws://127.0.0.1:$sim_port" "${gor_flags[@]}" >>"$OUT/gorilla.log" 2>&1 &
 	gor_pid=$!
 	pids+=("$gor_pid")
 	wait_http "http://127.0.0.1:$gor_port/debug/goroutines"
@@ -228,7 +246,7 @@ for s in ${STREAMS//,/ }; do [[ $s == *@depth@100ms ]] || depth_only=0; done
 {
 	echo
 	echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(go version | cut -d' ' -f3); ulimit -n $limit"
-	echo "N=$N S=$S PER_CONN=$PER_CONN TICKS=\"$TICKS\" DURATION=$DURATION RATE=$RATE PROCS=$PROCS"
+	echo "N=$N S=$S PER_CONN=$PER_CONN TICKS=\"$TICKS\" STAGGER=$STAGGER MICRO=$MICRO DURATION=$DURATION RATE=$RATE PROCS=$PROCS"
 	echo "STREAMS=$STREAMS"
 	echo "marketgate from $MG_SRC; reports in $OUT"
 	echo
@@ -263,7 +281,8 @@ for s in ${STREAMS//,/ }; do [[ $s == *@depth@100ms ]] || depth_only=0; done
 		row "  seq gaps" '.seq_gaps' '%d' "$f"
 	done
 	echo
-	echo "ratio = marketgate / gorilla. Latency is now − E with E in whole milliseconds (+0–1 ms) and"
+	if ((MICRO)); then unit="microseconds"; else unit="whole milliseconds (+0–1 ms)"; fi
+	echo "ratio = marketgate / gorilla. Latency is now − E with E in $unit and"
 	echo "includes wsbench's own time on the same cores; a p99.9 near or above 1 s, or fewer frames"
 	echo "delivered than offered, means the server did not keep up (its backlog grew)."
 	echo "other processes: CPU of processes that are not part of the run; above ~0.05 someone else's"

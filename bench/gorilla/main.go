@@ -66,13 +66,14 @@ var upgrader = websocket.Upgrader{
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8081", "address to serve /ws on")
 	upstreamURL := flag.String("upstream", "ws://127.0.0.1:9443", "base ws:// URL of the Binance-compatible exchange")
+	micro := flag.Bool("microsecond-times", false, "ask the exchange for event times in microseconds (timeUnit=MICROSECOND)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	h := &hub{subs: map[string]map[*client]struct{}{}, log: log}
-	up := &upstream{base: strings.TrimSuffix(*upstreamURL, "/"), hub: h, log: log, wanted: map[string]bool{}}
+	up := &upstream{base: strings.TrimSuffix(*upstreamURL, "/"), micro: *micro, hub: h, log: log, wanted: map[string]bool{}}
 	h.up = up
 
 	mux := http.NewServeMux()
@@ -373,9 +374,10 @@ func (c *client) writePump() {
 
 // upstream is the one connection to the exchange.
 type upstream struct {
-	base string
-	hub  *hub
-	log  *slog.Logger
+	base  string
+	micro bool // timeUnit=MICROSECOND
+	hub   *hub
+	log   *slog.Logger
 
 	mu      sync.Mutex
 	wanted  map[string]bool // exchange stream names
@@ -418,9 +420,16 @@ func (u *upstream) run(ctx context.Context) {
 
 func (u *upstream) session(ctx context.Context, seq map[string]uint64) error {
 	u.mu.Lock()
-	url := u.base + "/stream"
+	var query []string
 	if len(u.order) > 0 {
-		url += "?streams=" + strings.Join(u.order, "/")
+		query = append(query, "streams="+strings.Join(u.order, "/"))
+	}
+	if u.micro {
+		query = append(query, "timeUnit=MICROSECOND")
+	}
+	url := u.base + "/stream"
+	if len(query) > 0 {
+		url += "?" + strings.Join(query, "&")
 	}
 	u.pending = nil
 	u.mu.Unlock()

@@ -102,6 +102,7 @@ func parseSettings(args []string, lookup func(string) (string, bool), usage io.W
 	fs.Var(positiveDuration{&st.cfg.MaxLifetime}, "max-lifetime", "connection lifetime, counted from the accept")
 	fs.BoolVar(&st.cfg.StrictMethod, "strict-method", false, "test mode: close connections that send a frame without a method")
 	st.cfg.TickInterval = 100 * time.Millisecond
+	fs.BoolVar(&st.cfg.Stagger, "stagger", false, "spread the symbols' events over the tick instead of pushing all of them at its start")
 	fs.Var(positiveDuration{&st.cfg.TickInterval}, "tick-interval", "market tick; one tick stands for 100ms of Binance time (real-time and 100ms streams every tick, 1000ms streams every 10)")
 	fs.Int64Var(&st.cfg.Seed, "seed", 0, "random seed; 0 picks one from the clock")
 	st.cfg.SendQueue = 4096

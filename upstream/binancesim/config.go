@@ -76,6 +76,12 @@ type Config struct {
 	// time, and the futures update periods (250ms, 500ms, 2s, 3s) are
 	// counted in ticks on that scale. Default 100ms.
 	TickInterval time.Duration
+	// Stagger spreads the symbols over the tick: with n symbols, symbol i
+	// moves and pushes its events at i/n of the tick (at most one phase
+	// per millisecond), as a real exchange's streams of different symbols
+	// are not in step. Off, every symbol pushes at the start of the tick:
+	// a burst of all of them at once.
+	Stagger bool
 	// Seed seeds the market's random source; 0 picks one from the clock.
 	Seed int64
 	// Logger receives the server's logs; nil discards them.

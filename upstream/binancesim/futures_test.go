@@ -605,3 +605,34 @@ func TestFuturesSchedule(t *testing.T) {
 		}
 	}
 }
+
+// TestStagger checks that with Stagger each symbol pushes at its own phase
+// of the tick: two symbols' depth updates are half a tick apart, where
+// without it they share the tick's start.
+func TestStagger(t *testing.T) {
+	const tick = 100 * time.Millisecond
+	for _, tc := range []struct {
+		stagger bool
+		want    time.Duration // apart, modulo the tick
+	}{{false, 0}, {true, tick / 2}} {
+		ts := startServer(t, Config{Symbols: []string{"BTCUSDT", "ETHUSDT"}, TickInterval: tick, Stagger: tc.stagger})
+		c := dial(t, ts.wsURL("/stream?streams=btcusdt@depth@100ms/ethusdt@depth@100ms&timeUnit=MICROSECOND"))
+		last := map[string]int64{}
+		for range 12 {
+			var m struct {
+				Stream string
+				Data   json.RawMessage
+			}
+			if err := json.Unmarshal(c.data(time.Second), &m); err != nil {
+				t.Fatal(err)
+			}
+			last[m.Stream] = intField(t, m.Data, "E")
+		}
+		d := time.Duration(last["ethusdt@depth@100ms"]-last["btcusdt@depth@100ms"]) * time.Microsecond
+		d = ((d % tick) + tick) % tick
+		off := ((d-tc.want)%tick + tick) % tick // how far from want, around the tick
+		if off = min(off, tick-off); off > 15*time.Millisecond {
+			t.Errorf("stagger %v: ethusdt %v after btcusdt (mod tick); want about %v", tc.stagger, d, tc.want)
+		}
+	}
+}

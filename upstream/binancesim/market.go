@@ -106,6 +106,7 @@ type stats24 struct {
 
 // symbolState is the market of one symbol. It is guarded by market.mu.
 type symbolState struct {
+	index                    int // in market.syms
 	name, lower, base, quote string
 	tickE8, lotE8            int64 // price tick and quantity step, e8
 	ref                      int64 // bids are <= ref, asks >= ref+1 (ticks)
@@ -160,6 +161,7 @@ func newMarket(symbols []string, seed int64, tickMicros int64, nowMicros int64, 
 	}
 	for _, name := range symbols {
 		sy := m.newSymbol(name, nowMicros)
+		sy.index = len(m.syms)
 		m.syms = append(m.syms, sy)
 		m.bySym[sy.lower] = sy
 	}

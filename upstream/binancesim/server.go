@@ -149,38 +149,50 @@ func (s *Server) openConnsLocked() []*conn {
 
 // generate runs the market until ctx ends.
 func (s *Server) generate(ctx context.Context) {
-	t := time.NewTicker(s.cfg.TickInterval)
+	phases := 1
+	if s.cfg.Stagger {
+		phases = max(1, min(len(s.mkt.syms), int(s.cfg.TickInterval/time.Millisecond)))
+	}
+	t := time.NewTicker(s.cfg.TickInterval / time.Duration(phases))
 	defer t.Stop()
-	for {
+	for phase := 0; ; phase = (phase + 1) % phases {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.tick()
+			s.tick(phase, phases)
 		}
 	}
 }
 
-// tick advances every symbol one step and pushes the due events.
-func (s *Server) tick() {
+// tick advances the symbols of phase (of phases per tick: symbol i is in
+// phase i%phases) one step and pushes their due events; the market-wide
+// streams go with phase 0, and the last phase ends the tick.
+func (s *Server) tick(phase, phases int) {
 	m := s.mkt
 	now := s.cfg.Now().UnixMicro()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.ticks++
-	for _, sy := range m.syms {
-		sy.step(m.rng, now, m.alpha)
+	if phase == 0 {
+		m.ticks++
+	}
+	for i, sy := range m.syms {
+		if i%phases == phase {
+			sy.step(m.rng, now, m.alpha)
+		}
 	}
 	s.reg.mu.RLock()
 	for key, ss := range s.reg.bySym {
 		if key == marketWide {
-			for _, sub := range ss.streams {
-				m.emitMarketWide(sub, now)
+			if phase == 0 {
+				for _, sub := range ss.streams {
+					m.emitMarketWide(sub, now)
+				}
 			}
 			continue
 		}
 		sy := m.bySym[key]
-		if sy == nil {
+		if sy == nil || sy.index%phases != phase {
 			continue // well-formed stream of an unknown symbol: silent
 		}
 		for _, sub := range ss.streams {
@@ -190,6 +202,9 @@ func (s *Server) tick() {
 		}
 	}
 	s.reg.mu.RUnlock()
+	if phase != phases-1 {
+		return
+	}
 	if m.futures {
 		m.endFuturesPeriods()
 	}
