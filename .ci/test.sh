@@ -10,6 +10,23 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 1
 fi
 
+# need PACKAGE COMMAND...: the Debian package providing the commands, installed
+# when one is missing (as root), else a clear error.
+need() {
+	local pkg=$1 missing=()
+	shift
+	for cmd in "$@"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd"); done
+	((${#missing[@]} == 0)) && return 0
+	if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+		echo "test: ${missing[*]} missing; install the $pkg package (e.g. sudo apt-get install -y $pkg) and run again" >&2
+		exit 1
+	fi
+	echo "test: installing $pkg for ${missing[*]}" >&2
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
+}
+# The Redis hub's tests start their own redis-server (and cluster) on free ports.
+need redis-server redis-server redis-cli
+
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
 	echo "test: gofmt would change: $unformatted" >&2
@@ -28,3 +45,4 @@ fuzz ./upstream FuzzParseStream
 fuzz ./upstream FuzzParseFuturesStream
 fuzz ./upstream FuzzParseBinanceInbound
 fuzz ./upstream FuzzJSONField
+fuzz ./hub FuzzDecode

@@ -1,0 +1,821 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var _ Hub = (*Redis)(nil)
+
+// ErrTooManyStreams is returned by [Redis.Subscribe] when the hub already
+// has receivers for RedisConfig.MaxStreams distinct streams.
+var ErrTooManyStreams = errors.New("hub: too many streams")
+
+// Defaults of [RedisConfig], as its field docs state them.
+const (
+	defaultRedisPrefix        = "marketgate:"
+	defaultRedisGroups        = 16
+	defaultRedisProbeInterval = time.Second
+	defaultRedisProbeTimeout  = 3 * time.Second
+	defaultRedisMaxStreams    = 100_000
+	defaultRedisBatchSize     = 500
+	defaultRedisMaxBatchBytes = 1 << 20
+)
+
+const (
+	// maxGroups is the number of Redis Cluster hash slots: more groups
+	// than slots would spread nothing further.
+	maxGroups = 16384
+	// subscribeTimeout bounds one SUBSCRIBE or UNSUBSCRIBE call, dial included.
+	subscribeTimeout = 5 * time.Second
+	// minBackoff and maxBackoff bound the waits of the receive loops and the
+	// subscription manager after a failure. maxBackoff also bounds how long
+	// data stays off after Redis is back.
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = 2 * time.Second
+	// maxKeptBatch is the largest publish buffer kept for the next batch.
+	maxKeptBatch = 4 << 20
+	// deliverQueue is how many received messages a subscriber connection's
+	// reader may be ahead of its delivery.
+	deliverQueue = 1024
+	// probeStream starts the stream keys whose channels would be the probe
+	// channels; the exchange name "probe" is reserved.
+	probeStream = "probe:"
+)
+
+// RedisConfig configures a [Redis] hub. Zero fields take the documented
+// defaults.
+type RedisConfig struct {
+	// URL is the Redis server, "redis://[user:password@]host:port/db" (or
+	// rediss:// for TLS), parsed by go-redis's ParseURL. Exactly one of URL
+	// and ClusterAddrs is set.
+	URL string
+	// ClusterAddrs are seed addresses ("host:port") of a Redis Cluster. The
+	// hub then uses sharded pub/sub (SPUBLISH/SSUBSCRIBE), so each message
+	// travels only within the shard that owns its channel.
+	ClusterAddrs []string
+	// NodeID names this node; it keeps the node's health probes apart from
+	// other nodes'. Default: "<host name>-<pid>".
+	NodeID string
+	// Logger receives state changes (disconnects, reconnects, dropped
+	// frames); nil discards them.
+	Logger *slog.Logger
+	// Prefix starts every channel name. Default: "marketgate:". In cluster
+	// mode it must not contain '{' or '}', which would change the hash slot.
+	Prefix string
+	// Groups is, in cluster mode, how many hash-slot groups the streams are
+	// spread over; each group is one hash tag, one shard and one subscribe
+	// connection at most. Default: 16. Every node of a cluster must use the
+	// same value. Unused in standalone mode.
+	Groups int
+	// ProbeInterval is how often the hub sends itself a probe through
+	// Redis. Default: 1s.
+	ProbeInterval time.Duration
+	// ProbeTimeout is how long the hub stays ready without receiving a
+	// probe back. It must exceed ProbeInterval. Default: 3s.
+	ProbeTimeout time.Duration
+	// MaxStreams bounds the distinct streams with local receivers, and so
+	// the receiver map and the set of pending subscription changes (which
+	// holds at most the streams with receivers plus those still
+	// subscribed in Redis). Default: 100000.
+	MaxStreams int
+	// BatchSize is the most channels named in one SUBSCRIBE or UNSUBSCRIBE
+	// command. Default: 500.
+	BatchSize int
+	// MaxBatchBytes bounds the encoded messages Publish holds until the
+	// next Flush; a Publish that reaches it sends the batch itself.
+	// Default: 1 MiB.
+	MaxBatchBytes int
+}
+
+// RedisStats counts what a [Redis] hub has done since it was made. The
+// counters only grow.
+type RedisStats struct {
+	// Published counts messages Redis accepted.
+	Published uint64
+	// PublishErrors counts messages that could not be sent or that Redis
+	// refused; they are lost.
+	PublishErrors uint64
+	// Received counts well-formed messages received from Redis, whether or
+	// not a local receiver still wanted them.
+	Received uint64
+	// DecodeErrors counts malformed messages received and dropped.
+	DecodeErrors uint64
+	// SubscribeErrors counts failed SUBSCRIBE or UNSUBSCRIBE commands; the
+	// hub retries them.
+	SubscribeErrors uint64
+}
+
+// Redis is the [Hub] that fans messages out across nodes through Redis
+// pub/sub, a standalone server or a cluster with sharded pub/sub. It is
+// safe for concurrent use.
+//
+// Every message takes one path: Publish sends it to Redis once, and every
+// node, the publishing one included, gets it back on its subscriber
+// connection and hands it to its local receivers. Local receivers are not
+// called directly, so all of them see one order per stream, the order in
+// which Redis received the messages, and a message reaches the local
+// receivers only if Redis could carry it to the other nodes too. The cost
+// is a round trip through Redis for local subscribers.
+//
+// Publish only encodes into a batch; [Redis.Flush], which the publisher
+// calls at the end of each burst, sends the batch as one pipeline of
+// PUBLISH commands, one round trip per burst instead of per message.
+// Each subscriber connection has a reader goroutine and a delivery
+// goroutine: delivery calls Receive for each message, and Flush on the
+// receivers it gave messages whenever it has caught up with the reader.
+// In cluster mode the connections deliver concurrently, so a receiver's
+// Receive and Flush may be called from several goroutines at once (for
+// different streams).
+//
+// Subscribe and Unsubscribe only update the local receiver map and never
+// touch the network, so they may be called while holding locks and while
+// Redis is down. When a stream gains its first receiver or loses its last,
+// the stream is marked as changed; a goroutine of Run brings the Redis
+// subscriptions in line with the map, batching many streams into one
+// command. The set of changed streams is bounded by the number of
+// distinct streams. Until the command has reached Redis, messages of a
+// new stream are not delivered (there is no history to replay); seq
+// continuity tells the receiver what it missed.
+//
+// One subscriber connection serves standalone mode. In cluster mode the
+// streams are spread over RedisConfig.Groups hash tags ("{g<N>}"), each
+// group's channels sharing one hash slot, and each group gets its own
+// subscriber connection to the shard that owns it, opened the first time
+// a stream of the group is subscribed and kept until Run ends.
+//
+// Connection loss: go-redis redials and resubscribes every channel of a
+// connection by itself; the receive loops back off between attempts. The
+// hub invents no Gap for messages lost meanwhile: downstream sees the
+// break in Seq. Health is checked end to end: every ProbeInterval the hub
+// publishes a probe to its own per-node channel on each subscriber
+// connection, and [Redis.Ready] fails while a probe is overdue or Redis
+// reports an error. A connection that dies silently (no RST) is found by
+// the TCP keepalives of go-redis's dialer, within about a minute; until
+// then Ready reports the overdue probe.
+//
+// Locks: sendMu is taken before pubMu; otherwise none of mu, connsMu,
+// sendMu and pubMu is held with another, and a subscriber connection's own
+// mu is taken last. No lock is held while a receiver is called.
+//
+// TODO: on a cluster resharding Redis drops the sharded subscriptions of
+// the moved slots (a "sunsubscribe" push); the hub does not resubscribe
+// them yet. Restart the nodes after resharding.
+type Redis struct {
+	cfg     RedisConfig
+	log     *slog.Logger
+	client  redis.UniversalClient
+	cluster bool
+	// groupPrefix[g] is prefix+"{g<g>}" in cluster mode; unused otherwise.
+	groupPrefix []string
+	// token marks this hub's probes, so that a second hub with the same
+	// NodeID (a misconfiguration) cannot answer them.
+	token string
+	// wake tells the subscription manager that dirty has entries.
+	wake chan struct{}
+
+	state atomic.Int32 // hubNew, hubRunning or hubStopped
+
+	published, publishErrors, received, decodeErrors, subscribeErrors atomic.Uint64
+
+	// mu guards the following fields.
+	mu sync.RWMutex
+	// subs maps each stream with local receivers to them.
+	subs map[string]*streamReceivers
+	// dirty holds the streams that gained their first or lost their last
+	// receiver since the subscription manager last looked.
+	dirty map[string]struct{}
+
+	// connsMu guards the following fields.
+	connsMu sync.Mutex
+	// conns are the open subscriber connections, the probe's home first.
+	conns []*subConn
+
+	// sendMu serializes the sending of publish batches, so that batches
+	// reach Redis in the order they were taken, and guards the following
+	// fields.
+	sendMu sync.Mutex
+	// spare is the batch emptied by the last send, ready for reuse.
+	spare *pubBatch
+
+	// pubMu guards the following fields.
+	pubMu sync.Mutex
+	// pending collects what Publish encoded since the last send.
+	pending *pubBatch
+}
+
+// pubBatch is the encoded messages waiting for a send, all frames in one
+// buffer.
+type pubBatch struct {
+	buf  []byte
+	msgs []pendingPub
+}
+
+// pendingPub is one message of a [pubBatch].
+type pendingPub struct {
+	channel    string
+	start, end int // the frame is buf[start:end]
+}
+
+const (
+	hubNew int32 = iota
+	hubRunning
+	hubStopped
+)
+
+// streamReceivers are the local receivers of one stream.
+type streamReceivers struct {
+	// key is the stream key, owned by the map rather than by a received
+	// payload, so that delivered messages do not pin payloads in memory.
+	key string
+	// rs is replaced, never modified in place, so dispatch can range over
+	// it without the lock.
+	rs []Receiver
+}
+
+// subConn is one subscriber connection and its health.
+type subConn struct {
+	group int // -1 in standalone mode
+	// prefix starts every channel on this connection.
+	prefix  string
+	probeCh string
+	home    bool
+	ps      *redis.PubSub
+
+	// mu guards the following fields.
+	mu       sync.Mutex
+	opened   time.Time
+	acked    bool
+	lastAck  time.Time
+	recvErr  error
+	probeErr error
+}
+
+// NewRedis returns a hub using the Redis server or cluster of cfg. It
+// checks cfg and prepares the client but connects nothing: connections
+// are made on first use, and subscriptions and health probes need
+// [Redis.Run].
+func NewRedis(cfg RedisConfig) (*Redis, error) {
+	if (cfg.URL == "") == (len(cfg.ClusterAddrs) == 0) {
+		return nil, errors.New("hub: redis: set exactly one of URL and ClusterAddrs")
+	}
+	if cfg.NodeID == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("hub: redis: default NodeID: %w", err)
+		}
+		cfg.NodeID = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = defaultRedisPrefix
+	}
+	if cfg.Groups == 0 {
+		cfg.Groups = defaultRedisGroups
+	}
+	if cfg.ProbeInterval == 0 {
+		cfg.ProbeInterval = defaultRedisProbeInterval
+	}
+	if cfg.ProbeTimeout == 0 {
+		cfg.ProbeTimeout = defaultRedisProbeTimeout
+	}
+	if cfg.MaxStreams == 0 {
+		cfg.MaxStreams = defaultRedisMaxStreams
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = defaultRedisBatchSize
+	}
+	if cfg.MaxBatchBytes == 0 {
+		cfg.MaxBatchBytes = defaultRedisMaxBatchBytes
+	}
+	switch {
+	case cfg.Groups < 1 || cfg.Groups > maxGroups:
+		return nil, fmt.Errorf("hub: redis: Groups %d is not in [1, %d]", cfg.Groups, maxGroups)
+	case cfg.ProbeInterval < 0:
+		return nil, fmt.Errorf("hub: redis: ProbeInterval %v is negative", cfg.ProbeInterval)
+	case cfg.ProbeTimeout <= cfg.ProbeInterval:
+		return nil, fmt.Errorf("hub: redis: ProbeTimeout %v must exceed ProbeInterval %v", cfg.ProbeTimeout, cfg.ProbeInterval)
+	case cfg.MaxStreams < 1:
+		return nil, fmt.Errorf("hub: redis: MaxStreams %d is not positive", cfg.MaxStreams)
+	case cfg.BatchSize < 1:
+		return nil, fmt.Errorf("hub: redis: BatchSize %d is not positive", cfg.BatchSize)
+	case cfg.MaxBatchBytes < 1:
+		return nil, fmt.Errorf("hub: redis: MaxBatchBytes %d is not positive", cfg.MaxBatchBytes)
+	case len(cfg.ClusterAddrs) > 0 && strings.ContainsAny(cfg.Prefix, "{}"):
+		return nil, fmt.Errorf("hub: redis: Prefix %q contains a brace, which breaks cluster hash tags", cfg.Prefix)
+	}
+
+	r := &Redis{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "hub"),
+		token:   strconv.FormatUint(rand.Uint64(), 36),
+		wake:    make(chan struct{}, 1),
+		subs:    make(map[string]*streamReceivers),
+		dirty:   make(map[string]struct{}),
+		pending: &pubBatch{},
+		spare:   &pubBatch{},
+	}
+	if cfg.URL != "" {
+		opt, err := redis.ParseURL(cfg.URL)
+		if err != nil {
+			return nil, fmt.Errorf("hub: redis: parse URL: %w", err)
+		}
+		// No command is retried: a retried PUBLISH pipeline could reach
+		// Redis twice, and a duplicate breaks the Seq contract where a
+		// loss only shows as a break in Seq.
+		opt.MaxRetries = -1
+		r.client = redis.NewClient(opt)
+	} else {
+		r.cluster = true
+		r.client = redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs:      slices.Clone(cfg.ClusterAddrs),
+			MaxRetries: -1, // as above, though see Flush
+		})
+		r.groupPrefix = make([]string, cfg.Groups)
+		for g := range r.groupPrefix {
+			r.groupPrefix[g] = cfg.Prefix + "{g" + strconv.Itoa(g) + "}"
+		}
+	}
+	return r, nil
+}
+
+// Publish encodes msg into the batch that the next [Redis.Flush] sends,
+// so msg.Data is not referenced once Publish returns. Each message is
+// published once, to the channel of msg.Stream (SPUBLISH in cluster mode),
+// and every subscribed node, this one included, delivers it from there.
+// When the batch reaches RedisConfig.MaxBatchBytes, Publish sends it
+// itself and returns the send's error, as Flush does; otherwise it touches
+// no network and returns nil.
+func (r *Redis) Publish(ctx context.Context, msg Message) error {
+	ch := r.channel(msg.Stream)
+	r.pubMu.Lock()
+	b := r.pending
+	start := len(b.buf)
+	b.buf = appendFrame(b.buf, msg)
+	b.msgs = append(b.msgs, pendingPub{channel: ch, start: start, end: len(b.buf)})
+	full := len(b.buf) >= r.cfg.MaxBatchBytes
+	r.pubMu.Unlock()
+	if full {
+		return r.Flush(ctx)
+	}
+	return nil
+}
+
+// Flush sends the messages published since the last send, from every
+// publisher, to Redis in one pipeline, and waits until Redis has accepted
+// them (not until any receiver has them). Batches are sent one at a time,
+// in order, so the messages of a stream reach Redis in the order they
+// were published. It returns the first error; the messages that failed
+// are lost (receivers see a break in Seq). Standalone, nothing is
+// retried, since a retry after a network error could deliver a message
+// twice; in cluster mode go-redis's cluster pipeline does resend a
+// node's part of the batch after a network error, so a duplicate is
+// possible there (receivers see Seq repeat).
+func (r *Redis) Flush(ctx context.Context) error {
+	r.sendMu.Lock()
+	defer r.sendMu.Unlock()
+	r.pubMu.Lock()
+	b := r.pending
+	if len(b.msgs) == 0 {
+		r.pubMu.Unlock()
+		return nil
+	}
+	r.pending, r.spare = r.spare, nil
+	r.pubMu.Unlock()
+
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.IntCmd, len(b.msgs))
+	for i, p := range b.msgs {
+		frame := b.buf[p.start:p.end]
+		if r.cluster {
+			cmds[i] = pipe.SPublish(ctx, p.channel, frame)
+		} else {
+			cmds[i] = pipe.Publish(ctx, p.channel, frame)
+		}
+	}
+	_, _ = pipe.Exec(ctx) // errors are per command
+	var firstErr error
+	var failed uint64
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			failed++
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	r.published.Add(uint64(len(cmds)) - failed)
+	r.publishErrors.Add(failed)
+
+	// go-redis has written the frames out: the buffer can be reused.
+	clear(b.msgs)
+	b.msgs = b.msgs[:0]
+	if cap(b.buf) > maxKeptBatch {
+		b.buf = nil
+	}
+	b.buf = b.buf[:0]
+	r.spare = b
+	if firstErr != nil {
+		return fmt.Errorf("hub: publish %d of %d messages: %w", failed, len(cmds), firstErr)
+	}
+	return nil
+}
+
+// Subscribe makes rc receive the messages of stream that reach Redis once
+// this node's subscription is in place; it does not wait for that, nor
+// touch the network. It fails with [ErrTooManyStreams] when stream would
+// be one stream more than RedisConfig.MaxStreams, and for the stream keys
+// of the exchange "probe", whose channels carry the health probes.
+func (r *Redis) Subscribe(_ context.Context, stream string, rc Receiver) error {
+	if strings.HasPrefix(stream, probeStream) {
+		return fmt.Errorf("hub: subscribe %q: the exchange name %q is reserved for health probes", stream, strings.TrimSuffix(probeStream, ":"))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.subs[stream]
+	if e == nil {
+		if len(r.subs) >= r.cfg.MaxStreams {
+			return fmt.Errorf("hub: subscribe %q: %w (%d)", stream, ErrTooManyStreams, r.cfg.MaxStreams)
+		}
+		e = &streamReceivers{key: stream}
+		r.subs[stream] = e
+		r.markDirtyLocked(stream)
+	}
+	if !slices.Contains(e.rs, rc) {
+		e.rs = append(slices.Clip(e.rs), rc)
+	}
+	return nil
+}
+
+// Unsubscribe stops delivering stream to rc at once; the Redis
+// subscription is dropped in the background when rc was the last
+// receiver. It does not touch the network.
+func (r *Redis) Unsubscribe(_ context.Context, stream string, rc Receiver) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.subs[stream]
+	if e == nil {
+		return nil
+	}
+	i := slices.Index(e.rs, rc)
+	if i < 0 {
+		return nil
+	}
+	if len(e.rs) == 1 {
+		delete(r.subs, stream)
+		r.markDirtyLocked(stream)
+		return nil
+	}
+	e.rs = slices.Delete(slices.Clone(e.rs), i, i+1)
+	return nil
+}
+
+// markDirtyLocked queues stream for the subscription manager.
+func (r *Redis) markDirtyLocked(stream string) {
+	r.dirty[stream] = struct{}{}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Ready returns nil while the last probe came back in time on every
+// subscriber connection, and otherwise an error saying why:
+// "redis: starting" until the first probe returns; the network or Redis
+// error while the subscriber connection or the probe's publish fails
+// ("redis: probe: dial tcp 127.0.0.1:6380: connect: connection refused",
+// "redis: subscriber connection: EOF"); "redis: probe not received for
+// 3.2s" when probes are overdue; "redis: stopped" once Run has returned.
+// In cluster mode the message names the group of the connection. Ready
+// does no I/O.
+func (r *Redis) Ready() error {
+	switch r.state.Load() {
+	case hubNew:
+		return errStarting
+	case hubStopped:
+		return errors.New("redis: stopped")
+	}
+	r.connsMu.Lock()
+	conns := slices.Clone(r.conns)
+	r.connsMu.Unlock()
+	if len(conns) == 0 {
+		return errStarting
+	}
+	now := time.Now()
+	for _, c := range conns {
+		if err := c.health(now, r.cfg.ProbeTimeout); err != nil {
+			if errors.Is(err, errStarting) {
+				return err
+			}
+			if c.group >= 0 {
+				return fmt.Errorf("redis: group %d: %w", c.group, err)
+			}
+			return fmt.Errorf("redis: %w", err)
+		}
+	}
+	return nil
+}
+
+// errStarting is what Ready returns until the first probe comes back.
+var errStarting = errors.New("redis: starting")
+
+// health reports why c is not healthy at now, or nil.
+func (c *subConn) health(now time.Time, timeout time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.recvErr != nil:
+		return c.recvErr
+	case c.probeErr != nil:
+		return c.probeErr
+	case !c.acked && c.home:
+		if d := now.Sub(c.opened); d > timeout {
+			return fmt.Errorf("probe not received for %v", d.Round(100*time.Millisecond))
+		}
+		return errStarting
+	}
+	last := c.lastAck
+	if !c.acked {
+		last = c.opened // a connection opened later gets one timeout to start
+	}
+	if d := now.Sub(last); d > timeout {
+		return fmt.Errorf("probe not received for %v", d.Round(100*time.Millisecond))
+	}
+	return nil
+}
+
+// Stats returns the hub's counters.
+func (r *Redis) Stats() RedisStats {
+	return RedisStats{
+		Published:       r.published.Load(),
+		PublishErrors:   r.publishErrors.Load(),
+		Received:        r.received.Load(),
+		DecodeErrors:    r.decodeErrors.Load(),
+		SubscribeErrors: r.subscribeErrors.Load(),
+	}
+}
+
+// Run keeps the Redis subscriptions in line with the local receivers,
+// receives and delivers messages and probes Redis, until ctx ends. It then
+// closes the connections (Flush fails from then on) and returns nil. It
+// returns an error at once if called more than once.
+func (r *Redis) Run(ctx context.Context) error {
+	if !r.state.CompareAndSwap(hubNew, hubRunning) {
+		return errors.New("hub: redis: Run called more than once")
+	}
+	defer func() {
+		r.state.Store(hubStopped)
+		if err := r.client.Close(); err != nil {
+			r.log.Debug("close redis client", "err", err)
+		}
+	}()
+	var wg sync.WaitGroup
+	m := &subManager{
+		r:       r,
+		wg:      &wg,
+		conns:   make(map[int]*subConn),
+		inRedis: make(map[string]bool),
+		retry:   make(map[string]struct{}),
+	}
+	wg.Go(func() { m.run(ctx) })
+	wg.Go(func() { r.probeLoop(ctx) })
+	wg.Wait()
+	return nil
+}
+
+// channel returns the Redis channel of stream.
+func (r *Redis) channel(stream string) string {
+	return r.chanPrefix(stream) + stream
+}
+
+// chanPrefix returns what precedes stream in its channel name.
+func (r *Redis) chanPrefix(stream string) string {
+	if !r.cluster {
+		return r.cfg.Prefix
+	}
+	return r.groupPrefix[groupOf(stream, r.cfg.Groups)]
+}
+
+// groupOf maps stream to one of n groups with 32-bit FNV-1a; it must never
+// change, since all nodes of a cluster have to agree on it.
+func groupOf(stream string, n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(stream); i++ {
+		h ^= uint32(stream[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
+}
+
+// homeGroup is the group of this node's first subscriber connection, which
+// carries the probe even when no stream is subscribed; hashing the node ID
+// spreads the probes of many nodes over the shards.
+func (r *Redis) homeGroup() int {
+	if !r.cluster {
+		return -1
+	}
+	return groupOf(r.cfg.NodeID, r.cfg.Groups)
+}
+
+// readLoop reads the messages of c and queues them for deliverLoop until
+// ctx ends or c is closed, then closes out. go-redis reconnects and
+// resubscribes inside Receive; the loop backs off while that fails. When
+// delivery falls behind, the full queue stops the reads, and Redis holds
+// the messages in its output buffer for the connection (or drops the
+// connection when that exceeds its client-output-buffer-limit).
+func (r *Redis) readLoop(ctx context.Context, c *subConn, out chan<- *redis.Message) {
+	defer close(out)
+	var failures int
+	for {
+		v, err := c.ps.Receive(ctx)
+		if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
+			return
+		}
+		if err != nil {
+			c.mu.Lock()
+			c.recvErr = fmt.Errorf("subscriber connection: %w", err)
+			c.mu.Unlock()
+			if failures == 0 {
+				r.log.Warn("redis subscriber connection down", "group", c.group, "err", err)
+			}
+			failures++
+			if !sleepCtx(ctx, backoff(failures)) {
+				return
+			}
+			continue
+		}
+		if failures > 0 {
+			r.log.Info("redis subscriber connection up again", "group", c.group, "failures", failures)
+			failures = 0
+			c.mu.Lock()
+			c.recvErr = nil
+			c.mu.Unlock()
+		}
+		if msg, ok := v.(*redis.Message); ok {
+			select {
+			case out <- msg:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// deliverLoop hands the messages readLoop queued to the receivers and
+// flushes the receivers it gave messages each time the queue runs empty,
+// the end of what the reads brought (see [Receiver]). It returns when in
+// is closed.
+func (r *Redis) deliverLoop(c *subConn, in <-chan *redis.Message) {
+	var touched []Receiver // given a message since their last Flush
+	for m := range in {
+		touched = r.dispatch(c, m, touched)
+	burst:
+		for {
+			select {
+			case m, ok := <-in:
+				if !ok {
+					break burst
+				}
+				touched = r.dispatch(c, m, touched)
+			default:
+				break burst
+			}
+		}
+		for _, rc := range touched {
+			rc.Flush()
+		}
+		clear(touched)
+		touched = touched[:0]
+	}
+}
+
+// dispatch hands one received Redis message to the local receivers of its
+// stream, adding them to touched, or takes it as a probe.
+func (r *Redis) dispatch(c *subConn, m *redis.Message, touched []Receiver) []Receiver {
+	if m.Channel == c.probeCh {
+		if m.Payload == r.token {
+			now := time.Now()
+			c.mu.Lock()
+			c.acked, c.lastAck = true, now
+			c.mu.Unlock()
+		}
+		return touched
+	}
+	msg, err := decodeFrame(m.Payload)
+	if err == nil && (!strings.HasPrefix(m.Channel, c.prefix) || m.Channel[len(c.prefix):] != msg.Stream) {
+		err = fmt.Errorf("frame of stream %q on channel %q", msg.Stream, m.Channel)
+	}
+	if err != nil {
+		// Log the 1st, 2nd, 4th, 8th... so a flood cannot flood the log.
+		if n := r.decodeErrors.Add(1); n&(n-1) == 0 {
+			r.log.Warn("dropped malformed redis message", "channel", m.Channel, "err", err, "count", n)
+		}
+		return touched
+	}
+	r.received.Add(1)
+	r.mu.RLock()
+	e := r.subs[msg.Stream]
+	var rs []Receiver
+	if e != nil {
+		rs = e.rs
+		msg.Stream = e.key
+	}
+	r.mu.RUnlock()
+	for _, rc := range rs {
+		rc.Receive(msg)
+		// Receivers are few (one downstream server per node), so a
+		// linear search beats a map.
+		if !slices.Contains(touched, rc) {
+			touched = append(touched, rc)
+		}
+	}
+	return touched
+}
+
+// probeLoop publishes a probe on every subscriber connection each
+// ProbeInterval, in one pipeline, and records the outcome per connection.
+// The ticker paces it while Redis is down.
+func (r *Redis) probeLoop(ctx context.Context) {
+	t := time.NewTicker(r.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		r.probe(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// probe sends one round of probes.
+func (r *Redis) probe(ctx context.Context) {
+	r.connsMu.Lock()
+	conns := slices.Clone(r.conns)
+	r.connsMu.Unlock()
+	if len(conns) == 0 {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, r.cfg.ProbeTimeout)
+	defer cancel()
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.IntCmd, len(conns))
+	for i, c := range conns {
+		if r.cluster {
+			cmds[i] = pipe.SPublish(pctx, c.probeCh, r.token)
+		} else {
+			cmds[i] = pipe.Publish(pctx, c.probeCh, r.token)
+		}
+	}
+	_, _ = pipe.Exec(pctx) // errors are per command
+	if ctx.Err() != nil {
+		return
+	}
+	for i, c := range conns {
+		err := cmds[i].Err()
+		if err != nil {
+			err = fmt.Errorf("probe: %w", err)
+		}
+		c.mu.Lock()
+		c.probeErr = err
+		c.mu.Unlock()
+	}
+}
+
+// backoff returns the wait after the n-th consecutive failure: exponential
+// from minBackoff, capped at maxBackoff, with ±20% jitter so that nodes do
+// not retry in step.
+func backoff(n int) time.Duration {
+	d := maxBackoff
+	if n < 16 {
+		d = min(minBackoff<<max(n-1, 0), maxBackoff)
+	}
+	return d - d/5 + rand.N(2*d/5+1)
+}
+
+// sleepCtx waits d or until ctx ends, and reports whether ctx is still
+// live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
