@@ -29,6 +29,7 @@ type metrics struct {
 	accepted       atomic.Int64
 	upgrading      atomic.Int64 // handshakes between reserveSlot and registration
 	messages       atomic.Int64 // hub messages fanned out
+	superseded     atomic.Int64 // hub messages dropped by topic.admit
 	internalErrors atomic.Int64
 	closes         map[string]*atomic.Int64
 	rejects        map[string]*atomic.Int64
@@ -91,11 +92,15 @@ func closeReason(code ws.StatusCode) string {
 
 // Stats is a snapshot of the server's counters.
 type Stats struct {
-	Conns    int              `json:"conns"`
-	Accepted int64            `json:"accepted"`
-	Messages int64            `json:"messages"`
-	Closed   map[string]int64 `json:"closed"`
-	Rejected map[string]int64 `json:"rejected"`
+	Conns    int   `json:"conns"`
+	Accepted int64 `json:"accepted"`
+	Messages int64 `json:"messages"`
+	// Superseded counts hub messages not fanned out because another
+	// publisher of their stream had delivered their event already, or
+	// took over (see hub.Message.Origin).
+	Superseded int64            `json:"superseded"`
+	Closed     map[string]int64 `json:"closed"`
+	Rejected   map[string]int64 `json:"rejected"`
 	// Dropped counts messages not delivered to a client that stayed
 	// connected, by reason.
 	Dropped map[string]int64 `json:"dropped"`
@@ -104,12 +109,13 @@ type Stats struct {
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
 	st := Stats{
-		Conns:    s.ConnCount(),
-		Accepted: s.metrics.accepted.Load(),
-		Messages: s.metrics.messages.Load(),
-		Closed:   map[string]int64{},
-		Rejected: map[string]int64{},
-		Dropped:  map[string]int64{},
+		Conns:      s.ConnCount(),
+		Accepted:   s.metrics.accepted.Load(),
+		Messages:   s.metrics.messages.Load(),
+		Superseded: s.metrics.superseded.Load(),
+		Closed:     map[string]int64{},
+		Rejected:   map[string]int64{},
+		Dropped:    map[string]int64{},
 	}
 	for k, v := range s.metrics.closes {
 		st.Closed[k] = v.Load()

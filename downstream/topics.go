@@ -20,6 +20,58 @@ type topic struct {
 	// Encoded once per topic: the JSON text that precedes each message.
 	nativePrefix  []byte // {"stream":"binance:btcusdt@trade","seq":
 	dialectPrefix []byte // {"stream":"btcusdt@trade","data":
+
+	// dmu guards the delivery state, which admit keeps. The hub delivers
+	// a stream from one goroutine at a time; the lock makes that an
+	// invariant here rather than an assumption.
+	dmu     sync.Mutex
+	seq     uint64      // this node's number of the last message delivered
+	origin  uint64      // the publisher delivered (hub.Message.Origin)
+	srcSeq  uint64      // its Seq of the last message delivered
+	lastID  hub.EventID // the ID of the last message delivered that had one
+	next    uint64      // a newer publisher seen so far only repeating delivered events
+	nextSeq uint64      // its Seq of the last such repeat
+}
+
+// admit decides whether msg is delivered, with which seq and whether it
+// follows a possible gap. Clients see this node's numbering: it goes up by
+// one per message delivered, whoever published it.
+//
+// Two publishers may carry the stream for a moment: an upstream handed
+// over between nodes (make-before-break), or an owner that lost its lease
+// and has not noticed yet. The newer origin wins: an older origin's
+// messages are dropped, and so is any message whose ID is not after the
+// last one delivered (an event already delivered). A switch to a newer
+// origin is without gap only when that origin was seen repeating delivered
+// events and continues its own Seq from there: then it carried everything
+// after them. Streams without IDs cannot prove it, so their switch is
+// marked as a gap.
+func (t *topic) admit(msg hub.Message) (seq uint64, gap, ok bool) {
+	t.dmu.Lock()
+	defer t.dmu.Unlock()
+	if msg.Origin < t.origin {
+		return 0, false, false
+	}
+	repeat := !msg.ID.IsZero() && !t.lastID.IsZero() && !msg.ID.After(t.lastID)
+	switch {
+	case msg.Origin > t.origin && repeat:
+		t.next, t.nextSeq = msg.Origin, msg.Seq
+		return 0, false, false
+	case msg.Origin > t.origin:
+		gap = t.seq > 0 && (t.next != msg.Origin || msg.Seq != t.nextSeq+1)
+		t.origin, t.next = msg.Origin, 0
+	case repeat:
+		t.srcSeq = msg.Seq // its numbering goes on: nothing is lost
+		return 0, false, false
+	default:
+		gap = t.seq > 0 && msg.Seq != t.srcSeq+1
+	}
+	t.srcSeq = msg.Seq
+	if !msg.ID.IsZero() {
+		t.lastID = msg.ID
+	}
+	t.seq++
+	return t.seq, gap || msg.Gap, true
 }
 
 func newTopic(key string) *topic {
@@ -69,6 +121,12 @@ func (s *Server) Receive(msg hub.Message) {
 		}
 		return
 	}
+	seq, gap, ok := t.admit(msg)
+	if !ok {
+		s.metrics.superseded.Add(1)
+		return
+	}
+	msg.Seq, msg.Gap = seq, gap
 	fs := frameSet{t: t, msg: msg}
 	var conflate *topic // a newer message of t may replace this one in a full queue
 	if msg.Conflate {

@@ -21,6 +21,12 @@ type Message struct {
 	// from one upstream, starting at 1; it never goes back, not even across
 	// reconnects and rotations.
 	Seq uint64
+	// Origin names the publisher whose numbering Seq is: in a cluster, the
+	// fencing token of the node that owned the stream's upstream when it
+	// published, so a later owner has a larger Origin; zero on a single
+	// node. A receiver takes the newest origin's messages and drops an
+	// older one's.
+	Origin uint64
 	// Gap reports that events may have been lost just before this one (the
 	// upstream connection dropped, or the stream was resubscribed), though
 	// Seq skipped nothing. A consumer resyncs on Gap.
@@ -33,6 +39,13 @@ type Message struct {
 	// depth, the all-market streams) must reach a consumer whole or not at
 	// all: a gap corrupts what it builds.
 	Conflate bool
+	// ID is the event's identity where the exchange gives one (a trade
+	// id, the last update id of a depth diff, a kline's time), increasing
+	// along the stream; zero means none. For a moment two publishers may
+	// carry one stream (an upstream handed over between nodes): a
+	// receiver drops a message whose ID is not after the last one it
+	// delivered, so the overlap costs no duplicate.
+	ID EventID
 	// Err, when not empty, says the stream failed upstream (the exchange
 	// refused or dropped it) and why, in words meant for clients. Such a
 	// message carries no Data, and no data follows until the stream is
@@ -82,4 +95,18 @@ type Hub interface {
 	Ready() error
 	// Run serves the hub until ctx ends and returns nil then.
 	Run(ctx context.Context) error
+}
+
+// EventID orders the events of one stream: by Hi, then by Sub (a secondary
+// key, such as a kline's event time within one candle).
+type EventID struct {
+	Hi, Sub int64
+}
+
+// IsZero reports whether e is no identity at all.
+func (e EventID) IsZero() bool { return e == EventID{} }
+
+// After reports whether e is newer than l.
+func (e EventID) After(l EventID) bool {
+	return e.Hi > l.Hi || (e.Hi == l.Hi && e.Sub > l.Sub)
 }

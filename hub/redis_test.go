@@ -184,7 +184,7 @@ func testMessages(stream string, n int) []Message {
 	rng := rand.New(rand.NewPCG(1, uint64(len(stream))))
 	var out []Message
 	for i := range n {
-		m := Message{Stream: stream, Seq: uint64(i + 1), Gap: i%7 == 3, Conflate: i%3 == 1}
+		m := Message{Stream: stream, Seq: uint64(i + 1), Gap: i%7 == 3, Conflate: i%3 == 1, ID: EventID{Hi: int64(100 + i), Sub: int64(i % 2)}}
 		m.Data = make([]byte, rng.IntN(300))
 		for j := range m.Data {
 			m.Data[j] = byte(rng.Uint32())
@@ -199,7 +199,7 @@ func testMessages(stream string, n int) []Message {
 
 func sameMessage(got, want Message) bool {
 	return got.Stream == want.Stream && got.Seq == want.Seq && got.Gap == want.Gap &&
-		got.Conflate == want.Conflate && got.Err == want.Err && bytes.Equal(got.Data, want.Data)
+		got.Conflate == want.Conflate && got.ID == want.ID && got.Origin == want.Origin && got.Err == want.Err && bytes.Equal(got.Data, want.Data)
 }
 
 // checkMessages fails t unless l received exactly want of stream, in order.
@@ -826,6 +826,9 @@ func TestFrameRoundTrip(t *testing.T) {
 		{"error", Message{Stream: "binance:x@trade", Seq: 9, Gap: true, Err: "invalid symbol"}},
 		{"binary stream", Message{Stream: "\x00\xff:{g1}", Seq: 2, Data: bytes.Repeat([]byte{0xAB}, 70000)}},
 		{"long stream", Message{Stream: strings.Repeat("s", 200), Seq: 2}},
+		{"event id", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 4_000_000_123, Sub: 1700000000000}, Data: []byte("x")}},
+		{"event id, hi only", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 1}}},
+		{"origin", Message{Stream: "s", Seq: 3, Origin: 1 << 40, ID: EventID{Hi: 9}, Data: []byte("o")}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -859,7 +862,10 @@ func TestDecodeFrameMalformed(t *testing.T) {
 		{"version 0", "\x00\x00\x01\x00"},
 		{"version 2", "\x02\x00\x01\x00"},
 		{"json", `{"stream":"x"}`},
-		{"unknown flag", "\x01\x08\x01\x00"},
+		{"unknown flag", "\x01\x20\x01\x00"},
+		{"no origin", "\x01\x10\x01"},
+		{"no id", "\x01\x08\x01"},
+		{"id over int64", "\x01\x08\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x00\x00"},
 		{"no seq", "\x01\x00"},
 		{"unterminated seq", "\x01\x00\x80\x80"},
 		{"seq overflow", "\x01\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02\x00"},

@@ -4,14 +4,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"unsafe"
 )
 
 // The wire frame of a message, compact and binary:
 //
 //	version  1 byte, frameVersion
-//	flags    1 byte, frameGap | frameConflate | frameErr
+//	flags    1 byte, frameGap | frameConflate | frameErr | frameID | frameOrigin
 //	seq      uvarint
+//	origin   with frameOrigin: uvarint
+//	id       with frameID: ID.Hi, ID.Sub as uvarints
 //	stream   uvarint length, then the bytes
 //	payload  the rest: Data, or the Err text when frameErr is set
 //
@@ -23,7 +26,9 @@ const (
 	frameGap      = 1 << 0
 	frameConflate = 1 << 1
 	frameErr      = 1 << 2
-	frameFlags    = frameGap | frameConflate | frameErr
+	frameID       = 1 << 3
+	frameOrigin   = 1 << 4
+	frameFlags    = frameGap | frameConflate | frameErr | frameID | frameOrigin
 )
 
 // errFrame is wrapped by every decoding error.
@@ -42,8 +47,21 @@ func appendFrame(b []byte, m Message) []byte {
 	if m.Err != "" {
 		flags |= frameErr
 	}
+	if !m.ID.IsZero() {
+		flags |= frameID
+	}
+	if m.Origin != 0 {
+		flags |= frameOrigin
+	}
 	b = append(b, frameVersion, flags)
 	b = binary.AppendUvarint(b, m.Seq)
+	if flags&frameOrigin != 0 {
+		b = binary.AppendUvarint(b, m.Origin)
+	}
+	if flags&frameID != 0 {
+		b = binary.AppendUvarint(b, uint64(m.ID.Hi))
+		b = binary.AppendUvarint(b, uint64(m.ID.Sub))
+	}
 	b = binary.AppendUvarint(b, uint64(len(m.Stream)))
 	b = append(b, m.Stream...)
 	if m.Err != "" {
@@ -75,6 +93,21 @@ func decodeFrame(p string) (Message, error) {
 		return m, fmt.Errorf("%w: seq", errFrame)
 	}
 	i := 2 + n
+	if flags&frameOrigin != 0 {
+		if m.Origin, n = uvarint(p[i:]); n <= 0 {
+			return Message{}, fmt.Errorf("%w: origin", errFrame)
+		}
+		i += n
+	}
+	if flags&frameID != 0 {
+		for _, v := range []*int64{&m.ID.Hi, &m.ID.Sub} {
+			x, n := uvarint(p[i:])
+			if n <= 0 || x > math.MaxInt64 {
+				return Message{}, fmt.Errorf("%w: id", errFrame)
+			}
+			*v, i = int64(x), i+n
+		}
+	}
 	l, n := uvarint(p[i:])
 	if n <= 0 || l > uint64(len(p)-i-n) {
 		return m, fmt.Errorf("%w: stream length", errFrame)

@@ -392,10 +392,14 @@ func (st *streamState) publishLocked(ctx context.Context, f *Feed, id evID, hasI
 	gap := st.gapNext
 	st.gapNext = false
 	st.last, st.hasLast = id, hasID
-	err := f.cfg.Publisher.Publish(ctx, hub.Message{
+	msg := hub.Message{
 		Stream: st.key, Seq: st.seq, Gap: gap, Data: data,
 		Conflate: st.stream.Kind.Conflatable(),
-	})
+	}
+	if hasID {
+		msg.ID = hub.EventID{Hi: id.hi, Sub: id.sub}
+	}
+	err := f.cfg.Publisher.Publish(ctx, msg)
 	if err != nil || f.publishFailed.Load() != 0 {
 		f.notePublish(ctx, err)
 	}
