@@ -15,7 +15,7 @@ var closeReasons = []string{
 
 // rejectReasons are the bounded labels handshakes are refused under.
 var rejectReasons = []string{
-	"bad_request", "not_running", "origin", "max_conns", "per_ip", "handshake", "early_data",
+	"bad_request", "not_running", "draining", "origin", "max_conns", "per_ip", "handshake", "early_data",
 }
 
 // dropReasons are the bounded labels messages are dropped under: conflated

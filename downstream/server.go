@@ -165,8 +165,9 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
-	nextID  atomic.Uint64
-	running atomic.Bool
+	nextID   atomic.Uint64
+	running  atomic.Bool
+	draining atomic.Bool // see Drain
 	ctx     context.Context // Run's context, for hub calls
 
 	pool   *pool
@@ -249,6 +250,11 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
+// Drain makes the server refuse new connections (HTTP 503) while those it
+// holds go on, so a node about to stop takes no more clients while it hands
+// its upstreams over; its clients are closed with 1001 when Run ends.
+func (s *Server) Drain() { s.draining.Store(true) }
+
 // closeAll starts the close handshake on every connection.
 func (s *Server) closeAll(code ws.StatusCode, reason string) {
 	for _, c := range s.snapshot() {
@@ -288,6 +294,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.running.Load() {
 		s.metrics.rejected("not_running")
 		httpError(w, http.StatusServiceUnavailable, "server not running")
+		return
+	}
+	if s.draining.Load() {
+		s.metrics.rejected("draining")
+		httpError(w, http.StatusServiceUnavailable, "node draining; connect again")
 		return
 	}
 	if !s.originAllowed(r.Header.Get("Origin")) {

@@ -568,3 +568,23 @@ func TestBurstWaitsForFlush(t *testing.T) {
 		t.Fatalf("first message of a long burst = %s; want %s", got, want)
 	}
 }
+
+// TestDrainRefusesNewClients checks that a draining server answers new
+// handshakes with 503 while the clients it holds keep their streams.
+func TestDrainRefusesNewClients(t *testing.T) {
+	env := startServer(t, Config{})
+	c := downstreamtest.Dial(t, env.url+"/ws")
+	c.Send(`{"op":"subscribe","id":1,"streams":["binance:btcusdt@trade"]}`)
+	c.Next()
+	env.srv.Drain()
+	if _, err := downstreamtest.TryDial(env.url+"/ws", nil); !errors.Is(err, ws.StatusError(http.StatusServiceUnavailable)) {
+		t.Fatalf("dial while draining: %v; want a 503", err)
+	}
+	if got := env.srv.Stats().Rejected["draining"]; got != 1 {
+		t.Errorf("rejected draining = %d; want 1", got)
+	}
+	publish(t, env.hub, "binance:btcusdt@trade", 1, `{"t":1}`)
+	if got, want := string(c.Next()), `{"stream":"binance:btcusdt@trade","seq":1,"data":{"t":1}}`; got != want {
+		t.Fatalf("held client got %s; want %s", got, want)
+	}
+}
