@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sync/errgroup"
@@ -87,6 +88,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		}
 	}
 
+	var draining atomic.Bool // set once the signal came
 	h := hub.NewMemory()
 	var feeds []*upstream.Feed
 	newFeed := func(c upstream.Config, build func(upstream.Config) (*upstream.Feed, error)) error {
@@ -121,6 +123,9 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		WebSockets:       ds,
 		HandshakeTimeout: cfg.handshake,
 		Ready: func() error {
+			if draining.Load() {
+				return errors.New("draining")
+			}
 			errs := []error{h.Ready()}
 			for _, f := range feeds {
 				errs = append(errs, f.Ready())
@@ -137,9 +142,28 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 	for _, f := range feeds {
 		runs = append(runs, f.Run)
 	}
-	g, ctx := errgroup.WithContext(ctx)
+	// The parts run until the drain that follows the signal (ctx) is done,
+	// or until one of them fails.
+	runCtx, stopRuns := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRuns()
+	g, gctx := errgroup.WithContext(runCtx)
 	for _, run := range runs {
-		g.Go(func() error { return run(ctx) })
+		g.Go(func() error { return run(gctx) })
 	}
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+			return nil
+		case <-ctx.Done():
+		}
+		// Drain: take no more clients (and say so on /readyz), then stop
+		// everything; the downstream closes its clients with 1001 so they
+		// reconnect through the load balancer.
+		log.Info("draining")
+		draining.Store(true)
+		ds.Drain()
+		stopRuns()
+		return nil
+	})
 	return g.Wait()
 }
