@@ -26,6 +26,9 @@ need() {
 }
 # The Redis hub's tests start their own redis-server (and cluster) on free ports.
 need redis-server redis-server redis-cli
+# The load balancer configs in deploy/ are checked (and nginx run) by their tests.
+need nginx nginx
+need haproxy haproxy
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
