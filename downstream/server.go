@@ -162,13 +162,13 @@ func (c *Config) setDefaults() error {
 // A Server is safe for concurrent use. ServeHTTP answers 503 until Run has
 // started and after it has returned.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	metrics *metrics
+	cfg      Config
+	log      *slog.Logger
+	metrics  *metrics
 	nextID   atomic.Uint64
 	running  atomic.Bool
-	draining atomic.Bool // see Drain
-	ctx     context.Context // Run's context, for hub calls
+	draining atomic.Bool     // see Drain
+	ctx      context.Context // Run's context, for hub calls
 
 	pool   *pool
 	poller *poller
