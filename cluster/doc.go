@@ -1,0 +1,60 @@
+// Package cluster lets several identical gateway nodes that share Redis
+// carry each stream upstream once, cluster-wide.
+//
+// Each node registers its demand, the streams its clients want (plus the
+// pinned ones), in Redis. For each exchange one node holds a lease and is
+// the owner of the exchange's upstream: it carries the union of every live
+// node's demand for that exchange through its [Local] (the node's upstream
+// router), which publishes into the shared hub, and every node delivers
+// from the hub to its own clients. The other nodes carry nothing of that
+// exchange and take the lease over when it expires (the owner died) or
+// when the owner hands it over ([Node.Handover], make before break).
+//
+// A [Node] is the downstream server's Source in a cluster:
+//
+//	node, err := cluster.New(cluster.Config{
+//		Client:    rdb, // *redis.Client or *redis.ClusterClient
+//		NodeID:    "gw-1",
+//		Exchanges: []string{"binance", "binance-futures"},
+//		Local:     upstream.NewRouter(spot, futures),
+//		Logger:    log,
+//	})
+//	// downstream.Config{Source: node, …}
+//	g.Go(func() error { return node.Run(ctx) })
+//	// on SIGTERM, before closing the clients:
+//	err = node.Handover(drainCtx)
+//
+// # Redis keys
+//
+// All keys start with Config.Prefix and the hash tag "{cluster}", so they
+// share one Redis Cluster slot and scripts and MULTI work on a cluster:
+//
+//	<prefix>{cluster}:nodes               ZSET node → last heartbeat (Unix ms)
+//	<prefix>{cluster}:demand:<node>       SET of stream keys, expires 3 heartbeats after the last
+//	<prefix>{cluster}:lease:<exchange>    "<node>|<token>", PX LeaseTTL
+//	<prefix>{cluster}:fence:<exchange>    counter of fencing tokens
+//	<prefix>{cluster}:handover:<exchange> the owner's lease value while it hands over
+//	<prefix>{cluster}:next:<exchange>     the successor's "<node>|<token>" during a handover
+//
+// # Safety
+//
+// An owner renews its lease every RenewInterval. It carries only until the
+// start of its last successful renewal plus LeaseTTL, on its monotonic
+// clock; Redis expires the lease no sooner. A watchdog stops carrying at
+// that moment even while a Redis call hangs, so after a partition or a
+// Redis crash two nodes carry the same exchange for about LeaseTTL at most
+// (assuming the clocks of the nodes and of Redis run at the same rate).
+// During a handover both carry for Config.HandoverOverlap on purpose.
+//
+// Fencing tokens come from a per-exchange counter in Redis; a node passes
+// the highest token it has seen, so they keep increasing after Redis lost
+// its data, as long as some running node saw the last one.
+//
+// # Goroutines and locks
+//
+// Run owns every goroutine: a heartbeat loop that writes the demand, a
+// demand reader, a watchdog, and one lease loop per exchange of
+// Config.Exchanges. Local is called only from these, one call at a time
+// under the carrier's lock, never under the lock that Want and Unwant take;
+// the two locks are never held together.
+package cluster

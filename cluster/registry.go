@@ -1,0 +1,184 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// heartbeatLoop writes this node's demand and heartbeat every
+// HeartbeatInterval, and within minWriteGap of a change, until ctx ends;
+// then it unregisters the node (unless crashing). After a failed write it
+// waits for the next heartbeat, so a Redis outage costs one attempt per
+// HeartbeatInterval.
+func (n *Node) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(n.cfg.HeartbeatInterval)
+	defer t.Stop()
+	var (
+		members []any
+		version uint64
+		last    time.Time
+		failed  bool
+	)
+	write := func() {
+		members, version = n.demandSnapshot(members, version)
+		last = time.Now()
+		err := n.writeDemand(ctx, members)
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err != nil:
+			err = fmt.Errorf("cluster: redis: heartbeat: %w", err)
+			prev := n.health.Load()
+			h := &health{err: err}
+			if prev != nil {
+				h.ok = prev.ok
+			}
+			n.health.Store(h)
+			if !failed {
+				n.log.Warn("cluster coordination down", "err", err)
+			}
+			failed = true
+		default:
+			n.health.Store(&health{ok: time.Now()})
+			if failed {
+				n.log.Info("cluster coordination up again")
+			}
+			failed = false
+		}
+	}
+	write()
+	for {
+		select {
+		case <-ctx.Done():
+			n.unregister(ctx)
+			return
+		case <-t.C:
+			write()
+		case <-n.dirty:
+			if failed {
+				continue // the ticker paces retries
+			}
+			if d := minWriteGap - time.Since(last); d > 0 && !sleepCtx(ctx, d) {
+				n.unregister(ctx)
+				return
+			}
+			write()
+		}
+	}
+}
+
+// writeDemand replaces this node's demand set in Redis with members and
+// renews its heartbeat, in one MULTI, and removes the nodes whose
+// heartbeat is overdue.
+func (n *Node) writeDemand(ctx context.Context, members []any) error {
+	ctx, cancel := context.WithTimeout(ctx, n.opTimeout)
+	defer cancel()
+	now := n.cfg.Now()
+	ttl := liveBeats * n.cfg.HeartbeatInterval
+	key, nodes := n.keys.demand(n.cfg.NodeID), n.keys.nodes()
+	_, err := n.cfg.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		if len(members) > 0 {
+			p.SAdd(ctx, key, members...)
+			p.PExpire(ctx, key, ttl)
+		}
+		p.ZAdd(ctx, nodes, redis.Z{Score: float64(now.UnixMilli()), Member: n.cfg.NodeID})
+		p.ZRemRangeByScore(ctx, nodes, "-inf", "("+strconv.FormatInt(now.Add(-ttl).UnixMilli(), 10))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}
+
+// unregister removes this node's demand and heartbeat from Redis when Run
+// ends, unless the node is crashing (then they expire).
+func (n *Node) unregister(ctx context.Context) {
+	if n.crash.Load() {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.opTimeout)
+	defer cancel()
+	_, err := n.cfg.Client.TxPipelined(cctx, func(p redis.Pipeliner) error {
+		p.Del(cctx, n.keys.demand(n.cfg.NodeID))
+		p.ZRem(cctx, n.keys.nodes(), n.cfg.NodeID)
+		return nil
+	})
+	if err != nil {
+		n.log.Warn("unregister from the cluster; the registration expires by itself", "err", err)
+	}
+}
+
+// readLoop reads the cluster's demand every PollInterval while this node
+// holds a valid claim on some exchange, and at once when kicked (a claim
+// was won), and hands it to the carrier.
+func (n *Node) readLoop(ctx context.Context) {
+	t := time.NewTicker(n.cfg.PollInterval)
+	defer t.Stop()
+	failed := false
+	for {
+		if n.carrier.valid() {
+			union, err := n.readUnion(ctx)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				if !failed {
+					n.log.Warn("read the cluster's demand", "err", err)
+				}
+				failed = true
+			default:
+				failed = false
+				n.carrier.setUnion(union)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-n.kick:
+		}
+	}
+}
+
+// readUnion returns the union of the live nodes' demand, grouped by
+// exchange and restricted to Config.Exchanges.
+func (n *Node) readUnion(ctx context.Context) (map[string]map[string]struct{}, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.opTimeout)
+	defer cancel()
+	live, err := n.liveNodes(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	if len(live) == 0 {
+		return map[string]map[string]struct{}{}, nil
+	}
+	keys := make([]string, len(live))
+	for i, z := range live {
+		keys[i] = n.keys.demand(z.Member.(string))
+	}
+	members, err := n.cfg.Client.SUnion(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("sunion of %d nodes' demand: %w", len(keys), err)
+	}
+	return groupByExchange(members, n.known), nil
+}
+
+// sleepCtx waits d or until ctx ends, and reports whether ctx is still
+// live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

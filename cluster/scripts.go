@@ -1,0 +1,118 @@
+package cluster
+
+import "github.com/redis/go-redis/v9"
+
+// The scripts all take the keys of one exchange in the order of
+// [exchangeKeys.script]: KEYS[1] lease, KEYS[2] next, KEYS[3] handover,
+// KEYS[4] fence. They share one hash slot, so the scripts run on Redis
+// Cluster too. Values are "<node>|<token>"; TTLs are in milliseconds.
+
+// contestScript is what a node that holds nothing of an exchange runs every
+// poll. ARGV: node, lease TTL, floor (the highest token the node has seen).
+//
+// A free lease (no lease and no pending successor) is taken with a new
+// fencing token: {1, token, ""}. A lease being handed over (handover equals
+// lease) with no successor yet makes the caller the successor in next:
+// {2, token, lease}. Otherwise {0, 0, lease or next}, so that the caller
+// learns the current token.
+//
+// Tokens come from INCR fence, raised above floor: after Redis lost its data
+// the counter restarts at 0, and the floor keeps the tokens increasing
+// across owners as long as some node saw the last one.
+var contestScript = redis.NewScript(`
+local lease = redis.call('GET', KEYS[1])
+local nxt = redis.call('GET', KEYS[2])
+local function token()
+  local t = redis.call('INCR', KEYS[4])
+  local floor = tonumber(ARGV[3])
+  if t <= floor then
+    t = floor + 1
+    redis.call('SET', KEYS[4], t)
+  end
+  return t
+end
+if not lease then
+  if nxt then return {0, 0, nxt} end
+  local t = token()
+  redis.call('SET', KEYS[1], ARGV[1] .. '|' .. t, 'PX', ARGV[2])
+  return {1, t, ''}
+end
+if not nxt and redis.call('GET', KEYS[3]) == lease then
+  local t = token()
+  redis.call('SET', KEYS[2], ARGV[1] .. '|' .. t, 'PX', ARGV[2])
+  return {2, t, lease}
+end
+return {0, 0, lease}
+`)
+
+// renewScript extends the lease if it still holds the caller's value.
+// ARGV: value, lease TTL. Returns 1 if renewed, 0 if the lease is gone or
+// someone else's.
+var renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`)
+
+// renewNextScript is what a handover successor runs instead of renewing a
+// lease. ARGV: value, lease TTL.
+//
+// Returns 2 when the caller owns the lease now: the old owner replaced the
+// lease with the caller's value (the lease is renewed), or the lease expired
+// while the caller was next (the old owner died mid-handover; the caller
+// takes the lease). Returns 1 while the caller is still next (next is
+// renewed), 0 when it is not next any more.
+var renewNextScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+  return 2
+end
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('DEL', KEYS[2], KEYS[3])
+  return 2
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+`)
+
+// announceScript starts a handover: if the lease is still the caller's,
+// handover is set to it. ARGV: value, handover TTL. Returns 1 or 0.
+var announceScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
+return 1
+`)
+
+// releaseScript gives up whatever the caller holds of an exchange. ARGV:
+// value, lease TTL.
+//
+// If the lease is the caller's and a successor is in next, the lease
+// becomes the successor's value (with a fresh TTL) and next and handover
+// go: {1, successor}. If the lease is the caller's and there is no
+// successor, the lease and the caller's handover go: {2, ""}. If only next
+// was the caller's (a successor giving up), next goes: {3, ""}. Otherwise
+// nothing of the caller's was left: {0, ""}.
+var releaseScript = redis.NewScript(`
+local r = 0
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+  r = 3
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  local nxt = redis.call('GET', KEYS[2])
+  if nxt then
+    redis.call('SET', KEYS[1], nxt, 'PX', ARGV[2])
+    redis.call('DEL', KEYS[2], KEYS[3])
+    return {1, nxt}
+  end
+  redis.call('DEL', KEYS[1])
+  r = 2
+end
+if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+return {r, ''}
+`)
