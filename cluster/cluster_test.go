@@ -101,8 +101,17 @@ func TestOwnershipAndUnion(t *testing.T) {
 				wantDemand := int64(len(tn.demand))
 				tn.mu.Unlock()
 				var wantOwns []string
+				tokens := map[string]uint64{}
 				for _, l := range tn.n.Owned() {
 					wantOwns = append(wantOwns, l.Exchange)
+					tokens[l.Exchange] = uint64(l.Token)
+				}
+				// Token is the owned lease's, and 0 where the node does
+				// not carry.
+				for _, ex := range testExchanges {
+					if got := tn.n.Token(ex); got != tokens[ex] {
+						t.Errorf("node %s: Token(%s) = %d; want %d", tn.id, ex, got, tokens[ex])
+					}
 				}
 				if info.ID != tn.id || info.Demand != wantDemand || !slices.Equal(info.Owns, wantOwns) {
 					t.Errorf("Nodes()[%d] = %+v; want ID %s, Demand %d, Owns %v", i, info, tn.id, wantDemand, wantOwns)

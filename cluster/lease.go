@@ -36,6 +36,9 @@ type exchange struct {
 	// owned is what [Node.Owned] reports: set while this node owns the
 	// lease.
 	owned atomic.Pointer[ownedLease]
+	// carrying is the fencing token while this node carries the exchange
+	// (as owner or successor), else 0; see [Node.Token].
+	carrying atomic.Int64
 
 	role  role
 	value string // "<node>|<token>" while not idle
@@ -216,6 +219,7 @@ func parseContest(res []any) (code, token int64, value string, err error) {
 // claim having been made at start, and starts carrying at once.
 func (e *exchange) claim(r role, token int64, start time.Time) {
 	e.role, e.token = r, token
+	e.carrying.Store(token)
 	e.value = leaseValue(e.n.cfg.NodeID, token)
 	e.floor = max(e.floor, token)
 	e.since = e.n.cfg.Now()
@@ -303,6 +307,7 @@ func (e *exchange) stepDown(reason string, err error) {
 // becomeIdle stops carrying and forgets the claim.
 func (e *exchange) becomeIdle() {
 	e.owned.Store(nil)
+	e.carrying.Store(0)
 	e.n.carrier.setUntil(e.name, time.Time{})
 	e.role, e.value, e.token, e.until = roleIdle, "", 0, time.Time{}
 }

@@ -443,6 +443,20 @@ func (n *Node) Owned() []Lease {
 	return out
 }
 
+// Token returns the fencing token under which this node carries exchange
+// (as its owner, or as the successor of a handover in progress), or 0 when
+// it does not carry it. It is cheap enough to call per message: the
+// upstream stamps it on what it publishes as [hub.Message.Origin], so that
+// receivers prefer the newest owner (see downstream's topic.admit).
+func (n *Node) Token(exchange string) uint64 {
+	for _, e := range n.exchanges {
+		if e.name == exchange {
+			return uint64(max(e.carrying.Load(), 0))
+		}
+	}
+	return 0
+}
+
 // Nodes reads the live nodes from Redis: each one's heartbeat, demand size
 // and owned exchanges, sorted by ID. Nodes whose heartbeat is overdue are
 // removed from the registry on the way.
