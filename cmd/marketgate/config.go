@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,6 +28,7 @@ type config struct {
 	noFutures      bool            // --binance-futures-url ""
 	redis          string
 	nodeID         string
+	drainTimeout   time.Duration
 	allowedOrigins []string
 	logLevel       slog.Level
 	logFormat      string
@@ -58,6 +58,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	exchangeFlags(fs, &c.futures, "binance-futures", "Binance USD-M futures", upstream.DefaultFuturesURL, upstream.DefaultFuturesRESTURL,
 		"<base>/public/stream and <base>/market/stream", "/fapi/v1/exchangeInfo", upstream.DefaultFuturesRequestInterval, upstream.DefaultFuturesMaxStreams, upstream.DefaultFuturesIdleTimeout)
 	fs.StringVar(&c.redis, "redis", "", "Redis URL (redis://host:port/db); empty: the in-process hub (one node)")
+	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long the node may take to hand its upstreams over before it closes its clients")
 	fs.StringVar(&c.nodeID, "node-id", fmt.Sprintf("%s-%d", host, os.Getpid()), "this node's name in the cluster")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser origins allowed to open WebSockets; empty: any")
 	fs.IntVar(&c.browsers.MaxConns, "max-conns", 10000, "browser connections this node holds at most; beyond, handshakes get HTTP 503 (each costs one descriptor)")
@@ -148,7 +149,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 			return c, fmt.Errorf("--%s: %d is not a positive number", name, n)
 		}
 	}
-	for name, d := range map[string]time.Duration{"ping-interval": c.browsers.PingInterval, "pong-timeout": c.browsers.PongTimeout, "handshake-timeout": c.handshake} {
+	for name, d := range map[string]time.Duration{"ping-interval": c.browsers.PingInterval, "pong-timeout": c.browsers.PongTimeout, "handshake-timeout": c.handshake, "drain-timeout": c.drainTimeout} {
 		if d <= 0 {
 			return c, fmt.Errorf("--%s: %v is not a positive duration", name, d)
 		}
@@ -160,7 +161,6 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		if u, err := url.Parse(c.redis); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
 			return c, fmt.Errorf("--redis: %q is not a redis:// URL", c.redis)
 		}
-		return c, errors.New("--redis: the Redis hub is not available in this version; leave --redis empty to run one node with the in-process hub")
 	}
 	return c, nil
 }

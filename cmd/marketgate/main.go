@@ -19,11 +19,13 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/marketgate/marketgate/cluster"
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/upstream"
 	"github.com/marketgate/marketgate/upstream/binancesim"
 	"github.com/marketgate/marketgate/web"
+	"github.com/redis/go-redis/v9"
 )
 
 func main() {
@@ -89,22 +91,44 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 	}
 
 	var draining atomic.Bool // set once the signal came
-	h := hub.NewMemory()
+	var h hub.Hub = hub.NewMemory()
+	var rdb *redis.Client // cluster coordination, with --redis
+	var node *cluster.Node
+	if cfg.redis != "" {
+		rh, err := hub.NewRedis(hub.RedisConfig{URL: cfg.redis, NodeID: cfg.nodeID, Logger: log})
+		if err != nil {
+			return fmt.Errorf("--redis: %w", err)
+		}
+		opts, err := redis.ParseURL(cfg.redis)
+		if err != nil {
+			return fmt.Errorf("--redis: %w", err)
+		}
+		h, rdb = rh, redis.NewClient(opts)
+		defer rdb.Close()
+	}
 	var feeds []*upstream.Feed
-	newFeed := func(c upstream.Config, build func(upstream.Config) (*upstream.Feed, error)) error {
+	newFeed := func(c upstream.Config, build func(upstream.Config) (*upstream.Feed, error), name string) error {
 		c.Publisher, c.Logger = h, log
+		if rdb != nil {
+			// Stamped with the lease's fencing token: receivers prefer
+			// the newest owner's messages (hub.Message.Origin).
+			c.Publisher = &originPublisher{Publisher: h, node: &node, exchange: name}
+		}
 		f, err := build(c)
 		if err != nil {
 			return err
 		}
+		if f.Name() != name {
+			return fmt.Errorf("feed %q built for exchange %q", f.Name(), name)
+		}
 		feeds = append(feeds, f)
 		return nil
 	}
-	if err := newFeed(cfg.binance, upstream.NewBinance); err != nil {
+	if err := newFeed(cfg.binance, upstream.NewBinance, "binance"); err != nil {
 		return err
 	}
 	if !cfg.noFutures {
-		if err := newFeed(cfg.futures, upstream.NewBinanceFutures); err != nil {
+		if err := newFeed(cfg.futures, upstream.NewBinanceFutures, "binance-futures"); err != nil {
 			return err
 		}
 	}
@@ -112,8 +136,22 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 	for i, f := range feeds {
 		exchanges[i] = f
 	}
+	router := upstream.NewRouter(exchanges...)
+	var source downstream.Source = router
+	if rdb != nil {
+		names := make([]string, len(feeds))
+		for i, f := range feeds {
+			names[i] = f.Name()
+		}
+		n, err := cluster.New(cluster.Config{Client: rdb, NodeID: cfg.nodeID, Exchanges: names, Local: router, Logger: log})
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		node, source = n, n
+		runs = append(runs, n.Run)
+	}
 	dcfg := cfg.browsers
-	dcfg.Hub, dcfg.Source, dcfg.Logger, dcfg.AllowedOrigins = h, upstream.NewRouter(exchanges...), log, cfg.allowedOrigins
+	dcfg.Hub, dcfg.Source, dcfg.Logger, dcfg.AllowedOrigins = h, source, log, cfg.allowedOrigins
 	ds, err := downstream.New(dcfg)
 	if err != nil {
 		return err
@@ -127,8 +165,14 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 				return errors.New("draining")
 			}
 			errs := []error{h.Ready()}
-			for _, f := range feeds {
-				errs = append(errs, f.Ready())
+			if node != nil {
+				// The owner's feeds tell about the exchange; elsewhere
+				// the cluster's health does.
+				errs = append(errs, node.Ready())
+			} else {
+				for _, f := range feeds {
+					errs = append(errs, f.Ready())
+				}
 			}
 			return errors.Join(errs...)
 		},
@@ -137,7 +181,11 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 	if err != nil {
 		return err
 	}
-	log.Info("starting", "node", cfg.nodeID, "listen", ln.Addr().String(), "exchanges", len(feeds), "hub", "memory")
+	hubKind := "memory"
+	if rdb != nil {
+		hubKind = "redis"
+	}
+	log.Info("starting", "node", cfg.nodeID, "listen", ln.Addr().String(), "exchanges", len(feeds), "hub", hubKind)
 	runs = append(runs, h.Run, ds.Run, ws.Run)
 	for _, f := range feeds {
 		runs = append(runs, f.Run)
@@ -162,8 +210,32 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		log.Info("draining")
 		draining.Store(true)
 		ds.Drain()
+		if node != nil {
+			// Make-before-break: a successor carries this node's
+			// upstreams before it stops carrying them.
+			hctx, cancel := context.WithTimeout(gctx, cfg.drainTimeout)
+			err := node.Handover(hctx)
+			cancel()
+			if err != nil {
+				log.Warn("handover incomplete", "err", err)
+			}
+		}
 		stopRuns()
 		return nil
 	})
 	return g.Wait()
+}
+
+// originPublisher stamps each message with the fencing token under which
+// this node carries the exchange (see cluster.Node.Token), so receivers on
+// every node prefer the newest owner's messages when two publish at once.
+type originPublisher struct {
+	hub.Publisher
+	node     **cluster.Node // set before any feed runs
+	exchange string
+}
+
+func (p *originPublisher) Publish(ctx context.Context, msg hub.Message) error {
+	msg.Origin = (*p.node).Token(p.exchange)
+	return p.Publisher.Publish(ctx, msg)
 }

@@ -434,7 +434,14 @@ func TestConfig(t *testing.T) {
 		{name: "bad browser limit", args: []string{"--max-commands-per-second", "0"}, wantErr: "--max-commands-per-second"},
 		{name: "zero streams", args: []string{"--binance-futures-max-streams", "0"}, wantErr: "--binance-futures-max-streams"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
-		{name: "redis not available", args: []string{"--redis", "redis://127.0.0.1:6379/0"}, wantErr: "--redis"},
+		{name: "bad redis url", args: []string{"--redis", "http://127.0.0.1:6379/0"}, wantErr: "--redis"},
+		{name: "redis", args: []string{"--redis", "redis://127.0.0.1:6379/0", "--node-id", "n1"}, check: func(c config) error {
+			if c.redis != "redis://127.0.0.1:6379/0" || c.nodeID != "n1" || c.drainTimeout != 10*time.Second {
+				return fmt.Errorf("redis %q node %q drain %v", c.redis, c.nodeID, c.drainTimeout)
+			}
+			return nil
+		}},
+		{name: "bad drain timeout", args: []string{"--drain-timeout", "0s"}, wantErr: "--drain-timeout"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected argument"},
 	}
 	for _, tc := range tests {
