@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/marketgate/marketgate/internal/pause"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -63,7 +64,7 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 			if failed {
 				continue // the ticker paces retries
 			}
-			if d := minWriteGap - time.Since(last); d > 0 && !sleepCtx(ctx, d) {
+			if d := minWriteGap - time.Since(last); d > 0 && !pause.For(ctx, d) {
 				n.unregister(ctx)
 				return
 			}
@@ -168,17 +169,4 @@ func (n *Node) readUnion(ctx context.Context) (map[string]map[string]struct{}, e
 		return nil, fmt.Errorf("sunion of %d nodes' demand: %w", len(keys), err)
 	}
 	return groupByExchange(members, n.known), nil
-}
-
-// sleepCtx waits d or until ctx ends, and reports whether ctx is still
-// live.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

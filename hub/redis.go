@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/marketgate/marketgate/internal/pause"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -653,7 +654,7 @@ func (r *Redis) readLoop(ctx context.Context, c *subConn, out chan<- *redis.Mess
 				r.log.Warn("redis subscriber connection down", "group", c.group, "err", err)
 			}
 			failures++
-			if !sleepCtx(ctx, backoff(failures)) {
+			if !pause.For(ctx, backoff(failures)) {
 				return
 			}
 			continue
@@ -805,17 +806,4 @@ func backoff(n int) time.Duration {
 		d = min(minBackoff<<max(n-1, 0), maxBackoff)
 	}
 	return d - d/5 + rand.N(2*d/5+1)
-}
-
-// sleepCtx waits d or until ctx ends, and reports whether ctx is still
-// live.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -35,18 +34,3 @@ func (b *backoff) reset() { b.n = 0 }
 // exhaust makes the next delay the longest one, for closes that carry a
 // penalty (1008 "Too many requests").
 func (b *backoff) exhaust() { b.n = 30 }
-
-// sleep waits for d or until ctx ends and reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}

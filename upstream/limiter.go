@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/marketgate/marketgate/internal/pause"
 )
 
 // attemptLimiter keeps connection attempts within a budget: at most n in
@@ -58,7 +60,7 @@ func (l *attemptLimiter) wait(ctx context.Context) error {
 				"limit", l.n, "window", l.w, "wait", d)
 		}
 		l.mu.Unlock()
-		if !sleep(ctx, d) {
+		if !pause.For(ctx, d) {
 			return ctx.Err()
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"github.com/marketgate/marketgate/internal/pause"
 )
 
 const (
@@ -175,7 +176,7 @@ func (r *shardRun) connect(ctx context.Context) bool {
 		sh.state = StateConnecting
 	}
 	f.mu.Unlock()
-	if !sleep(ctx, r.delay) {
+	if !pause.For(ctx, r.delay) {
 		return false
 	}
 	if r.closeIfEmpty() {

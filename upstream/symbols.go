@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/marketgate/marketgate/internal/pause"
 )
 
 // symbolSet keeps the lowercase symbols an exchange currently trades, as
@@ -95,7 +97,7 @@ func (s *symbolSet) run(ctx context.Context) error {
 			level = slog.LevelWarn
 		}
 		s.log.Log(ctx, level, "load symbols", "err", err, "retry_in", wait, "attempt", attempt)
-		if !sleep(ctx, wait) {
+		if !pause.For(ctx, wait) {
 			return nil
 		}
 	}
