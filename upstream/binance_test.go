@@ -615,3 +615,33 @@ func TestBinanceMicrosecondTimes(t *testing.T) {
 		t.Fatalf("event time E = %s; want microseconds near %d", ev["E"], now)
 	}
 }
+
+// TestBinanceLazy checks that a lazy feed holds a connection only while
+// streams are wanted: none at start (yet it is ready), one for a stream,
+// none again once the stream has lingered out.
+func TestBinanceLazy(t *testing.T) {
+	sim, addr := startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT"}, TickInterval: 10 * time.Millisecond})
+	rec := newRecorder()
+	b := newSimBinance(t, addr, rec, func(c *BinanceConfig) {
+		c.Lazy = true
+		c.Linger = 200 * time.Millisecond
+	})
+	runBinance(t, b)
+	waitfor.Cond(t, 5*time.Second, b.Ready)
+	time.Sleep(300 * time.Millisecond) // a non-lazy feed has connected by now
+	if n := sim.OpenConnections(); n != 0 {
+		t.Fatalf("%d connections with nothing wanted; want 0", n)
+	}
+	b.Subscribe([]string{"btcusdt@trade"})
+	waitMessages(t, rec, []string{"btcusdt@trade"}, 3)
+	if n := sim.OpenConnections(); n != 1 {
+		t.Errorf("%d connections for one stream; want 1", n)
+	}
+	b.Unsubscribe([]string{"btcusdt@trade"})
+	waitfor.Cond(t, 5*time.Second, func() error {
+		if n := sim.OpenConnections(); n != 0 {
+			return fmt.Errorf("%d connections after the stream left", n)
+		}
+		return nil
+	})
+}

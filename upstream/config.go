@@ -101,6 +101,11 @@ type Config struct {
 	// request that times out is retried once; a retry that times out ends
 	// the connection. Default 10 s.
 	ReplyTimeout time.Duration
+	// Lazy opens connections only while streams are wanted: no endpoint
+	// keeps a first connection open, and Ready needs only the symbol list.
+	// For a cluster node, which carries an exchange only while it owns
+	// that exchange's lease: the others hold no idle connection to it.
+	Lazy bool
 	// Linger keeps a stream subscribed upstream this long after the
 	// Unsubscribe that removed it, so that a quick re-subscribe costs no
 	// request; a shard left without streams closes after it too (the first

@@ -151,7 +151,9 @@ func New(cfg Config) (*Feed, error) {
 	for i, path := range f.d.endpoints() {
 		ep := &endpoint{idx: i, path: path, maxStreams: cfg.MaxStreams}
 		f.endpoints = append(f.endpoints, ep)
-		f.newShardLocked(ep).persistent = true // stays connected: readiness, and the first subscribe costs no dial
+		if !cfg.Lazy {
+			f.newShardLocked(ep).persistent = true // stays connected: readiness, and the first subscribe costs no dial
+		}
 	}
 	return f, nil
 }
@@ -385,6 +387,9 @@ func (f *Feed) kickLocked() {
 func (f *Feed) Ready() error {
 	if _, loaded := f.symbols.has(""); !loaded {
 		return fmt.Errorf("%w: %s symbol list not loaded", ErrNotReady, f.name)
+	}
+	if f.cfg.Lazy {
+		return nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

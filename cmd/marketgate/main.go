@@ -113,6 +113,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 			// Stamped with the lease's fencing token: receivers prefer
 			// the newest owner's messages (hub.Message.Origin).
 			c.Publisher = &originPublisher{Publisher: h, node: &node, exchange: name}
+			c.Lazy = true // connected only while this node owns the exchange
 		}
 		f, err := build(c)
 		if err != nil {
