@@ -10,147 +10,24 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/marketgate/marketgate/deploy/deploytest"
 )
 
-// findBinary returns the path of name: on PATH, or in /usr/sbin, where
-// Debian installs nginx and haproxy and which a non-root PATH may lack.
-func findBinary(name string) (string, bool) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, true
-	}
-	p := filepath.Join("/usr/sbin", name)
-	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-		return p, true
-	}
-	return "", false
-}
-
-// nginxBinary returns nginx's path, or fails the test: the project's test
-// command installs nginx, so a missing one is an error, not a skip.
-func nginxBinary(t *testing.T) string {
-	t.Helper()
-	p, ok := findBinary("nginx")
-	if !ok {
-		t.Fatal("nginx not installed: apt-get install -y nginx")
-	}
-	return p
-}
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-// writeNginx renders nginx/nginx.conf to listen on listen and balance over
-// nodes, writes it into a new temporary directory and returns that
-// directory, the nginx prefix, with the file as nginx.conf.
-func writeNginx(t *testing.T, listen string, nodes []string) string {
-	t.Helper()
-	conf, err := renderNginx(committedNginx(t), listen, nodes)
-	if err != nil {
-		t.Fatalf("renderNginx(nginx/nginx.conf): %v", err)
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// nginxArgs are the arguments that run nginx with the prefix dir. -e sets
-// the log used before the configuration is read, which by default is a
-// system path an unprivileged user cannot open.
-func nginxArgs(dir string, more ...string) []string {
-	return append([]string{"-p", dir + "/", "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log")}, more...)
-}
-
 func TestNginxConfig(t *testing.T) {
-	bin := nginxBinary(t)
-	dir := writeNginx(t, freeAddr(t), []string{"127.0.0.1:1", "127.0.0.1:2"})
-	out, err := exec.Command(bin, nginxArgs(dir, "-t")...).CombinedOutput()
+	bin := deploytest.NginxBinary(t)
+	dir := deploytest.WriteNginx(t, deploytest.FreeAddr(t), []string{"127.0.0.1:1", "127.0.0.1:2"})
+	out, err := exec.Command(bin, deploytest.NginxArgs(dir, "-t")...).CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("test is successful")) {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
 	t.Logf("nginx -t:\n%s", out)
-}
-
-// startNginx runs nginx in the foreground with nginx/nginx.conf rendered
-// for nodes, waits until it answers /nginx-health and returns its address.
-// Cleanup stops it (fast shutdown, then SIGKILL to its process group).
-func startNginx(t *testing.T, nodes []string) string {
-	t.Helper()
-	bin := nginxBinary(t)
-	addr := freeAddr(t)
-	dir := writeNginx(t, addr, nodes)
-	var out bytes.Buffer
-	cmd := exec.Command(bin, nginxArgs(dir, "-g", "daemon off;")...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the workers too, for the kill below
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start nginx: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	errorLog := func() string {
-		b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		return string(b)
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(5 * time.Second):
-				t.Errorf("nginx still running 5s after SIGTERM; killing it")
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-exited
-			}
-		}
-		if t.Failed() {
-			t.Logf("nginx output:\n%s\nerror.log:\n%s", out.String(), errorLog())
-		}
-	})
-
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			stopped = true
-			t.Fatalf("nginx exited at start: %v", err)
-		default:
-		}
-		resp, err := client.Get("http://" + addr + "/nginx-health")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && string(body) == "ok\n" {
-				return addr
-			}
-			err = fmt.Errorf("status %d, body %q", resp.StatusCode, body)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx not serving /nginx-health after 10s: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // fakeNode stands in for a gateway node: GET /readyz, GET /whoami (which
@@ -301,7 +178,7 @@ func (c *wsConn) upgraded(t *testing.T) string {
 func TestNginxProxiesWebSockets(t *testing.T) {
 	a, b := startNode(t, "A"), startNode(t, "B")
 	nodes := map[string]*fakeNode{"A": a, "B": b}
-	addr := startNginx(t, []string{a.addr, b.addr})
+	addr := deploytest.StartNginx(t, []string{a.addr, b.addr})
 
 	// closeAll closes cs and waits until each node in of sees all its proxied
 	// connections closed, so that nginx counts none for it any more.
@@ -429,7 +306,7 @@ func TestNginxProxiesWebSockets(t *testing.T) {
 }
 
 func TestHAProxyConfig(t *testing.T) {
-	bin, ok := findBinary("haproxy")
+	bin, ok := deploytest.FindBinary("haproxy")
 	if !ok {
 		t.Skip("haproxy not installed; HAProxy is optional (apt-get install -y haproxy to check haproxy/haproxy.cfg)")
 	}
