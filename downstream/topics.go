@@ -43,9 +43,10 @@ type topic struct {
 // messages are dropped, and so is any message whose ID is not after the
 // last one delivered (an event already delivered). A switch to a newer
 // origin is without gap only when that origin was seen repeating delivered
-// events and continues its own Seq from there: then it carried everything
-// after them. Streams without IDs cannot prove it, so their switch is
-// marked as a gap.
+// events and continues its own Seq from there (then it carried everything
+// after them), or when its first new event is known to follow the last one
+// delivered (hub.EventID.Continues: trade ids, diff depth update ids).
+// Streams without IDs cannot prove it, so their switch is marked as a gap.
 func (t *topic) admit(msg hub.Message) (seq uint64, gap, ok bool) {
 	t.dmu.Lock()
 	defer t.dmu.Unlock()
@@ -58,7 +59,8 @@ func (t *topic) admit(msg hub.Message) (seq uint64, gap, ok bool) {
 		t.next, t.nextSeq = msg.Origin, msg.Seq
 		return 0, false, false
 	case msg.Origin > t.origin:
-		gap = t.seq > 0 && (t.next != msg.Origin || msg.Seq != t.nextSeq+1)
+		proven := (t.next == msg.Origin && msg.Seq == t.nextSeq+1) || msg.ID.Continues(t.lastID)
+		gap = t.seq > 0 && !proven
 		t.origin, t.next = msg.Origin, 0
 	case repeat:
 		t.srcSeq = msg.Seq // its numbering goes on: nothing is lost

@@ -84,10 +84,13 @@ func TestAdmit(t *testing.T) {
 		// what came between (a failover after a crash).
 		{"unproven takeover", hub.Message{Origin: 9, Seq: 1, ID: id(120)}, want{8, true}},
 		{"ids go on", hub.Message{Origin: 9, Seq: 2, ID: id(121)}, want{9, false}},
+		// An ID that is known to follow the last one proves it.
+		{"consecutive takeover", hub.Message{Origin: 11, Seq: 1, ID: hub.EventID{Hi: 122, Prev: 121}}, want{10, false}},
+		{"consecutive id after a hole", hub.Message{Origin: 12, Seq: 1, ID: hub.EventID{Hi: 130, Prev: 129}}, want{11, true}},
 		// Without IDs a takeover cannot be proven either.
-		{"no id", hub.Message{Origin: 9, Seq: 3}, want{10, false}},
-		{"no id, new origin", hub.Message{Origin: 10, Seq: 1}, want{11, true}},
-		{"no id, old origin", hub.Message{Origin: 9, Seq: 4}, want{}},
+		{"no id", hub.Message{Origin: 12, Seq: 2}, want{12, false}},
+		{"no id, new origin", hub.Message{Origin: 13, Seq: 1}, want{13, true}},
+		{"no id, old origin", hub.Message{Origin: 12, Seq: 3}, want{}},
 	}
 	tp := newTopic("binance:btcusdt@trade")
 	for _, st := range steps {

@@ -98,10 +98,16 @@ type Hub interface {
 }
 
 // EventID orders the events of one stream: by Hi, then by Sub (a secondary
-// key, such as a kline's event time within one candle).
+// key, such as a kline's event time within one candle). Where the
+// stream's ids leave no holes (trade ids, diff depth update ids), Prev is
+// the Hi of the event right before this one, so a receiver can tell that
+// nothing lies between two events; zero when unknown.
 type EventID struct {
-	Hi, Sub int64
+	Hi, Sub, Prev int64
 }
+
+// Continues reports whether e is known to be the event right after l.
+func (e EventID) Continues(l EventID) bool { return e.Prev != 0 && e.Prev == l.Hi }
 
 // IsZero reports whether e is no identity at all.
 func (e EventID) IsZero() bool { return e == EventID{} }

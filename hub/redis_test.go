@@ -639,7 +639,7 @@ func TestRedisMalformed(t *testing.T) {
 	bad := []string{
 		"",
 		"{\"json\":true}",
-		"\x01\x00\x01\x09x:s", // stream length beyond the payload
+		"\x02\x00\x01\x09x:s", // stream length beyond the payload
 		string(appendFrame(nil, Message{Stream: "x:other", Seq: 1})), // frame of another stream
 	}
 	for _, p := range bad {
@@ -828,6 +828,7 @@ func TestFrameRoundTrip(t *testing.T) {
 		{"long stream", Message{Stream: strings.Repeat("s", 200), Seq: 2}},
 		{"event id", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 4_000_000_123, Sub: 1700000000000}, Data: []byte("x")}},
 		{"event id, hi only", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 1}}},
+		{"event id with prev", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 77, Prev: 76}}},
 		{"origin", Message{Stream: "s", Seq: 3, Origin: 1 << 40, ID: EventID{Hi: 9}, Data: []byte("o")}},
 	}
 	for _, tc := range tests {
@@ -858,21 +859,22 @@ func TestDecodeFrameMalformed(t *testing.T) {
 		payload string
 	}{
 		{"empty", ""},
-		{"one byte", "\x01"},
+		{"one byte", "\x02"},
 		{"version 0", "\x00\x00\x01\x00"},
-		{"version 2", "\x02\x00\x01\x00"},
+		{"version 1", "\x01\x00\x01\x00"},
+		{"version 3", "\x03\x00\x01\x00"},
 		{"json", `{"stream":"x"}`},
-		{"unknown flag", "\x01\x20\x01\x00"},
-		{"no origin", "\x01\x10\x01"},
-		{"no id", "\x01\x08\x01"},
-		{"id over int64", "\x01\x08\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x00\x00"},
-		{"no seq", "\x01\x00"},
-		{"unterminated seq", "\x01\x00\x80\x80"},
-		{"seq overflow", "\x01\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02\x00"},
-		{"no stream length", "\x01\x00\x01"},
-		{"stream too long", "\x01\x00\x01\x05abc"},
-		{"huge stream length", "\x01\x00\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"},
-		{"empty error", "\x01\x04\x01\x01s"},
+		{"unknown flag", "\x02\x20\x01\x00"},
+		{"no origin", "\x02\x10\x01"},
+		{"no id", "\x02\x08\x01"},
+		{"id over int64", "\x02\x08\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x00\x00"},
+		{"no seq", "\x02\x00"},
+		{"unterminated seq", "\x02\x00\x80\x80"},
+		{"seq overflow", "\x02\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02\x00"},
+		{"no stream length", "\x02\x00\x01"},
+		{"stream too long", "\x02\x00\x01\x05abc"},
+		{"huge stream length", "\x02\x00\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"},
+		{"empty error", "\x02\x04\x01\x01s"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -889,10 +891,11 @@ func FuzzDecode(f *testing.F) {
 		{Stream: "binance:btcusdt@trade", Seq: 1, Data: []byte(`{"e":"trade"}`)},
 		{Stream: "s", Seq: 1 << 40, Gap: true, Conflate: true, Data: []byte{0, 0xff}},
 		{Stream: "s", Seq: 3, Err: "refused"},
+		{Stream: "s", Seq: 4, Origin: 9, ID: EventID{Hi: 5, Sub: 1, Prev: 4}, Data: []byte("x")},
 	} {
 		f.Add(appendFrame(nil, m))
 	}
-	f.Add([]byte("\x01\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02\x00"))
+	f.Add([]byte("\x02\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02\x00"))
 	f.Add([]byte(`{"json":1}`))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		m, err := decodeFrame(string(p))

@@ -14,14 +14,14 @@ import (
 //	flags    1 byte, frameGap | frameConflate | frameErr | frameID | frameOrigin
 //	seq      uvarint
 //	origin   with frameOrigin: uvarint
-//	id       with frameID: ID.Hi, ID.Sub as uvarints
+//	id       with frameID: ID.Hi, ID.Sub, ID.Prev as uvarints
 //	stream   uvarint length, then the bytes
 //	payload  the rest: Data, or the Err text when frameErr is set
 //
 // A new layout gets a new version; decoders reject versions and flags they
 // do not know.
 const (
-	frameVersion = 1
+	frameVersion = 2
 
 	frameGap      = 1 << 0
 	frameConflate = 1 << 1
@@ -61,6 +61,7 @@ func appendFrame(b []byte, m Message) []byte {
 	if flags&frameID != 0 {
 		b = binary.AppendUvarint(b, uint64(m.ID.Hi))
 		b = binary.AppendUvarint(b, uint64(m.ID.Sub))
+		b = binary.AppendUvarint(b, uint64(m.ID.Prev))
 	}
 	b = binary.AppendUvarint(b, uint64(len(m.Stream)))
 	b = append(b, m.Stream...)
@@ -100,7 +101,7 @@ func decodeFrame(p string) (Message, error) {
 		i += n
 	}
 	if flags&frameID != 0 {
-		for _, v := range []*int64{&m.ID.Hi, &m.ID.Sub} {
+		for _, v := range []*int64{&m.ID.Hi, &m.ID.Sub, &m.ID.Prev} {
 			x, n := uvarint(p[i:])
 			if n <= 0 || x > math.MaxInt64 {
 				return Message{}, fmt.Errorf("%w: id", errFrame)

@@ -398,6 +398,12 @@ func (st *streamState) publishLocked(ctx context.Context, f *Feed, id evID, hasI
 	}
 	if hasID {
 		msg.ID = hub.EventID{Hi: id.hi, Sub: id.sub}
+		if st.idk == idConsecutive {
+			msg.ID.Prev = id.lo - 1
+			if id.hasPrev {
+				msg.ID.Prev = id.prev
+			}
+		}
 	}
 	err := f.cfg.Publisher.Publish(ctx, msg)
 	if err != nil || f.publishFailed.Load() != 0 {

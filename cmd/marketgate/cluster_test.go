@@ -1,0 +1,469 @@
+//go:build unix
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/marketgate/marketgate/deploy/deploytest"
+	"github.com/marketgate/marketgate/downstream/downstreamtest"
+	"github.com/marketgate/marketgate/internal/redistest"
+	"github.com/marketgate/marketgate/internal/waitfor"
+	"github.com/marketgate/marketgate/upstream/binancesim"
+)
+
+// The cluster tests run real processes: redis-server, three gateway
+// binaries and nginx (with deploy/'s configuration) in front of them; the
+// simulator runs in-process so the tests can ask it what it carries.
+
+// leaseKey is where cluster.Node keeps the binance lease ("<node>|<token>").
+const leaseKey = "marketgate:{cluster}:lease:binance"
+
+var clusterStreams = []string{"binance:btcusdt@trade", "binance:ethusdt@trade", "binance:bnbusdt@trade"}
+
+// buildGateway builds the marketgate binary into a temporary directory.
+func buildGateway(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "marketgate")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = t.Output()
+	if err := build.Run(); err != nil {
+		t.Fatalf("go build: %v", err)
+	}
+	return bin
+}
+
+// gatewayNode is one gateway process of a cluster test.
+type gatewayNode struct {
+	id     string
+	addr   string
+	cmd    *exec.Cmd
+	exited chan error // Wait's result, once
+	mu     sync.Mutex
+	err    error
+	done   bool
+}
+
+// result returns the process's exit error and whether it exited.
+func (g *gatewayNode) result() (error, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.err, g.done
+}
+
+// startNode runs one gateway of the cluster; cleanup stops it.
+func startNode(t *testing.T, bin, id, redisURL, simAddr string) *gatewayNode {
+	t.Helper()
+	g := &gatewayNode{id: id, addr: freeAddr(t), exited: make(chan error, 1)}
+	g.cmd = exec.Command(bin, "--listen", g.addr, "--admin-listen", freeAddr(t),
+		"--redis", redisURL, "--node-id", id,
+		"--binance-url", "ws://"+simAddr, "--binance-rest-url", "http://"+simAddr, "--binance-futures-url", "",
+		"--drain-timeout", "10s", "--log-level", "info")
+	g.cmd.Stderr = t.Output()
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		err := g.cmd.Wait()
+		g.mu.Lock()
+		g.err, g.done = err, true
+		g.mu.Unlock()
+		g.exited <- err
+	}()
+	t.Cleanup(func() {
+		if _, done := g.result(); done {
+			return
+		}
+		g.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-g.exited:
+		case <-time.After(20 * time.Second):
+			g.cmd.Process.Kill()
+			t.Errorf("node %s did not exit within 20s of SIGTERM", id)
+		}
+	})
+	return g
+}
+
+// testCluster is redis, the simulator, three nodes and nginx.
+type testCluster struct {
+	redis *redistest.Server
+	rdb   *redis.Client
+	sim   *binancesim.Server
+	nodes []*gatewayNode
+	lb    string // nginx's address
+}
+
+func startCluster(t *testing.T) *testCluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs redis-server, three gateway binaries and nginx")
+	}
+	bin := buildGateway(t)
+	c := &testCluster{redis: redistest.Start(t)}
+	c.rdb = redis.NewClient(&redis.Options{Addr: c.redis.Addr()})
+	t.Cleanup(func() { c.rdb.Close() })
+	var simAddr string
+	c.sim, simAddr = startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT", "ETHUSDT", "BNBUSDT"}, TickInterval: 20 * time.Millisecond})
+	var addrs []string
+	for i := range 3 {
+		g := startNode(t, bin, fmt.Sprintf("node%d", i+1), c.redis.URL(), simAddr)
+		c.nodes = append(c.nodes, g)
+		addrs = append(addrs, g.addr)
+	}
+	for _, g := range c.nodes {
+		waitReady(t, g.addr)
+	}
+	c.lb = deploytest.StartNginx(t, addrs)
+	return c
+}
+
+// owner returns the node that holds the binance lease, waiting for one.
+func (c *testCluster) owner(t *testing.T) *gatewayNode {
+	t.Helper()
+	var owner *gatewayNode
+	waitfor.Cond(t, 10*time.Second, func() error {
+		v, err := c.rdb.Get(t.Context(), leaseKey).Result()
+		if err != nil {
+			return fmt.Errorf("lease: %w", err)
+		}
+		id, _, _ := strings.Cut(v, "|")
+		for _, g := range c.nodes {
+			if g.id == id {
+				owner = g
+				return nil
+			}
+		}
+		return fmt.Errorf("lease held by %q, not a node", v)
+	})
+	return owner
+}
+
+// carriedOnce returns a check that the simulator has each of streams on
+// exactly one connection: the cluster carries every stream once, not once
+// per node.
+func (c *testCluster) carriedOnce(streams ...string) func() error {
+	return func() error { return c.carried(streams) }
+}
+
+func (c *testCluster) carried(streams []string) error {
+	subs := c.sim.Subscriptions()
+	for _, s := range streams {
+		name := strings.TrimPrefix(s, "binance:")
+		if subs[name] != 1 {
+			return fmt.Errorf("%s carried by %d connections; want 1 (all: %v)", name, subs[name], subs)
+		}
+	}
+	if n := c.sim.OpenConnections(); n != 1 {
+		return fmt.Errorf("%d connections to the exchange; want 1", n)
+	}
+	return nil
+}
+
+// TestClusterFanOut: 60 clients through nginx over three nodes all
+// receive every stream they subscribe, with consecutive trade ids, while
+// the exchange sees each stream on exactly one connection.
+func TestClusterFanOut(t *testing.T) {
+	c := startCluster(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 60)
+	for i := range 60 {
+		cl := downstreamtest.Dial(t, "ws://"+c.lb+"/ws")
+		streams := []string{clusterStreams[i%3], clusterStreams[(i+1)%3]}
+		wg.Go(func() {
+			if err := followTrades(cl, streams, 20); err != nil {
+				errs <- fmt.Errorf("client %d: %w", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	waitfor.Cond(t, 5*time.Second, c.carriedOnce(clusterStreams...))
+}
+
+// tradeLog follows one stream on one client in the background and keeps
+// every trade id, gap flag and arrival time.
+type tradeLog struct {
+	mu    sync.Mutex
+	ids   []uint64
+	gaps  []bool
+	times []time.Time
+	err   error
+}
+
+func follow(t *testing.T, url, stream string) *tradeLog {
+	t.Helper()
+	cl := downstreamtest.Dial(t, url)
+	cl.Send(fmt.Sprintf(`{"op":"subscribe","id":1,"streams":[%q]}`, stream))
+	l := &tradeLog{}
+	go func() {
+		for {
+			p, err := cl.Read(time.Minute)
+			if err != nil {
+				l.mu.Lock()
+				l.err = err
+				l.mu.Unlock()
+				return
+			}
+			var m nativeMsg
+			if json.Unmarshal(p, &m) != nil || m.Stream != stream {
+				continue
+			}
+			id, ok := m.trade()
+			if !ok {
+				continue
+			}
+			l.mu.Lock()
+			l.ids, l.gaps, l.times = append(l.ids, id), append(l.gaps, m.Gap), append(l.times, time.Now())
+			l.mu.Unlock()
+		}
+	}()
+	return l
+}
+
+func (l *tradeLog) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.ids)
+}
+
+// after returns how many trades arrived after t0, and the first of them.
+func (l *tradeLog) after(t0 time.Time) (int, time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, at := range l.times {
+		if at.After(t0) {
+			return len(l.times) - i, at
+		}
+	}
+	return 0, time.Time{}
+}
+
+// check returns the missing and repeated trade ids, ignoring what follows
+// a gap notice (the gap says events may be lost there).
+func (l *tradeLog) check() (missing, repeated int, gapNotices int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := 1; i < len(l.ids); i++ {
+		if l.gaps[i] {
+			gapNotices++
+			continue
+		}
+		switch d := int64(l.ids[i]) - int64(l.ids[i-1]); {
+		case d <= 0:
+			repeated++
+		case d > 1:
+			missing += int(d - 1)
+		}
+	}
+	return missing, repeated, gapNotices
+}
+
+// survivors returns the nodes other than g.
+func (c *testCluster) survivors(g *gatewayNode) []*gatewayNode {
+	var out []*gatewayNode
+	for _, n := range c.nodes {
+		if n != g {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// watchCarriers samples the simulator every 20 ms until stop is closed and
+// returns the longest time any stream was carried by more than one
+// connection at once.
+func (c *testCluster) watchCarriers(stop <-chan struct{}) <-chan time.Duration {
+	out := make(chan time.Duration, 1)
+	go func() {
+		var longest time.Duration
+		since := map[string]time.Time{}
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				out <- longest
+				return
+			case now := <-tick.C:
+				subs := c.sim.Subscriptions()
+				for _, s := range clusterStreams {
+					name := strings.TrimPrefix(s, "binance:")
+					if subs[name] > 1 {
+						if since[name].IsZero() {
+							since[name] = now
+						}
+						longest = max(longest, now.Sub(since[name]))
+					} else {
+						delete(since, name)
+					}
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// TestClusterFailover kills the owner of the upstream with SIGKILL: the
+// survivors' clients get data again within 5 s, told of the gap, and the
+// exchange never sees a stream carried twice for longer than a lease's
+// life (2 s).
+func TestClusterFailover(t *testing.T) {
+	c := startCluster(t)
+	owner := c.owner(t)
+	var logs []*tradeLog
+	for _, g := range c.survivors(owner) {
+		logs = append(logs, follow(t, "ws://"+g.addr+"/ws", clusterStreams[0]))
+	}
+	waitfor.Cond(t, 10*time.Second, func() error {
+		for i, l := range logs {
+			if n := l.count(); n < 10 {
+				return fmt.Errorf("survivor client %d has %d trades", i, n)
+			}
+		}
+		return nil
+	})
+	stop := make(chan struct{})
+	doubled := c.watchCarriers(stop)
+	killed := time.Now()
+	owner.cmd.Process.Kill()
+	<-owner.exited
+	var resumed time.Duration
+	waitfor.Cond(t, 10*time.Second, func() error {
+		for i, l := range logs {
+			n, first := l.after(killed.Add(100 * time.Millisecond))
+			if n < 5 {
+				return fmt.Errorf("survivor client %d: %d trades since the kill", i, n)
+			}
+			resumed = max(resumed, first.Sub(killed))
+		}
+		return nil
+	})
+	close(stop)
+	t.Logf("failover: data again %v after the kill (new owner %s)", resumed.Round(time.Millisecond), c.owner(t).id)
+	if resumed > 5*time.Second {
+		t.Errorf("survivors' clients got data again %v after the kill; want within 5s", resumed)
+	}
+	for i, l := range logs {
+		missing, repeated, gaps := l.check()
+		if repeated > 0 || (missing > 0 && gaps == 0) || gaps == 0 {
+			t.Errorf("survivor client %d: %d missing, %d repeated trade ids, %d gap notices; want the loss told by a gap notice and no repeat", i, missing, repeated, gaps)
+		}
+	}
+	if d := <-doubled; d > 2*time.Second {
+		t.Errorf("a stream was carried twice for %v; want at most the lease's 2s", d)
+	}
+	waitfor.Cond(t, 5*time.Second, c.carriedOnce(clusterStreams[0]))
+}
+
+// TestClusterDrain stops the owner with SIGTERM: it hands the upstream
+// over make-before-break, so clients of the other nodes miss no trade id
+// and see none twice; the drained node exits 0.
+func TestClusterDrain(t *testing.T) {
+	c := startCluster(t)
+	owner := c.owner(t)
+	var logs []*tradeLog
+	for _, g := range c.survivors(owner) {
+		for _, s := range clusterStreams {
+			logs = append(logs, follow(t, "ws://"+g.addr+"/ws", s))
+		}
+	}
+	waitfor.Cond(t, 10*time.Second, func() error {
+		for i, l := range logs {
+			if n := l.count(); n < 10 {
+				return fmt.Errorf("client %d has %d trades", i, n)
+			}
+		}
+		return nil
+	})
+	stop := make(chan struct{})
+	doubled := c.watchCarriers(stop)
+	termed := time.Now()
+	owner.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-owner.exited:
+		if err != nil {
+			t.Errorf("drained node exited with %v; want 0", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("drained node did not exit within 20s")
+	}
+	exitedAfter := time.Since(termed)
+	// Let trades flow on the new owner for a while.
+	counts := make([]int, len(logs))
+	for i, l := range logs {
+		counts[i] = l.count()
+	}
+	waitfor.Cond(t, 10*time.Second, func() error {
+		for i, l := range logs {
+			if l.count() < counts[i]+20 {
+				return fmt.Errorf("client %d: %d trades since the old owner exited", i, l.count()-counts[i])
+			}
+		}
+		return nil
+	})
+	close(stop)
+	t.Logf("drain: old owner exited %v after SIGTERM; new owner %s; carried twice for at most %v",
+		exitedAfter.Round(time.Millisecond), c.owner(t).id, (<-doubled).Round(time.Millisecond))
+	for i, l := range logs {
+		if missing, repeated, gaps := l.check(); missing > 0 || repeated > 0 || gaps > 0 {
+			t.Errorf("client %d: %d missing, %d repeated trade ids, %d gap notices; want none", i, missing, repeated, gaps)
+		}
+	}
+	waitfor.Cond(t, 5*time.Second, c.carriedOnce(clusterStreams...))
+}
+
+// TestClusterRedisRestart kills Redis and starts it again on the same port:
+// data flows to the clients again within 5 s of its return.
+func TestClusterRedisRestart(t *testing.T) {
+	c := startCluster(t)
+	var logs []*tradeLog
+	for _, g := range c.nodes {
+		logs = append(logs, follow(t, "ws://"+g.addr+"/ws", clusterStreams[1]))
+	}
+	waitfor.Cond(t, 10*time.Second, func() error {
+		for i, l := range logs {
+			if n := l.count(); n < 10 {
+				return fmt.Errorf("client %d has %d trades", i, n)
+			}
+		}
+		return nil
+	})
+	c.redis.Kill()
+	time.Sleep(3 * time.Second) // down for a few seconds
+	for _, g := range c.nodes {
+		if _, done := g.result(); done {
+			t.Fatalf("node %s exited while Redis was down", g.id)
+		}
+	}
+	c.redis.Restart(t)
+	back := time.Now()
+	var resumed time.Duration
+	waitfor.Cond(t, 15*time.Second, func() error {
+		for i, l := range logs {
+			n, first := l.after(back)
+			if n < 5 {
+				return fmt.Errorf("client %d: %d trades since Redis came back", i, n)
+			}
+			resumed = max(resumed, first.Sub(back))
+		}
+		return nil
+	})
+	t.Logf("redis restart: data again %v after Redis came back", resumed.Round(time.Millisecond))
+	if resumed > 5*time.Second {
+		t.Errorf("data again %v after Redis came back; want within 5s", resumed)
+	}
+}
