@@ -62,13 +62,13 @@ func (g *gatewayNode) result() (error, bool) {
 }
 
 // startNode runs one gateway of the cluster; cleanup stops it.
-func startNode(t *testing.T, bin, id, redisURL, simAddr string) *gatewayNode {
+func startNode(t *testing.T, bin, id, simAddr string, redisArgs []string) *gatewayNode {
 	t.Helper()
 	g := &gatewayNode{id: id, addr: freeAddr(t), exited: make(chan error, 1)}
-	g.cmd = exec.Command(bin, "--listen", g.addr, "--admin-listen", freeAddr(t),
-		"--redis", redisURL, "--node-id", id,
-		"--binance-url", "ws://"+simAddr, "--binance-rest-url", "http://"+simAddr, "--binance-futures-url", "",
-		"--drain-timeout", "10s", "--log-level", "info")
+	args := append([]string{"--listen", g.addr, "--admin-listen", freeAddr(t), "--node-id", id,
+		"--binance-url", "ws://" + simAddr, "--binance-rest-url", "http://" + simAddr, "--binance-futures-url", "",
+		"--drain-timeout", "10s", "--log-level", "info"}, redisArgs...)
+	g.cmd = exec.Command(bin, args...)
 	g.cmd.Stderr = t.Output()
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -97,8 +97,8 @@ func startNode(t *testing.T, bin, id, redisURL, simAddr string) *gatewayNode {
 
 // testCluster is redis, the simulator, three nodes and nginx.
 type testCluster struct {
-	redis *redistest.Server
-	rdb   *redis.Client
+	redis *redistest.Server // nil on a Redis Cluster
+	rdb   redis.UniversalClient
 	sim   *binancesim.Server
 	nodes []*gatewayNode
 	lb    string // nginx's address
@@ -109,15 +109,32 @@ func startCluster(t *testing.T) *testCluster {
 	if testing.Short() {
 		t.Skip("runs redis-server, three gateway binaries and nginx")
 	}
+	r := redistest.Start(t)
+	c := &testCluster{redis: r, rdb: redis.NewClient(&redis.Options{Addr: r.Addr()})}
+	return c.start(t, []string{"--redis", r.URL()})
+}
+
+// startRedisCluster is startCluster on a three-master Redis Cluster.
+func startRedisCluster(t *testing.T) *testCluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs a Redis Cluster, three gateway binaries and nginx")
+	}
+	addrs := redistest.StartCluster(t, 3).Addrs()
+	u := "redis://" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]
+	c := &testCluster{rdb: redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})}
+	return c.start(t, []string{"--redis", u, "--redis-cluster"})
+}
+
+func (c *testCluster) start(t *testing.T, redisArgs []string) *testCluster {
+	t.Helper()
 	bin := buildGateway(t)
-	c := &testCluster{redis: redistest.Start(t)}
-	c.rdb = redis.NewClient(&redis.Options{Addr: c.redis.Addr()})
 	t.Cleanup(func() { c.rdb.Close() })
 	var simAddr string
 	c.sim, simAddr = startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT", "ETHUSDT", "BNBUSDT"}, TickInterval: 20 * time.Millisecond})
 	var addrs []string
 	for i := range 3 {
-		g := startNode(t, bin, fmt.Sprintf("node%d", i+1), c.redis.URL(), simAddr)
+		g := startNode(t, bin, fmt.Sprintf("node%d", i+1), simAddr, redisArgs)
 		c.nodes = append(c.nodes, g)
 		addrs = append(addrs, g.addr)
 	}
@@ -172,9 +189,18 @@ func (c *testCluster) carried(streams []string) error {
 
 // TestClusterFanOut: 60 clients through nginx over three nodes all
 // receive every stream they subscribe, with consecutive trade ids, while
-// the exchange sees each stream on exactly one connection.
+// the exchange sees each stream on exactly one connection; on one Redis
+// and on a three-master Redis Cluster (sharded pub/sub).
 func TestClusterFanOut(t *testing.T) {
-	c := startCluster(t)
+	for _, tc := range []struct {
+		name  string
+		start func(*testing.T) *testCluster
+	}{{"redis", startCluster}, {"redis cluster", startRedisCluster}} {
+		t.Run(tc.name, func(t *testing.T) { fanOut(t, tc.start(t)) })
+	}
+}
+
+func fanOut(t *testing.T, c *testCluster) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 60)
 	for i := range 60 {

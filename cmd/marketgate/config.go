@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/upstream"
+	"github.com/redis/go-redis/v9"
 )
 
 // config is the gateway's effective configuration: flags, each also read
@@ -28,6 +30,7 @@ type config struct {
 	noFutures      bool            // --binance-futures-url ""
 	redis          string
 	nodeID         string
+	redisCluster   bool
 	drainTimeout   time.Duration
 	allowedOrigins []string
 	logLevel       slog.Level
@@ -58,6 +61,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	exchangeFlags(fs, &c.futures, "binance-futures", "Binance USD-M futures", upstream.DefaultFuturesURL, upstream.DefaultFuturesRESTURL,
 		"<base>/public/stream and <base>/market/stream", "/fapi/v1/exchangeInfo", upstream.DefaultFuturesRequestInterval, upstream.DefaultFuturesMaxStreams, upstream.DefaultFuturesIdleTimeout)
 	fs.StringVar(&c.redis, "redis", "", "Redis URL (redis://host:port/db); empty: the in-process hub (one node)")
+	fs.BoolVar(&c.redisCluster, "redis-cluster", false, "--redis names a Redis Cluster: redis://host:port?addr=host:port&addr=… lists seed nodes; pub/sub is sharded")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long the node may take to hand its upstreams over before it closes its clients")
 	fs.StringVar(&c.nodeID, "node-id", fmt.Sprintf("%s-%d", host, os.Getpid()), "this node's name in the cluster")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser origins allowed to open WebSockets; empty: any")
@@ -158,9 +162,15 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		return c, fmt.Errorf("--log-format: %q is not text or json", c.logFormat)
 	}
 	if c.redis != "" {
-		if u, err := url.Parse(c.redis); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
-			return c, fmt.Errorf("--redis: %q is not a redis:// URL", c.redis)
+		parse := func(u string) error { _, err := redis.ParseURL(u); return err }
+		if c.redisCluster {
+			parse = func(u string) error { _, err := redis.ParseClusterURL(u); return err }
 		}
+		if err := parse(c.redis); err != nil {
+			return c, fmt.Errorf("--redis: %q is not a redis:// URL: %v", c.redis, err)
+		}
+	} else if c.redisCluster {
+		return c, errors.New("--redis-cluster: needs --redis")
 	}
 	return c, nil
 }

@@ -92,19 +92,33 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 
 	var draining atomic.Bool // set once the signal came
 	var h hub.Hub = hub.NewMemory()
-	var rdb *redis.Client // cluster coordination, with --redis
+	var rdb redis.UniversalClient // cluster coordination, with --redis
 	var node *cluster.Node
 	if cfg.redis != "" {
-		rh, err := hub.NewRedis(hub.RedisConfig{URL: cfg.redis, NodeID: cfg.nodeID, Logger: log})
-		if err != nil {
-			return fmt.Errorf("--redis: %w", err)
+		// go-redis logs (dial failures while Redis is down) through one
+		// process-wide logger: send it to ours.
+		redis.SetLogger(redisLog{log.With("component", "redis")})
+		hcfg := hub.RedisConfig{URL: cfg.redis, NodeID: cfg.nodeID, Logger: log}
+		if cfg.redisCluster {
+			opts, err := redis.ParseClusterURL(cfg.redis)
+			if err != nil {
+				return fmt.Errorf("--redis: %w", err)
+			}
+			hcfg.URL, hcfg.ClusterAddrs = "", opts.Addrs
+			rdb = redis.NewClusterClient(opts)
+		} else {
+			opts, err := redis.ParseURL(cfg.redis)
+			if err != nil {
+				return fmt.Errorf("--redis: %w", err)
+			}
+			rdb = redis.NewClient(opts)
 		}
-		opts, err := redis.ParseURL(cfg.redis)
-		if err != nil {
-			return fmt.Errorf("--redis: %w", err)
-		}
-		h, rdb = rh, redis.NewClient(opts)
 		defer rdb.Close()
+		rh, err := hub.NewRedis(hcfg)
+		if err != nil {
+			return fmt.Errorf("--redis: %w", err)
+		}
+		h = rh
 	}
 	var feeds []*upstream.Feed
 	newFeed := func(c upstream.Config, build func(upstream.Config) (*upstream.Feed, error), name string) error {
@@ -239,4 +253,11 @@ type originPublisher struct {
 func (p *originPublisher) Publish(ctx context.Context, msg hub.Message) error {
 	msg.Origin = (*p.node).Token(p.exchange)
 	return p.Publisher.Publish(ctx, msg)
+}
+
+// redisLog is go-redis's logger as a slog.Logger at warning level.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
 }

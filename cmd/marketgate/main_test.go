@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -442,6 +443,14 @@ func TestConfig(t *testing.T) {
 			return nil
 		}},
 		{name: "bad drain timeout", args: []string{"--drain-timeout", "0s"}, wantErr: "--drain-timeout"},
+		{name: "redis cluster", args: []string{"--redis", "redis://127.0.0.1:7000?addr=127.0.0.1:7001", "--redis-cluster"}, check: func(c config) error {
+			if !c.redisCluster {
+				return errors.New("redisCluster not set")
+			}
+			return nil
+		}},
+		{name: "redis cluster without redis", args: []string{"--redis-cluster"}, wantErr: "--redis-cluster"},
+		{name: "bad redis cluster url", args: []string{"--redis", "redis://127.0.0.1:7000?nosuch=1", "--redis-cluster"}, wantErr: "--redis"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected argument"},
 	}
 	for _, tc := range tests {
