@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -47,6 +48,7 @@ func buildGateway(t *testing.T) string {
 type gatewayNode struct {
 	id     string
 	addr   string
+	admin  string // the control listener
 	cmd    *exec.Cmd
 	exited chan error // Wait's result, once
 	mu     sync.Mutex
@@ -64,8 +66,8 @@ func (g *gatewayNode) result() (error, bool) {
 // startNode runs one gateway of the cluster; cleanup stops it.
 func startNode(t *testing.T, bin, id, simAddr string, redisArgs []string) *gatewayNode {
 	t.Helper()
-	g := &gatewayNode{id: id, addr: freeAddr(t), exited: make(chan error, 1)}
-	args := append([]string{"--listen", g.addr, "--admin-listen", freeAddr(t), "--node-id", id,
+	g := &gatewayNode{id: id, addr: freeAddr(t), admin: freeAddr(t), exited: make(chan error, 1)}
+	args := append([]string{"--listen", g.addr, "--admin-listen", g.admin, "--node-id", id,
 		"--binance-url", "ws://" + simAddr, "--binance-rest-url", "http://" + simAddr, "--binance-futures-url", "",
 		"--drain-timeout", "10s", "--log-level", "info"}, redisArgs...)
 	g.cmd = exec.Command(bin, args...)
@@ -395,10 +397,31 @@ func TestClusterFailover(t *testing.T) {
 	waitfor.Cond(t, 5*time.Second, c.carriedOnce(clusterStreams[0]))
 }
 
-// TestClusterDrain stops the owner with SIGTERM: it hands the upstream
-// over make-before-break, so clients of the other nodes miss no trade id
-// and see none twice; the drained node exits 0.
+// TestClusterDrain drains the owner, with SIGTERM or POST /api/v1/drain:
+// it hands the upstream over make-before-break, so clients of the other
+// nodes miss no trade id and see none twice; the drained node exits 0.
 func TestClusterDrain(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		drain func(t *testing.T, g *gatewayNode)
+	}{
+		{"SIGTERM", func(t *testing.T, g *gatewayNode) { g.cmd.Process.Signal(syscall.SIGTERM) }},
+		{"POST /api/v1/drain", func(t *testing.T, g *gatewayNode) {
+			resp, err := http.Post("http://"+g.admin+"/api/v1/drain", "application/json", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("POST /api/v1/drain: %s; want 202", resp.Status)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { drain(t, tc.drain) })
+	}
+}
+
+func drain(t *testing.T, how func(*testing.T, *gatewayNode)) {
 	c := startCluster(t)
 	owner := c.owner(t)
 	var logs []*tradeLog
@@ -418,7 +441,7 @@ func TestClusterDrain(t *testing.T) {
 	stop := make(chan struct{})
 	doubled := c.watchCarriers(stop)
 	termed := time.Now()
-	owner.cmd.Process.Signal(syscall.SIGTERM)
+	how(t, owner)
 	select {
 	case err := <-owner.exited:
 		if err != nil {
@@ -442,7 +465,7 @@ func TestClusterDrain(t *testing.T) {
 		return nil
 	})
 	close(stop)
-	t.Logf("drain: old owner exited %v after SIGTERM; new owner %s; carried twice for at most %v",
+	t.Logf("drain: old owner exited %v after the request; new owner %s; carried twice for at most %v",
 		exitedAfter.Round(time.Millisecond), c.owner(t).id, (<-doubled).Round(time.Millisecond))
 	for i, l := range logs {
 		if missing, repeated, gaps := l.check(); missing > 0 || repeated > 0 || gaps > 0 {

@@ -14,11 +14,13 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/marketgate/marketgate/admin"
 	"github.com/marketgate/marketgate/cluster"
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/hub"
@@ -196,6 +198,21 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 	if err != nil {
 		return err
 	}
+	// POST /api/v1/drain on the control listener drains as a signal does.
+	drainReq := make(chan struct{})
+	requestDrain := sync.OnceFunc(func() { close(drainReq) })
+	if cfg.adminListen != "" {
+		aln, err := net.Listen("tcp", cfg.adminListen)
+		if err != nil {
+			return fmt.Errorf("--admin-listen: %w", err)
+		}
+		as, err := admin.New(admin.Config{Listener: aln, Token: cfg.adminToken, Drain: requestDrain, Logger: log.With("component", "admin")})
+		if err != nil {
+			aln.Close()
+			return err
+		}
+		runs = append(runs, as.Run)
+	}
 	hubKind := "memory"
 	if rdb != nil {
 		hubKind = "redis"
@@ -218,6 +235,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		case <-gctx.Done():
 			return nil
 		case <-ctx.Done():
+		case <-drainReq:
 		}
 		// Drain: take no more clients (and say so on /readyz), then stop
 		// everything; the downstream closes its clients with 1001 so they

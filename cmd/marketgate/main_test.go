@@ -298,7 +298,7 @@ func TestDemoBinary(t *testing.T) {
 		t.Fatalf("go build: %v", err)
 	}
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "--demo", "--listen", addr)
+	cmd := exec.Command(bin, "--demo", "--listen", addr, "--admin-listen", freeAddr(t))
 	cmd.Stderr = t.Output()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
