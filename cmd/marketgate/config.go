@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +32,8 @@ type config struct {
 	noFutures      bool            // --binance-futures-url ""
 	redis          string
 	nodeID         string
+	metricsPublic  bool
+	effective      []slog.Attr // every setting after parsing, secrets masked
 	redisCluster   bool
 	drainTimeout   time.Duration
 	allowedOrigins []string
@@ -51,10 +55,11 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	var origins, level string
 	host, _ := os.Hostname()
 	fs := flag.NewFlagSet("marketgate", flag.ContinueOnError)
-	fs.SetOutput(usage)
+	fs.SetOutput(io.Discard) // errors are reported in one line below; --help prints through fs.Usage
 	fs.StringVar(&c.listen, "listen", ":8080", "public listener: web UI, browser WebSockets, /healthz, /readyz")
 	fs.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9090", "control listener: /api/v1/…, /metrics")
 	fs.StringVar(&c.adminToken, "admin-token", "", "bearer token for the control listener; empty: loopback clients only")
+	fs.BoolVar(&c.metricsPublic, "metrics-public", false, "serve /metrics on the control listener without the token (or to non-loopback clients)")
 	fs.BoolVar(&c.demo, "demo", false, "run the built-in exchange simulator in-process and use it as the Binance upstream")
 	exchangeFlags(fs, &c.binance, "binance", "Binance spot", upstream.DefaultBinanceURL, upstream.DefaultBinanceRESTURL,
 		"<base>/stream", "/api/v3/exchangeInfo", upstream.DefaultBinanceRequestInterval, upstream.DefaultBinanceMaxStreams, upstream.DefaultBinanceIdleTimeout)
@@ -76,13 +81,18 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.DurationVar(&c.handshake, "handshake-timeout", 5*time.Second, "time a client has to send its HTTP request headers (slowloris bound)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
-	fs.Usage = func() {
-		fmt.Fprintf(usage, "Usage: marketgate [flags]\n\nEvery flag can also be set with its environment variable; a flag given on the command line wins.\n\n")
-		fs.VisitAll(func(f *flag.Flag) {
-			fmt.Fprintf(usage, "  --%s (%s)\n    \t%s (default %q)\n", f.Name, envName(f.Name), f.Usage, f.DefValue)
-		})
-	}
+	fs.Usage = func() {} // the flag package calls it on every error too; --help is handled below
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(usage, fs)
+			return c, err
+		}
+		if m := badFlag.FindStringSubmatch(err.Error()); m != nil {
+			return c, expected(fs, "--"+m[2], m[2], m[1])
+		}
+		if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+			return c, fmt.Errorf("--%s: no such setting (marketgate --help lists them)", strings.TrimLeft(name, "-"))
+		}
 		return c, err
 	}
 	if fs.NArg() > 0 {
@@ -97,7 +107,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		}
 		if v := getenv(envName(f.Name)); v != "" {
 			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s=%q: %v", envName(f.Name), v, err)
+				envErr = expected(fs, envName(f.Name), f.Name, v)
 			}
 		}
 	})
@@ -107,6 +117,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	if err := c.level(level); err != nil {
 		return c, err
 	}
+	fs.VisitAll(func(f *flag.Flag) {
+		c.effective = append(c.effective, slog.String(f.Name, maskSecret(f.Name, f.Value.String())))
+	})
 	for _, o := range strings.Split(origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			u, err := url.Parse(o)
@@ -247,4 +260,92 @@ func (c *config) logger(w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// flagGroups orders --help: each flag goes to the first group whose test
+// accepts its name.
+var flagGroups = []struct {
+	title string
+	has   func(name string) bool
+}{
+	{"Listeners and access", oneOf("listen", "admin-listen", "admin-token", "metrics-public", "allowed-origins", "handshake-timeout")},
+	{"Cluster", oneOf("redis", "redis-cluster", "node-id", "drain-timeout")},
+	{"Browsers", oneOf("max-conns", "max-conns-per-ip", "max-streams-per-conn", "max-commands-per-second", "write-queue-bytes", "ping-interval", "pong-timeout", "disable-compression")},
+	{"Binance USD-M futures", func(n string) bool { return strings.HasPrefix(n, "binance-futures-") }},
+	{"Binance spot", func(n string) bool { return strings.HasPrefix(n, "binance-") }},
+	{"Logging", oneOf("log-level", "log-format")},
+	{"Other", func(string) bool { return true }},
+}
+
+func oneOf(names ...string) func(string) bool {
+	return func(n string) bool { return slices.Contains(names, n) }
+}
+
+// printUsage writes --help: the flags by group, each with its environment
+// variable and default.
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: marketgate [flags]\n\nEvery flag can also be set with its environment variable; a flag given on the command line wins.\n")
+	groups := make([][]*flag.Flag, len(flagGroups))
+	fs.VisitAll(func(f *flag.Flag) {
+		for i, g := range flagGroups {
+			if g.has(f.Name) {
+				groups[i] = append(groups[i], f)
+				return
+			}
+		}
+	})
+	for i, flags := range groups {
+		if len(flags) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s:\n", flagGroups[i].title)
+		for _, f := range flags {
+			fmt.Fprintf(w, "  --%s (%s)\n    \t%s (default %q)\n", f.Name, envName(f.Name), f.Usage, f.DefValue)
+		}
+	}
+}
+
+// maskSecret hides the secrets of a flag's value for the start-up log: the
+// admin token, and a password in a Redis URL.
+func maskSecret(name, value string) string {
+	switch {
+	case value == "":
+		return value
+	case name == "admin-token":
+		return "***"
+	case name == "redis":
+		if u, err := url.Parse(value); err == nil && u.User != nil {
+			if _, has := u.User.Password(); has {
+				u.User = url.UserPassword(u.User.Username(), "***")
+			}
+			return u.String()
+		}
+	}
+	return value
+}
+
+// badFlag matches the flag package's error for a value that does not
+// parse, capturing the value and the flag's name.
+var badFlag = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-([a-z0-9-]+): `)
+
+// expected is the one-line error for value of the flag name, given as
+// setting (--name or its environment variable): what it got and what the
+// flag's type expects.
+func expected(fs *flag.FlagSet, setting, name, value string) error {
+	want := "a valid value"
+	if f := fs.Lookup(name); f != nil {
+		if g, ok := f.Value.(flag.Getter); ok {
+			switch g.Get().(type) {
+			case bool:
+				want = "true or false"
+			case int, int64, uint, uint64:
+				want = "a whole number"
+			case time.Duration:
+				want = "a duration such as 500ms, 30s or 5m"
+			case float64:
+				want = "a number"
+			}
+		}
+	}
+	return fmt.Errorf("%s: %q is not %s", setting, value, want)
 }

@@ -46,6 +46,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 2
 	}
 	log := cfg.logger(stderr)
+	log.LogAttrs(context.Background(), slog.LevelInfo, "configuration", cfg.effective...)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ln, err := net.Listen("tcp", cfg.listen)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -443,6 +444,14 @@ func TestConfig(t *testing.T) {
 			return nil
 		}},
 		{name: "bad drain timeout", args: []string{"--drain-timeout", "0s"}, wantErr: "--drain-timeout"},
+		// One line per flag type, naming the setting, the value and what it expects.
+		{name: "int", args: []string{"--max-conns", "abc"}, wantErr: `--max-conns: "abc" is not a whole number`},
+		{name: "int64", args: []string{"--binance-max-message-size", "1x"}, wantErr: `--binance-max-message-size: "1x" is not a whole number`},
+		{name: "duration", args: []string{"--ping-interval", "5"}, wantErr: `--ping-interval: "5" is not a duration such as 500ms, 30s or 5m`},
+		{name: "bool", args: []string{"--demo=maybe"}, wantErr: `--demo: "maybe" is not true or false`},
+		{name: "env int", env: map[string]string{"MARKETGATE_MAX_CONNS": "x"}, wantErr: `MARKETGATE_MAX_CONNS: "x" is not a whole number`},
+		{name: "env duration", env: map[string]string{"MARKETGATE_PONG_TIMEOUT": "soon"}, wantErr: `MARKETGATE_PONG_TIMEOUT: "soon" is not a duration`},
+		{name: "unknown flag", args: []string{"--nosuch"}, wantErr: "--nosuch: no such setting"},
 		{name: "redis cluster", args: []string{"--redis", "redis://127.0.0.1:7000?addr=127.0.0.1:7001", "--redis-cluster"}, check: func(c config) error {
 			if !c.redisCluster {
 				return errors.New("redisCluster not set")
@@ -560,5 +569,43 @@ func TestFuturesEndToEnd(t *testing.T) {
 	// Futures streams live on two routed endpoints: two connections.
 	if n := fut.Accepted(); n != 2 {
 		t.Errorf("futures simulator accepted %d connections; want 2 (/public and /market)", n)
+	}
+}
+
+// TestUsage checks --help: every flag once, under a group, with its
+// environment variable and help text.
+func TestUsage(t *testing.T) {
+	var out strings.Builder
+	if _, err := parseConfig([]string{"--help"}, func(string) string { return "" }, &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("parseConfig(--help) = %v; want flag.ErrHelp", err)
+	}
+	help := out.String()
+	for _, name := range []string{"listen", "admin-token", "metrics-public", "redis", "node-id", "max-conns", "binance-url", "binance-futures-url", "log-level", "demo"} {
+		line := fmt.Sprintf("  --%s (%s)\n", name, envName(name))
+		if n := strings.Count(help, line); n != 1 {
+			t.Errorf("--help lists --%s with its variable %d times; want once", name, n)
+		}
+	}
+	for _, g := range flagGroups[:len(flagGroups)-1] {
+		if !strings.Contains(help, "\n"+g.title+":\n") {
+			t.Errorf("--help has no group %q", g.title)
+		}
+	}
+	if strings.Contains(help, "(default \"\")\n    \t\n") {
+		t.Error("a flag has no help text")
+	}
+}
+
+func TestMaskSecret(t *testing.T) {
+	for _, tc := range []struct{ name, value, want string }{
+		{"admin-token", "s3cret", "***"},
+		{"admin-token", "", ""},
+		{"redis", "redis://user:pw@r:6379/0", "redis://user:%2A%2A%2A@r:6379/0"},
+		{"redis", "redis://r:6379/0", "redis://r:6379/0"},
+		{"listen", ":8080", ":8080"},
+	} {
+		if got := maskSecret(tc.name, tc.value); got != tc.want {
+			t.Errorf("maskSecret(%s, %q) = %q; want %q", tc.name, tc.value, got, tc.want)
+		}
 	}
 }
