@@ -1,6 +1,17 @@
 // Package admin serves the control endpoints on --admin-listen with
 // labstack/echo: JSON in and out, a bearer token when one is configured,
 // loopback clients only when none is.
+//
+// Besides POST /api/v1/drain it serves, when [Config.Backend] is set, the
+// JSON control API under /api/v1/ (streams and pins, upstreams, nodes,
+// clients), described by the OpenAPI 3 document at GET
+// /api/v1/openapi.json; net/http/pprof under /debug/pprof/; and, when
+// [Config.Metrics] is set, GET /metrics. Every route is behind the same
+// guard, except /metrics with [Config.MetricsPublic].
+//
+//	srv, err := admin.New(admin.Config{Listener: ln, Token: token, Drain: drain, Backend: backend})
+//	…
+//	err = srv.Run(ctx)
 package admin
 
 import (
@@ -28,9 +39,22 @@ type Config struct {
 	// Drain starts draining the node (as SIGTERM does): no new clients,
 	// upstreams handed over, clients closed with 1001. It must not block.
 	Drain func()
+	// Backend answers the control API under /api/v1/ (see [Backend]);
+	// nil serves only POST /api/v1/drain there.
+	Backend Backend
+	// Metrics, when set, is served at GET /metrics (Prometheus).
+	Metrics http.Handler
+	// MetricsPublic serves Metrics without the guard: to any client, with
+	// no token, for a scraper on another host. Every other route stays
+	// guarded.
+	MetricsPublic bool
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
+
+// writeTimeout bounds the time a response may take to write, except a
+// CPU profile's or an execution trace's, which take as long as asked.
+const writeTimeout = 30 * time.Second
 
 // Server is the control listener.
 type Server struct {
@@ -68,24 +92,55 @@ func New(cfg Config) (*Server, error) {
 			c.JSON(code, b)
 		}
 	}
+	e.Use(writeDeadline(writeTimeout))
 	e.Use(middleware.BodyLimit("64K"))
 	s := &Server{cfg: cfg, echo: e}
 	e.Use(s.guard)
 	e.POST("/api/v1/drain", s.drain)
+	e.GET("/api/v1/openapi.json", serveOpenAPI)
+	if cfg.Backend != nil {
+		s.routeAPI()
+	}
+	if cfg.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(cfg.Metrics))
+	}
+	routePprof(e)
 	s.http = &http.Server{
 		Handler:           e,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       time.Minute,
+		// No WriteTimeout: writeDeadline sets one per request, so that a
+		// profile may take longer (see routePprof).
+		IdleTimeout: time.Minute,
 	}
 	return s, nil
 }
 
+// writeDeadline gives every response d to be written.
+func writeDeadline(d time.Duration) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			extendWriteDeadline(c, d)
+			return next(c)
+		}
+	}
+}
+
+// extendWriteDeadline lets the response be written for d from now. A
+// ResponseWriter that has no deadlines (a test's recorder) is left as is.
+func extendWriteDeadline(c echo.Context, d time.Duration) {
+	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(d))
+}
+
 // guard admits a request with the right bearer token, or, when no token
-// is configured, from a loopback address.
+// is configured, from a loopback address. It runs after routing, on
+// unknown paths too, so that they answer 401 or 403 like known ones; it
+// lets GET /metrics through when MetricsPublic is set.
 func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if s.cfg.MetricsPublic && s.cfg.Metrics != nil && c.Path() == "/metrics" && c.Request().Method == http.MethodGet {
+			return next(c)
+		}
 		if s.cfg.Token == "" {
 			host, _, err := net.SplitHostPort(c.Request().RemoteAddr)
 			if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {

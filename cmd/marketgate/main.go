@@ -155,7 +155,9 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		exchanges[i] = f
 	}
 	router := upstream.NewRouter(exchanges...)
-	var source downstream.Source = router
+	local := newLocalDemand(router)
+	var source downstream.Source = local
+	var pinTo demand = local
 	if rdb != nil {
 		names := make([]string, len(feeds))
 		for i, f := range feeds {
@@ -165,9 +167,10 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		if err != nil {
 			return fmt.Errorf("cluster: %w", err)
 		}
-		node, source = n, n
+		node, source, pinTo = n, n, clusterDemand{n}
 		runs = append(runs, n.Run)
 	}
+	pinned := newPins(router.Validate, pinTo)
 	dcfg := cfg.browsers
 	dcfg.Hub, dcfg.Source, dcfg.Logger, dcfg.AllowedOrigins = h, source, log, cfg.allowedOrigins
 	ds, err := downstream.New(dcfg)
@@ -207,7 +210,12 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		if err != nil {
 			return fmt.Errorf("--admin-listen: %w", err)
 		}
-		as, err := admin.New(admin.Config{Listener: aln, Token: cfg.adminToken, Drain: requestDrain, Logger: log.With("component", "admin")})
+		as, err := admin.New(admin.Config{
+			Listener: aln, Token: cfg.adminToken, Drain: requestDrain,
+			Backend:       &backend{ds: ds, feeds: feeds, pins: pinned, node: node, nodeID: cfg.nodeID},
+			MetricsPublic: cfg.metricsPublic,
+			Logger:        log.With("component", "admin"),
+		})
 		if err != nil {
 			aln.Close()
 			return err
