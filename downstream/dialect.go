@@ -25,6 +25,13 @@ type dialectProto struct{}
 const unknownVariant = "Invalid request: unknown variant %s, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY` at line 1 column %d"
 
 func (dialectProto) handleText(c *conn, p []byte) {
+	op, ok := handleDialect(c, p)
+	c.srv.metrics.command(op, ok)
+}
+
+// handleDialect carries out one Binance dialect request and returns its
+// method's label and whether it succeeded, for the metrics.
+func handleDialect(c *conn, p []byte) (cmdOp, bool) {
 	end := len(bytes.TrimRight(p, " \t\r\n"))
 	// A map keeps "absent" and null apart, which Binance's replies do.
 	var req map[string]json.RawMessage
@@ -37,29 +44,34 @@ func (dialectProto) handleText(c *conn, p []byte) {
 		} else {
 			replyDialectError(c, nil, 3, "Invalid JSON: "+err.Error())
 		}
-		return
+		return opOther, false
+	}
+	rawMethod, hasMethod := req["method"]
+	var method string
+	methodOK := hasMethod && json.Unmarshal(rawMethod, &method) == nil
+	op := opOther
+	if methodOK {
+		op = dialectOp(method)
 	}
 	id, hasID := req["id"]
 	if !hasID || !validDialectID(id) {
 		replyDialectError(c, nil, 2, "Invalid request: request ID must be an unsigned integer")
-		return
+		return op, false
 	}
-	rawMethod, hasMethod := req["method"]
 	if !hasMethod {
 		replyDialectError(c, id, 2, fmt.Sprintf("Invalid request: missing field `method` at line 1 column %d", end))
-		return
+		return op, false
 	}
-	var method string
-	if json.Unmarshal(rawMethod, &method) != nil {
+	if !methodOK {
 		replyDialectError(c, id, 2, fmt.Sprintf(unknownVariant, clip(string(rawMethod)), end))
-		return
+		return op, false
 	}
 	switch method {
 	case "SUBSCRIBE", "UNSUBSCRIBE":
 		var names []string
 		if json.Unmarshal(req["params"], &names) != nil || len(names) == 0 {
 			replyDialectError(c, id, 2, "Invalid request: params must be a non-empty list of stream names")
-			return
+			return op, false
 		}
 		keys := make([]string, len(names))
 		for i, n := range names {
@@ -69,7 +81,7 @@ func (dialectProto) handleText(c *conn, p []byte) {
 		if method == "UNSUBSCRIBE" {
 			c.srv.unsubscribe(c, keys)
 			replyDialectResult(c, id, []byte("null"))
-			return
+			return op, true
 		}
 		if e := c.srv.checkSubscribe(c, keys); e != nil {
 			if e.Code == CodeTooManyStreams {
@@ -77,7 +89,7 @@ func (dialectProto) handleText(c *conn, p []byte) {
 			} else {
 				replyDialectError(c, id, 2, "Invalid request: "+e.Msg)
 			}
-			return
+			return op, false
 		}
 		c.replyThenSubscribe(dialectResultFrame(id, []byte("null")), keys)
 	case "LIST_SUBSCRIPTIONS":
@@ -90,24 +102,26 @@ func (dialectProto) handleText(c *conn, p []byte) {
 		b, _ := json.Marshal(names)
 		replyDialectResult(c, id, b)
 	case "SET_PROPERTY", "GET_PROPERTY":
-		dialectProperty(c, method, req["params"], id)
+		return op, dialectProperty(c, method, req["params"], id)
 	default:
 		replyDialectError(c, id, 2, fmt.Sprintf(unknownVariant, "`"+clip(method)+"`", end))
+		return op, false
 	}
+	return op, true
 }
 
 // dialectProperty answers SET_PROPERTY and GET_PROPERTY; "combined" is the
-// only property, as on Binance.
-func dialectProperty(c *conn, method string, raw json.RawMessage, id json.RawMessage) {
+// only property, as on Binance. It reports whether the request succeeded.
+func dialectProperty(c *conn, method string, raw json.RawMessage, id json.RawMessage) bool {
 	var params []json.RawMessage
 	if json.Unmarshal(raw, &params) != nil || len(params) == 0 {
 		replyDialectError(c, id, 2, "Invalid request: property name must be a string")
-		return
+		return false
 	}
 	var name string
 	if json.Unmarshal(params[0], &name) != nil {
 		replyDialectError(c, id, 2, "Invalid request: property name must be a string")
-		return
+		return false
 	}
 	want := 1
 	if method == "SET_PROPERTY" {
@@ -115,23 +129,24 @@ func dialectProperty(c *conn, method string, raw json.RawMessage, id json.RawMes
 	}
 	if len(params) > want {
 		replyDialectError(c, id, 2, "Invalid request: too many parameters")
-		return
+		return false
 	}
 	if name != "combined" {
 		replyDialectError(c, id, 0, "Unknown property")
-		return
+		return false
 	}
 	if method == "GET_PROPERTY" {
 		replyDialectResult(c, id, strconv.AppendBool(nil, c.combined.Load()))
-		return
+		return true
 	}
 	var v bool
 	if len(params) < 2 || json.Unmarshal(params[1], &v) != nil {
 		replyDialectError(c, id, 1, "Invalid value type: expected Boolean")
-		return
+		return false
 	}
 	c.combined.Store(v)
 	replyDialectResult(c, id, []byte("null"))
+	return true
 }
 
 var alnumID = regexp.MustCompile(`^[A-Za-z0-9]{0,36}$`)

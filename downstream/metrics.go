@@ -2,8 +2,11 @@ package downstream
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/marketgate/marketgate/telemetry/latency"
 )
 
 // closeReasons are the bounded labels connections are closed under.
@@ -23,6 +26,72 @@ var rejectReasons = []string{
 // write queue.
 var dropReasons = []string{"conflated"}
 
+// commandOps are the bounded labels client commands are counted under: the
+// native protocol's ops, the Binance dialect's methods, and "other" for
+// anything else a client sends (an unknown or missing op, unreadable
+// JSON). Only these strings ever become labels, whatever the client sent.
+var commandOps = [...]string{
+	opSubscribe:        "subscribe",
+	opUnsubscribe:      "unsubscribe",
+	opList:             "list",
+	opPing:             "ping",
+	opDialectSubscribe: "SUBSCRIBE",
+	opDialectUnsub:     "UNSUBSCRIBE",
+	opDialectList:      "LIST_SUBSCRIPTIONS",
+	opDialectSetProp:   "SET_PROPERTY",
+	opDialectGetProp:   "GET_PROPERTY",
+	opOther:            "other",
+}
+
+// cmdOp indexes commandOps.
+type cmdOp uint8
+
+const (
+	opSubscribe cmdOp = iota
+	opUnsubscribe
+	opList
+	opPing
+	opDialectSubscribe
+	opDialectUnsub
+	opDialectList
+	opDialectSetProp
+	opDialectGetProp
+	opOther
+	numOps
+)
+
+// nativeOp returns the label of a native command's op.
+func nativeOp(op string) cmdOp {
+	switch op {
+	case "subscribe":
+		return opSubscribe
+	case "unsubscribe":
+		return opUnsubscribe
+	case "list":
+		return opList
+	case "ping":
+		return opPing
+	}
+	return opOther
+}
+
+// dialectOp returns the label of a Binance dialect method.
+func dialectOp(method string) cmdOp {
+	switch method {
+	case "SUBSCRIBE":
+		return opDialectSubscribe
+	case "UNSUBSCRIBE":
+		return opDialectUnsub
+	case "LIST_SUBSCRIPTIONS":
+		return opDialectList
+	case "SET_PROPERTY":
+		return opDialectSetProp
+	case "GET_PROPERTY":
+		return opDialectGetProp
+	}
+	return opOther
+}
+
 // metrics counts what the server did. Every label set is fixed, so the
 // counters stay bounded whatever clients send.
 type metrics struct {
@@ -31,13 +100,20 @@ type metrics struct {
 	messages       atomic.Int64 // hub messages fanned out
 	superseded     atomic.Int64 // hub messages dropped by topic.admit
 	internalErrors atomic.Int64
+	framesOut      atomic.Int64            // stream frames queued on clients
+	bytesOut       atomic.Int64            // their bytes
+	commands       [numOps][2]atomic.Int64 // [op][0 ok, 1 error]
+	latency        *latency.Histogram      // exchange event time to fan-out
 	closes         map[string]*atomic.Int64
 	rejects        map[string]*atomic.Int64
 	drops          map[string]*atomic.Int64
 }
 
 func newMetrics() *metrics {
-	m := &metrics{closes: map[string]*atomic.Int64{}, rejects: map[string]*atomic.Int64{}, drops: map[string]*atomic.Int64{}}
+	m := &metrics{
+		latency: latency.New(latency.FanOut...),
+		closes:  map[string]*atomic.Int64{}, rejects: map[string]*atomic.Int64{}, drops: map[string]*atomic.Int64{},
+	}
 	for _, r := range closeReasons {
 		m.closes[r] = new(atomic.Int64)
 	}
@@ -59,6 +135,30 @@ func (m *metrics) closed(reason string) {
 }
 
 func (m *metrics) rejected(reason string) { m.rejects[reason].Add(1) }
+
+// command counts one client command by its op and whether it succeeded.
+func (m *metrics) command(op cmdOp, ok bool) {
+	r := 1
+	if ok {
+		r = 0
+	}
+	m.commands[op][r].Add(1)
+}
+
+// fannedOut counts one hub message queued as frames frames of size bytes
+// in all, and observes the time since its exchange event when known
+// (eventTime in Unix microseconds; 0 is unknown). Receive calls it once
+// per message, not per subscriber.
+func (m *metrics) fannedOut(frames, size int, eventTime int64) {
+	m.messages.Add(1)
+	if frames > 0 {
+		m.framesOut.Add(int64(frames))
+		m.bytesOut.Add(int64(size))
+	}
+	if eventTime > 0 {
+		m.latency.Observe(time.Duration(time.Now().UnixMicro()-eventTime) * time.Microsecond)
+	}
+}
 
 // dropped counts n messages dropped for reason, one of dropReasons.
 func (m *metrics) dropped(reason string, n int) {
@@ -92,8 +192,11 @@ func closeReason(code ws.StatusCode) string {
 
 // Stats is a snapshot of the server's counters.
 type Stats struct {
-	Conns    int   `json:"conns"`
+	Conns int `json:"conns"`
+	// Streams counts the streams with local subscribers.
+	Streams  int   `json:"streams"`
 	Accepted int64 `json:"accepted"`
+	// Messages counts hub messages fanned out to local subscribers.
 	Messages int64 `json:"messages"`
 	// Superseded counts hub messages not fanned out because another
 	// publisher of their stream had delivered their event already, or
@@ -104,18 +207,52 @@ type Stats struct {
 	// Dropped counts messages not delivered to a client that stayed
 	// connected, by reason.
 	Dropped map[string]int64 `json:"dropped"`
+	// FramesOut counts the stream frames queued on clients at fan-out,
+	// one per subscriber of each message (replies and control frames not
+	// included), and BytesOut their bytes, WebSocket headers included. A
+	// frame queued on a connection that then closes still counts.
+	FramesOut int64 `json:"frames_out"`
+	BytesOut  int64 `json:"bytes_out"`
+	// Commands counts client commands by op (see commandOps: the native
+	// ops, the dialect's methods, "other").
+	Commands map[string]CommandCount `json:"commands"`
+	// InternalErrors counts what should not happen: a full worker queue.
+	InternalErrors int64 `json:"internal_errors"`
+	// FanOutLatency is the time from each message's exchange event time
+	// (hub.Message.EventTime, when known) to its fan-out here, once per
+	// message: exchange clock against ours, so it includes their skew.
+	FanOutLatency latency.Snapshot `json:"-"`
+}
+
+// CommandCount counts the commands of one op by outcome.
+type CommandCount struct {
+	OK    int64 `json:"ok"`
+	Error int64 `json:"error"`
 }
 
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
+	s.topics.mu.RLock()
+	streams := len(s.topics.topics)
+	s.topics.mu.RUnlock()
 	st := Stats{
-		Conns:      s.ConnCount(),
-		Accepted:   s.metrics.accepted.Load(),
-		Messages:   s.metrics.messages.Load(),
-		Superseded: s.metrics.superseded.Load(),
-		Closed:     map[string]int64{},
-		Rejected:   map[string]int64{},
-		Dropped:    map[string]int64{},
+		Conns:          s.ConnCount(),
+		Streams:        streams,
+		Accepted:       s.metrics.accepted.Load(),
+		Messages:       s.metrics.messages.Load(),
+		Superseded:     s.metrics.superseded.Load(),
+		Closed:         map[string]int64{},
+		Rejected:       map[string]int64{},
+		Dropped:        map[string]int64{},
+		FramesOut:      s.metrics.framesOut.Load(),
+		BytesOut:       s.metrics.bytesOut.Load(),
+		Commands:       make(map[string]CommandCount, numOps),
+		InternalErrors: s.metrics.internalErrors.Load(),
+		FanOutLatency:  s.metrics.latency.Snapshot(),
+	}
+	for op, name := range commandOps {
+		c := &s.metrics.commands[op]
+		st.Commands[name] = CommandCount{OK: c[0].Load(), Error: c[1].Load()}
 	}
 	for k, v := range s.metrics.closes {
 		st.Closed[k] = v.Load()

@@ -47,27 +47,35 @@ type streamsResult struct {
 }
 
 func (nativeProto) handleText(c *conn, p []byte) {
+	op, ok := handleNative(c, p)
+	c.srv.metrics.command(op, ok)
+}
+
+// handleNative carries out one native command and returns its op's label
+// and whether it succeeded, for the metrics.
+func handleNative(c *conn, p []byte) (cmdOp, bool) {
 	var cmd nativeCommand
 	if err := json.Unmarshal(p, &cmd); err != nil {
 		replyNative(c, nil, nil, &nativeError{Code: CodeBadRequest, Msg: "invalid JSON: " + err.Error()})
-		return
+		return opOther, false
 	}
+	op := nativeOp(cmd.Op)
 	if !validID(cmd.ID) {
 		replyNative(c, nil, nil, &nativeError{Code: CodeBadRequest, Msg: "id must be a number, a string of at most 64 bytes, or null"})
-		return
+		return op, false
 	}
 	switch cmd.Op {
 	case "subscribe":
 		if e := c.srv.checkSubscribe(c, cmd.Streams); e != nil {
 			replyNative(c, cmd.ID, nil, e)
-			return
+			return op, false
 		}
 		streams := dedupe(cmd.Streams)
 		c.replyThenSubscribe(nativeReplyFrame(c, cmd.ID, streamsResult{streams}, nil), streams)
 	case "unsubscribe":
 		if len(cmd.Streams) == 0 {
 			replyNative(c, cmd.ID, nil, &nativeError{Code: CodeBadRequest, Msg: "streams must be a non-empty list"})
-			return
+			return op, false
 		}
 		streams := dedupe(cmd.Streams)
 		c.srv.unsubscribe(c, streams)
@@ -80,9 +88,12 @@ func (nativeProto) handleText(c *conn, p []byte) {
 		replyNative(c, cmd.ID, "pong", nil)
 	case "":
 		replyNative(c, cmd.ID, nil, &nativeError{Code: CodeBadRequest, Msg: `missing "op"`})
+		return op, false
 	default:
 		replyNative(c, cmd.ID, nil, &nativeError{Code: CodeUnknownOp, Msg: fmt.Sprintf("unknown op %q", clip(cmd.Op))})
+		return op, false
 	}
+	return op, true
 }
 
 // checkSubscribe validates a subscribe command whole: every key must be

@@ -135,10 +135,13 @@ func (s *Server) Receive(msg hub.Message) {
 		conflate = t
 	}
 	subs := *t.subs.Load()
+	size := 0 // of the frames queued
 	for _, c := range subs {
-		c.send(fs.frame(c), conflate)
+		f := fs.frame(c)
+		size += len(f)
+		c.send(f, conflate)
 	}
-	s.metrics.messages.Add(1)
+	s.metrics.fannedOut(len(subs), size, msg.EventTime)
 	if s.burst.Add(int64(len(subs))) >= maxBurst {
 		// A long burst: write out what it queued so far rather than
 		// make its first frames wait for the hub's Flush.

@@ -46,6 +46,11 @@ type Message struct {
 	// receiver drops a message whose ID is not after the last one it
 	// delivered, so the overlap costs no duplicate.
 	ID EventID
+	// EventTime is when the exchange says the event happened (its event
+	// time field, "E" on Binance), in Unix microseconds; zero when
+	// unknown. It only measures latency: nothing orders or drops
+	// messages by it, since the exchange's clock is not ours.
+	EventTime int64
 	// Err, when not empty, says the stream failed upstream (the exchange
 	// refused or dropped it) and why, in words meant for clients. Such a
 	// message carries no Data, and no data follows until the stream is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 var _ Hub = (*Memory)(nil)
@@ -21,6 +22,9 @@ type Memory struct {
 	// (one per node's downstream server, in practice).
 	dmu   sync.Mutex
 	dirty []Receiver
+
+	published atomic.Uint64 // Publish calls
+	received  atomic.Uint64 // messages handed to at least one receiver
 }
 
 // NewMemory returns an empty in-process hub.
@@ -34,10 +38,12 @@ func (m *Memory) Publish(_ context.Context, msg Message) error {
 	m.mu.RUnlock()
 	// rs is never modified in place (Subscribe and Unsubscribe copy), so it
 	// is safe to range over without the lock.
+	m.published.Add(1)
 	for _, r := range rs {
 		r.Receive(msg)
 	}
 	if len(rs) > 0 {
+		m.received.Add(1)
 		m.dmu.Lock()
 		for _, r := range rs {
 			if !slices.Contains(m.dirty, r) {
@@ -92,6 +98,14 @@ func (m *Memory) Unsubscribe(_ context.Context, stream string, r Receiver) error
 	}
 	m.subs[stream] = slices.Delete(slices.Clone(rs), i, i+1)
 	return nil
+}
+
+// Stats returns the hub's counters in the shape of [Redis.Stats], so
+// that metrics read either hub alike: Published counts Publish calls,
+// Received the messages handed to at least one receiver; the error
+// counters stay zero, as nothing in process can fail.
+func (m *Memory) Stats() RedisStats {
+	return RedisStats{Published: m.published.Load(), Received: m.received.Load()}
 }
 
 // Ready always returns nil: an in-process hub cannot be unreachable.

@@ -199,7 +199,7 @@ func testMessages(stream string, n int) []Message {
 
 func sameMessage(got, want Message) bool {
 	return got.Stream == want.Stream && got.Seq == want.Seq && got.Gap == want.Gap &&
-		got.Conflate == want.Conflate && got.ID == want.ID && got.Origin == want.Origin && got.Err == want.Err && bytes.Equal(got.Data, want.Data)
+		got.Conflate == want.Conflate && got.ID == want.ID && got.Origin == want.Origin && got.EventTime == want.EventTime && got.Err == want.Err && bytes.Equal(got.Data, want.Data)
 }
 
 // checkMessages fails t unless l received exactly want of stream, in order.
@@ -830,6 +830,9 @@ func TestFrameRoundTrip(t *testing.T) {
 		{"event id, hi only", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 1}}},
 		{"event id with prev", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 77, Prev: 76}}},
 		{"origin", Message{Stream: "s", Seq: 3, Origin: 1 << 40, ID: EventID{Hi: 9}, Data: []byte("o")}},
+		{"event time", Message{Stream: "s", Seq: 3, EventTime: 1_700_000_000_123_456, Data: []byte("t")}},
+		{"everything", Message{Stream: "s", Seq: 5, Gap: true, Conflate: true, Origin: 7,
+			ID: EventID{Hi: 9, Sub: 2, Prev: 8}, EventTime: 1, Data: []byte("all")}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -851,6 +854,11 @@ func TestFrameRoundTrip(t *testing.T) {
 	if got, err := decodeFrame(string(appendFrame(nil, m))); err != nil || got.Data != nil || got.Err != "e" {
 		t.Errorf("round trip of Err with Data = %+v, %v; want Err only", got, err)
 	}
+	// A negative event time is unknown, and not encoded.
+	m = Message{Stream: "s", Seq: 1, EventTime: -5}
+	if got, err := decodeFrame(string(appendFrame(nil, m))); err != nil || got.EventTime != 0 {
+		t.Errorf("round trip of EventTime -5 = %+v, %v; want EventTime 0", got, err)
+	}
 }
 
 func TestDecodeFrameMalformed(t *testing.T) {
@@ -864,7 +872,11 @@ func TestDecodeFrameMalformed(t *testing.T) {
 		{"version 1", "\x01\x00\x01\x00"},
 		{"version 3", "\x03\x00\x01\x00"},
 		{"json", `{"stream":"x"}`},
-		{"unknown flag", "\x02\x20\x01\x00"},
+		{"unknown flag", "\x02\x40\x01\x00"},
+		{"no event time", "\x02\x20\x01"},
+		{"zero event time", "\x02\x20\x01\x00\x00"},
+		{"event time over int64", "\x02\x20\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x00"},
+		{"unterminated event time", "\x02\x20\x01\x80"},
 		{"no origin", "\x02\x10\x01"},
 		{"no id", "\x02\x08\x01"},
 		{"id over int64", "\x02\x08\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x00\x00"},
@@ -892,6 +904,7 @@ func FuzzDecode(f *testing.F) {
 		{Stream: "s", Seq: 1 << 40, Gap: true, Conflate: true, Data: []byte{0, 0xff}},
 		{Stream: "s", Seq: 3, Err: "refused"},
 		{Stream: "s", Seq: 4, Origin: 9, ID: EventID{Hi: 5, Sub: 1, Prev: 4}, Data: []byte("x")},
+		{Stream: "s", Seq: 6, Origin: 2, ID: EventID{Hi: 7}, EventTime: 1_700_000_000_123_456, Data: []byte("y")},
 	} {
 		f.Add(appendFrame(nil, m))
 	}

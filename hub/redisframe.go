@@ -11,15 +11,18 @@ import (
 // The wire frame of a message, compact and binary:
 //
 //	version  1 byte, frameVersion
-//	flags    1 byte, frameGap | frameConflate | frameErr | frameID | frameOrigin
+//	flags    1 byte, frameGap | frameConflate | frameErr | frameID | frameOrigin | frameTime
 //	seq      uvarint
 //	origin   with frameOrigin: uvarint
 //	id       with frameID: ID.Hi, ID.Sub, ID.Prev as uvarints
+//	time     with frameTime: EventTime as a uvarint (positive times only)
 //	stream   uvarint length, then the bytes
 //	payload  the rest: Data, or the Err text when frameErr is set
 //
 // A new layout gets a new version; decoders reject versions and flags they
-// do not know.
+// do not know. frameTime was added within version 2: a node that predates
+// it drops the messages that carry a time (as malformed), so in a cluster
+// every node is upgraded before one that sets EventTime publishes.
 const (
 	frameVersion = 2
 
@@ -28,7 +31,8 @@ const (
 	frameErr      = 1 << 2
 	frameID       = 1 << 3
 	frameOrigin   = 1 << 4
-	frameFlags    = frameGap | frameConflate | frameErr | frameID | frameOrigin
+	frameTime     = 1 << 5
+	frameFlags    = frameGap | frameConflate | frameErr | frameID | frameOrigin | frameTime
 )
 
 // errFrame is wrapped by every decoding error.
@@ -53,6 +57,9 @@ func appendFrame(b []byte, m Message) []byte {
 	if m.Origin != 0 {
 		flags |= frameOrigin
 	}
+	if m.EventTime > 0 {
+		flags |= frameTime
+	}
 	b = append(b, frameVersion, flags)
 	b = binary.AppendUvarint(b, m.Seq)
 	if flags&frameOrigin != 0 {
@@ -62,6 +69,9 @@ func appendFrame(b []byte, m Message) []byte {
 		b = binary.AppendUvarint(b, uint64(m.ID.Hi))
 		b = binary.AppendUvarint(b, uint64(m.ID.Sub))
 		b = binary.AppendUvarint(b, uint64(m.ID.Prev))
+	}
+	if flags&frameTime != 0 {
+		b = binary.AppendUvarint(b, uint64(m.EventTime))
 	}
 	b = binary.AppendUvarint(b, uint64(len(m.Stream)))
 	b = append(b, m.Stream...)
@@ -108,6 +118,13 @@ func decodeFrame(p string) (Message, error) {
 			}
 			*v, i = int64(x), i+n
 		}
+	}
+	if flags&frameTime != 0 {
+		x, n := uvarint(p[i:])
+		if n <= 0 || x == 0 || x > math.MaxInt64 {
+			return Message{}, fmt.Errorf("%w: event time", errFrame)
+		}
+		m.EventTime, i = int64(x), i+n
 	}
 	l, n := uvarint(p[i:])
 	if n <= 0 || l > uint64(len(p)-i-n) {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/marketgate/marketgate/hub"
+	"github.com/marketgate/marketgate/telemetry/latency"
 )
 
 // maxTombstones bounds the states kept for streams that left the desired
@@ -46,6 +47,7 @@ type Feed struct {
 	cfg     Config
 	d       Dialect
 	name    string
+	m       *feedMetrics // what the feed counts for its metrics
 	log     *slog.Logger
 	symbols *symbolSet
 	limiter *attemptLimiter
@@ -127,6 +129,7 @@ func New(cfg Config) (*Feed, error) {
 		cfg:       cfg,
 		d:         cfg.Dialect,
 		name:      name,
+		m:         &feedMetrics{reqLatency: latency.New(latency.Request...)},
 		log:       log,
 		limiter:   newAttemptLimiter(cfg.MaxConnAttempts, cfg.ConnAttemptWindow, log),
 		kick:      make(chan struct{}, 1),

@@ -79,7 +79,8 @@ func (s *session) readOne(ctx context.Context, rd *wsutil.Reader, buf *bytes.Buf
 	if !utf8.Valid(buf.Bytes()) {
 		return fmt.Errorf("read: %w", wsutil.ErrInvalidUTF8)
 	}
-	s.route(ctx, buf.Bytes())
+	kind := s.route(ctx, buf.Bytes())
+	s.m.in.add(kind, buf.Len())
 	if buf.Cap() > maxKeptBuffer {
 		*buf = bytes.Buffer{}
 	}
@@ -115,16 +116,17 @@ func (s *session) control(h ws.Header, r io.Reader) error {
 
 // route handles one text message. Events go to their stream by a byte
 // scan of the envelope and a map lookup that does not allocate; p is
-// only valid during the call.
-func (s *session) route(ctx context.Context, p []byte) {
+// only valid during the call. It returns the kind of the stream the
+// message went to, KindInvalid for any other message (for the metrics).
+func (s *session) route(ctx context.Context, p []byte) Kind {
 	in, err := s.f.d.parseInbound(p)
 	if err != nil {
 		s.log.Debug("ignored message", "err", err, "bytes", len(p))
-		return
+		return KindInvalid
 	}
 	if in.isReply {
 		s.reply(in)
-		return
+		return KindInvalid
 	}
 	if s.f.d.isShutdown(in.stream) {
 		s.log.Info("exchange announced a shutdown")
@@ -132,7 +134,7 @@ func (s *session) route(ctx context.Context, p []byte) {
 		case s.sh.events <- sessionEvent{s: s, shutdown: true}:
 		default:
 		}
-		return
+		return KindInvalid
 	}
 	s.mu.Lock()
 	var st *streamState
@@ -144,12 +146,13 @@ func (s *session) route(ctx context.Context, p []byte) {
 		if s.dropped++; s.dropped == 1 {
 			s.log.Debug("dropped event of a stream not subscribed", "stream", string(in.stream))
 		}
-		return
+		return KindInvalid
 	}
 	if !s.delivered.Load() {
 		s.delivered.Store(true)
 	}
 	st.deliver(ctx, s, in.data)
+	return st.stream.Kind
 }
 
 // reply matches a reply to its pending request. A refused SUBSCRIBE fails
@@ -174,6 +177,7 @@ func (s *session) reply(in inbound) {
 	if p.method == methodSubscribe {
 		s.subPending--
 	}
+	s.m.observeReply(p.sent)
 	full := in.err != nil && p.method == methodSubscribe && f.d.tooManyStreams(in.err)
 	var off []*streamState // left the connection
 	for _, name := range p.names {

@@ -394,7 +394,8 @@ func (st *streamState) publishLocked(ctx context.Context, f *Feed, id evID, hasI
 	st.last, st.hasLast = id, hasID
 	msg := hub.Message{
 		Stream: st.key, Seq: st.seq, Gap: gap, Data: data,
-		Conflate: st.stream.Kind.Conflatable(),
+		Conflate:  st.stream.Kind.Conflatable(),
+		EventTime: eventTime(data),
 	}
 	if hasID {
 		msg.ID = hub.EventID{Hi: id.hi, Sub: id.sub}

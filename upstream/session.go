@@ -49,6 +49,7 @@ type session struct {
 	sendClose   atomic.Bool   // the exchange closed: echo a close frame
 	closeReq    atomic.Bool   // the shard asks the writer to close the connection
 	delivered   atomic.Bool   // an event of a subscribed stream arrived: the connection worked
+	m           *feedMetrics  // f's: request round trips, messages read
 
 	// Writer-only.
 	last        time.Time // when the last frame went out (monotonic clock)
@@ -89,7 +90,8 @@ type pendingReq struct {
 	method   method
 	names    []string
 	deadline time.Time
-	retry    bool // carries streams whose previous request timed out
+	retry    bool      // carries streams whose previous request timed out
+	sent     time.Time // when it was built, right before it is written (monotonic)
 }
 
 func newSession(sh *shard, id uint64, conn net.Conn, src, br *bufio.Reader) *session {
@@ -103,6 +105,7 @@ func newSession(sh *shard, id uint64, conn net.Conn, src, br *bufio.Reader) *ses
 		log:         sh.log.With("conn", id),
 		connectedAt: time.Now(),
 		wake:        make(chan struct{}, 1),
+		m:           sh.f.metrics(),
 		subs:        make(map[string]*sessStream),
 		pending:     make(map[int64]*pendingReq),
 	}
@@ -360,7 +363,7 @@ func (s *session) requestLocked(m method, names []string, now time.Time) *reques
 		names = names[:s.f.cfg.MaxParams]
 	}
 	id := s.f.nextID.Add(1)
-	p := &pendingReq{method: m, names: names, deadline: now.Add(s.f.cfg.ReplyTimeout)}
+	p := &pendingReq{method: m, names: names, deadline: now.Add(s.f.cfg.ReplyTimeout), sent: time.Now()}
 	for _, name := range names {
 		ss := s.subs[name]
 		if ss == nil {

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/marketgate/marketgate/telemetry/latency"
 )
 
 // State is the lifecycle state of a feed or of one of its connections, as
@@ -66,6 +68,18 @@ type Status struct {
 	LastError string `json:"last_error,omitempty"`
 	// LastErrorAt is when it ended.
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// MessagesIn counts the text messages read from the exchange, by the
+	// kind of the stream each was routed to ([Kind.String]: "trade",
+	// "bookTicker"…), or "other" for those routed to none: replies,
+	// events of streams no longer subscribed, unreadable messages. Kinds
+	// not seen yet are absent.
+	MessagesIn map[string]int64 `json:"messages_in,omitempty"`
+	// BytesIn counts the bytes of those messages (WebSocket payloads), by
+	// the same keys.
+	BytesIn map[string]int64 `json:"bytes_in,omitempty"`
+	// RequestLatency is the time from sending each SUBSCRIBE or
+	// UNSUBSCRIBE to its reply; requests that time out are not in it.
+	RequestLatency latency.Snapshot `json:"-"`
 }
 
 // ShardStatus describes one shard: a connection slot of an endpoint.
@@ -106,6 +120,9 @@ func (f *Feed) Status() Status {
 		HandoverOverflows: int(f.overflows.Load()),
 		AttemptWaits:      f.limiter.waitCount(),
 	}
+	m := f.metrics()
+	st.RequestLatency = m.reqLatency.Snapshot()
+	st.MessagesIn, st.BytesIn = m.in.snapshot()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st.State = f.state

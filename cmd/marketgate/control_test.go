@@ -103,4 +103,27 @@ func TestControlAPI(t *testing.T) {
 	if code, body := call(http.MethodGet, "/api/v1/nodes", "t0ken"); code != http.StatusOK || !strings.Contains(string(body["nodes"]), `"id":"test"`) {
 		t.Errorf("nodes: %d %s", code, body["nodes"])
 	}
+
+	// /metrics is behind the token too (no --metrics-public).
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", http.StatusUnauthorized}, {"t0ken", http.StatusOK}} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+adminAddr+"/metrics", nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("GET /metrics with token %q: %d; want %d", tc.token, resp.StatusCode, tc.want)
+		}
+		if tc.want == http.StatusOK && !strings.Contains(string(body), "marketgate_connections_accepted_total 1\n") {
+			t.Errorf("/metrics does not count the one accepted client:\n%.2000s", body)
+		}
+	}
 }

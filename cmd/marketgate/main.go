@@ -24,6 +24,7 @@ import (
 	"github.com/marketgate/marketgate/cluster"
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/hub"
+	"github.com/marketgate/marketgate/telemetry"
 	"github.com/marketgate/marketgate/upstream"
 	"github.com/marketgate/marketgate/upstream/binancesim"
 	"github.com/marketgate/marketgate/web"
@@ -94,7 +95,9 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 	}
 
 	var draining atomic.Bool // set once the signal came
-	var h hub.Hub = hub.NewMemory()
+	mem := hub.NewMemory()
+	var h hub.Hub = mem
+	hubStats := mem.Stats
 	var rdb redis.UniversalClient // cluster coordination, with --redis
 	var node *cluster.Node
 	if cfg.redis != "" {
@@ -121,7 +124,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		if err != nil {
 			return fmt.Errorf("--redis: %w", err)
 		}
-		h = rh
+		h, hubStats = rh, rh.Stats
 	}
 	var feeds []*upstream.Feed
 	newFeed := func(c upstream.Config, build func(upstream.Config) (*upstream.Feed, error), name string) error {
@@ -212,7 +215,10 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		}
 		as, err := admin.New(admin.Config{
 			Listener: aln, Token: cfg.adminToken, Drain: requestDrain,
-			Backend:       &backend{ds: ds, feeds: feeds, pins: pinned, node: node, nodeID: cfg.nodeID},
+			Backend: &backend{ds: ds, feeds: feeds, pins: pinned, node: node, nodeID: cfg.nodeID},
+			Metrics: telemetry.Handler(telemetry.NewRegistry(telemetry.Sources{
+				Downstream: ds, Feeds: feeds, Hub: hubStats, Cluster: node,
+			})),
 			MetricsPublic: cfg.metricsPublic,
 			Logger:        log.With("component", "admin"),
 		})

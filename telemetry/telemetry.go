@@ -1,0 +1,251 @@
+package telemetry
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/marketgate/marketgate/cluster"
+	"github.com/marketgate/marketgate/downstream"
+	"github.com/marketgate/marketgate/hub"
+	"github.com/marketgate/marketgate/telemetry/latency"
+	"github.com/marketgate/marketgate/upstream"
+)
+
+// Sources are the components whose counters the metrics read. Each is
+// optional: a nil one leaves its families out. Their accessors are read
+// at scrape time, from the scraping goroutine; all of them are safe for
+// concurrent use.
+type Sources struct {
+	// Downstream is the browser-facing server.
+	Downstream *downstream.Server
+	// Feeds are the exchange feeds this node has, running or not (in a
+	// cluster a feed runs only while the node owns its exchange).
+	Feeds []*upstream.Feed
+	// Hub returns the hub's counters: [hub.Redis.Stats] in a cluster,
+	// [hub.Memory.Stats] on a single node.
+	Hub func() hub.RedisStats
+	// Cluster is the node's cluster membership; nil on a single node.
+	Cluster *cluster.Node
+}
+
+// NewRegistry returns a registry holding the gateway's metrics (see the
+// package doc), read from src at each scrape, plus the Go runtime and
+// process collectors. Serve it with [Handler].
+func NewRegistry(src Sources) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		NewCollector(src),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}
+
+// Handler serves reg in the Prometheus exposition formats, for /metrics.
+// A collector that fails is reported in the answer and in
+// promhttp_metric_handler_errors_total; the other metrics are still served.
+func Handler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		Registry:      reg,
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+}
+
+// upstreamStates are the values of the state label of
+// marketgate_upstream_state: every [upstream.State].
+var upstreamStates = []upstream.State{
+	upstream.StateIdle, upstream.StateLoading, upstream.StateConnecting,
+	upstream.StateConnected, upstream.StateBackoff, upstream.StateStopped,
+}
+
+// collector reads every component's snapshot at scrape time. It keeps no
+// state of its own, so the components stay free of Prometheus.
+type collector struct {
+	src Sources
+
+	connsCurrent, connsAccepted, connsRejected, connsClosed *prometheus.Desc
+	commands                                                *prometheus.Desc
+	framesOut, bytesOut                                     *prometheus.Desc
+	queueDrops, slowCloses                                  *prometheus.Desc
+	fannedOut, superseded, internalErrors                   *prometheus.Desc
+	streamsCurrent, latency                                 *prometheus.Desc
+
+	messagesIn, bytesIn                    *prometheus.Desc
+	upUp, upState, upConns, upStreams      *prometheus.Desc
+	upFailed, upReconnects, upRotations    *prometheus.Desc
+	upOverflows, upRejected, upRequestTime *prometheus.Desc
+
+	hubPublished, hubPublishErrors, hubReceived, hubDecodeErrors, hubSubscribeErrors *prometheus.Desc
+
+	clusterReady, clusterOwned, clusterOwner *prometheus.Desc
+}
+
+// NewCollector returns the collector of the gateway's own metrics
+// (without the Go and process collectors that [NewRegistry] adds).
+func NewCollector(src Sources) prometheus.Collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("marketgate_"+name, help, labels, nil)
+	}
+	return &collector{
+		src: src,
+
+		connsCurrent:   d("connections_current", "Browser WebSocket connections open now."),
+		connsAccepted:  d("connections_accepted_total", "Browser WebSocket handshakes accepted."),
+		connsRejected:  d("connections_rejected_total", "Browser WebSocket handshakes refused, by reason.", "reason"),
+		connsClosed:    d("connections_closed_total", "Browser connections closed, by reason (the close code sent, or how the peer went away).", "reason"),
+		commands:       d("commands_total", "Client commands, by op (native ops, Binance dialect methods, or other for anything else a client sends) and result.", "op", "result"),
+		framesOut:      d("frames_out_total", "Stream frames queued on browser connections at fan-out, one per subscriber of each message (replies and control frames not included)."),
+		bytesOut:       d("bytes_out_total", "Bytes of the stream frames queued on browser connections at fan-out, WebSocket headers included."),
+		queueDrops:     d("queue_drops_total", "Messages dropped from the write queue of a client that stayed connected, by reason (conflated: a newer value of the same stream replaced it).", "reason"),
+		slowCloses:     d("slow_consumer_closes_total", "Browser connections closed because their write queue overflowed on a stream that cannot be conflated (close code 4008); also counted in connections_closed_total{reason=\"slow_consumer\"}."),
+		fannedOut:      d("messages_fanned_out_total", "Hub messages fanned out to this node's subscribers."),
+		superseded:     d("messages_superseded_total", "Hub messages not fanned out because another publisher of their stream had delivered their event already or took over."),
+		internalErrors: d("internal_errors_total", "Events that should not happen, such as a full worker queue."),
+		streamsCurrent: d("streams_current", "Streams with subscribers on this node."),
+		latency: d("end_to_end_latency_seconds", "Time from the exchange's event time (its E field) to the fan-out of the message to this node's subscribers, once per message: "+
+			"it ends when the frames are queued, before they are written, and compares the exchange's clock with ours. Events without an event time are not observed."),
+
+		messagesIn:    d("messages_in_total", "Text messages read from the exchange, by the kind of the stream each was routed to (other: replies, events of streams no longer subscribed, unreadable messages).", "exchange", "kind"),
+		bytesIn:       d("bytes_in_total", "Bytes of the text messages read from the exchange (WebSocket payloads), by stream kind.", "exchange", "kind"),
+		upUp:          d("upstream_up", "1 while every upstream connection of the exchange is up, else 0.", "exchange"),
+		upState:       d("upstream_state", "1 for the exchange feed's current state, 0 for the others.", "exchange", "state"),
+		upConns:       d("upstream_connections", "Open upstream connections, those being replaced included.", "exchange"),
+		upStreams:     d("upstream_streams", "Streams the exchange confirmed on the connections that subscribe.", "exchange"),
+		upFailed:      d("upstream_failed_streams", "Desired streams the exchange refused or that cannot be subscribed.", "exchange"),
+		upReconnects:  d("upstream_reconnects_total", "Upstream connections made after one ended unplanned.", "exchange"),
+		upRotations:   d("upstream_rotations_total", "Upstream connections replaced before their lifetime ended.", "exchange"),
+		upOverflows:   d("upstream_handover_overflows_total", "Streams that switched connections with a gap because their handover buffer was full.", "exchange"),
+		upRejected:    d("upstream_rejected_streams_total", "Stream names the feed dropped as invalid or over its limit.", "exchange"),
+		upRequestTime: d("upstream_request_seconds", "Time from sending a SUBSCRIBE or UNSUBSCRIBE to the exchange to its reply (requests that time out are not observed).", "exchange"),
+
+		hubPublished:       d("hub_published_total", "Messages the hub accepted for fan-out (Redis: accepted by Redis)."),
+		hubPublishErrors:   d("hub_publish_errors_total", "Messages the hub could not send; they are lost (always 0 in process)."),
+		hubReceived:        d("hub_received_total", "Messages the hub received for delivery (Redis: well-formed messages off the subscriber connections; in process: messages with at least one receiver)."),
+		hubDecodeErrors:    d("hub_decode_errors_total", "Malformed messages the hub received and dropped (always 0 in process)."),
+		hubSubscribeErrors: d("hub_subscribe_errors_total", "Failed Redis SUBSCRIBE or UNSUBSCRIBE commands, retried (always 0 in process)."),
+
+		clusterReady: d("cluster_ready", "1 while this node's cluster heartbeats reach Redis, else 0."),
+		clusterOwned: d("cluster_owned_exchanges", "Exchanges whose upstream lease this node holds."),
+		clusterOwner: d("cluster_owner", "1 while this node holds the exchange's upstream lease, else 0.", "exchange"),
+	}
+}
+
+// Describe sends every descriptor the collector may use.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.connsCurrent, c.connsAccepted, c.connsRejected, c.connsClosed, c.commands,
+		c.framesOut, c.bytesOut, c.queueDrops, c.slowCloses, c.fannedOut, c.superseded,
+		c.internalErrors, c.streamsCurrent, c.latency,
+		c.messagesIn, c.bytesIn, c.upUp, c.upState, c.upConns, c.upStreams, c.upFailed,
+		c.upReconnects, c.upRotations, c.upOverflows, c.upRejected, c.upRequestTime,
+		c.hubPublished, c.hubPublishErrors, c.hubReceived, c.hubDecodeErrors, c.hubSubscribeErrors,
+		c.clusterReady, c.clusterOwned, c.clusterOwner,
+	} {
+		ch <- d
+	}
+}
+
+// Collect reads the components' snapshots.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	if c.src.Downstream != nil {
+		c.collectDownstream(ch, c.src.Downstream.Stats())
+	}
+	for _, f := range c.src.Feeds {
+		c.collectFeed(ch, f.Status())
+	}
+	if c.src.Hub != nil {
+		st := c.src.Hub()
+		counter(ch, c.hubPublished, st.Published)
+		counter(ch, c.hubPublishErrors, st.PublishErrors)
+		counter(ch, c.hubReceived, st.Received)
+		counter(ch, c.hubDecodeErrors, st.DecodeErrors)
+		counter(ch, c.hubSubscribeErrors, st.SubscribeErrors)
+	}
+	if n := c.src.Cluster; n != nil {
+		gauge(ch, c.clusterReady, boolValue(n.Ready() == nil))
+		owned := n.Owned()
+		gauge(ch, c.clusterOwned, len(owned))
+		for _, f := range c.src.Feeds {
+			held := false
+			for _, l := range owned {
+				held = held || l.Exchange == f.Name()
+			}
+			gauge(ch, c.clusterOwner, boolValue(held), f.Name())
+		}
+	}
+}
+
+func (c *collector) collectDownstream(ch chan<- prometheus.Metric, st downstream.Stats) {
+	gauge(ch, c.connsCurrent, st.Conns)
+	counter(ch, c.connsAccepted, st.Accepted)
+	for reason, n := range st.Rejected {
+		counter(ch, c.connsRejected, n, reason)
+	}
+	for reason, n := range st.Closed {
+		counter(ch, c.connsClosed, n, reason)
+	}
+	counter(ch, c.slowCloses, st.Closed["slow_consumer"])
+	for op, n := range st.Commands {
+		counter(ch, c.commands, n.OK, op, "ok")
+		counter(ch, c.commands, n.Error, op, "error")
+	}
+	counter(ch, c.framesOut, st.FramesOut)
+	counter(ch, c.bytesOut, st.BytesOut)
+	for reason, n := range st.Dropped {
+		counter(ch, c.queueDrops, n, reason)
+	}
+	counter(ch, c.fannedOut, st.Messages)
+	counter(ch, c.superseded, st.Superseded)
+	counter(ch, c.internalErrors, st.InternalErrors)
+	gauge(ch, c.streamsCurrent, st.Streams)
+	histogram(ch, c.latency, st.FanOutLatency)
+}
+
+func (c *collector) collectFeed(ch chan<- prometheus.Metric, st upstream.Status) {
+	ex := st.Exchange
+	for kind, n := range st.MessagesIn {
+		counter(ch, c.messagesIn, n, ex, kind)
+	}
+	for kind, n := range st.BytesIn {
+		counter(ch, c.bytesIn, n, ex, kind)
+	}
+	gauge(ch, c.upUp, boolValue(st.State == upstream.StateConnected), ex)
+	for _, s := range upstreamStates {
+		gauge(ch, c.upState, boolValue(st.State == s), ex, string(s))
+	}
+	gauge(ch, c.upConns, st.Connections, ex)
+	gauge(ch, c.upStreams, st.Streams, ex)
+	gauge(ch, c.upFailed, len(st.Failed), ex)
+	counter(ch, c.upReconnects, st.Reconnects, ex)
+	counter(ch, c.upRotations, st.Rotations, ex)
+	counter(ch, c.upOverflows, st.HandoverOverflows, ex)
+	counter(ch, c.upRejected, st.Rejected, ex)
+	histogram(ch, c.upRequestTime, st.RequestLatency, ex)
+}
+
+// number is what the components count in.
+type number interface {
+	~int | ~int64 | ~uint64
+}
+
+func counter[N number](ch chan<- prometheus.Metric, d *prometheus.Desc, v N, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+}
+
+func gauge[N number](ch chan<- prometheus.Metric, d *prometheus.Desc, v N, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+}
+
+func histogram(ch chan<- prometheus.Metric, d *prometheus.Desc, s latency.Snapshot, labels ...string) {
+	ch <- prometheus.MustNewConstHistogram(d, s.Count, s.Sum.Seconds(), s.Cumulative(), labels...)
+}
+
+func boolValue(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
