@@ -2,6 +2,8 @@ package telemetry
 
 import (
 	"net/http"
+	"regexp"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -248,4 +250,26 @@ func boolValue(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// fqName finds a metric's name in its Desc's description.
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+// Families returns the names of the gateway's own metric families, sorted:
+// what dashboards and alert rules may refer to (besides the Go and process
+// collectors' go_* and process_*).
+func Families() []string {
+	ch := make(chan *prometheus.Desc, 256)
+	go func() {
+		NewCollector(Sources{}).Describe(ch)
+		close(ch)
+	}()
+	var out []string
+	for d := range ch {
+		if m := fqName.FindStringSubmatch(d.String()); m != nil {
+			out = append(out, m[1])
+		}
+	}
+	slices.Sort(out)
+	return out
 }

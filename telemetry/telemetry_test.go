@@ -637,3 +637,16 @@ func checkLabels(t *testing.T, mfs map[string]*dto.MetricFamily, exchanges ...st
 		}
 	}
 }
+
+// TestFamilies checks that Families lists what a scrape exports.
+func TestFamilies(t *testing.T) {
+	fams := telemetry.Families()
+	for _, want := range []string{"marketgate_connections_current", "marketgate_end_to_end_latency_seconds", "marketgate_upstream_up", "marketgate_hub_published_total"} {
+		if !slices.Contains(fams, want) {
+			t.Errorf("Families() = %v; want it to include %s", fams, want)
+		}
+	}
+	if len(fams) < 30 {
+		t.Errorf("Families() lists %d families; want every one (more than 30)", len(fams))
+	}
+}
