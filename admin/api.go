@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -55,6 +56,13 @@ type StreamInfo struct {
 	Subscribers int `json:"subscribers"`
 	// Pinned reports that it is pinned on this node.
 	Pinned bool `json:"pinned"`
+	// MessagesPerSecond is its message rate on this node (over the last
+	// whole 10 s), and LastMessage when its last message was delivered.
+	MessagesPerSecond float64   `json:"messages_per_second"`
+	LastMessage       time.Time `json:"last_message,omitzero"`
+	// Owner is the node that carries the stream's exchange upstream, where
+	// known.
+	Owner string `json:"owner,omitempty"`
 }
 
 // Limits of GET /api/v1/clients.

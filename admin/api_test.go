@@ -135,7 +135,7 @@ func TestStreamsAndPins(t *testing.T) {
 		pinned   string // a key pinned afterwards
 	}{
 		{"list", http.MethodGet, "/api/v1/streams", 200,
-			`{"streams":[{"stream":"binance:btcusdt@trade","subscribers":2,"pinned":false},{"stream":"binance:ethusdt@depth5@100ms","subscribers":0,"pinned":true}]}`, "", ""},
+			`{"streams":[{"stream":"binance:btcusdt@trade","subscribers":2,"pinned":false,"messages_per_second":0},{"stream":"binance:ethusdt@depth5@100ms","subscribers":0,"pinned":true,"messages_per_second":0}]}`, "", ""},
 		{"pin", http.MethodPut, "/api/v1/streams/binance:btcusdt@trade", 200,
 			`{"stream":"binance:btcusdt@trade","pinned":true}`, "", "binance:btcusdt@trade"},
 		{"pin escaped", http.MethodPut, "/api/v1/streams/binance%3Abtcusdt%40trade", 200,
@@ -253,7 +253,7 @@ func TestClientsEndpoint(t *testing.T) {
 		if id == 3 {
 			streams, proto, origin = `[]`, "binance", ""
 		}
-		return fmt.Sprintf(`{"id":%d,"remote":"192.0.2.%d:5000","origin":%q,"protocol":%q,"streams":%s,"queue_bytes":%d,"connected_since":"2025-03-01T12:00:00.123456789Z"}`,
+		return fmt.Sprintf(`{"id":%d,"remote":"192.0.2.%d:5000","origin":%q,"protocol":%q,"streams":%s,"queue_bytes":%d,"drops":0,"connected_since":"2025-03-01T12:00:00.123456789Z"}`,
 			id, id, origin, proto, streams, id*10)
 	}
 	tests := []struct {

@@ -26,6 +26,9 @@ type ClientInfo struct {
 	Streams []string `json:"streams"`
 	// QueueBytes is the size of the frames waiting in its write queue.
 	QueueBytes int `json:"queue_bytes"`
+	// Drops counts the messages dropped from its queue because a newer
+	// value of their stream replaced them (it read too slowly).
+	Drops int64 `json:"drops"`
 	// ConnectedSince is when its handshake completed.
 	ConnectedSince time.Time `json:"connected_since"`
 }
@@ -117,6 +120,7 @@ func (c *conn) info() ClientInfo {
 		Protocol:       proto,
 		Streams:        streams,
 		QueueBytes:     queued,
+		Drops:          c.drops.Load(),
 		ConnectedSince: time.Unix(0, c.connected),
 	}
 }

@@ -56,6 +56,7 @@ type conn struct {
 	combined  atomic.Bool // Binance dialect: wrap payloads as {"stream":…,"data":…}
 	poll      pollState
 	state     atomic.Int32
+	drops     atomic.Int64 // messages dropped from its queue (conflated)
 	lastRead  atomic.Int64 // unix nanos of the last read from the client; see keepalive
 
 	// Commands in the current one-second window; only the read task
@@ -404,10 +405,13 @@ func (c *conn) conflateLocked(frame []byte, t *topic) bool {
 		clear(q[n:])
 		c.queue = q[:n]
 		c.srv.metrics.dropped("conflated", dropped)
+		c.drops.Add(int64(dropped))
 	}
 	limit := c.srv.cfg.WriteQueueBytes
 	if c.queued+len(pending) > limit {
-		c.srv.metrics.dropped("conflated", c.keepLastLocked())
+		n := c.keepLastLocked()
+		c.srv.metrics.dropped("conflated", n)
+		c.drops.Add(int64(n))
 		if c.queued+len(pending) > limit {
 			return false
 		}

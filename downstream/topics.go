@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/marketgate/marketgate/hub"
 )
@@ -31,6 +32,44 @@ type topic struct {
 	lastID  hub.EventID // the ID of the last message delivered that had one
 	next    uint64      // a newer publisher seen so far only repeating delivered events
 	nextSeq uint64      // its Seq of the last such repeat
+
+	// For the control API, also under dmu: when the last message was
+	// delivered, and the messages of the current and the previous
+	// rateWindow (which gives the rate).
+	lastAt            int64 // unix nanos
+	winStart          int64 // unix nanos
+	winCount, winPrev int64
+}
+
+// rateWindow is the window of a stream's message rate in StreamInfo.
+const rateWindow = 10 * time.Second
+
+// countLocked records one delivered message at now (unix nanos).
+func (t *topic) countLocked(now int64) {
+	t.lastAt = now
+	if d := now - t.winStart; d >= int64(rateWindow) {
+		t.winPrev = 0
+		if d < 2*int64(rateWindow) {
+			t.winPrev = t.winCount
+		}
+		t.winStart, t.winCount = now-d%int64(rateWindow), 0
+	}
+	t.winCount++
+}
+
+// rate returns the messages per second of the last whole window, and when
+// the last message came; dmu is not held.
+func (t *topic) rate(now int64) (float64, int64) {
+	t.dmu.Lock()
+	defer t.dmu.Unlock()
+	if now-t.winStart >= 2*int64(rateWindow) {
+		return 0, t.lastAt // nothing for a whole window
+	}
+	prev := t.winPrev
+	if now-t.winStart >= int64(rateWindow) {
+		prev = t.winCount // the current window is over, and is the last whole one
+	}
+	return float64(prev) / rateWindow.Seconds(), t.lastAt
 }
 
 // admit decides whether msg is delivered, with which seq and whether it
@@ -72,6 +111,7 @@ func (t *topic) admit(msg hub.Message) (seq uint64, gap, ok bool) {
 	if !msg.ID.IsZero() {
 		t.lastID = msg.ID
 	}
+	t.countLocked(time.Now().UnixNano())
 	t.seq++
 	return t.seq, gap || msg.Gap, true
 }
@@ -438,14 +478,26 @@ func (s *Server) leave(c *conn, keys []string) {
 type StreamInfo struct {
 	Stream      string `json:"stream"`
 	Subscribers int    `json:"subscribers"`
+	// MessagesPerSecond is the rate of its messages over the last whole
+	// 10-second window; LastMessage is when the last one was delivered
+	// (zero: none yet).
+	MessagesPerSecond float64   `json:"messages_per_second"`
+	LastMessage       time.Time `json:"last_message,omitzero"`
 }
 
 // Streams lists the streams this node's clients are subscribed to, sorted.
 func (s *Server) Streams() []StreamInfo {
+	now := time.Now().UnixNano()
 	s.topics.mu.RLock()
 	out := make([]StreamInfo, 0, len(s.topics.topics))
 	for k, t := range s.topics.topics {
-		out = append(out, StreamInfo{Stream: k, Subscribers: len(*t.subs.Load())})
+		si := StreamInfo{Stream: k, Subscribers: len(*t.subs.Load())}
+		var last int64
+		si.MessagesPerSecond, last = t.rate(now)
+		if last != 0 {
+			si.LastMessage = time.Unix(0, last)
+		}
+		out = append(out, si)
 	}
 	s.topics.mu.RUnlock()
 	slices.SortFunc(out, func(a, b StreamInfo) int { return strings.Compare(a.Stream, b.Stream) })

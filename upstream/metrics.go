@@ -13,6 +13,7 @@ import (
 type feedMetrics struct {
 	in         inCounts           // messages read, by stream kind
 	reqLatency *latency.Histogram // request to reply
+	lastEvent  atomic.Int64       // the newest event time published (unix µs), for Status.Lag
 }
 
 // metrics returns f's metrics. Sessions keep the pointer, so the read

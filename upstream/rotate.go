@@ -397,6 +397,9 @@ func (st *streamState) publishLocked(ctx context.Context, f *Feed, id evID, hasI
 		Conflate:  st.stream.Kind.Conflatable(),
 		EventTime: eventTime(data),
 	}
+	if e := msg.EventTime; e > f.m.lastEvent.Load() {
+		f.m.lastEvent.Store(e) // racy max: a lag figure, not an order
+	}
 	if hasID {
 		msg.ID = hub.EventID{Hi: id.hi, Sub: id.sub}
 		if st.idk == idConsecutive {

@@ -68,6 +68,12 @@ type Status struct {
 	LastError string `json:"last_error,omitempty"`
 	// LastErrorAt is when it ended.
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// LastEventAt is the newest exchange event time the feed published
+	// (the events' E), and LagMillis how long before the status that was:
+	// how far behind the exchange the feed is, the clocks' skew included.
+	// Zero when no event carried a time yet.
+	LastEventAt time.Time `json:"last_event_at,omitzero"`
+	LagMillis   float64   `json:"lag_ms,omitempty"`
 	// MessagesIn counts the text messages read from the exchange, by the
 	// kind of the stream each was routed to ([Kind.String]: "trade",
 	// "bookTicker"…), or "other" for those routed to none: replies,
@@ -137,6 +143,10 @@ func (f *Feed) Status() Status {
 	}
 	if f.lastErr != nil {
 		st.LastError, st.LastErrorAt = f.lastErr.Error(), f.lastErrAt
+	}
+	if e := f.m.lastEvent.Load(); e > 0 {
+		st.LastEventAt = time.UnixMicro(e)
+		st.LagMillis = float64(time.Since(st.LastEventAt).Microseconds()) / 1000
 	}
 	for name, s := range f.streams {
 		if !s.wanted {

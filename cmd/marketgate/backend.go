@@ -25,10 +25,21 @@ type backend struct {
 var _ admin.Backend = (*backend)(nil)
 
 // Streams lists the streams with local subscribers and the pinned ones.
-func (b *backend) Streams(context.Context) ([]admin.StreamInfo, error) {
+func (b *backend) Streams(ctx context.Context) ([]admin.StreamInfo, error) {
+	owners := map[string]string{} // exchange → the node carrying it
+	nodes, err := b.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nodes {
+		for _, ex := range n.Owns {
+			owners[ex] = n.ID
+		}
+	}
 	var out []admin.StreamInfo
 	for _, s := range b.ds.Streams() {
-		out = append(out, admin.StreamInfo{Stream: s.Stream, Subscribers: s.Subscribers})
+		out = append(out, admin.StreamInfo{Stream: s.Stream, Subscribers: s.Subscribers,
+			MessagesPerSecond: s.MessagesPerSecond, LastMessage: s.LastMessage})
 	}
 	for _, k := range b.pins.Pinned() {
 		i := slices.IndexFunc(out, func(s admin.StreamInfo) bool { return s.Stream == k })
@@ -37,6 +48,11 @@ func (b *backend) Streams(context.Context) ([]admin.StreamInfo, error) {
 			i = len(out) - 1
 		}
 		out[i].Pinned = true
+	}
+	for i := range out {
+		if ex, _, ok := strings.Cut(out[i].Stream, ":"); ok {
+			out[i].Owner = owners[ex]
+		}
 	}
 	slices.SortFunc(out, func(a, b admin.StreamInfo) int { return strings.Compare(a.Stream, b.Stream) })
 	return out, nil

@@ -62,7 +62,7 @@ func TestControlAPI(t *testing.T) {
 		t.Fatalf("pin: %d; want 200", code)
 	}
 	waitfor.Cond(t, 5*time.Second, carried(1))
-	if code, body := call(http.MethodGet, "/api/v1/streams", "t0ken"); code != http.StatusOK || !strings.Contains(string(body["streams"]), `{"stream":"binance:ethusdt@trade","subscribers":0,"pinned":true}`) {
+	if code, body := call(http.MethodGet, "/api/v1/streams", "t0ken"); code != http.StatusOK || !strings.Contains(string(body["streams"]), `{"stream":"binance:ethusdt@trade","subscribers":0,"pinned":true,"messages_per_second":0,"owner":"test"}`) {
 		t.Fatalf("streams: %d %s; want the pinned stream with no subscriber", code, body["streams"])
 	}
 	if code, _ := call(http.MethodPut, "/api/v1/streams/binance:nosuch@trade", "t0ken"); code != http.StatusBadRequest {
@@ -79,6 +79,12 @@ func TestControlAPI(t *testing.T) {
 	c := downstreamtest.Dial(t, "ws://"+addr+"/ws")
 	c.Send(`{"op":"subscribe","id":1,"streams":["binance:btcusdt@trade"]}`)
 	c.Next()
+	c.Next() // a trade: the stream has a last message
+	if code, body := call(http.MethodGet, "/api/v1/streams", "t0ken"); code != http.StatusOK ||
+		!strings.Contains(string(body["streams"]), `{"stream":"binance:btcusdt@trade","subscribers":1,"pinned":false,"messages_per_second":`) ||
+		!strings.Contains(string(body["streams"]), `"last_message":"`) {
+		t.Fatalf("streams: %d %s; want the client's stream with its last message", code, body["streams"])
+	}
 	code, body := call(http.MethodGet, "/api/v1/clients", "t0ken")
 	var clients []struct {
 		ID      uint64   `json:"id"`
