@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/marketgate/marketgate/internal/envflag"
 	"github.com/marketgate/marketgate/upstream/binancesim"
 )
 
@@ -112,30 +113,8 @@ func parseSettings(args []string, lookup func(string) (string, bool), usage io.W
 	fs.IntVar(&st.cfg.MaxConnectionAttempts, "max-connection-attempts", 300, "WebSocket handshakes per IP per 5 minutes; -1 for no limit")
 	fs.TextVar(&st.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		v, ok := lookup(env)
-		if !ok || err != nil {
-			return
-		}
-		if serr := fs.Set(f.Name, v); serr != nil {
-			err = fmt.Errorf("invalid value %q for %s: %w", v, env, serr)
-		}
-	})
-	if err != nil {
+	if err := envflag.Parse(fs, args, envPrefix, lookup, usage, "Usage: exchangesim [flags]; every flag also reads EXCHANGESIM_<FLAG>."); err != nil {
 		return st, err
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(usage)
-			fmt.Fprintln(usage, "Usage: exchangesim [flags]; every flag also reads EXCHANGESIM_<FLAG>.")
-			fs.PrintDefaults()
-		}
-		return st, err
-	}
-	if fs.NArg() > 0 {
-		return st, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if st.cfg.MaxConnectionAttempts < -1 || st.cfg.MaxConnectionAttempts == 0 {
 		return st, fmt.Errorf("invalid value %d for flag -max-connection-attempts: want a positive number or -1", st.cfg.MaxConnectionAttempts)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/marketgate/marketgate/downstream"
+	"github.com/marketgate/marketgate/internal/envflag"
 	"github.com/marketgate/marketgate/upstream"
 	"github.com/redis/go-redis/v9"
 )
@@ -44,9 +45,7 @@ type config struct {
 }
 
 // envName returns the environment variable that mirrors a flag.
-func envName(flagName string) string {
-	return "MARKETGATE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
+func envName(flagName string) string { return envflag.Name("MARKETGATE_", flagName) }
 
 // parseConfig parses args and the environment. Its error names the setting,
 // the value and what is wrong, in one line.

@@ -41,6 +41,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/marketgate/marketgate/internal/envflag"
 )
 
 const envPrefix = "WSBENCH_"
@@ -103,28 +105,8 @@ func parseConfig(args []string, lookup func(string) (string, bool), usage io.Wri
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	fs.IntVar(&c.child, "child", -1, "internal: run as worker process `i` of --procs")
 
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := lookup(env); ok && err == nil && f.Name != "child" {
-			if serr := fs.Set(f.Name, v); serr != nil {
-				err = fmt.Errorf("invalid value %q for %s: %w", v, env, serr)
-			}
-		}
-	})
-	if err != nil {
+	if err := envflag.Parse(fs, args, envPrefix, lookup, usage, "Usage: wsbench [flags]; every flag also reads WSBENCH_<FLAG>.", "child"); err != nil {
 		return c, err
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(usage)
-			fmt.Fprintln(usage, "Usage: wsbench [flags]; every flag also reads WSBENCH_<FLAG>.")
-			fs.PrintDefaults()
-		}
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	c.streams = parseStreams(*streams)
 	for _, p := range parseStreams(*setup) {
@@ -134,6 +116,7 @@ func parseConfig(args []string, lookup func(string) (string, bool), usage io.Wri
 		}
 		c.setupPIDs = append(c.setupPIDs, pid)
 	}
+	var err error
 	if c.sources, err = parseSources(*sources); err != nil {
 		return c, fmt.Errorf("invalid value for flag -sources: %w", err)
 	}
