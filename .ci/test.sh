@@ -29,6 +29,8 @@ need redis-server redis-server redis-cli
 # The load balancer configs in deploy/ are checked (and nginx run) by their tests.
 need nginx nginx
 need haproxy haproxy
+# The browser tests drive headless Chromium (chromedp).
+need chromium chromium
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then

@@ -3,6 +3,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
@@ -17,6 +18,15 @@ import (
 
 //go:embed static
 var static embed.FS
+
+// clientJS is the browser client of the native protocol, served at
+// /marketgate.js as an ES module; clientDTS declares its API.
+//
+//go:embed marketgate.js
+var clientJS []byte
+
+//go:embed marketgate.d.ts
+var clientDTS []byte
 
 // Config configures a [Server]. Zero fields take the documented defaults.
 type Config struct {
@@ -76,6 +86,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.mux.Handle("GET /{$}", http.FileServerFS(sub))
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(sub)))
+	s.mux.HandleFunc("GET /marketgate.js", asset("text/javascript; charset=utf-8", clientJS))
+	s.mux.HandleFunc("GET /marketgate.d.ts", asset("application/typescript; charset=utf-8", clientDTS))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -129,6 +141,17 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("web: shutdown: %w", err)
 	}
 	return nil
+}
+
+// asset serves an embedded file; it changes only with the binary, so a
+// client revalidates it.
+func asset(contentType string, b []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

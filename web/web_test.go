@@ -54,6 +54,8 @@ func TestEndpoints(t *testing.T) {
 	}{
 		{"/", "", 200, "<title>marketgate"},
 		{"/healthz", "", 200, `"ok"`},
+		{"/marketgate.js", "", 200, "export function connect("},
+		{"/marketgate.d.ts", "", 200, "export declare function connect("},
 		{"/healthz", "hub down", 200, `"ok"`},
 		{"/readyz", "", 200, `"ready"`},
 		{"/readyz", "hub down", 503, `"reason":"hub down"`},
@@ -69,6 +71,16 @@ func TestEndpoints(t *testing.T) {
 		}
 		if strings.HasSuffix(tc.path, "z") && !json.Valid([]byte(body)) {
 			t.Errorf("GET %s body %q is not JSON", tc.path, body)
+		}
+	}
+	for path, want := range map[string]string{"/marketgate.js": "text/javascript", "/marketgate.d.ts": "application/typescript"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, want) {
+			t.Errorf("GET %s Content-Type = %q; want %s", path, ct, want)
 		}
 	}
 	cancel()

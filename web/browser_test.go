@@ -1,0 +1,412 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/marketgate/marketgate/downstream"
+	"github.com/marketgate/marketgate/hub"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// tradeSource is a downstream.Source that accepts "binance:<symbol>@trade"
+// keys and carries nothing itself: the test publishes into the hub.
+type tradeSource struct{}
+
+func (tradeSource) Validate(key string) error {
+	name, ok := strings.CutPrefix(key, "binance:")
+	if !ok {
+		return fmt.Errorf("invalid stream key %q", key)
+	}
+	sym, ok := strings.CutSuffix(name, "@trade")
+	if !ok || sym == "" || strings.ContainsAny(sym, "@:/") {
+		return fmt.Errorf("invalid stream name %q", name)
+	}
+	return nil
+}
+func (tradeSource) Want([]string)   {}
+func (tradeSource) Unwant([]string) {}
+
+// testGateway is one in-process gateway node: a memory hub, the downstream
+// WebSocket server and the web routes, plus the test page.
+type testGateway struct {
+	hub  *hub.Memory
+	ds   *downstream.Server
+	http *http.Server
+	stop func()
+}
+
+// testPage imports the client from the gateway and records what it sees in
+// window.mg, which the test reads.
+const testPage = `<!doctype html>
+<meta charset="utf-8"><title>marketgate client test</title>
+<script type="module">
+import { connect } from '/marketgate.js';
+const mg = window.mg = { msgs: [], gaps: [], states: [], errors: [], subscribed: 0 };
+const c = window.mgClient = connect('/ws', { backoff: { min: 50, max: 400 }, pingInterval: 500, pingTimeout: 2000 });
+c.on('state', (s) => mg.states.push(s));
+c.on('gap', (g) => mg.gaps.push(g));
+c.on('error', (e) => mg.errors.push(e));
+c.subscribe(['binance:btcusdt@trade'], (data, meta) => mg.msgs.push({ t: data.t, ...meta }))
+  .then((r) => { mg.subscribed++; mg.subResult = r; }, (e) => { mg.subErr = e; });
+// An invalid stream in the same first resubscription: its call rejects, the other goes on.
+c.subscribe(['binance:nope'], () => {}).then(() => { mg.badOK = true; }, (e) => { mg.badErr = e; });
+
+// A fake socket checks what the real gateway does not send: a seq jump,
+// and a command that gets no reply. It answers subscribe at once, with
+// three messages after, and nothing else.
+class FakeWS {
+  constructor(url) { setTimeout(() => this.onopen && this.onopen(), 0); }
+  send(s) {
+    const cmd = JSON.parse(s);
+    if (cmd.op !== 'subscribe') return;
+    setTimeout(() => {
+      this.deliver({ id: cmd.id, result: { streams: cmd.streams } });
+      for (const seq of [7, 8, 10]) this.deliver({ stream: cmd.streams[0], seq, data: {} });
+    }, 0);
+  }
+  close() {}
+  deliver(o) { this.onmessage && this.onmessage({ data: JSON.stringify(o) }); }
+}
+window.fakeStart = () => {
+  const f = window.fake = { msgs: [], gaps: [] };
+  const fc = connect('ws://fake.invalid/ws', { WebSocket: FakeWS, pingInterval: 0, commandTimeout: 300 });
+  fc.on('gap', (g) => f.gaps.push(g));
+  fc.subscribe(['binance:ethusdt@trade'], (d, m) => {
+    f.msgs.push(m.seq);
+    if (f.msgs.length === 3) {
+      fc.unsubscribe(['binance:ethusdt@trade']).then(() => { f.unsubOK = true; }, (e) => { f.unsubErr = e.code; fc.close(); });
+    }
+  }).then(() => { f.subOK = true; }, (e) => { f.subErr = e.code; });
+};
+window.mgLoaded = true;
+</script>
+`
+
+// startGateway serves a gateway node on addr ("127.0.0.1:0" for any port).
+func startGateway(t *testing.T, addr string) (*testGateway, string) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	h := hub.NewMemory()
+	ds, err := downstream.New(downstream.Config{Hub: h, Source: tradeSource{}, Logger: log, CloseGrace: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	dsDone := make(chan error, 1)
+	go func() { dsDone <- ds.Run(ctx) }()
+
+	ws, err := New(Config{Addr: addr, WebSockets: ds, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /test.html", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, testPage)
+	})
+	mux.Handle("/", ws.Handler())
+	var ln net.Listener
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ln, err = net.Listen("tcp", addr)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // the old node's port may take a moment
+	}
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	g := &testGateway{hub: h, ds: ds, http: srv}
+	var once sync.Once
+	g.stop = func() {
+		once.Do(func() {
+			srv.Close() // no new handshakes
+			cancel()    // closes the WebSockets with 1001
+			select {
+			case err := <-dsDone:
+				if err != nil {
+					t.Errorf("downstream Run = %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("downstream Run did not return")
+			}
+		})
+	}
+	t.Cleanup(g.stop)
+	waitUntil(t, 2*time.Second, "downstream server running", func() bool {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return g, ln.Addr().String()
+}
+
+func (g *testGateway) subscribers(key string) int {
+	for _, si := range g.ds.Streams() {
+		if si.Stream == key {
+			return si.Subscribers
+		}
+	}
+	return 0
+}
+
+func (g *testGateway) publish(t *testing.T, key string, seqs []uint64, gap bool, firstTrade int) {
+	t.Helper()
+	for i, seq := range seqs {
+		data := fmt.Sprintf(`{"e":"trade","s":"BTCUSDT","t":%d}`, firstTrade+i)
+		msg := hub.Message{Stream: key, Seq: seq, Gap: gap && i == 0, Data: []byte(data)}
+		if err := g.hub.Publish(t.Context(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := g.hub.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestBrowserClient drives web/marketgate.js in headless Chromium against a
+// real gateway node, restarts the node, and checks that the client
+// reconnects, resubscribes and reports the gap.
+func TestBrowserClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("chromium not installed: apt-get install -y chromium (%v)", err)
+	}
+	const key = "binance:btcusdt@trade"
+	g1, addr := startGateway(t, "127.0.0.1:0")
+
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
+	defer cancel()
+
+	var mu sync.Mutex
+	var consoleErrs []string
+	start := time.Now()
+	// Listen starts the browser (and fails when it cannot).
+	lerr := chromedp.Listen(ctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			consoleErrs = append(consoleErrs, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber, msg))
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
+				var args []string
+				for _, a := range ev.Args {
+					args = append(args, string(a.Value)+a.Description)
+				}
+				consoleErrs = append(consoleErrs, "console.error: "+strings.Join(args, " "))
+			}
+		}
+	})
+	if lerr != nil {
+		t.Fatalf("start chromium: %v", lerr)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+addr+"/test.html")); err != nil {
+		t.Fatalf("navigate: %v", err)
+	}
+	t.Logf("browser up and page loaded in %v", time.Since(start).Round(time.Millisecond))
+
+	// poll waits, bounded, until expr is truthy in the page.
+	poll := func(what, expr string) {
+		t.Helper()
+		pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer pcancel()
+		if _, err := chromedp.Run(pctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
+			state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({mg: window.mg, fake: window.fake})`))
+			t.Fatalf("waiting for %s (%s): %v\npage state: %s", what, expr, err, state)
+		}
+	}
+	eval := func(expr string, v any) {
+		t.Helper()
+		raw, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(`+expr+`)`))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", expr, err)
+		}
+		if err := json.Unmarshal([]byte(raw), v); err != nil {
+			t.Fatalf("evaluate %s: %v (%s)", expr, err, raw)
+		}
+	}
+	type meta struct {
+		T      int    `json:"t"`
+		Stream string `json:"stream"`
+		Seq    uint64 `json:"seq"`
+		Gap    bool   `json:"gap"`
+	}
+	type gapEvent struct {
+		Stream string `json:"stream"`
+		Seq    uint64 `json:"seq"`
+		Reason string `json:"reason"`
+	}
+
+	poll("the module to load", `window.mgLoaded === true`)
+	poll("the subscribe promise", `window.mg.subscribed === 1 && window.mg.badErr !== undefined`)
+	var badErr struct {
+		Code    string   `json:"code"`
+		Streams []string `json:"streams"`
+	}
+	eval(`window.mg.badErr`, &badErr)
+	if badErr.Code != "invalid_stream" || len(badErr.Streams) != 1 || badErr.Streams[0] != "binance:nope" {
+		t.Errorf("subscribe of an invalid stream rejected with %+v; want invalid_stream naming binance:nope", badErr)
+	}
+	waitUntil(t, 5*time.Second, "the browser's subscription on node 1", func() bool { return g1.subscribers(key) == 1 })
+
+	// Node 1 delivers trades 1..5: consecutive seq, no gap.
+	g1.publish(t, key, []uint64{1, 2, 3, 4, 5}, false, 1)
+	poll("five messages", `window.mg.msgs.length >= 5`)
+	var msgs []meta
+	eval(`window.mg.msgs`, &msgs)
+	for i, m := range msgs {
+		if m.Stream != key || m.Seq != uint64(i+1) || m.T != i+1 || m.Gap {
+			t.Errorf("message %d = %+v; want stream %s, seq %d, trade %d, no gap", i, m, key, i+1, i+1)
+		}
+	}
+	var gaps []gapEvent
+	eval(`window.mg.gaps`, &gaps)
+	if len(gaps) != 0 {
+		t.Errorf("gap events before any loss: %+v", gaps)
+	}
+
+	// Restart the node on the same port: the client reconnects by itself.
+	restart := time.Now()
+	g1.stop()
+	poll("the client to notice the drop", `window.mg.states.includes('reconnecting')`)
+	g2, addr2 := startGateway(t, addr)
+	if addr2 != addr {
+		t.Fatalf("restarted on %s; want %s", addr2, addr)
+	}
+	poll("the client to reopen", `window.mgClient.state === 'open'`)
+	waitUntil(t, 10*time.Second, "the resubscription on node 2", func() bool { return g2.subscribers(key) == 1 })
+	t.Logf("reconnected and resubscribed %v after the restart", time.Since(restart).Round(time.Millisecond))
+
+	// Node 2 numbers the stream from 1 again; the first message after the
+	// reconnect is a gap, the rest follow on.
+	g2.publish(t, key, []uint64{1, 2, 3}, false, 100)
+	poll("three more messages", `window.mg.msgs.length >= 8`)
+	// The gateway marks a loss with gap:true.
+	g2.publish(t, key, []uint64{7}, true, 200)
+	poll("the gap-flagged message", `window.mg.msgs.length >= 9`)
+	eval(`window.mg.msgs`, &msgs)
+	want := []meta{
+		{T: 100, Seq: 1, Gap: true}, {T: 101, Seq: 2}, {T: 102, Seq: 3}, {T: 200, Seq: 4, Gap: true},
+	}
+	if len(msgs) != 9 {
+		t.Fatalf("got %d messages; want 9: %+v", len(msgs), msgs)
+	}
+	for i, w := range want {
+		m := msgs[5+i]
+		if m.T != w.T || m.Seq != w.Seq || m.Gap != w.Gap {
+			t.Errorf("message %d after restart = %+v; want trade %d seq %d gap %v", i, m, w.T, w.Seq, w.Gap)
+		}
+	}
+	eval(`window.mg.gaps`, &gaps)
+	wantGaps := []gapEvent{{key, 1, "reconnect"}, {key, 4, "gap"}}
+	if fmt.Sprint(gaps) != fmt.Sprint(wantGaps) {
+		t.Errorf("gap events = %+v; want %+v", gaps, wantGaps)
+	}
+	var states []string
+	eval(`window.mg.states`, &states)
+	if got := strings.Join(states, ","); got != "connecting,open,reconnecting,open" {
+		t.Errorf("states = %s; want connecting,open,reconnecting,open", got)
+	}
+	var streams []string
+	eval(`window.mgClient.streams`, &streams)
+	if len(streams) != 1 || streams[0] != key {
+		t.Errorf("client streams = %v; want [%s]", streams, key)
+	}
+
+	// Unsubscribe reaches the gateway; close stops for good.
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.mgClient.unsubscribe(['`+key+`']).then(() => { window.mg.unsubscribed = true; })`)); err != nil {
+		t.Fatal(err)
+	}
+	poll("the unsubscribe reply", `window.mg.unsubscribed === true`)
+	waitUntil(t, 5*time.Second, "the unsubscription on node 2", func() bool { return g2.subscribers(key) == 0 })
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.mgClient.close()`)); err != nil {
+		t.Fatal(err)
+	}
+	poll("the closed state", `window.mgClient.state === 'closed' && window.mg.states.at(-1) === 'closed'`)
+
+	// The fake socket: a seq jump is a gap; a command without a reply times out.
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.fakeStart()`)); err != nil {
+		t.Fatal(err)
+	}
+	poll("the fake client's messages and command timeout", `window.fake.subOK === true && window.fake.msgs.length === 3 && window.fake.unsubErr !== undefined`)
+	var fake struct {
+		Msgs     []int      `json:"msgs"`
+		Gaps     []gapEvent `json:"gaps"`
+		UnsubErr string     `json:"unsubErr"`
+	}
+	eval(`window.fake`, &fake)
+	if fmt.Sprint(fake.Msgs) != "[7 8 10]" || len(fake.Gaps) != 1 || fake.Gaps[0].Seq != 10 || fake.Gaps[0].Reason != "seq" {
+		t.Errorf("fake socket: messages %v, gaps %+v; want [7 8 10] and one seq gap at 10", fake.Msgs, fake.Gaps)
+	}
+	if fake.UnsubErr != "timeout" {
+		t.Errorf("unanswered unsubscribe rejected with %q; want timeout", fake.UnsubErr)
+	}
+
+	// Let any late asynchronous error surface, then require none.
+	if err := chromedp.Do(ctx, chromedp.Sleep(100*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(consoleErrs) > 0 {
+		t.Errorf("browser errors:\n%s", strings.Join(consoleErrs, "\n"))
+	}
+	t.Logf("browser test took %v", time.Since(start).Round(time.Millisecond))
+}

@@ -1,0 +1,466 @@
+// marketgate.js: a browser client for the marketgate native protocol (/ws).
+//
+//   import { connect } from '/marketgate.js';
+//   const client = connect('/ws');
+//   client.on('gap', ({stream}) => resync(stream));
+//   await client.subscribe(['binance:btcusdt@trade'], (data, meta) => show(data, meta.seq));
+//
+// No dependencies, no build step. See marketgate.d.ts for the API.
+
+const DEFAULTS = {
+  backoff: { min: 250, max: 10000 },
+  pingInterval: 15000,
+  pingTimeout: 10000,
+  commandTimeout: 10000,
+  maxPending: 256,
+  maxFrameBytes: 4000, // the gateway closes native messages over 4 KiB with 1009
+};
+
+/** connect returns a client that connects to url now and stays connected until close(). */
+export function connect(url, options = {}) {
+  return new MarketgateClient(url, options);
+}
+
+function gatewayError(code, msg, streams) {
+  const e = { code, msg };
+  if (streams) e.streams = streams;
+  return e;
+}
+
+// report hands an exception thrown by application code to the page's error
+// handling without breaking the client's own state.
+function report(err) {
+  setTimeout(() => { throw err; }, 0);
+}
+
+export class MarketgateClient {
+  #url;
+  #opts;
+  #WS;
+  #ws = null;
+  #state = '';
+  #closed = false;
+  #attempt = 0;
+  #retryTimer = null;
+  #pingTimer = null;
+  #pingDeadline = null;
+  #nextId = 1;
+  #listeners = { state: new Set(), gap: new Set(), error: new Set() };
+  // stream -> Set of onMessage handlers: the streams wanted, resubscribed after a reconnect.
+  #streams = new Map();
+  // stream -> last seq seen on the current connection.
+  #lastSeq = new Map();
+  // streams whose next message follows a reconnect and so may follow a loss.
+  #resync = new Set();
+  // id -> {op, streams, waiters, resub, resolve, reject, timer}: commands in flight.
+  #pending = new Map();
+  // subscribe calls made while disconnected, settled by the resubscription.
+  #deferred = new Set();
+
+  constructor(url, options = {}) {
+    this.#url = resolveURL(url);
+    this.#opts = {
+      ...DEFAULTS,
+      ...options,
+      backoff: { ...DEFAULTS.backoff, ...(options.backoff || {}) },
+    };
+    this.#WS = options.WebSocket || globalThis.WebSocket;
+    if (typeof this.#WS !== 'function') throw new TypeError('marketgate: no WebSocket constructor');
+    // Connect once the caller has had the chance to add listeners.
+    queueMicrotask(() => { if (!this.#closed) this.#open('connecting'); });
+  }
+
+  /** state is 'connecting' | 'open' | 'reconnecting' | 'closed'. */
+  get state() { return this.#state || 'connecting'; }
+
+  /** streams lists the streams the client keeps subscribed. */
+  get streams() { return [...this.#streams.keys()]; }
+
+  on(event, fn) {
+    const set = this.#listeners[event];
+    if (!set) throw new TypeError(`marketgate: unknown event ${event}`);
+    set.add(fn);
+    return () => set.delete(fn);
+  }
+
+  off(event, fn) {
+    this.#listeners[event]?.delete(fn);
+  }
+
+  subscribe(streams, onMessage) {
+    if (this.#closed) return Promise.reject(gatewayError('closed', 'client closed'));
+    if (!Array.isArray(streams) || streams.length === 0 || !streams.every((s) => typeof s === 'string')) {
+      return Promise.reject(gatewayError('bad_request', 'streams must be a non-empty list of strings'));
+    }
+    if (typeof onMessage !== 'function') {
+      return Promise.reject(gatewayError('bad_request', 'onMessage must be a function'));
+    }
+    if (this.#pending.size + this.#deferred.size >= this.#opts.maxPending) {
+      return Promise.reject(gatewayError('too_many_pending', 'too many commands awaiting a reply'));
+    }
+    streams = [...new Set(streams)];
+    const added = [];
+    for (const s of streams) {
+      let hs = this.#streams.get(s);
+      if (!hs) {
+        hs = new Set();
+        this.#streams.set(s, hs);
+      }
+      if (!hs.has(onMessage)) {
+        hs.add(onMessage);
+        added.push(s);
+      }
+    }
+    return new Promise((resolve, reject) => {
+      const w = { streams, added, handler: onMessage, left: 0, done: false, timer: null };
+      w.resolve = (v) => { if (!w.done) { w.done = true; clearTimeout(w.timer); this.#deferred.delete(w); resolve(v); } };
+      w.reject = (e) => { if (!w.done) { w.done = true; clearTimeout(w.timer); this.#deferred.delete(w); reject(e); } };
+      w.timer = setTimeout(() => w.reject(gatewayError('timeout', 'no reply from the gateway')), this.#opts.commandTimeout);
+      if (this.#state === 'open') {
+        this.#sendSubscribe(streams, [w], false);
+      } else {
+        this.#deferred.add(w); // sent with the resubscription once connected
+      }
+    });
+  }
+
+  unsubscribe(streams) {
+    if (!Array.isArray(streams) || streams.length === 0) {
+      return Promise.reject(gatewayError('bad_request', 'streams must be a non-empty list'));
+    }
+    streams = [...new Set(streams)];
+    for (const s of streams) this.#forget(s);
+    if (this.#state !== 'open') return Promise.resolve({ streams });
+    return this.#command({ op: 'unsubscribe', streams }).then(() => ({ streams }));
+  }
+
+  /** list asks the gateway for this connection's streams. */
+  list() {
+    if (this.#state !== 'open') return Promise.reject(gatewayError('disconnected', 'not connected'));
+    return this.#command({ op: 'list' });
+  }
+
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    this.#stopPing();
+    const ws = this.#ws;
+    this.#ws = null;
+    if (ws) {
+      detach(ws);
+      try { ws.close(1000); } catch { /* already closing */ }
+    }
+    const err = gatewayError('closed', 'client closed');
+    for (const p of this.#pending.values()) this.#settle(p, err);
+    this.#pending.clear();
+    for (const w of [...this.#deferred]) w.reject(err);
+    this.#setState('closed');
+  }
+
+  // --- connection ---
+
+  #open(state) {
+    this.#setState(state);
+    let ws;
+    try {
+      ws = new this.#WS(this.#url);
+    } catch (e) {
+      this.#emit('error', gatewayError('connect_failed', String(e && e.message || e)));
+      this.#scheduleRetry();
+      return;
+    }
+    this.#ws = ws;
+    ws.onopen = () => this.#onOpen(ws);
+    ws.onmessage = (ev) => this.#onMessage(ws, ev);
+    ws.onclose = () => this.#onDrop(ws);
+    ws.onerror = () => {}; // a close event follows
+  }
+
+  #onOpen(ws) {
+    if (ws !== this.#ws) return;
+    this.#setState('open');
+    this.#lastSeq.clear();
+    this.#startPing();
+    const waiters = [...this.#deferred];
+    this.#deferred.clear();
+    const streams = [...this.#streams.keys()];
+    if (streams.length > 0) this.#sendSubscribe(streams, waiters, true);
+  }
+
+  // onDrop handles a lost connection: commands in flight are moved on and a
+  // reconnect is scheduled.
+  #onDrop(ws) {
+    if (ws !== this.#ws) return;
+    detach(ws);
+    this.#ws = null;
+    this.#stopPing();
+    // Events of every stream may be lost until it is resubscribed.
+    for (const s of this.#streams.keys()) this.#resync.add(s);
+    const pend = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pend) {
+      clearTimeout(p.timer);
+      if (p.op === 'subscribe') {
+        // Its streams are resubscribed on the next connection; so are the callers waiting.
+        for (const w of p.waiters) if (!w.done) this.#deferred.add(w);
+      } else if (p.op === 'unsubscribe') {
+        p.resolve({}); // the next connection does not carry those streams
+      } else {
+        p.reject(gatewayError('disconnected', 'connection lost'));
+      }
+    }
+    if (this.#closed) return;
+    this.#setState('reconnecting');
+    this.#scheduleRetry();
+  }
+
+  #scheduleRetry() {
+    if (this.#closed) return;
+    this.#setState('reconnecting');
+    const { min, max } = this.#opts.backoff;
+    const cap = Math.min(max, min * 2 ** Math.min(this.#attempt, 30));
+    this.#attempt++;
+    const delay = Math.max(0, Math.random() * cap); // full jitter
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => this.#open('reconnecting'), delay);
+  }
+
+  // drop abandons a connection that seems dead without waiting for the
+  // browser to notice.
+  #drop() {
+    const ws = this.#ws;
+    if (!ws) return;
+    try { ws.close(4000, 'ping timeout'); } catch { /* ignore */ }
+    this.#onDrop(ws);
+  }
+
+  #startPing() {
+    this.#stopPing();
+    const iv = this.#opts.pingInterval;
+    if (!(iv > 0)) return;
+    this.#pingTimer = setInterval(() => {
+      if (this.#state !== 'open' || this.#pingDeadline !== null) return;
+      this.#pingDeadline = setTimeout(() => this.#drop(), this.#opts.pingTimeout);
+      this.#command({ op: 'ping' }).catch(() => {});
+    }, iv);
+  }
+
+  #stopPing() {
+    clearInterval(this.#pingTimer);
+    clearTimeout(this.#pingDeadline);
+    this.#pingTimer = null;
+    this.#pingDeadline = null;
+  }
+
+  // --- commands ---
+
+  #send(obj) {
+    try {
+      this.#ws.send(JSON.stringify(obj));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  // command sends one command and returns a promise for its result.
+  #command(cmd, extra = {}) {
+    return new Promise((resolve, reject) => {
+      if (this.#state !== 'open' || !this.#ws) {
+        reject(gatewayError('disconnected', 'not connected'));
+        return;
+      }
+      const id = this.#nextId++;
+      const p = { op: cmd.op, streams: cmd.streams || [], waiters: [], resub: false, ...extra, resolve, reject };
+      p.timer = setTimeout(() => {
+        if (this.#pending.get(id) === p) {
+          this.#pending.delete(id);
+          this.#settle(p, gatewayError('timeout', 'no reply from the gateway'));
+        }
+      }, this.#opts.commandTimeout);
+      this.#pending.set(id, p);
+      if (!this.#send({ ...cmd, id })) {
+        this.#pending.delete(id);
+        clearTimeout(p.timer);
+        reject(gatewayError('disconnected', 'send failed'));
+      }
+    });
+  }
+
+  // sendSubscribe subscribes streams in as few commands as fit the
+  // gateway's frame limit (one, unless the list is very long).
+  #sendSubscribe(streams, waiters, resub) {
+    const chunks = [];
+    let cur = [];
+    let size = 64;
+    for (const s of streams) {
+      const n = JSON.stringify(s).length + 1;
+      if (cur.length > 0 && size + n > this.#opts.maxFrameBytes) {
+        chunks.push(cur);
+        cur = [];
+        size = 64;
+      }
+      cur.push(s);
+      size += n;
+    }
+    if (cur.length > 0) chunks.push(cur);
+    for (const w of waiters) w.left = chunks.filter((c) => w.streams.some((s) => c.includes(s))).length || 1;
+    for (const chunk of chunks) {
+      const ws = waiters.filter((w) => w.streams.some((s) => chunk.includes(s)));
+      this.#command({ op: 'subscribe', streams: chunk }, { waiters: ws, resub })
+        .then(() => {
+          for (const w of ws) if (--w.left <= 0) w.resolve({ streams: w.streams });
+        }, (err) => this.#subscribeFailed(chunk, ws, resub, err));
+    }
+    // A waiter none of whose streams needed sending (cannot happen, but never leave one hanging).
+    for (const w of waiters) if (!chunks.some((c) => w.streams.some((s) => c.includes(s)))) w.resolve({ streams: w.streams });
+  }
+
+  #subscribeFailed(chunk, waiters, resub, err) {
+    if (err && err.code === 'disconnected' && !this.#closed) {
+      for (const w of waiters) if (!w.done) this.#deferred.add(w); // sent again once connected
+      return;
+    }
+    if (err && (err.code === 'disconnected' || err.code === 'closed')) {
+      for (const w of waiters) w.reject(gatewayError('closed', 'client closed'));
+      return;
+    }
+    if (err && err.code === 'timeout') {
+      for (const w of waiters) w.reject(err);
+      return;
+    }
+    const bad = new Set(err && err.code === 'invalid_stream' && Array.isArray(err.streams) && err.streams.length
+      ? err.streams : chunk);
+    const affected = waiters.filter((w) => w.streams.some((s) => bad.has(s)));
+    const others = waiters.filter((w) => !affected.includes(w));
+    for (const s of bad) this.#forget(s);
+    // A command is applied whole or not at all: undo what a failed call added.
+    for (const w of affected) {
+      for (const s of w.added) {
+        const hs = this.#streams.get(s);
+        if (hs) {
+          hs.delete(w.handler);
+          if (hs.size === 0) this.#forget(s);
+        }
+      }
+      w.reject(err);
+    }
+    if (affected.length === 0) this.#emit('error', err);
+    const rest = chunk.filter((s) => this.#streams.has(s));
+    if ((resub || others.length > 0) && rest.length > 0 && this.#state === 'open') {
+      this.#sendSubscribe(rest, others, resub);
+    } else {
+      for (const w of others) w.reject(err);
+    }
+  }
+
+  #settle(p, err) {
+    clearTimeout(p.timer);
+    p.reject(err);
+  }
+
+  #forget(stream) {
+    this.#streams.delete(stream);
+    this.#lastSeq.delete(stream);
+    this.#resync.delete(stream);
+  }
+
+  // --- incoming ---
+
+  #onMessage(ws, ev) {
+    if (ws !== this.#ws) return;
+    this.#attempt = 0; // the connection works: back off from the minimum again
+    if (this.#pingDeadline !== null) {
+      clearTimeout(this.#pingDeadline); // any message is a sign of life
+      this.#pingDeadline = null;
+    }
+    let msg;
+    try {
+      msg = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    if (msg === null || typeof msg !== 'object') return;
+    if (typeof msg.stream === 'string') {
+      if (msg.error) this.#onStreamError(msg);
+      else this.#onData(msg);
+      return;
+    }
+    if ('id' in msg) {
+      const p = this.#pending.get(msg.id);
+      if (!p) {
+        if (msg.error) this.#emit('error', msg.error);
+        return;
+      }
+      this.#pending.delete(msg.id);
+      clearTimeout(p.timer);
+      if (msg.error) p.reject(msg.error);
+      else p.resolve(msg.result);
+    }
+  }
+
+  #onStreamError(msg) {
+    const handlers = this.#streams.get(msg.stream);
+    this.#forget(msg.stream); // the gateway no longer sends it
+    if (handlers) this.#emit('error', { stream: msg.stream, ...msg.error });
+  }
+
+  #onData(msg) {
+    const { stream, seq } = msg;
+    const handlers = this.#streams.get(stream);
+    if (!handlers) return; // unsubscribed meanwhile
+    const prev = this.#lastSeq.get(stream);
+    let reason = null;
+    if (this.#resync.has(stream)) {
+      reason = 'reconnect';
+      this.#resync.delete(stream);
+    } else if (msg.gap === true) {
+      reason = 'gap';
+    } else if (prev !== undefined && seq !== prev + 1) {
+      reason = 'seq';
+    }
+    this.#lastSeq.set(stream, seq);
+    const gap = reason !== null;
+    if (gap) this.#emit('gap', { stream, seq, prevSeq: prev, reason });
+    const meta = { stream, seq, gap };
+    for (const h of [...handlers]) {
+      try {
+        h(msg.data, meta);
+      } catch (e) {
+        report(e);
+      }
+    }
+  }
+
+  // --- events ---
+
+  #setState(s) {
+    if (this.#state === s) return;
+    this.#state = s;
+    this.#emit('state', s);
+  }
+
+  #emit(event, arg) {
+    for (const fn of [...this.#listeners[event]]) {
+      try {
+        fn(arg);
+      } catch (e) {
+        report(e);
+      }
+    }
+  }
+}
+
+function detach(ws) {
+  ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+}
+
+// resolveURL accepts ws:, wss:, http:, https: and paths relative to the page.
+function resolveURL(url) {
+  const base = globalThis.location ? globalThis.location.href : undefined;
+  const u = new URL(String(url), base);
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  else if (u.protocol === 'https:') u.protocol = 'wss:';
+  return u.toString();
+}
