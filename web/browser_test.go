@@ -100,9 +100,15 @@ window.mgLoaded = true;
 // startGateway serves a gateway node on addr ("127.0.0.1:0" for any port).
 func startGateway(t *testing.T, addr string) (*testGateway, string) {
 	t.Helper()
+	return startGatewaySource(t, addr, tradeSource{})
+}
+
+// startGatewaySource is startGateway with the downstream Source src.
+func startGatewaySource(t *testing.T, addr string, src downstream.Source) (*testGateway, string) {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	h := hub.NewMemory()
-	ds, err := downstream.New(downstream.Config{Hub: h, Source: tradeSource{}, Logger: log, CloseGrace: 200 * time.Millisecond})
+	ds, err := downstream.New(downstream.Config{Hub: h, Source: src, Logger: log, CloseGrace: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,285 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/marketgate/marketgate/hub"
+)
+
+// marketSource accepts binance:<symbol>@trade, @miniTicker and
+// @depth20@100ms keys; the test publishes into the hub.
+type marketSource struct{}
+
+func (marketSource) Validate(key string) error {
+	name, ok := strings.CutPrefix(key, "binance:")
+	if !ok {
+		return fmt.Errorf("invalid stream key %q", key)
+	}
+	for _, suffix := range []string{"@trade", "@miniTicker", "@depth20@100ms"} {
+		if sym, ok := strings.CutSuffix(name, suffix); ok && sym != "" && !strings.ContainsAny(sym, "@:/") {
+			return nil
+		}
+	}
+	return fmt.Errorf("invalid stream name %q", name)
+}
+func (marketSource) Want([]string)   {}
+func (marketSource) Unwant([]string) {}
+
+// marketFeed publishes realistic trade, miniTicker and depth20 events.
+type marketFeed struct {
+	seq   map[string]uint64
+	trade int
+}
+
+// tradePrice is the price of trade i of a symbol with base price base.
+func tradePrice(base float64, i int) string {
+	return fmt.Sprintf("%.2f", base+float64(i%40)*0.5)
+}
+
+func (f *marketFeed) publish(ctx context.Context, h *hub.Memory, sym string, base float64) error {
+	now := time.Now().UnixMilli()
+	up := strings.ToUpper(sym)
+	f.trade++
+	var bids, asks []string
+	for i := range 20 {
+		bids = append(bids, fmt.Sprintf(`["%.2f","%.5f"]`, base-float64(i+1)*0.5, 0.1+float64(i%7)*0.37))
+		asks = append(asks, fmt.Sprintf(`["%.2f","%.5f"]`, base+float64(i+1)*0.5, 0.2+float64(i%5)*0.41))
+	}
+	events := map[string]string{
+		"@trade": fmt.Sprintf(`{"e":"trade","E":%d,"s":"%s","t":%d,"p":"%s","q":"0.01200000","T":%d,"m":%t,"M":true}`,
+			now, up, f.trade, tradePrice(base, f.trade), now, f.trade%3 == 0),
+		"@miniTicker": fmt.Sprintf(`{"e":"24hrMiniTicker","E":%d,"s":"%s","c":"%s","o":"%.2f","h":"%.2f","l":"%.2f","v":"12345.67800000","q":"456789012.34000000"}`,
+			now, up, tradePrice(base, f.trade), base-100, base+250, base-300),
+		"@depth20@100ms": fmt.Sprintf(`{"lastUpdateId":%d,"bids":[%s],"asks":[%s]}`,
+			1000+f.trade, strings.Join(bids, ","), strings.Join(asks, ",")),
+	}
+	for suffix, data := range events {
+		key := "binance:" + sym + suffix
+		f.seq[key]++
+		if err := h.Publish(ctx, hub.Message{Stream: key, Seq: f.seq[key], Data: []byte(data)}); err != nil {
+			return err
+		}
+	}
+	return h.Flush(ctx)
+}
+
+// startBrowser starts headless Chromium and records console errors and
+// uncaught exceptions; errs returns them.
+func startBrowser(t *testing.T, timeout time.Duration) (ctx context.Context, errs func() []string) {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("chromium not installed: apt-get install -y chromium (%v)", err)
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("hide-scrollbars", true), // screenshots at the full viewport width
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(bctx, timeout)
+	t.Cleanup(func() { cancel(); cancelBrowser(); cancelAlloc() })
+
+	var mu sync.Mutex
+	var consoleErrs []string
+	err := chromedp.Listen(ctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			consoleErrs = append(consoleErrs, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber, msg))
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
+				var args []string
+				for _, a := range ev.Args {
+					args = append(args, string(a.Value)+a.Description)
+				}
+				consoleErrs = append(consoleErrs, "console.error: "+strings.Join(args, " "))
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), consoleErrs...)
+	}
+}
+
+// TestMarketPage drives the page at / in headless Chromium, fed by a real
+// gateway node, at desktop and phone sizes.
+func TestMarketPage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	g, addr := startGatewaySource(t, "127.0.0.1:0", marketSource{})
+
+	// Publish BTCUSDT and ETHUSDT events every 50 ms until the test ends.
+	pctx, stopFeed := context.WithCancel(context.Background())
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		f := &marketFeed{seq: map[string]uint64{}}
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		deadline := time.After(2 * time.Minute)
+		for {
+			select {
+			case <-pctx.Done():
+				return
+			case <-deadline:
+				return
+			case <-tick.C:
+			}
+			for _, s := range []struct {
+				sym  string
+				base float64
+			}{{"btcusdt", 37000}, {"ethusdt", 2000}} {
+				if err := f.publish(pctx, g.hub, s.sym, s.base); err != nil && pctx.Err() == nil {
+					t.Errorf("publish %s: %v", s.sym, err)
+					return
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { stopFeed(); <-fed }) // runs before the gateway stops
+
+	ctx, browserErrs := startBrowser(t, 90*time.Second)
+	dir := t.ArtifactDir()
+
+	poll := func(what, expr string) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if _, err := chromedp.Run(wctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+			state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({page: window.marketPage, status: document.getElementById('status')?.textContent})`))
+			t.Fatalf("waiting for %s (%s): %v\npage state: %s", what, expr, err, state)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector(`+fmt.Sprintf("%q", sel)+`).textContent.trim()`))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	// btcPrices are the prices the feed publishes for BTCUSDT, as the page shows them.
+	btcPrices := map[string]bool{}
+	for i := range 40 {
+		btcPrices[strings.TrimSuffix(strings.TrimSuffix(tradePrice(37000, i), "0"), ".0")] = true
+		btcPrices[strings.TrimSuffix(tradePrice(37000, i), ".00")] = true
+	}
+
+	sizes := []struct {
+		name          string
+		width, height int64
+	}{{"desktop", 1280, 900}, {"mobile", 375, 800}}
+	for i, size := range sizes {
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(size.width, size.height)); err != nil {
+			t.Fatalf("viewport %s: %v", size.name, err)
+		}
+		if i == 0 {
+			if err := chromedp.Do(ctx, chromedp.Navigate("http://"+addr+"/")); err != nil {
+				t.Fatalf("navigate: %v", err)
+			}
+			poll("the page module to load", `window.marketReady === true`)
+		}
+		poll("the open state", `document.getElementById('state').textContent === 'open'`)
+		poll("trade rows", `document.querySelectorAll('#tape tr').length >= 5`)
+		poll("a full book", `document.querySelectorAll('#bids tr').length === 10 && document.querySelectorAll('#asks tr').length === 10`)
+		poll("the ticker's last price", `document.getElementById('last').textContent !== '–'`)
+		poll("the message rate", `Number(document.getElementById('rate').textContent) > 0`)
+
+		if p := text("#tape tr td:nth-child(2)"); !btcPrices[p] {
+			t.Errorf("%s: newest trade price %q is not a published BTCUSDT price", size.name, p)
+		}
+		if last := text("#last"); !btcPrices[last] {
+			t.Errorf("%s: ticker last price %q is not a published BTCUSDT price", size.name, last)
+		}
+		if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#tape tr').length`)); err != nil || n > 50 {
+			t.Errorf("%s: tape has %d rows (%v); want at most 50", size.name, n, err)
+		}
+		if lat := text("#latency"); !strings.HasSuffix(lat, " ms") {
+			t.Errorf("%s: latency %q; want a value in ms", size.name, lat)
+		}
+		if size.name == "mobile" {
+			// One column, no horizontal scrolling.
+			w, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+			if err != nil || w > int(size.width) {
+				t.Errorf("mobile: page is %d px wide (%v); want at most %d", w, err, size.width)
+			}
+			cols, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector('main')).gridTemplateColumns`))
+			if err != nil || strings.Contains(strings.TrimSpace(cols), " ") {
+				t.Errorf("mobile: grid columns %q (%v); want one", cols, err)
+			}
+		}
+		// Let the chart draw before the screenshot.
+		if err := chromedp.Do(ctx, chromedp.Sleep(300*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", size.name, err)
+		}
+		path := filepath.Join(dir, "market-"+size.name+".png")
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot %s (%dx%d): %s", size.name, size.width, size.height, path)
+	}
+
+	// Switching the symbol moves the subscriptions to ETHUSDT.
+	if err := chromedp.Do(ctx, chromedp.SetValue("#symbol", "ethusdt"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('symbol').dispatchEvent(new Event('change'))`)); err != nil {
+		t.Fatalf("switch symbol: %v", err)
+	}
+	for _, key := range []string{"binance:ethusdt@trade", "binance:ethusdt@miniTicker", "binance:ethusdt@depth20@100ms"} {
+		waitUntil(t, 5*time.Second, "a subscriber of "+key, func() bool { return g.subscribers(key) == 1 })
+	}
+	waitUntil(t, 5*time.Second, "BTCUSDT unsubscribed", func() bool { return g.subscribers("binance:btcusdt@trade") == 0 })
+	poll("ETHUSDT trades", `(() => { const td = document.querySelector('#tape tr td:nth-child(2)'); return !!td && Number(td.textContent) < 3000; })()`)
+	poll("the ETHUSDT ticker", `Number(document.getElementById('last').textContent) < 3000`)
+
+	// The theme toggle switches between dark and light.
+	before, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.body).backgroundColor`))
+	if err := chromedp.Do(ctx, chromedp.Click("#theme")); err != nil {
+		t.Fatalf("theme toggle: %v", err)
+	}
+	after, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.body).backgroundColor`))
+	if before == after {
+		t.Errorf("theme toggle left the background at %s", before)
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Sleep(200*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if errs := browserErrs(); len(errs) > 0 {
+		t.Errorf("browser errors:\n%s", strings.Join(errs, "\n"))
+	}
+}

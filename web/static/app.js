@@ -1,0 +1,201 @@
+// The market page: ticker, trade tape, order book and price chart of one
+// symbol, fed by the gateway's native protocol through /marketgate.js.
+import { connect } from '/marketgate.js';
+
+const TAPE_ROWS = 50;
+const BOOK_LEVELS = 10;
+const CHART_POINTS = 300;
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  symbol: $('symbol'), state: $('state'), dot: $('dot'), rate: $('rate'), latency: $('latency'),
+  theme: $('theme'), last: $('last'), change: $('change'), high: $('high'), low: $('low'),
+  volume: $('volume'), tape: $('tape'), bids: $('bids'), asks: $('asks'), spread: $('spread'),
+  chart: $('chart'), chartinfo: $('chartinfo'),
+};
+
+// trim drops the trailing zeros of the exchange's fixed-point strings.
+const trim = (s) => (typeof s === 'string' && s.includes('.')) ? s.replace(/0+$/, '').replace(/\.$/, '') : String(s ?? '–');
+const fmtVol = (v) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) return '–';
+  if (n >= 1e9) return (n / 1e9).toFixed(2) + 'B';
+  if (n >= 1e6) return (n / 1e6).toFixed(2) + 'M';
+  if (n >= 1e3) return (n / 1e3).toFixed(2) + 'K';
+  return n.toFixed(2);
+};
+const streamsFor = (sym) => [`binance:${sym}@trade`, `binance:${sym}@miniTicker`, `binance:${sym}@depth20@100ms`];
+
+// --- theme -----------------------------------------------------------------
+const themeKey = 'marketgate-theme';
+function storedTheme() { try { return localStorage.getItem(themeKey); } catch { return null; } }
+function applyTheme(t) { if (t) document.documentElement.dataset.theme = t; }
+applyTheme(storedTheme());
+el.theme.addEventListener('click', () => {
+  const cur = document.documentElement.dataset.theme ||
+    (matchMedia('(prefers-color-scheme: light)').matches ? 'light' : 'dark');
+  const next = cur === 'light' ? 'dark' : 'light';
+  applyTheme(next);
+  try { localStorage.setItem(themeKey, next); } catch { /* private mode */ }
+  chartDirty = true;
+});
+
+// --- state -----------------------------------------------------------------
+let sym = el.symbol.value;
+let prices = []; // recent trade prices, at most CHART_POINTS
+let chartDirty = true;
+let msgCount = 0;
+const page = window.marketPage = { sym, trades: 0, tickers: 0, books: 0, errors: [] };
+
+function resetViews() {
+  el.tape.replaceChildren();
+  el.bids.replaceChildren();
+  el.asks.replaceChildren();
+  for (const k of ['last', 'change', 'high', 'low', 'volume', 'spread']) el[k].textContent = '–';
+  el.change.className = '';
+  el.latency.textContent = '–';
+  prices = [];
+  chartDirty = true;
+}
+
+// --- handlers --------------------------------------------------------------
+function onTrade(t, forSym) {
+  if (forSym !== sym) return; // a message still in flight for the old symbol
+  msgCount++;
+  page.trades++;
+  const side = t.m ? 'sell' : 'buy'; // m: the buyer is the maker, so the taker sold
+  const tr = document.createElement('tr');
+  tr.className = side;
+  const cells = [new Date(t.T ?? t.E).toLocaleTimeString(), trim(t.p), trim(t.q)];
+  for (const c of cells) { const td = document.createElement('td'); td.textContent = c; tr.append(td); }
+  el.tape.prepend(tr);
+  while (el.tape.rows.length > TAPE_ROWS) el.tape.deleteRow(-1);
+  const p = Number(t.p);
+  if (Number.isFinite(p)) {
+    prices.push(p);
+    if (prices.length > CHART_POINTS) prices.splice(0, prices.length - CHART_POINTS);
+    chartDirty = true;
+  }
+  if (Number.isFinite(t.E)) el.latency.textContent = Math.max(0, Date.now() - t.E) + ' ms';
+}
+
+function onTicker(k, forSym) {
+  if (forSym !== sym) return;
+  msgCount++;
+  page.tickers++;
+  el.last.textContent = trim(k.c);
+  el.high.textContent = trim(k.h);
+  el.low.textContent = trim(k.l);
+  el.volume.textContent = fmtVol(k.v);
+  const c = Number(k.c), o = Number(k.o);
+  if (Number.isFinite(c) && Number.isFinite(o) && o !== 0) {
+    const pct = (c - o) / o * 100;
+    el.change.textContent = (pct >= 0 ? '+' : '') + pct.toFixed(2) + '%';
+    el.change.className = pct >= 0 ? 'buy' : 'sell';
+  }
+}
+
+function bookRows(body, levels, max) {
+  const rows = [];
+  for (const [p, q] of levels) {
+    const tr = document.createElement('tr');
+    const a = document.createElement('td'); a.textContent = trim(p);
+    const b = document.createElement('td'); b.textContent = trim(q);
+    tr.append(a, b);
+    tr.style.setProperty('--w', (max > 0 ? Math.min(100, Number(q) / max * 100) : 0).toFixed(1) + '%');
+    rows.push(tr);
+  }
+  body.replaceChildren(...rows);
+}
+
+function onDepth(d, forSym) {
+  if (forSym !== sym) return;
+  msgCount++;
+  page.books++;
+  const bids = (d.bids || []).slice(0, BOOK_LEVELS);
+  const asks = (d.asks || []).slice(0, BOOK_LEVELS);
+  const max = Math.max(0, ...bids.map((l) => Number(l[1]) || 0), ...asks.map((l) => Number(l[1]) || 0));
+  bookRows(el.bids, bids, max);
+  bookRows(el.asks, asks.slice().reverse(), max); // best ask next to the spread
+  if (bids.length && asks.length) {
+    const s = Number(asks[0][0]) - Number(bids[0][0]);
+    el.spread.textContent = 'spread ' + (Number.isFinite(s) ? +s.toPrecision(6) : '–');
+  }
+}
+
+// --- chart -----------------------------------------------------------------
+function drawChart() {
+  requestAnimationFrame(drawChart);
+  if (!chartDirty) return;
+  chartDirty = false;
+  const cv = el.chart;
+  const dpr = window.devicePixelRatio || 1;
+  const w = Math.max(1, Math.round(cv.clientWidth * dpr)), h = Math.max(1, Math.round(cv.clientHeight * dpr));
+  if (cv.width !== w || cv.height !== h) { cv.width = w; cv.height = h; }
+  const ctx = cv.getContext('2d');
+  ctx.clearRect(0, 0, w, h);
+  const css = getComputedStyle(document.documentElement);
+  const dim = css.getPropertyValue('--dim').trim() || '#888';
+  const line = css.getPropertyValue('--chart').trim() || '#58a6ff';
+  el.chartinfo.textContent = prices.length ? `last ${prices.length} trades` : 'waiting for trades…';
+  if (prices.length < 2) return;
+  let lo = Infinity, hi = -Infinity;
+  for (const p of prices) { if (p < lo) lo = p; if (p > hi) hi = p; }
+  if (hi === lo) { hi += 0.5; lo -= 0.5; }
+  const padL = 4 * dpr, padR = 70 * dpr, padY = 10 * dpr;
+  const n = prices.length;
+  const x = (i) => padL + i / (n - 1) * (w - padL - padR);
+  const y = (p) => padY + (hi - p) / (hi - lo) * (h - 2 * padY);
+  ctx.font = `${11 * dpr}px system-ui, sans-serif`;
+  ctx.fillStyle = dim;
+  ctx.strokeStyle = dim;
+  ctx.globalAlpha = 0.3;
+  ctx.lineWidth = dpr;
+  for (const p of [hi, (hi + lo) / 2, lo]) {
+    ctx.beginPath(); ctx.moveTo(padL, y(p)); ctx.lineTo(w - padR, y(p)); ctx.stroke();
+  }
+  ctx.globalAlpha = 1;
+  ctx.textBaseline = 'middle';
+  for (const p of [hi, (hi + lo) / 2, lo]) ctx.fillText(+p.toPrecision(8) + '', w - padR + 6 * dpr, y(p));
+  ctx.strokeStyle = line;
+  ctx.lineWidth = 1.5 * dpr;
+  ctx.beginPath();
+  prices.forEach((p, i) => (i ? ctx.lineTo(x(i), y(p)) : ctx.moveTo(x(i), y(p))));
+  ctx.stroke();
+}
+window.addEventListener('resize', () => { chartDirty = true; });
+requestAnimationFrame(drawChart);
+
+// --- connection ------------------------------------------------------------
+const client = window.mgClient = connect('/ws');
+client.on('state', (s) => {
+  el.state.textContent = s;
+  el.dot.className = 'dot ' + s;
+});
+el.state.textContent = client.state;
+el.dot.className = 'dot ' + client.state;
+client.on('error', (e) => {
+  page.errors.push(e);
+  el.state.textContent = `${client.state} — ${e.code}: ${e.msg}`;
+});
+
+function subscribe(s) {
+  const [trade, ticker, depth] = streamsFor(s);
+  const handlers = { [trade]: onTrade, [ticker]: onTicker, [depth]: onDepth };
+  return client.subscribe([trade, ticker, depth], (data, meta) => handlers[meta.stream]?.(data, s))
+    .then(() => { page.subscribed = s; },
+      (e) => { page.errors.push(e); el.state.textContent = `${client.state} — ${e.code}: ${e.msg}`; });
+}
+
+el.symbol.addEventListener('change', () => {
+  const old = sym;
+  sym = page.sym = el.symbol.value;
+  resetViews();
+  client.unsubscribe(streamsFor(old)).catch((e) => page.errors.push(e));
+  subscribe(sym);
+});
+
+setInterval(() => { el.rate.textContent = String(msgCount); msgCount = 0; }, 1000);
+resetViews();
+subscribe(sym);
+window.marketReady = true;
