@@ -8,13 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/marketgate/marketgate/downstream"
@@ -210,59 +208,11 @@ func TestBrowserClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser")
 	}
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("chromium not installed: apt-get install -y chromium (%v)", err)
-	}
 	const key = "binance:btcusdt@trade"
 	g1, addr := startGateway(t, "127.0.0.1:0")
 
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
-	defer cancel()
-
-	var mu sync.Mutex
-	var consoleErrs []string
 	start := time.Now()
-	// Listen starts the browser (and fails when it cannot).
-	lerr := chromedp.Listen(ctx, func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch ev := ev.(type) {
-		case *runtime.EventExceptionThrown:
-			d := ev.ExceptionDetails
-			msg := d.Text
-			if d.Exception != nil {
-				msg += " " + d.Exception.Description
-			}
-			consoleErrs = append(consoleErrs, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber, msg))
-		case *runtime.EventConsoleAPICalled:
-			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
-				var args []string
-				for _, a := range ev.Args {
-					args = append(args, string(a.Value)+a.Description)
-				}
-				consoleErrs = append(consoleErrs, "console.error: "+strings.Join(args, " "))
-			}
-		}
-	})
-	if lerr != nil {
-		t.Fatalf("start chromium: %v", lerr)
-	}
+	ctx, browserErrs := startBrowser(t, 90*time.Second)
 	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+addr+"/test.html")); err != nil {
 		t.Fatalf("navigate: %v", err)
 	}
@@ -409,10 +359,8 @@ func TestBrowserClient(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Sleep(100*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(consoleErrs) > 0 {
-		t.Errorf("browser errors:\n%s", strings.Join(consoleErrs, "\n"))
+	if errs := browserErrs(); len(errs) > 0 {
+		t.Errorf("browser errors:\n%s", strings.Join(errs, "\n"))
 	}
 	t.Logf("browser test took %v", time.Since(start).Round(time.Millisecond))
 }
