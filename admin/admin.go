@@ -48,6 +48,14 @@ type Config struct {
 	// no token, for a scraper on another host. Every other route stays
 	// guarded.
 	MetricsPublic bool
+	// Page, when set, serves the ops page at GET /ops/ (and / redirects
+	// there): static files only, which ask for the token and call the API
+	// with it. With a Token it is served to any client, since it holds no
+	// data; without one the loopback rule applies to it as to the rest.
+	Page http.Handler
+	// NodeID is this node's id, answered as "self" by GET /api/v1/nodes so
+	// that the ops page can tell which node it is on.
+	NodeID string
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -104,6 +112,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(cfg.Metrics))
 	}
+	if cfg.Page != nil {
+		toPage := func(c echo.Context) error { return c.Redirect(http.StatusFound, "/ops/") }
+		e.GET("/", toPage)
+		e.GET("/ops", toPage)
+		e.GET("/ops/*", echo.WrapHandler(cfg.Page))
+	}
 	routePprof(e)
 	s.http = &http.Server{
 		Handler:           e,
@@ -135,10 +149,15 @@ func extendWriteDeadline(c echo.Context, d time.Duration) {
 // guard admits a request with the right bearer token, or, when no token
 // is configured, from a loopback address. It runs after routing, on
 // unknown paths too, so that they answer 401 or 403 like known ones; it
-// lets GET /metrics through when MetricsPublic is set.
+// lets GET /metrics through when MetricsPublic is set, and the ops page's
+// files when a token is set (the page asks for it).
 func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if s.cfg.MetricsPublic && s.cfg.Metrics != nil && c.Path() == "/metrics" && c.Request().Method == http.MethodGet {
+		get := c.Request().Method == http.MethodGet
+		if s.cfg.MetricsPublic && s.cfg.Metrics != nil && c.Path() == "/metrics" && get {
+			return next(c)
+		}
+		if s.cfg.Token != "" && s.cfg.Page != nil && get && isPagePath(c.Path()) {
 			return next(c)
 		}
 		if s.cfg.Token == "" {
@@ -154,6 +173,11 @@ func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// isPagePath reports whether route is one of the ops page's.
+func isPagePath(route string) bool {
+	return route == "/" || route == "/ops" || route == "/ops/*"
 }
 
 // drain answers POST /api/v1/drain: 202, the node drains and then stops.

@@ -76,3 +76,63 @@ func TestDrainEndpoint(t *testing.T) {
 		})
 	}
 }
+
+// TestOpsPageRoutes checks who gets the ops page: anyone when a token is
+// set (the page asks for it; the API stays guarded), loopback clients only
+// when none is; and that / leads to it.
+func TestOpsPageRoutes(t *testing.T) {
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Write([]byte("page " + r.URL.Path))
+	})
+	tests := []struct {
+		name     string
+		token    string // configured
+		page     bool   // Config.Page set
+		method   string
+		target   string
+		from     string
+		wantCode int
+		wantBody string // the page's, or where a redirect goes
+	}{
+		{"page, token set, none sent", "s3cret", true, http.MethodGet, "/ops/", remote, 200, "page /ops/"},
+		{"page file, token set", "s3cret", true, http.MethodGet, "/ops/ops.js", remote, 200, "page /ops/ops.js"},
+		{"root redirects", "s3cret", true, http.MethodGet, "/", remote, 302, "/ops/"},
+		{"ops redirects", "s3cret", true, http.MethodGet, "/ops", remote, 302, "/ops/"},
+		{"API still guarded", "s3cret", true, http.MethodGet, "/api/v1/openapi.json", remote, 401, ""},
+		{"POST to the page guarded", "s3cret", true, http.MethodPost, "/ops/", remote, 401, ""},
+		{"no token, loopback", "", true, http.MethodGet, "/ops/", loopback, 200, "page /ops/"},
+		{"no token, remote", "", true, http.MethodGet, "/ops/", remote, 403, ""},
+		{"no token, remote root", "", true, http.MethodGet, "/", remote, 403, ""},
+		{"no page", "", false, http.MethodGet, "/ops/", loopback, 404, ""},
+		{"no page, token set", "s3cret", false, http.MethodGet, "/ops/", remote, 401, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newServer(t, tc.token, nil, func(c *Config) {
+				if tc.page {
+					c.Page = page
+				}
+			})
+			rec := serve(s, tc.method, tc.target, tc.from, "")
+			if rec.Code != tc.wantCode {
+				t.Fatalf("status %d (%s); want %d", rec.Code, rec.Body, tc.wantCode)
+			}
+			switch {
+			case tc.wantCode == 302:
+				if loc := rec.Header().Get("Location"); loc != tc.wantBody {
+					t.Errorf("redirect to %q; want %q", loc, tc.wantBody)
+				}
+			case tc.wantCode == 200:
+				if rec.Body.String() != tc.wantBody {
+					t.Errorf("body %q; want %q", rec.Body, tc.wantBody)
+				}
+			default:
+				var e errorBody
+				if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error.Code == "" {
+					t.Errorf("error body %q; want the JSON error shape", rec.Body)
+				}
+			}
+		})
+	}
+}

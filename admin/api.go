@@ -86,6 +86,7 @@ type (
 	}
 	nodeList struct {
 		Nodes []cluster.NodeInfo `json:"nodes"`
+		Self  string             `json:"self"`
 	}
 	clientPage struct {
 		Clients []downstream.ClientInfo `json:"clients"`
@@ -199,7 +200,7 @@ func (s *Server) listNodes(c echo.Context) error {
 	for i := range list {
 		list[i].Owns = nonNil(list[i].Owns)
 	}
-	return c.JSON(http.StatusOK, nodeList{Nodes: list})
+	return c.JSON(http.StatusOK, nodeList{Nodes: list, Self: s.cfg.NodeID})
 }
 
 // GET /api/v1/clients?offset=&limit=

@@ -201,11 +201,11 @@ func TestListEndpoints(t *testing.T) {
 		{"/api/v1/nodes", `{"nodes":[
 			{"id":"a","heartbeat":"2025-03-01T12:00:00.123456789Z","demand":12,"owns":["binance"]},
 			{"id":"b","heartbeat":"2025-03-01T12:00:00.123456789Z","demand":0,"owns":[]}
-		]}`},
+		],"self":"b"}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.target, func(t *testing.T) {
-			s := newServer(t, "", newFakeBackend(), nil)
+			s := newServer(t, "", newFakeBackend(), func(c *Config) { c.NodeID = "b" })
 			expectJSON(t, serve(s, http.MethodGet, tc.target, loopback, ""), 200, tc.want)
 		})
 	}

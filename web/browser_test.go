@@ -17,9 +17,8 @@ import (
 
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/hub"
+	"github.com/marketgate/marketgate/internal/browsertest"
 )
-
-const chromiumPath = "/usr/bin/chromium"
 
 // tradeSource is a downstream.Source that accepts "binance:<symbol>@trade"
 // keys and carries nothing itself: the test publishes into the hub.
@@ -212,7 +211,8 @@ func TestBrowserClient(t *testing.T) {
 	g1, addr := startGateway(t, "127.0.0.1:0")
 
 	start := time.Now()
-	ctx, browserErrs := startBrowser(t, 90*time.Second)
+	br := browsertest.Start(t, 90*time.Second)
+	ctx, browserErrs := br.Ctx, br.Errors
 	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+addr+"/test.html")); err != nil {
 		t.Fatalf("navigate: %v", err)
 	}

@@ -6,14 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/marketgate/marketgate/hub"
+	"github.com/marketgate/marketgate/internal/browsertest"
 )
 
 // marketSource accepts binance:<symbol>@trade, @miniTicker and
@@ -73,64 +72,6 @@ func (f *marketFeed) publish(ctx context.Context, h *hub.Memory, sym string, bas
 	return h.Flush(ctx)
 }
 
-// startBrowser starts headless Chromium and records console errors and
-// uncaught exceptions; errs returns them.
-func startBrowser(t *testing.T, timeout time.Duration) (ctx context.Context, errs func() []string) {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("chromium not installed: apt-get install -y chromium (%v)", err)
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("hide-scrollbars", true), // screenshots at the full viewport width
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	ctx, cancel := context.WithTimeout(bctx, timeout)
-	t.Cleanup(func() { cancel(); cancelBrowser(); cancelAlloc() })
-
-	var mu sync.Mutex
-	var consoleErrs []string
-	err := chromedp.Listen(ctx, func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch ev := ev.(type) {
-		case *runtime.EventExceptionThrown:
-			d := ev.ExceptionDetails
-			msg := d.Text
-			if d.Exception != nil {
-				msg += " " + d.Exception.Description
-			}
-			consoleErrs = append(consoleErrs, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber, msg))
-		case *runtime.EventConsoleAPICalled:
-			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
-				var args []string
-				for _, a := range ev.Args {
-					args = append(args, string(a.Value)+a.Description)
-				}
-				consoleErrs = append(consoleErrs, "console.error: "+strings.Join(args, " "))
-			}
-		}
-	})
-	if err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), consoleErrs...)
-	}
-}
-
 // TestMarketPage drives the page at / in headless Chromium, fed by a real
 // gateway node, at desktop and phone sizes.
 func TestMarketPage(t *testing.T) {
@@ -169,7 +110,8 @@ func TestMarketPage(t *testing.T) {
 	}()
 	t.Cleanup(func() { stopFeed(); <-fed }) // runs before the gateway stops
 
-	ctx, browserErrs := startBrowser(t, 90*time.Second)
+	br := browsertest.Start(t, 90*time.Second)
+	ctx, browserErrs := br.Ctx, br.Errors
 	dir := t.ArtifactDir()
 
 	poll := func(what, expr string) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -143,5 +144,53 @@ func TestSlowlorisHandshake(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("closed after %v; want soon after the 300ms handshake timeout", d)
+	}
+}
+
+// TestOpsPage checks the files the ops page handler serves, and the
+// headers that keep the page to its own origin and out of frames.
+func TestOpsPage(t *testing.T) {
+	h := OpsPage()
+	tests := []struct {
+		path     string
+		status   int
+		ctype    string
+		contains string
+	}{
+		{"/ops/", 200, "text/html", "<title>marketgate — ops</title>"},
+		{"/ops/ops.js", 200, "text/javascript", "import { drawSeries } from './chart.js';"},
+		{"/ops/ops.css", 200, "text/css", ".cards"},
+		{"/ops/theme.css", 200, "text/css", "--bg:"},
+		{"/ops/theme.js", 200, "text/javascript", "export function themeToggle("},
+		{"/ops/chart.js", 200, "text/javascript", "export function drawSeries("},
+		{"/ops/app.js", 404, "", ""},    // the market page's own files are not served here
+		{"/ops/../web.go", 404, "", ""}, // nor anything outside
+		{"/ops/nosuch.js", 404, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, tc.path, nil)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.status {
+				t.Fatalf("status %d; want %d", rec.Code, tc.status)
+			}
+			hd := rec.Header()
+			if csp := hd.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "script-src 'self'") {
+				t.Errorf("Content-Security-Policy %q; want self-only scripts and no framing", csp)
+			}
+			if hd.Get("X-Frame-Options") != "DENY" || hd.Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("X-Frame-Options %q, X-Content-Type-Options %q", hd.Get("X-Frame-Options"), hd.Get("X-Content-Type-Options"))
+			}
+			if tc.status != 200 {
+				return
+			}
+			if ct := hd.Get("Content-Type"); !strings.HasPrefix(ct, tc.ctype) {
+				t.Errorf("Content-Type %q; want %s", ct, tc.ctype)
+			}
+			if !strings.Contains(rec.Body.String(), tc.contains) {
+				t.Errorf("body does not contain %q", tc.contains)
+			}
+		})
 	}
 }

@@ -220,6 +220,8 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 				Downstream: ds, Feeds: feeds, Hub: hubStats, Cluster: node,
 			})),
 			MetricsPublic: cfg.metricsPublic,
+			Page:          web.OpsPage(),
+			NodeID:        cfg.nodeID,
 			Logger:        log.With("component", "admin"),
 		})
 		if err != nil {

@@ -1,6 +1,8 @@
 // The market page: ticker, trade tape, order book and price chart of one
 // symbol, fed by the gateway's native protocol through /marketgate.js.
 import { connect } from '/marketgate.js';
+import { themeToggle } from './theme.js';
+import { drawSeries } from './chart.js';
 
 const TAPE_ROWS = 50;
 const BOOK_LEVELS = 10;
@@ -27,18 +29,7 @@ const fmtVol = (v) => {
 const streamsFor = (sym) => [`binance:${sym}@trade`, `binance:${sym}@miniTicker`, `binance:${sym}@depth20@100ms`];
 
 // --- theme -----------------------------------------------------------------
-const themeKey = 'marketgate-theme';
-function storedTheme() { try { return localStorage.getItem(themeKey); } catch { return null; } }
-function applyTheme(t) { if (t) document.documentElement.dataset.theme = t; }
-applyTheme(storedTheme());
-el.theme.addEventListener('click', () => {
-  const cur = document.documentElement.dataset.theme ||
-    (matchMedia('(prefers-color-scheme: light)').matches ? 'light' : 'dark');
-  const next = cur === 'light' ? 'dark' : 'light';
-  applyTheme(next);
-  try { localStorage.setItem(themeKey, next); } catch { /* private mode */ }
-  chartDirty = true;
-});
+themeToggle(el.theme, () => { chartDirty = true; });
 
 // --- state -----------------------------------------------------------------
 let sym = el.symbol.value;
@@ -128,40 +119,8 @@ function drawChart() {
   requestAnimationFrame(drawChart);
   if (!chartDirty) return;
   chartDirty = false;
-  const cv = el.chart;
-  const dpr = window.devicePixelRatio || 1;
-  const w = Math.max(1, Math.round(cv.clientWidth * dpr)), h = Math.max(1, Math.round(cv.clientHeight * dpr));
-  if (cv.width !== w || cv.height !== h) { cv.width = w; cv.height = h; }
-  const ctx = cv.getContext('2d');
-  ctx.clearRect(0, 0, w, h);
-  const css = getComputedStyle(document.documentElement);
-  const dim = css.getPropertyValue('--dim').trim() || '#888';
-  const line = css.getPropertyValue('--chart').trim() || '#58a6ff';
   el.chartinfo.textContent = prices.length ? `last ${prices.length} trades` : 'waiting for trades…';
-  if (prices.length < 2) return;
-  let lo = Infinity, hi = -Infinity;
-  for (const p of prices) { if (p < lo) lo = p; if (p > hi) hi = p; }
-  if (hi === lo) { hi += 0.5; lo -= 0.5; }
-  const padL = 4 * dpr, padR = 70 * dpr, padY = 10 * dpr;
-  const n = prices.length;
-  const x = (i) => padL + i / (n - 1) * (w - padL - padR);
-  const y = (p) => padY + (hi - p) / (hi - lo) * (h - 2 * padY);
-  ctx.font = `${11 * dpr}px system-ui, sans-serif`;
-  ctx.fillStyle = dim;
-  ctx.strokeStyle = dim;
-  ctx.globalAlpha = 0.3;
-  ctx.lineWidth = dpr;
-  for (const p of [hi, (hi + lo) / 2, lo]) {
-    ctx.beginPath(); ctx.moveTo(padL, y(p)); ctx.lineTo(w - padR, y(p)); ctx.stroke();
-  }
-  ctx.globalAlpha = 1;
-  ctx.textBaseline = 'middle';
-  for (const p of [hi, (hi + lo) / 2, lo]) ctx.fillText(+p.toPrecision(8) + '', w - padR + 6 * dpr, y(p));
-  ctx.strokeStyle = line;
-  ctx.lineWidth = 1.5 * dpr;
-  ctx.beginPath();
-  prices.forEach((p, i) => (i ? ctx.lineTo(x(i), y(p)) : ctx.moveTo(x(i), y(p))));
-  ctx.stroke();
+  drawSeries(el.chart, prices);
 }
 window.addEventListener('resize', () => { chartDirty = true; });
 requestAnimationFrame(drawChart);
