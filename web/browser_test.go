@@ -63,6 +63,17 @@ c.subscribe(['binance:btcusdt@trade'], (data, meta) => mg.msgs.push({ t: data.t,
 // An invalid stream in the same first resubscription: its call rejects, the other goes on.
 c.subscribe(['binance:nope'], () => {}).then(() => { mg.badOK = true; }, (e) => { mg.badErr = e; });
 
+// burst subscribes 12 streams in 12 calls at once, more than the gateway's
+// 10 commands a second: the client paces them, so none is refused and the
+// connection stays open; then it unsubscribes them in one command.
+window.burst = () => {
+  const t0 = performance.now();
+  const keys = Array.from({ length: 12 }, (_, i) => 'binance:burst' + i + 'usdt@trade');
+  Promise.all(keys.map((k) => c.subscribe([k], () => {})))
+    .then(() => { mg.burstMs = performance.now() - t0; return c.unsubscribe(keys); })
+    .then(() => { mg.burstDone = true; }, (e) => { mg.burstErr = e; });
+};
+
 // A fake socket checks what the real gateway does not send: a seq jump,
 // and a command that gets no reply. It answers subscribe at once, with
 // three messages after, and nothing else.
@@ -312,6 +323,17 @@ func TestBrowserClient(t *testing.T) {
 	}
 	eval(`window.mg.gaps`, &gaps)
 	wantGaps := []gapEvent{{key, 1, "reconnect"}, {key, 4, "gap"}}
+
+	// A burst of subscribe calls is paced under the gateway's flood limit.
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.burst()`)); err != nil {
+		t.Fatal(err)
+	}
+	poll("the burst of subscriptions", `window.mg.burstDone === true || window.mg.burstErr !== undefined`)
+	var burstMs float64
+	eval(`window.mg.burstMs`, &burstMs)
+	if burstMs < 1500 {
+		t.Errorf("12 subscribe calls answered within %.0f ms; want them paced at 5 a second (over 1.5 s)", burstMs)
+	}
 	if fmt.Sprint(gaps) != fmt.Sprint(wantGaps) {
 		t.Errorf("gap events = %+v; want %+v", gaps, wantGaps)
 	}

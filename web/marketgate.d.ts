@@ -58,6 +58,11 @@ export interface ConnectOptions {
   maxPending?: number;
   /** Largest command the client sends, in bytes; longer stream lists are split. Default 4000 (the gateway's limit is 4 KiB). */
   maxFrameBytes?: number;
+  /**
+   * Commands (pings included) sent in any one second at most; more wait their turn.
+   * Default 5: the gateway closes a connection that sends over 10 a second with 1008.
+   */
+  maxCommandsPerSecond?: number;
   /** WebSocket constructor to use instead of globalThis.WebSocket (tests). */
   WebSocket?: new (url: string) => WebSocket;
 }

@@ -14,6 +14,7 @@ const DEFAULTS = {
   commandTimeout: 10000,
   maxPending: 256,
   maxFrameBytes: 4000, // the gateway closes native messages over 4 KiB with 1009
+  maxCommandsPerSecond: 5, // the gateway closes a connection sending over 10 a second with 1008
 };
 
 /** connect returns a client that connects to url now and stays connected until close(). */
@@ -56,6 +57,11 @@ export class MarketgateClient {
   #pending = new Map();
   // subscribe calls made while disconnected, settled by the resubscription.
   #deferred = new Set();
+  // frames waiting for the command rate limit, and the times of the sends
+  // of the last second (at most maxCommandsPerSecond).
+  #outbox = [];
+  #sent = [];
+  #outboxTimer = null;
 
   constructor(url, options = {}) {
     this.#url = resolveURL(url);
@@ -145,6 +151,7 @@ export class MarketgateClient {
     this.#closed = true;
     clearTimeout(this.#retryTimer);
     this.#stopPing();
+    this.#clearOutbox();
     const ws = this.#ws;
     this.#ws = null;
     if (ws) {
@@ -195,6 +202,7 @@ export class MarketgateClient {
     detach(ws);
     this.#ws = null;
     this.#stopPing();
+    this.#clearOutbox();
     // Events of every stream may be lost until it is resubscribed.
     for (const s of this.#streams.keys()) this.#resync.add(s);
     const pend = [...this.#pending.values()];
@@ -255,13 +263,39 @@ export class MarketgateClient {
 
   // --- commands ---
 
+  // send queues a command for the connection; false when the queue is full.
+  // Commands leave at most maxCommandsPerSecond in any second, so that a
+  // burst (a resubscription in many chunks, many subscribe calls at once)
+  // never trips the gateway's flood limit.
   #send(obj) {
-    try {
-      this.#ws.send(JSON.stringify(obj));
-      return true;
-    } catch {
-      return false;
+    if (this.#outbox.length >= this.#opts.maxPending) return false;
+    this.#outbox.push(JSON.stringify(obj));
+    if (this.#outboxTimer === null) this.#flush();
+    return true;
+  }
+
+  #flush() {
+    this.#outboxTimer = null;
+    const limit = Math.max(1, this.#opts.maxCommandsPerSecond);
+    while (this.#outbox.length > 0 && this.#ws) {
+      const now = performance.now();
+      while (this.#sent.length > 0 && now - this.#sent[0] >= 1000) this.#sent.shift();
+      if (this.#sent.length >= limit) {
+        this.#outboxTimer = setTimeout(() => this.#flush(), 1000 - (now - this.#sent[0]) + 1);
+        return;
+      }
+      const frame = this.#outbox.shift();
+      try { this.#ws.send(frame); } catch { /* the connection is closing: onclose follows */ }
+      this.#sent.push(now);
     }
+  }
+
+  // clearOutbox drops what a lost connection did not send: the commands'
+  // promises are settled by onDrop.
+  #clearOutbox() {
+    clearTimeout(this.#outboxTimer);
+    this.#outboxTimer = null;
+    this.#outbox = [];
   }
 
   // command sends one command and returns a promise for its result.
@@ -283,7 +317,7 @@ export class MarketgateClient {
       if (!this.#send({ ...cmd, id })) {
         this.#pending.delete(id);
         clearTimeout(p.timer);
-        reject(gatewayError('disconnected', 'send failed'));
+        reject(gatewayError('too_many_pending', 'too many commands waiting to be sent'));
       }
     });
   }
