@@ -66,10 +66,17 @@ func (g *gatewayNode) result() (error, bool) {
 // startNode runs one gateway of the cluster; cleanup stops it.
 func startNode(t *testing.T, bin, id, simAddr string, redisArgs []string) *gatewayNode {
 	t.Helper()
-	g := &gatewayNode{id: id, addr: freeAddr(t), admin: freeAddr(t), exited: make(chan error, 1)}
+	return runNode(t, bin, id, freeAddr(t), freeAddr(t), simAddr, redisArgs)
+}
+
+// runNode runs a gateway process with id that listens on addr and admin,
+// against the simulator at simAddr, with extra arguments; cleanup stops it.
+func runNode(t *testing.T, bin, id, addr, admin, simAddr string, extra []string) *gatewayNode {
+	t.Helper()
+	g := &gatewayNode{id: id, addr: addr, admin: admin, exited: make(chan error, 1)}
 	args := append([]string{"--listen", g.addr, "--admin-listen", g.admin, "--node-id", id,
 		"--binance-url", "ws://" + simAddr, "--binance-rest-url", "http://" + simAddr, "--binance-futures-url", "",
-		"--drain-timeout", "10s", "--log-level", "info"}, redisArgs...)
+		"--drain-timeout", "10s", "--log-level", "info"}, extra...)
 	g.cmd = exec.Command(bin, args...)
 	g.cmd.Stderr = t.Output()
 	if err := g.cmd.Start(); err != nil {

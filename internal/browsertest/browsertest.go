@@ -57,6 +57,21 @@ func Start(t *testing.T, timeout time.Duration) *Browser {
 	ctx, cancel := context.WithTimeout(bctx, timeout)
 	t.Cleanup(func() { cancel(); cancelBrowser(); cancelAlloc() })
 
+	return listen(t, ctx)
+}
+
+// Tab opens another tab in b's browser, with its own console errors; it
+// closes when the test ends.
+func (b *Browser) Tab() *Browser {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.Ctx)
+	b.t.Cleanup(cancel)
+	return listen(b.t, ctx)
+}
+
+// listen returns the Browser of the tab ctx, recording its errors.
+func listen(t *testing.T, ctx context.Context) *Browser {
+	t.Helper()
 	b := &Browser{Ctx: ctx, t: t}
 	err := chromedp.Listen(ctx, func(ev any) {
 		var msg string

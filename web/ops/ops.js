@@ -6,9 +6,12 @@
 import { themeToggle } from './theme.js';
 import { drawSeries } from './chart.js';
 
-const POLL_MS = 2000;     // between the end of one refresh and the next
+// POLL_MS is the time between the end of one refresh and the next: 2 s, or
+// ?refresh=<seconds> (0.5 to 60).
+const POLL_MS = ((r) => (Number.isFinite(r) && r > 0 ? Math.min(60, Math.max(0.5, r)) : 2) * 1000)(
+  Number(new URLSearchParams(location.search).get('refresh')));
 const TIMEOUT_MS = 5000;  // per request
-const HISTORY = 150;      // chart points: five minutes at POLL_MS
+const HISTORY = 150;      // chart points: five minutes at 2 s
 const PAGE = 100;         // clients per page
 const ARM_MS = 4000;      // a dangerous button waits this long for its confirming click
 const tokenKey = 'marketgate.adminToken';
@@ -169,7 +172,7 @@ function renderNodes(list, self) {
     cell(n.id === self ? `${n.id} (this node)` : n.id, 'key'),
     cell(age(n.heartbeat) + ' ago'),
     cell(n.demand),
-    cell(n.owns.length ? n.owns.join(', ') : '–'),
+    cell(n.owns.length ? n.owns.join(', ') : '–', 'l'),
   ], 'no nodes');
 }
 
@@ -181,10 +184,10 @@ function renderUpstreams(list) {
     pill.className = 'pill ' + (u.state === 'connected' ? 'connected' : (u.state === 'idle' ? '' : 'bad'));
     pill.textContent = u.state;
     return [
-      cell(u.exchange), cell(pill), cell(u.streams), cell(u.pending_streams), cell(u.connections),
+      cell(u.exchange), cell(pill, 'l'), cell(u.streams), cell(u.pending_streams), cell(u.connections),
       cell(age(u.connected_since)), cell(u.reconnects),
       cell(u.lag_ms ? Math.round(u.lag_ms) + ' ms' : '–'),
-      cell(u.last_error ? `${u.last_error} (${age(u.last_error_at)} ago)` : '–', 'wrap'),
+      cell(u.last_error ? `${u.last_error} (${age(u.last_error_at)} ago)` : '–', 'l wrap'),
     ];
   }, 'no upstream feeds on this node');
 }
@@ -202,7 +205,7 @@ function renderStreams(list) {
       : button('Pin', 'pin:' + s.stream, () => action(`Pinned ${s.stream}`, 'PUT', '/api/v1/streams/' + enc));
     return [
       cell(s.stream, 'key'), cell(s.subscribers), cell(rate(s.messages_per_second)),
-      cell(s.last_message ? age(s.last_message) + ' ago' : '–'), cell(s.owner || '–'),
+      cell(s.last_message ? age(s.last_message) + ' ago' : '–'), cell(s.owner || '–', 'l'),
       cell(s.pinned ? 'yes' : 'no'), cell(b),
     ];
   }, 'no streams: no client subscribes and none is pinned');
@@ -218,10 +221,10 @@ function renderClients(page) {
   el.prev.disabled = offset === 0;
   el.next.disabled = last >= page.total;
   fill(el.clients, page.clients, (c) => {
-    const streams = cell(c.streams.length ? `${c.streams.length}: ${c.streams.slice(0, 3).join(', ')}${c.streams.length > 3 ? ', …' : ''}` : '0', 'wrap');
+    const streams = cell(c.streams.length ? `${c.streams.length}: ${c.streams.slice(0, 3).join(', ')}${c.streams.length > 3 ? ', …' : ''}` : '–', 'l wrap');
     streams.title = c.streams.join('\n');
     return [
-      cell(c.id), cell(c.remote, 'key'), cell(c.origin || '–', 'wrap'), cell(c.protocol), streams,
+      cell(c.id), cell(c.remote, 'l key'), cell(c.origin || '–', 'l wrap'), cell(c.protocol, 'l'), streams,
       cell(bytes(c.queue_bytes)), cell(c.drops), cell(age(c.connected_since)),
       cell(button('Kick', 'kick:' + c.id, () => action(`Kicked client ${c.id}`, 'DELETE', '/api/v1/clients/' + c.id), 'Confirm kick')),
     ];

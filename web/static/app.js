@@ -18,6 +18,8 @@ const el = {
 
 // trim drops the trailing zeros of the exchange's fixed-point strings.
 const trim = (s) => (typeof s === 'string' && s.includes('.')) ? s.replace(/0+$/, '').replace(/\.$/, '') : String(s ?? '–');
+// price shows a price to 8 significant digits, as the chart's axis does.
+const price = (s) => (Number.isFinite(Number(s)) ? String(+Number(s).toPrecision(8)) : '–');
 const fmtVol = (v) => {
   const n = Number(v);
   if (!Number.isFinite(n)) return '–';
@@ -75,8 +77,8 @@ function onTicker(k, forSym) {
   msgCount++;
   page.tickers++;
   el.last.textContent = trim(k.c);
-  el.high.textContent = trim(k.h);
-  el.low.textContent = trim(k.l);
+  el.high.textContent = price(k.h);
+  el.low.textContent = price(k.l);
   el.volume.textContent = fmtVol(k.v);
   const c = Number(k.c), o = Number(k.o);
   if (Number.isFinite(c) && Number.isFinite(o) && o !== 0) {
