@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/gobwas/ws"
 
@@ -67,7 +70,15 @@ func TestBrowserPages(t *testing.T) {
 	// The market page: live trades within seconds.
 	market := browsertest.Start(t, 3*time.Minute)
 	const marketState = `JSON.stringify({page: window.marketPage, status: document.getElementById('status')?.textContent})`
-	market.Do("market page", chromedp.EmulateViewport(1280, 900), chromedp.Navigate("http://"+addr+"/"))
+	// The market page in the dark theme, the ops page in the light one.
+	market.Do("market page", chromedp.EmulateViewport(1280, 900),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+			})
+			return err
+		}),
+		chromedp.Navigate("http://"+addr+"/"))
 	market.Poll(10*time.Second, "the market page to load", `window.marketReady === true`, marketState)
 	market.Poll(10*time.Second, "live trades", `window.marketPage.trades >= 3 && document.querySelectorAll('#tape tr').length >= 3`, marketState)
 	market.Poll(10*time.Second, "the book and ticker", `document.querySelectorAll('#bids tr').length === 10 && document.getElementById('last').textContent !== '–'`, marketState)
@@ -103,7 +114,9 @@ func TestBrowserPages(t *testing.T) {
 	ops := market.Tab()
 	const opsState = `JSON.stringify({ops: window.opsPage, status: document.getElementById('status')?.textContent, notice: document.getElementById('notice')?.textContent, login: document.getElementById('loginerr')?.textContent})`
 	ops.Do("ops page", chromedp.EmulateViewport(1280, 900), chromedp.Navigate("http://"+admin+"/?refresh=0.5"))
-	shown := func(id string) string { return fmt.Sprintf(`getComputedStyle(document.getElementById(%q)).display !== 'none'`, id) }
+	shown := func(id string) string {
+		return fmt.Sprintf(`getComputedStyle(document.getElementById(%q)).display !== 'none'`, id)
+	}
 	ops.Poll(10*time.Second, "the token form alone", `window.opsReady === true && `+shown("login")+` && !(`+shown("dash")+`)`, opsState)
 	if u := browsertest.Eval[string](ops, `location.pathname`); u != "/ops/" {
 		t.Errorf("the control listener's / led to %s; want /ops/", u)
@@ -148,7 +161,6 @@ func TestBrowserPages(t *testing.T) {
 		}
 		return nil
 	})
-	screenshot(ops, "ops.png")
 
 	// Kick the hostile client: the first click arms the button, the second
 	// kicks; the client gets close 1008 and leaves the table.
@@ -169,6 +181,7 @@ func TestBrowserPages(t *testing.T) {
 	if !strings.HasPrefix(ops.Text("#notice"), "Kicked client") {
 		t.Errorf("notice after the kick: %q", ops.Text("#notice"))
 	}
+	screenshot(ops, "ops.png")
 
 	// Drain the node from the page: it exits cleanly, and the market page
 	// goes back to reconnecting.
