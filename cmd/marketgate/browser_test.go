@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -178,10 +177,18 @@ func TestBrowserPages(t *testing.T) {
 		t.Errorf("kicked client closed with %d; want 1008", code)
 	}
 	ops.Poll(10*time.Second, "the kicked client gone", fmt.Sprintf(`!window.opsPage.clients.some((c) => c.id === %d)`, id), opsState)
-	if !strings.HasPrefix(ops.Text("#notice"), "Kicked client") {
-		t.Errorf("notice after the kick: %q", ops.Text("#notice"))
+	if want := fmt.Sprintf("Kick client %d: done", id); ops.Text("#notice") != want {
+		t.Errorf("notice after the kick: %q; want %q", ops.Text("#notice"), want)
 	}
+	// Rates are over whole 10 s windows, so the first shows some seconds
+	// after the restart.
+	ops.Poll(20*time.Second, "a message rate", `window.opsPage.streams.some((s) => s.stream === 'binance:btcusdt@trade' && s.messages_per_second > 0) && Number(document.getElementById('c-rate').textContent) > 0`, opsState)
 	screenshot(ops, "ops.png")
+
+	// A stream the exchange does not list: the page shows the API's 400.
+	ops.Do("pin an invalid stream", chromedp.SetValue("#pinkey", "binance:nosuchusdt@trade"), chromedp.Click(`#pinform button[type=submit]`))
+	ops.Poll(10*time.Second, "the refusal notice", `document.getElementById('notice').textContent.startsWith('Pin binance:nosuchusdt@trade: failed: ')`, opsState)
+	t.Logf("invalid pin: %s", ops.Text("#notice"))
 
 	// Drain the node from the page: it exits cleanly, and the market page
 	// goes back to reconnecting.

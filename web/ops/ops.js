@@ -156,7 +156,7 @@ function status(state, text) {
 async function action(what, method, path) {
   try {
     await api(method, path);
-    notice(what, true);
+    notice(`${what}: done`, true);
   } catch (e) {
     notice(`${what}: failed: ${e.message}`);
     if (e.status === 401) return showLogin('The token was refused.');
@@ -201,8 +201,8 @@ function renderStreams(list) {
   fill(el.streams, list, (s) => {
     const enc = encodeURIComponent(s.stream);
     const b = s.pinned
-      ? button('Unpin', 'unpin:' + s.stream, () => action(`Unpinned ${s.stream}`, 'DELETE', '/api/v1/streams/' + enc))
-      : button('Pin', 'pin:' + s.stream, () => action(`Pinned ${s.stream}`, 'PUT', '/api/v1/streams/' + enc));
+      ? button('Unpin', 'unpin:' + s.stream, () => action(`Unpin ${s.stream}`, 'DELETE', '/api/v1/streams/' + enc))
+      : button('Pin', 'pin:' + s.stream, () => action(`Pin ${s.stream}`, 'PUT', '/api/v1/streams/' + enc));
     return [
       cell(s.stream, 'key'), cell(s.subscribers), cell(rate(s.messages_per_second)),
       cell(s.last_message ? age(s.last_message) + ' ago' : '–'), cell(s.owner || '–', 'l'),
@@ -226,7 +226,7 @@ function renderClients(page) {
     return [
       cell(c.id), cell(c.remote, 'l key'), cell(c.origin || '–', 'l wrap'), cell(c.protocol, 'l'), streams,
       cell(bytes(c.queue_bytes)), cell(c.drops), cell(age(c.connected_since)),
-      cell(button('Kick', 'kick:' + c.id, () => action(`Kicked client ${c.id}`, 'DELETE', '/api/v1/clients/' + c.id), 'Confirm kick')),
+      cell(button('Kick', 'kick:' + c.id, () => action(`Kick client ${c.id}`, 'DELETE', '/api/v1/clients/' + c.id), 'Confirm kick')),
     ];
   }, 'no clients connected');
 }
@@ -327,7 +327,7 @@ el.pinform.addEventListener('submit', (ev) => {
   const key = el.pinkey.value.trim();
   if (!key) return;
   el.pinkey.value = '';
-  action(`Pinned ${key}`, 'PUT', '/api/v1/streams/' + encodeURIComponent(key));
+  action(`Pin ${key}`, 'PUT', '/api/v1/streams/' + encodeURIComponent(key));
 });
 el.prev.addEventListener('click', () => { offset = Math.max(0, offset - PAGE); schedule(0); });
 el.next.addEventListener('click', () => { offset += PAGE; schedule(0); });
