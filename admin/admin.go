@@ -6,8 +6,10 @@
 // JSON control API under /api/v1/ (streams and pins, upstreams, nodes,
 // clients), described by the OpenAPI 3 document at GET
 // /api/v1/openapi.json; net/http/pprof under /debug/pprof/; and, when
-// [Config.Metrics] is set, GET /metrics. Every route is behind the same
-// guard, except /metrics with [Config.MetricsPublic].
+// [Config.Metrics] is set, GET /metrics; and, when [Config.Page] is set,
+// the ops page at /ops/. Every route is behind the same guard, except
+// /metrics with [Config.MetricsPublic] and the ops page's files when a
+// token is set.
 //
 //	srv, err := admin.New(admin.Config{Listener: ln, Token: token, Drain: drain, Backend: backend})
 //	…

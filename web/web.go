@@ -1,5 +1,6 @@
 // Package web serves the public HTTP listener: the browser frontend at /,
 // the health endpoints, and the WebSocket endpoints it hands to downstream.
+// It also holds the ops page ([OpsPage]), which the control listener serves.
 package web
 
 import (
