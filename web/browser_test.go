@@ -223,7 +223,7 @@ func TestBrowserClient(t *testing.T) {
 
 	start := time.Now()
 	br := browsertest.Start(t, 90*time.Second)
-	ctx, browserErrs := br.Ctx, br.Errors
+	ctx := br.Ctx
 	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+addr+"/test.html")); err != nil {
 		t.Fatalf("navigate: %v", err)
 	}
@@ -232,12 +232,7 @@ func TestBrowserClient(t *testing.T) {
 	// poll waits, bounded, until expr is truthy in the page.
 	poll := func(what, expr string) {
 		t.Helper()
-		pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
-		defer pcancel()
-		if _, err := chromedp.Run(pctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
-			state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({mg: window.mg, fake: window.fake})`))
-			t.Fatalf("waiting for %s (%s): %v\npage state: %s", what, expr, err, state)
-		}
+		br.Poll(10*time.Second, what, expr, `JSON.stringify({mg: window.mg, fake: window.fake})`)
 	}
 	eval := func(expr string, v any) {
 		t.Helper()
@@ -381,8 +376,6 @@ func TestBrowserClient(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Sleep(100*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	if errs := browserErrs(); len(errs) > 0 {
-		t.Errorf("browser errors:\n%s", strings.Join(errs, "\n"))
-	}
+	br.NoErrors()
 	t.Logf("browser test took %v", time.Since(start).Round(time.Millisecond))
 }

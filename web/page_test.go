@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,26 +110,12 @@ func TestMarketPage(t *testing.T) {
 	t.Cleanup(func() { stopFeed(); <-fed }) // runs before the gateway stops
 
 	br := browsertest.Start(t, 90*time.Second)
-	ctx, browserErrs := br.Ctx, br.Errors
+	ctx := br.Ctx
 	dir := t.ArtifactDir()
 
-	poll := func(what, expr string) {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if _, err := chromedp.Run(wctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
-			state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({page: window.marketPage, status: document.getElementById('status')?.textContent})`))
-			t.Fatalf("waiting for %s (%s): %v\npage state: %s", what, expr, err, state)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector(`+fmt.Sprintf("%q", sel)+`).textContent.trim()`))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
+	const pageState = `JSON.stringify({page: window.marketPage, status: document.getElementById('status')?.textContent})`
+	poll := func(what, expr string) { t.Helper(); br.Poll(10*time.Second, what, expr, pageState) }
+	text := br.Text
 	// btcPrices are the prices the feed publishes for BTCUSDT, as the page shows them.
 	btcPrices := map[string]bool{}
 	for i := range 40 {
@@ -181,19 +166,7 @@ func TestMarketPage(t *testing.T) {
 				t.Errorf("mobile: grid columns %q (%v); want one", cols, err)
 			}
 		}
-		// Let the chart draw before the screenshot.
-		if err := chromedp.Do(ctx, chromedp.Sleep(300*time.Millisecond)); err != nil {
-			t.Fatal(err)
-		}
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", size.name, err)
-		}
-		path := filepath.Join(dir, "market-"+size.name+".png")
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot %s (%dx%d): %s", size.name, size.width, size.height, path)
+		br.Screenshot(filepath.Join(dir, "market-"+size.name+".png")) // after the chart has drawn
 	}
 
 	// Switching the symbol moves the subscriptions to ETHUSDT.
@@ -221,7 +194,5 @@ func TestMarketPage(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Sleep(200*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	if errs := browserErrs(); len(errs) > 0 {
-		t.Errorf("browser errors:\n%s", strings.Join(errs, "\n"))
-	}
+	br.NoErrors()
 }

@@ -120,21 +120,18 @@ function button(label, key, act, confirm) {
   const b = document.createElement('button');
   b.type = 'button';
   b.dataset.key = key;
-  const until = armed.get(key) ?? 0;
-  const isArmed = confirm && until > Date.now();
-  b.textContent = isArmed ? confirm : label;
-  if (isArmed) b.classList.add('armed');
+  const isArmed = () => !!confirm && (armed.get(key) ?? 0) > Date.now();
+  const show = () => { b.textContent = isArmed() ? confirm : label; b.classList.toggle('armed', isArmed()); };
+  show();
   b.addEventListener('click', () => {
-    if (confirm && !((armed.get(key) ?? 0) > Date.now())) {
+    if (confirm && !isArmed()) {
       armed.set(key, Date.now() + ARM_MS);
-      b.textContent = confirm;
-      b.classList.add('armed');
-      setTimeout(() => {
-        if ((armed.get(key) ?? 0) <= Date.now()) { armed.delete(key); b.textContent = label; b.classList.remove('armed'); }
-      }, ARM_MS + 50);
+      show();
+      setTimeout(() => { if (!isArmed()) { armed.delete(key); show(); } }, ARM_MS + 50);
       return;
     }
     armed.delete(key);
+    show();
     b.disabled = true;
     act().finally(() => { b.disabled = false; });
   });
