@@ -9,7 +9,6 @@ import (
 	"io"
 	"runtime"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
@@ -63,7 +62,6 @@ func (c *conn) useDeflate(ext *wsflate.Extension) {
 		return
 	}
 	c.deflate = true
-	c.rx = new(rsvCheck)
 }
 
 // errRsv is the protocol error for RSV2 or RSV3, which no extension the
@@ -73,56 +71,29 @@ var errRsv = ws.ProtocolError("reserved bits RSV2 and RSV3 must be 0")
 // errBadDeflate reports a compressed message that does not inflate.
 var errBadDeflate = errors.New("downstream: invalid compressed data")
 
-// rsvCheck is the receiving side of permessage-deflate on one connection.
-// It records whether the message being read is compressed (RSV1 on its
-// first frame) and rejects RSV1 on control frames and continuations, as
-// wsflate.MessageState does, and also RSV2 and RSV3: once told that an
-// extension is negotiated (ws.StateExtended), wsutil.Reader lets every
-// reserved bit through, and MessageState clears only RSV1. Only the read
-// task uses it.
-type rsvCheck struct{ wsflate.MessageState }
-
-// UnsetBits implements wsutil.RecvExtension.
-func (r *rsvCheck) UnsetBits(h ws.Header) (ws.Header, error) {
-	h, err := r.MessageState.UnsetBits(h)
-	if err == nil && h.Rsv != 0 {
-		err = errRsv
+// inflate returns the decompressed form of p, a whole message the client
+// sent compressed (RSV1, permessage-deflate). Decompression stops one byte
+// past the connection's message size limit, so a small message that
+// inflates to gigabytes (a decompression bomb) costs no more than a large
+// one and is refused with ErrMessageTooLarge (1009).
+func (c *conn) inflate(p []byte) ([]byte, error) {
+	limit := c.maxMessage()
+	in := inflaters.Get().(*inflater)
+	defer inflaters.Put(in)
+	in.src.Reset(p)
+	in.r.Reset(&in.src)
+	var out bytes.Buffer
+	n, err := out.ReadFrom(io.LimitReader(in.r, limit+1))
+	in.src.Reset(nil)
+	switch {
+	case err != nil:
+		// Not %w: a truncated stream's io.ErrUnexpectedEOF would read as
+		// the client hanging up.
+		return nil, fmt.Errorf("%w: %v", errBadDeflate, err)
+	case n > limit:
+		return nil, wsutil.ErrMessageTooLarge
 	}
-	return h, err
-}
-
-// inflate replaces msg, a whole data message read from a client that
-// negotiated permessage-deflate, with its decompressed form when it came
-// compressed, and checks that a text message is UTF-8 (the reader cannot:
-// it sees compressed bytes). Decompression stops one byte past the
-// connection's message size limit, so a small message that inflates to
-// gigabytes (a decompression bomb) costs no more than a large one and is
-// refused with ErrMessageTooLarge (1009).
-func (c *conn) inflate(op ws.OpCode, msg *bytes.Buffer) error {
-	if c.rx.IsCompressed() {
-		limit := c.maxMessage()
-		in := inflaters.Get().(*inflater)
-		defer inflaters.Put(in)
-		in.src.Reset(msg.Bytes())
-		in.r.Reset(&in.src)
-		var out bytes.Buffer
-		n, err := out.ReadFrom(io.LimitReader(in.r, limit+1))
-		in.src.Reset(nil)
-		switch {
-		case err != nil:
-			// Not %w: a truncated stream's io.ErrUnexpectedEOF would read as
-			// the client hanging up.
-			return fmt.Errorf("%w: %v", errBadDeflate, err)
-		case n > limit:
-			return wsutil.ErrMessageTooLarge
-		}
-		msg.Reset()
-		msg.Write(out.Bytes())
-	}
-	if op == ws.OpText && !utf8.Valid(msg.Bytes()) {
-		return wsutil.ErrInvalidUTF8
-	}
-	return nil
+	return out.Bytes(), nil
 }
 
 // inflater decompresses client messages. The read tasks borrow them from

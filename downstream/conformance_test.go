@@ -2,7 +2,9 @@ package downstream
 
 import (
 	"bytes"
+	"fmt"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -31,6 +33,9 @@ func TestConformance(t *testing.T) {
 		wantReply string        // a text reply, connection open
 		wantPong  string        // a pong with this payload
 		wantClose ws.StatusCode // or a close with this code
+		// or these frames in this order: "pong <payload>", "text <json>",
+		// "close <code>"
+		wantFrames []string
 	}{
 		// Framing and masking (§5.1, §5.2, §5.3).
 		{name: "masked text", write: func(nc net.Conn) { frame(nc, true, 0, ws.OpText, ping) }, wantReply: pong},
@@ -115,12 +120,50 @@ func TestConformance(t *testing.T) {
 		{name: "close reason not UTF-8", write: func(nc net.Conn) {
 			frame(nc, true, 0, ws.OpClose, append(ws.NewCloseFrameBody(1000, ""), 0xff))
 		}, wantClose: ws.StatusProtocolError},
+		// Every frame read before a close frame is answered before the
+		// close reply (§5.5.1, §5.5.2), also when they all arrive in one
+		// TCP segment.
+		{name: "ping and close in one segment", write: func(nc net.Conn) {
+			segment(nc, maskedFrame(ws.OpPing, true, []byte("a")), maskedFrame(ws.OpClose, true, ws.NewCloseFrameBody(1000, "")))
+		}, wantFrames: []string{"pong a", "close 1000"}},
+		{name: "commands and close in one segment", write: func(nc net.Conn) {
+			segment(nc, maskedFrame(ws.OpText, true, ping), maskedFrame(ws.OpText, true, []byte(`{"op":"list","id":2}`)),
+				maskedFrame(ws.OpClose, true, ws.NewCloseFrameBody(3000, "")))
+		}, wantFrames: []string{"text " + pong, `text {"id":2,"result":{"streams":[]}}`, "close 3000"}},
+		{name: "ping, command, ping and empty close in one segment", write: func(nc net.Conn) {
+			segment(nc, maskedFrame(ws.OpPing, true, []byte("1")), maskedFrame(ws.OpText, true, ping),
+				maskedFrame(ws.OpPing, true, []byte("2")), maskedFrame(ws.OpClose, true, nil))
+		}, wantFrames: []string{"pong 1", "text " + pong, "pong 2", "close 1000"}},
+		{name: "fragmented command around a ping, then close, in one segment", write: func(nc net.Conn) {
+			segment(nc, maskedFrame(ws.OpText, false, ping[:7]), maskedFrame(ws.OpPing, true, []byte("mid")),
+				maskedFrame(ws.OpContinuation, true, ping[7:]), maskedFrame(ws.OpClose, true, ws.NewCloseFrameBody(1001, "")))
+		}, wantFrames: []string{"pong mid", "text " + pong, "close 1001"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := downstreamtest.Dial(t, env.url+"/ws")
 			tc.write(c.Conn())
 			switch {
+			case tc.wantFrames != nil:
+				var got []string
+				for len(got) < len(tc.wantFrames) {
+					hdr, p, err := c.NextFrame(5 * time.Second)
+					if err != nil {
+						t.Fatalf("after %q: %v; want %q", got, err, tc.wantFrames)
+					}
+					switch hdr.OpCode {
+					case ws.OpPong:
+						got = append(got, "pong "+string(p))
+					case ws.OpText:
+						got = append(got, "text "+string(p))
+					case ws.OpClose:
+						code, _ := ws.ParseCloseFrameData(p)
+						got = append(got, fmt.Sprintf("close %d", code))
+					}
+				}
+				if !slices.Equal(got, tc.wantFrames) {
+					t.Fatalf("got %q; want %q", got, tc.wantFrames)
+				}
 			case tc.wantReply != "":
 				if got := string(c.Next()); got != tc.wantReply {
 					t.Fatalf("reply = %s; want %s", got, tc.wantReply)
@@ -137,4 +180,9 @@ func TestConformance(t *testing.T) {
 			}
 		})
 	}
+}
+
+// segment writes frames to nc in one write, so that they arrive together.
+func segment(nc net.Conn, frames ...[]byte) {
+	nc.Write(bytes.Join(frames, nil))
 }

@@ -1,7 +1,6 @@
 package downstream
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -43,8 +44,9 @@ type protocol interface {
 // It is kept small on purpose, because an idle connection costs what this
 // struct, the net.Conn and the map entries holding it cost: its remote
 // address is read from nc when needed, its logger is made only when
-// something is logged, and the frame reader exists only while a read task
-// runs (a task always stops at a message boundary; see readAvailable).
+// something is logged, and a read buffer is borrowed only while a read task
+// runs; what a client sent of an unfinished frame is kept (in rs) only
+// until the frame is whole.
 type conn struct {
 	srv       *Server
 	id        uint64
@@ -67,11 +69,16 @@ type conn struct {
 	// rmu is held by the connection's one read task.
 	rmu sync.Mutex
 
+	// rs is what the read task keeps between readiness reports while the
+	// client has sent part of a frame or of a fragmented message; nil
+	// otherwise. Only the read task (one at a time, see readTask) changes
+	// it; Server.expireReads reads it.
+	rs atomic.Pointer[readState]
+
 	// deflate is set before the connection is shared: the client
 	// negotiated permessage-deflate, so it is sent the compressed form of
-	// stream messages, and rx tracks RSV1 of the messages it sends.
+	// stream messages and may send compressed messages.
 	deflate bool
-	rx      *rsvCheck
 
 	// mu guards the following fields.
 	mu        sync.Mutex
@@ -104,10 +111,10 @@ func (c *conn) onReadable() {
 	}
 }
 
-// readTask reads every complete message the connection has buffered, handles
-// each, and re-arms the descriptor. A message that has started arriving must
-// complete within ReadTimeout.
+// readTask handles what the client has sent so far and re-arms the
+// descriptor. It never waits for the client: see readAvailable.
 func (c *conn) readTask() {
+	defer c.recoverTask("read")
 	switch c.state.Load() {
 	case stateClosed:
 		return
@@ -129,75 +136,73 @@ func (c *conn) readTask() {
 	}
 }
 
-// readAvailable handles the messages in one readiness report and reports
-// whether the connection is still open for reading.
+// maxReadPerTask bounds the bytes one read task takes from a client, so a
+// client that sends without pause shares the workers with the others: the
+// rest is reported readable again at once (level-triggered epoll) and read
+// by a later task.
+const maxReadPerTask = 16 * readBufferSize
+
+// readAvailable reads what the socket holds now, without waiting, handles
+// every whole frame in it, and keeps an incomplete frame or message in
+// c.rs for the next task. It reports whether the connection is still open
+// for reading.
 func (c *conn) readAvailable() bool {
-	c.lastRead.Store(time.Now().UnixNano())
-	br := c.acquireReader()
-	defer c.releaseReader(br)
-	rd := c.frameReader(br)
-	defer releaseFrameReader(rd)
-	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.ReadTimeout))
-	var msg bytes.Buffer
-	for {
-		msg.Reset()
-		// readMessage returns only with a whole message (or an error), so
-		// the task ends at a message boundary and no reader state need
-		// outlive it.
-		op, err := c.readMessage(rd, &msg)
-		if err != nil {
+	now := time.Now().UnixNano()
+	c.lastRead.Store(now)
+	rs := c.rs.Load()
+	if rs == nil {
+		rs = readStates.Get().(*readState)
+		rs.limit, rs.deflate = c.maxMessage(), c.deflate
+	}
+	buf := readBuffers.Get().(*[readBufferSize]byte)
+	ok := true
+	for total := 0; ok && total < maxReadPerTask; {
+		n, err := c.readNow(buf[:])
+		if n > 0 {
+			total += n
+			if ferr := rs.feed(buf[:n], c); ferr != nil {
+				c.fail(ferr)
+				ok = false
+			}
+		}
+		switch {
+		case !ok:
+		case errors.Is(err, errWouldBlock):
+			err = nil
+		case err != nil:
 			c.fail(err)
-			return false
+			ok = false
 		}
-		if op != 0 && !c.allowCommand() {
-			return false
-		}
-		switch op {
-		case ws.OpText:
-			c.proto.handleText(c, msg.Bytes())
-		case ws.OpBinary:
-			c.closeWith(ws.StatusUnsupportedData, "binary messages are not supported")
-			return false
-		}
-		if c.state.Load() != stateOpen {
-			return false
-		}
-		if br.Buffered() == 0 {
-			return true
+		if err != nil || n < len(buf) {
+			break // the socket is empty: what comes later is reported again
 		}
 	}
+	readBuffers.Put(buf)
+	c.keepReadState(rs, now, ok)
+	return ok
 }
 
-// frameReaders lends frame readers to read tasks.
-var frameReaders = sync.Pool{New: func() any { return new(wsutil.Reader) }}
-
-// frameReader returns a frame reader over br set up for c: the server side
-// of RFC 6455 with c's message size limit and, if negotiated,
-// permessage-deflate. Give it back with releaseFrameReader.
-func (c *conn) frameReader(br io.Reader) *wsutil.Reader {
-	rd := frameReaders.Get().(*wsutil.Reader)
-	limit := c.maxMessage()
-	*rd = wsutil.Reader{
-		Source:         br,
-		State:          ws.StateServerSide,
-		CheckUTF8:      true,
-		MaxFrameSize:   limit,
-		MaxMessageSize: limit,
-		OnIntermediate: c.control,
+// keepReadState keeps rs on c while it holds an incomplete frame or
+// message of a connection still open, recording since when, and otherwise
+// recycles it.
+func (c *conn) keepReadState(rs *readState, now int64, open bool) {
+	if open && rs.pending() {
+		if rs.completed || rs.since.Load() == 0 {
+			// Something new is incomplete: its time starts now.
+			rs.since.Store(now)
+		}
+		rs.completed = false
+		if c.rs.Load() == nil {
+			c.rs.Store(rs)
+			c.srv.trackPartial(c, true)
+		}
+		return
 	}
-	if c.deflate {
-		rd.State = rd.State.Set(ws.StateExtended)
-		rd.Extensions = []wsutil.RecvExtension{c.rx}
-		// wsutil.Reader would check the compressed bytes; inflate checks
-		// the message instead.
-		rd.CheckUTF8 = false
+	if c.rs.Load() != nil {
+		c.rs.Store(nil)
+		c.srv.trackPartial(c, false)
 	}
-	return rd
-}
-
-func releaseFrameReader(rd *wsutil.Reader) {
-	*rd = wsutil.Reader{}
-	frameReaders.Put(rd)
+	rs.release()
 }
 
 // maxMessage is the size limit of one client message on c.
@@ -208,68 +213,70 @@ func (c *conn) maxMessage() int64 {
 	return c.srv.cfg.MaxDialectMessageSize
 }
 
-// readMessage reads the next data message into buf, answering the control
-// frames that precede it. It returns op 0 when only control frames were read.
-func (c *conn) readMessage(rd *wsutil.Reader, buf *bytes.Buffer) (ws.OpCode, error) {
-	hdr, err := rd.NextFrame()
-	if err != nil {
-		return 0, err
-	}
-	if hdr.OpCode.IsControl() {
-		return 0, c.control(hdr, rd)
-	}
-	if _, err := buf.ReadFrom(rd); err != nil {
-		return 0, err
-	}
-	if c.deflate {
-		if err := c.inflate(hdr.OpCode, buf); err != nil {
-			return 0, err
-		}
-	}
-	return hdr.OpCode, nil
-}
-
-// control answers one control frame whose payload r yields (at most 125
-// bytes, which wsutil.Reader has checked).
-func (c *conn) control(hdr ws.Header, r io.Reader) error {
-	var p [125]byte
-	n, err := io.ReadFull(r, p[:hdr.Length])
-	if err != nil {
-		return err
-	}
-	body := p[:n]
-	switch hdr.OpCode {
-	case ws.OpPing:
-		if !c.allowCommand() {
-			return errPeerClosed // closed for flooding; the close frame is queued
-		}
-		c.enqueueControl(compileFrame(ws.OpPong, body))
-	case ws.OpClose:
-		code, reason := ws.ParseCloseFrameData(body)
-		if len(body) == 0 {
-			c.closeWith(ws.StatusNormalClosure, "")
-			return errPeerClosed
-		}
-		if code >= 5000 { // RFC 6455 §7.4.2: no close codes above 4999
-			c.closeWith(ws.StatusProtocolError, "invalid close code")
-			return errPeerClosed
-		}
-		if err := ws.CheckCloseFrameData(code, reason); err != nil {
-			c.closeWith(ws.StatusProtocolError, err.Error())
-			return errPeerClosed
-		}
-		// RFC 6455 §5.5.1: echo the status code.
-		c.closeWith(code, "")
+// message implements frameSink: one whole data message from the client.
+func (c *conn) message(op ws.OpCode, compressed bool, p []byte) error {
+	if op == ws.OpBinary {
+		c.closeWith(ws.StatusUnsupportedData, "binary messages are not supported")
 		return errPeerClosed
 	}
-	// Unsolicited pongs are allowed and need no answer.
+	if compressed {
+		var err error
+		if p, err = c.inflate(p); err != nil {
+			return err
+		}
+	}
+	if !utf8.Valid(p) {
+		return wsutil.ErrInvalidUTF8
+	}
+	if !c.allowCommand() {
+		return errPeerClosed
+	}
+	c.proto.handleText(c, p)
+	if c.state.Load() != stateOpen {
+		return errPeerClosed
+	}
 	return nil
 }
 
-// allowCommand counts one client message (a command or a ping) against
-// MaxCommandsPerSecond and closes the connection with 1008 when a flood
-// exceeds it. Replies and pongs bypass the write queue's byte limit, so this
-// is also what bounds them.
+// control implements frameSink: it answers one control frame. Pings and
+// pongs count against the command rate like commands (a pong flood costs
+// as much as a ping flood); a ping's pong and the close reply are queued
+// behind everything the client sent before them (RFC 6455 §5.5.2, §5.5.1).
+func (c *conn) control(op ws.OpCode, body []byte) error {
+	switch op {
+	case ws.OpPing, ws.OpPong:
+		if !c.allowCommand() {
+			return errPeerClosed // closed for flooding; the close frame is queued
+		}
+		if op == ws.OpPing && !c.enqueueReply(compileFrame(ws.OpPong, body)) {
+			return errPeerClosed
+		}
+		return nil
+	case ws.OpClose:
+		code, reason := ws.ParseCloseFrameData(body)
+		switch {
+		case len(body) == 0:
+			code = ws.StatusNormalClosure
+		case code >= 5000: // RFC 6455 §7.4.2: no close codes above 4999
+			c.closeWith(ws.StatusProtocolError, "invalid close code")
+			return errPeerClosed
+		default:
+			if err := ws.CheckCloseFrameData(code, reason); err != nil {
+				c.closeWith(ws.StatusProtocolError, err.Error())
+				return errPeerClosed
+			}
+		}
+		// RFC 6455 §5.5.1: echo the status code, after the answers to
+		// everything read before the close.
+		c.closeAfterReplies(code)
+		return errPeerClosed
+	}
+	return nil
+}
+
+// allowCommand counts one client message (a command, a ping or a pong)
+// against MaxCommandsPerSecond and closes the connection with 1008 when a
+// flood exceeds it.
 func (c *conn) allowCommand() bool {
 	sec := time.Now().Unix()
 	if sec != c.cmdWindow {
@@ -332,10 +339,21 @@ type qframe struct {
 	frame []byte // shared read-only with every subscriber that sends it
 	// t is the stream the frame carries when a newer message of it
 	// supersedes this one (hub.Message.Conflate), so that conflateLocked
-	// may replace it while it waits; nil for every other frame (replies,
-	// control frames, streams where a gap corrupts what the client builds).
+	// may replace it while it waits; replyTag for an answer to the client
+	// (a reply, a pong, a keepalive ping); nil for every other frame
+	// (stream frames where a gap corrupts what the client builds, close
+	// frames).
 	t *topic
 }
+
+// replyTag marks queued answers to the client (qframe.t): the close
+// handshake keeps them when it drops stream frames. It is no stream, so
+// no conflation ever matches it.
+var replyTag = new(topic)
+
+// conflatable reports whether a newer frame of the same stream may replace
+// e while it waits.
+func (e qframe) conflatable() bool { return e.t != nil && e.t != replyTag }
 
 // send queues a stream message's frame; t is its stream when the message
 // is conflatable, else nil. When the queue would exceed WriteQueueBytes the
@@ -431,7 +449,7 @@ func (c *conn) keepLastLocked() int {
 	w := len(q) // the frames kept are q[w:], in order
 	for i := len(q) - 1; i >= 0; i-- {
 		e := q[i]
-		if e.t != nil {
+		if e.conflatable() {
 			if seen[e.t] {
 				c.queued -= len(e.frame)
 				continue
@@ -447,14 +465,39 @@ func (c *conn) keepLastLocked() int {
 	return w
 }
 
-// enqueueControl queues a reply or pong regardless of the byte limit: replies
-// are small and bounded by the client's own command rate.
-func (c *conn) enqueueControl(frame []byte) {
+// enqueueReply queues an answer to the client: a command's reply, a pong
+// or a keepalive ping. Answers count against WriteQueueBytes like stream
+// frames, so a client that sends commands but does not read their replies
+// cannot grow its queue: when the queue is full even after its conflatable
+// frames are cut down, the connection is closed with [StatusSlowConsumer].
+// It reports whether the answer was queued.
+func (c *conn) enqueueReply(frame []byte) bool {
 	c.mu.Lock()
-	if c.state.Load() == stateOpen {
-		c.enqueueLocked(frame, nil, true)
+	if c.state.Load() != stateOpen {
+		c.mu.Unlock()
+		return false
 	}
+	if !c.roomLocked(len(frame)) {
+		c.mu.Unlock()
+		c.closeWith(StatusSlowConsumer, "slow consumer")
+		return false
+	}
+	c.enqueueLocked(frame, replyTag, true)
 	c.mu.Unlock()
+	return true
+}
+
+// roomLocked reports whether n more bytes fit the write queue, cutting
+// conflatable streams down to their newest frame if that makes room.
+func (c *conn) roomLocked(n int) bool {
+	limit := c.srv.cfg.WriteQueueBytes
+	if c.queued+n <= limit {
+		return true
+	}
+	dropped := c.keepLastLocked()
+	c.srv.metrics.dropped("conflated", dropped)
+	c.drops.Add(int64(dropped))
+	return c.queued+n <= limit
 }
 
 // replyThenSubscribe queues a subscribe command's reply and joins its
@@ -462,15 +505,21 @@ func (c *conn) enqueueControl(frame []byte) {
 // from being written before the streams are joined (a client that reads the
 // reply gets every message published after it) and keeps every message of
 // the streams behind the reply. Lock order: c.mu, then c.smu, then the
-// registry's.
+// registry's. Like enqueueReply, it closes a client whose queue is full.
 func (c *conn) replyThenSubscribe(reply []byte, keys []string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if reply == nil || c.state.Load() != stateOpen {
+		c.mu.Unlock()
 		return
 	}
-	c.enqueueLocked(reply, nil, true)
+	if !c.roomLocked(len(reply)) {
+		c.mu.Unlock()
+		c.closeWith(StatusSlowConsumer, "slow consumer")
+		return
+	}
+	c.enqueueLocked(reply, replyTag, true)
 	c.srv.subscribe(c, keys)
+	c.mu.Unlock()
 }
 
 // enqueueLocked appends frame to the queue and makes sure a flush will
@@ -503,7 +552,13 @@ const (
 	writeRetry = 10 * time.Millisecond
 )
 
-// errWouldBlock reports that the client's socket buffer is full.
+// maxKeptQueue is the most entries a connection's idle queue arrays keep
+// between flushes; larger ones, grown while the client was slow, are
+// released when its queue empties.
+const maxKeptQueue = 256
+
+// errWouldBlock reports that the client's socket buffer is full (on a
+// write) or empty (on a read).
 var errWouldBlock = errors.New("socket buffer full")
 
 // flush writes queued frames until the queue is empty, coalescing each batch
@@ -512,6 +567,7 @@ var errWouldBlock = errors.New("socket buffer full")
 // returns, and runs again writeRetry later; a connection whose writes make
 // no progress for WriteTimeout is dropped.
 func (c *conn) flush() {
+	defer c.recoverTask("flush")
 	for {
 		if c.state.Load() == stateClosed {
 			c.out.reset()
@@ -526,6 +582,14 @@ func (c *conn) flush() {
 				// The next flush may start as soon as writing is false.
 				c.stalled = time.Time{}
 				c.writing = false
+				// A slow episode leaves large arrays behind: let them go.
+				if cap(c.queue) > maxKeptQueue {
+					c.queue = nil
+				}
+				if cap(c.spare) > maxKeptQueue {
+					c.spare = nil
+				}
+				c.out.shrink()
 				closing := c.closeAt
 				c.mu.Unlock()
 				if closing {
@@ -605,19 +669,39 @@ func (c *conn) logAt(level slog.Level, msg string, args ...any) {
 	log.Log(context.Background(), level, msg, append([]any{"conn", c.id}, args...)...)
 }
 
-// closeWith starts the close handshake: pending data is dropped, a close
+// closeWith starts the close handshake: pending frames are dropped, a close
 // frame with code and reason is queued, and the connection stops reading
 // commands. It is safe to call from any goroutine, more than once.
 func (c *conn) closeWith(code ws.StatusCode, reason string) {
+	c.startClose(code, reason, false)
+}
+
+// closeAfterReplies answers the client's close frame: the answers to what
+// it sent before the close (replies, pongs) stay queued ahead of the close
+// reply, stream frames are dropped.
+func (c *conn) closeAfterReplies(code ws.StatusCode) {
+	c.startClose(code, "", true)
+}
+
+func (c *conn) startClose(code ws.StatusCode, reason string, keepReplies bool) {
 	if !c.state.CompareAndSwap(stateOpen, stateClosing) {
 		return
 	}
 	c.srv.metrics.closed(closeReason(code))
 	c.logAt(slog.LevelDebug, "closing", "code", int(code), "reason", reason)
 	c.mu.Lock()
-	clear(c.queue)
-	c.queue = c.queue[:0]
+	q := c.queue[:0]
 	c.queued = 0
+	if keepReplies {
+		for _, e := range c.queue {
+			if e.t == replyTag {
+				q = append(q, e)
+				c.queued += len(e.frame)
+			}
+		}
+	}
+	clear(c.queue[len(q):])
+	c.queue = q
 	c.closeAt = true
 	c.queue = append(c.queue, qframe{frame: closeFrame(code, reason)})
 	if !c.writing {
@@ -647,22 +731,41 @@ func (c *conn) closeSent() {
 }
 
 // drainClosing discards what a closing client still sends (its close reply)
-// and releases the connection at end of stream.
+// and releases the connection at end of stream. Like a read task, it takes
+// only what the socket holds now.
 func (c *conn) drainClosing() {
 	var buf [512]byte
-	c.nc.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
 	for range 16 {
-		if _, err := c.nc.Read(buf[:]); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				break
-			}
+		n, err := c.readNow(buf[:])
+		if errors.Is(err, errWouldBlock) {
+			break
+		}
+		if err != nil {
 			c.finish()
 			return
+		}
+		if n < len(buf) {
+			break
 		}
 	}
 	if err := c.srv.poller.resume(c); err != nil {
 		c.finish()
 	}
+}
+
+// recoverTask ends a connection whose read or flush task panicked: the
+// panic is logged with its stack and counted, the connection is released,
+// and the worker and every other connection go on. It must be deferred
+// directly by the task.
+func (c *conn) recoverTask(task string) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	c.srv.metrics.internalErrors.Add(1)
+	c.srv.log.Error("panic in connection task; closing the connection",
+		"conn", c.id, "task", task, "panic", r, "stack", string(debug.Stack()))
+	c.finish()
 }
 
 // finish releases the connection at once: it leaves epoll, then closes the

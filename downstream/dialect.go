@@ -168,7 +168,7 @@ func validDialectID(id json.RawMessage) bool {
 
 // replyDialectResult sends {"result":<result>,"id":<id>}.
 func replyDialectResult(c *conn, id json.RawMessage, result []byte) {
-	c.enqueueControl(dialectResultFrame(id, result))
+	c.enqueueReply(dialectResultFrame(id, result))
 }
 
 func dialectResultFrame(id json.RawMessage, result []byte) []byte {
@@ -178,13 +178,13 @@ func dialectResultFrame(id json.RawMessage, result []byte) []byte {
 // replyDialectError sends {"error":{"code":C,"msg":"…"},"id":<id>}, without
 // "id" when the request had none that could be read.
 func replyDialectError(c *conn, id json.RawMessage, code int, msg string) {
-	m, _ := json.Marshal(msg)
+	m, _ := marshalReply(msg)
 	b := fmt.Appendf(nil, `{"error":{"code":%d,"msg":%s}`, code, m)
 	if id != nil {
 		b = append(append(b, `,"id":`...), idOrNull(id)...)
 	}
 	b = append(b, '}')
-	c.enqueueControl(textFrame(b))
+	c.enqueueReply(textFrame(b))
 }
 
 // streamFailedDialect frames the Binance-shaped notice that a subscribed

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/gobwas/ws"
@@ -109,43 +110,75 @@ func FuzzDialectCommand(f *testing.F) {
 	})
 }
 
-// FuzzReadFrames feeds arbitrary bytes to a connection's frame reader as if
-// a client sent them, and checks that every outcome is a defined one:
-// messages handled, or an error that maps to a close code or to a drop of
-// a vanished peer. It never panics and never loops.
+// recordSink records what a msgReader hands it; like a connection, it
+// stops at a close frame.
+type recordSink struct{ events []string }
+
+func (s *recordSink) control(op ws.OpCode, p []byte) error {
+	s.events = append(s.events, fmt.Sprintf("control %v %q", op, p))
+	if op == ws.OpClose {
+		return errPeerClosed
+	}
+	return nil
+}
+
+func (s *recordSink) message(op ws.OpCode, compressed bool, p []byte) error {
+	s.events = append(s.events, fmt.Sprintf("message %v %t %q", op, compressed, p))
+	return nil
+}
+
+// readAll feeds p to a fresh msgReader in chunks of the given size (all at
+// once when chunk is 0) and returns what it handed on, the error it stopped
+// at, and the reader.
+func readAll(p []byte, chunk int, deflate bool) ([]string, error, *msgReader) {
+	r := &msgReader{limit: 64, deflate: deflate}
+	var sink recordSink
+	p = bytes.Clone(p)
+	if chunk == 0 {
+		chunk = len(p)
+	}
+	for len(p) > 0 {
+		n := min(chunk, len(p))
+		if err := r.feed(p[:n], &sink); err != nil {
+			return sink.events, err, r
+		}
+		p = p[n:]
+	}
+	return sink.events, nil, r
+}
+
+// FuzzReadFrames feeds arbitrary bytes to the incremental frame reader as a
+// client might send them, whole and split into chunks, and checks that
+// every outcome is a defined one: the same frames and messages, in the same
+// order, and the same error however the bytes are split; an error that maps
+// to a close code; and never more kept than one frame within the limit.
 func FuzzReadFrames(f *testing.F) {
 	masked := func(fr ws.Frame) []byte { return ws.MustCompileFrame(ws.MaskFrame(fr)) }
-	f.Add(masked(ws.NewTextFrame([]byte(`{"op":"ping","id":1}`))))
-	f.Add(append(masked(ws.NewFrame(ws.OpText, false, []byte(`{"op":`))), masked(ws.NewFrame(ws.OpContinuation, true, []byte(`"list"}`)))...))
-	f.Add(masked(ws.NewPingFrame([]byte("p"))))
-	f.Add(masked(ws.NewCloseFrame(ws.NewCloseFrameBody(1000, ""))))
-	f.Add(ws.MustCompileFrame(ws.NewTextFrame([]byte("unmasked"))))
-	f.Add([]byte{0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-	f.Fuzz(func(t *testing.T, p []byte) {
-		c := commandConn(t, true)
-		c.state.Store(stateClosed) // closeWith and finish become no-ops
-		c.proto = nativeProto{}
-		c.srv.cfg.MaxMessageSize = 64
-		rd := c.frameReader(bytes.NewReader(p))
-		defer releaseFrameReader(rd)
-		var msg bytes.Buffer
-		for range len(p) + 1 { // every iteration consumes at least a 2-byte header
-			msg.Reset()
-			op, err := c.readMessage(rd, &msg)
-			if err != nil {
-				code, _, drop := closeFor(err)
-				if code == 0 && drop == "" && !errors.Is(err, errPeerClosed) {
-					t.Fatalf("error %v has no defined outcome", err)
-				}
-				if drop == "read_error" {
-					t.Fatalf("error %v is not a protocol outcome", err)
-				}
-				return
-			}
-			if op == ws.OpText {
-				c.proto.handleText(c, msg.Bytes())
-			}
+	f.Add(masked(ws.NewTextFrame([]byte(`{"op":"ping","id":1}`))), uint8(1), false)
+	f.Add(append(masked(ws.NewFrame(ws.OpText, false, []byte(`{"op":`))), masked(ws.NewFrame(ws.OpContinuation, true, []byte(`"list"}`)))...), uint8(3), false)
+	f.Add(append(masked(ws.NewFrame(ws.OpText, false, []byte(`{"op":`))), append(masked(ws.NewPingFrame([]byte("p"))), masked(ws.NewFrame(ws.OpContinuation, true, []byte(`"list"}`)))...)...), uint8(2), true)
+	f.Add(masked(ws.NewPingFrame([]byte("p"))), uint8(1), false)
+	f.Add(append(masked(ws.NewPingFrame([]byte("p"))), masked(ws.NewCloseFrame(ws.NewCloseFrameBody(1000, "")))...), uint8(5), false)
+	f.Add(ws.MustCompileFrame(ws.NewTextFrame([]byte("unmasked"))), uint8(1), false)
+	f.Add([]byte{0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, uint8(4), false)
+	f.Add([]byte{0xc1, 0x85, 1, 2, 3, 4, 'a', 'b', 'c', 'd', 'e'}, uint8(2), true)
+	f.Fuzz(func(t *testing.T, p []byte, chunk uint8, deflate bool) {
+		whole, werr, _ := readAll(p, 0, deflate)
+		split, serr, r := readAll(p, int(chunk%16)+1, deflate)
+		if fmt.Sprint(whole) != fmt.Sprint(split) || fmt.Sprint(werr) != fmt.Sprint(serr) {
+			t.Fatalf("whole: %v, %v\nin chunks of %d: %v, %v", whole, werr, chunk%16+1, split, serr)
 		}
-		t.Fatalf("reader did not finish %d bytes", len(p))
+		if serr != nil {
+			code, _, drop := closeFor(serr)
+			if code == 0 && !errors.Is(serr, errPeerClosed) {
+				t.Fatalf("error %v has no close code (drop %q)", serr, drop)
+			}
+			return
+		}
+		// A frame is a header (at most 14 bytes) and a payload within the
+		// limit, or within 125 bytes for a control frame.
+		if len(r.partial) > 125+14 || len(r.msg) > 64 {
+			t.Fatalf("reader keeps %d bytes of a frame and %d of a message; limit 64", len(r.partial), len(r.msg))
+		}
 	})
 }

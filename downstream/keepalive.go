@@ -80,6 +80,6 @@ func (s *Server) checkAlive(c *conn, now int64) {
 		c.logAt(slog.LevelDebug, "no answer to keepalive", "silent", silent)
 		c.finish() // the peer is gone: nobody would read a close frame
 	case silent >= s.cfg.PingInterval:
-		c.enqueueControl(pingFrame)
+		c.enqueueReply(pingFrame)
 	}
 }

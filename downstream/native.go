@@ -21,6 +21,11 @@ const (
 // maxIDLen bounds the id a client may tag a command with; it is echoed back.
 const maxIDLen = 64
 
+// maxNamedStreams bounds the invalid streams an error reply names, so that
+// a reply stays small whatever the command: with clip, a reply echoes at
+// most about 1 KiB of what the client sent.
+const maxNamedStreams = 8
+
 // nativeProto speaks the gateway's own protocol at /ws.
 type nativeProto struct{}
 
@@ -107,14 +112,16 @@ func (s *Server) checkSubscribe(c *conn, keys []string) *nativeError {
 	var first error
 	for _, k := range keys {
 		if err := s.cfg.Source.Validate(k); err != nil {
-			bad = append(bad, clip(k))
+			if len(bad) < maxNamedStreams {
+				bad = append(bad, clip(k))
+			}
 			if first == nil {
 				first = err
 			}
 		}
 	}
 	if first != nil {
-		return &nativeError{Code: CodeInvalidStream, Msg: first.Error(), Streams: bad}
+		return &nativeError{Code: CodeInvalidStream, Msg: clip(first.Error()), Streams: bad}
 	}
 	if n := c.countAfterAdding(keys); n > s.cfg.MaxStreamsPerConn {
 		return &nativeError{Code: CodeTooManyStreams,
@@ -153,7 +160,7 @@ func streamFailedNative(key, reason string) []byte {
 
 func replyNative(c *conn, id json.RawMessage, result any, e *nativeError) {
 	if f := nativeReplyFrame(c, id, result, e); f != nil {
-		c.enqueueControl(f)
+		c.enqueueReply(f)
 	}
 }
 
@@ -161,7 +168,7 @@ func nativeReplyFrame(c *conn, id json.RawMessage, result any, e *nativeError) [
 	if len(id) == 0 {
 		id = json.RawMessage("null")
 	}
-	b, err := json.Marshal(nativeReply{ID: id, Result: result, Error: e})
+	b, err := marshalReply(nativeReply{ID: id, Result: result, Error: e})
 	if err != nil {
 		c.logAt(slog.LevelError, "encode reply", "err", err)
 		return nil
@@ -205,4 +212,17 @@ func clip(s string) string {
 		return s[:100] + "…"
 	}
 	return s
+}
+
+// marshalReply is json.Marshal without HTML escaping: a reply is read as
+// JSON, never embedded in HTML, and escaping would turn each '<' a client
+// sent into six bytes of reply.
+func marshalReply(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

@@ -3,10 +3,9 @@
 package downstream
 
 import (
-	"bufio"
 	"fmt"
+	"io"
 	"net"
-	"sync"
 	"syscall"
 	"unsafe"
 
@@ -34,19 +33,32 @@ type pollState struct {
 	rc syscall.RawConn
 }
 
-// readers lends read buffers to read tasks only while a connection is being
-// read, so an idle connection holds none.
-var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
-
-func (c *conn) acquireReader() *bufio.Reader {
-	br := readers.Get().(*bufio.Reader)
-	br.Reset(c.nc)
-	return br
-}
-
-func (c *conn) releaseReader(br *bufio.Reader) {
-	br.Reset(nil)
-	readers.Put(br)
+// readNow reads what c's socket holds now into p, without waiting: it
+// returns errWouldBlock when the socket is empty and io.EOF at the end of
+// the stream. The read holds the descriptor (RawConn.Read), so a
+// concurrent Close cannot release its number meanwhile.
+func (c *conn) readNow(p []byte) (int, error) {
+	var n int
+	var errno error
+	err := c.poll.rc.Read(func(fd uintptr) bool {
+		for {
+			n, errno = unix.Read(int(fd), p)
+			if errno != unix.EINTR {
+				return true // done: never wait in the poller
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case errno == unix.EAGAIN:
+		return 0, errWouldBlock
+	case errno != nil:
+		return 0, fmt.Errorf("read: %w", errno)
+	case n == 0 && len(p) > 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 func newPoller(onError func(error)) (*poller, error) {
@@ -154,6 +166,17 @@ func (b *outBatch) keepFirst() {
 func (b *outBatch) reset() {
 	clear(b.iov)
 	b.iov, b.next = b.iov[:0], 0
+}
+
+// capacity is the number of entries the batch's array holds.
+func (b *outBatch) capacity() int { return cap(b.iov) }
+
+// shrink releases an empty batch's array when a slow episode grew it past
+// maxKeptQueue entries.
+func (b *outBatch) shrink() {
+	if b.empty() && cap(b.iov) > maxKeptQueue {
+		b.iov, b.next = nil, 0
+	}
 }
 
 // write writes the batch to c's socket without waiting: it returns nil

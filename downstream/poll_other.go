@@ -25,9 +25,20 @@ type pollState struct {
 	stopOnce *sync.Once
 }
 
-func (c *conn) acquireReader() *bufio.Reader { return c.poll.br }
-
-func (c *conn) releaseReader(*bufio.Reader) {}
+// readNow reads what the connection's buffer holds; when it is empty, it
+// waits at most a millisecond for the socket (the portable poller has no
+// non-blocking read). It returns errWouldBlock when nothing came.
+func (c *conn) readNow(p []byte) (int, error) {
+	if c.poll.br.Buffered() == 0 {
+		c.nc.SetReadDeadline(time.Now().Add(time.Millisecond))
+		defer c.nc.SetReadDeadline(time.Time{})
+	}
+	n, err := c.poll.br.Read(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, errWouldBlock
+	}
+	return n, err
+}
 
 func newPoller(func(error)) (*poller, error) { return &poller{}, nil }
 
@@ -92,6 +103,17 @@ func (b *outBatch) keepFirst() { b.out = b.out[:1] }
 func (b *outBatch) reset() {
 	clear(b.bufs)
 	b.bufs, b.out = b.bufs[:0], nil
+}
+
+// capacity is the number of entries the batch's array holds.
+func (b *outBatch) capacity() int { return cap(b.bufs) }
+
+// shrink releases an empty batch's array when a slow episode grew it past
+// maxKeptQueue entries.
+func (b *outBatch) shrink() {
+	if b.empty() && cap(b.bufs) > maxKeptQueue {
+		b.bufs = nil
+	}
 }
 
 // write writes the batch to c, waiting at most writeSlice for its socket

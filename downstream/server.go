@@ -182,6 +182,9 @@ type Server struct {
 	// topics maps stream keys to their local subscribers.
 	topics registry
 
+	// partials holds the connections with an incomplete read.
+	partials partialSet
+
 	// pmu guards pending: the connections with stream frames queued by
 	// Receive since the hub's last Flush, each once (conn.writing). burst
 	// counts the frames queued since then.
@@ -230,6 +233,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.pool.run(poolCtx, s.cfg.Workers) })
 	wg.Go(func() { s.keepalive(poolCtx) })
+	wg.Go(func() { s.expireReads(poolCtx) })
 	s.running.Store(true)
 
 	<-ctx.Done()

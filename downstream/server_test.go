@@ -83,7 +83,10 @@ type testEnv struct {
 func startServer(t *testing.T, cfg Config) *testEnv {
 	t.Helper()
 	env := &testEnv{hub: hub.NewMemory(), src: newFakeSource()}
-	cfg.Hub, cfg.Source = env.hub, env.src
+	cfg.Hub = env.hub
+	if cfg.Source == nil {
+		cfg.Source = env.src
+	}
 	if cfg.MaxCommandsPerSecond == 0 {
 		cfg.MaxCommandsPerSecond = 1000 // these tests send many commands quickly
 	}

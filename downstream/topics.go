@@ -359,9 +359,9 @@ func (s *Server) failStream(key, reason string) {
 		delete(c.streams, key)
 		c.smu.Unlock()
 		if c.native {
-			c.enqueueControl(native)
+			c.enqueueReply(native)
 		} else {
-			c.enqueueControl(dialect)
+			c.enqueueReply(dialect)
 		}
 	}
 }
