@@ -115,7 +115,7 @@ func (c *conn) info() ClientInfo {
 	}
 	return ClientInfo{
 		ID:             c.id,
-		Remote:         c.nc.RemoteAddr().String(),
+		Remote:         c.remoteString(),
 		Origin:         c.origin,
 		Protocol:       proto,
 		Streams:        streams,

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -48,10 +49,13 @@ type protocol interface {
 // runs; what a client sent of an unfinished frame is kept (in rs) only
 // until the frame is whole.
 type conn struct {
-	srv       *Server
-	id        uint64
-	nc        net.Conn
-	origin    string
+	srv    *Server
+	id     uint64
+	nc     net.Conn
+	origin string
+	// remote is the client's address when a trusted proxy forwarded it
+	// (Config.TrustedProxies); empty when the client is the TCP peer.
+	remote    string
 	connected int64 // unix nanos of the upgrade
 	proto     protocol
 	native    bool        // speaks the native protocol (else the Binance dialect)
@@ -90,8 +94,8 @@ type conn struct {
 	flushTask func()   // c.flush, made once; see flushTaskLocked
 
 	// Only the flush task (one at a time, see writing) touches these.
-	out     outBatch  // the batch being written
-	stalled time.Time // when writes stopped making progress; zero if they do
+	out     outBatch // the batch being written
+	stalled int64    // unix nanos when writes stopped making progress; 0 while they do
 
 	// smu guards streams.
 	smu     sync.Mutex
@@ -500,26 +504,35 @@ func (c *conn) roomLocked(n int) bool {
 	return c.queued+n <= limit
 }
 
-// replyThenSubscribe queues a subscribe command's reply and joins its
-// streams as one step: holding the queue lock across both keeps the reply
+// subscribeThenReply joins a subscribe command's streams and queues its
+// reply as one step: holding the queue lock across both keeps the reply
 // from being written before the streams are joined (a client that reads the
 // reply gets every message published after it) and keeps every message of
-// the streams behind the reply. Lock order: c.mu, then c.smu, then the
-// registry's. Like enqueueReply, it closes a client whose queue is full.
-func (c *conn) replyThenSubscribe(reply []byte, keys []string) {
+// the streams behind the reply. When the node refuses the streams (see
+// Server.subscribe), the reply is refused(err) instead. Lock order: c.mu,
+// then c.smu, then the registry's. Like enqueueReply, it closes a client
+// whose queue is full. It reports whether the streams were joined.
+func (c *conn) subscribeThenReply(reply []byte, keys []string, refused func(*nativeError) []byte) bool {
 	c.mu.Lock()
 	if reply == nil || c.state.Load() != stateOpen {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	if !c.roomLocked(len(reply)) {
 		c.mu.Unlock()
 		c.closeWith(StatusSlowConsumer, "slow consumer")
-		return
+		return false
+	}
+	if e := c.srv.subscribe(c, keys); e != nil {
+		c.mu.Unlock()
+		if f := refused(e); f != nil {
+			c.enqueueReply(f)
+		}
+		return false
 	}
 	c.enqueueLocked(reply, replyTag, true)
-	c.srv.subscribe(c, keys)
 	c.mu.Unlock()
+	return true
 }
 
 // enqueueLocked appends frame to the queue and makes sure a flush will
@@ -580,7 +593,7 @@ func (c *conn) flush() {
 			c.mu.Lock()
 			if len(c.queue) == 0 {
 				// The next flush may start as soon as writing is false.
-				c.stalled = time.Time{}
+				c.stalled = 0
 				c.writing = false
 				// A slow episode leaves large arrays behind: let them go.
 				if cap(c.queue) > maxKeptQueue {
@@ -616,15 +629,15 @@ func (c *conn) flush() {
 
 		n, err := c.out.write(c)
 		if err == nil {
-			c.stalled = time.Time{}
+			c.stalled = 0
 			continue
 		}
 		if errors.Is(err, errWouldBlock) {
-			now := time.Now()
-			if n > 0 || c.stalled.IsZero() {
+			now := time.Now().UnixNano()
+			if n > 0 || c.stalled == 0 {
 				c.stalled = now
 			}
-			if now.Sub(c.stalled) < c.srv.cfg.WriteTimeout {
+			if time.Duration(now-c.stalled) < c.srv.cfg.WriteTimeout {
 				time.AfterFunc(writeRetry, c.retryFlush)
 				return
 			}
@@ -793,4 +806,22 @@ func (c *conn) subscribed() []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// clientAddr returns the client's address: the one a trusted proxy
+// forwarded, else the TCP peer's.
+func (c *conn) clientAddr() netip.Addr {
+	if c.remote != "" {
+		return parseAddr(c.remote)
+	}
+	return parseAddr(c.nc.RemoteAddr().String())
+}
+
+// remoteString is the client's address as the control API and logs show
+// it: the forwarded address, or the TCP peer's address and port.
+func (c *conn) remoteString() string {
+	if c.remote != "" {
+		return c.remote
+	}
+	return c.nc.RemoteAddr().String()
 }

@@ -91,7 +91,10 @@ func handleDialect(c *conn, p []byte) (cmdOp, bool) {
 			}
 			return op, false
 		}
-		c.replyThenSubscribe(dialectResultFrame(id, []byte("null")), keys)
+		ok := c.subscribeThenReply(dialectResultFrame(id, []byte("null")), keys, func(e *nativeError) []byte {
+			return dialectErrorFrame(id, 4, e.Msg)
+		})
+		return op, ok
 	case "LIST_SUBSCRIPTIONS":
 		keys := c.subscribed()
 		slices.Sort(keys)
@@ -178,13 +181,17 @@ func dialectResultFrame(id json.RawMessage, result []byte) []byte {
 // replyDialectError sends {"error":{"code":C,"msg":"…"},"id":<id>}, without
 // "id" when the request had none that could be read.
 func replyDialectError(c *conn, id json.RawMessage, code int, msg string) {
+	c.enqueueReply(dialectErrorFrame(id, code, msg))
+}
+
+// dialectErrorFrame frames the error reply replyDialectError sends.
+func dialectErrorFrame(id json.RawMessage, code int, msg string) []byte {
 	m, _ := marshalReply(msg)
 	b := fmt.Appendf(nil, `{"error":{"code":%d,"msg":%s}`, code, m)
 	if id != nil {
 		b = append(append(b, `,"id":`...), idOrNull(id)...)
 	}
-	b = append(b, '}')
-	c.enqueueReply(textFrame(b))
+	return textFrame(append(b, '}'))
 }
 
 // streamFailedDialect frames the Binance-shaped notice that a subscribed

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 
 	"github.com/gobwas/ws"
@@ -19,7 +20,9 @@ func commandConn(t testing.TB, native bool) *conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &conn{srv: srv, native: native}
+	nc, peer := net.Pipe()
+	t.Cleanup(func() { nc.Close(); peer.Close() })
+	c := &conn{srv: srv, native: native, nc: nc}
 	c.writing = true
 	return c
 }

@@ -100,6 +100,7 @@ type metrics struct {
 	messages       atomic.Int64 // hub messages fanned out
 	superseded     atomic.Int64 // hub messages dropped by topic.admit
 	internalErrors atomic.Int64
+	refusedStreams atomic.Int64            // subscribe commands refused by a node or address stream limit, or by the hub
 	framesOut      atomic.Int64            // stream frames queued on clients
 	bytesOut       atomic.Int64            // their bytes
 	commands       [numOps][2]atomic.Int64 // [op][0 ok, 1 error]
@@ -216,8 +217,13 @@ type Stats struct {
 	// Commands counts client commands by op (see commandOps: the native
 	// ops, the dialect's methods, "other").
 	Commands map[string]CommandCount `json:"commands"`
-	// InternalErrors counts what should not happen: a full worker queue.
+	// InternalErrors counts what should not happen: a full worker queue,
+	// a panic.
 	InternalErrors int64 `json:"internal_errors"`
+	// StreamsRefused counts subscribe commands refused because they would
+	// take the node's or a client address's distinct streams past their
+	// limit, or because the hub refused a new stream.
+	StreamsRefused int64 `json:"streams_refused"`
 	// FanOutLatency is the time from each message's exchange event time
 	// (hub.Message.EventTime, when known) to its fan-out here, once per
 	// message: exchange clock against ours, so it includes their skew.
@@ -248,6 +254,7 @@ func (s *Server) Stats() Stats {
 		BytesOut:       s.metrics.bytesOut.Load(),
 		Commands:       make(map[string]CommandCount, numOps),
 		InternalErrors: s.metrics.internalErrors.Load(),
+		StreamsRefused: s.metrics.refusedStreams.Load(),
 		FanOutLatency:  s.metrics.latency.Snapshot(),
 	}
 	for op, name := range commandOps {

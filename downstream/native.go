@@ -15,7 +15,8 @@ const (
 	CodeUnknownOp      = "unknown_op"       // op is not subscribe, unsubscribe, list or ping
 	CodeInvalidStream  = "invalid_stream"   // a stream key is malformed or unknown
 	CodeTooManyStreams = "too_many_streams" // the connection would exceed its stream limit
-	CodeUpstreamError  = "upstream_error"   // the exchange refused or dropped a subscribed stream
+	CodeUpstreamError  = "upstream_error"   // the exchange refused or dropped a subscribed stream, or the node cannot carry it
+	CodeStreamLimit    = "stream_limit"     // the node, or the client's address, holds as many distinct streams as allowed
 )
 
 // maxIDLen bounds the id a client may tag a command with; it is echoed back.
@@ -76,7 +77,9 @@ func handleNative(c *conn, p []byte) (cmdOp, bool) {
 			return op, false
 		}
 		streams := dedupe(cmd.Streams)
-		c.replyThenSubscribe(nativeReplyFrame(c, cmd.ID, streamsResult{streams}, nil), streams)
+		ok := c.subscribeThenReply(nativeReplyFrame(c, cmd.ID, streamsResult{streams}, nil), streams,
+			func(e *nativeError) []byte { return nativeReplyFrame(c, cmd.ID, nil, e) })
+		return op, ok
 	case "unsubscribe":
 		if len(cmd.Streams) == 0 {
 			replyNative(c, cmd.ID, nil, &nativeError{Code: CodeBadRequest, Msg: "streams must be a non-empty list"})

@@ -2,6 +2,7 @@ package downstream
 
 import (
 	"context"
+	"runtime/debug"
 	"sync"
 )
 
@@ -15,10 +16,15 @@ import (
 // conn state) queued at any time.
 type pool struct {
 	tasks chan func()
+	// onPanic is told of a task that panicked, with the panic's value and
+	// stack; the worker goes on with the next task. Connection tasks
+	// recover their own panics first (conn.recoverTask), to release their
+	// connection.
+	onPanic func(v any, stack []byte)
 }
 
-func newPool(queue int) *pool {
-	return &pool{tasks: make(chan func(), queue)}
+func newPool(queue int, onPanic func(v any, stack []byte)) *pool {
+	return &pool{tasks: make(chan func(), queue), onPanic: onPanic}
 }
 
 // submit queues fn without blocking. It reports false when the queue is full,
@@ -43,10 +49,20 @@ func (p *pool) run(ctx context.Context, workers int) {
 				case <-ctx.Done():
 					return
 				case fn := <-p.tasks:
-					fn()
+					p.runTask(fn)
 				}
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// runTask runs fn, recovering a panic so that the worker survives it.
+func (p *pool) runTask(fn func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.onPanic(v, debug.Stack())
+		}
+	}()
+	fn()
 }

@@ -7,8 +7,8 @@ import (
 	"fmt"
 
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"slices"
 	"strings"
@@ -25,6 +25,10 @@ import (
 // overflowed on a stream where dropping messages would corrupt what it
 // builds (RFC 6455 §7.4.2 leaves 4000-4999 to applications).
 const StatusSlowConsumer ws.StatusCode = 4008
+
+// statusTryAgainLater (1013, IANA's WebSocket close code registry) closes
+// a dialect connection whose URL streams the node's stream limits refuse.
+const statusTryAgainLater ws.StatusCode = 1013
 
 // Source validates stream keys and carries the streams that local clients
 // want. In a single node it is the upstream router; in a cluster it is the
@@ -49,7 +53,10 @@ type Config struct {
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 	// MaxConns is the number of browser connections this node holds at
-	// most; beyond it a handshake gets HTTP 503. Default 10000.
+	// most; beyond it a handshake gets HTTP 503. Each costs a descriptor,
+	// and [DescriptorReserve] of the process's limit are kept for
+	// everything else: New refuses a MaxConns above the rest. Default
+	// 10000, or the rest when that is lower.
 	MaxConns int
 	// MaxStreamsPerConn bounds the streams one connection may subscribe.
 	// Default 1024, Binance's own limit.
@@ -86,6 +93,21 @@ type Config struct {
 	// it a handshake gets HTTP 429. Behind a proxy every client shares the
 	// proxy's address, so raise it there. Default 1000.
 	MaxConnsPerIP int
+	// TrustedProxies lists the proxies (load balancers) whose forwarded
+	// client address is believed: from a peer in one of these prefixes,
+	// the client's address is the rightmost X-Forwarded-For entry that is
+	// not a trusted proxy, else X-Real-IP. Per-address limits, the logs
+	// and the clients list use it. Empty: the TCP peer is the client.
+	TrustedProxies []netip.Prefix
+	// MaxStreamsPerIP bounds the distinct streams the connections from one
+	// client address (an IPv6 client: its /64) hold together; beyond it a
+	// subscribe gets a stream_limit error. Default 2048.
+	MaxStreamsPerIP int
+	// MaxStreams bounds the distinct streams this node's clients hold
+	// together, so that anonymous clients cannot fill the exchanges'
+	// capacity; beyond it a subscribe gets a stream_limit error. Default
+	// 8192.
+	MaxStreams int
 	// MaxCommandsPerSecond bounds the messages (commands and pings) a
 	// client may send in one second; beyond it the connection is closed
 	// with 1008. Default 10.
@@ -103,7 +125,15 @@ type Config struct {
 	DisableCompression bool
 }
 
-func (c *Config) setDefaults() error {
+// DescriptorReserve is how many of the process's descriptors browser
+// connections leave to the rest of the node: upstream connections and
+// their reconnects, Redis, listeners, the HTTP connections of handshakes
+// and of the control API.
+const DescriptorReserve = 256
+
+// setDefaults fills in zero fields and checks the rest; fdLimit is the
+// process's descriptor limit, 0 if unknown.
+func (c *Config) setDefaults(fdLimit uint64) error {
 	if c.Hub == nil {
 		return errors.New("downstream: config: Hub is required")
 	}
@@ -118,11 +148,28 @@ func (c *Config) setDefaults() error {
 			*v = d
 		}
 	}
-	def(&c.MaxConns, 10000)
+	room := 0 // descriptors browsers may take; 0 if unknown
+	if fdLimit > 0 {
+		room = int(min(fdLimit, 1<<30)) - DescriptorReserve
+		if room < 1 {
+			return fmt.Errorf("downstream: the descriptor limit %d leaves no room for browser connections (%d are kept for the rest of the node); raise it (ulimit -n)", fdLimit, DescriptorReserve)
+		}
+	}
+	switch {
+	case c.MaxConns == 0 && room > 0:
+		c.MaxConns = min(10000, room)
+	case c.MaxConns == 0:
+		c.MaxConns = 10000
+	case room > 0 && c.MaxConns > room:
+		return fmt.Errorf("downstream: MaxConns (--max-conns) %d is above what the descriptor limit %d allows (%d, with %d kept for upstream, Redis and listeners); lower it or raise the hard limit (ulimit -Hn)",
+			c.MaxConns, fdLimit, room, DescriptorReserve)
+	}
 	def(&c.MaxStreamsPerConn, 1024)
 	def(&c.WriteQueueBytes, 1<<20)
 	def(&c.Workers, max(32, 16*runtime.GOMAXPROCS(0)))
 	def(&c.MaxConnsPerIP, 1000)
+	def(&c.MaxStreamsPerIP, 2048)
+	def(&c.MaxStreams, 8192)
 	def(&c.MaxCommandsPerSecond, 10)
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = 4096
@@ -147,7 +194,7 @@ func (c *Config) setDefaults() error {
 	if c.PingInterval < 0 || c.PongTimeout < 0 || c.MaxConnsPerIP < 0 || c.MaxCommandsPerSecond < 0 {
 		return errors.New("downstream: config: keepalive and rate limits must not be negative")
 	}
-	if c.MaxConns < 0 || c.MaxStreamsPerConn < 0 || c.WriteQueueBytes < 0 || c.Workers < 0 {
+	if c.MaxConns < 0 || c.MaxStreamsPerConn < 0 || c.WriteQueueBytes < 0 || c.Workers < 0 || c.MaxStreamsPerIP < 0 || c.MaxStreams < 0 {
 		return errors.New("downstream: config: limits must not be negative")
 	}
 	return nil
@@ -199,29 +246,34 @@ var _ hub.Receiver = (*Server)(nil)
 
 // New returns a Server configured by cfg. It starts nothing; call Run.
 func New(cfg Config) (*Server, error) {
-	if err := cfg.setDefaults(); err != nil {
+	// Raised here, not in Run, so that MaxConns is checked against the
+	// limit the server will have.
+	fdLimit, limitErr := raiseFileLimit()
+	if err := cfg.setDefaults(fdLimit); err != nil {
 		return nil, err
 	}
-	return &Server{
+	if limitErr != nil {
+		cfg.Logger.Warn("cannot raise the descriptor limit", "err", limitErr)
+	}
+	s := &Server{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "downstream"),
 		metrics: newMetrics(),
 		perIP:   make(map[string]int),
 		topics:  registry{topics: make(map[string]*topic)},
-		// Each connection has at most one read, one flush and one close
-		// task queued; see pool.
-		pool: newPool(3*cfg.MaxConns + 64),
-	}, nil
+	}
+	// Each connection has at most one read, one flush and one close task
+	// queued; see pool.
+	s.pool = newPool(3*cfg.MaxConns+64, func(v any, stack []byte) {
+		s.metrics.internalErrors.Add(1)
+		s.log.Error("panic in a worker task", "panic", v, "stack", string(stack))
+	})
+	return s, nil
 }
 
 // Run serves connections until ctx ends, then closes every connection with
 // 1001 (going away), waits up to CloseGrace for them, and returns nil.
 func (s *Server) Run(ctx context.Context) error {
-	if limit, err := raiseFileLimit(); err != nil {
-		s.log.Warn("cannot raise descriptor limit", "err", err)
-	} else if limit > 0 && uint64(s.cfg.MaxConns) > limit {
-		s.log.Warn("MaxConns exceeds the descriptor limit", "max_conns", s.cfg.MaxConns, "limit", limit)
-	}
 	p, err := newPoller(func(err error) { s.log.Error("epoll wait", "err", err) })
 	if err != nil {
 		return fmt.Errorf("downstream: %w", err)
@@ -289,12 +341,8 @@ func (s *Server) ConnCount() int {
 // ServeHTTP upgrades WebSocket handshakes on /ws, /binance/ws[/…] and
 // /binance/stream, and answers anything else with 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	proto, native, combined, initial, err := s.route(r)
-	if err != nil {
-		s.metrics.rejected("bad_request")
-		httpError(w, err.status, err.msg)
-		return
-	}
+	// The cheap refusals come first, so that a refused client costs no
+	// validation of the streams in its URL.
 	if !s.running.Load() {
 		s.metrics.rejected("not_running")
 		httpError(w, http.StatusServiceUnavailable, "server not running")
@@ -310,7 +358,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusForbidden, "origin not allowed")
 		return
 	}
-	ip := remoteIP(r.RemoteAddr)
+	addr := clientAddr(r, s.cfg.TrustedProxies)
+	ip := ipKey(addr)
 	switch s.reserveSlot(ip) {
 	case "max_conns":
 		s.metrics.rejected("max_conns")
@@ -320,6 +369,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.metrics.rejected("per_ip")
 		httpError(w, http.StatusTooManyRequests, "too many connections from this address")
 		return
+	}
+	proto, native, combined, initial, err := s.route(r)
+	if err != nil {
+		s.releaseSlot(ip)
+		s.metrics.rejected("bad_request")
+		httpError(w, err.status, err.msg)
+		return
+	}
+	remote := ""
+	if addr != parseAddr(r.RemoteAddr) {
+		remote = addr.String()
 	}
 	deflate := s.deflateOffer() // per handshake; nil when compression is disabled
 	nc, rw, _, uerr := ws.HTTPUpgrader{Timeout: s.cfg.WriteTimeout, Negotiate: negotiator(deflate)}.Upgrade(r, w)
@@ -345,6 +405,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id:        s.nextID.Add(1),
 		nc:        nc,
 		origin:    r.Header.Get("Origin"),
+		remote:    remote,
 		connected: now,
 		proto:     proto,
 		native:    native,
@@ -376,8 +437,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(initial) > 0 {
-		// URL streams were validated in route; they cannot fail here.
-		s.subscribe(c, initial)
+		// URL streams were validated in route; only the node's stream
+		// limits can refuse them now.
+		if e := s.subscribe(c, initial); e != nil {
+			c.closeWith(statusTryAgainLater, e.Msg)
+		}
 	}
 }
 
@@ -413,21 +477,13 @@ func (s *Server) releaseIPLocked(ip string) {
 
 // forget drops a finished connection from the server.
 func (s *Server) forget(c *conn) {
-	ip := remoteIP(c.nc.RemoteAddr().String())
+	ip := ipKey(c.clientAddr())
 	s.mu.Lock()
 	if s.conns.remove(c) {
 		s.nconns--
 		s.releaseIPLocked(ip)
 	}
 	s.mu.Unlock()
-}
-
-// remoteIP returns the host part of a request's remote address.
-func remoteIP(addr string) string {
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
-	}
-	return addr
 }
 
 func (s *Server) originAllowed(origin string) bool {

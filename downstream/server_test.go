@@ -83,7 +83,9 @@ type testEnv struct {
 func startServer(t *testing.T, cfg Config) *testEnv {
 	t.Helper()
 	env := &testEnv{hub: hub.NewMemory(), src: newFakeSource()}
-	cfg.Hub = env.hub
+	if cfg.Hub == nil {
+		cfg.Hub = env.hub
+	}
 	if cfg.Source == nil {
 		cfg.Source = env.src
 	}

@@ -2,6 +2,7 @@ package downstream
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -136,10 +137,15 @@ func newTopic(key string) *topic {
 // local subscribers, and exactly then the server is subscribed to it in the
 // hub and wants it from the source.
 type registry struct {
-	// mu guards topics and every topic's subs writes. Hub and source calls
-	// made under it must not block (both interfaces promise that).
+	// mu guards topics, byIP and every topic's subs writes. Hub and source
+	// calls made under it must not block (both interfaces promise that).
 	mu     sync.RWMutex
 	topics map[string]*topic
+	// byIP counts, per client address (ipKey), the connections from it
+	// subscribed to each stream: its distinct streams are its keys, which
+	// Config.MaxStreamsPerIP bounds. An address without streams has no
+	// entry, so the map is bounded by the connections held.
+	byIP map[string]map[string]int32
 }
 
 // Receive fans one hub message out to this node's subscribers of its stream.
@@ -367,51 +373,94 @@ func (s *Server) failStream(key, reason string) {
 }
 
 // subscribe adds c to the topics of keys it is not yet subscribed to. Keys
-// must be validated and within c's stream limit.
-func (s *Server) subscribe(c *conn, keys []string) {
+// must be validated and within c's stream limit. It refuses the whole
+// command, changing nothing, when it would take this node's distinct
+// streams past MaxStreams or those of c's address past MaxStreamsPerIP, or
+// when the hub refuses a new stream: a client is never told it subscribed
+// to a stream that will bring no data.
+func (s *Server) subscribe(c *conn, keys []string) *nativeError {
 	c.smu.Lock()
-	if c.streams == nil {
-		c.streams = make(map[string]struct{}, len(keys))
-	}
+	defer c.smu.Unlock()
 	var added []string
 	for _, k := range keys {
-		if _, ok := c.streams[k]; !ok {
-			c.streams[k] = struct{}{}
+		if _, ok := c.streams[k]; !ok && !slices.Contains(added, k) {
 			added = append(added, k)
 		}
 	}
-	c.smu.Unlock()
 	if len(added) == 0 {
-		return
+		return nil
 	}
+	ip := ipKey(c.clientAddr())
 
 	r := &s.topics
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c.state.Load() != stateOpen {
 		// Closed meanwhile; unsubscribeAll may already have run.
-		return
+		return nil
 	}
-	var wanted []string
+	var fresh, freshForIP []string
+	used := r.byIP[ip]
 	for _, k := range added {
+		if r.topics[k] == nil {
+			fresh = append(fresh, k)
+		}
+		if used[k] == 0 {
+			freshForIP = append(freshForIP, k)
+		}
+	}
+	switch {
+	case len(r.topics)+len(fresh) > s.cfg.MaxStreams:
+		s.metrics.refusedStreams.Add(1)
+		return &nativeError{Code: CodeStreamLimit, Streams: clipList(fresh),
+			Msg: fmt.Sprintf("this node carries at most %d distinct streams; try again later", s.cfg.MaxStreams)}
+	case len(used)+len(freshForIP) > s.cfg.MaxStreamsPerIP:
+		s.metrics.refusedStreams.Add(1)
+		return &nativeError{Code: CodeStreamLimit, Streams: clipList(freshForIP),
+			Msg: fmt.Sprintf("the connections from one address may hold at most %d distinct streams", s.cfg.MaxStreamsPerIP)}
+	}
+	for i, k := range fresh {
+		if err := s.cfg.Hub.Subscribe(s.ctx, k, s); err != nil {
+			s.log.Error("hub subscribe", "stream", k, "err", err)
+			for _, done := range fresh[:i] {
+				if err := s.cfg.Hub.Unsubscribe(s.ctx, done, s); err != nil {
+					s.log.Error("hub unsubscribe", "stream", done, "err", err)
+				}
+			}
+			s.metrics.refusedStreams.Add(1)
+			return &nativeError{Code: CodeUpstreamError, Streams: []string{k},
+				Msg: "this node cannot carry the stream now; try again later"}
+		}
+	}
+	if c.streams == nil {
+		c.streams = make(map[string]struct{}, len(added))
+	}
+	if used == nil {
+		if r.byIP == nil {
+			r.byIP = make(map[string]map[string]int32)
+		}
+		used = make(map[string]int32, len(added))
+		r.byIP[ip] = used
+	}
+	for _, k := range added {
+		c.streams[k] = struct{}{}
+		used[k]++
 		t := r.topics[k]
 		if t == nil {
 			t = newTopic(k)
 			r.topics[k] = t
-			if err := s.cfg.Hub.Subscribe(s.ctx, k, s); err != nil {
-				s.log.Error("hub subscribe", "stream", k, "err", err)
-			}
-			wanted = append(wanted, k)
 		}
 		subs := *t.subs.Load()
-		if !slices.Contains(subs, c) {
-			t.subs.Store(new(append(slices.Clip(subs), c)))
-		}
+		t.subs.Store(new(append(slices.Clip(subs), c)))
 	}
-	if len(wanted) > 0 {
-		s.cfg.Source.Want(wanted)
+	if len(fresh) > 0 {
+		s.cfg.Source.Want(fresh)
 	}
+	return nil
 }
+
+// clipList returns at most maxNamedStreams of keys, for an error reply.
+func clipList(keys []string) []string { return keys[:min(len(keys), maxNamedStreams)] }
 
 // unsubscribe removes c from the topics of keys; a topic left without
 // subscribers is dropped from the hub and the source.
@@ -444,9 +493,20 @@ func (s *Server) leave(c *conn, keys []string) {
 	if len(keys) == 0 {
 		return
 	}
+	ip := ipKey(c.clientAddr())
 	r := &s.topics
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if used := r.byIP[ip]; used != nil {
+		for _, k := range keys {
+			if used[k]--; used[k] <= 0 {
+				delete(used, k)
+			}
+		}
+		if len(used) == 0 {
+			delete(r.byIP, ip)
+		}
+	}
 	var unwanted []string
 	for _, k := range keys {
 		t := r.topics[k]

@@ -46,7 +46,10 @@
 //	marketgate_messages_fanned_out_total            counter  hub messages fanned out to this node's subscribers
 //	marketgate_messages_superseded_total            counter  hub messages skipped: another publisher of the stream
 //	                                                         delivered the event already, or took over
-//	marketgate_internal_errors_total                counter  what should not happen (a full worker queue)
+//	marketgate_internal_errors_total                counter  what should not happen (a full worker queue, a
+//	                                                         recovered panic)
+//	marketgate_streams_refused_total                counter  subscribes refused at the node's or an address's
+//	                                                         distinct-stream limit, or by the hub
 //	marketgate_streams_current                      gauge    streams with subscribers on this node
 //	marketgate_end_to_end_latency_seconds           histogram exchange event time ("E") to fan-out on this node, once
 //	                                                         per message: it ends when the frames are queued, before

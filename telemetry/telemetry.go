@@ -72,7 +72,7 @@ type collector struct {
 	commands                                                *prometheus.Desc
 	framesOut, bytesOut                                     *prometheus.Desc
 	queueDrops, slowCloses                                  *prometheus.Desc
-	fannedOut, superseded, internalErrors                   *prometheus.Desc
+	fannedOut, superseded, internalErrors, streamsRefused   *prometheus.Desc
 	streamsCurrent, latency                                 *prometheus.Desc
 
 	messagesIn, bytesIn                    *prometheus.Desc
@@ -105,7 +105,8 @@ func NewCollector(src Sources) prometheus.Collector {
 		slowCloses:     d("slow_consumer_closes_total", "Browser connections closed because their write queue overflowed on a stream that cannot be conflated (close code 4008); also counted in connections_closed_total{reason=\"slow_consumer\"}."),
 		fannedOut:      d("messages_fanned_out_total", "Hub messages fanned out to this node's subscribers."),
 		superseded:     d("messages_superseded_total", "Hub messages not fanned out because another publisher of their stream had delivered their event already or took over."),
-		internalErrors: d("internal_errors_total", "Events that should not happen, such as a full worker queue."),
+		internalErrors: d("internal_errors_total", "Events that should not happen, such as a full worker queue or a recovered panic."),
+		streamsRefused: d("streams_refused_total", "Subscribe commands refused because the node's or the client address's distinct streams were at their limit, or the hub refused a new stream."),
 		streamsCurrent: d("streams_current", "Streams with subscribers on this node."),
 		latency: d("end_to_end_latency_seconds", "Time from the exchange's event time (its E field) to the fan-out of the message to this node's subscribers, once per message: "+
 			"it ends when the frames are queued, before they are written, and compares the exchange's clock with ours. Events without an event time are not observed."),
@@ -140,7 +141,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.connsCurrent, c.connsAccepted, c.connsRejected, c.connsClosed, c.commands,
 		c.framesOut, c.bytesOut, c.queueDrops, c.slowCloses, c.fannedOut, c.superseded,
-		c.internalErrors, c.streamsCurrent, c.latency,
+		c.internalErrors, c.streamsRefused, c.streamsCurrent, c.latency,
 		c.messagesIn, c.bytesIn, c.upUp, c.upState, c.upConns, c.upStreams, c.upFailed,
 		c.upReconnects, c.upRotations, c.upOverflows, c.upRejected, c.upRequestTime,
 		c.hubPublished, c.hubPublishErrors, c.hubReceived, c.hubDecodeErrors, c.hubSubscribeErrors,
@@ -202,6 +203,7 @@ func (c *collector) collectDownstream(ch chan<- prometheus.Metric, st downstream
 	counter(ch, c.fannedOut, st.Messages)
 	counter(ch, c.superseded, st.Superseded)
 	counter(ch, c.internalErrors, st.InternalErrors)
+	counter(ch, c.streamsRefused, st.StreamsRefused)
 	gauge(ch, c.streamsCurrent, st.Streams)
 	histogram(ch, c.latency, st.FanOutLatency)
 }

@@ -47,6 +47,7 @@ var (
 		"marketgate_messages_fanned_out_total",
 		"marketgate_messages_superseded_total",
 		"marketgate_internal_errors_total",
+		"marketgate_streams_refused_total",
 		"marketgate_streams_current",
 		"marketgate_end_to_end_latency_seconds",
 	}
