@@ -51,7 +51,7 @@ func envName(flagName string) string { return envflag.Name("MARKETGATE_", flagNa
 // the value and what is wrong, in one line.
 func parseConfig(args []string, getenv func(string) string, usage io.Writer) (config, error) {
 	var c config
-	var origins, level string
+	var origins, level, proxies string
 	host, _ := os.Hostname()
 	fs := flag.NewFlagSet("marketgate", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported in one line below; --help prints through fs.Usage
@@ -72,6 +72,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.IntVar(&c.browsers.MaxConns, "max-conns", 10000, "browser connections this node holds at most; beyond, handshakes get HTTP 503 (each costs one descriptor)")
 	fs.IntVar(&c.browsers.MaxConnsPerIP, "max-conns-per-ip", 1000, "browser connections per remote address; beyond, HTTP 429 (behind a proxy all clients share its address)")
 	fs.IntVar(&c.browsers.MaxStreamsPerConn, "max-streams-per-conn", 1024, "streams one browser connection may subscribe")
+	fs.IntVar(&c.browsers.MaxStreamsPerIP, "max-streams-per-ip", 2048, "distinct streams the browser connections from one address (IPv6: one /64) may hold together; beyond, error stream_limit")
+	fs.IntVar(&c.browsers.MaxStreams, "max-streams-per-node", 8192, "distinct streams this node's browsers may hold together, below the exchanges' capacity; beyond, error stream_limit")
+	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDR prefixes of load balancers whose X-Forwarded-For / X-Real-IP is the client's address (per-address limits, logs); empty: the TCP peer is the client")
 	fs.IntVar(&c.browsers.MaxCommandsPerSecond, "max-commands-per-second", 10, "messages (commands, pings) a browser may send per second; beyond, close 1008")
 	fs.IntVar(&c.browsers.WriteQueueBytes, "write-queue-bytes", 1<<20, "unsent bytes queued per browser connection; beyond, the slow-consumer policy applies")
 	fs.DurationVar(&c.browsers.PingInterval, "ping-interval", 30*time.Second, "ping a browser connection that has been silent this long")
@@ -160,11 +163,22 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	}
 	for name, n := range map[string]int{"max-conns": c.browsers.MaxConns, "max-conns-per-ip": c.browsers.MaxConnsPerIP,
 		"max-streams-per-conn": c.browsers.MaxStreamsPerConn, "max-commands-per-second": c.browsers.MaxCommandsPerSecond,
-		"write-queue-bytes": c.browsers.WriteQueueBytes} {
+		"write-queue-bytes": c.browsers.WriteQueueBytes, "max-streams-per-ip": c.browsers.MaxStreamsPerIP,
+		"max-streams-per-node": c.browsers.MaxStreams} {
 		if n <= 0 {
 			return c, fmt.Errorf("--%s: %d is not a positive number", name, n)
 		}
 	}
+	if !set["max-conns"] && getenv(envName("max-conns")) == "" {
+		// Not chosen: the server's default, which shrinks to fit the
+		// descriptor limit. A chosen value above it refuses to start.
+		c.browsers.MaxConns = 0
+	}
+	trusted, err := downstream.ParseTrustedProxies(proxies)
+	if err != nil {
+		return c, fmt.Errorf("--trusted-proxies: %q is not a comma-separated list of CIDR prefixes such as 10.0.0.0/8: %v", proxies, err)
+	}
+	c.browsers.TrustedProxies = trusted
 	for name, d := range map[string]time.Duration{"ping-interval": c.browsers.PingInterval, "pong-timeout": c.browsers.PongTimeout, "handshake-timeout": c.handshake, "drain-timeout": c.drainTimeout} {
 		if d <= 0 {
 			return c, fmt.Errorf("--%s: %v is not a positive duration", name, d)
@@ -269,7 +283,8 @@ var flagGroups = []struct {
 }{
 	{"Listeners and access", oneOf("listen", "admin-listen", "admin-token", "metrics-public", "allowed-origins", "handshake-timeout")},
 	{"Cluster", oneOf("redis", "redis-cluster", "node-id", "drain-timeout")},
-	{"Browsers", oneOf("max-conns", "max-conns-per-ip", "max-streams-per-conn", "max-commands-per-second", "write-queue-bytes", "ping-interval", "pong-timeout", "disable-compression")},
+	{"Browsers", oneOf("max-conns", "max-conns-per-ip", "max-streams-per-conn", "max-streams-per-ip", "max-streams-per-node", "trusted-proxies",
+		"max-commands-per-second", "write-queue-bytes", "ping-interval", "pong-timeout", "disable-compression")},
 	{"Binance USD-M futures", func(n string) bool { return strings.HasPrefix(n, "binance-futures-") }},
 	{"Binance spot", func(n string) bool { return strings.HasPrefix(n, "binance-") }},
 	{"Logging", oneOf("log-level", "log-format")},

@@ -13,8 +13,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -433,6 +435,20 @@ func TestConfig(t *testing.T) {
 			}
 			return nil
 		}},
+		{name: "max-conns not chosen", args: nil, check: func(c config) error {
+			if c.browsers.MaxConns != 0 {
+				return fmt.Errorf("MaxConns = %d; want 0, the server's default that fits the descriptor limit", c.browsers.MaxConns)
+			}
+			return nil
+		}},
+		{name: "stream limits and proxies", args: []string{"--max-streams-per-ip", "7", "--max-streams-per-node", "70", "--trusted-proxies", "10.0.0.0/8, 127.0.0.1"}, check: func(c config) error {
+			if c.browsers.MaxStreamsPerIP != 7 || c.browsers.MaxStreams != 70 || fmt.Sprint(c.browsers.TrustedProxies) != "[10.0.0.0/8 127.0.0.1/32]" {
+				return fmt.Errorf("browsers = %+v", c.browsers)
+			}
+			return nil
+		}},
+		{name: "bad trusted proxies", args: []string{"--trusted-proxies", "10.0.0.0/40"}, wantErr: "--trusted-proxies"},
+		{name: "bad stream limit", args: []string{"--max-streams-per-ip", "0"}, wantErr: "--max-streams-per-ip"},
 		{name: "bad browser limit", args: []string{"--max-commands-per-second", "0"}, wantErr: "--max-commands-per-second"},
 		{name: "zero streams", args: []string{"--binance-futures-max-streams", "0"}, wantErr: "--binance-futures-max-streams"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
@@ -489,6 +505,23 @@ func TestInvalidConfigExitCode(t *testing.T) {
 	}
 	if lines := strings.Count(strings.TrimSpace(stderr.String()), "\n"); lines != 0 || !strings.Contains(stderr.String(), "--listen") {
 		t.Fatalf("stderr = %q; want one line naming --listen", stderr.String())
+	}
+}
+
+// TestMaxConnsAboveDescriptorLimit is L7: a --max-conns the descriptor
+// limit cannot hold refuses to start, saying what to change.
+func TestMaxConnsAboveDescriptorLimit(t *testing.T) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Max > 1<<30 {
+		t.Skipf("no usable descriptor limit (%d, %v)", lim.Max, err)
+	}
+	var stderr strings.Builder
+	args := []string{"--demo", "--listen", freeAddr(t), "--admin-listen", freeAddr(t), "--max-conns", strconv.FormatUint(lim.Max, 10)}
+	if code := run(args, func(string) string { return "" }, &stderr); code == 0 {
+		t.Fatal("exit code 0; want a refusal")
+	}
+	if !strings.Contains(stderr.String(), "--max-conns") || !strings.Contains(stderr.String(), "descriptor limit") {
+		t.Fatalf("stderr = %q; want it to name --max-conns and the descriptor limit", stderr.String())
 	}
 }
 
