@@ -310,7 +310,8 @@ func (s *Server) drain(c echo.Context) error {
 // Run serves until ctx ends, then shuts down within 5 s.
 func (s *Server) Run(ctx context.Context) error {
 	if s.cfg.Token == "" {
-		s.cfg.Logger.Info("control listener answers loopback clients only (no --admin-token)", "addr", s.cfg.Listener.Addr().String())
+		s.cfg.Logger.Info("control listener answers loopback clients only (no --admin-token); requests that change something need the header "+RequestHeader+": 1",
+			"addr", s.cfg.Listener.Addr().String())
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.cfg.Listener) }()
