@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -41,11 +42,11 @@ func TestGuardEveryRoute(t *testing.T) {
 		{"loopback, no token set", "", loopback, "", 0},
 		{"ipv6 loopback, no token set", "", "[::1]:5000", "", 0},
 		{"remote, no token set", "", remote, "", http.StatusForbidden},
-		{"remote, no token set, a token sent", "", remote, "Bearer s3cret", http.StatusForbidden},
-		{"remote, token", "s3cret", remote, "Bearer s3cret", 0},
-		{"no token sent", "s3cret", loopback, "", http.StatusUnauthorized},
-		{"wrong token", "s3cret", loopback, "Bearer s3cre", http.StatusUnauthorized},
-		{"not bearer", "s3cret", loopback, "Basic s3cret", http.StatusUnauthorized},
+		{"remote, no token set, a token sent", "", remote, "Bearer s3cret-s3cret-s3cret", http.StatusForbidden},
+		{"remote, token", "s3cret-s3cret-s3cret", remote, "Bearer s3cret-s3cret-s3cret", 0},
+		{"no token sent", "s3cret-s3cret-s3cret", loopback, "", http.StatusUnauthorized},
+		{"wrong token", "s3cret-s3cret-s3cret", loopback, "Bearer WRONG-WRONG-WRONG", http.StatusUnauthorized},
+		{"not bearer", "s3cret-s3cret-s3cret", loopback, "Basic s3cret-s3cret-s3cret", http.StatusUnauthorized},
 	}
 	for _, a := range auths {
 		for _, r := range routes {
@@ -63,9 +64,9 @@ func TestGuardEveryRoute(t *testing.T) {
 		}
 	}
 	// An unknown path is guarded like the others: no probing for routes.
-	s := newServer(t, "s3cret", newFakeBackend(), nil)
+	s := newServer(t, "s3cret-s3cret-s3cret", newFakeBackend(), nil)
 	expectError(t, serve(s, http.MethodGet, "/api/v1/nope", remote, ""), http.StatusUnauthorized)
-	expectError(t, serve(s, http.MethodGet, "/api/v1/nope", remote, "Bearer s3cret"), http.StatusNotFound)
+	expectError(t, serve(s, http.MethodGet, "/api/v1/nope", remote, "Bearer s3cret-s3cret-s3cret"), http.StatusNotFound)
 }
 
 // expectError fails t unless rec is an error answer with status code in
@@ -374,12 +375,12 @@ func TestMetrics(t *testing.T) {
 	}{
 		{"guarded, loopback", false, "", loopback, http.MethodGet, "/metrics", 200},
 		{"guarded, remote", false, "", remote, http.MethodGet, "/metrics", 403},
-		{"guarded, token not sent", false, "s3cret", loopback, http.MethodGet, "/metrics", 401},
+		{"guarded, token not sent", false, "s3cret-s3cret-s3cret", loopback, http.MethodGet, "/metrics", 401},
 		{"public, remote", true, "", remote, http.MethodGet, "/metrics", 200},
-		{"public, token not sent", true, "s3cret", remote, http.MethodGet, "/metrics", 200},
+		{"public, token not sent", true, "s3cret-s3cret-s3cret", remote, http.MethodGet, "/metrics", 200},
 		{"public, POST stays guarded", true, "", remote, http.MethodPost, "/metrics", 403},
 		{"public, the API stays guarded", true, "", remote, http.MethodGet, "/api/v1/streams", 403},
-		{"public, drain stays guarded", true, "s3cret", remote, http.MethodPost, "/api/v1/drain", 401},
+		{"public, drain stays guarded", true, "s3cret-s3cret-s3cret", remote, http.MethodPost, "/api/v1/drain", 401},
 		{"public, pprof stays guarded", true, "", remote, http.MethodGet, "/debug/pprof/heap", 403},
 	}
 	for _, tc := range tests {
@@ -410,7 +411,7 @@ func TestPprof(t *testing.T) {
 	}{
 		{"/debug/pprof/", 200, "text/html", "goroutine"},
 		{"/debug/pprof", 301, "", ""},
-		{"/debug/pprof/cmdline", 200, "text/plain", "admin.test"},
+		{"/debug/pprof/cmdline", 200, "text/plain", "marketgate\x00--admin-token\x00***"}, // Config.Cmdline
 		{"/debug/pprof/symbol", 200, "text/plain", "num_symbols"},
 		{"/debug/pprof/heap?debug=1", 200, "text/plain", "heap profile"},
 		{"/debug/pprof/goroutine?debug=2", 200, "text/plain", "goroutine"},
@@ -420,8 +421,11 @@ func TestPprof(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.target, func(t *testing.T) {
-			s := newServer(t, "", nil, nil)
+			s := newServer(t, "", nil, func(c *Config) { c.Cmdline = []string{"marketgate", "--admin-token", "***"} })
 			rec := serve(s, http.MethodGet, tc.target, loopback, "")
+			if strings.Contains(rec.Body.String(), os.Args[0]) {
+				t.Errorf("body %.200q shows the test's own command line", rec.Body)
+			}
 			if rec.Code != tc.wantCode || !strings.HasPrefix(rec.Header().Get("Content-Type"), tc.wantCT) || !strings.Contains(rec.Body.String(), tc.wantBody) {
 				t.Errorf("status %d, Content-Type %q, body %.200q; want %d, %q, containing %q",
 					rec.Code, rec.Header().Get("Content-Type"), rec.Body, tc.wantCode, tc.wantCT, tc.wantBody)
@@ -438,7 +442,7 @@ func TestRunServesProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{Listener: ln, Token: "s3cret", Drain: func() {}, Backend: newFakeBackend()})
+	s, err := New(Config{Listener: ln, Token: "s3cret-s3cret-s3cret", Drain: func() {}, Backend: newFakeBackend()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +453,7 @@ func TestRunServesProfile(t *testing.T) {
 	get := func(path string) *http.Response {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+path, nil)
-		req.Header.Set("Authorization", "Bearer s3cret")
+		req.Header.Set("Authorization", "Bearer s3cret-s3cret-s3cret")
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -227,15 +227,26 @@ const (
 	remote   = "10.1.2.3:5000"
 )
 
-// serve answers one request through the server's handler, from remote
-// address from, with auth as its Authorization header (none when empty).
-func serve(s *Server, method, target, from, auth string) *httptest.ResponseRecorder {
+// listenHost is the Host the test requests name: the listener's own.
+const listenHost = "127.0.0.1:9090"
+
+// newRequest returns a request as a legitimate client sends it: from
+// remote address from, to listenHost, with the X-Marketgate-Admin
+// header, and auth as its Authorization header (none when empty).
+func newRequest(method, target, from, auth string) *http.Request {
 	req := httptest.NewRequest(method, target, nil)
-	req.RemoteAddr = from
+	req.RemoteAddr, req.Host = from, listenHost
+	req.Header.Set("X-Marketgate-Admin", "1")
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
+	return req
+}
+
+// serve answers one request made by newRequest through the server's
+// handler.
+func serve(s *Server, method, target, from, auth string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
-	s.http.Handler.ServeHTTP(rec, req)
+	s.http.Handler.ServeHTTP(rec, newRequest(method, target, from, auth))
 	return rec
 }

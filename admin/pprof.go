@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -14,14 +15,19 @@ var pprofProfiles = []string{"allocs", "block", "goroutine", "heap", "mutex", "t
 
 // routePprof serves net/http/pprof under /debug/pprof/, each handler named
 // here: importing net/http/pprof also registers them on
-// http.DefaultServeMux, which the gateway never serves.
-func routePprof(e *echo.Echo) {
+// http.DefaultServeMux, which the gateway never serves. cmdline is what
+// /debug/pprof/cmdline answers instead of os.Args, which may hold secrets.
+func routePprof(e *echo.Echo, cmdline []string) {
 	wrap := func(f http.HandlerFunc) echo.HandlerFunc { return echo.WrapHandler(f) }
 	e.GET("/debug/pprof", func(c echo.Context) error {
 		return c.Redirect(http.StatusMovedPermanently, "/debug/pprof/")
 	})
 	e.GET("/debug/pprof/", wrap(pprof.Index))
-	e.GET("/debug/pprof/cmdline", wrap(pprof.Cmdline))
+	e.GET("/debug/pprof/cmdline", func(c echo.Context) error {
+		// As pprof.Cmdline, but not os.Args.
+		c.Response().Header().Set("X-Content-Type-Options", "nosniff")
+		return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(strings.Join(cmdline, "\x00")))
+	})
 	e.GET("/debug/pprof/symbol", wrap(pprof.Symbol))
 	e.POST("/debug/pprof/symbol", wrap(pprof.Symbol))
 	// A CPU profile and a trace take the time asked (?seconds=, 30 and 1

@@ -30,26 +30,17 @@ func (opsFS) Open(name string) (fs.File, error) {
 	return opsFiles.Open("ops" + name)
 }
 
-// opsPolicy limits the ops page to its own files and its own origin: no
-// inline script or style, no framing (its buttons drain the node), and
-// requests only to the control listener that served it.
-const opsPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-
 // OpsPage returns the handler of the ops page, which the control listener
 // serves at /ops/: a dashboard of this node's control API (nodes,
 // upstreams, streams, clients, live charts) with buttons to pin a stream,
 // kick a client and drain the node. It holds no data; its script asks for
 // the admin token and calls /api/v1/ with it.
 func OpsPage() http.Handler {
-	files := http.StripPrefix("/ops", http.FileServerFS(opsFS{}))
+	// pagePolicy: no framing matters most here, since its buttons drain
+	// the node.
+	files := pageHeaders(http.StripPrefix("/ops", http.FileServerFS(opsFS{})))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Security-Policy", opsPolicy)
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cache-Control", "no-cache")
+		w.Header().Set("Cache-Control", "no-cache")
 		files.ServeHTTP(w, r)
 	})
 }

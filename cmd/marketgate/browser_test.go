@@ -46,7 +46,7 @@ func TestBrowserPages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser and gateway processes")
 	}
-	const token = "ops-t0ken"
+	const token = "ops-t0ken-0123456789"
 	sim, simAddr := startSim(t, binancesim.Config{})
 	bin := buildGateway(t)
 	addr, admin := freeAddr(t), freeAddr(t)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/marketgate/marketgate/admin"
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/internal/envflag"
 	"github.com/marketgate/marketgate/upstream"
@@ -42,6 +44,7 @@ type config struct {
 	logFormat      string
 	browsers       downstream.Config // limits of browser connections (Hub, Source and Logger unset)
 	handshake      time.Duration
+	cmdline        []string // the command line, secrets masked, for /debug/pprof/cmdline
 }
 
 // envName returns the environment variable that mirrors a flag.
@@ -56,15 +59,17 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs := flag.NewFlagSet("marketgate", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported in one line below; --help prints through fs.Usage
 	fs.StringVar(&c.listen, "listen", ":8080", "public listener: web UI, browser WebSockets, /healthz, /readyz")
-	fs.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9090", "control listener: /api/v1/…, /metrics")
-	fs.StringVar(&c.adminToken, "admin-token", "", "bearer token for the control listener; empty: loopback clients only")
+	fs.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9090", "control listener: /api/v1/…, /metrics, pprof; beyond loopback it needs --admin-token")
+	fs.StringVar(&c.adminToken, "admin-token", "", fmt.Sprintf("bearer token for the control listener, at least %d bytes (e.g. openssl rand -hex 32); empty: loopback clients only. "+
+		"A secret: set MARKETGATE_ADMIN_TOKEN rather than the flag, which other users of the host can read", admin.MinTokenLen))
 	fs.BoolVar(&c.metricsPublic, "metrics-public", false, "serve /metrics on the control listener without the token (or to non-loopback clients)")
 	fs.BoolVar(&c.demo, "demo", false, "run the built-in exchange simulator in-process and use it as the Binance upstream")
 	exchangeFlags(fs, &c.binance, "binance", "Binance spot", upstream.DefaultBinanceURL, upstream.DefaultBinanceRESTURL,
 		"<base>/stream", "/api/v3/exchangeInfo", upstream.DefaultBinanceRequestInterval, upstream.DefaultBinanceMaxStreams, upstream.DefaultBinanceIdleTimeout)
 	exchangeFlags(fs, &c.futures, "binance-futures", "Binance USD-M futures", upstream.DefaultFuturesURL, upstream.DefaultFuturesRESTURL,
 		"<base>/public/stream and <base>/market/stream", "/fapi/v1/exchangeInfo", upstream.DefaultFuturesRequestInterval, upstream.DefaultFuturesMaxStreams, upstream.DefaultFuturesIdleTimeout)
-	fs.StringVar(&c.redis, "redis", "", "Redis URL (redis://host:port/db); empty: the in-process hub (one node)")
+	fs.StringVar(&c.redis, "redis", "", "Redis URL (redis://host:port/db); empty: the in-process hub (one node). "+
+		"With a password in it, set MARKETGATE_REDIS rather than the flag, which other users of the host can read")
 	fs.BoolVar(&c.redisCluster, "redis-cluster", false, "--redis names a Redis Cluster: redis://host:port?addr=host:port&addr=… lists seed nodes; pub/sub is sharded")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long the node may take to hand its upstreams over before it closes its clients")
 	fs.StringVar(&c.nodeID, "node-id", fmt.Sprintf("%s-%d", host, os.Getpid()), "this node's name in the cluster")
@@ -138,6 +143,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 			return c, fmt.Errorf("--%s: %q has no valid port", name, v)
 		}
 	}
+	if err := checkAdmin(c.adminListen, c.adminToken); err != nil {
+		return c, err
+	}
 	c.noFutures = c.futures.URL == ""
 	for _, u := range []struct {
 		name, v string
@@ -199,6 +207,59 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		return c, errors.New("--redis-cluster: needs --redis")
 	}
 	return c, nil
+}
+
+// checkAdmin refuses a token too short to be secret, and a control
+// listener reachable beyond loopback with no token, whose only guard,
+// the client's address, would then let in anyone who can reach it.
+func checkAdmin(listen, token string) error {
+	if token != "" && len(token) < admin.MinTokenLen {
+		return fmt.Errorf("--admin-token: %d bytes is too short; use at least %d random bytes, e.g. $(openssl rand -hex 32)", len(token), admin.MinTokenLen)
+	}
+	host, _, _ := net.SplitHostPort(listen)
+	if ip, err := netip.ParseAddr(host); token == "" && host != "localhost" && (err != nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--admin-listen: %q is reachable beyond loopback: set --admin-token (MARKETGATE_ADMIN_TOKEN), or listen on 127.0.0.1", listen)
+	}
+	return nil
+}
+
+// secretFlags are the flags whose values are secret, or may hold one.
+var secretFlags = []string{"admin-token", "redis"}
+
+// redactArgs returns a copy of the command-line arguments args with the
+// values of secretFlags masked as in the start-up log, for
+// /debug/pprof/cmdline. A Redis URL that does not parse is masked whole.
+func redactArgs(args []string) []string {
+	out := slices.Clone(args)
+	for i := 0; i < len(out); i++ {
+		a := out[i]
+		if a == "--" {
+			break // the flag package stops here too
+		}
+		name, value, inline := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || !slices.Contains(secretFlags, name) {
+			continue // a flag, or the value of one
+		}
+		vi := i + 1
+		if inline {
+			out[i], vi = a[:len(a)-len(value)], -1
+		} else if vi < len(out) {
+			value = out[vi]
+			i++
+		} else {
+			break
+		}
+		masked := maskSecret(name, value)
+		if name == "redis" && masked == value && strings.Contains(value, "@") {
+			masked = "***" // not a URL maskSecret could take apart
+		}
+		if vi < 0 {
+			out[i] += masked
+		} else {
+			out[vi] = masked
+		}
+	}
+	return out
 }
 
 // exchangeFlags registers one exchange's settings under --<prefix>-…:
@@ -298,7 +359,9 @@ func oneOf(names ...string) func(string) bool {
 // printUsage writes --help: the flags by group, each with its environment
 // variable and default.
 func printUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: marketgate [flags]\n\nEvery flag can also be set with its environment variable; a flag given on the command line wins.\n")
+	fmt.Fprintf(w, "Usage: marketgate [flags]\n\nEvery flag can also be set with its environment variable; a flag given on the command line wins.\n"+
+		"Give secrets (--admin-token, a --redis URL with a password) through the environment, not as flags: a process's\n"+
+		"command line is visible to every user of the host (ps, /proc/<pid>/cmdline).\n")
 	groups := make([][]*flag.Flag, len(flagGroups))
 	fs.VisitAll(func(f *flag.Flag) {
 		for i, g := range flagGroups {

@@ -24,7 +24,7 @@ func TestControlAPI(t *testing.T) {
 	sim, simAddr := startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT", "ETHUSDT"}})
 	adminAddr := freeAddr(t)
 	addr := startGatewayWith(t, simAddr, func(c *config) {
-		c.adminListen, c.adminToken = adminAddr, "t0ken"
+		c.adminListen, c.adminToken = adminAddr, "t0ken-t0ken-t0ken"
 		c.binance.Linger = 100 * time.Millisecond
 	})
 	call := func(method, path, token string) (int, map[string]json.RawMessage) {
@@ -58,21 +58,21 @@ func TestControlAPI(t *testing.T) {
 	if code, _ := call(http.MethodPut, "/api/v1/streams/"+key, ""); code != http.StatusUnauthorized {
 		t.Fatalf("pin without the token: %d; want 401", code)
 	}
-	if code, _ := call(http.MethodPut, "/api/v1/streams/"+key, "t0ken"); code != http.StatusOK {
+	if code, _ := call(http.MethodPut, "/api/v1/streams/"+key, "t0ken-t0ken-t0ken"); code != http.StatusOK {
 		t.Fatalf("pin: %d; want 200", code)
 	}
 	waitfor.Cond(t, 5*time.Second, carried(1))
-	if code, body := call(http.MethodGet, "/api/v1/streams", "t0ken"); code != http.StatusOK || !strings.Contains(string(body["streams"]), `{"stream":"binance:ethusdt@trade","subscribers":0,"pinned":true,"messages_per_second":0,"owner":"test"}`) {
+	if code, body := call(http.MethodGet, "/api/v1/streams", "t0ken-t0ken-t0ken"); code != http.StatusOK || !strings.Contains(string(body["streams"]), `{"stream":"binance:ethusdt@trade","subscribers":0,"pinned":true,"messages_per_second":0,"owner":"test"}`) {
 		t.Fatalf("streams: %d %s; want the pinned stream with no subscriber", code, body["streams"])
 	}
-	if code, _ := call(http.MethodPut, "/api/v1/streams/binance:nosuch@trade", "t0ken"); code != http.StatusBadRequest {
+	if code, _ := call(http.MethodPut, "/api/v1/streams/binance:nosuch@trade", "t0ken-t0ken-t0ken"); code != http.StatusBadRequest {
 		t.Errorf("pin of an invalid stream: %d; want 400", code)
 	}
-	if code, _ := call(http.MethodDelete, "/api/v1/streams/"+key, "t0ken"); code != http.StatusOK {
+	if code, _ := call(http.MethodDelete, "/api/v1/streams/"+key, "t0ken-t0ken-t0ken"); code != http.StatusOK {
 		t.Fatalf("unpin: %d; want 200", code)
 	}
 	waitfor.Cond(t, 5*time.Second, carried(0))
-	if code, _ := call(http.MethodDelete, "/api/v1/streams/"+key, "t0ken"); code != http.StatusNotFound {
+	if code, _ := call(http.MethodDelete, "/api/v1/streams/"+key, "t0ken-t0ken-t0ken"); code != http.StatusNotFound {
 		t.Errorf("unpin of an unpinned stream: %d; want 404", code)
 	}
 
@@ -80,12 +80,12 @@ func TestControlAPI(t *testing.T) {
 	c.Send(`{"op":"subscribe","id":1,"streams":["binance:btcusdt@trade"]}`)
 	c.Next()
 	c.Next() // a trade: the stream has a last message
-	if code, body := call(http.MethodGet, "/api/v1/streams", "t0ken"); code != http.StatusOK ||
+	if code, body := call(http.MethodGet, "/api/v1/streams", "t0ken-t0ken-t0ken"); code != http.StatusOK ||
 		!strings.Contains(string(body["streams"]), `{"stream":"binance:btcusdt@trade","subscribers":1,"pinned":false,"messages_per_second":`) ||
 		!strings.Contains(string(body["streams"]), `"last_message":"`) {
 		t.Fatalf("streams: %d %s; want the client's stream with its last message", code, body["streams"])
 	}
-	code, body := call(http.MethodGet, "/api/v1/clients", "t0ken")
+	code, body := call(http.MethodGet, "/api/v1/clients", "t0ken-t0ken-t0ken")
 	var clients []struct {
 		ID      uint64   `json:"id"`
 		Streams []string `json:"streams"`
@@ -93,20 +93,20 @@ func TestControlAPI(t *testing.T) {
 	if code != http.StatusOK || json.Unmarshal(body["clients"], &clients) != nil || len(clients) != 1 || clients[0].Streams[0] != "binance:btcusdt@trade" {
 		t.Fatalf("clients: %d %s; want the test's client", code, body["clients"])
 	}
-	if code, _ := call(http.MethodDelete, fmt.Sprintf("/api/v1/clients/%d", clients[0].ID), "t0ken"); code != http.StatusOK {
+	if code, _ := call(http.MethodDelete, fmt.Sprintf("/api/v1/clients/%d", clients[0].ID), "t0ken-t0ken-t0ken"); code != http.StatusOK {
 		t.Fatalf("kick: %d; want 200", code)
 	}
 	if got := c.ExpectClose(); got != ws.StatusPolicyViolation {
 		t.Errorf("kicked client got close %d; want 1008", got)
 	}
-	if code, _ := call(http.MethodDelete, fmt.Sprintf("/api/v1/clients/%d", clients[0].ID), "t0ken"); code != http.StatusNotFound {
+	if code, _ := call(http.MethodDelete, fmt.Sprintf("/api/v1/clients/%d", clients[0].ID), "t0ken-t0ken-t0ken"); code != http.StatusNotFound {
 		t.Errorf("kick of a gone client: %d; want 404", code)
 	}
 
-	if code, body := call(http.MethodGet, "/api/v1/upstreams", "t0ken"); code != http.StatusOK || !strings.Contains(string(body["upstreams"]), `"exchange":"binance"`) {
+	if code, body := call(http.MethodGet, "/api/v1/upstreams", "t0ken-t0ken-t0ken"); code != http.StatusOK || !strings.Contains(string(body["upstreams"]), `"exchange":"binance"`) {
 		t.Errorf("upstreams: %d %s", code, body["upstreams"])
 	}
-	if code, body := call(http.MethodGet, "/api/v1/nodes", "t0ken"); code != http.StatusOK || !strings.Contains(string(body["nodes"]), `"id":"test"`) {
+	if code, body := call(http.MethodGet, "/api/v1/nodes", "t0ken-t0ken-t0ken"); code != http.StatusOK || !strings.Contains(string(body["nodes"]), `"id":"test"`) {
 		t.Errorf("nodes: %d %s", code, body["nodes"])
 	}
 
@@ -114,7 +114,7 @@ func TestControlAPI(t *testing.T) {
 	for _, tc := range []struct {
 		token string
 		want  int
-	}{{"", http.StatusUnauthorized}, {"t0ken", http.StatusOK}} {
+	}{{"", http.StatusUnauthorized}, {"t0ken-t0ken-t0ken", http.StatusOK}} {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+adminAddr+"/metrics", nil)
 		if tc.token != "" {
 			req.Header.Set("Authorization", "Bearer "+tc.token)

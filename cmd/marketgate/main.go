@@ -46,10 +46,14 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "marketgate: %v\n", err)
 		return 2
 	}
+	cfg.cmdline = append([]string{os.Args[0]}, redactArgs(args)...)
 	log := cfg.logger(stderr)
 	log.LogAttrs(context.Background(), slog.LevelInfo, "configuration", cfg.effective...)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// The first signal drains; stopping the relay then gives a second one
+	// its default action, which ends the process at once.
+	context.AfterFunc(ctx, stop)
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "marketgate: --listen: %v\n", err)
@@ -220,6 +224,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 				Downstream: ds, Feeds: feeds, Hub: hubStats, Cluster: node,
 			})),
 			MetricsPublic: cfg.metricsPublic,
+			Cmdline:       cfg.cmdline,
 			Page:          web.OpsPage(),
 			NodeID:        cfg.nodeID,
 			Logger:        log.With("component", "admin"),
@@ -257,7 +262,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		// Drain: take no more clients (and say so on /readyz), then stop
 		// everything; the downstream closes its clients with 1001 so they
 		// reconnect through the load balancer.
-		log.Info("draining")
+		log.Info("draining; a second SIGINT or SIGTERM ends the process at once")
 		draining.Store(true)
 		ds.Drain()
 		if node != nil {

@@ -477,6 +477,25 @@ func TestConfig(t *testing.T) {
 		{name: "redis cluster without redis", args: []string{"--redis-cluster"}, wantErr: "--redis-cluster"},
 		{name: "bad redis cluster url", args: []string{"--redis", "redis://127.0.0.1:7000?nosuch=1", "--redis-cluster"}, wantErr: "--redis"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected argument"},
+		// The control listener: a token long enough, and one whenever it
+		// listens beyond loopback.
+		{name: "short token", args: []string{"--admin-token", "s3cret"}, wantErr: "--admin-token: 6 bytes is too short; use at least 16"},
+		{name: "short token in env", env: map[string]string{"MARKETGATE_ADMIN_TOKEN": "0123456789abcde"}, wantErr: "--admin-token: 15 bytes"},
+		{name: "token", env: map[string]string{"MARKETGATE_ADMIN_TOKEN": "0123456789abcdef"}, check: func(c config) error {
+			if c.adminToken != "0123456789abcdef" {
+				return fmt.Errorf("adminToken %q", c.adminToken)
+			}
+			return nil
+		}},
+		{name: "every interface, no token", args: []string{"--admin-listen", ":9090"}, wantErr: "--admin-listen: \":9090\" is reachable beyond loopback: set --admin-token"},
+		{name: "any address, no token", env: map[string]string{"MARKETGATE_ADMIN_LISTEN": "0.0.0.0:9090"}, wantErr: "--admin-listen"},
+		{name: "ipv6 any, no token", args: []string{"--admin-listen", "[::]:9090"}, wantErr: "--admin-listen"},
+		{name: "host address, no token", args: []string{"--admin-listen", "10.0.0.5:9090"}, wantErr: "--admin-listen"},
+		{name: "host name, no token", args: []string{"--admin-listen", "gateway.internal:9090"}, wantErr: "--admin-listen"},
+		{name: "every interface with a token", args: []string{"--admin-listen", ":9090", "--admin-token", "0123456789abcdef"}, check: func(c config) error { return nil }},
+		{name: "loopback, no token", args: []string{"--admin-listen", "127.0.0.2:9090"}, check: func(c config) error { return nil }},
+		{name: "ipv6 loopback, no token", args: []string{"--admin-listen", "[::1]:9090"}, check: func(c config) error { return nil }},
+		{name: "localhost, no token", args: []string{"--admin-listen", "localhost:0"}, check: func(c config) error { return nil }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -626,6 +645,37 @@ func TestUsage(t *testing.T) {
 	}
 	if strings.Contains(help, "(default \"\")\n    \t\n") {
 		t.Error("a flag has no help text")
+	}
+	for _, want := range []string{"Give secrets (--admin-token, a --redis URL with a password) through the environment", "set MARKETGATE_ADMIN_TOKEN rather than the flag"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("--help does not say %q", want)
+		}
+	}
+}
+
+// TestRedactArgs checks that the command line /debug/pprof/cmdline shows
+// has every secret masked, in each way the flag package takes a value.
+func TestRedactArgs(t *testing.T) {
+	tests := []struct{ in, want []string }{
+		{[]string{"--admin-token", "tok-tok-tok-tok-1", "--demo"}, []string{"--admin-token", "***", "--demo"}},
+		{[]string{"--listen", ":1", "--admin-token", "tok-tok-tok-tok-1", "--demo", "--redis", "redis://:pw@r"}, []string{"--listen", ":1", "--admin-token", "***", "--demo", "--redis", "redis://:%2A%2A%2A@r"}},
+		{[]string{"-admin-token=tok-tok-tok-tok-1"}, []string{"-admin-token=***"}},
+		{[]string{"--admin-token=tok-tok-tok-tok-1", "--listen", ":1"}, []string{"--admin-token=***", "--listen", ":1"}},
+		{[]string{"--redis", "redis://u:hunter2@r:6379/0"}, []string{"--redis", "redis://u:%2A%2A%2A@r:6379/0"}},
+		{[]string{"--redis=redis://:hunter2@r:6379/0", "--redis-cluster"}, []string{"--redis=redis://:%2A%2A%2A@r:6379/0", "--redis-cluster"}},
+		{[]string{"--redis", "redis://r:6379/0"}, []string{"--redis", "redis://r:6379/0"}},
+		{[]string{"--redis", "re dis://u:hunter2@r"}, []string{"--redis", "***"}},
+		{[]string{"--admin-token"}, []string{"--admin-token"}},
+		{[]string{"--listen", ":1", "--", "--admin-token", "x"}, []string{"--listen", ":1", "--", "--admin-token", "x"}},
+	}
+	for _, tc := range tests {
+		in := slices.Clone(tc.in)
+		if got := redactArgs(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("redactArgs(%q) = %q; want %q", in, got, tc.want)
+		}
+		if !slices.Equal(tc.in, in) {
+			t.Errorf("redactArgs changed its argument to %q", tc.in)
+		}
 	}
 }
 

@@ -47,9 +47,11 @@ class APIError extends Error {
 }
 
 // api calls the control API and returns its JSON answer, or throws an
-// APIError with the answer's {"error":{"code","msg"}}.
+// APIError with the answer's {"error":{"code","msg"}}. X-Marketgate-Admin
+// tells a listener without a token that this is no cross-site request (a
+// page on another origin cannot send it without a preflight).
 async function api(method, path) {
-  const headers = { Accept: 'application/json' };
+  const headers = { Accept: 'application/json', 'X-Marketgate-Admin': '1' };
   const t = token();
   if (t) headers.Authorization = 'Bearer ' + t;
   const ac = new AbortController();
