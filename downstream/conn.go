@@ -91,6 +91,7 @@ type conn struct {
 	queued    int      // bytes in queue
 	writing   bool     // a flush task is queued, running or waiting to retry
 	closeAt   bool     // the last queued frame is a close frame
+	keepOut   bool     // it answers the client's close: the batch being written goes out whole
 	flushTask func()   // c.flush, made once; see flushTaskLocked
 
 	// Only the flush task (one at a time, see writing) touches these.
@@ -623,8 +624,15 @@ func (c *conn) flush() {
 			c.mu.Unlock()
 		} else if c.state.Load() == stateClosing {
 			// The close frame is queued behind the unwritten rest of the
-			// batch: finish the frame on the wire, drop the others.
-			c.out.keepFirst()
+			// batch: finish the frame on the wire and drop the others,
+			// unless the close answers the client's, which gets the
+			// answers to all it sent before (see closeAfterReplies).
+			c.mu.Lock()
+			keep := c.keepOut
+			c.mu.Unlock()
+			if !keep {
+				c.out.keepFirst()
+			}
 		}
 
 		n, err := c.out.write(c)
@@ -716,6 +724,7 @@ func (c *conn) startClose(code ws.StatusCode, reason string, keepReplies bool) {
 	clear(c.queue[len(q):])
 	c.queue = q
 	c.closeAt = true
+	c.keepOut = keepReplies
 	c.queue = append(c.queue, qframe{frame: closeFrame(code, reason)})
 	if !c.writing {
 		c.writing = true
