@@ -187,13 +187,15 @@ func TestHandover(t *testing.T) {
 	type sample struct {
 		at       time.Time
 		old, new bool
+		token    uint64 // the successor's, while it carries
 	}
 	samples := make(chan []sample, 1)
 	stopWatch := make(chan struct{})
 	go func() {
 		var ss []sample
 		for {
-			ss = append(ss, sample{time.Now(), a.local.has(watched), b.local.has(watched) || c.local.has(watched)})
+			ss = append(ss, sample{time.Now(), a.local.has(watched), b.local.has(watched) || c.local.has(watched),
+				max(b.n.Token(testExchange), c.n.Token(testExchange))})
 			select {
 			case <-stopWatch:
 				samples <- ss
@@ -221,12 +223,16 @@ func TestHandover(t *testing.T) {
 	}
 
 	var newStart, oldStop time.Time
+	var claimed uint64 // the token the successor claimed with
 	for _, s := range ss {
 		if !s.old && !s.new {
 			t.Fatalf("at %v nobody carried %s: not make before break", s.at.Sub(start), watched)
 		}
 		if s.new && newStart.IsZero() {
 			newStart = s.at
+		}
+		if claimed == 0 {
+			claimed = s.token
 		}
 		if !s.old && oldStop.IsZero() {
 			oldStop = s.at
@@ -253,12 +259,15 @@ func TestHandover(t *testing.T) {
 	if !owners[testExchange].local.has("binance:a@trade") {
 		t.Error("the drained node's demand is not carried any more")
 	}
-	// The successor's claim took the only new token, and the successor
-	// kept the lease: no node had to take it afresh.
+	// The successor kept the token of its claim, newer than the old
+	// owner's: no node had to take the lease afresh.
 	for _, ex := range testExchanges {
-		if tok, _ := owners[ex].owns(ex); tok != oldToken+1 {
-			t.Errorf("token of %s after handover = %d; want %d", ex, tok, oldToken+1)
+		if tok, _ := owners[ex].owns(ex); tok <= oldToken {
+			t.Errorf("token of %s after handover = %d; want more than %d", ex, tok, oldToken)
 		}
+	}
+	if tok, _ := owners[testExchange].owns(testExchange); uint64(tok) != claimed {
+		t.Errorf("token of %s after handover = %d; want %d, the successor's claim", testExchange, tok, claimed)
 	}
 
 	// Crash whoever owns now: the leases go to the other node. Crash that
@@ -545,5 +554,63 @@ func TestHandoverAlone(t *testing.T) {
 	bcancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run = %v", err)
+	}
+}
+
+// TestFencingAfterDataLoss empties Redis (FLUSHALL, as a restart without
+// persistence or a failover to a lagging replica would) while an owner
+// holds the lease under a token that receivers have seen, and lets a node
+// that never saw a token take the lease. Receivers drop every message whose
+// token is below the highest they have seen, so the new owner's token must
+// exceed the old one: else every existing subscriber starves.
+func TestFencingAfterDataLoss(t *testing.T) {
+	srv := redistest.Start(t)
+	newClient := standalone(srv.Addr())
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rc.Close()
+	// The lease has changed hands many times before.
+	for _, ex := range testExchanges {
+		if err := rc.Set(t.Context(), newKeyspace(defaultPrefix).exchange(ex).fence, 1000, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := startNode(t, "a", newClient)
+	a.want("binance:a@trade")
+	waitSteady(t, steadyBound, []*testNode{a})
+	// b only receives: its clients' demand is registered, but it drains, so
+	// it never contends (its floor would save the tokens otherwise).
+	b := startNode(t, "b", newClient)
+	b.want("binance:b@trade")
+	if err := b.n.Handover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	owners := waitSteady(t, steadyBound, []*testNode{a, b})
+	seen := map[string]int64{} // the origin receivers hold, by exchange
+	for _, ex := range testExchanges {
+		seen[ex], _ = owners[ex].owns(ex)
+	}
+
+	// Redis loses everything and the owner is gone with it; a node started
+	// meanwhile, with an empty floor, takes the leases.
+	a.crash(t)
+	if err := rc.FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := startNode(t, "c", newClient)
+	c.want("binance:c@trade")
+	owners = waitSteady(t, steadyBound, []*testNode{a, b, c})
+	for _, ex := range testExchanges {
+		tok, _ := owners[ex].owns(ex)
+		t.Logf("%s: token %d before the data loss, %d after", ex, seen[ex], tok)
+		if tok <= seen[ex] {
+			t.Errorf("%s: new owner %s took token %d after receivers saw %d: they would drop all its messages", ex, owners[ex].id, tok, seen[ex])
+		}
+		// Redis holds the same token, digit for digit.
+		keys := newKeyspace(defaultPrefix).exchange(ex)
+		lease, _ := rc.Get(t.Context(), keys.lease).Result()
+		fence, _ := rc.Get(t.Context(), keys.fence).Int64()
+		if want := leaseValue(owners[ex].id, tok); lease != want || fence != tok {
+			t.Errorf("%s: lease %q and fence %d in Redis; want %q and %d", ex, lease, fence, want, tok)
+		}
 	}
 }

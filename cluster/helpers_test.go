@@ -161,9 +161,19 @@ func testConfig(t *testing.T, id string, client redis.UniversalClient, local Loc
 // ends, then checks that Run returned nil and the Local was used right.
 func startNode(t *testing.T, id string, newClient func() redis.UniversalClient) *testNode {
 	t.Helper()
+	return startNodeWith(t, id, newClient, nil)
+}
+
+// startNodeWith is startNode with edit applied to the test config.
+func startNodeWith(t *testing.T, id string, newClient func() redis.UniversalClient, edit func(*Config)) *testNode {
+	t.Helper()
 	client := newClient()
 	local := newFakeLocal()
-	n, err := New(testConfig(t, id, client, local))
+	cfg := testConfig(t, id, client, local)
+	if edit != nil {
+		edit(&cfg)
+	}
+	n, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New(%s) = %v", id, err)
 	}

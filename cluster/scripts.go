@@ -16,31 +16,37 @@ import "github.com/redis/go-redis/v9"
 // {2, token, lease}. Otherwise {0, 0, lease or next}, so that the caller
 // learns the current token.
 //
-// Tokens come from INCR fence, raised above floor: after Redis lost its data
-// the counter restarts at 0, and the floor keeps the tokens increasing
-// across owners as long as some node saw the last one.
+// A token is the highest of INCR fence, floor+1 and Redis's clock in Unix
+// milliseconds (TIME), and is written back to fence. The clock keeps the
+// tokens increasing when Redis lost its data (a restart without
+// persistence, a failover to a lagging replica, FLUSHALL) and no node
+// that saw the last token wins: a new token is then the time of its
+// claim, later than any earlier claim's. Only a Redis clock stepped back by
+// more than the time since the last claim, together with that data loss
+// and a winner with a stale floor, could make a token go back. Tokens
+// stay below 2^53, so Lua's numbers hold them exactly; they are formatted
+// with %d, never with Lua's default %.14g.
 var contestScript = redis.NewScript(`
 local lease = redis.call('GET', KEYS[1])
 local nxt = redis.call('GET', KEYS[2])
 local function token()
-  local t = redis.call('INCR', KEYS[4])
-  local floor = tonumber(ARGV[3])
-  if t <= floor then
-    t = floor + 1
-    redis.call('SET', KEYS[4], t)
-  end
+  local now = redis.call('TIME')
+  local t = math.max(redis.call('INCR', KEYS[4]), tonumber(ARGV[3]) + 1,
+    tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+  t = string.format('%d', t)
+  redis.call('SET', KEYS[4], t)
   return t
 end
 if not lease then
   if nxt then return {0, 0, nxt} end
   local t = token()
   redis.call('SET', KEYS[1], ARGV[1] .. '|' .. t, 'PX', ARGV[2])
-  return {1, t, ''}
+  return {1, tonumber(t), ''}
 end
 if not nxt and redis.call('GET', KEYS[3]) == lease then
   local t = token()
   redis.call('SET', KEYS[2], ARGV[1] .. '|' .. t, 'PX', ARGV[2])
-  return {2, t, lease}
+  return {2, tonumber(t), lease}
 end
 return {0, 0, lease}
 `)
