@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -612,5 +613,77 @@ func TestFencingAfterDataLoss(t *testing.T) {
 		if want := leaseValue(owners[ex].id, tok); lease != want || fence != tok {
 			t.Errorf("%s: lease %q and fence %d in Redis; want %q and %d", ex, lease, fence, want, tok)
 		}
+	}
+}
+
+// TestClockSkew runs nodes whose wall clocks are 5s behind and 5s ahead
+// of the others: membership must not depend on them, so the owner carries
+// every node's demand, steadily.
+func TestClockSkew(t *testing.T) {
+	newClient := standalone(redistest.Start(t).Addr())
+	// Heartbeats at the default pace: liveness then allows 1.5s of delay,
+	// far less than the skew, and scheduling delays cannot flap it.
+	const beat = defaultHeartbeatInterval
+	slow := func(skew time.Duration) func(*Config) {
+		return func(cfg *Config) {
+			cfg.HeartbeatInterval = beat
+			if skew != 0 {
+				cfg.Now = func() time.Time { return time.Now().Add(skew) }
+			}
+		}
+	}
+	var nodes []*testNode
+	for _, n := range []struct {
+		id   string
+		skew time.Duration
+	}{{"on-time", 0}, {"behind", -5 * time.Second}, {"ahead", 5 * time.Second}} {
+		tn := startNodeWith(t, n.id, newClient, slow(n.skew))
+		tn.want("binance:" + n.id + "@trade")
+		nodes = append(nodes, tn)
+	}
+	waitSteady(t, steadyBound+2*liveBeats*beat, nodes)
+	// Stay steady for several liveness windows: no node is left out, nor
+	// evicts the others.
+	for end := time.Now().Add(2 * liveBeats * beat); time.Now().Before(end); time.Sleep(sampleEvery) {
+		if _, err := steady(nodes); err != nil {
+			t.Fatalf("not steady with skewed clocks: %v", err)
+		}
+	}
+	infos, err := nodes[0].n.Nodes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != len(nodes) {
+		t.Errorf("Nodes() = %+v; want all %d nodes", infos, len(nodes))
+	}
+}
+
+// TestHeartbeatRemovedLogged removes a node from the registry behind its
+// back, as a node whose heartbeats are late would be: the node logs it at
+// its next heartbeat and is back in the registry.
+func TestHeartbeatRemovedLogged(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rc.Close()
+	logs := &logRecorder{}
+	a := startNodeWith(t, "a", standalone(srv.Addr()), func(cfg *Config) {
+		cfg.Logger = slog.New(logs)
+	})
+	waitfor.Cond(t, steadyBound, func() error { return a.n.Ready() })
+	nodes := newKeyspace(defaultPrefix).nodes()
+	if err := rc.ZRem(t.Context(), nodes, "a").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Cond(t, steadyBound, func() error {
+		if !logs.has(slog.LevelWarn, "heartbeat had been removed") {
+			return fmt.Errorf("no warning about the removed heartbeat; logged %v", logs.messages())
+		}
+		if err := rc.ZScore(t.Context(), nodes, "a").Err(); err != nil {
+			return fmt.Errorf("a is not back in the registry: %w", err)
+		}
+		return nil
+	})
+	if n := logs.count("heartbeat had been removed"); n != 1 {
+		t.Errorf("logged the removal %d times; want once", n)
 	}
 }

@@ -29,10 +29,10 @@
 // All keys start with Config.Prefix and the hash tag "{cluster}", so they
 // share one Redis Cluster slot and scripts and MULTI work on a cluster:
 //
-//	<prefix>{cluster}:nodes               ZSET node → last heartbeat (Unix ms)
+//	<prefix>{cluster}:nodes               ZSET node → last heartbeat (Unix ms, Redis's clock)
 //	<prefix>{cluster}:demand:<node>       SET of stream keys, expires 3 heartbeats after the last
 //	<prefix>{cluster}:lease:<exchange>    "<node>|<token>", PX LeaseTTL
-//	<prefix>{cluster}:fence:<exchange>    counter of fencing tokens
+//	<prefix>{cluster}:fence:<exchange>    the last fencing token
 //	<prefix>{cluster}:handover:<exchange> the owner's lease value while it hands over
 //	<prefix>{cluster}:next:<exchange>     the successor's "<node>|<token>" during a handover
 //

@@ -456,3 +456,57 @@ func errContains(err error, want string) error {
 	}
 	return nil
 }
+
+// logRecorder is a slog.Handler that keeps every record's level and
+// message.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
+
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, r.Clone())
+	return nil
+}
+
+// has reports whether a record of level contains text.
+func (l *logRecorder) has(level slog.Level, text string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.recs {
+		if r.Level == level && strings.Contains(r.Message, text) {
+			return true
+		}
+	}
+	return false
+}
+
+// count returns how many records contain text.
+func (l *logRecorder) count(text string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.recs {
+		if strings.Contains(r.Message, text) {
+			n++
+		}
+	}
+	return n
+}
+
+// messages returns every record's message.
+func (l *logRecorder) messages() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]string, len(l.recs))
+	for i, r := range l.recs {
+		out[i] = r.Message
+	}
+	return out
+}

@@ -122,3 +122,37 @@ end
 if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
 return {r, ''}
 `)
+
+// The registry scripts keep the nodes ZSET (KEYS[1]) scored by each node's
+// last heartbeat on Redis's clock (TIME, Unix milliseconds), never on the
+// nodes' own clocks, so that nodes whose clocks differ agree on who is
+// live. Both remove the nodes whose heartbeat is older than ARGV[1]
+// milliseconds.
+
+// heartbeatScript writes one node's heartbeat and demand. KEYS[1] nodes,
+// KEYS[2] the node's demand SET. ARGV: liveness TTL, node, then the demand
+// members, if any. The demand set is replaced and expires after the TTL;
+// the node's heartbeat is set to now. Returns 1 if the node was not in the
+// registry before (its first heartbeat, or it had been removed as dead or
+// lost with Redis's data), else 0.
+var heartbeatScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('DEL', KEYS[2])
+local n = #ARGV
+for i = 3, n, 1000 do
+  redis.call('SADD', KEYS[2], unpack(ARGV, i, math.min(i + 999, n)))
+end
+if n >= 3 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', now - tonumber(ARGV[1])))
+return redis.call('ZADD', KEYS[1], string.format('%d', now), ARGV[2])
+`)
+
+// liveScript returns the live nodes, KEYS[1]'s members with their
+// heartbeats, flat: {node, score, node, score, ...}. ARGV: liveness TTL.
+var liveScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', now - tonumber(ARGV[1])))
+return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+`)
