@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// carrier is the only caller of [Local.Want] and [Local.Unwant]. For each
-// exchange it keeps what Local carries equal to the cluster's demand for
-// that exchange while this node's claim on the exchange is valid, and
-// empty otherwise.
+// carrier is the only caller of [Local]'s Want, Unwant and UnwantNow. For
+// each exchange it keeps what Local carries equal to the cluster's demand
+// for that exchange while this node's claim on the exchange is valid, and
+// empty otherwise: when the claim ends, everything goes at once.
 //
 // A claim is valid until a deadline on the monotonic clock that the lease
 // loop moves on every successful renewal. The watchdog goroutine ([carrier.watch])
@@ -190,8 +190,13 @@ func (c *carrier) reconcileLocked(ex string, s *carryState, now time.Time) {
 		delete(s.carried, k)
 	}
 	// Unwant first: a Local with a bound on its streams then has room.
-	if len(removed) > 0 {
+	// Without a claim, at once: another node carries them now.
+	switch {
+	case len(removed) == 0:
+	case active:
 		c.local.Unwant(removed)
+	default:
+		c.local.UnwantNow(removed)
 	}
 	if len(added) > 0 {
 		c.local.Want(added)

@@ -47,6 +47,7 @@ type fakeLocal struct {
 	// mu guards the following fields.
 	mu     sync.Mutex
 	wanted map[string]struct{}
+	now    int // keys removed by UnwantNow
 	errs   []string
 }
 
@@ -61,6 +62,12 @@ func (f *fakeLocal) Validate(key string) error {
 
 func (f *fakeLocal) Want(keys []string)   { f.call("Want", keys, true) }
 func (f *fakeLocal) Unwant(keys []string) { f.call("Unwant", keys, false) }
+func (f *fakeLocal) UnwantNow(keys []string) {
+	f.call("UnwantNow", keys, false)
+	f.mu.Lock()
+	f.now += len(keys)
+	f.mu.Unlock()
+}
 
 func (f *fakeLocal) call(name string, keys []string, add bool) {
 	if !f.busy.CompareAndSwap(false, true) {

@@ -42,16 +42,21 @@ const (
 
 // Local is the node's own upstream, which subscribes streams at the
 // exchanges and publishes them into the hub. [upstream.Router] satisfies
-// it. A [Node] calls Want and Unwant from its own goroutines, one call at
-// a time, with keys of one exchange per call; they must not block.
+// it. A [Node] calls Want, Unwant and UnwantNow from its own goroutines,
+// one call at a time, with keys of one exchange per call; they must not
+// block.
 type Local interface {
 	// Validate returns nil for a stream key the gateway can carry, or an
 	// error whose text tells the client what is wrong.
 	Validate(key string) error
 	// Want subscribes validated keys upstream.
 	Want(keys []string)
-	// Unwant unsubscribes keys.
+	// Unwant unsubscribes keys that no node wants any more; they may
+	// linger upstream for a quick come-back.
 	Unwant(keys []string)
+	// UnwantNow unsubscribes keys at once, without any linger: this node's
+	// claim on their exchange ended, and another node carries them.
+	UnwantNow(keys []string)
 }
 
 // Config configures a [Node]. Zero fields take the documented defaults.
