@@ -177,20 +177,15 @@ func (c *carrier) reconcileLocked(ex string, s *carryState, now time.Time) {
 	if active == s.active && (!active || s.gen == c.gen) {
 		return
 	}
-	s.active, s.gen = active, c.gen
 	var target map[string]struct{}
 	if active {
 		target = c.union[ex]
 	}
 	added, removed := diff(s.carried, target)
-	for _, k := range added {
-		s.carried[k] = struct{}{}
-	}
-	for _, k := range removed {
-		delete(s.carried, k)
-	}
 	// Unwant first: a Local with a bound on its streams then has room.
-	// Without a claim, at once: another node carries them now.
+	// Without a claim, at once: another node carries them now. Each change
+	// is recorded once Local took it: after a panic in Local, the next
+	// reconcile tries again what is left.
 	switch {
 	case len(removed) == 0:
 	case active:
@@ -198,9 +193,16 @@ func (c *carrier) reconcileLocked(ex string, s *carryState, now time.Time) {
 	default:
 		c.local.UnwantNow(removed)
 	}
+	for _, k := range removed {
+		delete(s.carried, k)
+	}
 	if len(added) > 0 {
 		c.local.Want(added)
 	}
+	for _, k := range added {
+		s.carried[k] = struct{}{}
+	}
+	s.active, s.gen = active, c.gen
 }
 
 // watch stops carrying each exchange when its claim ends, until ctx ends.

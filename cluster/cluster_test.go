@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -685,5 +687,72 @@ func TestHeartbeatRemovedLogged(t *testing.T) {
 	})
 	if n := logs.count("heartbeat had been removed"); n != 1 {
 		t.Errorf("logged the removal %d times; want once", n)
+	}
+}
+
+// panicLocal is a fakeLocal whose next Want or UnwantNow calls panic, as a
+// bug in the upstream would.
+type panicLocal struct {
+	*fakeLocal
+	wants, nows atomic.Int32 // calls left to panic
+}
+
+func (p *panicLocal) Want(keys []string) {
+	if p.wants.Add(-1) >= 0 {
+		panic("test: Want panics")
+	}
+	p.fakeLocal.Want(keys)
+}
+
+func (p *panicLocal) UnwantNow(keys []string) {
+	if p.nows.Add(-1) >= 0 {
+		panic("test: UnwantNow panics")
+	}
+	p.fakeLocal.UnwantNow(keys)
+}
+
+// TestPanicRecovered makes Local panic in the demand reader (Want) and in
+// the lease loop (UnwantNow when the lease is lost): the node logs each
+// panic with its stack, goes on, and carries (or stops carrying) as it
+// should once Local works again. Without recovery the test binary dies.
+func TestPanicRecovered(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rc.Close()
+	logs := &logRecorder{}
+	var pl *panicLocal
+	a := startNodeWith(t, "a", standalone(srv.Addr()), func(cfg *Config) {
+		pl = &panicLocal{fakeLocal: cfg.Local.(*fakeLocal)}
+		pl.wants.Store(1)
+		cfg.Local, cfg.Logger = pl, slog.New(logs)
+	})
+	a.want("binance:a@trade")
+	waitSteady(t, steadyBound+panicPause, []*testNode{a})
+	if n := a.n.panics.Load(); n != 1 {
+		t.Errorf("%d panics recovered; want 1 (in Want)", n)
+	}
+
+	pl.nows.Store(1)
+	lease := newKeyspace(defaultPrefix).exchange(testExchange).lease
+	if err := rc.Set(t.Context(), lease, leaseValue("intruder", 1<<50), time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Cond(t, testTTL+panicPause+time.Second, func() error {
+		if got := a.local.carrying(testExchange); len(got) > 0 {
+			return fmt.Errorf("a still carries %v after losing the lease", got)
+		}
+		return nil
+	})
+	if n := a.n.panics.Load(); n != 2 {
+		t.Errorf("%d panics recovered; want 2 (in Want, then UnwantNow)", n)
+	}
+	if n := logs.count("panic in the cluster loop"); n != 2 {
+		t.Errorf("logged %d panics; want 2", n)
+	}
+	if stack := logs.attr("panic in the cluster loop", "stack"); !strings.Contains(stack, "panicLocal") {
+		t.Errorf("the panic's log has stack %q; want the panicking call in it", stack)
+	}
+	if err := a.n.Ready(); err != nil {
+		t.Errorf("Ready() = %v after the panics", err)
 	}
 }

@@ -56,5 +56,8 @@
 // demand reader, a watchdog, and one lease loop per exchange of
 // Config.Exchanges. Local is called only from these, one call at a time
 // under the carrier's lock, never under the lock that Want and Unwant take;
-// the two locks are never held together.
+// the two locks are never held together. A panic in one of these loops
+// (in Local, say) is logged with its stack and ends only the iteration it
+// hit: the loop starts again a second later, and what Local did not take
+// is offered again.
 package cluster

@@ -517,3 +517,25 @@ func (l *logRecorder) messages() []string {
 	}
 	return out
 }
+
+// attr returns the value of attribute key of the first record that
+// contains text, and "" if there is none.
+func (l *logRecorder) attr(text, key string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.recs {
+		if !strings.Contains(r.Message, text) {
+			continue
+		}
+		var v string
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == key {
+				v = a.Value.String()
+				return false
+			}
+			return true
+		})
+		return v
+	}
+	return ""
+}

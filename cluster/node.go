@@ -165,6 +165,8 @@ type Node struct {
 	crash   atomic.Bool
 	health  atomic.Pointer[health]
 	dropped atomic.Uint64
+	// panics counts the panics recovered in the node's loops.
+	panics atomic.Uint64
 
 	// mu guards the following fields.
 	mu   sync.Mutex
@@ -551,17 +553,17 @@ func (n *Node) Run(ctx context.Context) error {
 			n.carrier.freeze()
 		}
 	})
-	wg.Go(func() { n.heartbeatLoop(ctx) })
-	wg.Go(func() { n.readLoop(ctx) })
-	wg.Go(func() { n.carrier.watch(ctx) })
+	wg.Go(func() { n.supervise(ctx, "heartbeat", n.heartbeatLoop) })
+	wg.Go(func() { n.supervise(ctx, "demand reader", n.readLoop) })
+	wg.Go(func() { n.supervise(ctx, "watchdog", n.carrier.watch) })
 	var leases sync.WaitGroup
 	for _, e := range n.exchanges {
-		leases.Go(func() { e.run(ctx) })
+		leases.Go(func() { n.supervise(ctx, "lease "+e.name, e.run) })
 	}
 	leases.Wait() // each has stopped carrying and released its lease
 	wg.Wait()
 	if !n.crash.Load() {
-		n.carrier.stopAll()
+		n.protect("stop", n.carrier.stopAll)
 	}
 	return nil
 }
