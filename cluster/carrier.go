@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// carrier is the only caller of [Local.Want] and [Local.Unwant]. For each
-// exchange it keeps what Local carries equal to the cluster's demand for
-// that exchange while this node's claim on the exchange is valid, and
-// empty otherwise.
+// carrier is the only caller of [Local]'s Want, Unwant and UnwantNow. For
+// each exchange it keeps what Local carries equal to the cluster's demand
+// for that exchange while this node's claim on the exchange is valid, and
+// empty otherwise: when the claim ends, everything goes at once.
 //
 // A claim is valid until a deadline on the monotonic clock that the lease
 // loop moves on every successful renewal. The watchdog goroutine ([carrier.watch])
@@ -177,25 +177,32 @@ func (c *carrier) reconcileLocked(ex string, s *carryState, now time.Time) {
 	if active == s.active && (!active || s.gen == c.gen) {
 		return
 	}
-	s.active, s.gen = active, c.gen
 	var target map[string]struct{}
 	if active {
 		target = c.union[ex]
 	}
 	added, removed := diff(s.carried, target)
-	for _, k := range added {
-		s.carried[k] = struct{}{}
+	// Unwant first: a Local with a bound on its streams then has room.
+	// Without a claim, at once: another node carries them now. Each change
+	// is recorded once Local took it: after a panic in Local, the next
+	// reconcile tries again what is left.
+	switch {
+	case len(removed) == 0:
+	case active:
+		c.local.Unwant(removed)
+	default:
+		c.local.UnwantNow(removed)
 	}
 	for _, k := range removed {
 		delete(s.carried, k)
 	}
-	// Unwant first: a Local with a bound on its streams then has room.
-	if len(removed) > 0 {
-		c.local.Unwant(removed)
-	}
 	if len(added) > 0 {
 		c.local.Want(added)
 	}
+	for _, k := range added {
+		s.carried[k] = struct{}{}
+	}
+	s.active, s.gen = active, c.gen
 }
 
 // watch stops carrying each exchange when its claim ends, until ctx ends.

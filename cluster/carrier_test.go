@@ -79,29 +79,36 @@ func TestCarrierUnion(t *testing.T) {
 		name string
 		do   func()
 		want []string
+		now  int // keys removed by UnwantNow so far: those of ended claims
 	}{
-		{"demand without a claim is not carried", func() { c.setUnion(union("binance:a")) }, nil},
-		{"a claim starts from no demand", func() { c.setUntil(testExchange, far) }, nil},
+		{"demand without a claim is not carried", func() { c.setUnion(union("binance:a")) }, nil, 0},
+		{"a claim starts from no demand", func() { c.setUntil(testExchange, far) }, nil, 0},
 		{"demand of the claimed exchange", func() { c.setUnion(union("binance:a", "binance:b", "binance-futures:x")) },
-			[]string{"binance:a", "binance:b"}},
-		{"renewal changes nothing", func() { c.setUntil(testExchange, far.Add(time.Second)) }, []string{"binance:a", "binance:b"}},
+			[]string{"binance:a", "binance:b"}, 0},
+		{"renewal changes nothing", func() { c.setUntil(testExchange, far.Add(time.Second)) }, []string{"binance:a", "binance:b"}, 0},
 		{"second claim uses the current demand", func() { c.setUntil(testFutures, far) },
-			[]string{"binance-futures:x", "binance:a", "binance:b"}},
+			[]string{"binance-futures:x", "binance:a", "binance:b"}, 0},
 		{"demand shrinks and grows", func() { c.setUnion(union("binance:b", "binance:c", "binance-futures:x")) },
-			[]string{"binance-futures:x", "binance:b", "binance:c"}},
-		{"claim lost", func() { c.setUntil(testExchange, time.Time{}) }, []string{"binance-futures:x"}},
-		{"stop all", c.stopAll, nil},
+			[]string{"binance-futures:x", "binance:b", "binance:c"}, 0},
+		{"claim lost", func() { c.setUntil(testExchange, time.Time{}) }, []string{"binance-futures:x"}, 2},
+		{"stop all", c.stopAll, nil, 3},
 		{"frozen: no calls", func() {
 			c.setUntil(testExchange, far)
 			c.setUnion(union("binance:z"))
 			c.freeze()
 			c.setUntil(testExchange, time.Time{})
-		}, []string{"binance:z"}},
+		}, []string{"binance:z"}, 3},
 	}
 	for _, st := range steps {
 		st.do()
 		if got := local.carrying(""); !slices.Equal(got, st.want) {
 			t.Fatalf("%s: Local carries %v; want %v", st.name, got, st.want)
+		}
+		local.mu.Lock()
+		now := local.now
+		local.mu.Unlock()
+		if now != st.now {
+			t.Fatalf("%s: %d keys removed at once (UnwantNow); want %d", st.name, now, st.now)
 		}
 	}
 	local.check(t, "carrier")

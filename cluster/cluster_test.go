@@ -3,7 +3,10 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,13 +190,15 @@ func TestHandover(t *testing.T) {
 	type sample struct {
 		at       time.Time
 		old, new bool
+		token    uint64 // the successor's, while it carries
 	}
 	samples := make(chan []sample, 1)
 	stopWatch := make(chan struct{})
 	go func() {
 		var ss []sample
 		for {
-			ss = append(ss, sample{time.Now(), a.local.has(watched), b.local.has(watched) || c.local.has(watched)})
+			ss = append(ss, sample{time.Now(), a.local.has(watched), b.local.has(watched) || c.local.has(watched),
+				max(b.n.Token(testExchange), c.n.Token(testExchange))})
 			select {
 			case <-stopWatch:
 				samples <- ss
@@ -221,12 +226,16 @@ func TestHandover(t *testing.T) {
 	}
 
 	var newStart, oldStop time.Time
+	var claimed uint64 // the token the successor claimed with
 	for _, s := range ss {
 		if !s.old && !s.new {
 			t.Fatalf("at %v nobody carried %s: not make before break", s.at.Sub(start), watched)
 		}
 		if s.new && newStart.IsZero() {
 			newStart = s.at
+		}
+		if claimed == 0 {
+			claimed = s.token
 		}
 		if !s.old && oldStop.IsZero() {
 			oldStop = s.at
@@ -253,12 +262,15 @@ func TestHandover(t *testing.T) {
 	if !owners[testExchange].local.has("binance:a@trade") {
 		t.Error("the drained node's demand is not carried any more")
 	}
-	// The successor's claim took the only new token, and the successor
-	// kept the lease: no node had to take it afresh.
+	// The successor kept the token of its claim, newer than the old
+	// owner's: no node had to take the lease afresh.
 	for _, ex := range testExchanges {
-		if tok, _ := owners[ex].owns(ex); tok != oldToken+1 {
-			t.Errorf("token of %s after handover = %d; want %d", ex, tok, oldToken+1)
+		if tok, _ := owners[ex].owns(ex); tok <= oldToken {
+			t.Errorf("token of %s after handover = %d; want more than %d", ex, tok, oldToken)
 		}
+	}
+	if tok, _ := owners[testExchange].owns(testExchange); uint64(tok) != claimed {
+		t.Errorf("token of %s after handover = %d; want %d, the successor's claim", testExchange, tok, claimed)
 	}
 
 	// Crash whoever owns now: the leases go to the other node. Crash that
@@ -545,5 +557,202 @@ func TestHandoverAlone(t *testing.T) {
 	bcancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run = %v", err)
+	}
+}
+
+// TestFencingAfterDataLoss empties Redis (FLUSHALL, as a restart without
+// persistence or a failover to a lagging replica would) while an owner
+// holds the lease under a token that receivers have seen, and lets a node
+// that never saw a token take the lease. Receivers drop every message whose
+// token is below the highest they have seen, so the new owner's token must
+// exceed the old one: else every existing subscriber starves.
+func TestFencingAfterDataLoss(t *testing.T) {
+	srv := redistest.Start(t)
+	newClient := standalone(srv.Addr())
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rc.Close()
+	// The lease has changed hands many times before.
+	for _, ex := range testExchanges {
+		if err := rc.Set(t.Context(), newKeyspace(defaultPrefix).exchange(ex).fence, 1000, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := startNode(t, "a", newClient)
+	a.want("binance:a@trade")
+	waitSteady(t, steadyBound, []*testNode{a})
+	// b only receives: its clients' demand is registered, but it drains, so
+	// it never contends (its floor would save the tokens otherwise).
+	b := startNode(t, "b", newClient)
+	b.want("binance:b@trade")
+	if err := b.n.Handover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	owners := waitSteady(t, steadyBound, []*testNode{a, b})
+	seen := map[string]int64{} // the origin receivers hold, by exchange
+	for _, ex := range testExchanges {
+		seen[ex], _ = owners[ex].owns(ex)
+	}
+
+	// Redis loses everything and the owner is gone with it; a node started
+	// meanwhile, with an empty floor, takes the leases.
+	a.crash(t)
+	if err := rc.FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := startNode(t, "c", newClient)
+	c.want("binance:c@trade")
+	owners = waitSteady(t, steadyBound, []*testNode{a, b, c})
+	for _, ex := range testExchanges {
+		tok, _ := owners[ex].owns(ex)
+		t.Logf("%s: token %d before the data loss, %d after", ex, seen[ex], tok)
+		if tok <= seen[ex] {
+			t.Errorf("%s: new owner %s took token %d after receivers saw %d: they would drop all its messages", ex, owners[ex].id, tok, seen[ex])
+		}
+		// Redis holds the same token, digit for digit.
+		keys := newKeyspace(defaultPrefix).exchange(ex)
+		lease, _ := rc.Get(t.Context(), keys.lease).Result()
+		fence, _ := rc.Get(t.Context(), keys.fence).Int64()
+		if want := leaseValue(owners[ex].id, tok); lease != want || fence != tok {
+			t.Errorf("%s: lease %q and fence %d in Redis; want %q and %d", ex, lease, fence, want, tok)
+		}
+	}
+}
+
+// TestClockSkew runs nodes whose wall clocks are 5s behind and 5s ahead
+// of the others: membership must not depend on them, so the owner carries
+// every node's demand, steadily.
+func TestClockSkew(t *testing.T) {
+	newClient := standalone(redistest.Start(t).Addr())
+	// Heartbeats at the default pace: liveness then allows 1.5s of delay,
+	// far less than the skew, and scheduling delays cannot flap it.
+	const beat = defaultHeartbeatInterval
+	slow := func(skew time.Duration) func(*Config) {
+		return func(cfg *Config) {
+			cfg.HeartbeatInterval = beat
+			if skew != 0 {
+				cfg.Now = func() time.Time { return time.Now().Add(skew) }
+			}
+		}
+	}
+	var nodes []*testNode
+	for _, n := range []struct {
+		id   string
+		skew time.Duration
+	}{{"on-time", 0}, {"behind", -5 * time.Second}, {"ahead", 5 * time.Second}} {
+		tn := startNodeWith(t, n.id, newClient, slow(n.skew))
+		tn.want("binance:" + n.id + "@trade")
+		nodes = append(nodes, tn)
+	}
+	waitSteady(t, steadyBound+2*liveBeats*beat, nodes)
+	// Stay steady for several liveness windows: no node is left out, nor
+	// evicts the others.
+	for end := time.Now().Add(2 * liveBeats * beat); time.Now().Before(end); time.Sleep(sampleEvery) {
+		if _, err := steady(nodes); err != nil {
+			t.Fatalf("not steady with skewed clocks: %v", err)
+		}
+	}
+	infos, err := nodes[0].n.Nodes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != len(nodes) {
+		t.Errorf("Nodes() = %+v; want all %d nodes", infos, len(nodes))
+	}
+}
+
+// TestHeartbeatRemovedLogged removes a node from the registry behind its
+// back, as a node whose heartbeats are late would be: the node logs it at
+// its next heartbeat and is back in the registry.
+func TestHeartbeatRemovedLogged(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rc.Close()
+	logs := &logRecorder{}
+	a := startNodeWith(t, "a", standalone(srv.Addr()), func(cfg *Config) {
+		cfg.Logger = slog.New(logs)
+	})
+	waitfor.Cond(t, steadyBound, func() error { return a.n.Ready() })
+	nodes := newKeyspace(defaultPrefix).nodes()
+	if err := rc.ZRem(t.Context(), nodes, "a").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Cond(t, steadyBound, func() error {
+		if !logs.has(slog.LevelWarn, "heartbeat had been removed") {
+			return fmt.Errorf("no warning about the removed heartbeat; logged %v", logs.messages())
+		}
+		if err := rc.ZScore(t.Context(), nodes, "a").Err(); err != nil {
+			return fmt.Errorf("a is not back in the registry: %w", err)
+		}
+		return nil
+	})
+	if n := logs.count("heartbeat had been removed"); n != 1 {
+		t.Errorf("logged the removal %d times; want once", n)
+	}
+}
+
+// panicLocal is a fakeLocal whose next Want or UnwantNow calls panic, as a
+// bug in the upstream would.
+type panicLocal struct {
+	*fakeLocal
+	wants, nows atomic.Int32 // calls left to panic
+}
+
+func (p *panicLocal) Want(keys []string) {
+	if p.wants.Add(-1) >= 0 {
+		panic("test: Want panics")
+	}
+	p.fakeLocal.Want(keys)
+}
+
+func (p *panicLocal) UnwantNow(keys []string) {
+	if p.nows.Add(-1) >= 0 {
+		panic("test: UnwantNow panics")
+	}
+	p.fakeLocal.UnwantNow(keys)
+}
+
+// TestPanicRecovered makes Local panic in the demand reader (Want) and in
+// the lease loop (UnwantNow when the lease is lost): the node logs each
+// panic with its stack, goes on, and carries (or stops carrying) as it
+// should once Local works again. Without recovery the test binary dies.
+func TestPanicRecovered(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rc.Close()
+	logs := &logRecorder{}
+	var pl *panicLocal
+	a := startNodeWith(t, "a", standalone(srv.Addr()), func(cfg *Config) {
+		pl = &panicLocal{fakeLocal: cfg.Local.(*fakeLocal)}
+		pl.wants.Store(1)
+		cfg.Local, cfg.Logger = pl, slog.New(logs)
+	})
+	a.want("binance:a@trade")
+	waitSteady(t, steadyBound+panicPause, []*testNode{a})
+	if n := a.n.panics.Load(); n != 1 {
+		t.Errorf("%d panics recovered; want 1 (in Want)", n)
+	}
+
+	pl.nows.Store(1)
+	lease := newKeyspace(defaultPrefix).exchange(testExchange).lease
+	if err := rc.Set(t.Context(), lease, leaseValue("intruder", 1<<50), time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Cond(t, testTTL+panicPause+time.Second, func() error {
+		if got := a.local.carrying(testExchange); len(got) > 0 {
+			return fmt.Errorf("a still carries %v after losing the lease", got)
+		}
+		return nil
+	})
+	if n := a.n.panics.Load(); n != 2 {
+		t.Errorf("%d panics recovered; want 2 (in Want, then UnwantNow)", n)
+	}
+	if n := logs.count("panic in the cluster loop"); n != 2 {
+		t.Errorf("logged %d panics; want 2", n)
+	}
+	if stack := logs.attr("panic in the cluster loop", "stack"); !strings.Contains(stack, "panicLocal") {
+		t.Errorf("the panic's log has stack %q; want the panicking call in it", stack)
+	}
+	if err := a.n.Ready(); err != nil {
+		t.Errorf("Ready() = %v after the panics", err)
 	}
 }

@@ -47,6 +47,7 @@ type fakeLocal struct {
 	// mu guards the following fields.
 	mu     sync.Mutex
 	wanted map[string]struct{}
+	now    int // keys removed by UnwantNow
 	errs   []string
 }
 
@@ -61,6 +62,12 @@ func (f *fakeLocal) Validate(key string) error {
 
 func (f *fakeLocal) Want(keys []string)   { f.call("Want", keys, true) }
 func (f *fakeLocal) Unwant(keys []string) { f.call("Unwant", keys, false) }
+func (f *fakeLocal) UnwantNow(keys []string) {
+	f.call("UnwantNow", keys, false)
+	f.mu.Lock()
+	f.now += len(keys)
+	f.mu.Unlock()
+}
 
 func (f *fakeLocal) call(name string, keys []string, add bool) {
 	if !f.busy.CompareAndSwap(false, true) {
@@ -161,9 +168,19 @@ func testConfig(t *testing.T, id string, client redis.UniversalClient, local Loc
 // ends, then checks that Run returned nil and the Local was used right.
 func startNode(t *testing.T, id string, newClient func() redis.UniversalClient) *testNode {
 	t.Helper()
+	return startNodeWith(t, id, newClient, nil)
+}
+
+// startNodeWith is startNode with edit applied to the test config.
+func startNodeWith(t *testing.T, id string, newClient func() redis.UniversalClient, edit func(*Config)) *testNode {
+	t.Helper()
 	client := newClient()
 	local := newFakeLocal()
-	n, err := New(testConfig(t, id, client, local))
+	cfg := testConfig(t, id, client, local)
+	if edit != nil {
+		edit(&cfg)
+	}
+	n, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New(%s) = %v", id, err)
 	}
@@ -445,4 +462,80 @@ func errContains(err error, want string) error {
 		return fmt.Errorf("error %v; want one containing %q", err, want)
 	}
 	return nil
+}
+
+// logRecorder is a slog.Handler that keeps every record's level and
+// message.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
+
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, r.Clone())
+	return nil
+}
+
+// has reports whether a record of level contains text.
+func (l *logRecorder) has(level slog.Level, text string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.recs {
+		if r.Level == level && strings.Contains(r.Message, text) {
+			return true
+		}
+	}
+	return false
+}
+
+// count returns how many records contain text.
+func (l *logRecorder) count(text string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.recs {
+		if strings.Contains(r.Message, text) {
+			n++
+		}
+	}
+	return n
+}
+
+// messages returns every record's message.
+func (l *logRecorder) messages() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]string, len(l.recs))
+	for i, r := range l.recs {
+		out[i] = r.Message
+	}
+	return out
+}
+
+// attr returns the value of attribute key of the first record that
+// contains text, and "" if there is none.
+func (l *logRecorder) attr(text, key string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.recs {
+		if !strings.Contains(r.Message, text) {
+			continue
+		}
+		var v string
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == key {
+				v = a.Value.String()
+				return false
+			}
+			return true
+		})
+		return v
+	}
+	return ""
 }

@@ -23,7 +23,7 @@ func newKeyspace(prefix string) keyspace {
 }
 
 // nodes is the ZSET of live nodes, scored by their last heartbeat in Unix
-// milliseconds.
+// milliseconds on Redis's clock.
 func (k keyspace) nodes() string { return k.base + "nodes" }
 
 // demand is the SET of the stream keys node wants carried.

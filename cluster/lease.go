@@ -304,12 +304,13 @@ func (e *exchange) stepDown(reason string, err error) {
 	e.answer(nil)
 }
 
-// becomeIdle stops carrying and forgets the claim.
+// becomeIdle forgets the claim and stops carrying (last, so that a panic
+// in Local leaves the lease state consistent; the watchdog retries).
 func (e *exchange) becomeIdle() {
 	e.owned.Store(nil)
 	e.carrying.Store(0)
-	e.n.carrier.setUntil(e.name, time.Time{})
 	e.role, e.value, e.token, e.until = roleIdle, "", 0, time.Time{}
+	e.n.carrier.setUntil(e.name, time.Time{})
 }
 
 // answer ends the handover in progress, if any, with err.

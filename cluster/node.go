@@ -42,16 +42,21 @@ const (
 
 // Local is the node's own upstream, which subscribes streams at the
 // exchanges and publishes them into the hub. [upstream.Router] satisfies
-// it. A [Node] calls Want and Unwant from its own goroutines, one call at
-// a time, with keys of one exchange per call; they must not block.
+// it. A [Node] calls Want, Unwant and UnwantNow from its own goroutines,
+// one call at a time, with keys of one exchange per call; they must not
+// block.
 type Local interface {
 	// Validate returns nil for a stream key the gateway can carry, or an
 	// error whose text tells the client what is wrong.
 	Validate(key string) error
 	// Want subscribes validated keys upstream.
 	Want(keys []string)
-	// Unwant unsubscribes keys.
+	// Unwant unsubscribes keys that no node wants any more; they may
+	// linger upstream for a quick come-back.
 	Unwant(keys []string)
+	// UnwantNow unsubscribes keys at once, without any linger: this node's
+	// claim on their exchange ended, and another node carries them.
+	UnwantNow(keys []string)
 }
 
 // Config configures a [Node]. Zero fields take the documented defaults.
@@ -100,8 +105,10 @@ type Config struct {
 	// Logger receives ownership changes and Redis failures; nil discards
 	// them.
 	Logger *slog.Logger
-	// Now returns the wall-clock time of heartbeats and of [Lease.Since];
-	// default time.Now. Lease deadlines use the monotonic clock anyway.
+	// Now returns the wall-clock time of [Lease.Since]; default time.Now.
+	// Nothing else depends on the node's wall clock: heartbeats and
+	// liveness use Redis's clock, fencing tokens too, and lease deadlines
+	// the monotonic clock.
 	Now func() time.Time
 }
 
@@ -121,7 +128,7 @@ type Lease struct {
 type NodeInfo struct {
 	// ID is the node's Config.NodeID.
 	ID string `json:"id"`
-	// Heartbeat is the node's last heartbeat, by its own clock.
+	// Heartbeat is the node's last heartbeat, by Redis's clock.
 	Heartbeat time.Time `json:"heartbeat"`
 	// Demand is the number of streams the node wants carried.
 	Demand int64 `json:"demand"`
@@ -158,6 +165,8 @@ type Node struct {
 	crash   atomic.Bool
 	health  atomic.Pointer[health]
 	dropped atomic.Uint64
+	// panics counts the panics recovered in the node's loops.
+	panics atomic.Uint64
 
 	// mu guards the following fields.
 	mu   sync.Mutex
@@ -461,14 +470,14 @@ func (n *Node) Token(exchange string) uint64 {
 // and owned exchanges, sorted by ID. Nodes whose heartbeat is overdue are
 // removed from the registry on the way.
 func (n *Node) Nodes(ctx context.Context) ([]NodeInfo, error) {
-	ids, err := n.liveNodes(ctx, true)
+	ids, err := n.liveNodes(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: nodes: %w", err)
 	}
 	pipe := n.cfg.Client.Pipeline()
 	cards := make([]*redis.IntCmd, len(ids))
-	for i, z := range ids {
-		cards[i] = pipe.SCard(ctx, n.keys.demand(z.Member.(string)))
+	for i, b := range ids {
+		cards[i] = pipe.SCard(ctx, n.keys.demand(b.id))
 	}
 	leases := make([]*redis.StringCmd, len(n.cfg.Exchanges))
 	for i, x := range n.cfg.Exchanges {
@@ -484,13 +493,12 @@ func (n *Node) Nodes(ctx context.Context) ([]NodeInfo, error) {
 		}
 	}
 	out := make([]NodeInfo, len(ids))
-	for i, z := range ids {
-		id := z.Member.(string)
-		owns := owners[id]
+	for i, b := range ids {
+		owns := owners[b.id]
 		slices.Sort(owns)
 		out[i] = NodeInfo{
-			ID:        id,
-			Heartbeat: time.UnixMilli(int64(z.Score)),
+			ID:        b.id,
+			Heartbeat: b.at,
 			Demand:    cards[i].Val(),
 			Owns:      owns,
 		}
@@ -499,31 +507,32 @@ func (n *Node) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	return out, nil
 }
 
+// beat is a live node and its last heartbeat, by Redis's clock.
+type beat struct {
+	id string
+	at time.Time
+}
+
 // liveNodes removes the nodes whose last heartbeat is older than
-// liveBeats heartbeats from the registry and returns the others, with
-// their scores if scores is set.
-func (n *Node) liveNodes(ctx context.Context, scores bool) ([]redis.Z, error) {
-	cutoff := n.cfg.Now().Add(-liveBeats * n.cfg.HeartbeatInterval).UnixMilli()
-	pipe := n.cfg.Client.Pipeline()
-	pipe.ZRemRangeByScore(ctx, n.keys.nodes(), "-inf", "("+strconv.FormatInt(cutoff, 10))
-	var withScores *redis.ZSliceCmd
-	var plain *redis.StringSliceCmd
-	if scores {
-		withScores = pipe.ZRangeWithScores(ctx, n.keys.nodes(), 0, -1)
-	} else {
-		plain = pipe.ZRange(ctx, n.keys.nodes(), 0, -1)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
+// liveBeats heartbeats from the registry, on Redis's clock, and returns
+// the others.
+func (n *Node) liveNodes(ctx context.Context) ([]beat, error) {
+	res, err := liveScript.Run(ctx, n.cfg.Client, []string{n.keys.nodes()}, n.liveTTL().Milliseconds()).StringSlice()
+	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", n.keys.nodes(), err)
 	}
-	if scores {
-		return withScores.Val(), nil
+	if len(res)%2 != 0 {
+		return nil, fmt.Errorf("read %s: odd reply %v", n.keys.nodes(), res)
 	}
-	zs := make([]redis.Z, len(plain.Val()))
-	for i, id := range plain.Val() {
-		zs[i].Member = id
+	out := make([]beat, 0, len(res)/2)
+	for i := 0; i < len(res); i += 2 {
+		ms, err := strconv.ParseFloat(res[i+1], 64)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: score of %s: %w", n.keys.nodes(), res[i], err)
+		}
+		out = append(out, beat{id: res[i], at: time.UnixMilli(int64(ms))})
 	}
-	return zs, nil
+	return out, nil
 }
 
 // Run registers this node's demand, contends for the leases and carries
@@ -544,17 +553,17 @@ func (n *Node) Run(ctx context.Context) error {
 			n.carrier.freeze()
 		}
 	})
-	wg.Go(func() { n.heartbeatLoop(ctx) })
-	wg.Go(func() { n.readLoop(ctx) })
-	wg.Go(func() { n.carrier.watch(ctx) })
+	wg.Go(func() { n.supervise(ctx, "heartbeat", n.heartbeatLoop) })
+	wg.Go(func() { n.supervise(ctx, "demand reader", n.readLoop) })
+	wg.Go(func() { n.supervise(ctx, "watchdog", n.carrier.watch) })
 	var leases sync.WaitGroup
 	for _, e := range n.exchanges {
-		leases.Go(func() { e.run(ctx) })
+		leases.Go(func() { n.supervise(ctx, "lease "+e.name, e.run) })
 	}
 	leases.Wait() // each has stopped carrying and released its lease
 	wg.Wait()
 	if !n.crash.Load() {
-		n.carrier.stopAll()
+		n.protect("stop", n.carrier.stopAll)
 	}
 	return nil
 }

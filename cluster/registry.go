@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/marketgate/marketgate/internal/pause"
@@ -20,14 +19,22 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 	defer t.Stop()
 	var (
 		members []any
+		args    []any // the script's arguments: TTL, node, members
 		version uint64
 		last    time.Time
 		failed  bool
+		joined  bool // a heartbeat has been written
 	)
 	write := func() {
-		members, version = n.demandSnapshot(members, version)
+		var v uint64
+		members, v = n.demandSnapshot(members, version)
+		if args == nil || v != version {
+			args = append(append(make([]any, 0, 2+len(members)), n.liveTTL().Milliseconds(), n.cfg.NodeID), members...)
+			version = v
+		}
+		prev := last
 		last = time.Now()
-		err := n.writeDemand(ctx, members)
+		added, err := n.writeDemand(ctx, args)
 		if ctx.Err() != nil {
 			return
 		}
@@ -48,8 +55,13 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 			n.health.Store(&health{ok: time.Now()})
 			if failed {
 				n.log.Info("cluster coordination up again")
+			} else if added && joined {
+				// Not after an outage: the heartbeats came too late
+				// (by Redis's clock) or Redis lost its data.
+				n.log.Warn("this node's heartbeat had been removed from the cluster registry: owners left its demand out until now",
+					"since_previous_heartbeat", last.Sub(prev).Round(time.Millisecond))
 			}
-			failed = false
+			failed, joined = false, true
 		}
 	}
 	write()
@@ -73,29 +85,22 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 	}
 }
 
-// writeDemand replaces this node's demand set in Redis with members and
-// renews its heartbeat, in one MULTI, and removes the nodes whose
-// heartbeat is overdue.
-func (n *Node) writeDemand(ctx context.Context, members []any) error {
+// liveTTL is how long a node and its demand outlive its last heartbeat.
+func (n *Node) liveTTL() time.Duration { return liveBeats * n.cfg.HeartbeatInterval }
+
+// writeDemand replaces this node's demand set in Redis and renews its
+// heartbeat on Redis's clock, in one script (args: see heartbeatScript),
+// and removes the nodes whose heartbeat is overdue. It reports whether
+// this node was missing from the registry.
+func (n *Node) writeDemand(ctx context.Context, args []any) (added bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, n.opTimeout)
 	defer cancel()
-	now := n.cfg.Now()
-	ttl := liveBeats * n.cfg.HeartbeatInterval
-	key, nodes := n.keys.demand(n.cfg.NodeID), n.keys.nodes()
-	_, err := n.cfg.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, key)
-		if len(members) > 0 {
-			p.SAdd(ctx, key, members...)
-			p.PExpire(ctx, key, ttl)
-		}
-		p.ZAdd(ctx, nodes, redis.Z{Score: float64(now.UnixMilli()), Member: n.cfg.NodeID})
-		p.ZRemRangeByScore(ctx, nodes, "-inf", "("+strconv.FormatInt(now.Add(-ttl).UnixMilli(), 10))
-		return nil
-	})
+	key := n.keys.demand(n.cfg.NodeID)
+	res, err := heartbeatScript.Run(ctx, n.cfg.Client, []string{n.keys.nodes(), key}, args...).Int64()
 	if err != nil {
-		return fmt.Errorf("write %s: %w", key, err)
+		return false, fmt.Errorf("write %s: %w", key, err)
 	}
-	return nil
+	return res == 1, nil
 }
 
 // unregister removes this node's demand and heartbeat from Redis when Run
@@ -153,7 +158,7 @@ func (n *Node) readLoop(ctx context.Context) {
 func (n *Node) readUnion(ctx context.Context) (map[string]map[string]struct{}, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.opTimeout)
 	defer cancel()
-	live, err := n.liveNodes(ctx, false)
+	live, err := n.liveNodes(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -161,8 +166,8 @@ func (n *Node) readUnion(ctx context.Context) (map[string]map[string]struct{}, e
 		return map[string]map[string]struct{}{}, nil
 	}
 	keys := make([]string, len(live))
-	for i, z := range live {
-		keys[i] = n.keys.demand(z.Member.(string))
+	for i, b := range live {
+		keys[i] = n.keys.demand(b.id)
 	}
 	members, err := n.cfg.Client.SUnion(ctx, keys...).Result()
 	if err != nil {

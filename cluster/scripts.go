@@ -16,31 +16,37 @@ import "github.com/redis/go-redis/v9"
 // {2, token, lease}. Otherwise {0, 0, lease or next}, so that the caller
 // learns the current token.
 //
-// Tokens come from INCR fence, raised above floor: after Redis lost its data
-// the counter restarts at 0, and the floor keeps the tokens increasing
-// across owners as long as some node saw the last one.
+// A token is the highest of INCR fence, floor+1 and Redis's clock in Unix
+// milliseconds (TIME), and is written back to fence. The clock keeps the
+// tokens increasing when Redis lost its data (a restart without
+// persistence, a failover to a lagging replica, FLUSHALL) and no node
+// that saw the last token wins: a new token is then the time of its
+// claim, later than any earlier claim's. Only a Redis clock stepped back by
+// more than the time since the last claim, together with that data loss
+// and a winner with a stale floor, could make a token go back. Tokens
+// stay below 2^53, so Lua's numbers hold them exactly; they are formatted
+// with %d, never with Lua's default %.14g.
 var contestScript = redis.NewScript(`
 local lease = redis.call('GET', KEYS[1])
 local nxt = redis.call('GET', KEYS[2])
 local function token()
-  local t = redis.call('INCR', KEYS[4])
-  local floor = tonumber(ARGV[3])
-  if t <= floor then
-    t = floor + 1
-    redis.call('SET', KEYS[4], t)
-  end
+  local now = redis.call('TIME')
+  local t = math.max(redis.call('INCR', KEYS[4]), tonumber(ARGV[3]) + 1,
+    tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+  t = string.format('%d', t)
+  redis.call('SET', KEYS[4], t)
   return t
 end
 if not lease then
   if nxt then return {0, 0, nxt} end
   local t = token()
   redis.call('SET', KEYS[1], ARGV[1] .. '|' .. t, 'PX', ARGV[2])
-  return {1, t, ''}
+  return {1, tonumber(t), ''}
 end
 if not nxt and redis.call('GET', KEYS[3]) == lease then
   local t = token()
   redis.call('SET', KEYS[2], ARGV[1] .. '|' .. t, 'PX', ARGV[2])
-  return {2, t, lease}
+  return {2, tonumber(t), lease}
 end
 return {0, 0, lease}
 `)
@@ -115,4 +121,38 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
 return {r, ''}
+`)
+
+// The registry scripts keep the nodes ZSET (KEYS[1]) scored by each node's
+// last heartbeat on Redis's clock (TIME, Unix milliseconds), never on the
+// nodes' own clocks, so that nodes whose clocks differ agree on who is
+// live. Both remove the nodes whose heartbeat is older than ARGV[1]
+// milliseconds.
+
+// heartbeatScript writes one node's heartbeat and demand. KEYS[1] nodes,
+// KEYS[2] the node's demand SET. ARGV: liveness TTL, node, then the demand
+// members, if any. The demand set is replaced and expires after the TTL;
+// the node's heartbeat is set to now. Returns 1 if the node was not in the
+// registry before (its first heartbeat, or it had been removed as dead or
+// lost with Redis's data), else 0.
+var heartbeatScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('DEL', KEYS[2])
+local n = #ARGV
+for i = 3, n, 1000 do
+  redis.call('SADD', KEYS[2], unpack(ARGV, i, math.min(i + 999, n)))
+end
+if n >= 3 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', now - tonumber(ARGV[1])))
+return redis.call('ZADD', KEYS[1], string.format('%d', now), ARGV[2])
+`)
+
+// liveScript returns the live nodes, KEYS[1]'s members with their
+// heartbeats, flat: {node, score, node, score, ...}. ARGV: liveness TTL.
+var liveScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', now - tonumber(ARGV[1])))
+return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 `)

@@ -267,6 +267,25 @@ func (f *Feed) Unsubscribe(names []string) {
 	}
 }
 
+// UnsubscribeNow removes names from the desired set like Unsubscribe,
+// but without Linger: they are unsubscribed upstream at once, those
+// already lingering included. For a cluster node whose lease ended: it
+// must stop carrying them, not keep them for a re-subscribe.
+func (f *Feed) UnsubscribeNow(names []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, name := range names {
+		st := f.streams[name]
+		if st == nil || !st.wanted {
+			continue
+		}
+		f.unwantLocked(st)
+		if st.shard != nil {
+			st.shard.pokeLocked()
+		}
+	}
+}
+
 // newStreamLocked adds the state of a stream not in the feed.
 func (f *Feed) newStreamLocked(name string, s Stream) *streamState {
 	st := &streamState{

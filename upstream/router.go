@@ -91,6 +91,19 @@ func (r *Router) Unwant(keys []string) {
 	}
 }
 
+// UnwantNow unsubscribes keys at once, grouped by exchange like Want:
+// through UnsubscribeNow where the exchange has it (a [Feed] does), so that
+// they do not linger, else through Unsubscribe.
+func (r *Router) UnwantNow(keys []string) {
+	for name, names := range r.group(keys) {
+		if ex, ok := r.exchanges[name].(interface{ UnsubscribeNow([]string) }); ok {
+			ex.UnsubscribeNow(names)
+		} else {
+			r.exchanges[name].Unsubscribe(names)
+		}
+	}
+}
+
 // group returns the stream names of keys by exchange name.
 func (r *Router) group(keys []string) map[string][]string {
 	groups := make(map[string][]string, len(r.exchanges))

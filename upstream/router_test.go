@@ -109,3 +109,28 @@ func TestNewRouterPanics(t *testing.T) {
 		})
 	}
 }
+
+// nowExchange is a fakeExchange that can unsubscribe without linger.
+type nowExchange struct {
+	fakeExchange
+	now [][]string
+}
+
+func (f *nowExchange) UnsubscribeNow(names []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = append(f.now, slices.Clone(names))
+}
+
+func TestRouterUnwantNow(t *testing.T) {
+	plain := &fakeExchange{name: "plain"}
+	now := &nowExchange{fakeExchange: fakeExchange{name: "now"}}
+	r := NewRouter(plain, now)
+	r.UnwantNow([]string{"plain:a", "now:b", "now:c", "bogus"})
+	if want := [][]string{{"a"}}; !slices.EqualFunc(plain.unsub, want, slices.Equal) {
+		t.Errorf("plain Unsubscribe calls = %q; want %q", plain.unsub, want)
+	}
+	if want := [][]string{{"b", "c"}}; !slices.EqualFunc(now.now, want, slices.Equal) || len(now.unsub) != 0 {
+		t.Errorf("now: UnsubscribeNow calls = %q, Unsubscribe calls = %q; want %q and none", now.now, now.unsub, want)
+	}
+}

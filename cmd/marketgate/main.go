@@ -284,6 +284,9 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 // originPublisher stamps each message with the fencing token under which
 // this node carries the exchange (see cluster.Node.Token), so receivers on
 // every node prefer the newest owner's messages when two publish at once.
+// Without a token (the lease is lost or given up) it drops the message:
+// what the feed still reads until its unsubscribes take effect belongs to
+// the new owner.
 type originPublisher struct {
 	hub.Publisher
 	node     **cluster.Node // set before any feed runs
@@ -291,7 +294,9 @@ type originPublisher struct {
 }
 
 func (p *originPublisher) Publish(ctx context.Context, msg hub.Message) error {
-	msg.Origin = (*p.node).Token(p.exchange)
+	if msg.Origin = (*p.node).Token(p.exchange); msg.Origin == 0 {
+		return nil
+	}
 	return p.Publisher.Publish(ctx, msg)
 }
 
