@@ -56,7 +56,9 @@ type session struct {
 	lastWasPong bool
 
 	// Reader-only.
-	dropped int // events of streams this connection does not carry
+	dropped         int       // events of streams this connection does not carry
+	malformedLogged time.Time // when a malformed message was last logged
+	malformedQuiet  int       // malformed messages since, not logged
 
 	// mu guards the following fields.
 	mu         sync.Mutex
