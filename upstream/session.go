@@ -337,6 +337,9 @@ func (s *session) diff(now time.Time) (*request, []*streamState) {
 		}
 		if sym := st.stream.Symbol; sym != "" {
 			if known, _ := f.symbols.has(sym); !known {
+				// A cluster's owner gets streams other nodes validated: a
+				// symbol listed since the last refresh asks for one.
+				f.symbols.noteMiss()
 				f.failLocked(st, fmt.Sprintf("unknown symbol %q", sym))
 				continue
 			}
