@@ -145,6 +145,7 @@ func New(cfg Config) (*Feed, error) {
 		refresh:     cfg.SymbolRefresh,
 		missRefresh: cfg.SymbolMissRefresh,
 		maxBytes:    cfg.MaxSymbolsBytes,
+		maxDrop:     cfg.SymbolMaxDrop,
 		now:         cfg.Now,
 		log:         log,
 		bo:          backoff{min: cfg.BackoffMin, max: cfg.BackoffMax},
