@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,10 @@ var _ Hub = (*Memory)(nil)
 // subscribed receiver directly on the publisher's goroutine. It is the
 // default when no Redis is configured. The zero value is ready to use.
 type Memory struct {
+	// Logger receives the logs of panics recovered in receivers; nil
+	// means slog.Default(). Set it before first use.
+	Logger *slog.Logger
+
 	// mu guards the following fields.
 	mu   sync.RWMutex
 	subs map[string][]Receiver
@@ -25,13 +30,25 @@ type Memory struct {
 
 	published atomic.Uint64 // Publish calls
 	received  atomic.Uint64 // messages handed to at least one receiver
+	panics    atomic.Uint64 // recovered in receivers
+}
+
+// guard returns what recovers the receivers' panics.
+func (m *Memory) guard() receiverGuard {
+	log := m.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return receiverGuard{log: log, panics: &m.panics}
 }
 
 // NewMemory returns an empty in-process hub.
 func NewMemory() *Memory { return &Memory{} }
 
 // Publish calls Receive on every receiver of msg.Stream before it returns,
-// which is what lets msg.Data be reused once it has.
+// which is what lets msg.Data be reused once it has. A receiver that
+// panics is logged and counted (Stats.InternalErrors); the others still
+// get msg.
 func (m *Memory) Publish(_ context.Context, msg Message) error {
 	m.mu.RLock()
 	rs := m.subs[msg.Stream]
@@ -39,8 +56,9 @@ func (m *Memory) Publish(_ context.Context, msg Message) error {
 	// rs is never modified in place (Subscribe and Unsubscribe copy), so it
 	// is safe to range over without the lock.
 	m.published.Add(1)
+	g := m.guard()
 	for _, r := range rs {
-		r.Receive(msg)
+		g.receive(r, msg)
 	}
 	if len(rs) > 0 {
 		m.received.Add(1)
@@ -60,8 +78,9 @@ func (m *Memory) Publish(_ context.Context, msg Message) error {
 func (m *Memory) Flush(context.Context) error {
 	m.dmu.Lock()
 	defer m.dmu.Unlock()
+	g := m.guard()
 	for _, r := range m.dirty {
-		r.Flush()
+		g.flush(r)
 	}
 	clear(m.dirty)
 	m.dirty = m.dirty[:0]
@@ -105,7 +124,7 @@ func (m *Memory) Unsubscribe(_ context.Context, stream string, r Receiver) error
 // Received the messages handed to at least one receiver; the error
 // counters stay zero, as nothing in process can fail.
 func (m *Memory) Stats() RedisStats {
-	return RedisStats{Published: m.published.Load(), Received: m.received.Load()}
+	return RedisStats{Published: m.published.Load(), Received: m.received.Load(), InternalErrors: m.panics.Load()}
 }
 
 // Ready always returns nil: an in-process hub cannot be unreachable.

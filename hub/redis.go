@@ -117,6 +117,9 @@ type RedisStats struct {
 	// SubscribeErrors counts failed SUBSCRIBE or UNSUBSCRIBE commands; the
 	// hub retries them.
 	SubscribeErrors uint64
+	// InternalErrors counts panics recovered in receivers (a bug, logged
+	// with its stack); delivery went on.
+	InternalErrors uint64
 }
 
 // Redis is the [Hub] that fans messages out across nodes through Redis
@@ -190,6 +193,7 @@ type Redis struct {
 	state atomic.Int32 // hubNew, hubRunning or hubStopped
 
 	published, publishErrors, received, decodeErrors, subscribeErrors atomic.Uint64
+	panics                                                            atomic.Uint64 // recovered in receivers
 
 	// mu guards the following fields.
 	mu sync.RWMutex
@@ -567,6 +571,7 @@ func (r *Redis) Stats() RedisStats {
 		Received:        r.received.Load(),
 		DecodeErrors:    r.decodeErrors.Load(),
 		SubscribeErrors: r.subscribeErrors.Load(),
+		InternalErrors:  r.panics.Load(),
 	}
 }
 
@@ -679,7 +684,7 @@ func (r *Redis) readLoop(ctx context.Context, c *subConn, out chan<- *redis.Mess
 // deliverLoop hands the messages readLoop queued to the receivers and
 // flushes the receivers it gave messages each time the queue runs empty,
 // the end of what the reads brought (see [Receiver]). It returns when in
-// is closed.
+// is closed. A receiver's panic is recovered and logged; delivery goes on.
 func (r *Redis) deliverLoop(c *subConn, in <-chan *redis.Message) {
 	var touched []Receiver // given a message since their last Flush
 	for m := range in {
@@ -696,8 +701,9 @@ func (r *Redis) deliverLoop(c *subConn, in <-chan *redis.Message) {
 				break burst
 			}
 		}
+		g := r.guard()
 		for _, rc := range touched {
-			rc.Flush()
+			g.flush(rc)
 		}
 		clear(touched)
 		touched = touched[:0]
@@ -736,8 +742,9 @@ func (r *Redis) dispatch(c *subConn, m *redis.Message, touched []Receiver) []Rec
 		msg.Stream = e.key
 	}
 	r.mu.RUnlock()
+	g := r.guard()
 	for _, rc := range rs {
-		rc.Receive(msg)
+		g.receive(rc, msg)
 		// Receivers are few (one downstream server per node), so a
 		// linear search beats a map.
 		if !slices.Contains(touched, rc) {
@@ -746,6 +753,9 @@ func (r *Redis) dispatch(c *subConn, m *redis.Message, touched []Receiver) []Rec
 	}
 	return touched
 }
+
+// guard returns what recovers the receivers' panics.
+func (r *Redis) guard() receiverGuard { return receiverGuard{log: r.log, panics: &r.panics} }
 
 // probeLoop publishes a probe on every subscriber connection each
 // ProbeInterval, in one pipeline, and records the outcome per connection.

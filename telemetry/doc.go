@@ -76,6 +76,9 @@
 //	marketgate_upstream_handover_overflows_total{exchange} counter streams switched with a gap (handover buffer full)
 //	marketgate_upstream_rejected_streams_total{exchange}   counter stream names dropped as invalid or over the limit
 //	marketgate_upstream_request_seconds{exchange}   histogram SUBSCRIBE/UNSUBSCRIBE sent to reply; 1 ms to 10 s
+//	marketgate_upstream_malformed_messages_total{exchange} counter messages that could not be parsed; dropped
+//	marketgate_upstream_internal_errors_total{exchange}    counter panics recovered in the feed (a bug); the
+//	                                                         connection ended and was made again
 //
 // Hub (package hub; with the in-process hub the error counters stay 0):
 //
@@ -85,6 +88,7 @@
 //	                                                         subscriber connections; in process: with a receiver)
 //	marketgate_hub_decode_errors_total              counter  malformed messages received and dropped
 //	marketgate_hub_subscribe_errors_total           counter  failed Redis SUBSCRIBE/UNSUBSCRIBE commands (retried)
+//	marketgate_hub_internal_errors_total            counter  panics recovered in receivers (a bug); delivery went on
 //
 // Cluster (package cluster; only with Sources.Cluster):
 //

@@ -79,8 +79,10 @@ type collector struct {
 	upUp, upState, upConns, upStreams      *prometheus.Desc
 	upFailed, upReconnects, upRotations    *prometheus.Desc
 	upOverflows, upRejected, upRequestTime *prometheus.Desc
+	upMalformed, upInternalErrors          *prometheus.Desc
 
 	hubPublished, hubPublishErrors, hubReceived, hubDecodeErrors, hubSubscribeErrors *prometheus.Desc
+	hubInternalErrors                                                                *prometheus.Desc
 
 	clusterReady, clusterOwned, clusterOwner *prometheus.Desc
 }
@@ -111,24 +113,27 @@ func NewCollector(src Sources) prometheus.Collector {
 		latency: d("end_to_end_latency_seconds", "Time from the exchange's event time (its E field) to the fan-out of the message to this node's subscribers, once per message: "+
 			"it ends when the frames are queued, before they are written, and compares the exchange's clock with ours. Events without an event time are not observed."),
 
-		messagesIn:    d("messages_in_total", "Text messages read from the exchange, by the kind of the stream each was routed to (other: replies, events of streams no longer subscribed, unreadable messages).", "exchange", "kind"),
-		bytesIn:       d("bytes_in_total", "Bytes of the text messages read from the exchange (WebSocket payloads), by stream kind.", "exchange", "kind"),
-		upUp:          d("upstream_up", "1 while every upstream connection of the exchange is up, else 0.", "exchange"),
-		upState:       d("upstream_state", "1 for the exchange feed's current state, 0 for the others.", "exchange", "state"),
-		upConns:       d("upstream_connections", "Open upstream connections, those being replaced included.", "exchange"),
-		upStreams:     d("upstream_streams", "Streams the exchange confirmed on the connections that subscribe.", "exchange"),
-		upFailed:      d("upstream_failed_streams", "Desired streams the exchange refused or that cannot be subscribed.", "exchange"),
-		upReconnects:  d("upstream_reconnects_total", "Upstream connections made after one ended unplanned.", "exchange"),
-		upRotations:   d("upstream_rotations_total", "Upstream connections replaced before their lifetime ended.", "exchange"),
-		upOverflows:   d("upstream_handover_overflows_total", "Streams that switched connections with a gap because their handover buffer was full.", "exchange"),
-		upRejected:    d("upstream_rejected_streams_total", "Stream names the feed dropped as invalid or over its limit.", "exchange"),
-		upRequestTime: d("upstream_request_seconds", "Time from sending a SUBSCRIBE or UNSUBSCRIBE to the exchange to its reply (requests that time out are not observed).", "exchange"),
+		messagesIn:       d("messages_in_total", "Text messages read from the exchange, by the kind of the stream each was routed to (other: replies, events of streams no longer subscribed, unreadable messages).", "exchange", "kind"),
+		bytesIn:          d("bytes_in_total", "Bytes of the text messages read from the exchange (WebSocket payloads), by stream kind.", "exchange", "kind"),
+		upUp:             d("upstream_up", "1 while every upstream connection of the exchange is up, else 0.", "exchange"),
+		upState:          d("upstream_state", "1 for the exchange feed's current state, 0 for the others.", "exchange", "state"),
+		upConns:          d("upstream_connections", "Open upstream connections, those being replaced included.", "exchange"),
+		upStreams:        d("upstream_streams", "Streams the exchange confirmed on the connections that subscribe.", "exchange"),
+		upFailed:         d("upstream_failed_streams", "Desired streams the exchange refused or that cannot be subscribed.", "exchange"),
+		upReconnects:     d("upstream_reconnects_total", "Upstream connections made after one ended unplanned.", "exchange"),
+		upRotations:      d("upstream_rotations_total", "Upstream connections replaced before their lifetime ended.", "exchange"),
+		upOverflows:      d("upstream_handover_overflows_total", "Streams that switched connections with a gap because their handover buffer was full.", "exchange"),
+		upRejected:       d("upstream_rejected_streams_total", "Stream names the feed dropped as invalid or over its limit.", "exchange"),
+		upMalformed:      d("upstream_malformed_messages_total", "Messages from the exchange that could not be parsed (such as mismatched brackets); dropped, never relayed.", "exchange"),
+		upInternalErrors: d("upstream_internal_errors_total", "Panics recovered in the feed's goroutines (a bug); each ended its connection, which was made again.", "exchange"),
+		upRequestTime:    d("upstream_request_seconds", "Time from sending a SUBSCRIBE or UNSUBSCRIBE to the exchange to its reply (requests that time out are not observed).", "exchange"),
 
 		hubPublished:       d("hub_published_total", "Messages the hub accepted for fan-out (Redis: accepted by Redis)."),
 		hubPublishErrors:   d("hub_publish_errors_total", "Messages the hub could not send; they are lost (always 0 in process)."),
 		hubReceived:        d("hub_received_total", "Messages the hub received for delivery (Redis: well-formed messages off the subscriber connections; in process: messages with at least one receiver)."),
 		hubDecodeErrors:    d("hub_decode_errors_total", "Malformed messages the hub received and dropped (always 0 in process)."),
 		hubSubscribeErrors: d("hub_subscribe_errors_total", "Failed Redis SUBSCRIBE or UNSUBSCRIBE commands, retried (always 0 in process)."),
+		hubInternalErrors:  d("hub_internal_errors_total", "Panics recovered in the hub's receivers (a bug); delivery went on."),
 
 		clusterReady: d("cluster_ready", "1 while this node's cluster heartbeats reach Redis, else 0."),
 		clusterOwned: d("cluster_owned_exchanges", "Exchanges whose upstream lease this node holds."),
@@ -144,7 +149,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.internalErrors, c.streamsRefused, c.streamsCurrent, c.latency,
 		c.messagesIn, c.bytesIn, c.upUp, c.upState, c.upConns, c.upStreams, c.upFailed,
 		c.upReconnects, c.upRotations, c.upOverflows, c.upRejected, c.upRequestTime,
+		c.upMalformed, c.upInternalErrors,
 		c.hubPublished, c.hubPublishErrors, c.hubReceived, c.hubDecodeErrors, c.hubSubscribeErrors,
+		c.hubInternalErrors,
 		c.clusterReady, c.clusterOwned, c.clusterOwner,
 	} {
 		ch <- d
@@ -166,6 +173,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, c.hubReceived, st.Received)
 		counter(ch, c.hubDecodeErrors, st.DecodeErrors)
 		counter(ch, c.hubSubscribeErrors, st.SubscribeErrors)
+		counter(ch, c.hubInternalErrors, st.InternalErrors)
 	}
 	if n := c.src.Cluster; n != nil {
 		gauge(ch, c.clusterReady, boolValue(n.Ready() == nil))
@@ -227,6 +235,8 @@ func (c *collector) collectFeed(ch chan<- prometheus.Metric, st upstream.Status)
 	counter(ch, c.upRotations, st.Rotations, ex)
 	counter(ch, c.upOverflows, st.HandoverOverflows, ex)
 	counter(ch, c.upRejected, st.Rejected, ex)
+	counter(ch, c.upMalformed, st.Malformed, ex)
+	counter(ch, c.upInternalErrors, st.InternalErrors, ex)
 	histogram(ch, c.upRequestTime, st.RequestLatency, ex)
 }
 

@@ -64,6 +64,8 @@ var (
 		"marketgate_upstream_handover_overflows_total",
 		"marketgate_upstream_rejected_streams_total",
 		"marketgate_upstream_request_seconds",
+		"marketgate_upstream_malformed_messages_total",
+		"marketgate_upstream_internal_errors_total",
 	}
 	hubFamilies = []string{
 		"marketgate_hub_published_total",
@@ -71,6 +73,7 @@ var (
 		"marketgate_hub_received_total",
 		"marketgate_hub_decode_errors_total",
 		"marketgate_hub_subscribe_errors_total",
+		"marketgate_hub_internal_errors_total",
 	}
 	clusterFamilies = []string{
 		"marketgate_cluster_ready",

@@ -27,6 +27,7 @@ const (
 	DefaultDialTimeout       = 10 * time.Second
 	DefaultMaxMessageSize    = 16 << 20
 	DefaultMaxSymbolsBytes   = 32 << 20
+	DefaultSymbolMaxDrop     = 0.5
 	DefaultRotateBefore      = 10 * time.Minute // RotateAfter = MaxLifetime − this
 	DefaultHandoverTimeout   = 10 * time.Second
 	DefaultHandoverBuffer    = 4096
@@ -118,6 +119,12 @@ type Config struct {
 	SymbolMissRefresh time.Duration
 	// MaxSymbolsBytes bounds the symbol list response. Default 32 MiB.
 	MaxSymbolsBytes int64
+	// SymbolMaxDrop is the share of the known symbols a refresh may drop.
+	// A refresh that drops more, or lists none, is taken for a faulty
+	// answer: the list in use stays, a warning is logged and the refresh
+	// is retried after a backoff. Default 0.5; 1 accepts any non-empty
+	// list.
+	SymbolMaxDrop float64
 	// BackoffMin and BackoffMax bound the reconnect delay, which doubles
 	// per failed attempt and is jittered (a uniform pick in [d/2, d]).
 	// After an abrupt drop the first retry is immediate; after a close
@@ -267,6 +274,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxSymbolsBytes == 0 {
 		cfg.MaxSymbolsBytes = DefaultMaxSymbolsBytes
+	}
+	if cfg.SymbolMaxDrop < 0 || cfg.SymbolMaxDrop > 1 {
+		return fail("SymbolMaxDrop %v is not between 0 and 1", cfg.SymbolMaxDrop)
+	}
+	if cfg.SymbolMaxDrop == 0 {
+		cfg.SymbolMaxDrop = DefaultSymbolMaxDrop
 	}
 	return cfg, nil
 }

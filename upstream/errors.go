@@ -34,6 +34,9 @@ var (
 	// ErrSymbolsTooLarge means the exchangeInfo response exceeded the size
 	// bound.
 	ErrSymbolsTooLarge = errors.New("upstream: exchangeInfo response too large")
+	// ErrSymbolsRefused is returned for a symbol list that is empty or
+	// drops more than Config.SymbolMaxDrop of the known symbols.
+	ErrSymbolsRefused = errors.New("upstream: symbol list refused")
 )
 
 // ValidationError is the error Validate returns for a stream the gateway

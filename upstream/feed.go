@@ -145,6 +145,7 @@ func New(cfg Config) (*Feed, error) {
 		refresh:     cfg.SymbolRefresh,
 		missRefresh: cfg.SymbolMissRefresh,
 		maxBytes:    cfg.MaxSymbolsBytes,
+		maxDrop:     cfg.SymbolMaxDrop,
 		now:         cfg.Now,
 		log:         log,
 		bo:          backoff{min: cfg.BackoffMin, max: cfg.BackoffMax},
@@ -201,9 +202,9 @@ func (f *Feed) Validate(name string) error {
 // Subscribe adds names to the desired set; names already in it stay, a
 // name waiting out its linger is kept, and a failed one is tried again.
 // It never blocks: the writers subscribe them upstream in batches. Names
-// that fail the grammar, or exceed MaxShards × MaxStreams, are dropped and
-// logged (Validate first); names whose symbol does not trade fail with an
-// Err message and show up in [Status.Failed].
+// that fail the grammar are dropped and logged (Validate first); names
+// beyond MaxShards × MaxStreams, and names whose symbol does not trade,
+// fail with an Err message and show up in [Status.Failed].
 func (f *Feed) Subscribe(names []string) {
 	now := f.cfg.Now()
 	f.mu.Lock()
@@ -228,17 +229,21 @@ func (f *Feed) Subscribe(names []string) {
 			delete(f.lingering, st)
 		}
 		tomb := !st.wanted && st.shard == nil
-		if st.shard == nil && !f.assignLocked(st) {
-			f.rejected++
-			f.log.Warn("subscribe: dropped stream over the limit", "stream", name,
-				"limit", f.cfg.MaxShards*st.ep.maxStreams)
-			continue
-		}
 		if tomb {
 			f.tombstones--
 		}
+		st.wanted = true
+		if st.shard == nil && !f.assignLocked(st) {
+			// Its subscribers hear of it: in a cluster they are on other
+			// nodes, whose own Validate saw room.
+			f.rejected++
+			f.log.Warn("subscribe: stream over the limit", "stream", name,
+				"limit", f.cfg.MaxShards*st.ep.maxStreams)
+			f.failLocked(st, fmt.Sprintf("stream limit reached, cannot add %q", name))
+			continue
+		}
 		// A stream that was leaving its shard simply stays on it.
-		st.wanted, st.failed = true, ""
+		st.failed = ""
 		st.shard.pokeLocked()
 	}
 }

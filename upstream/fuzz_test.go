@@ -20,6 +20,11 @@ func FuzzParseBinanceInbound(f *testing.F) {
 		`{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":3}`,
 		`{"stream":"a@trade","data":{"x":"}"}`,
 		"{\"stream\":\"a\",\"data\": {} \n}",
+		`{"stream":"btcusdt@trade","data":{"e":"trade","t":1]}`,
+		`{"stream":"btcusdt@trade","data":[1,2}}`,
+		`{"stream":"a@trade","data":{"x":[1,{"y":2]}}}`,
+		`{"stream":"a@trade","data":{"x":"{]","y":["}"]}}`,
+		`{"stream":"a@trade","data":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -30,6 +35,9 @@ func FuzzParseBinanceInbound(f *testing.F) {
 		}
 		if len(in.stream) == 0 || len(in.data) == 0 {
 			t.Fatalf("event %q without stream or data", p)
+		}
+		if !bracketsMatch(in.data) {
+			t.Fatalf("event %q: data %q closes a bracket of the other type", p, in.data)
 		}
 		if !json.Valid(p) || !utf8.Valid(p) {
 			return // the fast path does not validate (readOne checks UTF-8)
@@ -46,6 +54,31 @@ func FuzzParseBinanceInbound(f *testing.F) {
 			t.Fatalf("data %q; encoding/json says %q", in.data, env.Data)
 		}
 	})
+}
+
+// bracketsMatch reports whether every '}' and ']' of b outside strings
+// closes a bracket of its own type: the reference for skipValue's bit
+// stack, with a slice.
+func bracketsMatch(b []byte) bool {
+	var open []byte
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			open = append(open, c)
+		case '}', ']':
+			if len(open) == 0 || (open[len(open)-1] == '{') != (c == '}') {
+				return false
+			}
+			open = open[:len(open)-1]
+		}
+	}
+	return len(open) == 0
 }
 
 func FuzzJSONField(f *testing.F) {

@@ -137,10 +137,18 @@ func skipString(b []byte, i int) int {
 	return -1
 }
 
+// maxScanDepth bounds the nesting skipValue follows: one bit per open
+// bracket in a uint64. Exchange events nest a few levels; anything deeper
+// is left to encoding/json.
+const maxScanDepth = 64
+
 // skipValue returns the index just past the JSON value starting at b[i],
-// or -1 if none ends there. Objects and arrays are matched by bracket
-// depth, skipping strings; literals and numbers end at a delimiter. It
-// does not validate what it skips.
+// or -1 if none ends there. Objects and arrays are matched by bracket,
+// skipping strings: a bit stack of the open brackets' types makes '}'
+// close only '{' and ']' only '[', so {"t":1] ends nothing. Nesting
+// deeper than maxScanDepth also returns -1. Literals and numbers end at a
+// delimiter. It does not otherwise validate what it skips, and it does
+// not allocate.
 func skipValue(b []byte, i int) int {
 	if i >= len(b) {
 		return -1
@@ -149,9 +157,10 @@ func skipValue(b []byte, i int) int {
 	case '"':
 		return skipString(b, i)
 	case '{', '[':
+		var objects uint64 // bit d set: the bracket open at depth d is '{'
 		depth := 0
 		for ; i < len(b); i++ {
-			switch b[i] {
+			switch c := b[i]; c {
 			case '"':
 				e := skipString(b, i)
 				if e < 0 {
@@ -159,9 +168,21 @@ func skipValue(b []byte, i int) int {
 				}
 				i = e - 1
 			case '{', '[':
+				if depth == maxScanDepth {
+					return -1
+				}
+				if c == '{' {
+					objects |= 1 << depth
+				} else {
+					objects &^= 1 << depth
+				}
 				depth++
 			case '}', ']':
-				if depth--; depth == 0 {
+				depth--
+				if (objects>>depth&1 == 1) != (c == '}') {
+					return -1 // closes the other bracket type
+				}
+				if depth == 0 {
 					return i + 1
 				}
 			}

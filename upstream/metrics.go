@@ -14,6 +14,8 @@ type feedMetrics struct {
 	in         inCounts           // messages read, by stream kind
 	reqLatency *latency.Histogram // request to reply
 	lastEvent  atomic.Int64       // the newest event time published (unix µs), for Status.Lag
+	malformed  atomic.Int64       // messages that could not be parsed, dropped
+	panics     atomic.Int64       // panics recovered in the feed's goroutines
 }
 
 // metrics returns f's metrics. Sessions keep the pointer, so the read

@@ -3,6 +3,7 @@ package upstream
 import (
 	"bytes"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +39,14 @@ func TestParseInbound(t *testing.T) {
 		{name: "braces in strings", in: `{"stream":"a@trade","data":{"x":"}]{\"","y":[1,{"z":"]"}]}}`, wantStream: "a@trade", wantData: `{"x":"}]{\"","y":[1,{"z":"]"}]}`},
 		{name: "scalar data", in: `{"stream":"a@trade","data":1}`, wantStream: "a@trade", wantData: `1`},
 		{name: "empty object", in: `{}`, wantErr: true},
+		// Brackets must close their own type (the fast path once took
+		// ] for } and relayed these).
+		{name: "object closed by ]", in: `{"stream":"btcusdt@trade","data":{"e":"trade","t":1]}`, wantErr: true},
+		{name: "array closed by }", in: `{"stream":"btcusdt@trade","data":[1,2}}`, wantErr: true},
+		{name: "inner mismatch", in: `{"stream":"a@trade","data":{"x":[1,{"y":2]}}}`, wantErr: true},
+		{name: "brackets in strings", in: `{"stream":"a@trade","data":{"x":"{]","y":["}"]}}`, wantStream: "a@trade", wantData: `{"x":"{]","y":["}"]}`},
+		{name: "deeper than the scan", in: `{"stream":"a@trade","data":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}`,
+			wantStream: "a@trade", wantData: strings.Repeat("[", 70) + strings.Repeat("]", 70)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

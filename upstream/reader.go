@@ -121,7 +121,7 @@ func (s *session) control(h ws.Header, r io.Reader) error {
 func (s *session) route(ctx context.Context, p []byte) Kind {
 	in, err := s.f.d.parseInbound(p)
 	if err != nil {
-		s.log.Debug("ignored message", "err", err, "bytes", len(p))
+		s.malformed(err, len(p))
 		return KindInvalid
 	}
 	if in.isReply {
@@ -153,6 +153,22 @@ func (s *session) route(ctx context.Context, p []byte) Kind {
 	}
 	st.deliver(ctx, s, in.data)
 	return st.stream.Kind
+}
+
+// malformedLogEvery spaces the logs of malformed messages on one
+// connection.
+const malformedLogEvery = 10 * time.Second
+
+// malformed counts a message that could not be parsed, which is dropped,
+// and logs it at most once per malformedLogEvery: an exchange sending
+// garbage must not flood the log.
+func (s *session) malformed(err error, n int) {
+	s.m.malformed.Add(1)
+	s.malformedQuiet++
+	if now := time.Now(); s.malformedLogged.IsZero() || now.Sub(s.malformedLogged) >= malformedLogEvery {
+		s.log.Debug("dropped malformed message", "err", err, "bytes", n, "dropped", s.malformedQuiet)
+		s.malformedLogged, s.malformedQuiet = now, 0
+	}
 }
 
 // reply matches a reply to its pending request. A refused SUBSCRIBE fails

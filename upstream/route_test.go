@@ -511,3 +511,25 @@ func TestReadOneRejectsInvalidUTF8(t *testing.T) {
 		t.Errorf("published %d streams; want nothing", n)
 	}
 }
+
+// TestRouteDropsMalformed checks that an event whose brackets do not
+// match is dropped and counted, not published.
+func TestRouteDropsMalformed(t *testing.T) {
+	for _, msg := range []string{
+		`{"stream":"btcusdt@trade","data":{"e":"trade","t":1]}`,
+		`{"stream":"btcusdt@trade","data":[1,2}}`,
+	} {
+		rec := newRecorder()
+		f, s := newTestFeed(t, BinanceSpot, rec, "btcusdt@trade")
+		if k := s.route(t.Context(), []byte(msg)); k != KindInvalid {
+			t.Errorf("route(%s) = %v; want KindInvalid", msg, k)
+		}
+		s.route(t.Context(), envelopeOf("btcusdt@trade", trade(1)))
+		if got := rec.get("binance:btcusdt@trade"); len(got) != 1 || string(got[0].Data) != trade(1) {
+			t.Errorf("after %s published %d messages; want only the valid trade", msg, len(got))
+		}
+		if st := f.Status(); st.Malformed != 1 {
+			t.Errorf("after %s: Status.Malformed = %d; want 1", msg, st.Malformed)
+		}
+	}
+}

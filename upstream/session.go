@@ -56,7 +56,9 @@ type session struct {
 	lastWasPong bool
 
 	// Reader-only.
-	dropped int // events of streams this connection does not carry
+	dropped         int       // events of streams this connection does not carry
+	malformedLogged time.Time // when a malformed message was last logged
+	malformedQuiet  int       // malformed messages since, not logged
 
 	// mu guards the following fields.
 	mu         sync.Mutex
@@ -113,7 +115,8 @@ func newSession(sh *shard, id uint64, conn net.Conn, src, br *bufio.Reader) *ses
 
 // run serves the connection until it fails, it is asked to close, or ctx
 // ends, and returns why (nil when ctx ended). Both goroutines have ended
-// when it returns, and conn is closed.
+// when it returns, and conn is closed. A panic in either ends the
+// connection with an error wrapping errPanic.
 func (s *session) run(ctx context.Context) error {
 	// The first goroutine to fail sets the cause; the writer records its
 	// error before closing conn, so the reader's "use of closed network
@@ -121,9 +124,9 @@ func (s *session) run(ctx context.Context) error {
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
-	wg.Go(func() { cancel(s.readLoop(sctx)) })
+	wg.Go(func() { cancel(s.guard("reader", func() error { return s.readLoop(sctx) })) })
 	wg.Go(func() {
-		cancel(s.writeLoop(ctx, sctx))
+		cancel(s.guard("writer", func() error { return s.writeLoop(ctx, sctx) }))
 		s.conn.Close() // ends the reader
 	})
 	wg.Wait()
@@ -335,6 +338,9 @@ func (s *session) diff(now time.Time) (*request, []*streamState) {
 		}
 		if sym := st.stream.Symbol; sym != "" {
 			if known, _ := f.symbols.has(sym); !known {
+				// A cluster's owner gets streams other nodes validated: a
+				// symbol listed since the last refresh asks for one.
+				f.symbols.noteMiss()
 				f.failLocked(st, fmt.Sprintf("unknown symbol %q", sym))
 				continue
 			}

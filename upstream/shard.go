@@ -26,6 +26,9 @@ const (
 	stableSession = 2 * time.Second
 	// pollInterval is how often a shard checks a rotation for completion.
 	pollInterval = 50 * time.Millisecond
+	// panicCalm is how long after a recovered panic the restart delay
+	// of the next one starts over from BackoffMin.
+	panicCalm = time.Minute
 	// emptyPoll is how often a shard that may close checks whether it
 	// has been empty for Linger.
 	emptyPoll = 250 * time.Millisecond
@@ -55,6 +58,11 @@ type shard struct {
 	connectedSince time.Time
 	connections    int
 	emptySince     time.Time
+	restartDelay   time.Duration // before the first dial of the next run, after a panic
+
+	// Its goroutine's only.
+	panicBo   backoff   // spaces restarts after panics
+	lastPanic time.Time // when the last one was recovered
 }
 
 // sessionEvent is what a session tells its shard.
@@ -99,15 +107,33 @@ func (sh *shard) pokeLocked() {
 }
 
 // run keeps the shard connected until ctx ends or the shard is closed for
-// being empty, and waits for its connections.
+// being empty, and waits for its connections. A panic on its goroutine
+// (rotations run there) closes its connections and has the supervisor
+// start it again after a backoff.
 func (sh *shard) run(ctx context.Context) {
 	f := sh.f
+	f.mu.Lock()
+	delay := sh.restartDelay
+	sh.restartDelay = 0
+	f.mu.Unlock()
 	r := shardRun{
 		sh:    sh,
 		bo:    backoff{min: f.cfg.BackoffMin, max: f.cfg.BackoffMax},
 		rotBo: backoff{min: f.cfg.BackoffMin, max: f.cfg.BackoffMax},
+		delay: delay,
 	}
-	defer r.stop()
+	defer func() {
+		v := recover()
+		if v != nil {
+			r.abort(f.recovered(sh.log, "shard", v))
+		}
+		r.stop()
+		if v != nil {
+			f.mu.Lock()
+			f.kickLocked() // started is false now: the supervisor starts it again
+			f.mu.Unlock()
+		}
+	}()
 	for ctx.Err() == nil {
 		if r.cur == nil {
 			if !r.connect(ctx) {
@@ -330,6 +356,41 @@ func (r *shardRun) closeIfEmpty() bool {
 		r.cur.requestClose()
 	}
 	return r.live == 0
+}
+
+// abort handles a panic on the shard's goroutine: it closes the shard's
+// connections, which ends their sessions for stop to collect, and has
+// the supervisor start the shard again after a growing delay (a panic
+// that recurs must not become a dial loop).
+func (r *shardRun) abort(err error) {
+	sh, f := r.sh, r.sh.f
+	for _, s := range []*session{r.cur, r.rotOld(), r.rotNew()} {
+		if s != nil {
+			s.conn.Close()
+		}
+	}
+	if sh.panicBo.max == 0 || time.Since(sh.lastPanic) > panicCalm {
+		sh.panicBo = backoff{min: f.cfg.BackoffMin, max: f.cfg.BackoffMax}
+	}
+	sh.lastPanic = time.Now()
+	f.mu.Lock()
+	f.noteEndLocked(err)
+	sh.restartDelay = sh.panicBo.next()
+	f.mu.Unlock()
+}
+
+func (r *shardRun) rotOld() *session {
+	if r.rot == nil {
+		return nil
+	}
+	return r.rot.old
+}
+
+func (r *shardRun) rotNew() *session {
+	if r.rot == nil {
+		return nil
+	}
+	return r.rot.nw
 }
 
 // stop ends the shard: it waits for its sessions (their context has ended,

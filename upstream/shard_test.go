@@ -270,8 +270,8 @@ func TestFeedStreamLimit(t *testing.T) {
 	if err := f2.Validate(names[1]); !errors.Is(err, ErrStreamLimit) {
 		t.Errorf("Validate over the limit = %v; want ErrStreamLimit", err)
 	}
-	f2.Subscribe(names[1:2])
-	if st := f2.Status(); st.Rejected != 1 || st.Desired != 1 {
-		t.Errorf("status %+v; want 1 rejected, 1 desired", st)
+	f2.Subscribe(names[1:2]) // fails: its subscribers get an Err message
+	if st := f2.Status(); st.Rejected != 1 || st.Desired != 2 || len(st.Failed) != 1 || st.Failed[0].Stream != names[1] {
+		t.Errorf("status %+v; want 1 rejected, 2 desired, %s failed", st, names[1])
 	}
 }

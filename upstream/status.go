@@ -83,6 +83,13 @@ type Status struct {
 	// BytesIn counts the bytes of those messages (WebSocket payloads), by
 	// the same keys.
 	BytesIn map[string]int64 `json:"bytes_in,omitempty"`
+	// Malformed counts the messages from the exchange that could not be
+	// parsed (such as an event whose brackets do not match); they are
+	// dropped, never relayed.
+	Malformed int64 `json:"malformed"`
+	// InternalErrors counts panics recovered in the feed's goroutines;
+	// each ended its connection, which was made again.
+	InternalErrors int64 `json:"internal_errors"`
 	// RequestLatency is the time from sending each SUBSCRIBE or
 	// UNSUBSCRIBE to its reply; requests that time out are not in it.
 	RequestLatency latency.Snapshot `json:"-"`
@@ -129,6 +136,7 @@ func (f *Feed) Status() Status {
 	m := f.metrics()
 	st.RequestLatency = m.reqLatency.Snapshot()
 	st.MessagesIn, st.BytesIn = m.in.snapshot()
+	st.Malformed, st.InternalErrors = m.malformed.Load(), m.panics.Load()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st.State = f.state

@@ -16,11 +16,15 @@ import (
 )
 
 // symbolSet keeps the lowercase symbols an exchange currently trades, as
-// listed by its REST API (GET /api/v3/exchangeInfo on Binance spot). Lookups are lock-free; the set is
-// replaced whole on each successful refresh. It refreshes every refresh
-// interval and, when a lookup misses, at most once per missRefresh (a newly
-// listed symbol becomes valid without waiting for the next periodic
-// refresh). Its goroutine is run by the owner through run.
+// listed by its REST API (GET /api/v3/exchangeInfo on Binance spot).
+// Lookups are lock-free; the set is replaced whole on each successful
+// refresh, unless the new list is empty or drops more than maxDrop of the
+// known symbols: an exchange answering 200 with a partial list must not
+// make every stream "unknown". It refreshes every refresh interval and,
+// when a lookup misses, at most once per missRefresh (a newly listed
+// symbol becomes valid without waiting for the next periodic refresh); a
+// failed or refused refresh is retried after a backoff. Its goroutine is
+// run by the owner through run.
 type symbolSet struct {
 	url         string
 	parse       func(io.Reader) (map[string]struct{}, error)
@@ -28,6 +32,7 @@ type symbolSet struct {
 	refresh     time.Duration
 	missRefresh time.Duration
 	maxBytes    int64
+	maxDrop     float64 // share of the known symbols a refresh may drop
 	now         func() time.Time
 	log         *slog.Logger
 	bo          backoff
@@ -104,11 +109,16 @@ func (s *symbolSet) run(ctx context.Context) error {
 	s.bo.reset()
 	t := time.NewTicker(s.refresh)
 	defer t.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	failures := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-retry.C:
 		case <-s.miss:
 			s.mu.Lock()
 			due := s.now().Sub(s.lastFetch) >= s.missRefresh
@@ -117,9 +127,29 @@ func (s *symbolSet) run(ctx context.Context) error {
 				continue
 			}
 		}
-		if err := s.load(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("refresh symbols", "err", err)
+		err := s.load(ctx)
+		if ctx.Err() != nil {
+			return nil
 		}
+		if err == nil {
+			failures = 0
+			s.bo.reset()
+			retry.Stop()
+			continue
+		}
+		// The list in use stays; try again sooner than the next period,
+		// but no sooner than a miss could.
+		failures++
+		wait := max(s.bo.next(), s.missRefresh)
+		if ra, ok := errors.AsType[*restError](err); ok {
+			wait = max(wait, ra.retryAfter)
+		}
+		level := slog.LevelDebug
+		if failures == 1 {
+			level = slog.LevelWarn
+		}
+		s.log.Log(ctx, level, "refresh symbols; keeping the list in use", "err", err, "retry_in", wait, "attempt", failures)
+		retry.Reset(wait)
 	}
 }
 
@@ -132,6 +162,9 @@ func (s *symbolSet) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.plausible(m); err != nil {
+		return err
+	}
 	old := s.len()
 	s.set.Store(&m)
 	if len(m) != old {
@@ -140,6 +173,32 @@ func (s *symbolSet) load(ctx context.Context) error {
 	s.once.Do(func() { close(s.loaded) })
 	return nil
 }
+
+// plausible refuses a new list m that is empty or drops more than maxDrop
+// of the symbols in use.
+func (s *symbolSet) plausible(m map[string]struct{}) error {
+	if len(m) == 0 {
+		return fmt.Errorf("%w: %s lists no trading symbol", ErrSymbolsRefused, s.url)
+	}
+	cur := s.set.Load()
+	if cur == nil {
+		return nil
+	}
+	dropped := 0
+	for sym := range *cur {
+		if _, ok := m[sym]; !ok {
+			dropped++
+		}
+	}
+	if float64(dropped) > s.maxDrop*float64(len(*cur)) {
+		return fmt.Errorf("%w: %s drops %d of the %d symbols in use (more than %.0f%%)",
+			ErrSymbolsRefused, s.url, dropped, len(*cur), s.maxDrop*100)
+	}
+	return nil
+}
+
+// maxRetryAfter bounds the wait a Retry-After header may ask for.
+const maxRetryAfter = 10 * time.Minute
 
 // restError is a non-200 answer of the REST API.
 type restError struct {
@@ -170,7 +229,7 @@ func (s *symbolSet) fetch(ctx context.Context) (map[string]struct{}, error) {
 	if resp.StatusCode != http.StatusOK {
 		e := &restError{status: resp.StatusCode}
 		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
-			e.retryAfter = time.Duration(secs) * time.Second
+			e.retryAfter = time.Duration(min(secs, int(maxRetryAfter/time.Second))) * time.Second
 		}
 		return nil, fmt.Errorf("get %s: %w", s.url, e)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/marketgate/marketgate/hub"
+	"github.com/marketgate/marketgate/internal/waitfor"
 )
 
 // exchangeInfoServer serves /api/v3/exchangeInfo with the symbols of body
@@ -108,7 +109,7 @@ func TestBinanceValidateSymbols(t *testing.T) {
 
 	// A miss asks for a refresh at most once per SymbolMissRefresh.
 	hits := srv.hits.Load()
-	srv.set(`{"symbols":[{"symbol":"FOOUSDT","status":"TRADING"}]}`)
+	srv.set(`{"symbols":[{"symbol":"FOOUSDT","status":"TRADING"},{"symbol":"ETHUSDT","status":"TRADING"},{"symbol":"币安USDT","status":"TRADING"}]}`)
 	b.Validate("foousdt@trade")
 	select {
 	case <-b.symbols.miss:
@@ -151,12 +152,16 @@ func TestSymbolsFetchErrors(t *testing.T) {
 		{"exactly at limit", 200, big, int64(len(big)), nil, 1},
 		{"bad json", 200, `{"symbols":[`, 1 << 20, nil, -1},
 		{"rate limited", 429, `{}`, 1 << 20, nil, -1},
+		{"banned for a day", 418, `{}`, 1 << 20, nil, -1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if tc.status != 200 {
+				switch tc.status {
+				case 429:
 					w.Header().Set("Retry-After", "7")
+				case 418:
+					w.Header().Set("Retry-After", "86400")
 				}
 				w.WriteHeader(tc.status)
 				fmt.Fprint(w, tc.body)
@@ -178,12 +183,108 @@ func TestSymbolsFetchErrors(t *testing.T) {
 					t.Fatalf("fetch = %v; want an error", m)
 				}
 			}
-			if tc.status == 429 {
+			if want := map[int]time.Duration{429: 7 * time.Second, 418: maxRetryAfter}[tc.status]; want > 0 {
 				re, ok := errors.AsType[*restError](err)
-				if !ok || re.retryAfter != 7*time.Second {
-					t.Errorf("fetch error = %v; want a restError with Retry-After 7s", err)
+				if !ok || re.retryAfter != want {
+					t.Errorf("fetch error = %v; want a restError with Retry-After %v", err, want)
 				}
 			}
 		})
 	}
+}
+
+// symbolsBody returns an exchangeInfo body listing syms as trading.
+func symbolsBody(syms ...string) string {
+	var b strings.Builder
+	b.WriteString(`{"symbols":[`)
+	for i, sym := range syms {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"symbol":%q,"status":"TRADING"}`, sym)
+	}
+	b.WriteString(`]}`)
+	return b.String()
+}
+
+// TestSymbolRefreshRefusesShrink checks that a refresh listing no symbol,
+// or dropping more than SymbolMaxDrop of those in use, leaves the list in
+// use as it was, and that a smaller drop is installed.
+func TestSymbolRefreshRefusesShrink(t *testing.T) {
+	four := []string{"BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"}
+	tests := []struct {
+		name    string
+		body    string
+		maxDrop float64 // 0: the default
+		wantErr bool
+		wantN   int
+	}{
+		{"empty", symbolsBody(), 0, true, 4},
+		{"drops three of four", symbolsBody("BTCUSDT"), 0, true, 4},
+		{"drops half", symbolsBody("BTCUSDT", "ETHUSDT"), 0, false, 2},
+		{"drops one, lists a new one", symbolsBody("BTCUSDT", "ETHUSDT", "BNBUSDT", "XRPUSDT"), 0, false, 4},
+		{"drops three of four, allowed", symbolsBody("BTCUSDT"), 1, false, 1},
+		{"drops one of four, limit 10%", symbolsBody("BTCUSDT", "ETHUSDT", "BNBUSDT"), 0.1, true, 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newExchangeInfoServer(t, symbolsBody(four...))
+			b, err := NewBinance(BinanceConfig{URL: "ws://127.0.0.1:1", RESTURL: srv.URL, Publisher: nopPublisher{},
+				SymbolMaxDrop: tc.maxDrop})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.symbols.load(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			srv.set(tc.body)
+			err = b.symbols.load(t.Context())
+			if got := errors.Is(err, ErrSymbolsRefused); got != tc.wantErr {
+				t.Errorf("refresh error = %v; want refused %v", err, tc.wantErr)
+			}
+			if n := b.Status().Symbols; n != tc.wantN {
+				t.Errorf("%d symbols in use; want %d", n, tc.wantN)
+			}
+			if tc.wantErr {
+				if err := b.Validate("solusdt@trade"); err != nil {
+					t.Errorf("Validate of a symbol the refused list dropped = %v; want nil", err)
+				}
+			}
+		})
+	}
+}
+
+// TestSymbolRefreshRetries checks that a refused refresh is tried again
+// after a backoff, without waiting for the next period, until the
+// exchange lists the symbols again.
+func TestSymbolRefreshRetries(t *testing.T) {
+	srv := newExchangeInfoServer(t, symbolsBody("BTCUSDT", "ETHUSDT"))
+	b, err := NewBinance(BinanceConfig{URL: "ws://127.0.0.1:1", RESTURL: srv.URL, Publisher: nopPublisher{},
+		Lazy: true, SymbolMissRefresh: 20 * time.Millisecond, BackoffMin: 20 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runBinance(t, b)
+	waitfor.Cond(t, 5*time.Second, b.Ready)
+	srv.set(symbolsBody()) // a faulty answer
+	time.Sleep(30 * time.Millisecond)
+	if err := b.Validate("solusdt@trade"); !errors.Is(err, ErrUnknownSymbol) {
+		t.Fatalf("Validate = %v; want ErrUnknownSymbol (and a refresh)", err)
+	}
+	waitfor.Cond(t, 5*time.Second, func() error {
+		if n := srv.hits.Load(); n < 4 {
+			return fmt.Errorf("%d fetches; want the refused refresh retried", n)
+		}
+		return nil
+	})
+	if n := b.Status().Symbols; n != 2 {
+		t.Fatalf("%d symbols in use; want the 2 of before the faulty answers", n)
+	}
+	srv.set(symbolsBody("BTCUSDT", "ETHUSDT", "SOLUSDT"))
+	waitfor.Cond(t, 5*time.Second, func() error {
+		if err := b.Validate("solusdt@trade"); err != nil {
+			return err
+		}
+		return nil
+	})
 }

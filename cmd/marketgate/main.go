@@ -100,6 +100,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 
 	var draining atomic.Bool // set once the signal came
 	mem := hub.NewMemory()
+	mem.Logger = log.With("component", "hub")
 	var h hub.Hub = mem
 	hubStats := mem.Stats
 	var rdb redis.UniversalClient // cluster coordination, with --redis

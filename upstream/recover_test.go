@@ -1,0 +1,91 @@
+package upstream
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/marketgate/marketgate/internal/waitfor"
+	"github.com/marketgate/marketgate/upstream/binancesim"
+)
+
+// panicDialect is Binance spot with a bug: the n-th call of one of its
+// methods panics (each counter panics when it reaches zero, once).
+type panicDialect struct {
+	Dialect
+	parse, encode, url atomic.Int32
+}
+
+func (d *panicDialect) parseInbound(p []byte) (inbound, error) {
+	if d.parse.Add(-1) == 0 {
+		panic("test: parseInbound")
+	}
+	return d.Dialect.parseInbound(p)
+}
+
+func (d *panicDialect) encodeRequest(r *request) ([]byte, error) {
+	if d.encode.Add(-1) == 0 {
+		panic("test: encodeRequest")
+	}
+	return d.Dialect.encodeRequest(r)
+}
+
+func (d *panicDialect) streamsURL(base, path string, names []string) string {
+	if d.url.Add(-1) == 0 {
+		panic("test: streamsURL")
+	}
+	return d.Dialect.streamsURL(base, path, names)
+}
+
+// TestSessionPanicReconnects checks that a panic on a connection's
+// reader, its writer, or its shard's goroutine (which rotates) is
+// recovered and counted, and ends only that connection: the feed
+// reconnects and the stream's data flows again.
+func TestSessionPanicReconnects(t *testing.T) {
+	tests := []struct {
+		name string
+		set  func(d *panicDialect)
+	}{
+		{"reader", func(d *panicDialect) { d.parse.Store(5) }},  // the 5th message read
+		{"writer", func(d *panicDialect) { d.encode.Store(1) }}, // the first SUBSCRIBE
+		{"rotation", func(d *panicDialect) { d.url.Store(2) }},  // the rotation's dial
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := startSim(t, binancesim.Config{TickInterval: 20 * time.Millisecond})
+			d := &panicDialect{Dialect: BinanceSpot}
+			tc.set(d)
+			rec := newRecorder()
+			f, err := New(Config{
+				Dialect:     d,
+				URL:         "ws://" + addr,
+				RESTURL:     "http://" + addr,
+				Publisher:   rec,
+				Logger:      testLogger(t),
+				BackoffMin:  50 * time.Millisecond,
+				BackoffMax:  200 * time.Millisecond,
+				MaxLifetime: 4 * time.Second,
+				RotateAfter: 500 * time.Millisecond,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			runBinance(t, f)
+			waitfor.Cond(t, 5*time.Second, f.Ready)
+			const name = "btcusdt@trade"
+			f.Subscribe([]string{name})
+			waitfor.Cond(t, 5*time.Second, func() error {
+				if st := f.Status(); st.InternalErrors != 1 || st.Reconnects < 1 {
+					return fmt.Errorf("internal errors %d, reconnects %d; want 1 and a reconnect", st.InternalErrors, st.Reconnects)
+				}
+				return nil
+			})
+			n := len(rec.get("binance:" + name))
+			waitMessages(t, rec, []string{name}, n+5) // data flows after the panic
+			if st := f.Status(); st.InternalErrors != 1 {
+				t.Errorf("internal errors %d; want 1", st.InternalErrors)
+			}
+		})
+	}
+}
