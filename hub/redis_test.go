@@ -129,8 +129,8 @@ func startHub(t *testing.T, h *Redis) {
 type subCounter func(ctx context.Context, channel string) (int64, error)
 
 // standaloneCounter counts with PUBSUB NUMSUB.
-func standaloneCounter(t *testing.T, addr string) subCounter {
-	rc := redis.NewClient(&redis.Options{Addr: addr})
+func standaloneCounter(t *testing.T, srv *redistest.Server) subCounter {
+	rc := redis.NewClient(srv.Options())
 	t.Cleanup(func() { rc.Close() })
 	return func(ctx context.Context, ch string) (int64, error) {
 		m, err := rc.PubSubNumSub(ctx, ch).Result()
@@ -140,10 +140,10 @@ func standaloneCounter(t *testing.T, addr string) subCounter {
 
 // clusterCounter counts with PUBSUB SHARDNUMSUB on every master: only the
 // owner of the channel's slot has its subscribers.
-func clusterCounter(t *testing.T, addrs []string) subCounter {
+func clusterCounter(t *testing.T, c *redistest.Cluster) subCounter {
 	var rcs []*redis.Client
-	for _, a := range addrs {
-		rc := redis.NewClient(&redis.Options{Addr: a})
+	for _, srv := range c.Servers() {
+		rc := redis.NewClient(srv.Options())
 		t.Cleanup(func() { rc.Close() })
 		rcs = append(rcs, rc)
 	}
@@ -321,13 +321,13 @@ func testFanOut(t *testing.T, base RedisConfig, count subCounter, streams []stri
 
 func TestRedisFanOut(t *testing.T) {
 	srv := redistest.Start(t)
-	testFanOut(t, RedisConfig{URL: srv.URL()}, standaloneCounter(t, srv.Addr()),
+	testFanOut(t, RedisConfig{URL: srv.URL()}, standaloneCounter(t, srv),
 		[]string{"binance:btcusdt@trade", "binance:ethusdt@depth5@100ms", "binance:!ticker@arr"})
 }
 
 func TestRedisClusterFanOut(t *testing.T) {
 	c := redistest.StartCluster(t, 3)
-	count := clusterCounter(t, c.Addrs())
+	count := clusterCounter(t, c)
 	var streams []string
 	groups := map[int]bool{}
 	for _, sym := range []string{"btc", "eth", "bnb", "sol", "xrp", "ada", "doge", "trx", "ton", "link"} {
@@ -395,9 +395,69 @@ func TestRedisClusterFanOut(t *testing.T) {
 	t.Logf("Ready with a master down: %v", h.Ready())
 }
 
+// TestRedisCredentials runs the fan-out on servers that need a password
+// or TLS with a client certificate: every connection of the hub, the
+// subscriber connections included, carries them.
+func TestRedisCredentials(t *testing.T) {
+	streams := []string{"binance:btcusdt@trade", "binance:ethusdt@trade", "binance:solusdt@trade"}
+	tests := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"password standalone, URL", func(t *testing.T) {
+			srv := redistest.StartWith(t, redistest.Config{Password: "s3cret"})
+			testFanOut(t, RedisConfig{URL: srv.URL()}, standaloneCounter(t, srv), streams)
+		}},
+		{"tls and password standalone, Options", func(t *testing.T) {
+			srv := redistest.StartWith(t, redistest.Config{Password: "s3cret", TLS: true})
+			opt, err := redis.ParseURL(srv.URL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			opt.TLSConfig = srv.TLS().ClientConfig()
+			testFanOut(t, RedisConfig{Options: opt}, standaloneCounter(t, srv), streams)
+		}},
+		{"password cluster, ClusterOptions", func(t *testing.T) {
+			c := redistest.StartClusterWith(t, 3, redistest.Config{Password: "s3cret"})
+			opt, err := redis.ParseClusterURL(c.URL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			testFanOut(t, RedisConfig{ClusterOptions: opt}, clusterCounter(t, c), streams)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, tc.run)
+	}
+}
+
+// TestRedisWrongPassword: a hub with the wrong password is not ready, and
+// Ready's error is go-redis's authentication error, which /readyz turns
+// into its category.
+func TestRedisWrongPassword(t *testing.T) {
+	srv := redistest.StartWith(t, redistest.Config{Password: "s3cret"})
+	c := redistest.StartClusterWith(t, 3, redistest.Config{Password: "s3cret"})
+	for _, cfg := range []RedisConfig{
+		{URL: "redis://:wrong@" + srv.Addr() + "/0"},
+		{ClusterOptions: &redis.ClusterOptions{Addrs: c.Addrs(), Password: "wrong"}},
+	} {
+		h := runHub(t, cfg)
+		if err := h.Subscribe(t.Context(), "x:s", &msgLog{}); err != nil {
+			t.Fatal(err)
+		}
+		waitfor.Cond(t, 10*time.Second, func() error {
+			if err := h.Ready(); !redis.IsAuthError(err) {
+				return fmt.Errorf("Ready = %v; want an authentication error", err)
+			}
+			return nil
+		})
+		t.Logf("Ready = %v", h.Ready())
+	}
+}
+
 func TestRedisUnsubscribe(t *testing.T) {
 	srv := redistest.Start(t)
-	count := standaloneCounter(t, srv.Addr())
+	count := standaloneCounter(t, srv)
 	h := runHub(t, RedisConfig{URL: srv.URL(), NodeID: "n"})
 	ctx := t.Context()
 	const s = "binance:btcusdt@trade"
@@ -464,7 +524,7 @@ func waitRoundTrips(t *testing.T, h *Redis, n int) {
 
 func TestRedisSubscribeAroundRunStart(t *testing.T) {
 	srv := redistest.Start(t)
-	count := standaloneCounter(t, srv.Addr())
+	count := standaloneCounter(t, srv)
 	h := newHub(t, RedisConfig{URL: srv.URL(), NodeID: "n"})
 	ctx := t.Context()
 	before, after := &msgLog{}, &msgLog{}
@@ -497,7 +557,7 @@ func TestRedisSubscribeAroundRunStart(t *testing.T) {
 // (the ones made during the outage too) restored by the hub itself.
 func TestRedisOutage(t *testing.T) {
 	srv := redistest.Start(t)
-	count := standaloneCounter(t, srv.Addr())
+	count := standaloneCounter(t, srv)
 	h := runHub(t, RedisConfig{URL: srv.URL(), NodeID: "n"})
 	ctx := t.Context()
 	l := &msgLog{}
@@ -575,7 +635,7 @@ func TestRedisOutage(t *testing.T) {
 // streams that still have receivers.
 func TestRedisChurn(t *testing.T) {
 	srv := redistest.Start(t)
-	count := standaloneCounter(t, srv.Addr())
+	count := standaloneCounter(t, srv)
 	h := runHub(t, RedisConfig{URL: srv.URL(), NodeID: "n", BatchSize: 3})
 	ctx := t.Context()
 	streams := make([]string, 12)
@@ -627,7 +687,7 @@ func TestRedisChurn(t *testing.T) {
 
 func TestRedisMalformed(t *testing.T) {
 	srv := redistest.Start(t)
-	count := standaloneCounter(t, srv.Addr())
+	count := standaloneCounter(t, srv)
 	h := runHub(t, RedisConfig{URL: srv.URL(), NodeID: "n"})
 	ctx := t.Context()
 	const s = "x:s"
@@ -708,7 +768,7 @@ func TestRedisLateServer(t *testing.T) {
 	})
 	srv.Restart(t)
 	waitfor.Cond(t, 5*time.Second, h.Ready)
-	waitSubscribers(t, h, standaloneCounter(t, srv.Addr()), 1, "x:s")
+	waitSubscribers(t, h, standaloneCounter(t, srv), 1, "x:s")
 	publishAll(t, h, []Message{{Stream: "x:s", Seq: 1}})
 	waitfor.Cond(t, 5*time.Second, func() error {
 		if len(l.all()) == 0 {
@@ -726,6 +786,12 @@ func TestNewRedisConfig(t *testing.T) {
 	}{
 		{"neither", RedisConfig{}, "exactly one"},
 		{"both", RedisConfig{URL: "redis://127.0.0.1:1/0", ClusterAddrs: []string{"127.0.0.1:1"}}, "exactly one"},
+		{"none", RedisConfig{}, "exactly one"},
+		{"options and cluster options", RedisConfig{Options: &redis.Options{}, ClusterOptions: &redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}}}, "exactly one"},
+		{"cluster options without addrs", RedisConfig{ClusterOptions: &redis.ClusterOptions{}}, "no Addrs"},
+		{"bad url keeps its password", RedisConfig{URL: "redis://u:pw@127.0.0.1:x/0"}, "parse URL"},
+		{"options ok", RedisConfig{Options: &redis.Options{Addr: "127.0.0.1:1", Password: "pw"}}, ""},
+		{"cluster options ok", RedisConfig{ClusterOptions: &redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, Password: "pw"}}, ""},
 		{"bad url", RedisConfig{URL: "http://127.0.0.1:1"}, "parse URL"},
 		{"timeout not above interval", RedisConfig{URL: "redis://127.0.0.1:1/0", ProbeInterval: time.Second, ProbeTimeout: time.Second}, "must exceed"},
 		{"groups", RedisConfig{ClusterAddrs: []string{"127.0.0.1:1"}, Groups: -1}, "Groups"},
@@ -743,12 +809,33 @@ func TestNewRedisConfig(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("NewRedis = %v; want an error containing %q", err, tc.wantErr)
 				}
+				if strings.Contains(err.Error(), "pw") {
+					t.Fatalf("NewRedis = %v; the error shows the password", err)
+				}
 				return
 			}
 			if err != nil {
 				t.Fatalf("NewRedis = %v", err)
 			}
 			defer h.client.Close()
+			if tc.cfg.Options != nil || tc.cfg.ClusterOptions != nil {
+				// The hub's client has the given credentials, on its
+				// own copy of the options, which never retries.
+				var pw string
+				var retries int
+				switch o := h.client.(type) {
+				case *redis.Client:
+					pw, retries = o.Options().Password, o.Options().MaxRetries
+				case *redis.ClusterClient:
+					pw, retries = o.Options().Password, o.Options().MaxRetries
+				}
+				if pw != "pw" || retries != -1 && retries != 0 {
+					t.Errorf("client password %q, MaxRetries %d; want \"pw\" and no retries", pw, retries)
+				}
+				if tc.cfg.Options != nil && tc.cfg.Options.MaxRetries != 0 || tc.cfg.ClusterOptions != nil && tc.cfg.ClusterOptions.MaxRetries != 0 {
+					t.Error("NewRedis changed the caller's options")
+				}
+			}
 			c := h.cfg
 			if c.Prefix != defaultRedisPrefix || c.ProbeInterval != defaultRedisProbeInterval ||
 				c.ProbeTimeout != defaultRedisProbeTimeout || c.NodeID == "" || c.Logger == nil {
