@@ -55,6 +55,9 @@ type Config struct {
 	// with it. With a Token it is served to any client, since it holds no
 	// data; without one the loopback rule applies to it as to the rest.
 	Page http.Handler
+	// Ready reports, for GET /api/v1/ready, whether the node takes new
+	// clients, with the full reason; nil means always.
+	Ready func() error
 	// NodeID is this node's id, answered as "self" by GET /api/v1/nodes so
 	// that the ops page can tell which node it is on.
 	NodeID string
@@ -108,6 +111,7 @@ func New(cfg Config) (*Server, error) {
 	e.Use(s.guard)
 	e.POST("/api/v1/drain", s.drain)
 	e.GET("/api/v1/openapi.json", serveOpenAPI)
+	e.GET("/api/v1/ready", s.ready)
 	if cfg.Backend != nil {
 		s.routeAPI()
 	}
