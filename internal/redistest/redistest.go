@@ -114,7 +114,7 @@ func startServer(t testing.TB, bin string, cfg Config, extra []string) *Server {
 	t.Helper()
 	var files *TLSFiles
 	if cfg.TLS {
-		files = makeTLSFiles(t)
+		files = NewTLSFiles(t)
 	}
 	var lastErr error
 	for range startAttempts {

@@ -32,9 +32,10 @@ type TLSFiles struct {
 	clientConfig *tls.Config
 }
 
-// makeTLSFiles writes a fresh CA, server and client certificate into a
-// t.TempDir. The keys are ECDSA P-256 and the certificates last a day.
-func makeTLSFiles(t testing.TB) *TLSFiles {
+// NewTLSFiles writes a fresh CA, a server certificate for 127.0.0.1 and
+// a client certificate into a t.TempDir, as [StartWith] does for a TLS
+// server. The keys are ECDSA P-256 and the certificates last a day.
+func NewTLSFiles(t testing.TB) *TLSFiles {
 	t.Helper()
 	dir := t.TempDir()
 	f := &TLSFiles{
