@@ -544,7 +544,7 @@ func (r *Redis) markDirtyLocked(stream string) {
 func (r *Redis) Ready() error {
 	switch r.state.Load() {
 	case hubNew:
-		return errStarting
+		return ErrStarting
 	case hubStopped:
 		return errors.New("redis: stopped")
 	}
@@ -552,12 +552,12 @@ func (r *Redis) Ready() error {
 	conns := slices.Clone(r.conns)
 	r.connsMu.Unlock()
 	if len(conns) == 0 {
-		return errStarting
+		return ErrStarting
 	}
 	now := time.Now()
 	for _, c := range conns {
 		if err := c.health(now, r.cfg.ProbeTimeout); err != nil {
-			if errors.Is(err, errStarting) {
+			if errors.Is(err, ErrStarting) {
 				return err
 			}
 			if c.group >= 0 {
@@ -569,8 +569,9 @@ func (r *Redis) Ready() error {
 	return nil
 }
 
-// errStarting is what Ready returns until the first probe comes back.
-var errStarting = errors.New("redis: starting")
+// ErrStarting is what [Redis.Ready] returns until the first probe comes
+// back.
+var ErrStarting = errors.New("redis: starting")
 
 // health reports why c is not healthy at now, or nil.
 func (c *subConn) health(now time.Time, timeout time.Duration) error {
@@ -585,7 +586,7 @@ func (c *subConn) health(now time.Time, timeout time.Duration) error {
 		if d := now.Sub(c.opened); d > timeout {
 			return fmt.Errorf("probe not received for %v", d.Round(100*time.Millisecond))
 		}
-		return errStarting
+		return ErrStarting
 	}
 	last := c.lastAck
 	if !c.acked {
