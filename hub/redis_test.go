@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/marketgate/marketgate/internal/redistest"
@@ -185,10 +187,13 @@ func testMessages(stream string, n int) []Message {
 	var out []Message
 	for i := range n {
 		m := Message{Stream: stream, Seq: uint64(i + 1), Gap: i%7 == 3, Conflate: i%3 == 1, ID: EventID{Hi: int64(100 + i), Sub: int64(i % 2)}}
-		m.Data = make([]byte, rng.IntN(300))
-		for j := range m.Data {
-			m.Data[j] = byte(rng.Uint32())
+		// Random JSON of random length, with escapes and multi-byte
+		// characters, as exchange events may carry.
+		m.Data = fmt.Appendf(nil, `{"i":%d,"s":"\"\\é}","v":[`, i)
+		for range rng.IntN(40) {
+			m.Data = fmt.Appendf(m.Data, `%d,`, rng.Uint32())
 		}
+		m.Data = append(m.Data, "0]}"...)
 		if i == n-1 {
 			m.Data, m.Err = nil, "stream "+stream+" failed: symbol delisted"
 		}
@@ -539,7 +544,7 @@ func TestRedisSubscribeAroundRunStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSubscribers(t, h, count, 1, "x:before", "x:after")
-	want := []Message{{Stream: "x:before", Seq: 1, Data: []byte("b")}, {Stream: "x:after", Seq: 1, Data: []byte("a")}}
+	want := []Message{{Stream: "x:before", Seq: 1, Data: []byte(`{"b":1}`)}, {Stream: "x:after", Seq: 1, Data: []byte(`["a"]`)}}
 	publishAll(t, h, want)
 	waitfor.Cond(t, 10*time.Second, func() error {
 		if len(before.all()) < 1 || len(after.all()) < 1 {
@@ -617,8 +622,8 @@ func TestRedisOutage(t *testing.T) {
 	waitfor.Cond(t, 5*time.Second, func() error {
 		seq++
 		// Errors are expected until the publishing connection is back.
-		_ = h.Publish(ctx, Message{Stream: old, Seq: seq})
-		_ = h.Publish(ctx, Message{Stream: added, Seq: seq})
+		_ = h.Publish(ctx, Message{Stream: old, Seq: seq, Data: []byte(`{}`)})
+		_ = h.Publish(ctx, Message{Stream: added, Seq: seq, Data: []byte(`{}`)})
 		_ = h.Flush(ctx)
 		if len(l.of(old)) == 0 || len(l.of(added)) == 0 {
 			return fmt.Errorf("after restart: %d messages of %q, %d of %q", len(l.of(old)), old, len(l.of(added)), added)
@@ -660,7 +665,7 @@ func TestRedisChurn(t *testing.T) {
 	}
 	wg.Go(func() {
 		for i := range 200 {
-			h.Publish(ctx, Message{Stream: streams[i%len(streams)], Seq: uint64(i)})
+			h.Publish(ctx, Message{Stream: streams[i%len(streams)], Seq: uint64(i), Data: []byte(`{}`)})
 			if i%10 == 9 {
 				h.Flush(ctx)
 			}
@@ -700,21 +705,27 @@ func TestRedisMalformed(t *testing.T) {
 		"",
 		"{\"json\":true}",
 		"\x02\x00\x01\x09x:s", // stream length beyond the payload
-		string(appendFrame(nil, Message{Stream: "x:other", Seq: 1})), // frame of another stream
+		string(appendFrame(nil, Message{Stream: "x:other", Seq: 1, Data: []byte(`{}`)})), // frame of another stream
+		// Whoever can PUBLISH could otherwise reach every browser with:
+		string(appendFrame(nil, Message{Stream: s, Seq: 2, Data: []byte("{\"p\":\"\xff\xfe\"}")})), // invalid UTF-8
+		string(appendFrame(nil, Message{Stream: s, Seq: 3, Data: []byte(`{"p":"1"},"stream":"binance:ethusdt@trade","x":{`)})),
+		string(appendFrame(nil, Message{Stream: s, Seq: 4})), // no data: "data":}
+		string(appendFrame(nil, Message{Stream: s, Seq: 5, Data: []byte(`{"p":"1"]`)})),
+		string(appendFrame(nil, Message{Stream: s, Seq: 6, Err: "bad \xff"})),
 	}
 	for _, p := range bad {
 		if err := rc.Publish(ctx, h.channel(s), p).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	publishAll(t, h, []Message{{Stream: s, Seq: 7, Data: []byte("good")}})
+	publishAll(t, h, []Message{{Stream: s, Seq: 7, Data: []byte(`{"good":true}`)}})
 	waitfor.Cond(t, 10*time.Second, func() error {
 		if len(l.all()) < 1 {
 			return errors.New("good message not delivered")
 		}
 		return nil
 	})
-	checkMessages(t, "receiver", l, s, []Message{{Stream: s, Seq: 7, Data: []byte("good")}})
+	checkMessages(t, "receiver", l, s, []Message{{Stream: s, Seq: 7, Data: []byte(`{"good":true}`)}})
 	if got := h.Stats().DecodeErrors; got != uint64(len(bad)) {
 		t.Errorf("DecodeErrors = %d; want %d", got, len(bad))
 	}
@@ -769,7 +780,7 @@ func TestRedisLateServer(t *testing.T) {
 	srv.Restart(t)
 	waitfor.Cond(t, 5*time.Second, h.Ready)
 	waitSubscribers(t, h, standaloneCounter(t, srv), 1, "x:s")
-	publishAll(t, h, []Message{{Stream: "x:s", Seq: 1}})
+	publishAll(t, h, []Message{{Stream: "x:s", Seq: 1, Data: []byte(`{}`)}})
 	waitfor.Cond(t, 5*time.Second, func() error {
 		if len(l.all()) == 0 {
 			return errors.New("not delivered")
@@ -906,20 +917,20 @@ func TestFrameRoundTrip(t *testing.T) {
 		name string
 		msg  Message
 	}{
-		{"empty", Message{}},
+		{"empty object", Message{Data: []byte(`{}`)}},
 		{"data", Message{Stream: "binance:btcusdt@trade", Seq: 1, Data: []byte(`{"e":"trade","p":"1.0"}`)}},
-		{"flags", Message{Stream: "s", Seq: 300, Gap: true, Conflate: true, Data: []byte{0, 1, 2}}},
-		{"max seq", Message{Stream: "s", Seq: ^uint64(0), Data: []byte("x")}},
+		{"flags", Message{Stream: "s", Seq: 300, Gap: true, Conflate: true, Data: []byte(`[1,2]`)}},
+		{"max seq", Message{Stream: "s", Seq: ^uint64(0), Data: []byte(`{"x":null}`)}},
 		{"error", Message{Stream: "binance:x@trade", Seq: 9, Gap: true, Err: "invalid symbol"}},
-		{"binary stream", Message{Stream: "\x00\xff:{g1}", Seq: 2, Data: bytes.Repeat([]byte{0xAB}, 70000)}},
-		{"long stream", Message{Stream: strings.Repeat("s", 200), Seq: 2}},
-		{"event id", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 4_000_000_123, Sub: 1700000000000}, Data: []byte("x")}},
-		{"event id, hi only", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 1}}},
-		{"event id with prev", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 77, Prev: 76}}},
-		{"origin", Message{Stream: "s", Seq: 3, Origin: 1 << 40, ID: EventID{Hi: 9}, Data: []byte("o")}},
-		{"event time", Message{Stream: "s", Seq: 3, EventTime: 1_700_000_000_123_456, Data: []byte("t")}},
+		{"binary stream, big data", Message{Stream: "\x00\xff:{g1}", Seq: 2, Data: depthData(70000)}},
+		{"long stream", Message{Stream: strings.Repeat("s", 200), Seq: 2, Data: []byte(`[]`)}},
+		{"event id", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 4_000_000_123, Sub: 1700000000000}, Data: []byte(`{"t":1}`)}},
+		{"event id, hi only", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 1}, Data: []byte(`{}`)}},
+		{"event id with prev", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 77, Prev: 76}, Data: []byte(`{}`)}},
+		{"origin", Message{Stream: "s", Seq: 3, Origin: 1 << 40, ID: EventID{Hi: 9}, Data: []byte(` {"o":[{}]} `)}},
+		{"event time", Message{Stream: "s", Seq: 3, EventTime: 1_700_000_000_123_456, Data: []byte(`{"E":1700000000123456}`)}},
 		{"everything", Message{Stream: "s", Seq: 5, Gap: true, Conflate: true, Origin: 7,
-			ID: EventID{Hi: 9, Sub: 2, Prev: 8}, EventTime: 1, Data: []byte("all")}},
+			ID: EventID{Hi: 9, Sub: 2, Prev: 8}, EventTime: 1, Data: []byte(`{"all":"\u00e9\"}"}`)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -931,9 +942,6 @@ func TestFrameRoundTrip(t *testing.T) {
 			if !sameMessage(got, tc.msg) {
 				t.Errorf("decodeFrame(appendFrame(m)) = %+v; want %+v", got, tc.msg)
 			}
-			if len(tc.msg.Data) == 0 && got.Data != nil {
-				t.Errorf("Data = %q; want nil", got.Data)
-			}
 		})
 	}
 	// Data is not encoded with Err.
@@ -942,7 +950,7 @@ func TestFrameRoundTrip(t *testing.T) {
 		t.Errorf("round trip of Err with Data = %+v, %v; want Err only", got, err)
 	}
 	// A negative event time is unknown, and not encoded.
-	m = Message{Stream: "s", Seq: 1, EventTime: -5}
+	m = Message{Stream: "s", Seq: 1, EventTime: -5, Data: []byte(`{}`)}
 	if got, err := decodeFrame(string(appendFrame(nil, m))); err != nil || got.EventTime != 0 {
 		t.Errorf("round trip of EventTime -5 = %+v, %v; want EventTime 0", got, err)
 	}
@@ -974,6 +982,10 @@ func TestDecodeFrameMalformed(t *testing.T) {
 		{"stream too long", "\x02\x00\x01\x05abc"},
 		{"huge stream length", "\x02\x00\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"},
 		{"empty error", "\x02\x04\x01\x01s"},
+		{"error not UTF-8", "\x02\x04\x01\x01s\xff"},
+		{"no data", "\x02\x00\x01\x01s"},
+		{"data not JSON", "\x02\x00\x01\x01sabc"},
+		{"data spoofs a stream", "\x02\x00\x01\x01s" + `{"p":"1"},"stream":"binance:ethusdt@trade","x":{`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -990,10 +1002,14 @@ func FuzzDecode(f *testing.F) {
 		{Stream: "binance:btcusdt@trade", Seq: 1, Data: []byte(`{"e":"trade"}`)},
 		{Stream: "s", Seq: 1 << 40, Gap: true, Conflate: true, Data: []byte{0, 0xff}},
 		{Stream: "s", Seq: 3, Err: "refused"},
-		{Stream: "s", Seq: 4, Origin: 9, ID: EventID{Hi: 5, Sub: 1, Prev: 4}, Data: []byte("x")},
-		{Stream: "s", Seq: 6, Origin: 2, ID: EventID{Hi: 7}, EventTime: 1_700_000_000_123_456, Data: []byte("y")},
+		{Stream: "s", Seq: 4, Origin: 9, ID: EventID{Hi: 5, Sub: 1, Prev: 4}, Data: []byte(`[{"a":"]"},"\\\""]`)},
+		{Stream: "s", Seq: 6, Origin: 2, ID: EventID{Hi: 7}, EventTime: 1_700_000_000_123_456, Data: []byte(` {"y":"é"}`)},
 	} {
 		f.Add(appendFrame(nil, m))
+	}
+	// Data that must not reach browsers.
+	for _, d := range dataSeeds {
+		f.Add(appendFrame(nil, Message{Stream: "s", Seq: 1, Data: []byte(d)}))
 	}
 	f.Add([]byte("\x02\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02\x00"))
 	f.Add([]byte(`{"json":1}`))
@@ -1013,7 +1029,105 @@ func FuzzDecode(f *testing.F) {
 		if m.Err != "" && m.Data != nil {
 			t.Fatalf("decoded both Err and Data: %+v", m)
 		}
+		// What goes to browsers is UTF-8, and Data is one JSON
+		// container: inside a message, it keeps the message's shape.
+		if !utf8.Valid(m.Data) || !utf8.ValidString(m.Err) {
+			t.Fatalf("decoded text that is not UTF-8: %+v", m)
+		}
+		if m.Err == "" {
+			if err := checkData(`{"data":` + string(m.Data) + `,"stream":"s"}`); err != nil {
+				t.Fatalf("Data %q inside a message: %v", m.Data, err)
+			}
+		}
 	})
+}
+
+// dataSeeds are Data that checkData refuses.
+var dataSeeds = []string{
+	"",
+	"   ",
+	"x",
+	"1",
+	`"s"`,
+	"{\"p\":\"\xff\"}",
+	"{\"p\":\"\xed\xa0\x80\"}", // a surrogate, not UTF-8
+	`{"p":"1"},"stream":"binance:ethusdt@trade","x":{`,
+	`{"p":"1"]`,
+	`["p"}`,
+	`{"p":"1"}}`,
+	`{"p":"1"} x`,
+	`{"p":"1"}{}`,
+	`{"p":"1`,
+	`{"p":"1\"}`,
+	"{\"p\":\"a\nb\"}",
+	`{"p":"1"`,
+	strings.Repeat("[", maxDataDepth+1) + strings.Repeat("]", maxDataDepth+1),
+}
+
+func TestCheckData(t *testing.T) {
+	for _, d := range dataSeeds {
+		if err := checkData(d); err == nil {
+			t.Errorf("checkData(%q) = nil; want an error", d)
+		}
+	}
+	for _, d := range []string{
+		`{}`,
+		`[]`,
+		" \t\r\n{\"a\":1} \n",
+		`{"e":"trade","p":"0.01","m":true,"x":null}`,
+		`[{"a":"]}\"{["},{"b":[[],[{}]]}]`,
+		`{"s":"\\"}`,
+		`{"é":"日本","u":"\u00e9"}`,
+		strings.Repeat("[", maxDataDepth) + strings.Repeat("]", maxDataDepth),
+		string(depthData(4096)),
+	} {
+		if err := checkData(d); err != nil {
+			t.Errorf("checkData(%q) = %v; want nil", d, err)
+		}
+	}
+	d := string(depthData(4096))
+	if n := testing.AllocsPerRun(100, func() { _ = checkData(d) }); n != 0 {
+		t.Errorf("checkData allocates %v times; want 0", n)
+	}
+}
+
+// FuzzCheckData: checkData accepts every valid JSON object or array that
+// nests at most maxDataDepth levels, and only UTF-8.
+func FuzzCheckData(f *testing.F) {
+	for _, d := range dataSeeds {
+		f.Add(d)
+	}
+	f.Add(`{"a":[1,"]",{"b":"\\"}]}`)
+	f.Fuzz(func(t *testing.T, d string) {
+		err := checkData(d)
+		if err == nil && !utf8.ValidString(d) {
+			t.Fatalf("checkData(%q) accepted text that is not UTF-8", d)
+		}
+		t0 := strings.TrimLeft(d, " \t\r\n")
+		container := t0 != "" && (t0[0] == '{' || t0[0] == '[')
+		if err != nil && container && utf8.ValidString(d) && json.Valid([]byte(d)) && depthOf(d) <= maxDataDepth {
+			t.Fatalf("checkData(%q) = %v; the JSON is valid", d, err)
+		}
+	})
+}
+
+// depthOf returns how deep valid JSON d nests.
+func depthOf(d string) int {
+	dec := json.NewDecoder(strings.NewReader(d))
+	depth, deepest := 0, 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return deepest
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+			deepest = max(deepest, depth)
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+	}
 }
 
 // chanReceiver signals every delivered message.
@@ -1056,7 +1170,7 @@ func BenchmarkRedisRoundTrip(b *testing.B) {
 				}
 				return err
 			})
-			msg := Message{Stream: stream, Data: make([]byte, size)}
+			msg := Message{Stream: stream, Data: depthData(size)}
 			b.ReportAllocs()
 			b.SetBytes(int64(size))
 			for b.Loop() {
@@ -1073,10 +1187,24 @@ func BenchmarkRedisRoundTrip(b *testing.B) {
 	}
 }
 
+// depthData returns a depth event of about size bytes, as JSON as the
+// exchange sends it.
+func depthData(size int) []byte {
+	b := []byte(`{"e":"depthUpdate","E":1700000000000,"s":"BTCUSDT","U":157,"u":160,"b":[`)
+	for i := 0; len(b) < size-40; i++ {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, `["%d.00000000","%d.50000000"]`, 60000+i, i)
+	}
+	return append(b, `],"a":[]}`...)
+}
+
 func BenchmarkEncodeDecode(b *testing.B) {
 	for _, size := range []int{100, 4096} {
 		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
-			msg := Message{Stream: "binance:btcusdt@depth20@100ms", Seq: 123456789, Conflate: true, Data: make([]byte, size)}
+			msg := Message{Stream: "binance:btcusdt@depth20@100ms", Seq: 123456789, Conflate: true, Data: depthData(size)}
+			size := len(msg.Data)
 			var buf []byte
 			b.ReportAllocs()
 			b.SetBytes(int64(size))
