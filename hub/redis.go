@@ -221,6 +221,8 @@ type Redis struct {
 	sendMu sync.Mutex
 	// spare is the batch emptied by the last send, ready for reuse.
 	spare *pubBatch
+	// sendFailed is whether the last send had an error.
+	sendFailed bool
 
 	// pubMu guards the following fields.
 	pubMu sync.Mutex
@@ -424,6 +426,9 @@ func (r *Redis) Publish(ctx context.Context, msg Message) error {
 // twice; in cluster mode go-redis's cluster pipeline does resend a
 // node's part of the batch after a network error, so a duplicate is
 // possible there (receivers see Seq repeat).
+//
+// With nothing to send, Flush returns nil, or [ErrNotSent] while the last
+// send failed: only a send tells whether Redis takes messages again.
 func (r *Redis) Flush(ctx context.Context) error {
 	r.sendMu.Lock()
 	defer r.sendMu.Unlock()
@@ -431,6 +436,9 @@ func (r *Redis) Flush(ctx context.Context) error {
 	b := r.pending
 	if len(b.msgs) == 0 {
 		r.pubMu.Unlock()
+		if r.sendFailed {
+			return ErrNotSent
+		}
 		return nil
 	}
 	r.pending, r.spare = r.spare, nil
@@ -468,6 +476,7 @@ func (r *Redis) Flush(ctx context.Context) error {
 	}
 	b.buf = b.buf[:0]
 	r.spare = b
+	r.sendFailed = firstErr != nil
 	if firstErr != nil {
 		return fmt.Errorf("hub: publish %d of %d messages: %w", failed, len(cmds), firstErr)
 	}

@@ -638,6 +638,42 @@ func TestRedisOutage(t *testing.T) {
 // TestRedisChurn subscribes and unsubscribes from many goroutines while
 // messages flow, then checks that Redis ends up subscribed to exactly the
 // streams that still have receivers.
+// TestRedisFlushNotSent: an empty Flush says ErrNotSent while the last
+// send failed, and nil otherwise, so that a publisher logs "recovered"
+// only once a send went through.
+func TestRedisFlushNotSent(t *testing.T) {
+	srv := redistest.Start(t)
+	h := runHub(t, RedisConfig{URL: srv.URL(), NodeID: "n"})
+	ctx := t.Context()
+	msg := Message{Stream: "x:s", Seq: 1, Data: []byte(`{}`)}
+	send := func() error {
+		if err := h.Publish(ctx, msg); err != nil {
+			return err
+		}
+		return h.Flush(ctx)
+	}
+	if err := send(); err != nil {
+		t.Fatalf("Publish and Flush = %v", err)
+	}
+	if err := h.Flush(ctx); err != nil {
+		t.Fatalf("empty Flush after a send = %v; want nil", err)
+	}
+	srv.Kill()
+	if err := send(); err == nil || errors.Is(err, ErrNotSent) {
+		t.Fatalf("Publish and Flush with Redis down = %v; want the send's error", err)
+	}
+	for range 3 {
+		if err := h.Flush(ctx); !errors.Is(err, ErrNotSent) {
+			t.Fatalf("empty Flush after a failed send = %v; want ErrNotSent", err)
+		}
+	}
+	srv.Restart(t)
+	waitfor.Cond(t, 10*time.Second, send)
+	if err := h.Flush(ctx); err != nil {
+		t.Fatalf("empty Flush after a send went through = %v; want nil", err)
+	}
+}
+
 func TestRedisChurn(t *testing.T) {
 	srv := redistest.Start(t)
 	count := standaloneCounter(t, srv)
