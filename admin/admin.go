@@ -75,6 +75,9 @@ type Config struct {
 	// of secrets already masked; nil answers nothing. (net/http/pprof's
 	// own handler shows os.Args, flags such as --admin-token included.)
 	Cmdline []string
+	// Ready reports, for GET /api/v1/ready, whether the node takes new
+	// clients, with the full reason; nil means always.
+	Ready func() error
 	// NodeID is this node's id, answered as "self" by GET /api/v1/nodes so
 	// that the ops page can tell which node it is on.
 	NodeID string
@@ -145,6 +148,7 @@ func New(cfg Config) (*Server, error) {
 	e.Use(s.guard)
 	e.POST("/api/v1/drain", s.drain)
 	e.GET("/api/v1/openapi.json", serveOpenAPI)
+	e.GET("/api/v1/ready", s.ready)
 	if cfg.Backend != nil {
 		s.routeAPI()
 	}

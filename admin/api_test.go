@@ -194,10 +194,11 @@ func TestListEndpoints(t *testing.T) {
 			"rejected":1,"symbols":1500,"connections":2,
 			"shards":[{"endpoint":"/stream","shard":0,"state":"connected","assigned":4,"limit":1024,"streams":3,"pending_streams":1,"rotating":true,"connected_since":"2025-03-01T12:00:00.123456789Z"}],
 			"connected_since":"2025-03-01T12:00:00.123456789Z","reconnects":2,"rotations":1,"handover_overflows":1,
-			"closes":{"1008":2},"attempt_waits":1,"last_error":"read: EOF","last_error_at":"2025-03-01T12:00:00.123456789Z"
+			"closes":{"1008":2},"attempt_waits":1,"last_error":"read: EOF","last_error_at":"2025-03-01T12:00:00.123456789Z",
+			"malformed":0,"internal_errors":0
 		},{
 			"exchange":"binance-futures","state":"idle","streams":0,"pending_streams":0,"desired":0,"rejected":0,"symbols":0,
-			"connections":0,"shards":[],"reconnects":0,"rotations":0,"handover_overflows":0,"attempt_waits":0
+			"connections":0,"shards":[],"reconnects":0,"rotations":0,"handover_overflows":0,"attempt_waits":0,"malformed":0,"internal_errors":0
 		}]}`},
 		{"/api/v1/nodes", `{"nodes":[
 			{"id":"a","heartbeat":"2025-03-01T12:00:00.123456789Z","demand":12,"owns":["binance"]},

@@ -7,7 +7,10 @@
 // by a single node; a Redis implementation fans out across nodes.
 package hub
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Message is one event of one stream as it travels from upstream to
 // downstream. Data belongs to the publisher and is valid only until Publish
@@ -83,9 +86,17 @@ type Publisher interface {
 	// Flush ends a burst of Publish calls: the publisher has no more
 	// messages at hand (its read buffer is empty). A publisher calls it at
 	// least once after every Publish; the hub then flushes its receivers
-	// (or, across nodes, sends what it batched).
+	// (or, across nodes, sends what it batched). With nothing to send
+	// after a failed send, it returns [ErrNotSent].
 	Flush(ctx context.Context) error
 }
+
+// ErrNotSent is what a Publisher's Flush returns when it had nothing to
+// send while its last send failed: nothing has reached the other nodes
+// since, so it cannot tell whether publishing works again. It reports no
+// new failure; a publisher that logs failures and recoveries takes it
+// as neither.
+var ErrNotSent = errors.New("hub: nothing sent since the last failed send")
 
 // Hub fans messages out to the receivers subscribed to their stream.
 // Implementations are safe for concurrent use.

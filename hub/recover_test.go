@@ -66,7 +66,7 @@ func TestReceiverPanicRecovered(t *testing.T) {
 		{"redis", func(t *testing.T) (Hub, func() RedisStats, func()) {
 			srv := redistest.Start(t)
 			h := runHub(t, RedisConfig{URL: srv.URL(), NodeID: "n", Logger: log(t)})
-			count := standaloneCounter(t, srv.Addr())
+			count := standaloneCounter(t, srv)
 			return h, h.Stats, func() { waitSubscribers(t, h, count, 1, stream) }
 		}},
 	}
@@ -82,7 +82,7 @@ func TestReceiverPanicRecovered(t *testing.T) {
 			}
 			subscribed()
 			for seq := uint64(1); seq <= 3; seq++ {
-				if err := h.Publish(ctx, Message{Stream: stream, Seq: seq, Data: []byte("d")}); err != nil {
+				if err := h.Publish(ctx, Message{Stream: stream, Seq: seq, Data: []byte(`{"d":1}`)}); err != nil {
 					t.Fatal(err)
 				}
 				if err := h.Flush(ctx); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -60,13 +61,23 @@ const (
 // defaults.
 type RedisConfig struct {
 	// URL is the Redis server, "redis://[user:password@]host:port/db" (or
-	// rediss:// for TLS), parsed by go-redis's ParseURL. Exactly one of URL
-	// and ClusterAddrs is set.
+	// rediss:// for TLS), parsed by go-redis's ParseURL. Exactly one of
+	// URL, Options, ClusterAddrs and ClusterOptions is set.
 	URL string
-	// ClusterAddrs are seed addresses ("host:port") of a Redis Cluster. The
-	// hub then uses sharded pub/sub (SPUBLISH/SSUBSCRIBE), so each message
-	// travels only within the shard that owns its channel.
+	// Options configure the client of a standalone server in full:
+	// address, credentials, TLS (a CA, a client certificate). The hub
+	// uses a copy, with MaxRetries -1; every connection it opens,
+	// subscriber connections included, uses them.
+	Options *redis.Options
+	// ClusterAddrs are seed addresses ("host:port") of a Redis Cluster
+	// that needs no credentials and no TLS. The hub then uses sharded
+	// pub/sub (SPUBLISH/SSUBSCRIBE), so each message travels only within
+	// the shard that owns its channel.
 	ClusterAddrs []string
+	// ClusterOptions are ClusterAddrs with the rest of the cluster
+	// client's configuration: credentials and TLS, as go-redis's
+	// ParseClusterURL makes them. The hub uses a copy, with MaxRetries -1.
+	ClusterOptions *redis.ClusterOptions
 	// NodeID names this node; it keeps the node's health probes apart from
 	// other nodes'. Default: "<host name>-<pid>".
 	NodeID string
@@ -214,6 +225,8 @@ type Redis struct {
 	sendMu sync.Mutex
 	// spare is the batch emptied by the last send, ready for reuse.
 	spare *pubBatch
+	// sendFailed is whether the last send had an error.
+	sendFailed bool
 
 	// pubMu guards the following fields.
 	pubMu sync.Mutex
@@ -273,9 +286,16 @@ type subConn struct {
 // are made on first use, and subscriptions and health probes need
 // [Redis.Run].
 func NewRedis(cfg RedisConfig) (*Redis, error) {
-	if (cfg.URL == "") == (len(cfg.ClusterAddrs) == 0) {
-		return nil, errors.New("hub: redis: set exactly one of URL and ClusterAddrs")
+	set := 0
+	for _, b := range []bool{cfg.URL != "", cfg.Options != nil, len(cfg.ClusterAddrs) > 0, cfg.ClusterOptions != nil} {
+		if b {
+			set++
+		}
 	}
+	if set != 1 {
+		return nil, errors.New("hub: redis: set exactly one of URL, Options, ClusterAddrs and ClusterOptions")
+	}
+	cluster := len(cfg.ClusterAddrs) > 0 || cfg.ClusterOptions != nil
 	if cfg.NodeID == "" {
 		host, err := os.Hostname()
 		if err != nil {
@@ -320,7 +340,9 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		return nil, fmt.Errorf("hub: redis: BatchSize %d is not positive", cfg.BatchSize)
 	case cfg.MaxBatchBytes < 1:
 		return nil, fmt.Errorf("hub: redis: MaxBatchBytes %d is not positive", cfg.MaxBatchBytes)
-	case len(cfg.ClusterAddrs) > 0 && strings.ContainsAny(cfg.Prefix, "{}"):
+	case cfg.ClusterOptions != nil && len(cfg.ClusterOptions.Addrs) == 0:
+		return nil, errors.New("hub: redis: ClusterOptions has no Addrs")
+	case cluster && strings.ContainsAny(cfg.Prefix, "{}"):
 		return nil, fmt.Errorf("hub: redis: Prefix %q contains a brace, which breaks cluster hash tags", cfg.Prefix)
 	}
 
@@ -334,28 +356,46 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		pending: &pubBatch{},
 		spare:   &pubBatch{},
 	}
-	if cfg.URL != "" {
-		opt, err := redis.ParseURL(cfg.URL)
-		if err != nil {
-			return nil, fmt.Errorf("hub: redis: parse URL: %w", err)
+	if !cluster {
+		var opt redis.Options
+		if cfg.Options != nil {
+			opt = *cfg.Options
+		} else {
+			o, err := redis.ParseURL(cfg.URL)
+			if err != nil {
+				return nil, fmt.Errorf("hub: redis: parse URL: %w", urlErr(err))
+			}
+			opt = *o
 		}
 		// No command is retried: a retried PUBLISH pipeline could reach
 		// Redis twice, and a duplicate breaks the Seq contract where a
 		// loss only shows as a break in Seq.
 		opt.MaxRetries = -1
-		r.client = redis.NewClient(opt)
+		r.client = redis.NewClient(&opt)
 	} else {
+		opt := redis.ClusterOptions{Addrs: cfg.ClusterAddrs}
+		if cfg.ClusterOptions != nil {
+			opt = *cfg.ClusterOptions
+		}
+		opt.Addrs = slices.Clone(opt.Addrs)
+		opt.MaxRetries = -1 // as above, though see Flush
 		r.cluster = true
-		r.client = redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs:      slices.Clone(cfg.ClusterAddrs),
-			MaxRetries: -1, // as above, though see Flush
-		})
+		r.client = redis.NewClusterClient(&opt)
 		r.groupPrefix = make([]string, cfg.Groups)
 		for g := range r.groupPrefix {
 			r.groupPrefix[g] = cfg.Prefix + "{g" + strconv.Itoa(g) + "}"
 		}
 	}
 	return r, nil
+}
+
+// urlErr returns err without the URL that url.Parse's errors quote, which
+// may hold a password.
+func urlErr(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		return ue.Err
+	}
+	return err
 }
 
 // Publish encodes msg into the batch that the next [Redis.Flush] sends,
@@ -390,6 +430,9 @@ func (r *Redis) Publish(ctx context.Context, msg Message) error {
 // twice; in cluster mode go-redis's cluster pipeline does resend a
 // node's part of the batch after a network error, so a duplicate is
 // possible there (receivers see Seq repeat).
+//
+// With nothing to send, Flush returns nil, or [ErrNotSent] while the last
+// send failed: only a send tells whether Redis takes messages again.
 func (r *Redis) Flush(ctx context.Context) error {
 	r.sendMu.Lock()
 	defer r.sendMu.Unlock()
@@ -397,6 +440,9 @@ func (r *Redis) Flush(ctx context.Context) error {
 	b := r.pending
 	if len(b.msgs) == 0 {
 		r.pubMu.Unlock()
+		if r.sendFailed {
+			return ErrNotSent
+		}
 		return nil
 	}
 	r.pending, r.spare = r.spare, nil
@@ -434,6 +480,7 @@ func (r *Redis) Flush(ctx context.Context) error {
 	}
 	b.buf = b.buf[:0]
 	r.spare = b
+	r.sendFailed = firstErr != nil
 	if firstErr != nil {
 		return fmt.Errorf("hub: publish %d of %d messages: %w", failed, len(cmds), firstErr)
 	}
@@ -510,7 +557,7 @@ func (r *Redis) markDirtyLocked(stream string) {
 func (r *Redis) Ready() error {
 	switch r.state.Load() {
 	case hubNew:
-		return errStarting
+		return ErrStarting
 	case hubStopped:
 		return errors.New("redis: stopped")
 	}
@@ -518,12 +565,12 @@ func (r *Redis) Ready() error {
 	conns := slices.Clone(r.conns)
 	r.connsMu.Unlock()
 	if len(conns) == 0 {
-		return errStarting
+		return ErrStarting
 	}
 	now := time.Now()
 	for _, c := range conns {
 		if err := c.health(now, r.cfg.ProbeTimeout); err != nil {
-			if errors.Is(err, errStarting) {
+			if errors.Is(err, ErrStarting) {
 				return err
 			}
 			if c.group >= 0 {
@@ -535,8 +582,9 @@ func (r *Redis) Ready() error {
 	return nil
 }
 
-// errStarting is what Ready returns until the first probe comes back.
-var errStarting = errors.New("redis: starting")
+// ErrStarting is what [Redis.Ready] returns until the first probe comes
+// back.
+var ErrStarting = errors.New("redis: starting")
 
 // health reports why c is not healthy at now, or nil.
 func (c *subConn) health(now time.Time, timeout time.Duration) error {
@@ -551,7 +599,7 @@ func (c *subConn) health(now time.Time, timeout time.Duration) error {
 		if d := now.Sub(c.opened); d > timeout {
 			return fmt.Errorf("probe not received for %v", d.Round(100*time.Millisecond))
 		}
-		return errStarting
+		return ErrStarting
 	}
 	last := c.lastAck
 	if !c.acked {

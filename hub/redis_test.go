@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/marketgate/marketgate/internal/redistest"
@@ -129,8 +131,8 @@ func startHub(t *testing.T, h *Redis) {
 type subCounter func(ctx context.Context, channel string) (int64, error)
 
 // standaloneCounter counts with PUBSUB NUMSUB.
-func standaloneCounter(t *testing.T, addr string) subCounter {
-	rc := redis.NewClient(&redis.Options{Addr: addr})
+func standaloneCounter(t *testing.T, srv *redistest.Server) subCounter {
+	rc := redis.NewClient(srv.Options())
 	t.Cleanup(func() { rc.Close() })
 	return func(ctx context.Context, ch string) (int64, error) {
 		m, err := rc.PubSubNumSub(ctx, ch).Result()
@@ -140,10 +142,10 @@ func standaloneCounter(t *testing.T, addr string) subCounter {
 
 // clusterCounter counts with PUBSUB SHARDNUMSUB on every master: only the
 // owner of the channel's slot has its subscribers.
-func clusterCounter(t *testing.T, addrs []string) subCounter {
+func clusterCounter(t *testing.T, c *redistest.Cluster) subCounter {
 	var rcs []*redis.Client
-	for _, a := range addrs {
-		rc := redis.NewClient(&redis.Options{Addr: a})
+	for _, srv := range c.Servers() {
+		rc := redis.NewClient(srv.Options())
 		t.Cleanup(func() { rc.Close() })
 		rcs = append(rcs, rc)
 	}
@@ -185,10 +187,13 @@ func testMessages(stream string, n int) []Message {
 	var out []Message
 	for i := range n {
 		m := Message{Stream: stream, Seq: uint64(i + 1), Gap: i%7 == 3, Conflate: i%3 == 1, ID: EventID{Hi: int64(100 + i), Sub: int64(i % 2)}}
-		m.Data = make([]byte, rng.IntN(300))
-		for j := range m.Data {
-			m.Data[j] = byte(rng.Uint32())
+		// Random JSON of random length, with escapes and multi-byte
+		// characters, as exchange events may carry.
+		m.Data = fmt.Appendf(nil, `{"i":%d,"s":"\"\\é}","v":[`, i)
+		for range rng.IntN(40) {
+			m.Data = fmt.Appendf(m.Data, `%d,`, rng.Uint32())
 		}
+		m.Data = append(m.Data, "0]}"...)
 		if i == n-1 {
 			m.Data, m.Err = nil, "stream "+stream+" failed: symbol delisted"
 		}
@@ -321,13 +326,13 @@ func testFanOut(t *testing.T, base RedisConfig, count subCounter, streams []stri
 
 func TestRedisFanOut(t *testing.T) {
 	srv := redistest.Start(t)
-	testFanOut(t, RedisConfig{URL: srv.URL()}, standaloneCounter(t, srv.Addr()),
+	testFanOut(t, RedisConfig{URL: srv.URL()}, standaloneCounter(t, srv),
 		[]string{"binance:btcusdt@trade", "binance:ethusdt@depth5@100ms", "binance:!ticker@arr"})
 }
 
 func TestRedisClusterFanOut(t *testing.T) {
 	c := redistest.StartCluster(t, 3)
-	count := clusterCounter(t, c.Addrs())
+	count := clusterCounter(t, c)
 	var streams []string
 	groups := map[int]bool{}
 	for _, sym := range []string{"btc", "eth", "bnb", "sol", "xrp", "ada", "doge", "trx", "ton", "link"} {
@@ -395,9 +400,69 @@ func TestRedisClusterFanOut(t *testing.T) {
 	t.Logf("Ready with a master down: %v", h.Ready())
 }
 
+// TestRedisCredentials runs the fan-out on servers that need a password
+// or TLS with a client certificate: every connection of the hub, the
+// subscriber connections included, carries them.
+func TestRedisCredentials(t *testing.T) {
+	streams := []string{"binance:btcusdt@trade", "binance:ethusdt@trade", "binance:solusdt@trade"}
+	tests := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"password standalone, URL", func(t *testing.T) {
+			srv := redistest.StartWith(t, redistest.Config{Password: "s3cret"})
+			testFanOut(t, RedisConfig{URL: srv.URL()}, standaloneCounter(t, srv), streams)
+		}},
+		{"tls and password standalone, Options", func(t *testing.T) {
+			srv := redistest.StartWith(t, redistest.Config{Password: "s3cret", TLS: true})
+			opt, err := redis.ParseURL(srv.URL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			opt.TLSConfig = srv.TLS().ClientConfig()
+			testFanOut(t, RedisConfig{Options: opt}, standaloneCounter(t, srv), streams)
+		}},
+		{"password cluster, ClusterOptions", func(t *testing.T) {
+			c := redistest.StartClusterWith(t, 3, redistest.Config{Password: "s3cret"})
+			opt, err := redis.ParseClusterURL(c.URL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			testFanOut(t, RedisConfig{ClusterOptions: opt}, clusterCounter(t, c), streams)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, tc.run)
+	}
+}
+
+// TestRedisWrongPassword: a hub with the wrong password is not ready, and
+// Ready's error is go-redis's authentication error, which /readyz turns
+// into its category.
+func TestRedisWrongPassword(t *testing.T) {
+	srv := redistest.StartWith(t, redistest.Config{Password: "s3cret"})
+	c := redistest.StartClusterWith(t, 3, redistest.Config{Password: "s3cret"})
+	for _, cfg := range []RedisConfig{
+		{URL: "redis://:wrong@" + srv.Addr() + "/0"},
+		{ClusterOptions: &redis.ClusterOptions{Addrs: c.Addrs(), Password: "wrong"}},
+	} {
+		h := runHub(t, cfg)
+		if err := h.Subscribe(t.Context(), "x:s", &msgLog{}); err != nil {
+			t.Fatal(err)
+		}
+		waitfor.Cond(t, 10*time.Second, func() error {
+			if err := h.Ready(); !redis.IsAuthError(err) {
+				return fmt.Errorf("Ready = %v; want an authentication error", err)
+			}
+			return nil
+		})
+		t.Logf("Ready = %v", h.Ready())
+	}
+}
+
 func TestRedisUnsubscribe(t *testing.T) {
 	srv := redistest.Start(t)
-	count := standaloneCounter(t, srv.Addr())
+	count := standaloneCounter(t, srv)
 	h := runHub(t, RedisConfig{URL: srv.URL(), NodeID: "n"})
 	ctx := t.Context()
 	const s = "binance:btcusdt@trade"
@@ -464,7 +529,7 @@ func waitRoundTrips(t *testing.T, h *Redis, n int) {
 
 func TestRedisSubscribeAroundRunStart(t *testing.T) {
 	srv := redistest.Start(t)
-	count := standaloneCounter(t, srv.Addr())
+	count := standaloneCounter(t, srv)
 	h := newHub(t, RedisConfig{URL: srv.URL(), NodeID: "n"})
 	ctx := t.Context()
 	before, after := &msgLog{}, &msgLog{}
@@ -479,7 +544,7 @@ func TestRedisSubscribeAroundRunStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSubscribers(t, h, count, 1, "x:before", "x:after")
-	want := []Message{{Stream: "x:before", Seq: 1, Data: []byte("b")}, {Stream: "x:after", Seq: 1, Data: []byte("a")}}
+	want := []Message{{Stream: "x:before", Seq: 1, Data: []byte(`{"b":1}`)}, {Stream: "x:after", Seq: 1, Data: []byte(`["a"]`)}}
 	publishAll(t, h, want)
 	waitfor.Cond(t, 10*time.Second, func() error {
 		if len(before.all()) < 1 || len(after.all()) < 1 {
@@ -497,7 +562,7 @@ func TestRedisSubscribeAroundRunStart(t *testing.T) {
 // (the ones made during the outage too) restored by the hub itself.
 func TestRedisOutage(t *testing.T) {
 	srv := redistest.Start(t)
-	count := standaloneCounter(t, srv.Addr())
+	count := standaloneCounter(t, srv)
 	h := runHub(t, RedisConfig{URL: srv.URL(), NodeID: "n"})
 	ctx := t.Context()
 	l := &msgLog{}
@@ -557,8 +622,8 @@ func TestRedisOutage(t *testing.T) {
 	waitfor.Cond(t, 5*time.Second, func() error {
 		seq++
 		// Errors are expected until the publishing connection is back.
-		_ = h.Publish(ctx, Message{Stream: old, Seq: seq})
-		_ = h.Publish(ctx, Message{Stream: added, Seq: seq})
+		_ = h.Publish(ctx, Message{Stream: old, Seq: seq, Data: []byte(`{}`)})
+		_ = h.Publish(ctx, Message{Stream: added, Seq: seq, Data: []byte(`{}`)})
 		_ = h.Flush(ctx)
 		if len(l.of(old)) == 0 || len(l.of(added)) == 0 {
 			return fmt.Errorf("after restart: %d messages of %q, %d of %q", len(l.of(old)), old, len(l.of(added)), added)
@@ -573,9 +638,45 @@ func TestRedisOutage(t *testing.T) {
 // TestRedisChurn subscribes and unsubscribes from many goroutines while
 // messages flow, then checks that Redis ends up subscribed to exactly the
 // streams that still have receivers.
+// TestRedisFlushNotSent: an empty Flush says ErrNotSent while the last
+// send failed, and nil otherwise, so that a publisher logs "recovered"
+// only once a send went through.
+func TestRedisFlushNotSent(t *testing.T) {
+	srv := redistest.Start(t)
+	h := runHub(t, RedisConfig{URL: srv.URL(), NodeID: "n"})
+	ctx := t.Context()
+	msg := Message{Stream: "x:s", Seq: 1, Data: []byte(`{}`)}
+	send := func() error {
+		if err := h.Publish(ctx, msg); err != nil {
+			return err
+		}
+		return h.Flush(ctx)
+	}
+	if err := send(); err != nil {
+		t.Fatalf("Publish and Flush = %v", err)
+	}
+	if err := h.Flush(ctx); err != nil {
+		t.Fatalf("empty Flush after a send = %v; want nil", err)
+	}
+	srv.Kill()
+	if err := send(); err == nil || errors.Is(err, ErrNotSent) {
+		t.Fatalf("Publish and Flush with Redis down = %v; want the send's error", err)
+	}
+	for range 3 {
+		if err := h.Flush(ctx); !errors.Is(err, ErrNotSent) {
+			t.Fatalf("empty Flush after a failed send = %v; want ErrNotSent", err)
+		}
+	}
+	srv.Restart(t)
+	waitfor.Cond(t, 10*time.Second, send)
+	if err := h.Flush(ctx); err != nil {
+		t.Fatalf("empty Flush after a send went through = %v; want nil", err)
+	}
+}
+
 func TestRedisChurn(t *testing.T) {
 	srv := redistest.Start(t)
-	count := standaloneCounter(t, srv.Addr())
+	count := standaloneCounter(t, srv)
 	h := runHub(t, RedisConfig{URL: srv.URL(), NodeID: "n", BatchSize: 3})
 	ctx := t.Context()
 	streams := make([]string, 12)
@@ -600,7 +701,7 @@ func TestRedisChurn(t *testing.T) {
 	}
 	wg.Go(func() {
 		for i := range 200 {
-			h.Publish(ctx, Message{Stream: streams[i%len(streams)], Seq: uint64(i)})
+			h.Publish(ctx, Message{Stream: streams[i%len(streams)], Seq: uint64(i), Data: []byte(`{}`)})
 			if i%10 == 9 {
 				h.Flush(ctx)
 			}
@@ -627,7 +728,7 @@ func TestRedisChurn(t *testing.T) {
 
 func TestRedisMalformed(t *testing.T) {
 	srv := redistest.Start(t)
-	count := standaloneCounter(t, srv.Addr())
+	count := standaloneCounter(t, srv)
 	h := runHub(t, RedisConfig{URL: srv.URL(), NodeID: "n"})
 	ctx := t.Context()
 	const s = "x:s"
@@ -640,21 +741,27 @@ func TestRedisMalformed(t *testing.T) {
 		"",
 		"{\"json\":true}",
 		"\x02\x00\x01\x09x:s", // stream length beyond the payload
-		string(appendFrame(nil, Message{Stream: "x:other", Seq: 1})), // frame of another stream
+		string(appendFrame(nil, Message{Stream: "x:other", Seq: 1, Data: []byte(`{}`)})), // frame of another stream
+		// Whoever can PUBLISH could otherwise reach every browser with:
+		string(appendFrame(nil, Message{Stream: s, Seq: 2, Data: []byte("{\"p\":\"\xff\xfe\"}")})), // invalid UTF-8
+		string(appendFrame(nil, Message{Stream: s, Seq: 3, Data: []byte(`{"p":"1"},"stream":"binance:ethusdt@trade","x":{`)})),
+		string(appendFrame(nil, Message{Stream: s, Seq: 4})), // no data: "data":}
+		string(appendFrame(nil, Message{Stream: s, Seq: 5, Data: []byte(`{"p":"1"]`)})),
+		string(appendFrame(nil, Message{Stream: s, Seq: 6, Err: "bad \xff"})),
 	}
 	for _, p := range bad {
 		if err := rc.Publish(ctx, h.channel(s), p).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	publishAll(t, h, []Message{{Stream: s, Seq: 7, Data: []byte("good")}})
+	publishAll(t, h, []Message{{Stream: s, Seq: 7, Data: []byte(`{"good":true}`)}})
 	waitfor.Cond(t, 10*time.Second, func() error {
 		if len(l.all()) < 1 {
 			return errors.New("good message not delivered")
 		}
 		return nil
 	})
-	checkMessages(t, "receiver", l, s, []Message{{Stream: s, Seq: 7, Data: []byte("good")}})
+	checkMessages(t, "receiver", l, s, []Message{{Stream: s, Seq: 7, Data: []byte(`{"good":true}`)}})
 	if got := h.Stats().DecodeErrors; got != uint64(len(bad)) {
 		t.Errorf("DecodeErrors = %d; want %d", got, len(bad))
 	}
@@ -708,8 +815,8 @@ func TestRedisLateServer(t *testing.T) {
 	})
 	srv.Restart(t)
 	waitfor.Cond(t, 5*time.Second, h.Ready)
-	waitSubscribers(t, h, standaloneCounter(t, srv.Addr()), 1, "x:s")
-	publishAll(t, h, []Message{{Stream: "x:s", Seq: 1}})
+	waitSubscribers(t, h, standaloneCounter(t, srv), 1, "x:s")
+	publishAll(t, h, []Message{{Stream: "x:s", Seq: 1, Data: []byte(`{}`)}})
 	waitfor.Cond(t, 5*time.Second, func() error {
 		if len(l.all()) == 0 {
 			return errors.New("not delivered")
@@ -726,6 +833,12 @@ func TestNewRedisConfig(t *testing.T) {
 	}{
 		{"neither", RedisConfig{}, "exactly one"},
 		{"both", RedisConfig{URL: "redis://127.0.0.1:1/0", ClusterAddrs: []string{"127.0.0.1:1"}}, "exactly one"},
+		{"none", RedisConfig{}, "exactly one"},
+		{"options and cluster options", RedisConfig{Options: &redis.Options{}, ClusterOptions: &redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}}}, "exactly one"},
+		{"cluster options without addrs", RedisConfig{ClusterOptions: &redis.ClusterOptions{}}, "no Addrs"},
+		{"bad url keeps its password", RedisConfig{URL: "redis://u:pw@127.0.0.1:x/0"}, "parse URL"},
+		{"options ok", RedisConfig{Options: &redis.Options{Addr: "127.0.0.1:1", Password: "pw"}}, ""},
+		{"cluster options ok", RedisConfig{ClusterOptions: &redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, Password: "pw"}}, ""},
 		{"bad url", RedisConfig{URL: "http://127.0.0.1:1"}, "parse URL"},
 		{"timeout not above interval", RedisConfig{URL: "redis://127.0.0.1:1/0", ProbeInterval: time.Second, ProbeTimeout: time.Second}, "must exceed"},
 		{"groups", RedisConfig{ClusterAddrs: []string{"127.0.0.1:1"}, Groups: -1}, "Groups"},
@@ -743,12 +856,33 @@ func TestNewRedisConfig(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("NewRedis = %v; want an error containing %q", err, tc.wantErr)
 				}
+				if strings.Contains(err.Error(), "pw") {
+					t.Fatalf("NewRedis = %v; the error shows the password", err)
+				}
 				return
 			}
 			if err != nil {
 				t.Fatalf("NewRedis = %v", err)
 			}
 			defer h.client.Close()
+			if tc.cfg.Options != nil || tc.cfg.ClusterOptions != nil {
+				// The hub's client has the given credentials, on its
+				// own copy of the options, which never retries.
+				var pw string
+				var retries int
+				switch o := h.client.(type) {
+				case *redis.Client:
+					pw, retries = o.Options().Password, o.Options().MaxRetries
+				case *redis.ClusterClient:
+					pw, retries = o.Options().Password, o.Options().MaxRetries
+				}
+				if pw != "pw" || retries != -1 && retries != 0 {
+					t.Errorf("client password %q, MaxRetries %d; want \"pw\" and no retries", pw, retries)
+				}
+				if tc.cfg.Options != nil && tc.cfg.Options.MaxRetries != 0 || tc.cfg.ClusterOptions != nil && tc.cfg.ClusterOptions.MaxRetries != 0 {
+					t.Error("NewRedis changed the caller's options")
+				}
+			}
 			c := h.cfg
 			if c.Prefix != defaultRedisPrefix || c.ProbeInterval != defaultRedisProbeInterval ||
 				c.ProbeTimeout != defaultRedisProbeTimeout || c.NodeID == "" || c.Logger == nil {
@@ -819,20 +953,20 @@ func TestFrameRoundTrip(t *testing.T) {
 		name string
 		msg  Message
 	}{
-		{"empty", Message{}},
+		{"empty object", Message{Data: []byte(`{}`)}},
 		{"data", Message{Stream: "binance:btcusdt@trade", Seq: 1, Data: []byte(`{"e":"trade","p":"1.0"}`)}},
-		{"flags", Message{Stream: "s", Seq: 300, Gap: true, Conflate: true, Data: []byte{0, 1, 2}}},
-		{"max seq", Message{Stream: "s", Seq: ^uint64(0), Data: []byte("x")}},
+		{"flags", Message{Stream: "s", Seq: 300, Gap: true, Conflate: true, Data: []byte(`[1,2]`)}},
+		{"max seq", Message{Stream: "s", Seq: ^uint64(0), Data: []byte(`{"x":null}`)}},
 		{"error", Message{Stream: "binance:x@trade", Seq: 9, Gap: true, Err: "invalid symbol"}},
-		{"binary stream", Message{Stream: "\x00\xff:{g1}", Seq: 2, Data: bytes.Repeat([]byte{0xAB}, 70000)}},
-		{"long stream", Message{Stream: strings.Repeat("s", 200), Seq: 2}},
-		{"event id", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 4_000_000_123, Sub: 1700000000000}, Data: []byte("x")}},
-		{"event id, hi only", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 1}}},
-		{"event id with prev", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 77, Prev: 76}}},
-		{"origin", Message{Stream: "s", Seq: 3, Origin: 1 << 40, ID: EventID{Hi: 9}, Data: []byte("o")}},
-		{"event time", Message{Stream: "s", Seq: 3, EventTime: 1_700_000_000_123_456, Data: []byte("t")}},
+		{"binary stream, big data", Message{Stream: "\x00\xff:{g1}", Seq: 2, Data: depthData(70000)}},
+		{"long stream", Message{Stream: strings.Repeat("s", 200), Seq: 2, Data: []byte(`[]`)}},
+		{"event id", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 4_000_000_123, Sub: 1700000000000}, Data: []byte(`{"t":1}`)}},
+		{"event id, hi only", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 1}, Data: []byte(`{}`)}},
+		{"event id with prev", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 77, Prev: 76}, Data: []byte(`{}`)}},
+		{"origin", Message{Stream: "s", Seq: 3, Origin: 1 << 40, ID: EventID{Hi: 9}, Data: []byte(` {"o":[{}]} `)}},
+		{"event time", Message{Stream: "s", Seq: 3, EventTime: 1_700_000_000_123_456, Data: []byte(`{"E":1700000000123456}`)}},
 		{"everything", Message{Stream: "s", Seq: 5, Gap: true, Conflate: true, Origin: 7,
-			ID: EventID{Hi: 9, Sub: 2, Prev: 8}, EventTime: 1, Data: []byte("all")}},
+			ID: EventID{Hi: 9, Sub: 2, Prev: 8}, EventTime: 1, Data: []byte(`{"all":"\u00e9\"}"}`)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -844,9 +978,6 @@ func TestFrameRoundTrip(t *testing.T) {
 			if !sameMessage(got, tc.msg) {
 				t.Errorf("decodeFrame(appendFrame(m)) = %+v; want %+v", got, tc.msg)
 			}
-			if len(tc.msg.Data) == 0 && got.Data != nil {
-				t.Errorf("Data = %q; want nil", got.Data)
-			}
 		})
 	}
 	// Data is not encoded with Err.
@@ -855,7 +986,7 @@ func TestFrameRoundTrip(t *testing.T) {
 		t.Errorf("round trip of Err with Data = %+v, %v; want Err only", got, err)
 	}
 	// A negative event time is unknown, and not encoded.
-	m = Message{Stream: "s", Seq: 1, EventTime: -5}
+	m = Message{Stream: "s", Seq: 1, EventTime: -5, Data: []byte(`{}`)}
 	if got, err := decodeFrame(string(appendFrame(nil, m))); err != nil || got.EventTime != 0 {
 		t.Errorf("round trip of EventTime -5 = %+v, %v; want EventTime 0", got, err)
 	}
@@ -887,6 +1018,10 @@ func TestDecodeFrameMalformed(t *testing.T) {
 		{"stream too long", "\x02\x00\x01\x05abc"},
 		{"huge stream length", "\x02\x00\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"},
 		{"empty error", "\x02\x04\x01\x01s"},
+		{"error not UTF-8", "\x02\x04\x01\x01s\xff"},
+		{"no data", "\x02\x00\x01\x01s"},
+		{"data not JSON", "\x02\x00\x01\x01sabc"},
+		{"data spoofs a stream", "\x02\x00\x01\x01s" + `{"p":"1"},"stream":"binance:ethusdt@trade","x":{`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -903,10 +1038,14 @@ func FuzzDecode(f *testing.F) {
 		{Stream: "binance:btcusdt@trade", Seq: 1, Data: []byte(`{"e":"trade"}`)},
 		{Stream: "s", Seq: 1 << 40, Gap: true, Conflate: true, Data: []byte{0, 0xff}},
 		{Stream: "s", Seq: 3, Err: "refused"},
-		{Stream: "s", Seq: 4, Origin: 9, ID: EventID{Hi: 5, Sub: 1, Prev: 4}, Data: []byte("x")},
-		{Stream: "s", Seq: 6, Origin: 2, ID: EventID{Hi: 7}, EventTime: 1_700_000_000_123_456, Data: []byte("y")},
+		{Stream: "s", Seq: 4, Origin: 9, ID: EventID{Hi: 5, Sub: 1, Prev: 4}, Data: []byte(`[{"a":"]"},"\\\""]`)},
+		{Stream: "s", Seq: 6, Origin: 2, ID: EventID{Hi: 7}, EventTime: 1_700_000_000_123_456, Data: []byte(` {"y":"é"}`)},
 	} {
 		f.Add(appendFrame(nil, m))
+	}
+	// Data that must not reach browsers.
+	for _, d := range dataSeeds {
+		f.Add(appendFrame(nil, Message{Stream: "s", Seq: 1, Data: []byte(d)}))
 	}
 	f.Add([]byte("\x02\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02\x00"))
 	f.Add([]byte(`{"json":1}`))
@@ -926,7 +1065,105 @@ func FuzzDecode(f *testing.F) {
 		if m.Err != "" && m.Data != nil {
 			t.Fatalf("decoded both Err and Data: %+v", m)
 		}
+		// What goes to browsers is UTF-8, and Data is one JSON
+		// container: inside a message, it keeps the message's shape.
+		if !utf8.Valid(m.Data) || !utf8.ValidString(m.Err) {
+			t.Fatalf("decoded text that is not UTF-8: %+v", m)
+		}
+		if m.Err == "" {
+			if err := checkData(`{"data":` + string(m.Data) + `,"stream":"s"}`); err != nil {
+				t.Fatalf("Data %q inside a message: %v", m.Data, err)
+			}
+		}
 	})
+}
+
+// dataSeeds are Data that checkData refuses.
+var dataSeeds = []string{
+	"",
+	"   ",
+	"x",
+	"1",
+	`"s"`,
+	"{\"p\":\"\xff\"}",
+	"{\"p\":\"\xed\xa0\x80\"}", // a surrogate, not UTF-8
+	`{"p":"1"},"stream":"binance:ethusdt@trade","x":{`,
+	`{"p":"1"]`,
+	`["p"}`,
+	`{"p":"1"}}`,
+	`{"p":"1"} x`,
+	`{"p":"1"}{}`,
+	`{"p":"1`,
+	`{"p":"1\"}`,
+	"{\"p\":\"a\nb\"}",
+	`{"p":"1"`,
+	strings.Repeat("[", maxDataDepth+1) + strings.Repeat("]", maxDataDepth+1),
+}
+
+func TestCheckData(t *testing.T) {
+	for _, d := range dataSeeds {
+		if err := checkData(d); err == nil {
+			t.Errorf("checkData(%q) = nil; want an error", d)
+		}
+	}
+	for _, d := range []string{
+		`{}`,
+		`[]`,
+		" \t\r\n{\"a\":1} \n",
+		`{"e":"trade","p":"0.01","m":true,"x":null}`,
+		`[{"a":"]}\"{["},{"b":[[],[{}]]}]`,
+		`{"s":"\\"}`,
+		`{"é":"日本","u":"\u00e9"}`,
+		strings.Repeat("[", maxDataDepth) + strings.Repeat("]", maxDataDepth),
+		string(depthData(4096)),
+	} {
+		if err := checkData(d); err != nil {
+			t.Errorf("checkData(%q) = %v; want nil", d, err)
+		}
+	}
+	d := string(depthData(4096))
+	if n := testing.AllocsPerRun(100, func() { _ = checkData(d) }); n != 0 {
+		t.Errorf("checkData allocates %v times; want 0", n)
+	}
+}
+
+// FuzzCheckData: checkData accepts every valid JSON object or array that
+// nests at most maxDataDepth levels, and only UTF-8.
+func FuzzCheckData(f *testing.F) {
+	for _, d := range dataSeeds {
+		f.Add(d)
+	}
+	f.Add(`{"a":[1,"]",{"b":"\\"}]}`)
+	f.Fuzz(func(t *testing.T, d string) {
+		err := checkData(d)
+		if err == nil && !utf8.ValidString(d) {
+			t.Fatalf("checkData(%q) accepted text that is not UTF-8", d)
+		}
+		t0 := strings.TrimLeft(d, " \t\r\n")
+		container := t0 != "" && (t0[0] == '{' || t0[0] == '[')
+		if err != nil && container && utf8.ValidString(d) && json.Valid([]byte(d)) && depthOf(d) <= maxDataDepth {
+			t.Fatalf("checkData(%q) = %v; the JSON is valid", d, err)
+		}
+	})
+}
+
+// depthOf returns how deep valid JSON d nests.
+func depthOf(d string) int {
+	dec := json.NewDecoder(strings.NewReader(d))
+	depth, deepest := 0, 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return deepest
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+			deepest = max(deepest, depth)
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+	}
 }
 
 // chanReceiver signals every delivered message.
@@ -969,7 +1206,7 @@ func BenchmarkRedisRoundTrip(b *testing.B) {
 				}
 				return err
 			})
-			msg := Message{Stream: stream, Data: make([]byte, size)}
+			msg := Message{Stream: stream, Data: depthData(size)}
 			b.ReportAllocs()
 			b.SetBytes(int64(size))
 			for b.Loop() {
@@ -986,10 +1223,24 @@ func BenchmarkRedisRoundTrip(b *testing.B) {
 	}
 }
 
+// depthData returns a depth event of about size bytes, as JSON as the
+// exchange sends it.
+func depthData(size int) []byte {
+	b := []byte(`{"e":"depthUpdate","E":1700000000000,"s":"BTCUSDT","U":157,"u":160,"b":[`)
+	for i := 0; len(b) < size-40; i++ {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, `["%d.00000000","%d.50000000"]`, 60000+i, i)
+	}
+	return append(b, `],"a":[]}`...)
+}
+
 func BenchmarkEncodeDecode(b *testing.B) {
 	for _, size := range []int{100, 4096} {
 		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
-			msg := Message{Stream: "binance:btcusdt@depth20@100ms", Seq: 123456789, Conflate: true, Data: make([]byte, size)}
+			msg := Message{Stream: "binance:btcusdt@depth20@100ms", Seq: 123456789, Conflate: true, Data: depthData(size)}
+			size := len(msg.Data)
 			var buf []byte
 			b.ReportAllocs()
 			b.SetBytes(int64(size))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -86,7 +87,8 @@ func appendFrame(b []byte, m Message) []byte {
 // must never be written to; the [Message] contract already forbids that,
 // and receivers copy what they keep during Receive. go-redis copies each
 // payload off the socket into the string p, and that is the only copy a
-// received message costs. An empty payload gives nil Data.
+// received message costs. A frame whose Data is not one JSON object or
+// array in valid UTF-8 (empty Data included) is malformed.
 func decodeFrame(p string) (Message, error) {
 	var m Message
 	if len(p) < 2 {
@@ -136,16 +138,117 @@ func decodeFrame(p string) (Message, error) {
 	m.Seq = seq
 	m.Gap = flags&frameGap != 0
 	m.Conflate = flags&frameConflate != 0
-	switch {
-	case flags&frameErr != 0:
-		if payload == "" {
-			return Message{}, fmt.Errorf("%w: empty error", errFrame)
+	if flags&frameErr != 0 {
+		if payload == "" || !utf8.ValidString(payload) {
+			return Message{}, fmt.Errorf("%w: error text empty or not UTF-8", errFrame)
 		}
 		m.Err = payload
-	case payload != "":
-		m.Data = unsafe.Slice(unsafe.StringData(payload), len(payload))
+		return m, nil
 	}
+	if err := checkData(payload); err != nil {
+		return Message{}, fmt.Errorf("%w: data %w", errFrame, err)
+	}
+	m.Data = unsafe.Slice(unsafe.StringData(payload), len(payload))
 	return m, nil
+}
+
+// maxDataDepth is the deepest nesting checkData follows; exchange events
+// nest three or four levels.
+const maxDataDepth = 64
+
+// checkData reports why d cannot go to browsers as the "data" of a JSON
+// message: d must be valid UTF-8 and one JSON object or array, with
+// nothing but whitespace around it, whose brackets balance and match
+// ({…] does not) and whose strings end and hold no control characters.
+// The tokens between the brackets are not checked: a browser that cannot
+// parse one message parses the next, whereas a value that ends early
+// could append keys to the message (a second "stream" naming another
+// stream), and invalid UTF-8 fails the browser's whole connection. It is
+// one pass over d, allocates nothing, and stops at maxDataDepth levels.
+func checkData(d string) error {
+	if !utf8.ValidString(d) {
+		return errors.New("is not UTF-8")
+	}
+	i := skipSpace(d, 0)
+	if i == len(d) || (d[i] != '{' && d[i] != '[') {
+		return errors.New("is not a JSON object or array")
+	}
+	depth := 0
+	var objects uint64 // bit k is set when level k+1 is an object
+	for i < len(d) {
+		// Most bytes are neither brackets nor quotes: skip them in a
+		// tight loop.
+		for i < len(d) && !structural[d[i]] {
+			i++
+		}
+		if i == len(d) {
+			break
+		}
+		switch c := d[i]; c {
+		case '{', '[':
+			if depth == maxDataDepth {
+				return fmt.Errorf("nests deeper than %d levels", maxDataDepth)
+			}
+			if c == '{' {
+				objects |= 1 << depth
+			} else {
+				objects &^= 1 << depth
+			}
+			depth++
+		case '}', ']':
+			depth--
+			if isObject := (objects>>depth)&1 == 1; isObject != (c == '}') {
+				return fmt.Errorf("closes with %q at byte %d what it did not open with", c, i)
+			}
+			if depth == 0 {
+				if skipSpace(d, i+1) != len(d) {
+					return fmt.Errorf("has more after its value, at byte %d", i+1)
+				}
+				return nil
+			}
+		case '"':
+			for i++; ; i++ {
+				for i < len(d) && !inString[d[i]] {
+					i++
+				}
+				if i >= len(d) {
+					return errors.New("ends inside a string")
+				}
+				if d[i] == '"' {
+					break
+				}
+				if d[i] < 0x20 {
+					return fmt.Errorf("has a control character in a string, at byte %d", i)
+				}
+				i++ // a backslash: skip the byte it escapes, a quote or backslash included
+			}
+		}
+		i++
+	}
+	return errors.New("ends before its value closes")
+}
+
+// structural and inString mark the bytes checkData stops at: brackets
+// and quotes outside strings; the closing quote, backslashes and control
+// characters inside them.
+var structural, inString = func() (s, in [256]bool) {
+	for _, c := range "{}[]\"" {
+		s[c] = true
+	}
+	for c := range 0x20 {
+		in[c] = true
+	}
+	in['"'], in['\\'] = true, true
+	return s, in
+}()
+
+// skipSpace returns the index of the first byte of d at or after i that
+// is not JSON whitespace.
+func skipSpace(d string, i int) int {
+	for i < len(d) && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // uvarint is binary.Uvarint for a string, so decoding converts nothing.

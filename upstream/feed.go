@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -519,22 +520,28 @@ func (f *Feed) publishFailure(ctx context.Context, st *streamState) {
 }
 
 // flush ends a burst of Publish calls (see [hub.Publisher]); every path
-// that publishes calls it before it waits for anything.
+// that publishes calls it before it waits for anything. It logs the
+// recovery after a run of failures: only a Flush that returns nil has
+// sent something, or had nothing to send with no failure pending
+// ([hub.ErrNotSent] otherwise).
 func (f *Feed) flush(ctx context.Context) {
-	f.notePublish(ctx, f.cfg.Publisher.Flush(ctx))
-}
-
-// notePublish logs the first of a run of Publish failures and the
-// recovery.
-func (f *Feed) notePublish(ctx context.Context, err error) {
-	switch {
-	case err != nil && ctx.Err() == nil:
-		if f.publishFailed.Add(1) == 1 {
-			f.log.Warn("publish failing", "err", err)
-		}
-	case err == nil && f.publishFailed.Load() > 0:
+	err := f.cfg.Publisher.Flush(ctx)
+	if err == nil && f.publishFailed.Load() > 0 {
 		if n := f.publishFailed.Swap(0); n > 0 {
 			f.log.Info("publish recovered", "failed", n)
+		}
+		return
+	}
+	f.notePublish(ctx, err)
+}
+
+// notePublish logs the first of a run of Publish failures. A Publish that
+// returns nil may only have batched its message, so it proves no
+// recovery, and hub.ErrNotSent is no failure.
+func (f *Feed) notePublish(ctx context.Context, err error) {
+	if err != nil && ctx.Err() == nil && !errors.Is(err, hub.ErrNotSent) {
+		if f.publishFailed.Add(1) == 1 {
+			f.log.Warn("publish failing", "err", err)
 		}
 	}
 }

@@ -3,8 +3,10 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -51,10 +53,29 @@ type gatewayNode struct {
 	addr   string
 	admin  string // the control listener
 	cmd    *exec.Cmd
-	exited chan error // Wait's result, once
+	exited chan error    // Wait's result, once
+	stderr *lockedBuffer // what the process logged
 	mu     sync.Mutex
 	err    error
 	done   bool
+}
+
+// lockedBuffer is a bytes.Buffer that a process writes while a test reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // result returns the process's exit error and whether it exited.
@@ -74,12 +95,12 @@ func startNode(t *testing.T, bin, id, simAddr string, redisArgs []string) *gatew
 // against the simulator at simAddr, with extra arguments; cleanup stops it.
 func runNode(t *testing.T, bin, id, addr, admin, simAddr string, extra []string) *gatewayNode {
 	t.Helper()
-	g := &gatewayNode{id: id, addr: addr, admin: admin, exited: make(chan error, 1)}
+	g := &gatewayNode{id: id, addr: addr, admin: admin, exited: make(chan error, 1), stderr: &lockedBuffer{}}
 	args := append([]string{"--listen", g.addr, "--admin-listen", g.admin, "--node-id", id,
 		"--binance-url", "ws://" + simAddr, "--binance-rest-url", "http://" + simAddr, "--binance-futures-url", "",
 		"--drain-timeout", "10s", "--log-level", "info"}, extra...)
 	g.cmd = exec.Command(bin, args...)
-	g.cmd.Stderr = t.Output()
+	g.cmd.Stderr = io.MultiWriter(t.Output(), g.stderr)
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/internal/envflag"
 	"github.com/marketgate/marketgate/upstream"
-	"github.com/redis/go-redis/v9"
 )
 
 // config is the gateway's effective configuration: flags, each also read
@@ -34,6 +33,9 @@ type config struct {
 	futures        upstream.Config // Binance USD-M futures
 	noFutures      bool            // --binance-futures-url ""
 	redis          string
+	redisTLSCA     string // --redis-tls-ca: PEM roots for rediss://
+	redisTLSCert   string // --redis-tls-cert, with redisTLSKey: client certificate
+	redisTLSKey    string
 	nodeID         string
 	metricsPublic  bool
 	effective      []slog.Attr // every setting after parsing, secrets masked
@@ -68,9 +70,11 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		"<base>/stream", "/api/v3/exchangeInfo", upstream.DefaultBinanceRequestInterval, upstream.DefaultBinanceMaxStreams, upstream.DefaultBinanceIdleTimeout)
 	exchangeFlags(fs, &c.futures, "binance-futures", "Binance USD-M futures", upstream.DefaultFuturesURL, upstream.DefaultFuturesRESTURL,
 		"<base>/public/stream and <base>/market/stream", "/fapi/v1/exchangeInfo", upstream.DefaultFuturesRequestInterval, upstream.DefaultFuturesMaxStreams, upstream.DefaultFuturesIdleTimeout)
-	fs.StringVar(&c.redis, "redis", "", "Redis URL (redis://host:port/db); empty: the in-process hub (one node). "+
-		"With a password in it, set MARKETGATE_REDIS rather than the flag, which other users of the host can read")
-	fs.BoolVar(&c.redisCluster, "redis-cluster", false, "--redis names a Redis Cluster: redis://host:port?addr=host:port&addr=… lists seed nodes; pub/sub is sharded")
+	fs.StringVar(&c.redis, "redis", "", "Redis URL (redis://[user:password@]host:port/db, rediss:// for TLS); empty: the in-process hub (one node). Give a password through the environment variable, not the command line, which other local users can read")
+	fs.BoolVar(&c.redisCluster, "redis-cluster", false, "--redis names a Redis Cluster: redis://[user:password@]host:port?addr=host:port&addr=… lists seed nodes; pub/sub is sharded")
+	fs.StringVar(&c.redisTLSCA, "redis-tls-ca", "", "PEM file of the CA certificates that Redis's server certificate must chain to (rediss:// only); empty: the system's roots")
+	fs.StringVar(&c.redisTLSCert, "redis-tls-cert", "", "PEM file of the client certificate presented to Redis (rediss:// only, with --redis-tls-key)")
+	fs.StringVar(&c.redisTLSKey, "redis-tls-key", "", "PEM file of the key of --redis-tls-cert")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long the node may take to hand its upstreams over before it closes its clients")
 	fs.StringVar(&c.nodeID, "node-id", fmt.Sprintf("%s-%d", host, os.Getpid()), "this node's name in the cluster")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser origins allowed to open WebSockets; empty: any")
@@ -196,15 +200,11 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		return c, fmt.Errorf("--log-format: %q is not text or json", c.logFormat)
 	}
 	if c.redis != "" {
-		parse := func(u string) error { _, err := redis.ParseURL(u); return err }
-		if c.redisCluster {
-			parse = func(u string) error { _, err := redis.ParseClusterURL(u); return err }
+		if _, _, err := redisOptions(c); err != nil {
+			return c, err
 		}
-		if err := parse(c.redis); err != nil {
-			return c, fmt.Errorf("--redis: %q is not a redis:// URL: %v", c.redis, err)
-		}
-	} else if c.redisCluster {
-		return c, errors.New("--redis-cluster: needs --redis")
+	} else if c.redisCluster || c.redisTLSCA != "" || c.redisTLSCert != "" || c.redisTLSKey != "" {
+		return c, errors.New("--redis-cluster, --redis-tls-…: need --redis")
 	}
 	return c, nil
 }
@@ -343,7 +343,7 @@ var flagGroups = []struct {
 	has   func(name string) bool
 }{
 	{"Listeners and access", oneOf("listen", "admin-listen", "admin-token", "metrics-public", "allowed-origins", "handshake-timeout")},
-	{"Cluster", oneOf("redis", "redis-cluster", "node-id", "drain-timeout")},
+	{"Cluster", oneOf("redis", "redis-cluster", "redis-tls-ca", "redis-tls-cert", "redis-tls-key", "node-id", "drain-timeout")},
 	{"Browsers", oneOf("max-conns", "max-conns-per-ip", "max-streams-per-conn", "max-streams-per-ip", "max-streams-per-node", "trusted-proxies",
 		"max-commands-per-second", "write-queue-bytes", "ping-interval", "pong-timeout", "disable-compression")},
 	{"Binance USD-M futures", func(n string) bool { return strings.HasPrefix(n, "binance-futures-") }},
@@ -391,12 +391,7 @@ func maskSecret(name, value string) string {
 	case name == "admin-token":
 		return "***"
 	case name == "redis":
-		if u, err := url.Parse(value); err == nil && u.User != nil {
-			if _, has := u.User.Password(); has {
-				u.User = url.UserPassword(u.User.Username(), "***")
-			}
-			return u.String()
-		}
+		return redactURL(value)
 	}
 	return value
 }

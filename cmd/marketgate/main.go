@@ -109,26 +109,22 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		// go-redis logs (dial failures while Redis is down) through one
 		// process-wide logger: send it to ours.
 		redis.SetLogger(redisLog{log.With("component", "redis")})
-		hcfg := hub.RedisConfig{URL: cfg.redis, NodeID: cfg.nodeID, Logger: log}
-		if cfg.redisCluster {
-			opts, err := redis.ParseClusterURL(cfg.redis)
-			if err != nil {
-				return fmt.Errorf("--redis: %w", err)
-			}
-			hcfg.URL, hcfg.ClusterAddrs = "", opts.Addrs
-			rdb = redis.NewClusterClient(opts)
-		} else {
-			opts, err := redis.ParseURL(cfg.redis)
-			if err != nil {
-				return fmt.Errorf("--redis: %w", err)
-			}
-			rdb = redis.NewClient(opts)
+		// One set of options, credentials and TLS included, for both
+		// clients; the hub copies its own.
+		opts, copts, err := redisOptions(cfg)
+		if err != nil {
+			return err
 		}
-		defer rdb.Close()
-		rh, err := hub.NewRedis(hcfg)
+		rh, err := hub.NewRedis(hub.RedisConfig{Options: opts, ClusterOptions: copts, NodeID: cfg.nodeID, Logger: log})
 		if err != nil {
 			return fmt.Errorf("--redis: %w", err)
 		}
+		if copts != nil {
+			rdb = redis.NewClusterClient(copts)
+		} else {
+			rdb = redis.NewClient(opts)
+		}
+		defer rdb.Close()
 		h, hubStats = rh, rh.Stats
 	}
 	var feeds []*upstream.Feed
@@ -185,26 +181,14 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 	if err != nil {
 		return err
 	}
+	ready := &readiness{draining: &draining, hub: h, node: node, feeds: feeds}
 	ws, err := web.New(web.Config{
 		Listener:         ln,
 		WebSockets:       ds,
 		HandshakeTimeout: cfg.handshake,
-		Ready: func() error {
-			if draining.Load() {
-				return errors.New("draining")
-			}
-			errs := []error{h.Ready()}
-			if node != nil {
-				// The owner's feeds tell about the exchange; elsewhere
-				// the cluster's health does.
-				errs = append(errs, node.Ready())
-			} else {
-				for _, f := range feeds {
-					errs = append(errs, f.Ready())
-				}
-			}
-			return errors.Join(errs...)
-		},
+		// Public: categories only; GET /api/v1/ready on the control
+		// listener has the detail.
+		Ready:  ready.Public,
 		Logger: log,
 	})
 	if err != nil {
@@ -226,6 +210,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 			})),
 			MetricsPublic: cfg.metricsPublic,
 			Cmdline:       cfg.cmdline,
+			Ready:         ready.Detail,
 			Page:          web.OpsPage(),
 			NodeID:        cfg.nodeID,
 			Logger:        log.With("component", "admin"),

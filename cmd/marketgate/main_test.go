@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/marketgate/marketgate/downstream/downstreamtest"
+	"github.com/marketgate/marketgate/internal/redistest"
 	"github.com/marketgate/marketgate/upstream"
 	"github.com/marketgate/marketgate/upstream/binancesim"
 )
@@ -372,6 +374,7 @@ func freeAddr(t *testing.T) string {
 }
 
 func TestConfig(t *testing.T) {
+	tlsFiles := redistest.NewTLSFiles(t)
 	tests := []struct {
 		name    string
 		args    []string
@@ -496,6 +499,33 @@ func TestConfig(t *testing.T) {
 		{name: "loopback, no token", args: []string{"--admin-listen", "127.0.0.2:9090"}, check: func(c config) error { return nil }},
 		{name: "ipv6 loopback, no token", args: []string{"--admin-listen", "[::1]:9090"}, check: func(c config) error { return nil }},
 		{name: "localhost, no token", args: []string{"--admin-listen", "localhost:0"}, check: func(c config) error { return nil }},
+		{name: "redis tls files from the environment", args: []string{"--redis", "rediss://:pw@127.0.0.1:6380/0"},
+			env: map[string]string{"MARKETGATE_REDIS_TLS_CA": tlsFiles.CA, "MARKETGATE_REDIS_TLS_CERT": tlsFiles.ClientCert, "MARKETGATE_REDIS_TLS_KEY": tlsFiles.ClientKey},
+			check: func(c config) error {
+				opt, _, err := redisOptions(c)
+				if err != nil {
+					return err
+				}
+				if opt.TLSConfig == nil || opt.TLSConfig.RootCAs == nil || len(opt.TLSConfig.Certificates) != 1 || opt.Password != "pw" {
+					return fmt.Errorf("TLS config %+v, password %q; want the CA, the client certificate and the password", opt.TLSConfig, opt.Password)
+				}
+				return nil
+			}},
+		{name: "redis cluster tls", args: []string{"--redis", "rediss://u:pw@127.0.0.1:7000?addr=127.0.0.1:7001", "--redis-cluster", "--redis-tls-ca", tlsFiles.CA}, check: func(c config) error {
+			_, copt, err := redisOptions(c)
+			if err != nil {
+				return err
+			}
+			if copt.TLSConfig == nil || copt.TLSConfig.RootCAs == nil || copt.Username != "u" || copt.Password != "pw" || len(copt.Addrs) != 2 {
+				return fmt.Errorf("cluster options %+v; want TLS with the CA, the credentials and both seeds", copt)
+			}
+			return nil
+		}},
+		{name: "redis tls without rediss", args: []string{"--redis", "redis://127.0.0.1:6379/0", "--redis-tls-ca", tlsFiles.CA}, wantErr: "--redis-tls-ca: needs a rediss://"},
+		{name: "redis tls cert without key", args: []string{"--redis", "rediss://127.0.0.1:6379/0", "--redis-tls-cert", tlsFiles.ClientCert}, wantErr: "--redis-tls-key"},
+		{name: "redis tls ca missing", args: []string{"--redis", "rediss://127.0.0.1:6379/0", "--redis-tls-ca", "/nonexistent/ca.pem"}, wantErr: "--redis-tls-ca"},
+		{name: "redis tls ca not pem", args: []string{"--redis", "rediss://127.0.0.1:6379/0", "--redis-tls-ca", tlsFiles.ClientKey}, wantErr: "--redis-tls-ca"},
+		{name: "redis tls without redis", args: []string{"--redis-tls-ca", tlsFiles.CA}, wantErr: "need --redis"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -679,6 +709,35 @@ func TestRedactArgs(t *testing.T) {
 	}
 }
 
+// TestRedisURLErrorHidesPassword: an invalid --redis, however malformed,
+// is reported without its password (the start-up log masks it too).
+func TestRedisURLErrorHidesPassword(t *testing.T) {
+	for _, u := range []string{
+		"http://user:hunter2@127.0.0.1:6379/0",
+		"redis://user:hunter2@127.0.0.1:bad/0",
+		"redis://:hunter2@127.0.0.1:6379/0/extra",
+		"redis://:hun/ter2@127.0.0.1:6379/x",
+		"redis://:hunter2@127.0.0.1:6379/0?nosuch=1",
+	} {
+		for _, cluster := range []bool{false, true} {
+			args := []string{"--redis", u}
+			if cluster {
+				args = append(args, "--redis-cluster")
+			}
+			_, err := parseConfig(args, func(string) string { return "" }, io.Discard)
+			if err == nil {
+				if cluster {
+					continue // a valid cluster URL
+				}
+				t.Fatalf("parseConfig(%q) = nil; want an error", args)
+			}
+			if strings.Contains(err.Error(), "hun") || strings.Contains(err.Error(), "ter2") || !strings.Contains(err.Error(), "--redis") {
+				t.Errorf("parseConfig(%q) = %v; want an error naming --redis without the password", args, err)
+			}
+		}
+	}
+}
+
 func TestMaskSecret(t *testing.T) {
 	for _, tc := range []struct{ name, value, want string }{
 		{"admin-token", "s3cret", "***"},
@@ -686,6 +745,10 @@ func TestMaskSecret(t *testing.T) {
 		{"redis", "redis://user:pw@r:6379/0", "redis://user:%2A%2A%2A@r:6379/0"},
 		{"redis", "redis://r:6379/0", "redis://r:6379/0"},
 		{"listen", ":8080", ":8080"},
+		{"redis", "rediss://:p%40ss@r:6379/0", "rediss://:%2A%2A%2A@r:6379/0"},
+		{"redis", "redis://user:pw@r:bad/0", "redis://***@r:bad/0"},
+		{"redis", "redis://:p@ss@r:6379/0", "redis://***@r:6379/0"},
+		{"redis", "redis://:pa/ss@r:6379/0", "redis://***@r:6379/0"},
 	} {
 		if got := maskSecret(tc.name, tc.value); got != tc.want {
 			t.Errorf("maskSecret(%s, %q) = %q; want %q", tc.name, tc.value, got, tc.want)

@@ -6,18 +6,26 @@
 //	srv := redistest.Start(t)
 //	h, err := hub.NewRedis(hub.RedisConfig{URL: srv.URL()})
 //
+// [StartWith] and [StartClusterWith] add what production Redis has: a
+// password (requirepass, and masterauth between cluster nodes) and, for a
+// standalone server, TLS with certificates made for the test.
+//
 // The redis-server binary (and, for clusters of three or more masters,
 // redis-cli) is looked up on PATH. Without it the test fails, never skips,
-// with a message saying how to install it.
+// with a message saying how to install it. A TLS server is skipped, saying
+// so, when redis-server was built without TLS.
 package redistest
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -45,12 +53,28 @@ const (
 	logLimit = 64 << 10
 )
 
+// Config is how [StartWith] and [StartClusterWith] set up their servers;
+// the zero Config is what [Start] uses.
+type Config struct {
+	// Password, when set, is required from every client (requirepass)
+	// and, in a cluster, used by the nodes among themselves (masterauth).
+	Password string
+	// TLS makes the server speak TLS only, on its one port, with a
+	// certificate for 127.0.0.1 from a CA made for the test, and require
+	// clients to present a certificate from that CA (see [Server.TLS]).
+	// Standalone servers only.
+	TLS bool
+}
+
 // Server is one redis-server process started by [Start] or [StartCluster].
 // Its methods are safe for concurrent use.
 type Server struct {
 	bin  string
 	dir  string
 	port int
+	cfg  Config
+	// tls holds the certificate files when cfg.TLS is set.
+	tls *TLSFiles
 	// extra holds arguments added to every start (the cluster settings).
 	extra []string
 
@@ -72,14 +96,26 @@ type process struct {
 // be started, including when redis-server is not installed.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t, Config{})
+}
+
+// StartWith is [Start] with a password or TLS, as cfg says. With cfg.TLS
+// it makes a CA, a server and a client certificate in a t.TempDir, and it
+// skips t when redis-server was built without TLS.
+func StartWith(t testing.TB, cfg Config) *Server {
+	t.Helper()
 	bin := lookPath(t, "redis-server")
-	return startServer(t, bin, nil)
+	return startServer(t, bin, cfg, nil)
 }
 
 // startServer starts a server with extra arguments, trying a few ports.
 // extra may contain "{busport}", replaced with a second free port.
-func startServer(t testing.TB, bin string, extra []string) *Server {
+func startServer(t testing.TB, bin string, cfg Config, extra []string) *Server {
 	t.Helper()
+	var files *TLSFiles
+	if cfg.TLS {
+		files = NewTLSFiles(t)
+	}
 	var lastErr error
 	for range startAttempts {
 		port, err := freePort()
@@ -96,10 +132,13 @@ func startServer(t testing.TB, bin string, extra []string) *Server {
 				args[i] = strconv.Itoa(bus)
 			}
 		}
-		s := &Server{bin: bin, dir: t.TempDir(), port: port, extra: args}
+		s := &Server{bin: bin, dir: t.TempDir(), port: port, cfg: cfg, tls: files, extra: args}
 		if lastErr = s.start(); lastErr == nil {
 			t.Cleanup(s.Kill)
 			return s
+		}
+		if cfg.TLS && errors.Is(lastErr, errNoTLS) {
+			t.Skipf("redistest: %v", lastErr)
 		}
 	}
 	t.Fatalf("redistest: start redis-server: %v", lastErr)
@@ -111,8 +150,35 @@ func (s *Server) Addr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 }
 
-// URL returns the server's URL for database 0, "redis://127.0.0.1:<port>/0".
-func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+// URL returns the server's URL for database 0: "redis://127.0.0.1:<port>/0",
+// with ":<password>@" when it has a password, and the scheme rediss:// with
+// TLS (a client also needs [Server.TLS]'s CA and client certificate).
+func (s *Server) URL() string {
+	u := url.URL{Scheme: "redis", Host: s.Addr(), Path: "/0"}
+	if s.cfg.TLS {
+		u.Scheme = "rediss"
+	}
+	if s.cfg.Password != "" {
+		u.User = url.UserPassword("", s.cfg.Password)
+	}
+	return u.String()
+}
+
+// Password returns the server's password, "" for none.
+func (s *Server) Password() string { return s.cfg.Password }
+
+// TLS returns the server's certificate files, nil without TLS.
+func (s *Server) TLS() *TLSFiles { return s.tls }
+
+// Options returns go-redis options that reach the server: its address,
+// password and TLS client configuration.
+func (s *Server) Options() *redis.Options {
+	o := &redis.Options{Addr: s.Addr(), Password: s.cfg.Password}
+	if s.tls != nil {
+		o.TLSConfig = s.tls.ClientConfig()
+	}
+	return o
+}
 
 // Kill stops the server with SIGKILL, the way a crash would, and waits for
 // the process to exit. Connected clients see their connections reset. It
@@ -141,18 +207,29 @@ func (s *Server) Restart(t testing.TB) {
 	}
 }
 
+// errNoTLS is start's error when redis-server does not know --tls-port.
+var errNoTLS = errors.New("redis-server was built without TLS support (BUILD_TLS=yes); skipping the TLS test")
+
 // start runs redis-server and waits for PING. On failure nothing is left
 // running.
 func (s *Server) start() error {
-	args := []string{
-		"--port", strconv.Itoa(s.port),
+	port := []string{"--port", strconv.Itoa(s.port)}
+	if f := s.tls; f != nil {
+		port = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port),
+			"--tls-cert-file", f.ServerCert, "--tls-key-file", f.ServerKey,
+			"--tls-ca-cert-file", f.CA, "--tls-auth-clients", "yes"}
+	}
+	if s.cfg.Password != "" {
+		port = append(port, "--requirepass", s.cfg.Password)
+	}
+	args := append(port,
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--daemonize", "no",
 		"--dir", s.dir,
 		"--logfile", "",
-	}
+	)
 	args = append(args, s.extra...)
 	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dir
@@ -168,9 +245,12 @@ func (s *Server) start() error {
 		_ = cmd.Wait()
 		close(p.done)
 	}()
-	if err := waitPing(s.Addr(), p.done); err != nil {
+	if err := waitPing(s.ping, p.done); err != nil {
 		_ = cmd.Process.Kill()
 		<-p.done
+		if s.tls != nil && strings.Contains(out.String(), "tls-port") {
+			return fmt.Errorf("%w:\n%s", errNoTLS, out.String())
+		}
 		return fmt.Errorf("%s on port %d: %w\n%s", s.bin, s.port, err, out.String())
 	}
 	s.mu.Lock()
@@ -179,9 +259,9 @@ func (s *Server) start() error {
 	return nil
 }
 
-// waitPing polls addr with PING until it answers +PONG, the process exits
-// or startTimeout passes.
-func waitPing(addr string, exited <-chan struct{}) error {
+// waitPing polls with ping until it succeeds, the process exits or
+// startTimeout passes.
+func waitPing(ping func() error, exited <-chan struct{}) error {
 	deadline := time.Now().Add(startTimeout)
 	var lastErr error
 	for time.Now().Before(deadline) {
@@ -190,7 +270,7 @@ func waitPing(addr string, exited <-chan struct{}) error {
 			return errors.New("server exited during start-up")
 		default:
 		}
-		if lastErr = ping(addr); lastErr == nil {
+		if lastErr = ping(); lastErr == nil {
 			return nil
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -198,31 +278,49 @@ func waitPing(addr string, exited <-chan struct{}) error {
 	return fmt.Errorf("no PONG within %v: %w", startTimeout, lastErr)
 }
 
-// ping sends one inline PING and expects +PONG.
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+// ping sends one PING (after AUTH, over TLS, as the server needs) and
+// expects +PONG.
+func (s *Server) ping() error {
+	d := &net.Dialer{Timeout: time.Second}
+	var c net.Conn
+	var err error
+	if s.tls != nil {
+		c, err = tls.DialWithDialer(d, "tcp", s.Addr(), s.tls.ClientConfig())
+	} else {
+		c, err = d.Dial("tcp", s.Addr())
+	}
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+	want := []string{"+PONG"}
+	cmd := "PING\r\n"
+	if pw := s.cfg.Password; pw != "" {
+		cmd = fmt.Sprintf("*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(pw), pw) + cmd
+		want = []string{"+OK", "+PONG"}
+	}
+	if _, err := c.Write([]byte(cmd)); err != nil {
 		return fmt.Errorf("write ping: %w", err)
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("read pong: %w", err)
-	}
-	if strings.TrimSpace(line) != "+PONG" {
-		return fmt.Errorf("ping answered %q", strings.TrimSpace(line))
+	r := bufio.NewReader(c)
+	for _, w := range want {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("read %s: %w", w, err)
+		}
+		if got := strings.TrimSpace(line); got != w {
+			return fmt.Errorf("ping answered %q; want %q", got, w)
+		}
 	}
 	return nil
 }
 
 // Cluster is a Redis Cluster of masters without replicas, started by
-// [StartCluster].
+// [StartCluster] or [StartClusterWith].
 type Cluster struct {
-	servers []*Server
+	servers  []*Server
+	password string
 }
 
 // StartCluster starts masters redis-server instances with cluster mode on,
@@ -234,25 +332,39 @@ type Cluster struct {
 // ADDSLOTSRANGE and CLUSTER MEET otherwise.
 func StartCluster(t testing.TB, masters int) *Cluster {
 	t.Helper()
-	_, err := exec.LookPath("redis-cli")
-	return startCluster(t, masters, err == nil && masters >= 3)
+	return StartClusterWith(t, masters, Config{})
 }
 
-// startCluster is StartCluster with the choice of join method.
-func startCluster(t testing.TB, masters int, useCLI bool) *Cluster {
+// StartClusterWith is [StartCluster] with the masters set up as cfg says;
+// cfg.TLS is not supported for clusters.
+func StartClusterWith(t testing.TB, masters int, cfg Config) *Cluster {
+	t.Helper()
+	_, err := exec.LookPath("redis-cli")
+	return startCluster(t, masters, cfg, err == nil && masters >= 3)
+}
+
+// startCluster is StartClusterWith with the choice of join method.
+func startCluster(t testing.TB, masters int, cfg Config, useCLI bool) *Cluster {
 	t.Helper()
 	if masters < 1 {
 		t.Fatalf("redistest: StartCluster(%d): need at least one master", masters)
 	}
+	if cfg.TLS {
+		t.Fatal("redistest: StartClusterWith: TLS clusters are not supported")
+	}
+	var extra []string
+	if cfg.Password != "" {
+		extra = []string{"--masterauth", cfg.Password}
+	}
 	bin := lookPath(t, "redis-server")
-	c := &Cluster{}
+	c := &Cluster{password: cfg.Password}
 	for range masters {
-		c.servers = append(c.servers, startServer(t, bin, []string{
+		c.servers = append(c.servers, startServer(t, bin, cfg, append([]string{
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", "5000",
 			"--cluster-port", "{busport}",
-		}))
+		}, extra...)))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
@@ -283,11 +395,36 @@ func (c *Cluster) Addrs() []string {
 // Servers returns the cluster's masters, to kill or restart one.
 func (c *Cluster) Servers() []*Server { return slices.Clone(c.servers) }
 
+// URL returns the cluster's URL in go-redis's ParseClusterURL form, the
+// first master as host and the others as addr parameters, with the
+// password: "redis://:<password>@<addr1>?addr=<addr2>&addr=…".
+func (c *Cluster) URL() string {
+	addrs := c.Addrs()
+	u := url.URL{Scheme: "redis", Host: addrs[0]}
+	if c.password != "" {
+		u.User = url.UserPassword("", c.password)
+	}
+	q := url.Values{"addr": addrs[1:]}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Options returns go-redis cluster options that reach the cluster: its
+// masters as seeds, and its password.
+func (c *Cluster) Options() *redis.ClusterOptions {
+	return &redis.ClusterOptions{Addrs: c.Addrs(), Password: c.password}
+}
+
 // joinWithCLI lets redis-cli assign the slots and introduce the nodes.
 func (c *Cluster) joinWithCLI(ctx context.Context, cli string) error {
 	args := append([]string{"--cluster", "create"}, c.Addrs()...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, cli, args...)
+	if c.password != "" {
+		// Not -a, which would show the password in the process list.
+		cmd.Env = append(os.Environ(), "REDISCLI_AUTH="+c.password)
+	}
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("redis-cli %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
@@ -301,13 +438,13 @@ func (c *Cluster) joinWithCommands(ctx context.Context) error {
 	n := len(c.servers)
 	for i, s := range c.servers {
 		lo, hi := i*slots/n, (i+1)*slots/n-1
-		if err := withClient(s.Addr(), func(rc *redis.Client) error {
+		if err := s.withClient(func(rc *redis.Client) error {
 			return rc.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err()
 		}); err != nil {
 			return fmt.Errorf("addslotsrange %d %d on %s: %w", lo, hi, s.Addr(), err)
 		}
 	}
-	return withClient(c.servers[0].Addr(), func(rc *redis.Client) error {
+	return c.servers[0].withClient(func(rc *redis.Client) error {
 		for _, s := range c.servers[1:] {
 			bus, err := busPort(s)
 			if err != nil {
@@ -341,7 +478,7 @@ func (c *Cluster) waitOK(ctx context.Context) error {
 		"cluster_slots_assigned": "16384",
 	}
 	for _, s := range c.servers {
-		err := withClient(s.Addr(), func(rc *redis.Client) error {
+		err := s.withClient(func(rc *redis.Client) error {
 			var last string
 			for {
 				info, err := rc.ClusterInfo(ctx).Result()
@@ -384,9 +521,11 @@ func mismatch(info string, want map[string]string) string {
 	return ""
 }
 
-// withClient runs f with a single-connection client to addr.
-func withClient(addr string, f func(*redis.Client) error) error {
-	rc := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 1, MaxRetries: -1})
+// withClient runs f with a single-connection client to s.
+func (s *Server) withClient(f func(*redis.Client) error) error {
+	o := s.Options()
+	o.PoolSize, o.MaxRetries = 1, -1
+	rc := redis.NewClient(o)
 	defer rc.Close()
 	return f(rc)
 }
