@@ -694,7 +694,7 @@ func TestRedactArgs(t *testing.T) {
 		{[]string{"--redis", "redis://u:hunter2@r:6379/0"}, []string{"--redis", "redis://u:%2A%2A%2A@r:6379/0"}},
 		{[]string{"--redis=redis://:hunter2@r:6379/0", "--redis-cluster"}, []string{"--redis=redis://:%2A%2A%2A@r:6379/0", "--redis-cluster"}},
 		{[]string{"--redis", "redis://r:6379/0"}, []string{"--redis", "redis://r:6379/0"}},
-		{[]string{"--redis", "re dis://u:hunter2@r"}, []string{"--redis", "***"}},
+		{[]string{"--redis", "re dis://u:hunter2@r"}, []string{"--redis", "re dis://***@r"}},
 		{[]string{"--admin-token"}, []string{"--admin-token"}},
 		{[]string{"--listen", ":1", "--", "--admin-token", "x"}, []string{"--listen", ":1", "--", "--admin-token", "x"}},
 	}
