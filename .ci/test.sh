@@ -68,3 +68,4 @@ fuzz ./upstream FuzzParseFuturesStream
 fuzz ./upstream FuzzParseBinanceInbound
 fuzz ./upstream FuzzJSONField
 fuzz ./hub FuzzDecode
+fuzz ./hub FuzzCheckData
