@@ -1,37 +1,18 @@
 package upstream
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/internal/redistest"
+	"github.com/marketgate/marketgate/internal/syncbuf"
 	"github.com/marketgate/marketgate/internal/waitfor"
 )
-
-// syncBuffer is a log destination the test reads while the feed writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestPublishRecoveredLog: while Redis is down, a feed on the Redis hub
 // logs "publish failing" once and never "publish recovered", though most
@@ -47,7 +28,7 @@ func TestPublishRecoveredLog(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	var log syncBuffer
+	var log syncbuf.Buffer
 	f, err := NewBinance(BinanceConfig{Publisher: h, Lazy: true,
 		Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	if err != nil {

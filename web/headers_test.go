@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -9,11 +8,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/marketgate/marketgate/internal/syncbuf"
 )
 
 // TestMarketPageHeaders checks that the market page and its files come
@@ -60,24 +60,6 @@ func (l *emfileListener) Accept() (net.Conn, error) {
 	return l.Listener.Accept()
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestAcceptErrorsLogged runs the server on a listener that fails with
 // EMFILE a few times: at the default level the operator sees it, once,
 // and the server serves once descriptors are back.
@@ -88,7 +70,7 @@ func TestAcceptErrorsLogged(t *testing.T) {
 	}
 	ln := &emfileListener{Listener: inner}
 	ln.n.Store(4) // net/http retries after 5, 10, 20 and 40 ms
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	s, err := New(Config{Listener: ln, WebSockets: http.NotFoundHandler(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +102,7 @@ func TestAcceptErrorsLogged(t *testing.T) {
 // per acceptLogEvery, with the number not logged, and other lines at
 // DEBUG.
 func TestErrorLogRateLimit(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	l := newErrorLog(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), func() time.Time { return now })
 	accept := "http: Accept error: accept tcp 127.0.0.1:8080: accept4: too many open files; retrying in 1s\n"

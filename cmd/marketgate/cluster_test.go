@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +21,7 @@ import (
 	"github.com/marketgate/marketgate/deploy/deploytest"
 	"github.com/marketgate/marketgate/downstream/downstreamtest"
 	"github.com/marketgate/marketgate/internal/redistest"
+	"github.com/marketgate/marketgate/internal/syncbuf"
 	"github.com/marketgate/marketgate/internal/waitfor"
 	"github.com/marketgate/marketgate/upstream/binancesim"
 )
@@ -53,29 +53,11 @@ type gatewayNode struct {
 	addr   string
 	admin  string // the control listener
 	cmd    *exec.Cmd
-	exited chan error    // Wait's result, once
-	stderr *lockedBuffer // what the process logged
+	exited chan error      // Wait's result, once
+	stderr *syncbuf.Buffer // what the process logged
 	mu     sync.Mutex
 	err    error
 	done   bool
-}
-
-// lockedBuffer is a bytes.Buffer that a process writes while a test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // result returns the process's exit error and whether it exited.
@@ -95,7 +77,7 @@ func startNode(t *testing.T, bin, id, simAddr string, redisArgs []string) *gatew
 // against the simulator at simAddr, with extra arguments; cleanup stops it.
 func runNode(t *testing.T, bin, id, addr, admin, simAddr string, extra []string) *gatewayNode {
 	t.Helper()
-	g := &gatewayNode{id: id, addr: addr, admin: admin, exited: make(chan error, 1), stderr: &lockedBuffer{}}
+	g := &gatewayNode{id: id, addr: addr, admin: admin, exited: make(chan error, 1), stderr: &syncbuf.Buffer{}}
 	args := append([]string{"--listen", g.addr, "--admin-listen", g.admin, "--node-id", id,
 		"--binance-url", "ws://" + simAddr, "--binance-rest-url", "http://" + simAddr, "--binance-futures-url", "",
 		"--drain-timeout", "10s", "--log-level", "info"}, extra...)
