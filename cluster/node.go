@@ -413,6 +413,10 @@ func (n *Node) demandSnapshot(prev []any, prevVersion uint64) ([]any, uint64) {
 	return s, n.version
 }
 
+// Panics returns how many panics the node's loops recovered from; each
+// ended one iteration of its loop, which then started again.
+func (n *Node) Panics() uint64 { return n.panics.Load() }
+
 // Ready returns nil while this node's heartbeats reach Redis, and
 // otherwise why not: "cluster: starting" until the first heartbeat,
 // "cluster: redis: heartbeat: <error>" after a failed one, "cluster:

@@ -94,6 +94,7 @@
 //
 //	marketgate_cluster_ready                        gauge    1 while this node's heartbeats reach Redis
 //	marketgate_cluster_owned_exchanges              gauge    exchanges whose upstream lease this node holds
+//	marketgate_cluster_internal_errors_total        counter  panics recovered in the cluster's loops
 //	marketgate_cluster_owner{exchange}              gauge    1 while this node holds the exchange's lease
 //
 // Runtime: the go_* families of the Go collector (goroutines, GC, memory,

@@ -84,7 +84,7 @@ type collector struct {
 	hubPublished, hubPublishErrors, hubReceived, hubDecodeErrors, hubSubscribeErrors *prometheus.Desc
 	hubInternalErrors                                                                *prometheus.Desc
 
-	clusterReady, clusterOwned, clusterOwner *prometheus.Desc
+	clusterReady, clusterOwned, clusterOwner, clusterPanics *prometheus.Desc
 }
 
 // NewCollector returns the collector of the gateway's own metrics
@@ -135,9 +135,10 @@ func NewCollector(src Sources) prometheus.Collector {
 		hubSubscribeErrors: d("hub_subscribe_errors_total", "Failed Redis SUBSCRIBE or UNSUBSCRIBE commands, retried (always 0 in process)."),
 		hubInternalErrors:  d("hub_internal_errors_total", "Panics recovered in the hub's receivers (a bug); delivery went on."),
 
-		clusterReady: d("cluster_ready", "1 while this node's cluster heartbeats reach Redis, else 0."),
-		clusterOwned: d("cluster_owned_exchanges", "Exchanges whose upstream lease this node holds."),
-		clusterOwner: d("cluster_owner", "1 while this node holds the exchange's upstream lease, else 0.", "exchange"),
+		clusterReady:  d("cluster_ready", "1 while this node's cluster heartbeats reach Redis, else 0."),
+		clusterOwned:  d("cluster_owned_exchanges", "Exchanges whose upstream lease this node holds."),
+		clusterPanics: d("cluster_internal_errors_total", "Panics recovered in the cluster's loops (heartbeat, demand, leases); each loop started again."),
+		clusterOwner:  d("cluster_owner", "1 while this node holds the exchange's upstream lease, else 0.", "exchange"),
 	}
 }
 
@@ -152,7 +153,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.upMalformed, c.upInternalErrors,
 		c.hubPublished, c.hubPublishErrors, c.hubReceived, c.hubDecodeErrors, c.hubSubscribeErrors,
 		c.hubInternalErrors,
-		c.clusterReady, c.clusterOwned, c.clusterOwner,
+		c.clusterReady, c.clusterOwned, c.clusterOwner, c.clusterPanics,
 	} {
 		ch <- d
 	}
@@ -177,6 +178,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if n := c.src.Cluster; n != nil {
 		gauge(ch, c.clusterReady, boolValue(n.Ready() == nil))
+		counter(ch, c.clusterPanics, n.Panics())
 		owned := n.Owned()
 		gauge(ch, c.clusterOwned, len(owned))
 		for _, f := range c.src.Feeds {

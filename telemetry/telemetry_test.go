@@ -78,6 +78,7 @@ var (
 	clusterFamilies = []string{
 		"marketgate_cluster_ready",
 		"marketgate_cluster_owned_exchanges",
+		"marketgate_cluster_internal_errors_total",
 		"marketgate_cluster_owner",
 	}
 	// runtimeFamilies are a sample of the Go and process collectors'.
