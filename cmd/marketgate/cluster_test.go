@@ -626,3 +626,71 @@ func TestClusterRedisDataLoss(t *testing.T) {
 		waitReady(t, g.addr)
 	}
 }
+
+// TestClusterCapacityRefusal is M4 across real nodes: the owner carries
+// at most 2 streams (one connection of 2), and a client of another node
+// asks for 3. That node validates them with room to spare (it carries
+// nothing itself), so it answers success; the owner cannot place the
+// third, and the client gets upstream_error naming it, never silence,
+// while the two carried streams deliver.
+func TestClusterCapacityRefusal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs redis-server, three gateway binaries and nginx")
+	}
+	r := redistest.Start(t)
+	c := &testCluster{redis: r, rdb: redis.NewClient(&redis.Options{Addr: r.Addr()})}
+	c.start(t, []string{"--redis", r.URL(), "--binance-max-shards", "1", "--binance-max-streams", "2"})
+	owner := c.owner(t)
+	var other *gatewayNode
+	for _, g := range c.nodes {
+		if g != owner {
+			other = g
+			break
+		}
+	}
+	cl := downstreamtest.Dial(t, "ws://"+other.addr+"/ws")
+	cl.Send(`{"op":"subscribe","id":1,"streams":["` + strings.Join(clusterStreams, `","`) + `"]}`)
+	failed := map[string]string{}
+	trades := map[string]int{}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(failed) == 0 || len(trades) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20s: failed %v, trades %v; want one stream failed and two delivering", failed, trades)
+		}
+		p, err := cl.Read(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("read: %v (failed %v, trades %v)", err, failed, trades)
+		}
+		var m struct {
+			ID     *int   `json:"id"`
+			Stream string `json:"stream"`
+			Error  *struct {
+				Code string `json:"code"`
+				Msg  string `json:"msg"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(p, &m); err != nil {
+			t.Fatalf("message %s: %v", p, err)
+		}
+		switch {
+		case m.ID != nil && m.Error != nil:
+			t.Fatalf("the subscribe was refused: %s", p)
+		case m.Stream != "" && m.Error != nil:
+			if m.Error.Code != "upstream_error" {
+				t.Fatalf("stream notice %s; want upstream_error", p)
+			}
+			failed[m.Stream] = m.Error.Msg
+		case m.Stream != "":
+			trades[m.Stream]++
+		}
+	}
+	if len(failed) != 1 {
+		t.Fatalf("failed streams %v; want exactly one", failed)
+	}
+	for s := range failed {
+		if trades[s] > 0 {
+			t.Fatalf("%s delivered %d trades and failed", s, trades[s])
+		}
+	}
+	t.Logf("refused: %v; delivering: %v", failed, trades)
+}
