@@ -372,30 +372,13 @@ func TestClusterFailover(t *testing.T) {
 	for _, g := range c.survivors(owner) {
 		logs = append(logs, follow(t, "ws://"+g.addr+"/ws", clusterStreams[0]))
 	}
-	waitfor.Cond(t, 10*time.Second, func() error {
-		for i, l := range logs {
-			if n := l.count(); n < 10 {
-				return fmt.Errorf("survivor client %d has %d trades", i, n)
-			}
-		}
-		return nil
-	})
+	waitTrades(t, logs, 10)
 	stop := make(chan struct{})
 	doubled := c.watchCarriers(stop)
 	killed := time.Now()
 	owner.cmd.Process.Kill()
 	<-owner.exited
-	var resumed time.Duration
-	waitfor.Cond(t, 10*time.Second, func() error {
-		for i, l := range logs {
-			n, first := l.after(killed.Add(100 * time.Millisecond))
-			if n < 5 {
-				return fmt.Errorf("survivor client %d: %d trades since the kill", i, n)
-			}
-			resumed = max(resumed, first.Sub(killed))
-		}
-		return nil
-	})
+	resumed := waitTradesAfter(t, 10*time.Second, logs, killed, killed.Add(100*time.Millisecond))
 	close(stop)
 	t.Logf("failover: data again %v after the kill (new owner %s)", resumed.Round(time.Millisecond), c.owner(t).id)
 	if resumed > 5*time.Second {
@@ -446,14 +429,7 @@ func drain(t *testing.T, how func(*testing.T, *gatewayNode)) {
 			logs = append(logs, follow(t, "ws://"+g.addr+"/ws", s))
 		}
 	}
-	waitfor.Cond(t, 10*time.Second, func() error {
-		for i, l := range logs {
-			if n := l.count(); n < 10 {
-				return fmt.Errorf("client %d has %d trades", i, n)
-			}
-		}
-		return nil
-	})
+	waitTrades(t, logs, 10)
 	stop := make(chan struct{})
 	doubled := c.watchCarriers(stop)
 	termed := time.Now()
@@ -499,14 +475,7 @@ func TestClusterRedisRestart(t *testing.T) {
 	for _, g := range c.nodes {
 		logs = append(logs, follow(t, "ws://"+g.addr+"/ws", clusterStreams[1]))
 	}
-	waitfor.Cond(t, 10*time.Second, func() error {
-		for i, l := range logs {
-			if n := l.count(); n < 10 {
-				return fmt.Errorf("client %d has %d trades", i, n)
-			}
-		}
-		return nil
-	})
+	waitTrades(t, logs, 10)
 	c.redis.Kill()
 	time.Sleep(3 * time.Second) // down for a few seconds
 	for _, g := range c.nodes {
@@ -516,17 +485,7 @@ func TestClusterRedisRestart(t *testing.T) {
 	}
 	c.redis.Restart(t)
 	back := time.Now()
-	var resumed time.Duration
-	waitfor.Cond(t, 15*time.Second, func() error {
-		for i, l := range logs {
-			n, first := l.after(back)
-			if n < 5 {
-				return fmt.Errorf("client %d: %d trades since Redis came back", i, n)
-			}
-			resumed = max(resumed, first.Sub(back))
-		}
-		return nil
-	})
+	resumed := waitTradesAfter(t, 15*time.Second, logs, back, back)
 	t.Logf("redis restart: data again %v after Redis came back", resumed.Round(time.Millisecond))
 	if resumed > 5*time.Second {
 		t.Errorf("data again %v after Redis came back; want within 5s", resumed)
@@ -566,14 +525,7 @@ func TestClusterRedisDataLoss(t *testing.T) {
 	for _, g := range c.nodes {
 		logs = append(logs, follow(t, "ws://"+g.addr+"/ws", clusterStreams[0]))
 	}
-	waitfor.Cond(t, 10*time.Second, func() error {
-		for i, l := range logs {
-			if n := l.count(); n < 10 {
-				return fmt.Errorf("client %d has %d trades", i, n)
-			}
-		}
-		return nil
-	})
+	waitTrades(t, logs, 10)
 
 	// Redis dies; a new node starts meanwhile. The others pause while
 	// Redis comes back empty, so that the new node takes the lease.
@@ -605,17 +557,7 @@ func TestClusterRedisDataLoss(t *testing.T) {
 	t.Logf("token %d before Redis lost its data, %d after (%s)", before, after, late.id)
 	waitReady(t, late.addr)
 	logs = append(logs, follow(t, "ws://"+late.addr+"/ws", clusterStreams[0]))
-	var took time.Duration
-	waitfor.Cond(t, 15*time.Second, func() error {
-		for i, l := range logs {
-			n, first := l.after(resumed)
-			if n < 5 {
-				return fmt.Errorf("client %d: %d trades since the nodes resumed", i, n)
-			}
-			took = max(took, first.Sub(resumed))
-		}
-		return nil
-	})
+	took := waitTradesAfter(t, 15*time.Second, logs, resumed, resumed)
 	t.Logf("data loss: every client has data again %v after the nodes resumed", took.Round(time.Millisecond))
 	for i, l := range logs[:len(c.nodes)] {
 		if missing, repeated, gaps := l.check(); repeated > 0 || gaps == 0 || (missing > 0 && gaps == 0) {
@@ -693,4 +635,36 @@ func TestClusterCapacityRefusal(t *testing.T) {
 		}
 	}
 	t.Logf("refused: %v; delivering: %v", failed, trades)
+}
+
+// waitTrades waits, up to 10 s, until every log has at least n trades.
+func waitTrades(t *testing.T, logs []*tradeLog, n int) {
+	t.Helper()
+	waitfor.Cond(t, 10*time.Second, func() error {
+		for i, l := range logs {
+			if got := l.count(); got < n {
+				return fmt.Errorf("client %d has %d trades; want %d", i, got, n)
+			}
+		}
+		return nil
+	})
+}
+
+// waitTradesAfter waits, up to limit, until every log has 5 trades that
+// arrived after since, and returns how long after base the last of the
+// logs got its first one: the time until data flowed again everywhere.
+func waitTradesAfter(t *testing.T, limit time.Duration, logs []*tradeLog, base, since time.Time) time.Duration {
+	t.Helper()
+	var took time.Duration
+	waitfor.Cond(t, limit, func() error {
+		for i, l := range logs {
+			n, first := l.after(since)
+			if n < 5 {
+				return fmt.Errorf("client %d: %d trades since %v", i, n, since.Format("15:04:05.000"))
+			}
+			took = max(took, first.Sub(base))
+		}
+		return nil
+	})
+	return took
 }
