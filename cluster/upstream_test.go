@@ -14,7 +14,7 @@ import (
 	"github.com/marketgate/marketgate/internal/redistest"
 	"github.com/marketgate/marketgate/internal/waitfor"
 	"github.com/marketgate/marketgate/upstream"
-	"github.com/marketgate/marketgate/upstream/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 // discard is a hub.Publisher that drops everything.

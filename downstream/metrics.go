@@ -6,7 +6,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"github.com/marketgate/marketgate/telemetry/latency"
+	"github.com/marketgate/marketgate/internal/latency"
 )
 
 // closeReasons are the bounded labels connections are closed under.

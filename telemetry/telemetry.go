@@ -12,7 +12,7 @@ import (
 	"github.com/marketgate/marketgate/cluster"
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/hub"
-	"github.com/marketgate/marketgate/telemetry/latency"
+	"github.com/marketgate/marketgate/internal/latency"
 	"github.com/marketgate/marketgate/upstream"
 )
 

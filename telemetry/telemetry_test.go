@@ -28,7 +28,7 @@ import (
 	"github.com/marketgate/marketgate/internal/waitfor"
 	"github.com/marketgate/marketgate/telemetry"
 	"github.com/marketgate/marketgate/upstream"
-	"github.com/marketgate/marketgate/upstream/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 // downstreamFamilies, feedFamilies, hubFamilies and clusterFamilies are

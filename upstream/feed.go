@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/marketgate/marketgate/hub"
-	"github.com/marketgate/marketgate/telemetry/latency"
+	"github.com/marketgate/marketgate/internal/latency"
 )
 
 // maxTombstones bounds the states kept for streams that left the desired

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/marketgate/marketgate/internal/waitfor"
-	"github.com/marketgate/marketgate/upstream/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 func TestParseFuturesStream(t *testing.T) {

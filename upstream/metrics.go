@@ -4,7 +4,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/marketgate/marketgate/telemetry/latency"
+	"github.com/marketgate/marketgate/internal/latency"
 )
 
 // feedMetrics is what a [Feed] counts for its metrics: the messages read

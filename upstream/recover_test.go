@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/marketgate/marketgate/internal/waitfor"
-	"github.com/marketgate/marketgate/upstream/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 // panicDialect is Binance spot with a bug: the n-th call of one of its

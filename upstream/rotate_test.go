@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/marketgate/marketgate/internal/waitfor"
-	"github.com/marketgate/marketgate/upstream/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 // rotationNames are spot streams of every identity kind.

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/marketgate/marketgate/internal/waitfor"
-	"github.com/marketgate/marketgate/upstream/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 // shardNames returns n spot stream names over simSymbols.

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/marketgate/marketgate/telemetry/latency"
+	"github.com/marketgate/marketgate/internal/latency"
 )
 
 // State is the lifecycle state of a feed or of one of its connections, as

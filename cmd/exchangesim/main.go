@@ -1,5 +1,5 @@
 // Command exchangesim runs the Binance-compatible market-stream simulator
-// (package upstream/binancesim) on plain ws:// and http://, imitating
+// (package exchangesim/binancesim) on plain ws:// and http://, imitating
 // Binance Spot (--mode spot, the default) or Binance USD-M futures
 // (--mode futures: routed /public and /market paths, /fapi/v1 REST).
 //
@@ -32,7 +32,7 @@ import (
 	"time"
 
 	"github.com/marketgate/marketgate/internal/envflag"
-	"github.com/marketgate/marketgate/upstream/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 const envPrefix = "EXCHANGESIM_"

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/marketgate/marketgate/upstream/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 func TestParseSettings(t *testing.T) {

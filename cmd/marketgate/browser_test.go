@@ -18,7 +18,7 @@ import (
 	"github.com/marketgate/marketgate/downstream/downstreamtest"
 	"github.com/marketgate/marketgate/internal/browsertest"
 	"github.com/marketgate/marketgate/internal/waitfor"
-	"github.com/marketgate/marketgate/upstream/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 // updateScreenshots makes TestBrowserPages write the README's screenshots:

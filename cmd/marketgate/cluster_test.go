@@ -23,7 +23,7 @@ import (
 	"github.com/marketgate/marketgate/internal/redistest"
 	"github.com/marketgate/marketgate/internal/syncbuf"
 	"github.com/marketgate/marketgate/internal/waitfor"
-	"github.com/marketgate/marketgate/upstream/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 // The cluster tests run real processes: redis-server, three gateway

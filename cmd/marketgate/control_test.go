@@ -13,7 +13,7 @@ import (
 
 	"github.com/marketgate/marketgate/downstream/downstreamtest"
 	"github.com/marketgate/marketgate/internal/waitfor"
-	"github.com/marketgate/marketgate/upstream/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 // TestControlAPI drives the control listener of a running gateway: pin

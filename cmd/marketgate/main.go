@@ -26,7 +26,7 @@ import (
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/telemetry"
 	"github.com/marketgate/marketgate/upstream"
-	"github.com/marketgate/marketgate/upstream/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/web"
 	"github.com/redis/go-redis/v9"
 )

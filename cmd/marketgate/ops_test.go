@@ -11,7 +11,7 @@ import (
 
 	"github.com/marketgate/marketgate/internal/browsertest"
 	"github.com/marketgate/marketgate/internal/waitfor"
-	"github.com/marketgate/marketgate/upstream/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 // TestOpsPageWithoutToken opens the ops page of a node that has no admin

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/marketgate/marketgate/internal/waitfor"
-	"github.com/marketgate/marketgate/upstream/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 // TestSecondSignalExitsAtOnce runs the gateway binary, holds its drain

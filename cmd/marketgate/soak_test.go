@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/marketgate/marketgate/downstream/downstreamtest"
-	"github.com/marketgate/marketgate/upstream/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 // soakDuration is how long TestSoak runs: 45 s in the test command, the
