@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/internal/waitfor"
-	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 // These tests run Binance against the exchange simulator, which enforces

@@ -1,6 +1,8 @@
 package upstream
 
 import (
+	"github.com/marketgate/marketgate/internal/backoff"
+
 	"context"
 	"errors"
 	"fmt"
@@ -149,7 +151,7 @@ func New(cfg Config) (*Feed, error) {
 		maxDrop:     cfg.SymbolMaxDrop,
 		now:         cfg.Now,
 		log:         log,
-		bo:          backoff{min: cfg.BackoffMin, max: cfg.BackoffMax},
+		bo:          backoff.Backoff{Min: cfg.BackoffMin, Max: cfg.BackoffMax},
 		miss:        make(chan struct{}, 1),
 		loaded:      make(chan struct{}),
 	}

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/internal/waitfor"
-	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 func TestEventTime(t *testing.T) {

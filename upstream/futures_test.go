@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/marketgate/marketgate/internal/waitfor"
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
+	"github.com/marketgate/marketgate/internal/waitfor"
 )
 
 func TestParseFuturesStream(t *testing.T) {

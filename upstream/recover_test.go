@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/marketgate/marketgate/internal/waitfor"
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
+	"github.com/marketgate/marketgate/internal/waitfor"
 )
 
 // panicDialect is Binance spot with a bug: the n-th call of one of its

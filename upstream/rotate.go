@@ -84,13 +84,13 @@ func (r *shardRun) startRotation(ctx context.Context) {
 	nw, err := sh.dial(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			delay := r.rotBo.next()
+			delay := r.rotBo.Next()
 			r.rotateAt = time.Now().Add(delay)
 			old.log.Warn("rotation: connect failed", "err", err, "retry_in", delay)
 		}
 		return
 	}
-	r.rotBo.reset()
+	r.rotBo.Reset()
 	now := time.Now()
 	rot := &rotation{old: old, nw: nw, started: now, deadline: now.Add(f.cfg.HandoverTimeout)}
 	f.mu.Lock()
@@ -207,7 +207,7 @@ func (r *shardRun) newEnded(ctx context.Context, err error) {
 	if ctx.Err() != nil {
 		return
 	}
-	delay := r.rotBo.next()
+	delay := r.rotBo.Next()
 	r.rotateAt = time.Now().Add(delay)
 	rot.nw.log.Warn("rotation: new connection ended; the old one carries on", "err", err, "retry_in", delay)
 	rot.old.signal()

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/marketgate/marketgate/internal/waitfor"
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
+	"github.com/marketgate/marketgate/internal/waitfor"
 )
 
 // rotationNames are spot streams of every identity kind.

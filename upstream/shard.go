@@ -1,6 +1,8 @@
 package upstream
 
 import (
+	"github.com/marketgate/marketgate/internal/backoff"
+
 	"bufio"
 	"context"
 	"errors"
@@ -61,8 +63,8 @@ type shard struct {
 	restartDelay   time.Duration // before the first dial of the next run, after a panic
 
 	// Its goroutine's only.
-	panicBo   backoff   // spaces restarts after panics
-	lastPanic time.Time // when the last one was recovered
+	panicBo   backoff.Backoff // spaces restarts after panics
+	lastPanic time.Time       // when the last one was recovered
 }
 
 // sessionEvent is what a session tells its shard.
@@ -118,8 +120,8 @@ func (sh *shard) run(ctx context.Context) {
 	f.mu.Unlock()
 	r := shardRun{
 		sh:    sh,
-		bo:    backoff{min: f.cfg.BackoffMin, max: f.cfg.BackoffMax},
-		rotBo: backoff{min: f.cfg.BackoffMin, max: f.cfg.BackoffMax},
+		bo:    backoff.Backoff{Min: f.cfg.BackoffMin, Max: f.cfg.BackoffMax},
+		rotBo: backoff.Backoff{Min: f.cfg.BackoffMin, Max: f.cfg.BackoffMax},
 		delay: delay,
 	}
 	defer func() {
@@ -168,11 +170,11 @@ func (sh *shard) run(ctx context.Context) {
 type shardRun struct {
 	sh       *shard
 	wg       sync.WaitGroup
-	live     int           // sessions whose end is not yet handled
-	bo       backoff       // reconnects
-	rotBo    backoff       // rotation retries
-	delay    time.Duration // before the next dial
-	failures int           // attempts and short sessions since the last stable one
+	live     int             // sessions whose end is not yet handled
+	bo       backoff.Backoff // reconnects
+	rotBo    backoff.Backoff // rotation retries
+	delay    time.Duration   // before the next dial
+	failures int             // attempts and short sessions since the last stable one
 	cur      *session
 	rot      *rotation
 	rotateAt time.Time
@@ -214,7 +216,7 @@ func (r *shardRun) connect(ctx context.Context) bool {
 			return false
 		}
 		r.failures++
-		r.delay = r.bo.next()
+		r.delay = r.bo.Next()
 		f.mu.Lock()
 		f.noteEndLocked(err)
 		f.mu.Unlock()
@@ -296,21 +298,21 @@ func (r *shardRun) ended(ctx context.Context, s *session, err error) {
 		err = errors.New("connection ended")
 	}
 	if s.delivered.Load() && time.Since(s.connectedAt) >= stableSession {
-		r.bo.reset()
+		r.bo.Reset()
 		r.failures = 0
 	}
 	attrs := []any{"err", err}
 	closed, byExchange := errors.AsType[wsutil.ClosedError](err)
 	switch {
 	case byExchange && closed.Code == ws.StatusPolicyViolation:
-		r.bo.exhaust() // "Too many requests": the venue penalizes quick returns
-		r.delay = r.bo.next()
+		r.bo.Exhaust() // "Too many requests": the venue penalizes quick returns
+		r.delay = r.bo.Next()
 	case byExchange:
-		r.delay = r.bo.next()
+		r.delay = r.bo.Next()
 	case r.failures == 0:
 		r.delay = 0
 	default:
-		r.delay = r.bo.next()
+		r.delay = r.bo.Next()
 	}
 	r.failures++
 	f.mu.Lock()
@@ -369,13 +371,13 @@ func (r *shardRun) abort(err error) {
 			s.conn.Close()
 		}
 	}
-	if sh.panicBo.max == 0 || time.Since(sh.lastPanic) > panicCalm {
-		sh.panicBo = backoff{min: f.cfg.BackoffMin, max: f.cfg.BackoffMax}
+	if sh.panicBo.Max == 0 || time.Since(sh.lastPanic) > panicCalm {
+		sh.panicBo = backoff.Backoff{Min: f.cfg.BackoffMin, Max: f.cfg.BackoffMax}
 	}
 	sh.lastPanic = time.Now()
 	f.mu.Lock()
 	f.noteEndLocked(err)
-	sh.restartDelay = sh.panicBo.next()
+	sh.restartDelay = sh.panicBo.Next()
 	f.mu.Unlock()
 }
 

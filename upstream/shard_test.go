@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/marketgate/marketgate/internal/waitfor"
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
+	"github.com/marketgate/marketgate/internal/waitfor"
 )
 
 // shardNames returns n spot stream names over simSymbols.

@@ -1,6 +1,8 @@
 package upstream
 
 import (
+	"github.com/marketgate/marketgate/internal/backoff"
+
 	"context"
 	"errors"
 	"fmt"
@@ -35,7 +37,7 @@ type symbolSet struct {
 	maxDrop     float64 // share of the known symbols a refresh may drop
 	now         func() time.Time
 	log         *slog.Logger
-	bo          backoff
+	bo          backoff.Backoff
 
 	set    atomic.Pointer[map[string]struct{}]
 	miss   chan struct{} // capacity 1: a pending miss-triggered refresh
@@ -93,7 +95,7 @@ func (s *symbolSet) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		wait := s.bo.next()
+		wait := s.bo.Next()
 		if ra, ok := errors.AsType[*restError](err); ok {
 			wait = max(wait, ra.retryAfter) // honour Retry-After (429, 418)
 		}
@@ -106,7 +108,7 @@ func (s *symbolSet) run(ctx context.Context) error {
 			return nil
 		}
 	}
-	s.bo.reset()
+	s.bo.Reset()
 	t := time.NewTicker(s.refresh)
 	defer t.Stop()
 	retry := time.NewTimer(time.Hour)
@@ -133,14 +135,14 @@ func (s *symbolSet) run(ctx context.Context) error {
 		}
 		if err == nil {
 			failures = 0
-			s.bo.reset()
+			s.bo.Reset()
 			retry.Stop()
 			continue
 		}
 		// The list in use stays; try again sooner than the next period,
 		// but no sooner than a miss could.
 		failures++
-		wait := max(s.bo.next(), s.missRefresh)
+		wait := max(s.bo.Next(), s.missRefresh)
 		if ra, ok := errors.AsType[*restError](err); ok {
 			wait = max(wait, ra.retryAfter)
 		}
