@@ -10,11 +10,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/internal/redistest"
 	"github.com/marketgate/marketgate/internal/waitfor"
 	"github.com/marketgate/marketgate/upstream"
-	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 // discard is a hub.Publisher that drops everything.

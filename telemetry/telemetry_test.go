@@ -24,11 +24,11 @@ import (
 	"github.com/marketgate/marketgate/cluster"
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/downstream/downstreamtest"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/internal/waitfor"
 	"github.com/marketgate/marketgate/telemetry"
 	"github.com/marketgate/marketgate/upstream"
-	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 // downstreamFamilies, feedFamilies, hubFamilies and clusterFamilies are

@@ -31,8 +31,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/marketgate/marketgate/internal/envflag"
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
+	"github.com/marketgate/marketgate/internal/envflag"
 )
 
 const envPrefix = "EXCHANGESIM_"

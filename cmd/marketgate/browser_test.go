@@ -16,9 +16,9 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/marketgate/marketgate/downstream/downstreamtest"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/internal/browsertest"
 	"github.com/marketgate/marketgate/internal/waitfor"
-	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 // updateScreenshots makes TestBrowserPages write the README's screenshots:

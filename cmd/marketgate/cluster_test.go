@@ -20,10 +20,10 @@ import (
 
 	"github.com/marketgate/marketgate/deploy/deploytest"
 	"github.com/marketgate/marketgate/downstream/downstreamtest"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/internal/redistest"
 	"github.com/marketgate/marketgate/internal/syncbuf"
 	"github.com/marketgate/marketgate/internal/waitfor"
-	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 // The cluster tests run real processes: redis-server, three gateway

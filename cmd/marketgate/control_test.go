@@ -12,8 +12,8 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/marketgate/marketgate/downstream/downstreamtest"
-	"github.com/marketgate/marketgate/internal/waitfor"
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
+	"github.com/marketgate/marketgate/internal/waitfor"
 )
 
 // TestControlAPI drives the control listener of a running gateway: pin

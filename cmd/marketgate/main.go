@@ -23,10 +23,10 @@ import (
 	"github.com/marketgate/marketgate/admin"
 	"github.com/marketgate/marketgate/cluster"
 	"github.com/marketgate/marketgate/downstream"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/telemetry"
 	"github.com/marketgate/marketgate/upstream"
-	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/web"
 	"github.com/redis/go-redis/v9"
 )

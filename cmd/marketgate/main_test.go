@@ -22,9 +22,9 @@ import (
 	"time"
 
 	"github.com/marketgate/marketgate/downstream/downstreamtest"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/internal/redistest"
 	"github.com/marketgate/marketgate/upstream"
-	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 // startSim runs the exchange simulator on a loopback port until the test ends.

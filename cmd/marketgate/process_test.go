@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/marketgate/marketgate/internal/waitfor"
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
+	"github.com/marketgate/marketgate/internal/waitfor"
 )
 
 // TestSecondSignalExitsAtOnce runs the gateway binary, holds its drain

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/marketgate/marketgate/downstream/downstreamtest"
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/internal/redistest"
 	"github.com/marketgate/marketgate/internal/waitfor"
-	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
 const redisPassword = "s3cret-pw"
