@@ -15,6 +15,7 @@ import (
 	"github.com/marketgate/marketgate/internal/redistest"
 	"github.com/marketgate/marketgate/internal/waitfor"
 	"github.com/marketgate/marketgate/upstream"
+	"github.com/marketgate/marketgate/upstream/binance"
 )
 
 // discard is a hub.Publisher that drops everything.
@@ -37,7 +38,7 @@ func startFeed(t *testing.T) (*upstream.Feed, *binancesim.Server) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	feed, err := upstream.NewBinance(upstream.BinanceConfig{
+	feed, err := upstream.New(upstream.Config{Dialect: binance.Spot,
 		URL: "ws://" + addr, RESTURL: "http://" + addr, Publisher: discard{}, Logger: log, Lazy: true,
 	})
 	if err != nil {

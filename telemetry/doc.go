@@ -62,7 +62,7 @@
 //	marketgate_messages_in_total{exchange,kind}     counter  text messages read from the exchange, by the kind of the
 //	                                                         stream each went to (trade, aggTrade, diffDepth,
 //	                                                         partialDepth, bookTicker, ticker, kline…, see
-//	                                                         upstream.Kind); other: replies, events of streams no
+//	                                                         the dialect's Kinds); other: replies, events of streams no
 //	                                                         longer subscribed, unreadable messages
 //	marketgate_bytes_in_total{exchange,kind}        counter  their bytes (WebSocket payloads)
 //	marketgate_upstream_up{exchange}                gauge    1 while every connection of the feed is up

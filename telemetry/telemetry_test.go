@@ -29,6 +29,7 @@ import (
 	"github.com/marketgate/marketgate/internal/waitfor"
 	"github.com/marketgate/marketgate/telemetry"
 	"github.com/marketgate/marketgate/upstream"
+	"github.com/marketgate/marketgate/upstream/binance"
 )
 
 // downstreamFamilies, feedFamilies, hubFamilies and clusterFamilies are
@@ -345,7 +346,7 @@ func TestLabelsFromClientInput(t *testing.T) {
 // counters are there with a cluster node and a Redis hub that have not
 // started (neither needs Redis before Run).
 func TestClusterFamilies(t *testing.T) {
-	feed, err := upstream.NewBinance(upstream.BinanceConfig{Publisher: hub.NewMemory(), Lazy: true})
+	feed, err := upstream.New(upstream.Config{Dialect: binance.Spot, Publisher: hub.NewMemory(), Lazy: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,7 +426,7 @@ func startGateway(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	mem := hub.NewMemory()
-	feed, err := upstream.NewBinance(upstream.BinanceConfig{
+	feed, err := upstream.New(upstream.Config{Dialect: binance.Spot,
 		URL: "ws://" + simLn.Addr().String(), RESTURL: "http://" + simLn.Addr().String(),
 		Publisher: mem, Logger: log, BackoffMin: 10 * time.Millisecond,
 	})
@@ -614,13 +615,9 @@ var allowedLabels = map[string][]string{
 	"kind":   streamKinds(),
 }
 
-// streamKinds returns the names of upstream.Kind, and "other".
+// streamKinds returns the stream kinds of Binance's dialect, and "other".
 func streamKinds() []string {
-	kinds := []string{"other"}
-	for k := upstream.Kind(1); k.String() != "invalid"; k++ {
-		kinds = append(kinds, k.String())
-	}
-	return kinds
+	return append([]string{"other"}, binance.Spot.Kinds()...)
 }
 
 // checkLabels fails t if a series of a marketgate_ family has a label

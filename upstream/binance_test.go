@@ -1,4 +1,4 @@
-package upstream
+package upstream_test
 
 import (
 	"bytes"
@@ -13,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	. "github.com/marketgate/marketgate/upstream"
+	"github.com/marketgate/marketgate/upstream/binance"
 
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/hub"
@@ -115,9 +118,9 @@ func startSim(t *testing.T, cfg binancesim.Config) (*binancesim.Server, string) 
 
 // newSimBinance returns a spot Feed pointed at the simulator at addr, with
 // mod applied to its config. The pacing stays at its default.
-func newSimBinance(t *testing.T, addr string, pub hub.Publisher, mod func(*BinanceConfig)) *Feed {
+func newSimBinance(t *testing.T, addr string, pub hub.Publisher, mod func(*Config)) *Feed {
 	t.Helper()
-	cfg := BinanceConfig{
+	cfg := Config{
 		URL:        "ws://" + addr,
 		RESTURL:    "http://" + addr,
 		Publisher:  pub,
@@ -128,7 +131,7 @@ func newSimBinance(t *testing.T, addr string, pub hub.Publisher, mod func(*Binan
 	if mod != nil {
 		mod(&cfg)
 	}
-	b, err := NewBinance(cfg)
+	b, err := newSpot(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +197,7 @@ var simSuffixes = []string{
 func TestBinanceSimSubscribeMany(t *testing.T) {
 	sim, addr := startSim(t, binancesim.Config{Symbols: simSymbols, MaxMessagesPerSecond: 5})
 	rec := newRecorder()
-	b := newSimBinance(t, addr, rec, func(c *BinanceConfig) { c.Linger = 300 * time.Millisecond })
+	b := newSimBinance(t, addr, rec, func(c *Config) { c.Linger = 300 * time.Millisecond })
 	r := NewRouter(b)
 	runBinance(t, b)
 
@@ -293,10 +296,10 @@ func TestBinanceSimSubscribeMany(t *testing.T) {
 	checkSequences(t, rec)
 	// Each message says whether a slow consumer may skip to it.
 	for _, n := range names {
-		st, _ := ParseStream(n)
+		st, _ := binance.Spot.ParseStream(n)
 		for _, m := range rec.get("binance:" + n) {
-			if m.Err == "" && m.Conflate != st.Kind.Conflatable() {
-				t.Errorf("%s: message %d has Conflate %v; want %v", n, m.Seq, m.Conflate, st.Kind.Conflatable())
+			if m.Err == "" && m.Conflate != st.Class.Conflatable() {
+				t.Errorf("%s: message %d has Conflate %v; want %v", n, m.Seq, m.Conflate, st.Class.Conflatable())
 				break
 			}
 		}
@@ -464,7 +467,7 @@ func TestBinanceSimChurn(t *testing.T) {
 		PongTimeout:          3 * time.Second,
 	})
 	rec := newRecorder()
-	b := newSimBinance(t, addr, rec, func(c *BinanceConfig) { c.Linger = -1 }) // every removal is a request
+	b := newSimBinance(t, addr, rec, func(c *Config) { c.Linger = -1 }) // every removal is a request
 	runBinance(t, b)
 	var pool []string
 	for _, sym := range []string{"btcusdt", "ethusdt", "bnbusdt", "solusdt", "xrpusdt"} {
@@ -507,7 +510,7 @@ func TestBinanceSimChurn(t *testing.T) {
 		t.Errorf("client stats %+v; want open, no violations, no redundant requests", c)
 	}
 	// At most one frame per 300 ms, pongs included.
-	if limit := int(elapsed/DefaultRequestInterval) + 2; c.Messages > limit {
+	if limit := int(elapsed/binance.DefaultSpotRequestInterval) + 2; c.Messages > limit {
 		t.Errorf("%d messages in %v; want ≤ %d", c.Messages, elapsed, limit)
 	}
 	t.Logf("%d messages (%v requests) in %v", c.Messages, c.Requests, elapsed)
@@ -517,7 +520,7 @@ func TestBinanceSimChurn(t *testing.T) {
 func TestBinanceSimResubscribeSameConnection(t *testing.T) {
 	sim, addr := startSim(t, binancesim.Config{MaxMessagesPerSecond: 5})
 	rec := newRecorder()
-	b := newSimBinance(t, addr, rec, func(c *BinanceConfig) { c.Linger = -1 })
+	b := newSimBinance(t, addr, rec, func(c *Config) { c.Linger = -1 })
 	runBinance(t, b)
 	const name, key = "btcusdt@trade", "binance:btcusdt@trade"
 	b.Subscribe([]string{name})
@@ -560,7 +563,7 @@ func TestBinanceSimResubscribeSameConnection(t *testing.T) {
 
 func TestBinanceSimRateCloseBacksOff(t *testing.T) {
 	sim, addr := startSim(t, binancesim.Config{MaxMessagesPerSecond: 5})
-	b := newSimBinance(t, addr, newRecorder(), func(c *BinanceConfig) {
+	b := newSimBinance(t, addr, newRecorder(), func(c *Config) {
 		c.BackoffMin, c.BackoffMax = 20*time.Millisecond, time.Second
 	})
 	runBinance(t, b)
@@ -590,12 +593,12 @@ func TestBinanceSimRateCloseBacksOff(t *testing.T) {
 	}
 }
 
-// TestBinanceMicrosecondTimes checks that MicrosecondTimes gets events
+// TestBinanceMicrosecondTimes checks that WithMicrosecondTimes gets events
 // whose times are in microseconds (16 digits, not 13).
 func TestBinanceMicrosecondTimes(t *testing.T) {
 	_, addr := startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT"}, TickInterval: 10 * time.Millisecond})
 	rec := newRecorder()
-	b := newSimBinance(t, addr, rec, func(c *BinanceConfig) { c.MicrosecondTimes = true })
+	b := newSimBinance(t, addr, rec, func(c *Config) { c.Dialect = binance.Spot.WithMicrosecondTimes() })
 	r := NewRouter(b)
 	runBinance(t, b)
 	r.Want([]string{"binance:btcusdt@trade"})
@@ -622,7 +625,7 @@ func TestBinanceMicrosecondTimes(t *testing.T) {
 func TestBinanceLazy(t *testing.T) {
 	sim, addr := startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT"}, TickInterval: 10 * time.Millisecond})
 	rec := newRecorder()
-	b := newSimBinance(t, addr, rec, func(c *BinanceConfig) {
+	b := newSimBinance(t, addr, rec, func(c *Config) {
 		c.Lazy = true
 		c.Linger = 200 * time.Millisecond
 	})

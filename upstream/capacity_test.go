@@ -1,4 +1,4 @@
-package upstream
+package upstream_test
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	. "github.com/marketgate/marketgate/upstream"
 
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/hub"
@@ -79,7 +81,7 @@ func waitOverLimit(t *testing.T, rec *hubRecorder, names []string) {
 func TestSubscribeOverCapacityFails(t *testing.T) {
 	_, addr := startSim(t, binancesim.Config{TickInterval: 20 * time.Millisecond})
 	h := hub.NewMemory()
-	b := newSimBinance(t, addr, h, func(c *BinanceConfig) { c.MaxShards, c.MaxStreams = 1, 2 })
+	b := newSimBinance(t, addr, h, func(c *Config) { c.MaxShards, c.MaxStreams = 1, 2 })
 	runBinance(t, b)
 	names := []string{"btcusdt@trade", "ethusdt@trade", "bnbusdt@trade"}
 	rec := newHubRecorder()
@@ -99,8 +101,8 @@ func TestSubscribeOverCapacityFails(t *testing.T) {
 func TestClusterOwnerOverCapacityFails(t *testing.T) {
 	_, addr := startSim(t, binancesim.Config{TickInterval: 20 * time.Millisecond})
 	h := hub.NewMemory()
-	owner := newSimBinance(t, addr, h, func(c *BinanceConfig) { c.MaxShards, c.MaxStreams, c.Lazy = 1, 2, true })
-	other := newSimBinance(t, addr, h, func(c *BinanceConfig) { c.MaxShards, c.MaxStreams, c.Lazy = 1, 2, true })
+	owner := newSimBinance(t, addr, h, func(c *Config) { c.MaxShards, c.MaxStreams, c.Lazy = 1, 2, true })
+	other := newSimBinance(t, addr, h, func(c *Config) { c.MaxShards, c.MaxStreams, c.Lazy = 1, 2, true })
 	runBinance(t, owner)
 	runBinance(t, other)
 	names := []string{"btcusdt@trade", "ethusdt@trade", "bnbusdt@trade"}
@@ -136,7 +138,7 @@ func TestUnknownSymbolRefreshes(t *testing.T) {
 	_, addr := startSim(t, binancesim.Config{TickInterval: 20 * time.Millisecond})
 	info := newExchangeInfoServer(t, `{"symbols":[{"symbol":"BTCUSDT","status":"TRADING"}]}`)
 	h := hub.NewMemory()
-	b := newSimBinance(t, addr, h, func(c *BinanceConfig) {
+	b := newSimBinance(t, addr, h, func(c *Config) {
 		c.RESTURL = info.URL
 		c.SymbolMissRefresh = 50 * time.Millisecond
 	})

@@ -13,7 +13,7 @@ import (
 )
 
 // Defaults of [Config] that do not depend on the exchange. The others are
-// the dialect's: DefaultBinance* and DefaultFutures*.
+// the dialect's [Limits].
 const (
 	DefaultMaxParams         = 200 // a SUBSCRIBE of 437 params was seen to fail silently
 	DefaultMaxShards         = 32
@@ -33,24 +33,17 @@ const (
 	DefaultHandoverBuffer    = 4096
 )
 
-// DefaultRequestInterval is Binance spot's frame spacing, kept for
-// callers of the single-exchange API.
-const DefaultRequestInterval = DefaultBinanceRequestInterval
-
 // Config configures a [Feed]. Zero values get the documented defaults,
 // several of which are the exchange's (its Dialect's) limits; negative
 // durations and counts are invalid unless noted.
 type Config struct {
-	// Dialect is the exchange product. Required by [New]; [NewBinance]
-	// and [NewBinanceFutures] set it.
+	// Dialect is the exchange product, e.g. binance.Spot. Required.
 	Dialect Dialect
-	// URL is the WebSocket base URL; each endpoint's path is appended
-	// (Binance spot: URL+"/stream"). Default: the exchange's, e.g.
-	// "wss://stream.binance.com:9443" or "wss://fstream.binance.com".
+	// URL is the WebSocket base URL; each endpoint's path is appended.
+	// Default: the exchange's ([Limits].URL).
 	URL string
 	// RESTURL is the REST base URL of the symbol list. Default: the
-	// exchange's, e.g. "https://api.binance.com" or
-	// "https://fapi.binance.com".
+	// exchange's ([Limits].RESTURL).
 	RESTURL string
 	// HTTPClient fetches the symbol list. Default: a client with a 30 s
 	// timeout.
@@ -68,36 +61,30 @@ type Config struct {
 	Now func() time.Time
 
 	// RequestInterval is the minimum spacing between any two frames sent
-	// on one connection (requests, pongs, close). Exchanges close a
-	// connection that sends too many messages in a rolling second, and
-	// token buckets with a burst get cut (binance-streams.md §5). Default:
-	// 300 ms on Binance spot (≤ 4 frames in any second; the limit is 5),
-	// 200 ms on USD-M futures (≤ 5; the limit is 10).
+	// on one connection (requests, pongs, heartbeats, close). Exchanges
+	// close a connection that sends too many messages in a rolling second,
+	// and a token bucket's burst is exactly what gets cut, so frames are
+	// spaced evenly. Default: the exchange's, safely under its limit.
 	RequestInterval time.Duration
 	// MaxParams is the number of streams per SUBSCRIBE or UNSUBSCRIBE.
 	// Default 200.
 	MaxParams int
 	// MaxStreams is the number of streams one connection may carry,
 	// counting those with a request in flight. Beyond it the feed opens
-	// another connection to the same endpoint (a shard). Default: 1024 on
-	// Binance spot, 200 on USD-M futures. An exchange that answers "too
-	// many subscriptions" below it lowers it for that endpoint.
+	// another connection to the same endpoint (a shard). Default: the
+	// exchange's. An exchange that answers "too many subscriptions"
+	// (ReplyError.Full) below it lowers it for that endpoint.
 	MaxStreams int
 	// MaxShards is the number of connections one endpoint may have (not
 	// counting a connection being replaced). Streams beyond MaxShards ×
 	// MaxStreams are refused with [ErrStreamLimit]. Default 32.
 	MaxShards int
-	// MaxURLBytes bounds the URL of a new connection: the streams it is
-	// to carry are put in the URL (/stream?streams=a/b/c, which costs no
-	// request) as far as they fit, the rest are subscribed with requests.
-	// Default 8 KiB; negative puts no stream in URLs.
+	// MaxURLBytes bounds the URL of a new connection: on exchanges whose
+	// URLs can subscribe streams (which costs no request), the streams it
+	// is to carry go in the URL as far as they fit, the rest are
+	// subscribed with requests. Default 8 KiB; negative puts no stream in
+	// URLs.
 	MaxURLBytes int
-	// MicrosecondTimes asks the exchange for every time field in
-	// microseconds (Binance spot's timeUnit=MICROSECOND) instead of
-	// milliseconds. Clients get the events as the exchange sent them, so
-	// they see microseconds too. It is for measuring latency to the
-	// microsecond; off by default.
-	MicrosecondTimes bool
 	// ReplyTimeout is how long to wait for the reply to a request. A
 	// request that times out is retried once; a retry that times out ends
 	// the connection. Default 10 s.
@@ -135,16 +122,15 @@ type Config struct {
 	// DialTimeout bounds connecting, TLS and the WebSocket handshake.
 	// Default 10 s.
 	DialTimeout time.Duration
-	// IdleTimeout ends a connection on which nothing at all (events, pings)
-	// arrived for this long. Default: 5 min on Binance spot (pings are
-	// documented every 20 s, seen every 3 min), 10 min on USD-M futures
-	// (ping every 3 min, pong due within 10 min).
+	// IdleTimeout ends a connection on which nothing at all (events,
+	// pings, heartbeat answers) arrived for this long. Default: the
+	// exchange's.
 	IdleTimeout time.Duration
 	// MaxMessageSize bounds one upstream message. Default 16 MiB.
 	MaxMessageSize int64
 
 	// MaxLifetime is how long the exchange lets a connection live.
-	// Default 24 h.
+	// Default: the exchange's.
 	MaxLifetime time.Duration
 	// RotateAfter is the age at which a connection is replaced: a new
 	// connection subscribes the same streams, each stream switches over
@@ -163,39 +149,40 @@ type Config struct {
 	// MaxConnAttempts is the number of connection attempts (dials,
 	// whatever their cause: new shards, rotations, reconnects) allowed in
 	// any ConnAttemptWindow, counted over a sliding log; when they are
-	// spent the next attempt waits (logged once). Default 300 (Binance's
-	// limit per IP).
+	// spent the next attempt waits (logged once). Default: the
+	// exchange's limit per IP.
 	MaxConnAttempts int
-	// ConnAttemptWindow is the window of MaxConnAttempts. Default 5 min.
+	// ConnAttemptWindow is the window of MaxConnAttempts. Default: the
+	// exchange's.
 	ConnAttemptWindow time.Duration
 }
 
 // withDefaults returns cfg with zero fields defaulted, or an error.
 func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Dialect == nil {
-		return cfg, errors.New("upstream: Dialect is required")
+		return cfg, &ConfigError{Field: "Dialect", Err: errors.New("Dialect is required")}
 	}
 	name := cfg.Dialect.Name()
-	fail := func(format string, args ...any) (Config, error) {
-		return cfg, fmt.Errorf("upstream: %s: %s", name, fmt.Sprintf(format, args...))
+	fail := func(field, format string, args ...any) (Config, error) {
+		return cfg, &ConfigError{Exchange: name, Field: field, Err: fmt.Errorf(format, args...)}
 	}
 	if cfg.Publisher == nil {
-		return fail("Publisher is required")
+		return fail("Publisher", "Publisher is required")
 	}
-	lim := cfg.Dialect.limits()
+	lim := cfg.Dialect.Limits()
 	if cfg.URL == "" {
-		cfg.URL = lim.url
+		cfg.URL = lim.URL
 	}
 	if cfg.RESTURL == "" {
-		cfg.RESTURL = lim.restURL
+		cfg.RESTURL = lim.RESTURL
 	}
 	cfg.URL = strings.TrimRight(cfg.URL, "/")
 	cfg.RESTURL = strings.TrimRight(cfg.RESTURL, "/")
 	if u, err := url.Parse(cfg.URL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-		return fail("URL %q: want ws:// or wss:// with a host", cfg.URL)
+		return fail("URL", "URL %q: want ws:// or wss:// with a host", cfg.URL)
 	}
 	if u, err := url.Parse(cfg.RESTURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fail("RESTURL %q: want http:// or https:// with a host", cfg.RESTURL)
+		return fail("RESTURL", "RESTURL %q: want http:// or https:// with a host", cfg.RESTURL)
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
@@ -211,22 +198,22 @@ func (cfg Config) withDefaults() (Config, error) {
 		p    *time.Duration
 		def  time.Duration
 	}{
-		{"RequestInterval", &cfg.RequestInterval, lim.requestInterval},
+		{"RequestInterval", &cfg.RequestInterval, lim.RequestInterval},
 		{"ReplyTimeout", &cfg.ReplyTimeout, DefaultReplyTimeout},
 		{"SymbolRefresh", &cfg.SymbolRefresh, DefaultSymbolRefresh},
 		{"SymbolMissRefresh", &cfg.SymbolMissRefresh, DefaultSymbolMissRefresh},
 		{"BackoffMin", &cfg.BackoffMin, DefaultBackoffMin},
 		{"BackoffMax", &cfg.BackoffMax, DefaultBackoffMax},
 		{"DialTimeout", &cfg.DialTimeout, DefaultDialTimeout},
-		{"IdleTimeout", &cfg.IdleTimeout, lim.idleTimeout},
-		{"MaxLifetime", &cfg.MaxLifetime, lim.maxLifetime},
+		{"IdleTimeout", &cfg.IdleTimeout, lim.IdleTimeout},
+		{"MaxLifetime", &cfg.MaxLifetime, lim.MaxLifetime},
 		{"HandoverTimeout", &cfg.HandoverTimeout, DefaultHandoverTimeout},
-		{"ConnAttemptWindow", &cfg.ConnAttemptWindow, lim.attemptWindow},
+		{"ConnAttemptWindow", &cfg.ConnAttemptWindow, lim.ConnAttemptWindow},
 		{"RotateAfter", &cfg.RotateAfter, 0},
 	}
 	for _, d := range durs {
 		if *d.p < 0 {
-			return fail("%s %v is negative", d.name, *d.p)
+			return fail(d.name, "%s %v is negative", d.name, *d.p)
 		}
 		if *d.p == 0 {
 			*d.p = d.def
@@ -236,13 +223,13 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.RotateAfter = max(cfg.MaxLifetime-DefaultRotateBefore, cfg.MaxLifetime/2)
 	}
 	if cfg.RotateAfter >= cfg.MaxLifetime {
-		return fail("RotateAfter %v is not below MaxLifetime %v", cfg.RotateAfter, cfg.MaxLifetime)
+		return fail("RotateAfter", "RotateAfter %v is not below MaxLifetime %v", cfg.RotateAfter, cfg.MaxLifetime)
 	}
 	if cfg.Linger == 0 {
 		cfg.Linger = DefaultLinger
 	}
 	if cfg.BackoffMax < cfg.BackoffMin {
-		return fail("BackoffMax %v < BackoffMin %v", cfg.BackoffMax, cfg.BackoffMin)
+		return fail("BackoffMax", "BackoffMax %v < BackoffMin %v", cfg.BackoffMax, cfg.BackoffMin)
 	}
 	ints := []struct {
 		name string
@@ -250,14 +237,14 @@ func (cfg Config) withDefaults() (Config, error) {
 		def  int
 	}{
 		{"MaxParams", &cfg.MaxParams, DefaultMaxParams},
-		{"MaxStreams", &cfg.MaxStreams, lim.maxStreams},
+		{"MaxStreams", &cfg.MaxStreams, lim.MaxStreams},
 		{"MaxShards", &cfg.MaxShards, DefaultMaxShards},
 		{"HandoverBuffer", &cfg.HandoverBuffer, DefaultHandoverBuffer},
-		{"MaxConnAttempts", &cfg.MaxConnAttempts, lim.maxConnAttempts},
+		{"MaxConnAttempts", &cfg.MaxConnAttempts, lim.MaxConnAttempts},
 	}
 	for _, n := range ints {
 		if *n.p < 0 {
-			return fail("%s %d is negative", n.name, *n.p)
+			return fail(n.name, "%s %d is negative", n.name, *n.p)
 		}
 		if *n.p == 0 {
 			*n.p = n.def
@@ -266,8 +253,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MaxURLBytes == 0 {
 		cfg.MaxURLBytes = DefaultMaxURLBytes
 	}
-	if cfg.MaxMessageSize < 0 || cfg.MaxSymbolsBytes < 0 {
-		return fail("negative size limit")
+	if cfg.MaxMessageSize < 0 {
+		return fail("MaxMessageSize", "negative size limit")
+	}
+	if cfg.MaxSymbolsBytes < 0 {
+		return fail("MaxSymbolsBytes", "negative size limit")
 	}
 	if cfg.MaxMessageSize == 0 {
 		cfg.MaxMessageSize = DefaultMaxMessageSize
@@ -276,10 +266,40 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.MaxSymbolsBytes = DefaultMaxSymbolsBytes
 	}
 	if cfg.SymbolMaxDrop < 0 || cfg.SymbolMaxDrop > 1 {
-		return fail("SymbolMaxDrop %v is not between 0 and 1", cfg.SymbolMaxDrop)
+		return fail("SymbolMaxDrop", "SymbolMaxDrop %v is not between 0 and 1", cfg.SymbolMaxDrop)
 	}
 	if cfg.SymbolMaxDrop == 0 {
 		cfg.SymbolMaxDrop = DefaultSymbolMaxDrop
 	}
 	return cfg, nil
 }
+
+// CheckConfig reports whether [New] would accept cfg, without building
+// anything: nil, or the [*ConfigError] New would return.
+func CheckConfig(cfg Config) error {
+	_, err := cfg.withDefaults()
+	return err
+}
+
+// ConfigError is a [Config] that [New] refuses: which exchange, which
+// field, and why. Callers that set fields from flags map Field to their
+// flag's name.
+type ConfigError struct {
+	// Exchange is the dialect's name; empty when there is no dialect.
+	Exchange string
+	// Field is the name of the Config field at fault, e.g. "RotateAfter".
+	Field string
+	// Err says what is wrong with it.
+	Err error
+}
+
+// Error returns "upstream: <exchange>: <what is wrong>".
+func (e *ConfigError) Error() string {
+	if e.Exchange == "" {
+		return "upstream: " + e.Err.Error()
+	}
+	return "upstream: " + e.Exchange + ": " + e.Err.Error()
+}
+
+// Unwrap returns Err.
+func (e *ConfigError) Unwrap() error { return e.Err }

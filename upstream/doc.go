@@ -2,14 +2,17 @@
 // stream any browser wants is subscribed once, on shared connections, and
 // each of its events is published once to a [hub.Publisher].
 //
-// A [Feed] serves one exchange product through its [Dialect]
-// ([BinanceSpot], [BinanceFutures]); [Router] maps gateway stream keys
-// ("binance:btcusdt@trade") to feeds; [ParseStream] and
-// [ParseFuturesStream] are the Binance stream-name grammars.
+// A [Feed] serves one exchange product through its [Dialect], which an
+// exchange's own package implements (upstream/binance: binance.Spot,
+// binance.Futures); [Router] maps gateway stream keys
+// ("binance:btcusdt@trade") to feeds. Nothing in this package knows an
+// exchange: it speaks of endpoints, requests and replies, heartbeats,
+// stream classes ([Class]: trade, book delta, … which decide conflation
+// and how events are told apart) and event identities.
 //
-//	spot, err := upstream.NewBinance(upstream.BinanceConfig{Publisher: h, Logger: log})
+//	spot, err := upstream.New(upstream.Config{Dialect: binance.Spot, Publisher: h, Logger: log})
 //	if err != nil { … }
-//	fut, err := upstream.NewBinanceFutures(upstream.BinanceConfig{Publisher: h, Logger: log})
+//	fut, err := upstream.New(upstream.Config{Dialect: binance.Futures, Publisher: h, Logger: log})
 //	if err != nil { … }
 //	r := upstream.NewRouter(spot, fut)
 //	g.Go(func() error { return spot.Run(ctx) })
@@ -20,11 +23,13 @@
 //
 // # Within the exchange's limits by construction
 //
-// Only frames the gateway composes itself go upstream: typed
-// SUBSCRIBE/UNSUBSCRIBE requests of validated stream names, pongs echoing
-// a ping's payload, and close frames, all written by one writer goroutine
-// per connection, at least RequestInterval apart (at most 4 frames in any
-// second on Binance spot). Streams go to shards of at most MaxStreams;
+// Only frames the gateway composes itself go upstream: subscribe and
+// unsubscribe requests of validated stream names (encoded by the
+// dialect), pongs echoing a ping's payload, the dialect's heartbeat, and
+// close frames, all written by one writer goroutine per connection, at
+// least RequestInterval apart (at most 4 frames in any second on Binance
+// spot). Replies are matched by request id, or stream by stream for
+// exchanges that answer each stream on its own. Streams go to shards of at most MaxStreams;
 // dials of every shard, rotation and reconnect share a sliding-window
 // budget of MaxConnAttempts per ConnAttemptWindow. Connections are
 // rotated before MaxLifetime without losing or repeating an event

@@ -31,9 +31,9 @@ var (
 	// ErrReplyTimeout ends an upstream connection when a request that was
 	// already retried once got no reply within the reply timeout.
 	ErrReplyTimeout = errors.New("upstream: reply timeout")
-	// ErrSymbolsTooLarge means the exchangeInfo response exceeded the size
+	// ErrSymbolsTooLarge means the symbol list response exceeded the size
 	// bound.
-	ErrSymbolsTooLarge = errors.New("upstream: exchangeInfo response too large")
+	ErrSymbolsTooLarge = errors.New("upstream: symbol list response too large")
 	// ErrSymbolsRefused is returned for a symbol list that is empty or
 	// drops more than Config.SymbolMaxDrop of the known symbols.
 	ErrSymbolsRefused = errors.New("upstream: symbol list refused")

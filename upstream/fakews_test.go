@@ -1,4 +1,4 @@
-package upstream
+package upstream_test
 
 import (
 	"bufio"
@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	. "github.com/marketgate/marketgate/upstream"
 
 	"github.com/gobwas/ws"
 
@@ -160,6 +162,14 @@ func serverFrame(op ws.OpCode, p []byte) []byte {
 	return ws.MustCompileFrame(ws.NewFrame(op, true, p))
 }
 
+// request is a Binance live-subscription request as the scripted
+// exchange reads it.
+type request struct {
+	Method string   `json:"method"`
+	Params []string `json:"params"`
+	ID     int64    `json:"id"`
+}
+
 // decodeRequest parses a client request frame.
 func decodeRequest(t *testing.T, f clientFrame) request {
 	t.Helper()
@@ -234,7 +244,7 @@ func TestBinancePacingUnderPingFlood(t *testing.T) {
 		}
 	})
 	info := newExchangeInfoServer(t, exchangeInfoBody)
-	b, err := NewBinance(BinanceConfig{
+	b, err := newSpot(Config{
 		URL: srv.url(), RESTURL: info.URL, Publisher: nopPublisher{}, Logger: testLogger(t),
 		RequestInterval: interval, MaxParams: 2,
 	})
@@ -342,7 +352,7 @@ func TestBinanceErrorReply(t *testing.T) {
 	})
 	info := newExchangeInfoServer(t, exchangeInfoBody)
 	rec := newRecorder()
-	b, err := NewBinance(BinanceConfig{
+	b, err := newSpot(Config{
 		URL: srv.url(), RESTURL: info.URL, Publisher: rec, Logger: testLogger(t),
 		RequestInterval: 20 * time.Millisecond,
 	})
@@ -408,7 +418,7 @@ func TestBinanceReplyTimeout(t *testing.T) {
 		}
 	})
 	info := newExchangeInfoServer(t, exchangeInfoBody)
-	b, err := NewBinance(BinanceConfig{
+	b, err := newSpot(Config{
 		URL: srv.url(), RESTURL: info.URL, Publisher: nopPublisher{}, Logger: testLogger(t),
 		RequestInterval: 20 * time.Millisecond, ReplyTimeout: 200 * time.Millisecond,
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 100 * time.Millisecond,

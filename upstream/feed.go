@@ -28,8 +28,7 @@ const maxTombstones = 4096
 // exactly once, and publishes every event to the [hub.Publisher] as a
 // [hub.Message] with Stream "<exchange>:<name>".
 //
-// Each endpoint of the exchange (one for Binance spot, /public and
-// /market for USD-M futures) has connections ("shards") of at most
+// Each endpoint of the exchange (its Dialect's Endpoints) has connections ("shards") of at most
 // MaxStreams streams each; new streams go to the first shard with room,
 // and a shard left without streams closes after Linger (the first one of
 // each endpoint stays). Callers maintain reference counts: Subscribe and
@@ -97,7 +96,7 @@ type streamState struct {
 	key    string // "<exchange>:<name>", built once
 	stream Stream
 	ep     *endpoint
-	idk    idKind
+	order  Order // how its events are told apart
 
 	// Guarded by Feed.mu.
 	wanted   bool      // in the desired set
@@ -110,7 +109,7 @@ type streamState struct {
 	pmu       sync.Mutex
 	seq       uint64
 	gapNext   bool      // the next message carries Gap
-	last      evID      // identity of the last event published
+	last      EventID   // identity of the last event published
 	hasLast   bool      // last is known
 	src       *session  // the connection whose events are published
 	ho        *handover // non-nil: moving to another connection
@@ -132,7 +131,7 @@ func New(cfg Config) (*Feed, error) {
 		cfg:       cfg,
 		d:         cfg.Dialect,
 		name:      name,
-		m:         &feedMetrics{reqLatency: latency.New(latency.Request...)},
+		m:         &feedMetrics{in: newInCounts(cfg.Dialect.Kinds()), reqLatency: latency.New(latency.Request...)},
 		log:       log,
 		limiter:   newAttemptLimiter(cfg.MaxConnAttempts, cfg.ConnAttemptWindow, log),
 		kick:      make(chan struct{}, 1),
@@ -142,8 +141,8 @@ func New(cfg Config) (*Feed, error) {
 		state:     StateIdle,
 	}
 	f.symbols = &symbolSet{
-		url:         cfg.RESTURL + f.d.symbolsPath(),
-		parse:       f.d.parseSymbols,
+		url:         cfg.RESTURL + f.d.SymbolsPath(),
+		parse:       f.d.ParseSymbols,
 		client:      cfg.HTTPClient,
 		refresh:     cfg.SymbolRefresh,
 		missRefresh: cfg.SymbolMissRefresh,
@@ -155,7 +154,7 @@ func New(cfg Config) (*Feed, error) {
 		miss:        make(chan struct{}, 1),
 		loaded:      make(chan struct{}),
 	}
-	for i, path := range f.d.endpoints() {
+	for i, path := range f.d.Endpoints() {
 		ep := &endpoint{idx: i, path: path, maxStreams: cfg.MaxStreams}
 		f.endpoints = append(f.endpoints, ep)
 		if !cfg.Lazy {
@@ -177,7 +176,7 @@ func (f *Feed) Name() string { return f.name }
 // message suits clients; before the symbol list is first loaded it
 // returns an error wrapping [ErrNotReady].
 func (f *Feed) Validate(name string) error {
-	s, err := f.d.parseStream(name)
+	s, err := f.d.ParseStream(name)
 	if err != nil {
 		return err
 	}
@@ -196,7 +195,7 @@ func (f *Feed) Validate(name string) error {
 	if st := f.streams[name]; st != nil && st.shard != nil {
 		return nil
 	}
-	if !f.roomLocked(f.endpoints[f.d.endpointOf(s)]) {
+	if !f.roomLocked(f.endpoints[f.d.EndpointOf(s)]) {
 		return &ValidationError{Err: ErrStreamLimit, Value: name}
 	}
 	return nil
@@ -216,7 +215,7 @@ func (f *Feed) Subscribe(names []string) {
 	for _, name := range names {
 		st := f.streams[name]
 		if st == nil {
-			s, err := f.d.parseStream(name)
+			s, err := f.d.ParseStream(name)
 			if err != nil {
 				f.rejected++
 				f.log.Warn("subscribe: dropped invalid stream", "err", err)
@@ -300,8 +299,8 @@ func (f *Feed) newStreamLocked(name string, s Stream) *streamState {
 		name:    name,
 		key:     f.name + ":" + name,
 		stream:  s,
-		ep:      f.endpoints[f.d.endpointOf(s)],
-		idk:     f.d.idKind(s.Kind),
+		ep:      f.endpoints[f.d.EndpointOf(s)],
+		order:   s.Order(),
 		gapNext: f.forgot,
 	}
 	f.streams[name] = st

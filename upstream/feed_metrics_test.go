@@ -1,4 +1,4 @@
-package upstream
+package upstream_test
 
 import (
 	"context"
@@ -7,49 +7,25 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/marketgate/marketgate/upstream"
+	"github.com/marketgate/marketgate/upstream/binance"
+
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/internal/waitfor"
 )
 
-func TestEventTime(t *testing.T) {
-	tests := []struct {
-		data string
-		want int64
-	}{
-		{benchTrade, 1672515782136000},                                 // milliseconds
-		{`{"e":"trade","E":1672515782136123,"t":1}`, 1672515782136123}, // microseconds
-		{`{"E":99999999999999}`, 99999999999999000},                    // the largest taken for ms
-		{`{"E":100000000000000}`, 100000000000000},                     // the smallest taken for µs
-		{benchBookTicker, 0},                                           // spot bookTicker has no E
-		{`{"e":"x","E":0}`, 0},                                         // unknown
-		{`{"e":"x","E":-5}`, 0},                                        // nonsense
-		{`{"e":"x","E":"1"}`, 0},                                       // not a number
-		{`[{"E":1672515782136}]`, 0},                                   // an array: no top-level E
-		{`{"k":{"E":1672515782136}}`, 0},
-		{`{"e":"x","E":1.5e12}`, 0},
-	}
-	for _, tc := range tests {
-		if got := eventTime([]byte(tc.data)); got != tc.want {
-			t.Errorf("eventTime(%.50s) = %d; want %d", tc.data, got, tc.want)
-		}
-	}
-	if a := testing.AllocsPerRun(100, func() { eventTime([]byte(benchTrade)) }); a != 0 {
-		t.Errorf("eventTime: %v allocs; want 0", a)
-	}
-}
-
 // TestRouteCounts checks the messages and bytes in by stream kind, with
 // what reaches no stream under "other".
 func TestRouteCounts(t *testing.T) {
 	pub := &recordPublisher{}
-	f, s := newTestFeed(t, BinanceSpot, pub, "btcusdt@trade", "btcusdt@bookTicker")
+	f, s := NewTestFeed(t, binance.Spot, pub, "btcusdt@trade", "btcusdt@bookTicker")
 	ctx := t.Context()
 	trade := envelopeOf("btcusdt@trade", benchTrade)
 	book := envelopeOf("btcusdt@bookTicker", benchBookTicker)
 	stray := envelopeOf("ethusdt@trade", benchTrade) // not subscribed
 	for _, p := range [][]byte{trade, trade, book, stray, []byte(`garbage`), []byte(`{"result":null,"id":999}`)} {
-		s.m.in.add(s.route(ctx, p), len(p))
+		s.CountIn(s.Route(ctx, p), len(p))
 	}
 	st := f.Status()
 	wantMsgs := map[string]int64{"trade": 2, "bookTicker": 1, "other": 3}
@@ -98,7 +74,11 @@ func TestFeedCountsWithSim(t *testing.T) {
 		t.Run(fmt.Sprintf("micro=%v", micro), func(t *testing.T) {
 			_, addr := startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT"}, TickInterval: 10 * time.Millisecond})
 			rec := newRecorder()
-			b := newSimBinance(t, addr, rec, func(c *BinanceConfig) { c.MicrosecondTimes = micro })
+			b := newSimBinance(t, addr, rec, func(c *Config) {
+				if micro {
+					c.Dialect = binance.Spot.WithMicrosecondTimes()
+				}
+			})
 			runBinance(t, b)
 			waitfor.Cond(t, 5*time.Second, b.Ready) // connected: the stream takes a request
 			b.Subscribe([]string{"btcusdt@trade"})
@@ -128,12 +108,12 @@ func TestFeedCountsWithSim(t *testing.T) {
 // TestMetricsPerFeed checks that each feed has its own metrics, shared
 // by its sessions.
 func TestMetricsPerFeed(t *testing.T) {
-	f1, s1 := newTestFeed(t, BinanceSpot, &countPublisher{})
-	f2, _ := newTestFeed(t, BinanceSpot, &countPublisher{})
-	if f1.metrics() != s1.m || testSession(f1, 2).m != s1.m {
+	f1, s1 := NewTestFeed(t, binance.Spot, &countPublisher{})
+	f2, _ := NewTestFeed(t, binance.Spot, &countPublisher{})
+	if !s1.SharesMetrics(f1) || !NewTestSession(f1, 0, 2).SharesMetrics(f1) {
 		t.Error("sessions of one feed do not share its metrics")
 	}
-	if f2.metrics() == f1.metrics() {
+	if s1.SharesMetrics(f2) {
 		t.Error("two feeds share metrics")
 	}
 }

@@ -1,4 +1,4 @@
-package upstream
+package upstream_test
 
 import (
 	"bytes"
@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/marketgate/marketgate/upstream"
+	"github.com/marketgate/marketgate/upstream/binance"
 
 	"github.com/marketgate/marketgate/internal/waitfor"
 )
@@ -128,4 +131,19 @@ func checkIdentities(t *testing.T, rec *recorder) int {
 		}
 	}
 	return checked
+}
+
+// newSpot returns a feed of Binance spot (unless cfg names a dialect,
+// such as spot with microsecond times).
+func newSpot(cfg Config) (*Feed, error) {
+	if cfg.Dialect == nil {
+		cfg.Dialect = binance.Spot
+	}
+	return New(cfg)
+}
+
+// newFutures returns a feed of Binance USD-M futures.
+func newFutures(cfg Config) (*Feed, error) {
+	cfg.Dialect = binance.Futures
+	return New(cfg)
 }

@@ -12,7 +12,7 @@ import (
 // attemptLimiter keeps connection attempts within a budget: at most n in
 // any window w, counted with a sliding log of attempt times, so that no
 // burst of reconnects, rotations and new shards of one exchange host can
-// exceed it (Binance: 300 per 5 minutes per IP). It uses the real
+// exceed it (the exchange's limit per IP). It uses the real
 // monotonic clock, like the frame pacing. Safe for concurrent use.
 type attemptLimiter struct {
 	n   int

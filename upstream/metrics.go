@@ -11,7 +11,7 @@ import (
 // and the request round trips. Sessions keep a pointer to their feed's,
 // so the read path reaches it in one load.
 type feedMetrics struct {
-	in         inCounts           // messages read, by stream kind
+	in         inCounts           // messages read, by stream type
 	reqLatency *latency.Histogram // request to reply
 	lastEvent  atomic.Int64       // the newest event time published (unix µs), for Status.Lag
 	malformed  atomic.Int64       // messages that could not be parsed, dropped
@@ -27,55 +27,43 @@ func (f *Feed) metrics() *feedMetrics { return f.m }
 const otherKind = "other"
 
 // inCounts counts the text messages read from the exchange and their
-// bytes, by the kind of the stream each was routed to; index KindInvalid
-// counts those routed to none (otherKind). The labels are Kind names, a
-// fixed set, so the counters stay bounded whatever the exchange sends.
-type inCounts [len(kindNames)]struct {
-	msgs, bytes atomic.Int64
+// bytes, by the type of the stream each was routed to (the dialect's
+// Kinds), the last slot counting those routed to none (otherKind). The
+// labels are a fixed list, so the counters stay bounded whatever the
+// exchange sends.
+type inCounts struct {
+	labels []string
+	c      []struct{ msgs, bytes atomic.Int64 }
 }
 
-// add counts one message of n bytes of kind k.
-func (c *inCounts) add(k Kind, n int) {
-	if int(k) >= len(c) {
-		k = KindInvalid
+func newInCounts(kinds []string) inCounts {
+	return inCounts{labels: kinds, c: make([]struct{ msgs, bytes atomic.Int64 }, len(kinds)+1)}
+}
+
+// add counts one message of n bytes of stream type k (-1: none).
+func (c *inCounts) add(k int, n int) {
+	if k < 0 || k >= len(c.labels) {
+		k = len(c.labels)
 	}
-	c[k].msgs.Add(1)
-	c[k].bytes.Add(int64(n))
+	c.c[k].msgs.Add(1)
+	c.c[k].bytes.Add(int64(n))
 }
 
-// snapshot returns the counts by label, without the kinds never seen.
+// snapshot returns the counts by label, without the types never seen.
 func (c *inCounts) snapshot() (msgs, bytes map[string]int64) {
 	msgs, bytes = map[string]int64{}, map[string]int64{}
-	for k := range c {
-		n := c[k].msgs.Load()
+	for k := range c.c {
+		n := c.c[k].msgs.Load()
 		if n == 0 {
 			continue
 		}
-		label := Kind(k).String()
-		if Kind(k) == KindInvalid {
-			label = otherKind
+		label := otherKind
+		if k < len(c.labels) {
+			label = c.labels[k]
 		}
-		msgs[label], bytes[label] = n, c[k].bytes.Load()
+		msgs[label], bytes[label] = n, c.c[k].bytes.Load()
 	}
 	return msgs, bytes
-}
-
-// eventTime returns the event time of an exchange event in Unix
-// microseconds, read from its "E" field, or 0 when it has none (Binance
-// spot's bookTicker and partial depth, the all-market arrays). The unit
-// is told by magnitude rather than by Config.MicrosecondTimes, so a time
-// in milliseconds is never taken for microseconds whatever an endpoint
-// does with timeUnit: below 1e14 it is milliseconds (1e14 ms is the year
-// 5138, 1e14 µs is 1973). It does not allocate.
-func eventTime(data []byte) int64 {
-	e, ok := jsonInt(data, "E")
-	switch {
-	case !ok || e <= 0:
-		return 0
-	case e < 1e14:
-		return e * 1000
-	}
-	return e
 }
 
 // observeReply records the round trip of a request sent at sent.

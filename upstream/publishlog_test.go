@@ -1,4 +1,4 @@
-package upstream
+package upstream_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/marketgate/marketgate/upstream"
 
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/internal/redistest"
@@ -29,7 +31,7 @@ func TestPublishRecoveredLog(t *testing.T) {
 	go func() { done <- h.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	var log syncbuf.Buffer
-	f, err := NewBinance(BinanceConfig{Publisher: h, Lazy: true,
+	f, err := newSpot(Config{Publisher: h, Lazy: true,
 		Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -39,9 +41,9 @@ func TestPublishRecoveredLog(t *testing.T) {
 	// then, for a read that brought no event (a pong), flush alone.
 	burst := func() {
 		msg.Seq++
-		f.notePublish(ctx, h.Publish(ctx, msg))
-		f.flush(ctx)
-		f.flush(ctx)
+		f.NotePublish(ctx, h.Publish(ctx, msg))
+		f.Flush(ctx)
+		f.Flush(ctx)
 	}
 	burst()
 	srv.Kill()

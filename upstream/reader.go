@@ -114,44 +114,48 @@ func (s *session) control(h ws.Header, r io.Reader) error {
 	return nil
 }
 
-// route handles one text message. Events go to their stream by a byte
-// scan of the envelope and a map lookup that does not allocate; p is
-// only valid during the call. It returns the kind of the stream the
-// message went to, KindInvalid for any other message (for the metrics).
-func (s *session) route(ctx context.Context, p []byte) Kind {
-	in, err := s.f.d.parseInbound(p)
+// route handles one text message. Events go to their stream by the
+// dialect's parse and a map lookup, neither of which allocates; p is
+// only valid during the call. It returns the stream type the message
+// went to (an index into the dialect's Kinds), or -1 for any other
+// message (for the metrics).
+func (s *session) route(ctx context.Context, p []byte) int {
+	in, err := s.f.d.Parse(p)
 	if err != nil {
 		s.malformed(err, len(p))
-		return KindInvalid
+		return -1
 	}
-	if in.isReply {
+	switch in.Kind {
+	case InEvent:
+	case InReply:
 		s.reply(in)
-		return KindInvalid
-	}
-	if s.f.d.isShutdown(in.stream) {
+		return -1
+	case InShutdown:
 		s.log.Info("exchange announced a shutdown")
 		select {
 		case s.sh.events <- sessionEvent{s: s, shutdown: true}:
 		default:
 		}
-		return KindInvalid
+		return -1
+	default: // InPong, InIgnore: the read deadline already moved
+		return -1
 	}
 	s.mu.Lock()
 	var st *streamState
-	if ss := s.subs[string(in.stream)]; ss != nil {
+	if ss := s.subs[string(in.Stream)]; ss != nil {
 		st = ss.st
 	}
 	s.mu.Unlock()
 	if st == nil {
 		if s.dropped++; s.dropped == 1 {
-			s.log.Debug("dropped event of a stream not subscribed", "stream", string(in.stream))
+			s.log.Debug("dropped event of a stream not subscribed", "stream", string(in.Stream))
 		}
-		return KindInvalid
+		return -1
 	}
 	if !s.delivered.Load() {
 		s.delivered.Store(true)
 	}
-	st.deliver(ctx, s, in.data)
+	st.deliver(ctx, s, in.Data)
 	return st.stream.Kind
 }
 
@@ -171,52 +175,123 @@ func (s *session) malformed(err error, n int) {
 	}
 }
 
-// reply matches a reply to its pending request. A refused SUBSCRIBE fails
-// its streams (their Err messages are published by the supervisor),
-// except "too many subscriptions", which moves them to other shards.
-func (s *session) reply(in inbound) {
-	if !in.idOK {
-		s.log.Warn("exchange error without request id", "code", in.err.Code, "reason", in.err.Msg)
+// answer is the part of a pending request one reply answers.
+type answer struct {
+	id    int64
+	p     *pendingReq
+	names []string
+}
+
+// answersLocked returns what in answers: its request (by id), the named
+// streams of it, or, without an id, the requests its streams are
+// pending in. The caller holds s.mu.
+func (s *session) answersLocked(in Inbound) []answer {
+	if in.HasID {
+		p := s.pending[in.ID]
+		if p == nil {
+			return nil
+		}
+		if len(in.Streams) == 0 {
+			return []answer{{id: in.ID, p: p, names: p.names}}
+		}
+		a := answer{id: in.ID, p: p}
+		for _, name := range in.Streams {
+			if ss := s.subs[name]; ss != nil && ss.req == in.ID {
+				a.names = append(a.names, name)
+			}
+		}
+		return []answer{a}
+	}
+	var out []answer
+	for _, name := range in.Streams {
+		ss := s.subs[name]
+		if ss == nil || ss.req == 0 || s.pending[ss.req] == nil {
+			continue
+		}
+		i := 0
+		for i < len(out) && out[i].id != ss.req {
+			i++
+		}
+		if i == len(out) {
+			out = append(out, answer{id: ss.req, p: s.pending[ss.req]})
+		}
+		out[i].names = append(out[i].names, name)
+	}
+	return out
+}
+
+// reply matches a reply to its pending request: all of it, or (for
+// exchanges that answer stream by stream) the streams it names; the
+// request stays pending until each of its streams is answered. A refused
+// SUBSCRIBE fails its streams (their Err messages are published by the
+// supervisor), except "too many subscriptions" (ReplyError.Full), which
+// moves them to other shards.
+func (s *session) reply(in Inbound) {
+	if !in.HasID && len(in.Streams) == 0 {
+		if in.Err != nil {
+			s.log.Warn("exchange error without request id", "code", in.Err.Code, "reason", in.Err.Msg)
+		}
 		return
 	}
 	f := s.f
 	f.mu.Lock()
 	s.mu.Lock()
-	p := s.pending[in.id]
-	if p == nil {
+	answers := s.answersLocked(in)
+	if len(answers) == 0 {
 		s.mu.Unlock()
 		f.mu.Unlock()
-		s.log.Debug("reply to unknown request", "id", in.id)
+		s.log.Debug("reply to unknown request", "id", in.ID, "streams", len(in.Streams))
 		return
 	}
-	delete(s.pending, in.id)
-	if p.method == methodSubscribe {
-		s.subPending--
-	}
-	s.m.observeReply(p.sent)
-	full := in.err != nil && p.method == methodSubscribe && f.d.tooManyStreams(in.err)
 	var off []*streamState // left the connection
-	for _, name := range p.names {
-		ss := s.subs[name]
-		if ss == nil {
-			continue
+	shed := false
+	for _, a := range answers {
+		p := a.p
+		whole := len(in.Streams) == 0
+		if whole {
+			p.open = 0
 		}
-		ss.retried = false
-		switch {
-		case in.err != nil:
-			delete(s.subs, name)
-			off = append(off, ss.st)
-			if !full && p.method == methodSubscribe && ss.st.wanted && f.streams[name] == ss.st {
-				f.failLocked(ss.st, fmt.Sprintf("exchange refused the stream: %s (code %d)", in.err.Msg, in.err.Code))
+		full := in.Err != nil && p.op == OpSubscribe && in.Err.Full
+		for _, name := range a.names {
+			ss := s.subs[name]
+			if ss == nil || (!whole && ss.req != a.id) {
+				continue
 			}
-		case p.method == methodSubscribe && ss.state == stateSubPending:
-			ss.state = stateSubscribed
-		case p.method == methodUnsubscribe && ss.state == stateUnsubPending:
-			delete(s.subs, name)
-			off = append(off, ss.st)
+			if !whole {
+				p.open--
+			}
+			ss.retried, ss.req = false, 0
+			switch {
+			case in.Err != nil:
+				delete(s.subs, name)
+				off = append(off, ss.st)
+				if !full && p.op == OpSubscribe && ss.st.wanted && f.streams[name] == ss.st {
+					f.failLocked(ss.st, fmt.Sprintf("exchange refused the stream: %s (code %s)", in.Err.Msg, in.Err.Code))
+				}
+			case p.op == OpSubscribe && ss.state == stateSubPending:
+				ss.state = stateSubscribed
+			case p.op == OpUnsubscribe && ss.state == stateUnsubPending:
+				delete(s.subs, name)
+				off = append(off, ss.st)
+			}
+		}
+		if p.open <= 0 {
+			delete(s.pending, a.id)
+			if p.op == OpSubscribe {
+				s.subPending--
+			}
+			s.m.observeReply(p.sent)
+		}
+		if full && s.fullLocked(a.names) {
+			shed = true
+		}
+		if in.Err != nil {
+			s.log.Warn("exchange refused request", "method", p.op.String(), "id", a.id,
+				"code", in.Err.Code, "reason", in.Err.Msg, "streams", len(a.names))
+		} else {
+			s.log.Debug("request confirmed", "method", p.op.String(), "id", a.id, "streams", len(a.names))
 		}
 	}
-	shed := full && s.fullLocked(p.names)
 	s.mu.Unlock()
 	if shed {
 		for _, x := range s.sh.ep.shards {
@@ -224,12 +299,6 @@ func (s *session) reply(in inbound) {
 		}
 	}
 	f.mu.Unlock()
-	if in.err != nil {
-		s.log.Warn("exchange refused request", "method", p.method.String(), "id", in.id,
-			"code", in.err.Code, "reason", in.err.Msg, "streams", len(p.names))
-	} else {
-		s.log.Debug("request confirmed", "method", p.method.String(), "id", in.id, "streams", len(p.names))
-	}
 	for _, st := range off {
 		st.pmu.Lock()
 		if st.ho != nil && st.ho.to == s {

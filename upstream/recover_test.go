@@ -1,10 +1,13 @@
-package upstream
+package upstream_test
 
 import (
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	. "github.com/marketgate/marketgate/upstream"
+	"github.com/marketgate/marketgate/upstream/binance"
 
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/internal/waitfor"
@@ -17,25 +20,25 @@ type panicDialect struct {
 	parse, encode, url atomic.Int32
 }
 
-func (d *panicDialect) parseInbound(p []byte) (inbound, error) {
+func (d *panicDialect) Parse(p []byte) (Inbound, error) {
 	if d.parse.Add(-1) == 0 {
-		panic("test: parseInbound")
+		panic("test: Parse")
 	}
-	return d.Dialect.parseInbound(p)
+	return d.Dialect.Parse(p)
 }
 
-func (d *panicDialect) encodeRequest(r *request) ([]byte, error) {
+func (d *panicDialect) Encode(op Op, names []string, id int64) ([]byte, error) {
 	if d.encode.Add(-1) == 0 {
-		panic("test: encodeRequest")
+		panic("test: Encode")
 	}
-	return d.Dialect.encodeRequest(r)
+	return d.Dialect.Encode(op, names, id)
 }
 
-func (d *panicDialect) streamsURL(base, path string, names []string) string {
+func (d *panicDialect) ConnectURL(base, path string, names []string, maxBytes int) (string, int) {
 	if d.url.Add(-1) == 0 {
-		panic("test: streamsURL")
+		panic("test: ConnectURL")
 	}
-	return d.Dialect.streamsURL(base, path, names)
+	return d.Dialect.ConnectURL(base, path, names, maxBytes)
 }
 
 // TestSessionPanicReconnects checks that a panic on a connection's
@@ -54,7 +57,7 @@ func TestSessionPanicReconnects(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, addr := startSim(t, binancesim.Config{TickInterval: 20 * time.Millisecond})
-			d := &panicDialect{Dialect: BinanceSpot}
+			d := &panicDialect{Dialect: binance.Spot}
 			tc.set(d)
 			rec := newRecorder()
 			f, err := New(Config{

@@ -27,7 +27,7 @@ import (
 //     connection is closed with 1000 through its writer. Nothing is
 //     unsubscribed.
 //
-// Switch rules, by what identifies a stream's events (Dialect.idKind):
+// Switch rules, by how a stream's events are told apart ([Stream.Order]):
 //   - consecutive ids (trade t, aggTrade a, diff depth U/u, futures pu):
 //     switch at the first new-connection event that continues the last
 //     published one (t = last+1; U ≤ last u+1 ≤ u; pu = last u).
@@ -69,7 +69,7 @@ type handover struct {
 
 // heldEvent is a buffered event, copied out of the read buffer.
 type heldEvent struct {
-	id    evID
+	id    EventID
 	hasID bool
 	data  []byte
 }
@@ -229,10 +229,10 @@ func (st *streamState) beginHandover(to *session, deadline time.Time) {
 // publish st). data is valid only during the call.
 func (st *streamState) deliver(ctx context.Context, s *session, data []byte) {
 	f := s.f
-	var id evID
+	var id EventID
 	hasID := false
-	if st.idk != idNone {
-		id, hasID = f.d.identity(st.stream.Kind, data)
+	if st.order != OrderNone {
+		id, hasID = f.d.Identity(&st.stream, data)
 	}
 	st.pmu.Lock()
 	defer st.pmu.Unlock()
@@ -255,10 +255,10 @@ func (st *streamState) deliver(ctx context.Context, s *session, data []byte) {
 }
 
 // offerLocked takes an event of the connection st is moving to.
-func (st *streamState) offerLocked(ctx context.Context, f *Feed, id evID, hasID bool, data []byte) {
+func (st *streamState) offerLocked(ctx context.Context, f *Feed, id EventID, hasID bool, data []byte) {
 	ho := st.ho
 	ho.seen = true
-	if st.src == nil || st.idk == idNone || !st.hasLast || !hasID {
+	if st.src == nil || st.order == OrderNone || !st.hasLast || !hasID {
 		st.switchLocked(ctx, f)
 		st.publishLocked(ctx, f, id, hasID, data)
 		return
@@ -270,7 +270,7 @@ func (st *streamState) offerLocked(ctx context.Context, f *Feed, id evID, hasID 
 		st.verify, st.verifyGap = true, false
 		return
 	}
-	if len(ho.buf) == 0 && st.idk == idConsecutive && id.continues(st.last) {
+	if len(ho.buf) == 0 && st.order == OrderConsecutive && id.continues(st.last) {
 		st.switchLocked(ctx, f)
 		st.publishLocked(ctx, f, id, hasID, data)
 		return
@@ -307,7 +307,7 @@ func (st *streamState) catchUpLocked(ctx context.Context, f *Feed) {
 	case dropped && len(ho.buf) == 0:
 		st.switchLocked(ctx, f)
 		st.verify, st.verifyGap = true, false // in line; the old one may be ahead
-	case dropped, len(ho.buf) > 0 && st.idk == idConsecutive && ho.buf[0].id.continues(st.last):
+	case dropped, len(ho.buf) > 0 && st.order == OrderConsecutive && ho.buf[0].id.continues(st.last):
 		st.switchLocked(ctx, f)
 	}
 }
@@ -359,7 +359,7 @@ func (st *streamState) forceSwitchLocked(ctx context.Context, f *Feed, why force
 	case len(ho.buf) == 0:
 		st.gapNext = st.gapNext || why == forceOldDropped
 	case dropped:
-	case st.idk == idConsecutive && st.hasLast && ho.buf[0].hasID:
+	case st.order == OrderConsecutive && st.hasLast && ho.buf[0].hasID:
 		st.gapNext = st.gapNext || !ho.buf[0].id.continues(st.last)
 	case why != forceOldClosed:
 		st.gapNext = true
@@ -369,14 +369,14 @@ func (st *streamState) forceSwitchLocked(ctx context.Context, f *Feed, why force
 
 // fromSourceLocked publishes an event of st's source, dropping a repeat
 // right after a forced switch.
-func (st *streamState) fromSourceLocked(ctx context.Context, f *Feed, id evID, hasID bool, data []byte) {
+func (st *streamState) fromSourceLocked(ctx context.Context, f *Feed, id EventID, hasID bool, data []byte) {
 	if st.verify {
 		gap := st.verifyGap
 		if st.hasLast && hasID {
 			if !id.after(st.last) {
 				return // already published; keep checking
 			}
-			if st.idk == idConsecutive {
+			if st.order == OrderConsecutive {
 				gap = !id.continues(st.last)
 			}
 		}
@@ -387,25 +387,25 @@ func (st *streamState) fromSourceLocked(ctx context.Context, f *Feed, id evID, h
 }
 
 // publishLocked publishes one event with the next Seq.
-func (st *streamState) publishLocked(ctx context.Context, f *Feed, id evID, hasID bool, data []byte) {
+func (st *streamState) publishLocked(ctx context.Context, f *Feed, id EventID, hasID bool, data []byte) {
 	st.seq++
 	gap := st.gapNext
 	st.gapNext = false
 	st.last, st.hasLast = id, hasID
 	msg := hub.Message{
 		Stream: st.key, Seq: st.seq, Gap: gap, Data: data,
-		Conflate:  st.stream.Kind.Conflatable(),
-		EventTime: eventTime(data),
+		Conflate:  st.stream.Class.Conflatable(),
+		EventTime: f.d.EventTime(data),
 	}
 	if e := msg.EventTime; e > f.m.lastEvent.Load() {
 		f.m.lastEvent.Store(e) // racy max: a lag figure, not an order
 	}
 	if hasID {
-		msg.ID = hub.EventID{Hi: id.hi, Sub: id.sub}
-		if st.idk == idConsecutive {
-			msg.ID.Prev = id.lo - 1
-			if id.hasPrev {
-				msg.ID.Prev = id.prev
+		msg.ID = hub.EventID{Hi: id.Hi, Sub: id.Sub}
+		if st.order == OrderConsecutive {
+			msg.ID.Prev = id.Lo - 1
+			if id.HasPrev {
+				msg.ID.Prev = id.Prev
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package upstream
+package upstream_test
 
 import (
 	"errors"
@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	. "github.com/marketgate/marketgate/upstream"
 
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/internal/waitfor"
@@ -64,7 +66,7 @@ func TestBinanceSimRotation(t *testing.T) {
 	// The exchange ends connections after 3s; the gateway rotates at 1.5s.
 	sim, addr := startSim(t, binancesim.Config{MaxLifetime: 3 * time.Second})
 	rec := newRecorder()
-	b := newSimBinance(t, addr, rec, func(c *BinanceConfig) {
+	b := newSimBinance(t, addr, rec, func(c *Config) {
 		c.MaxLifetime = 3 * time.Second
 		c.RotateAfter = 1500 * time.Millisecond
 	})
@@ -106,7 +108,7 @@ func TestBinanceSimRotationWithRequests(t *testing.T) {
 	// paced requests while the old connection carries on.
 	sim, addr := startSim(t, binancesim.Config{MaxLifetime: 4 * time.Second})
 	rec := newRecorder()
-	b := newSimBinance(t, addr, rec, func(c *BinanceConfig) {
+	b := newSimBinance(t, addr, rec, func(c *Config) {
 		c.MaxLifetime = 4 * time.Second
 		c.RotateAfter = 1500 * time.Millisecond
 		c.MaxURLBytes = -1
@@ -142,7 +144,7 @@ func TestBinanceSimOnlyBuiltRequests(t *testing.T) {
 		TickInterval: 20 * time.Millisecond,
 	})
 	rec := newRecorder()
-	b := newSimBinance(t, addr, rec, func(c *BinanceConfig) { c.Linger = -1 })
+	b := newSimBinance(t, addr, rec, func(c *Config) { c.Linger = -1 })
 	runBinance(t, b)
 	waitfor.Cond(t, 5*time.Second, b.Ready)
 	names := shardNames(60)
@@ -247,7 +249,7 @@ func TestBinanceSimRotationAborted(t *testing.T) {
 	sim, addr := startSim(t, binancesim.Config{})
 	proxy := newTCPProxy(t, addr)
 	rec := newRecorder()
-	b := newSimBinance(t, addr, rec, func(c *BinanceConfig) {
+	b := newSimBinance(t, addr, rec, func(c *Config) {
 		c.URL = "ws://" + proxy.ln.Addr().String()
 		c.MaxLifetime = 30 * time.Second
 		c.RotateAfter = 2 * time.Second

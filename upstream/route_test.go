@@ -1,4 +1,4 @@
-package upstream
+package upstream_test
 
 import (
 	"bytes"
@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/marketgate/marketgate/upstream"
+	"github.com/marketgate/marketgate/upstream/binance"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -57,56 +60,16 @@ func (p *countPublisher) Publish(_ context.Context, m hub.Message) error {
 
 func (p *countPublisher) Flush(context.Context) error { return nil }
 
-// newTestFeed returns a feed that is never run, with a session on its
-// first shard carrying names as if confirmed.
-func newTestFeed(t testing.TB, d Dialect, pub hub.Publisher, names ...string) (*Feed, *session) {
-	t.Helper()
-	f, err := New(Config{Dialect: d, URL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1", Publisher: pub})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := testSession(f, 1)
-	for _, name := range names {
-		addTestStream(t, f, s, name)
-	}
-	return f, s
-}
-
-// testSession returns a session of f's first shard that is not connected.
-func testSession(f *Feed, id uint64) *session {
-	return newSession(f.endpoints[0].shards[0], id, nil, nil, nil)
-}
-
-// addTestStream puts name in f's desired set and on s.
-func addTestStream(t testing.TB, f *Feed, s *session, name string) *streamState {
-	t.Helper()
-	parsed, err := f.d.parseStream(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	st := f.streams[name]
-	if st == nil {
-		st = f.newStreamLocked(name, parsed)
-		st.wanted = true
-		f.tombstones--
-		f.assignLocked(st)
-	}
-	s.subs[name] = &sessStream{st: st, state: stateSubscribed}
-	return st
-}
-
 func envelopeOf(stream, data string) []byte {
 	return []byte(`{"stream":"` + stream + `","data":` + data + `}`)
 }
 
 func TestRoutePublishesAliasedData(t *testing.T) {
 	rec := newRecorder()
-	_, s := newTestFeed(t, BinanceSpot, rec, "btcusdt@trade")
+	_, s := NewTestFeed(t, binance.Spot, rec, "btcusdt@trade")
 	msg := envelopeOf("btcusdt@trade", benchTrade)
-	s.route(t.Context(), msg)
-	s.route(t.Context(), envelopeOf("ethusdt@trade", benchTrade)) // not on the connection
+	s.Route(t.Context(), msg)
+	s.Route(t.Context(), envelopeOf("ethusdt@trade", benchTrade)) // not on the connection
 	got := rec.get("binance:btcusdt@trade")
 	if len(got) != 1 || got[0].Seq != 1 || got[0].Gap || string(got[0].Data) != benchTrade {
 		t.Fatalf("published %+v; want the trade with seq 1", got)
@@ -114,7 +77,7 @@ func TestRoutePublishesAliasedData(t *testing.T) {
 	if n := len(rec.streams()); n != 1 {
 		t.Errorf("%d streams published; want 1", n)
 	}
-	if allocs := testing.AllocsPerRun(100, func() { s.route(t.Context(), msg) }); allocs != 1 {
+	if allocs := testing.AllocsPerRun(100, func() { s.Route(t.Context(), msg) }); allocs != 1 {
 		// The recorder's copy of Data is the only allocation.
 		t.Errorf("route allocates %v times per message with a copying publisher; want 1", allocs)
 	}
@@ -145,12 +108,12 @@ func BenchmarkRoute(b *testing.B) {
 		msg := envelopeOf(tc.stream, tc.data)
 		b.Run(tc.name, func(b *testing.B) {
 			pub := &countPublisher{}
-			_, s := newTestFeed(b, BinanceSpot, pub, tc.stream)
+			_, s := NewTestFeed(b, binance.Spot, pub, tc.stream)
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.SetBytes(int64(len(msg)))
 			for b.Loop() {
-				s.route(ctx, msg)
+				s.Route(ctx, msg)
 			}
 			if pub.n == 0 {
 				b.Fatal("nothing published")
@@ -175,15 +138,15 @@ func BenchmarkRoute(b *testing.B) {
 		})
 		b.Run(tc.name+"/frames", func(b *testing.B) {
 			pub := &countPublisher{}
-			_, s := newTestFeed(b, BinanceSpot, pub, tc.stream)
+			_, s := NewTestFeed(b, binance.Spot, pub, tc.stream)
 			frame := ws.MustCompileFrame(ws.NewTextFrame(msg))
-			rd := s.newReader(&loopReader{data: frame})
+			rd := s.NewReader(&loopReader{data: frame})
 			var buf bytes.Buffer
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.SetBytes(int64(len(frame)))
 			for b.Loop() {
-				if err := s.readOne(ctx, rd, &buf); err != nil {
+				if err := s.ReadOne(ctx, rd, &buf); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -199,79 +162,21 @@ func TestRouteZeroAllocs(t *testing.T) {
 		t.Skip("allocation counts")
 	}
 	pub := &countPublisher{}
-	_, s := newTestFeed(t, BinanceSpot, pub, "btcusdt@trade", "btcusdt@depth@100ms")
+	_, s := NewTestFeed(t, binance.Spot, pub, "btcusdt@trade", "btcusdt@depth@100ms")
 	frame := ws.MustCompileFrame(ws.NewTextFrame(envelopeOf("btcusdt@depth@100ms", benchDepth)))
-	rd := s.newReader(&loopReader{data: frame})
+	rd := s.NewReader(&loopReader{data: frame})
 	var buf bytes.Buffer
 	ctx := context.Background()
 	msg := envelopeOf("btcusdt@trade", benchTrade)
-	if a := testing.AllocsPerRun(200, func() { s.route(ctx, msg) }); a != 0 {
+	if a := testing.AllocsPerRun(200, func() { s.Route(ctx, msg) }); a != 0 {
 		t.Errorf("route: %v allocs per message; want 0", a)
 	}
 	if a := testing.AllocsPerRun(200, func() {
-		if err := s.readOne(ctx, rd, &buf); err != nil {
+		if err := s.ReadOne(ctx, rd, &buf); err != nil {
 			t.Fatal(err)
 		}
 	}); a != 0 {
 		t.Errorf("readOne: %v allocs per message; want 0", a)
-	}
-}
-
-func TestJSONField(t *testing.T) {
-	ev := []byte(` { "e" : "trade", "E":1672515782136,"s":"B\"T}","t":12345,"x":{"t":1,"k":[1,{"t":2}]},"T":99,"u":-5 } `)
-	tests := []struct {
-		key  string
-		want int64
-		ok   bool
-	}{
-		{"t", 12345, true},
-		{"T", 99, true},
-		{"E", 1672515782136, true},
-		{"u", -5, true},
-		{"U", 0, false},
-		{"e", 0, false}, // a string
-		{"k", 0, false}, // nested only
-	}
-	for _, tc := range tests {
-		got, ok := jsonInt(ev, tc.key)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("jsonInt(%q) = %d, %v; want %d, %v", tc.key, got, ok, tc.want, tc.ok)
-		}
-	}
-	for _, bad := range []string{``, `[1]`, `{"t":`, `{"t" 1}`, `{"a":"x,"t":1}`} {
-		if v, ok := jsonInt([]byte(bad), "t"); ok {
-			t.Errorf("jsonInt(%q) = %d; want not found", bad, v)
-		}
-	}
-}
-
-func TestIdentity(t *testing.T) {
-	tests := []struct {
-		d    Dialect
-		kind Kind
-		data string
-		want evID
-	}{
-		{BinanceSpot, KindTrade, benchTrade, evID{lo: 12345, hi: 12345}},
-		{BinanceSpot, KindAggTrade, `{"e":"aggTrade","E":1,"s":"X","a":77,"p":"1","f":100,"l":105,"T":1}`, evID{lo: 77, hi: 77}},
-		{BinanceSpot, KindDiffDepth, benchDepth, evID{lo: 157, hi: 160}},
-		{BinanceFutures, KindDiffDepth, `{"e":"depthUpdate","E":1,"T":1,"s":"X","U":157,"u":160,"pu":149,"b":[],"a":[]}`, evID{lo: 157, hi: 160, prev: 149, hasPrev: true}},
-		{BinanceSpot, KindBookTicker, benchBookTicker, evID{lo: 400900217, hi: 400900217}},
-		{BinanceSpot, KindPartialDepth, `{"lastUpdateId":160,"bids":[],"asks":[]}`, evID{lo: 160, hi: 160}},
-		{BinanceFutures, KindPartialDepth, `{"e":"depthUpdate","E":1,"T":1,"s":"X","U":157,"u":160,"pu":149,"b":[],"a":[]}`, evID{lo: 160, hi: 160}},
-		{BinanceSpot, KindKline, `{"e":"kline","E":1672515782136,"s":"X","k":{"t":1672515780000,"T":1672515839999,"s":"X"}}`, evID{lo: 1672515780000, hi: 1672515780000, sub: 1672515782136}},
-	}
-	for _, tc := range tests {
-		got, ok := tc.d.identity(tc.kind, []byte(tc.data))
-		if !ok || got != tc.want {
-			t.Errorf("%s identity(%v) = %+v, %v; want %+v", tc.d.Name(), tc.kind, got, ok, tc.want)
-		}
-	}
-	if _, ok := BinanceSpot.identity(KindTrade, []byte(`{"e":"trade","T":5}`)); ok {
-		t.Error("trade without t has an identity")
-	}
-	if k := BinanceSpot.idKind(KindTicker); k != idNone {
-		t.Errorf("ticker idKind = %v; want none", k)
 	}
 }
 
@@ -281,9 +186,9 @@ type handoverCase struct {
 	t      *testing.T
 	f      *Feed
 	rec    *recorder
-	old    *session
-	nw     *session
-	st     *streamState
+	old    *Session
+	nw     *Session
+	st     *StreamState
 	stream string
 }
 
@@ -294,28 +199,27 @@ func newHandoverCase(t *testing.T, d Dialect, stream string, bufSize int) *hando
 	if err != nil {
 		t.Fatal(err)
 	}
-	parsed, _ := d.parseStream(stream)
-	ep := f.endpoints[d.endpointOf(parsed)]
-	old := newSession(ep.shards[0], 1, nil, nil, nil)
-	nw := newSession(ep.shards[0], 2, nil, nil, nil)
-	st := addTestStream(t, f, old, stream)
-	addTestStream(t, f, nw, stream)
+	ep := EndpointOf(t, f, stream)
+	old := NewTestSession(f, ep, 1)
+	nw := NewTestSession(f, ep, 2)
+	st := AddTestStream(t, f, old, stream)
+	AddTestStream(t, f, nw, stream)
 	return &handoverCase{t: t, f: f, rec: rec, old: old, nw: nw, st: st, stream: stream}
 }
 
-func (h *handoverCase) from(s *session, data ...string) {
+func (h *handoverCase) from(s *Session, data ...string) {
 	for _, d := range data {
-		h.st.deliver(context.Background(), s, []byte(d))
+		h.st.Deliver(context.Background(), s, []byte(d))
 	}
 }
 
-func (h *handoverCase) begin() { h.st.beginHandover(h.nw, time.Now().Add(time.Hour)) }
+func (h *handoverCase) begin() { h.st.BeginHandover(h.nw, time.Now().Add(time.Hour)) }
 
 // published returns the ids (key) of the published events, "!" marking Gap.
 func (h *handoverCase) published(key string) string {
 	h.t.Helper()
 	var out []string
-	for i, m := range h.rec.get(h.f.name + ":" + h.stream) {
+	for i, m := range h.rec.get(h.f.Name() + ":" + h.stream) {
 		if m.Seq != uint64(i+1) {
 			h.t.Errorf("message %d has seq %d", i, m.Seq)
 		}
@@ -345,7 +249,7 @@ func fdepth(lo, hi, pu int) string {
 
 func TestHandoverSwitchPoints(t *testing.T) {
 	t.Run("trade new behind", func(t *testing.T) {
-		h := newHandoverCase(t, BinanceSpot, "btcusdt@trade", 100)
+		h := newHandoverCase(t, binance.Spot, "btcusdt@trade", 100)
 		h.from(h.old, trade(1), trade(2), trade(3), trade(4))
 		h.begin()
 		h.from(h.nw, trade(3), trade(4)) // repeats: dropped
@@ -358,7 +262,7 @@ func TestHandoverSwitchPoints(t *testing.T) {
 		}
 	})
 	t.Run("trade new ahead", func(t *testing.T) {
-		h := newHandoverCase(t, BinanceSpot, "btcusdt@trade", 100)
+		h := newHandoverCase(t, binance.Spot, "btcusdt@trade", 100)
 		h.from(h.old, trade(1), trade(2))
 		h.begin()
 		h.from(h.nw, trade(4), trade(5)) // buffered: 3 not yet published
@@ -370,7 +274,7 @@ func TestHandoverSwitchPoints(t *testing.T) {
 		}
 	})
 	t.Run("trade new next", func(t *testing.T) {
-		h := newHandoverCase(t, BinanceSpot, "btcusdt@trade", 100)
+		h := newHandoverCase(t, binance.Spot, "btcusdt@trade", 100)
 		h.from(h.old, trade(1))
 		h.begin()
 		h.from(h.nw, trade(2)) // continues: switch at once
@@ -381,7 +285,7 @@ func TestHandoverSwitchPoints(t *testing.T) {
 		}
 	})
 	t.Run("bookTicker caught up", func(t *testing.T) {
-		h := newHandoverCase(t, BinanceSpot, "btcusdt@bookTicker", 100)
+		h := newHandoverCase(t, binance.Spot, "btcusdt@bookTicker", 100)
 		h.from(h.old, book(10), book(20))
 		h.begin()
 		h.from(h.nw, book(40), book(50)) // newer, but is 40 next? unknown
@@ -394,7 +298,7 @@ func TestHandoverSwitchPoints(t *testing.T) {
 		}
 	})
 	t.Run("bookTicker new behind", func(t *testing.T) {
-		h := newHandoverCase(t, BinanceSpot, "btcusdt@bookTicker", 100)
+		h := newHandoverCase(t, binance.Spot, "btcusdt@bookTicker", 100)
 		h.from(h.old, book(10), book(20), book(30))
 		h.begin()
 		h.from(h.nw, book(20), book(30)) // seen: in line
@@ -405,7 +309,7 @@ func TestHandoverSwitchPoints(t *testing.T) {
 		}
 	})
 	t.Run("diff depth overlap", func(t *testing.T) {
-		h := newHandoverCase(t, BinanceSpot, "btcusdt@depth", 100)
+		h := newHandoverCase(t, binance.Spot, "btcusdt@depth", 100)
 		h.from(h.old, depth(1, 10), depth(11, 20))
 		h.begin()
 		h.from(h.nw, depth(15, 25)) // U ≤ 21 ≤ u: continues
@@ -415,7 +319,7 @@ func TestHandoverSwitchPoints(t *testing.T) {
 		}
 	})
 	t.Run("futures depth pu", func(t *testing.T) {
-		h := newHandoverCase(t, BinanceFutures, "btcusdt@depth", 100)
+		h := newHandoverCase(t, binance.Futures, "btcusdt@depth", 100)
 		h.from(h.old, fdepth(1, 10, 0), fdepth(14, 20, 10))
 		h.begin()
 		h.from(h.nw, fdepth(25, 30, 22)) // pu 22 ≠ 20: wait
@@ -427,7 +331,7 @@ func TestHandoverSwitchPoints(t *testing.T) {
 		}
 	})
 	t.Run("ticker first new", func(t *testing.T) {
-		h := newHandoverCase(t, BinanceSpot, "btcusdt@ticker", 100)
+		h := newHandoverCase(t, binance.Spot, "btcusdt@ticker", 100)
 		h.from(h.old, `{"e":"24hrTicker","E":1}`)
 		h.begin()
 		h.from(h.nw, `{"e":"24hrTicker","E":2}`)
@@ -438,7 +342,7 @@ func TestHandoverSwitchPoints(t *testing.T) {
 		}
 	})
 	t.Run("overflow", func(t *testing.T) {
-		h := newHandoverCase(t, BinanceSpot, "btcusdt@trade", 2)
+		h := newHandoverCase(t, binance.Spot, "btcusdt@trade", 2)
 		h.from(h.old, trade(1))
 		h.begin()
 		h.from(h.nw, trade(5), trade(6), trade(7)) // 3 > 2 buffered: switch with Gap
@@ -446,37 +350,37 @@ func TestHandoverSwitchPoints(t *testing.T) {
 		if got, want := h.published("t"), "1 !5 6 7"; got != want {
 			t.Errorf("published %s; want %s", got, want)
 		}
-		if n := h.f.overflows.Load(); n != 1 {
+		if n := h.f.Status().HandoverOverflows; n != 1 {
 			t.Errorf("%d overflows; want 1", n)
 		}
 	})
 	t.Run("old dropped, continuous", func(t *testing.T) {
-		h := newHandoverCase(t, BinanceSpot, "btcusdt@trade", 100)
+		h := newHandoverCase(t, binance.Spot, "btcusdt@trade", 100)
 		h.from(h.old, trade(1), trade(2))
 		h.begin()
 		h.from(h.nw, trade(4))
-		h.old.sh.detach(context.Background(), h.old, true) // 3 never came
+		h.old.Detach(true) // 3 never came
 		h.from(h.nw, trade(5))
 		if got, want := h.published("t"), "1 2 !4 5"; got != want {
 			t.Errorf("published %s; want %s", got, want)
 		}
 	})
 	t.Run("old closed, in line", func(t *testing.T) {
-		h := newHandoverCase(t, BinanceSpot, "btcusdt@bookTicker", 100)
+		h := newHandoverCase(t, binance.Spot, "btcusdt@bookTicker", 100)
 		h.from(h.old, book(10))
 		h.begin()
-		h.old.sh.detach(context.Background(), h.old, false) // no event in between
-		h.from(h.nw, book(10), book(20))                    // 10 repeats
+		h.old.Detach(false)              // no event in between
+		h.from(h.nw, book(10), book(20)) // 10 repeats
 		if got, want := h.published("u"), "10 20"; got != want {
 			t.Errorf("published %s; want %s", got, want)
 		}
 	})
 	t.Run("new dropped", func(t *testing.T) {
-		h := newHandoverCase(t, BinanceSpot, "btcusdt@trade", 100)
+		h := newHandoverCase(t, binance.Spot, "btcusdt@trade", 100)
 		h.from(h.old, trade(1))
 		h.begin()
 		h.from(h.nw, trade(3))
-		h.nw.sh.detach(context.Background(), h.nw, true) // the old one carries on
+		h.nw.Detach(true) // the old one carries on
 		h.from(h.old, trade(2), trade(3))
 		if got, want := h.published("t"), "1 2 3"; got != want {
 			t.Errorf("published %s; want %s", got, want)
@@ -484,27 +388,13 @@ func TestHandoverSwitchPoints(t *testing.T) {
 	})
 }
 
-func TestStreamsURL(t *testing.T) {
-	got := BinanceSpot.streamsURL("wss://h", "/stream", []string{"btcusdt@trade", "btcusdt@kline_1m@+08:00", "币安usdt@trade", "!miniTicker@arr"})
-	want := "wss://h/stream?streams=btcusdt@trade/btcusdt@kline_1m@%2B08:00/%E5%B8%81%E5%AE%89usdt@trade/!miniTicker@arr"
-	if got != want {
-		t.Errorf("streamsURL = %s; want %s", got, want)
-	}
-	if got := BinanceSpot.streamsURL("wss://h", "/stream", nil); got != "wss://h/stream" {
-		t.Errorf("streamsURL without streams = %s", got)
-	}
-	if n := urlNameLen("币安usdt@trade"); n != len("%E5%B8%81%E5%AE%89usdt@trade") {
-		t.Errorf("urlNameLen = %d", n)
-	}
-}
-
 func TestReadOneRejectsInvalidUTF8(t *testing.T) {
 	rec := newRecorder()
-	_, s := newTestFeed(t, BinanceSpot, rec, "btcusdt@trade")
+	_, s := NewTestFeed(t, binance.Spot, rec, "btcusdt@trade")
 	bad := envelopeOf("btcusdt@trade", `{"e":"trade","t":1,"s":"`+"\xff"+`"}`)
-	rd := s.newReader(bytes.NewReader(ws.MustCompileFrame(ws.NewTextFrame(bad))))
+	rd := s.NewReader(bytes.NewReader(ws.MustCompileFrame(ws.NewTextFrame(bad))))
 	var buf bytes.Buffer
-	if err := s.readOne(t.Context(), rd, &buf); !errors.Is(err, wsutil.ErrInvalidUTF8) {
+	if err := s.ReadOne(t.Context(), rd, &buf); !errors.Is(err, wsutil.ErrInvalidUTF8) {
 		t.Errorf("readOne = %v; want ErrInvalidUTF8", err)
 	}
 	if n := len(rec.streams()); n != 0 {
@@ -520,11 +410,11 @@ func TestRouteDropsMalformed(t *testing.T) {
 		`{"stream":"btcusdt@trade","data":[1,2}}`,
 	} {
 		rec := newRecorder()
-		f, s := newTestFeed(t, BinanceSpot, rec, "btcusdt@trade")
-		if k := s.route(t.Context(), []byte(msg)); k != KindInvalid {
-			t.Errorf("route(%s) = %v; want KindInvalid", msg, k)
+		f, s := NewTestFeed(t, binance.Spot, rec, "btcusdt@trade")
+		if k := s.Route(t.Context(), []byte(msg)); k != -1 {
+			t.Errorf("route(%s) = %v; want -1 (none)", msg, k)
 		}
-		s.route(t.Context(), envelopeOf("btcusdt@trade", trade(1)))
+		s.Route(t.Context(), envelopeOf("btcusdt@trade", trade(1)))
 		if got := rec.get("binance:btcusdt@trade"); len(got) != 1 || string(got[0].Data) != trade(1) {
 			t.Errorf("after %s published %d messages; want only the valid trade", msg, len(got))
 		}

@@ -1,10 +1,12 @@
-package upstream
+package upstream_test
 
 import (
 	"errors"
 	"slices"
 	"sync"
 	"testing"
+
+	. "github.com/marketgate/marketgate/upstream"
 )
 
 // fakeExchange records calls and accepts names in valid.
@@ -21,7 +23,7 @@ func (f *fakeExchange) Name() string { return f.name }
 
 func (f *fakeExchange) Validate(name string) error {
 	if !f.valid[name] {
-		return invalidStream(name)
+		return InvalidStream(name)
 	}
 	return nil
 }

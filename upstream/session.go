@@ -54,6 +54,7 @@ type session struct {
 	// Writer-only.
 	last        time.Time // when the last frame went out (monotonic clock)
 	lastWasPong bool
+	hb          Heartbeat // the dialect's client heartbeat
 
 	// Reader-only.
 	dropped         int       // events of streams this connection does not carry
@@ -63,7 +64,7 @@ type session struct {
 	// mu guards the following fields.
 	mu         sync.Mutex
 	subs       map[string]*sessStream // streams subscribed or with a request in flight
-	pending    map[int64]*pendingReq  // requests awaiting a reply, ≤ maxPending
+	pending    map[int64]*pendingReq  // requests awaiting a reply (some of their streams unanswered), ≤ maxPending
 	pong       []byte                 // payload of the newest unanswered ping
 	pongDue    bool
 	batchCap   int // params per SUBSCRIBE while probing the exchange's stream limit; 0: MaxParams
@@ -84,13 +85,15 @@ const (
 type sessStream struct {
 	st      *streamState
 	state   subState
-	retried bool // its request already timed out once
+	req     int64 // the request in flight for it, awaiting its answer; 0: none
+	retried bool  // its request already timed out once
 }
 
 // pendingReq is a request awaiting its reply.
 type pendingReq struct {
-	method   method
+	op       Op
 	names    []string
+	open     int // names not answered yet (exchanges may answer stream by stream)
 	deadline time.Time
 	retry    bool      // carries streams whose previous request timed out
 	sent     time.Time // when it was built, right before it is written (monotonic)
@@ -108,6 +111,7 @@ func newSession(sh *shard, id uint64, conn net.Conn, src, br *bufio.Reader) *ses
 		connectedAt: time.Now(),
 		wake:        make(chan struct{}, 1),
 		m:           sh.f.metrics(),
+		hb:          sh.f.d.Heartbeat(),
 		subs:        make(map[string]*sessStream),
 		pending:     make(map[int64]*pendingReq),
 	}
@@ -203,6 +207,9 @@ func (s *session) writeLoop(parent, ctx context.Context) error {
 				continue
 			}
 			wait = s.nextDeadline(now)
+			if hb := s.heartbeatWait(); hb >= 0 && (wait < 0 || hb < wait) {
+				wait = max(hb, time.Millisecond)
+			}
 		}
 		var tc <-chan time.Time
 		if wait >= 0 {
@@ -242,7 +249,7 @@ func (s *session) goodbye() {
 
 // send writes one frame.
 func (s *session) send(f outFrame) error {
-	p, err := f.compile(s.f.d.encodeRequest)
+	p, err := f.compile(s.f.d)
 	if err != nil {
 		return err
 	}
@@ -259,7 +266,7 @@ func (s *session) send(f outFrame) error {
 		return fmt.Errorf("write: %w", err)
 	}
 	if f.req != nil {
-		s.log.Debug("sent request", "method", f.req.Method, "id", f.req.ID, "streams", len(f.req.Params))
+		s.log.Debug("sent request", "method", f.req.op.String(), "id", f.req.id, "streams", len(f.req.names))
 	}
 	return nil
 }
@@ -283,7 +290,27 @@ func (s *session) next(ctx context.Context, now time.Time) (outFrame, bool) {
 		}
 		return outFrame{req: req}, true
 	}
-	return s.takePong()
+	if f, ok := s.takePong(); ok {
+		return f, true
+	}
+	if s.heartbeatWait() == 0 {
+		return outFrame{heartbeat: s.hb.Payload}, true
+	}
+	return outFrame{}, false
+}
+
+// heartbeatWait returns how long until the dialect's heartbeat is due
+// (0: now), or -1 when the dialect has none. It is due after Every
+// without any frame sent.
+func (s *session) heartbeatWait() time.Duration {
+	if s.hb.Every <= 0 {
+		return -1
+	}
+	last := s.last
+	if last.IsZero() {
+		last = s.connectedAt
+	}
+	return max(time.Until(last.Add(s.hb.Every)), 0)
 }
 
 func (s *session) takePong() (outFrame, bool) {
@@ -322,7 +349,7 @@ func (s *session) diff(now time.Time) (*request, []*streamState) {
 		}
 	}
 	if len(names) > 0 {
-		return s.requestLocked(methodUnsubscribe, names, now), nil
+		return s.requestLocked(OpUnsubscribe, names, now), nil
 	}
 	var subs []*streamState
 	for name, st := range sh.streams {
@@ -358,18 +385,18 @@ func (s *session) diff(now time.Time) (*request, []*streamState) {
 	if len(subs) > limit {
 		subs = subs[:limit]
 	}
-	return s.requestLocked(methodSubscribe, sortedNames(subs), now), subs
+	return s.requestLocked(OpSubscribe, sortedNames(subs), now), subs
 }
 
 // requestLocked builds a request for up to MaxParams of names and records
 // it as pending. The caller holds f.mu and s.mu.
-func (s *session) requestLocked(m method, names []string, now time.Time) *request {
+func (s *session) requestLocked(op Op, names []string, now time.Time) *request {
 	slices.Sort(names)
 	if len(names) > s.f.cfg.MaxParams {
 		names = names[:s.f.cfg.MaxParams]
 	}
 	id := s.f.nextID.Add(1)
-	p := &pendingReq{method: m, names: names, deadline: now.Add(s.f.cfg.ReplyTimeout), sent: time.Now()}
+	p := &pendingReq{op: op, names: names, open: len(names), deadline: now.Add(s.f.cfg.ReplyTimeout), sent: time.Now()}
 	for _, name := range names {
 		ss := s.subs[name]
 		if ss == nil {
@@ -379,17 +406,18 @@ func (s *session) requestLocked(m method, names []string, now time.Time) *reques
 		if ss.retried {
 			p.retry = true
 		}
-		if m == methodSubscribe {
+		ss.req = id
+		if op == OpSubscribe {
 			ss.state = stateSubPending
 		} else {
 			ss.state = stateUnsubPending
 		}
 	}
-	if m == methodSubscribe {
+	if op == OpSubscribe {
 		s.subPending++
 	}
 	s.pending[id] = p
-	return &request{Method: m.String(), Params: names, ID: id}
+	return &request{op: op, names: names, id: id}
 }
 
 // expire handles requests whose reply is overdue: their streams become
@@ -403,18 +431,18 @@ func (s *session) expire(now time.Time) error {
 			continue
 		}
 		if p.retry {
-			return fmt.Errorf("%w: %s id %d (a retry)", ErrReplyTimeout, p.method, id)
+			return fmt.Errorf("%w: %s id %d (a retry)", ErrReplyTimeout, p.op, id)
 		}
 		delete(s.pending, id)
-		if p.method == methodSubscribe {
+		if p.op == OpSubscribe {
 			s.subPending--
 		}
 		for _, name := range p.names {
-			if ss := s.subs[name]; ss != nil {
-				ss.state, ss.retried = stateUncertain, true
+			if ss := s.subs[name]; ss != nil && ss.req == id {
+				ss.state, ss.retried, ss.req = stateUncertain, true, 0
 			}
 		}
-		s.log.Warn("reply timeout, retrying", "method", p.method.String(), "id", id, "streams", len(p.names))
+		s.log.Warn("reply timeout, retrying", "method", p.op.String(), "id", id, "streams", p.open)
 	}
 	return nil
 }
@@ -449,11 +477,16 @@ func (s *session) nextDeadline(now time.Time) time.Duration {
 	return max(earliest.Sub(now), time.Millisecond)
 }
 
-// logURL shortens a connection URL for the log: the streams it carries are
-// counted there separately, and may be a thousand names.
+// logURL shortens a long connection URL for the log: the streams it
+// carries (which may be a thousand names) are counted separately, so the
+// query is cut after its first '='.
 func logURL(u string) string {
-	if i := strings.Index(u, "?streams="); i >= 0 && len(u) > 200 {
-		return u[:i] + "?streams=…"
+	q := strings.IndexByte(u, '?')
+	if q < 0 || len(u) <= 200 {
+		return u
 	}
-	return u
+	if e := strings.IndexByte(u[q:], '='); e >= 0 {
+		return u[:q+e+1] + "…"
+	}
+	return u[:q+1] + "…"
 }

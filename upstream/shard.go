@@ -1,14 +1,11 @@
 package upstream
 
 import (
-	"github.com/marketgate/marketgate/internal/backoff"
-
 	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +13,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
+	"github.com/marketgate/marketgate/internal/backoff"
 	"github.com/marketgate/marketgate/internal/pause"
 )
 
@@ -416,8 +415,8 @@ func (r *shardRun) stop() {
 }
 
 // dial opens a connection carrying, in its URL, as many of the shard's
-// streams as fit in MaxURLBytes, after taking a connection attempt from
-// the budget. The session is not started.
+// streams as the dialect fits in MaxURLBytes, after taking a connection
+// attempt from the budget. The session is not started.
 func (sh *shard) dial(ctx context.Context) (*session, error) {
 	f := sh.f
 	if err := f.limiter.wait(ctx); err != nil {
@@ -426,38 +425,22 @@ func (sh *shard) dial(ctx context.Context) (*session, error) {
 	f.mu.Lock()
 	var carry []*streamState
 	if f.cfg.MaxURLBytes > 0 && !sh.noURL {
-		room := f.cfg.MaxURLBytes - len(f.cfg.URL) - len(sh.ep.path) - len("?streams=") - len(microParam)
 		for _, st := range sh.streams {
 			if st.wanted && st.failed == "" {
 				carry = append(carry, st)
 			}
 		}
 		slices.SortFunc(carry, func(a, b *streamState) int { return strings.Compare(a.name, b.name) })
-		n := 0
-		for i, st := range carry {
-			if room -= urlNameLen(st.name) + 1; room < 0 {
-				n = i
-				break
-			}
-			n = i + 1
-		}
-		carry = carry[:n]
 	}
 	f.mu.Unlock()
-	u := f.d.streamsURL(f.cfg.URL, sh.ep.path, sortedNames(carry))
-	if f.cfg.MicrosecondTimes {
-		sep := "?"
-		if strings.Contains(u, "?") {
-			sep = "&"
-		}
-		u += sep + microParam[1:]
-	}
+	u, n := f.d.ConnectURL(f.cfg.URL, sh.ep.path, sortedNames(carry), max(f.cfg.MaxURLBytes, 0))
+	carry = carry[:min(max(n, 0), len(carry))]
 	d := ws.Dialer{Timeout: f.cfg.DialTimeout}
 	conn, br, _, err := d.Dial(ctx, u)
 	if err != nil {
-		if se, ok := errors.AsType[ws.StatusError](err); ok && int(se) == http.StatusBadRequest && len(carry) > 0 {
-			// Binance refuses a URL over its stream limit with 400: find
-			// the limit with requests instead (code 4 replies).
+		if se, ok := errors.AsType[ws.StatusError](err); ok && len(carry) > 0 && f.d.URLRefused(int(se)) {
+			// The exchange will not take that many streams in a URL: find
+			// its limit with requests instead.
 			f.mu.Lock()
 			sh.noURL = true
 			f.mu.Unlock()
@@ -516,7 +499,3 @@ func (sh *shard) detach(ctx context.Context, s *session, abrupt bool) {
 // Dialer left none for. What one read fills it with is one burst for the
 // hub (see hub.Publisher.Flush).
 const upstreamReadBuffer = 32 << 10
-
-// microParam asks for microsecond times (Config.MicrosecondTimes); the
-// first byte stands for the separator.
-const microParam = "&timeUnit=MICROSECOND"

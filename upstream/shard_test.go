@@ -1,4 +1,4 @@
-package upstream
+package upstream_test
 
 import (
 	"errors"
@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	. "github.com/marketgate/marketgate/upstream"
 
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/internal/waitfor"
@@ -51,7 +53,7 @@ func TestBinanceSimSharding(t *testing.T) {
 	t.Parallel()
 	sim, addr := startSim(t, binancesim.Config{Symbols: simSymbols})
 	rec := newRecorder()
-	b := newSimBinance(t, addr, rec, func(c *BinanceConfig) {
+	b := newSimBinance(t, addr, rec, func(c *Config) {
 		c.MaxStreams = 10
 		c.Linger = 200 * time.Millisecond
 	})
@@ -201,7 +203,7 @@ func TestConnAttemptBudget(t *testing.T) {
 	})
 	info := newExchangeInfoServer(t, exchangeInfoBody)
 	const window, budget = 600 * time.Millisecond, 3
-	b, err := NewBinance(BinanceConfig{
+	b, err := newSpot(Config{
 		URL: "ws://" + ln.Addr().String(), RESTURL: info.URL, Publisher: nopPublisher{}, Logger: testLogger(t),
 		BackoffMin: time.Millisecond, BackoffMax: 2 * time.Millisecond,
 		MaxConnAttempts: budget, ConnAttemptWindow: window,
@@ -239,7 +241,7 @@ func TestConnAttemptBudget(t *testing.T) {
 
 func TestFeedStreamLimit(t *testing.T) {
 	rec := newRecorder()
-	f, err := NewBinance(BinanceConfig{URL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1", Publisher: rec,
+	f, err := newSpot(Config{URL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1", Publisher: rec,
 		MaxStreams: 2, MaxShards: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +266,7 @@ func TestFeedStreamLimit(t *testing.T) {
 		t.Fatalf("status %+v; want 4 streams on 2 shards", st)
 	}
 	// A fifth stream has no room: MaxShards × MaxStreams.
-	f2, _ := NewBinance(BinanceConfig{URL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1", Publisher: rec,
+	f2, _ := newSpot(Config{URL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1", Publisher: rec,
 		MaxStreams: 1, MaxShards: 1})
 	f2.Subscribe(names[:1])
 	if err := f2.Validate(names[1]); !errors.Is(err, ErrStreamLimit) {

@@ -75,10 +75,10 @@ type Status struct {
 	LastEventAt time.Time `json:"last_event_at,omitzero"`
 	LagMillis   float64   `json:"lag_ms,omitempty"`
 	// MessagesIn counts the text messages read from the exchange, by the
-	// kind of the stream each was routed to ([Kind.String]: "trade",
-	// "bookTicker"…), or "other" for those routed to none: replies,
-	// events of streams no longer subscribed, unreadable messages. Kinds
-	// not seen yet are absent.
+	// type of the stream each was routed to (the dialect's Kinds, e.g.
+	// "trade", "bookTicker"), or "other" for those routed to none:
+	// replies, heartbeats, events of streams no longer subscribed,
+	// unreadable messages. Types not seen yet are absent.
 	MessagesIn map[string]int64 `json:"messages_in,omitempty"`
 	// BytesIn counts the bytes of those messages (WebSocket payloads), by
 	// the same keys.

@@ -17,8 +17,8 @@ import (
 	"github.com/marketgate/marketgate/internal/pause"
 )
 
-// symbolSet keeps the lowercase symbols an exchange currently trades, as
-// listed by its REST API (GET /api/v3/exchangeInfo on Binance spot).
+// symbolSet keeps the symbols an exchange currently trades, as listed by
+// its REST API (the dialect's SymbolsPath, read by its ParseSymbols).
 // Lookups are lock-free; the set is replaced whole on each successful
 // refresh, unless the new list is empty or drops more than maxDrop of the
 // known symbols: an exchange answering 200 with a partial list must not

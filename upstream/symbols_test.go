@@ -1,4 +1,4 @@
-package upstream
+package upstream_test
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	. "github.com/marketgate/marketgate/upstream"
+	"github.com/marketgate/marketgate/upstream/binance"
 
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/internal/waitfor"
@@ -65,7 +68,7 @@ func TestBinanceValidateSymbols(t *testing.T) {
 	srv := newExchangeInfoServer(t, exchangeInfoBody)
 	var now atomic.Int64
 	now.Store(time.Unix(1000, 0).UnixNano())
-	b, err := NewBinance(BinanceConfig{
+	b, err := newSpot(Config{
 		URL:       "ws://127.0.0.1:1", // never dialled: symbols only
 		RESTURL:   srv.URL,
 		Publisher: nopPublisher{},
@@ -77,7 +80,7 @@ func TestBinanceValidateSymbols(t *testing.T) {
 	if err := b.Validate("btcusdt@trade"); !errors.Is(err, ErrNotReady) {
 		t.Fatalf("Validate before load = %v; want ErrNotReady", err)
 	}
-	if err := b.symbols.load(t.Context()); err != nil {
+	if err := b.LoadSymbols(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -112,18 +115,18 @@ func TestBinanceValidateSymbols(t *testing.T) {
 	srv.set(`{"symbols":[{"symbol":"FOOUSDT","status":"TRADING"},{"symbol":"ETHUSDT","status":"TRADING"},{"symbol":"币安USDT","status":"TRADING"}]}`)
 	b.Validate("foousdt@trade")
 	select {
-	case <-b.symbols.miss:
+	case <-b.SymbolMiss():
 		t.Fatal("miss refresh requested right after a load")
 	default:
 	}
 	now.Add(int64(DefaultSymbolMissRefresh))
 	b.Validate("foousdt@trade")
 	select {
-	case <-b.symbols.miss:
+	case <-b.SymbolMiss():
 	default:
 		t.Fatal("no miss refresh requested after SymbolMissRefresh")
 	}
-	if err := b.symbols.load(t.Context()); err != nil {
+	if err := b.LoadSymbols(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Validate("foousdt@trade"); err != nil {
@@ -167,8 +170,7 @@ func TestSymbolsFetchErrors(t *testing.T) {
 				fmt.Fprint(w, tc.body)
 			}))
 			defer srv.Close()
-			s := &symbolSet{url: srv.URL, parse: BinanceSpot.parseSymbols, client: srv.Client(), maxBytes: tc.maxBytes}
-			m, err := s.fetch(t.Context())
+			m, err := FetchSymbols(t.Context(), srv.URL, binance.Spot.ParseSymbols, srv.Client(), tc.maxBytes)
 			switch {
 			case tc.wantN >= 0 && tc.wantErr == nil:
 				if err != nil || len(m) != tc.wantN {
@@ -183,9 +185,8 @@ func TestSymbolsFetchErrors(t *testing.T) {
 					t.Fatalf("fetch = %v; want an error", m)
 				}
 			}
-			if want := map[int]time.Duration{429: 7 * time.Second, 418: maxRetryAfter}[tc.status]; want > 0 {
-				re, ok := errors.AsType[*restError](err)
-				if !ok || re.retryAfter != want {
+			if want := map[int]time.Duration{429: 7 * time.Second, 418: MaxRetryAfter}[tc.status]; want > 0 {
+				if got, ok := RetryAfter(err); !ok || got != want {
 					t.Errorf("fetch error = %v; want a restError with Retry-After %v", err, want)
 				}
 			}
@@ -229,16 +230,16 @@ func TestSymbolRefreshRefusesShrink(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newExchangeInfoServer(t, symbolsBody(four...))
-			b, err := NewBinance(BinanceConfig{URL: "ws://127.0.0.1:1", RESTURL: srv.URL, Publisher: nopPublisher{},
+			b, err := newSpot(Config{URL: "ws://127.0.0.1:1", RESTURL: srv.URL, Publisher: nopPublisher{},
 				SymbolMaxDrop: tc.maxDrop})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := b.symbols.load(t.Context()); err != nil {
+			if err := b.LoadSymbols(t.Context()); err != nil {
 				t.Fatal(err)
 			}
 			srv.set(tc.body)
-			err = b.symbols.load(t.Context())
+			err = b.LoadSymbols(t.Context())
 			if got := errors.Is(err, ErrSymbolsRefused); got != tc.wantErr {
 				t.Errorf("refresh error = %v; want refused %v", err, tc.wantErr)
 			}
@@ -259,7 +260,7 @@ func TestSymbolRefreshRefusesShrink(t *testing.T) {
 // exchange lists the symbols again.
 func TestSymbolRefreshRetries(t *testing.T) {
 	srv := newExchangeInfoServer(t, symbolsBody("BTCUSDT", "ETHUSDT"))
-	b, err := NewBinance(BinanceConfig{URL: "ws://127.0.0.1:1", RESTURL: srv.URL, Publisher: nopPublisher{},
+	b, err := newSpot(Config{URL: "ws://127.0.0.1:1", RESTURL: srv.URL, Publisher: nopPublisher{},
 		Lazy: true, SymbolMissRefresh: 20 * time.Millisecond, BackoffMin: 20 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

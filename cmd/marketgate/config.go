@@ -20,6 +20,7 @@ import (
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/internal/envflag"
 	"github.com/marketgate/marketgate/upstream"
+	"github.com/marketgate/marketgate/upstream/binance"
 )
 
 // config is the gateway's effective configuration: flags, each also read
@@ -31,6 +32,8 @@ type config struct {
 	demo           bool
 	binance        upstream.Config // Binance spot: URL, REST URL and limits
 	futures        upstream.Config // Binance USD-M futures
+	binanceMicro   bool            // --binance-microsecond-times
+	futuresMicro   bool            // --binance-futures-microsecond-times
 	noFutures      bool            // --binance-futures-url ""
 	redis          string
 	redisTLSCA     string // --redis-tls-ca: PEM roots for rediss://
@@ -66,10 +69,10 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		"A secret: set MARKETGATE_ADMIN_TOKEN rather than the flag, which other users of the host can read", admin.MinTokenLen))
 	fs.BoolVar(&c.metricsPublic, "metrics-public", false, "serve /metrics on the control listener without the token (or to non-loopback clients)")
 	fs.BoolVar(&c.demo, "demo", false, "run the built-in exchange simulator in-process and use it as the Binance upstream")
-	exchangeFlags(fs, &c.binance, "binance", "Binance spot", upstream.DefaultBinanceURL, upstream.DefaultBinanceRESTURL,
-		"<base>/stream", "/api/v3/exchangeInfo", upstream.DefaultBinanceRequestInterval, upstream.DefaultBinanceMaxStreams, upstream.DefaultBinanceIdleTimeout)
-	exchangeFlags(fs, &c.futures, "binance-futures", "Binance USD-M futures", upstream.DefaultFuturesURL, upstream.DefaultFuturesRESTURL,
-		"<base>/public/stream and <base>/market/stream", "/fapi/v1/exchangeInfo", upstream.DefaultFuturesRequestInterval, upstream.DefaultFuturesMaxStreams, upstream.DefaultFuturesIdleTimeout)
+	exchangeFlags(fs, &c.binance, &c.binanceMicro, "binance", "Binance spot", binance.DefaultSpotURL, binance.DefaultSpotRESTURL,
+		"<base>/stream", "/api/v3/exchangeInfo", binance.DefaultSpotRequestInterval, binance.DefaultSpotMaxStreams, binance.DefaultSpotIdleTimeout)
+	exchangeFlags(fs, &c.futures, &c.futuresMicro, "binance-futures", "Binance USD-M futures", binance.DefaultFuturesURL, binance.DefaultFuturesRESTURL,
+		"<base>/public/stream and <base>/market/stream", "/fapi/v1/exchangeInfo", binance.DefaultFuturesRequestInterval, binance.DefaultFuturesMaxStreams, binance.DefaultFuturesIdleTimeout)
 	fs.StringVar(&c.redis, "redis", "", "Redis URL (redis://[user:password@]host:port/db, rediss:// for TLS); empty: the in-process hub (one node). Give a password through the environment variable, not the command line, which other local users can read")
 	fs.BoolVar(&c.redisCluster, "redis-cluster", false, "--redis names a Redis Cluster: redis://[user:password@]host:port?addr=host:port&addr=… lists seed nodes; pub/sub is sharded")
 	fs.StringVar(&c.redisTLSCA, "redis-tls-ca", "", "PEM file of the CA certificates that Redis's server certificate must chain to (rediss:// only); empty: the system's roots")
@@ -265,7 +268,7 @@ func redactArgs(args []string) []string {
 // exchangeFlags registers one exchange's settings under --<prefix>-…:
 // its URLs and every limit the upstream keeps to, with the exchange's
 // values as defaults.
-func exchangeFlags(fs *flag.FlagSet, c *upstream.Config, prefix, title, wsURL, restURL, wsPath, restPath string,
+func exchangeFlags(fs *flag.FlagSet, c *upstream.Config, micro *bool, prefix, title, wsURL, restURL, wsPath, restPath string,
 	interval time.Duration, maxStreams int, idle time.Duration) {
 	f := func(name string) string { return prefix + "-" + name }
 	fs.StringVar(&c.URL, f("url"), wsURL, title+": market-stream base URL; the gateway connects to "+wsPath)
@@ -277,7 +280,7 @@ func exchangeFlags(fs *flag.FlagSet, c *upstream.Config, prefix, title, wsURL, r
 	fs.DurationVar(&c.ReplyTimeout, f("reply-timeout"), upstream.DefaultReplyTimeout, title+": wait for a request's reply; retried once, then the connection is replaced")
 	fs.DurationVar(&c.Linger, f("linger"), upstream.DefaultLinger, title+": keep a stream subscribed this long after its last client leaves")
 	fs.DurationVar(&c.IdleTimeout, f("idle-timeout"), idle, title+": replace a connection on which nothing arrived for this long")
-	fs.DurationVar(&c.MaxLifetime, f("max-lifetime"), upstream.DefaultMaxLifetime, title+": how long the exchange lets a connection live")
+	fs.DurationVar(&c.MaxLifetime, f("max-lifetime"), binance.DefaultMaxLifetime, title+": how long the exchange lets a connection live")
 	fs.DurationVar(&c.RotateAfter, f("rotate-after"), 0, title+": replace a connection at this age, without losing or repeating an event; 0: max-lifetime − 10m (or half of it, if that is later)")
 	fs.DurationVar(&c.HandoverTimeout, f("handover-timeout"), upstream.DefaultHandoverTimeout, title+": a rotation switches every stream by then (with a gap notice where continuity is not proven)")
 	fs.IntVar(&c.HandoverBuffer, f("handover-buffer"), upstream.DefaultHandoverBuffer, title+": events buffered per stream from the new connection during a rotation")
@@ -285,12 +288,12 @@ func exchangeFlags(fs *flag.FlagSet, c *upstream.Config, prefix, title, wsURL, r
 	fs.DurationVar(&c.BackoffMax, f("backoff-max"), upstream.DefaultBackoffMax, title+": longest reconnect delay, also used after a 1008 close")
 	fs.DurationVar(&c.DialTimeout, f("dial-timeout"), upstream.DefaultDialTimeout, title+": bound on connecting, TLS and the WebSocket handshake")
 	fs.IntVar(&c.MaxURLBytes, f("max-url-bytes"), upstream.DefaultMaxURLBytes, title+": a new connection carries its streams in its URL up to this length, then subscribes the rest")
-	fs.BoolVar(&c.MicrosecondTimes, f("microsecond-times"), false, title+": ask for event times in microseconds (timeUnit=MICROSECOND); clients then get them too")
+	fs.BoolVar(micro, f("microsecond-times"), false, title+": ask for event times in microseconds (timeUnit=MICROSECOND); clients then get them too")
 	fs.Int64Var(&c.MaxMessageSize, f("max-message-size"), upstream.DefaultMaxMessageSize, title+": largest message accepted from the exchange, in bytes")
 	fs.DurationVar(&c.SymbolRefresh, f("symbol-refresh"), upstream.DefaultSymbolRefresh, title+": period of symbol list refreshes")
 	fs.DurationVar(&c.SymbolMissRefresh, f("symbol-miss-refresh"), upstream.DefaultSymbolMissRefresh, title+": least time between refreshes caused by an unknown symbol")
-	fs.IntVar(&c.MaxConnAttempts, f("max-conn-attempts"), upstream.DefaultMaxConnAttempts, title+": connection attempts allowed per --"+f("conn-attempt-window"))
-	fs.DurationVar(&c.ConnAttemptWindow, f("conn-attempt-window"), upstream.DefaultConnAttemptWindow, title+": the sliding window of --"+f("max-conn-attempts"))
+	fs.IntVar(&c.MaxConnAttempts, f("max-conn-attempts"), binance.DefaultMaxConnAttempts, title+": connection attempts allowed per --"+f("conn-attempt-window"))
+	fs.DurationVar(&c.ConnAttemptWindow, f("conn-attempt-window"), binance.DefaultConnAttemptWindow, title+": the sliding window of --"+f("max-conn-attempts"))
 }
 
 // checkLimits rejects limits that cannot work, naming the flag.

@@ -27,6 +27,7 @@ import (
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/telemetry"
 	"github.com/marketgate/marketgate/upstream"
+	"github.com/marketgate/marketgate/upstream/binance"
 	"github.com/marketgate/marketgate/web"
 	"github.com/redis/go-redis/v9"
 )
@@ -128,7 +129,11 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		h, hubStats = rh, rh.Stats
 	}
 	var feeds []*upstream.Feed
-	newFeed := func(c upstream.Config, build func(upstream.Config) (*upstream.Feed, error), name string) error {
+	newFeed := func(c upstream.Config, d binance.Dialect, micro bool, name string) error {
+		c.Dialect = d
+		if micro {
+			c.Dialect = d.WithMicrosecondTimes()
+		}
 		c.Publisher, c.Logger = h, log
 		if rdb != nil {
 			// Stamped with the lease's fencing token: receivers prefer
@@ -136,7 +141,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 			c.Publisher = &originPublisher{Publisher: h, node: &node, exchange: name}
 			c.Lazy = true // connected only while this node owns the exchange
 		}
-		f, err := build(c)
+		f, err := upstream.New(c)
 		if err != nil {
 			return err
 		}
@@ -146,11 +151,11 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		feeds = append(feeds, f)
 		return nil
 	}
-	if err := newFeed(cfg.binance, upstream.NewBinance, "binance"); err != nil {
+	if err := newFeed(cfg.binance, binance.Spot, cfg.binanceMicro, "binance"); err != nil {
 		return err
 	}
 	if !cfg.noFutures {
-		if err := newFeed(cfg.futures, upstream.NewBinanceFutures, "binance-futures"); err != nil {
+		if err := newFeed(cfg.futures, binance.Futures, cfg.futuresMicro, "binance-futures"); err != nil {
 			return err
 		}
 	}

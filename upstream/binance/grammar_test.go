@@ -1,7 +1,8 @@
-package upstream
+package binance
 
 import (
 	"errors"
+	"github.com/marketgate/marketgate/upstream"
 	"strings"
 	"testing"
 	"time"
@@ -102,7 +103,7 @@ func TestParseStreamInvalid(t *testing.T) {
 			if err == nil {
 				t.Fatalf("ParseStream(%q) = %+v; want error", name, got)
 			}
-			if !errors.Is(err, ErrInvalidStream) {
+			if !errors.Is(err, upstream.ErrInvalidStream) {
 				t.Errorf("ParseStream(%q) error = %v; want ErrInvalidStream", name, err)
 			}
 		})
@@ -144,8 +145,8 @@ func TestKindConflatable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := s.Kind.Conflatable(); got != tc.want {
-				t.Errorf("ParseStream(%q).Kind.Conflatable() = %v; want %v", tc.name, got, tc.want)
+			if got := s.Kind.Class().Conflatable(); got != tc.want {
+				t.Errorf("ParseStream(%q).Kind.Class().Conflatable() = %v; want %v", tc.name, got, tc.want)
 			}
 			if got, want := s.Kind.PerSymbol(), s.Symbol != ""; got != want {
 				t.Errorf("ParseStream(%q).Kind.PerSymbol() = %v; want %v", tc.name, got, want)
@@ -168,7 +169,7 @@ func FuzzParseStream(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name string) {
 		s, err := ParseStream(name)
 		if err != nil {
-			if !errors.Is(err, ErrInvalidStream) {
+			if !errors.Is(err, upstream.ErrInvalidStream) {
 				t.Fatalf("ParseStream(%q) error %v does not wrap ErrInvalidStream", name, err)
 			}
 			if s != (Stream{}) {

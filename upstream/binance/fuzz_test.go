@@ -1,4 +1,4 @@
-package upstream
+package binance
 
 import (
 	"bytes"
@@ -7,9 +7,11 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/marketgate/marketgate/upstream"
 )
 
-func FuzzParseBinanceInbound(f *testing.F) {
+func FuzzParseInbound(f *testing.F) {
 	for _, s := range []string{
 		`{"stream":"btcusdt@trade","data":` + benchTrade + `}`,
 		`{"stream":"btcusdt@depth","data":` + benchDepth + `}`,
@@ -29,15 +31,15 @@ func FuzzParseBinanceInbound(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, p []byte) {
-		in, err := parseBinanceInbound(p)
-		if err != nil || in.isReply {
+		in, err := parseInbound(p)
+		if err != nil || in.Kind == upstream.InReply {
 			return
 		}
-		if len(in.stream) == 0 || len(in.data) == 0 {
+		if len(in.Stream) == 0 || len(in.Data) == 0 {
 			t.Fatalf("event %q without stream or data", p)
 		}
-		if !bracketsMatch(in.data) {
-			t.Fatalf("event %q: data %q closes a bracket of the other type", p, in.data)
+		if !bracketsMatch(in.Data) {
+			t.Fatalf("event %q: data %q closes a bracket of the other type", p, in.Data)
 		}
 		if !json.Valid(p) || !utf8.Valid(p) {
 			return // the fast path does not validate (readOne checks UTF-8)
@@ -46,12 +48,12 @@ func FuzzParseBinanceInbound(f *testing.F) {
 		if err := json.Unmarshal(p, &env); err != nil {
 			t.Fatal(err)
 		}
-		if env.Stream != string(in.stream) {
-			t.Fatalf("stream %q; encoding/json says %q", in.stream, env.Stream)
+		if env.Stream != string(in.Stream) {
+			t.Fatalf("stream %q; encoding/json says %q", in.Stream, env.Stream)
 		}
 		var want, got bytes.Buffer
-		if json.Compact(&want, env.Data) != nil || json.Compact(&got, in.data) != nil || want.String() != got.String() {
-			t.Fatalf("data %q; encoding/json says %q", in.data, env.Data)
+		if json.Compact(&want, env.Data) != nil || json.Compact(&got, in.Data) != nil || want.String() != got.String() {
+			t.Fatalf("data %q; encoding/json says %q", in.Data, env.Data)
 		}
 	})
 }
@@ -81,30 +83,6 @@ func bracketsMatch(b []byte) bool {
 	return len(open) == 0
 }
 
-func FuzzJSONField(f *testing.F) {
-	f.Add([]byte(benchTrade), "t")
-	f.Add([]byte(benchDepth), "u")
-	f.Add([]byte(`{"k":{"t":1},"E":2}`), "k")
-	f.Fuzz(func(t *testing.T, obj []byte, key string) {
-		v, ok := jsonField(obj, key)
-		if !ok || !json.Valid(obj) || strings.ContainsAny(key, "\"\\") {
-			return
-		}
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(obj, &m); err != nil {
-			return // not an object
-		}
-		// encoding/json keeps the last of duplicate keys, jsonField the first.
-		if n := bytes.Count(obj, []byte(`"`+key+`"`)); n != 1 {
-			return
-		}
-		var want, got bytes.Buffer
-		if json.Compact(&want, m[key]) != nil || json.Compact(&got, v) != nil || want.String() != got.String() {
-			t.Fatalf("jsonField(%q, %q) = %q; encoding/json says %q", obj, key, v, m[key])
-		}
-	})
-}
-
 func FuzzParseFuturesStream(f *testing.F) {
 	for _, s := range []string{
 		"btcusdt@aggTrade", "btcusdt_perpetual@continuousKline_1M", "ethusdt@depth20@500ms",
@@ -115,7 +93,7 @@ func FuzzParseFuturesStream(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name string) {
 		s, err := ParseFuturesStream(name)
 		if err != nil {
-			if !errors.Is(err, ErrInvalidStream) || s != (Stream{}) {
+			if !errors.Is(err, upstream.ErrInvalidStream) || s != (Stream{}) {
 				t.Fatalf("ParseFuturesStream(%q) = %+v, %v", name, s, err)
 			}
 			return

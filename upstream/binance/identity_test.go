@@ -1,0 +1,119 @@
+package binance
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/marketgate/marketgate/upstream"
+)
+
+const (
+	benchTrade      = `{"e":"trade","E":1672515782136,"s":"BTCUSDT","t":12345,"p":"0.00100000","q":"100.00000000","T":1672515782136,"m":true,"M":true}`
+	benchBookTicker = `{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}`
+)
+
+// benchDepth is a diff depth event with 10 levels a side.
+var benchDepth = func() string {
+	var b strings.Builder
+	b.WriteString(`{"e":"depthUpdate","E":1672515782136,"s":"BTCUSDT","U":157,"u":160,"b":[`)
+	for i := range 10 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `["%d.00000000","%d.50000000"]`, 60000-i, i+1)
+	}
+	b.WriteString(`],"a":[`)
+	for i := range 10 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `["%d.00000000","%d.25000000"]`, 60001+i, i+2)
+	}
+	b.WriteString(`]}`)
+	return b.String()
+}()
+
+// neutral returns a stream of kind k as the core sees it.
+func neutral(k Kind) *upstream.Stream {
+	s := Stream{Kind: k}.Neutral()
+	return &s
+}
+
+func TestIdentity(t *testing.T) {
+	tests := []struct {
+		d    Dialect
+		kind Kind
+		data string
+		want upstream.EventID
+	}{
+		{Spot, KindTrade, benchTrade, upstream.EventID{Lo: 12345, Hi: 12345}},
+		{Spot, KindAggTrade, `{"e":"aggTrade","E":1,"s":"X","a":77,"p":"1","f":100,"l":105,"T":1}`, upstream.EventID{Lo: 77, Hi: 77}},
+		{Spot, KindDiffDepth, benchDepth, upstream.EventID{Lo: 157, Hi: 160}},
+		{Futures, KindDiffDepth, `{"e":"depthUpdate","E":1,"T":1,"s":"X","U":157,"u":160,"pu":149,"b":[],"a":[]}`, upstream.EventID{Lo: 157, Hi: 160, Prev: 149, HasPrev: true}},
+		{Spot, KindBookTicker, benchBookTicker, upstream.EventID{Lo: 400900217, Hi: 400900217}},
+		{Spot, KindPartialDepth, `{"lastUpdateId":160,"bids":[],"asks":[]}`, upstream.EventID{Lo: 160, Hi: 160}},
+		{Futures, KindPartialDepth, `{"e":"depthUpdate","E":1,"T":1,"s":"X","U":157,"u":160,"pu":149,"b":[],"a":[]}`, upstream.EventID{Lo: 160, Hi: 160}},
+		{Spot, KindKline, `{"e":"kline","E":1672515782136,"s":"X","k":{"t":1672515780000,"T":1672515839999,"s":"X"}}`, upstream.EventID{Lo: 1672515780000, Hi: 1672515780000, Sub: 1672515782136}},
+	}
+	for _, tc := range tests {
+		got, ok := tc.d.Identity(neutral(tc.kind), []byte(tc.data))
+		if !ok || got != tc.want {
+			t.Errorf("%s identity(%v) = %+v, %v; want %+v", tc.d.Name(), tc.kind, got, ok, tc.want)
+		}
+	}
+	if _, ok := Spot.Identity(neutral(KindTrade), []byte(`{"e":"trade","T":5}`)); ok {
+		t.Error("trade without t has an identity")
+	}
+	orders := []struct {
+		name string
+		want upstream.Order
+	}{
+		{"btcusdt@trade", upstream.OrderConsecutive},
+		{"btcusdt@aggTrade", upstream.OrderConsecutive},
+		{"btcusdt@depth", upstream.OrderConsecutive},
+		{"btcusdt@blockTrade", upstream.OrderMonotonic},
+		{"btcusdt@bookTicker", upstream.OrderMonotonic},
+		{"btcusdt@depth5", upstream.OrderMonotonic},
+		{"btcusdt@kline_1m", upstream.OrderMonotonic},
+		{"btcusdt@ticker", upstream.OrderNone},
+		{"btcusdt@avgPrice", upstream.OrderNone},
+		{"!miniTicker@arr", upstream.OrderNone},
+	}
+	for _, tc := range orders {
+		s, err := Spot.ParseStream(tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Order(); got != tc.want {
+			t.Errorf("%s order = %v; want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestEventTime(t *testing.T) {
+	tests := []struct {
+		data string
+		want int64
+	}{
+		{benchTrade, 1672515782136000},                                 // milliseconds
+		{`{"e":"trade","E":1672515782136123,"t":1}`, 1672515782136123}, // microseconds
+		{`{"E":99999999999999}`, 99999999999999000},                    // the largest taken for ms
+		{`{"E":100000000000000}`, 100000000000000},                     // the smallest taken for µs
+		{benchBookTicker, 0},                                           // spot bookTicker has no E
+		{`{"e":"x","E":0}`, 0},                                         // unknown
+		{`{"e":"x","E":-5}`, 0},                                        // nonsense
+		{`{"e":"x","E":"1"}`, 0},                                       // not a number
+		{`[{"E":1672515782136}]`, 0},                                   // an array: no top-level E
+		{`{"k":{"E":1672515782136}}`, 0},
+		{`{"e":"x","E":1.5e12}`, 0},
+	}
+	for _, tc := range tests {
+		if got := Spot.EventTime([]byte(tc.data)); got != tc.want {
+			t.Errorf("EventTime(%.50s) = %d; want %d", tc.data, got, tc.want)
+		}
+	}
+	if a := testing.AllocsPerRun(100, func() { Spot.EventTime([]byte(benchTrade)) }); a != 0 {
+		t.Errorf("eventTime: %v allocs; want 0", a)
+	}
+}

@@ -1,0 +1,107 @@
+package upstream
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/marketgate/marketgate/internal/jsonscan"
+)
+
+// fakeDialect is an exchange unlike Binance, the way OKX and Bybit are:
+// string request ids, one reply per stream without an id, topics in
+// request arguments only (no URL carries streams), text "ping"/"pong"
+// heartbeats and string error codes. Stream names are
+// "<INSTRUMENT>.<channel>", e.g. "BTC-USDT.trades".
+type fakeDialect struct{}
+
+var fakeKinds = []string{"trades", "books", "ticker"}
+
+func (fakeDialect) Name() string { return "fake" }
+
+func (fakeDialect) ParseStream(name string) (Stream, error) {
+	sym, ch, ok := strings.Cut(name, ".")
+	if !ok || sym == "" {
+		return Stream{}, &ValidationError{Err: ErrInvalidStream, Value: name}
+	}
+	for i, k := range fakeKinds {
+		if k == ch {
+			class := [...]Class{ClassTrade, ClassBookDelta, ClassTicker}[i]
+			return Stream{Name: name, Symbol: sym, Class: class, Kind: i}, nil
+		}
+	}
+	return Stream{}, &ValidationError{Err: ErrInvalidStream, Value: name}
+}
+
+func (fakeDialect) Kinds() []string        { return fakeKinds }
+func (fakeDialect) Endpoints() []string    { return []string{"/ws/public"} }
+func (fakeDialect) EndpointOf(Stream) int  { return 0 }
+func (fakeDialect) URLRefused(int) bool    { return false }
+func (fakeDialect) SymbolsPath() string    { return "/instruments" }
+func (fakeDialect) EventTime([]byte) int64 { return 0 }
+func (fakeDialect) Heartbeat() Heartbeat {
+	return Heartbeat{Every: 150 * time.Millisecond, Payload: []byte("ping")}
+}
+func (fakeDialect) ConnectURL(base, path string, _ []string, _ int) (string, int) {
+	return base + path, 0
+}
+
+func (fakeDialect) ParseSymbols(r io.Reader) (map[string]struct{}, error) {
+	var list []string
+	if err := json.NewDecoder(r).Decode(&list); err != nil {
+		return nil, err
+	}
+	m := make(map[string]struct{}, len(list))
+	for _, s := range list {
+		m[s] = struct{}{}
+	}
+	return m, nil
+}
+
+func (fakeDialect) Limits() Limits {
+	return Limits{URL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1", RequestInterval: 50 * time.Millisecond,
+		MaxStreams: 100, IdleTimeout: 5 * time.Second, MaxLifetime: time.Hour, MaxConnAttempts: 100, ConnAttemptWindow: time.Minute}
+}
+
+func (fakeDialect) Encode(op Op, names []string, id int64) ([]byte, error) {
+	return json.Marshal(struct {
+		Op   string   `json:"op"`
+		Args []string `json:"args"`
+		ID   string   `json:"id"`
+	}{op.String(), names, fmt.Sprint(id)})
+}
+
+// Parse reads "pong", {"event":"subscribe","arg":…},
+// {"event":"error","code":…,"msg":…,"arg":…}, {"event":"notice"} and
+// events {"arg":…,"data":…}.
+func (fakeDialect) Parse(p []byte) (Inbound, error) {
+	if string(p) == "pong" {
+		return Inbound{Kind: InPong}, nil
+	}
+	var m struct {
+		Event string          `json:"event"`
+		Arg   string          `json:"arg"`
+		Code  string          `json:"code"`
+		Msg   string          `json:"msg"`
+		Data  json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(p, &m); err != nil {
+		return Inbound{}, err
+	}
+	switch m.Event {
+	case "":
+		d, _ := jsonscan.Field(p, "data")
+		return Inbound{Kind: InEvent, Stream: []byte(m.Arg), Data: d}, nil
+	case "subscribe", "unsubscribe":
+		return Inbound{Kind: InReply, Streams: []string{m.Arg}}, nil
+	case "error":
+		return Inbound{Kind: InReply, Streams: []string{m.Arg}, Err: &ReplyError{Code: m.Code, Msg: m.Msg}}, nil
+	case "notice":
+		return Inbound{Kind: InShutdown}, nil
+	}
+	return Inbound{Kind: InIgnore}, nil
+}
+
+func (fakeDialect) Identity(*Stream, []byte) (EventID, bool) { return EventID{}, false }
