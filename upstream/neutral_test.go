@@ -187,7 +187,7 @@ func TestNeutralDialect(t *testing.T) {
 	waitfor.Cond(t, 5*time.Second, func() error {
 		if len(pub.of("fake:BTC-USDT.trades")) == 0 || len(pub.of("fake:BAD-USDT.trades")) == 0 ||
 			len(pub.of("fake:SLOW-USDT.ticker")) == 0 {
-			return fmt.Errorf("published %d messages", len(pub.msgs))
+			return fmt.Errorf("not every stream published")
 		}
 		return nil
 	})
