@@ -63,9 +63,9 @@ fuzz() {
 fuzz ./downstream FuzzReadFrames
 fuzz ./downstream FuzzNativeCommand
 fuzz ./downstream FuzzDialectCommand
-fuzz ./upstream FuzzParseStream
-fuzz ./upstream FuzzParseFuturesStream
-fuzz ./upstream FuzzParseBinanceInbound
-fuzz ./upstream FuzzJSONField
+fuzz ./upstream/binance FuzzParseStream
+fuzz ./upstream/binance FuzzParseFuturesStream
+fuzz ./upstream/binance FuzzParseInbound
+fuzz ./internal/jsonscan FuzzField
 fuzz ./hub FuzzDecode
 fuzz ./hub FuzzCheckData
