@@ -12,7 +12,7 @@ import (
 )
 
 // Rotation replaces a shard's connection before the exchange ends it (at
-// RotateAfter, or at once on a serverShutdown event) without losing or
+// RotateAfter, or at once on the exchange's shutdown notice) without losing or
 // repeating an event: make before break.
 //
 //  1. A new connection is dialled with the shard's streams in its URL (the
@@ -28,16 +28,16 @@ import (
 //     unsubscribed.
 //
 // Switch rules, by how a stream's events are told apart ([Stream.Order]):
-//   - consecutive ids (trade t, aggTrade a, diff depth U/u, futures pu):
-//     switch at the first new-connection event that continues the last
-//     published one (t = last+1; U ≤ last u+1 ≤ u; pu = last u).
-//   - monotonic ids (bookTicker u, partial depth lastUpdateId or u, kline
-//     k.t then E): switch where both connections are seen to deliver the
+//   - consecutive ids (trades, book deltas): switch at the first
+//     new-connection event that continues the last published one
+//     ([EventID]: Lo ≤ last Hi+1 ≤ Hi, or Prev = last Hi).
+//   - monotonic ids (book snapshots and tops, candles by open time then
+//     event time): switch where both connections are seen to deliver the
 //     same event: the new connection delivered one already published (it
 //     is in line: its next newer event is the successor), or the old one
 //     published the first event buffered from the new one (the rest of the
 //     buffer follows it). This holds for consecutive ids too.
-//   - no identity (tickers, markPrice, avgPrice…): switch at the first
+//   - no identity (tickers, anything else): switch at the first
 //     new-connection event.
 //
 // Events of the new connection already published are dropped; events of

@@ -49,7 +49,7 @@ type symbolSet struct {
 	lastFetch time.Time // start of the last fetch attempt
 }
 
-// has reports whether sym (lowercase) trades, and whether the set has been
+// has reports whether sym trades, and whether the set has been
 // loaded at all.
 func (s *symbolSet) has(sym string) (known, loaded bool) {
 	m := s.set.Load()
@@ -155,7 +155,7 @@ func (s *symbolSet) run(ctx context.Context) error {
 	}
 }
 
-// load fetches exchangeInfo once and installs the result.
+// load fetches the symbol list once and installs the result.
 func (s *symbolSet) load(ctx context.Context) error {
 	s.mu.Lock()
 	s.lastFetch = s.now()
@@ -216,7 +216,7 @@ func (e *restError) Error() string {
 	return fmt.Sprintf("http status %d", e.status)
 }
 
-// fetch GETs the symbol list and returns the lowercase symbols that trade.
+// fetch GETs the symbol list and returns the symbols that trade.
 // It reads at most maxBytes of the body.
 func (s *symbolSet) fetch(ctx context.Context) (map[string]struct{}, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
