@@ -111,17 +111,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	bad := func(field string, v any) (Config, error) {
 		return cfg, fmt.Errorf("%w: %s %v", ErrInvalidConfig, field, v)
 	}
-	switch cfg.Mode {
-	case "":
-		cfg.Mode = ModeSpot
-	case ModeSpot, ModeFutures:
-	default:
+	prod, ok := productFor(cfg.Mode)
+	if !ok {
 		return bad("Mode", fmt.Sprintf("%q (want %q or %q)", cfg.Mode, ModeSpot, ModeFutures))
 	}
-	// Spot's limits (spec §0.4, §0.5) or USD-M's (spec §2).
-	msgs, ping, pong := 5, 20*time.Second, time.Minute
-	if cfg.Mode == ModeFutures {
-		msgs, ping, pong = 10, 3*time.Minute, 10*time.Minute
+	if cfg.Mode == "" {
+		cfg.Mode = ModeSpot
 	}
 	if len(cfg.Symbols) == 0 {
 		cfg.Symbols = defaultSymbols
@@ -142,7 +137,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		v    *int
 		def  int
 	}{
-		{"MaxMessagesPerSecond", &cfg.MaxMessagesPerSecond, msgs},
+		{"MaxMessagesPerSecond", &cfg.MaxMessagesPerSecond, prod.maxMessages},
 		{"MaxStreams", &cfg.MaxStreams, 1024},
 		{"SendQueue", &cfg.SendQueue, 4096},
 	}
@@ -165,8 +160,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		v    *time.Duration
 		def  time.Duration
 	}{
-		{"PingInterval", &cfg.PingInterval, ping},
-		{"PongTimeout", &cfg.PongTimeout, pong},
+		{"PingInterval", &cfg.PingInterval, prod.pingInterval},
+		{"PongTimeout", &cfg.PongTimeout, prod.pongTimeout},
 		{"MaxLifetime", &cfg.MaxLifetime, 24 * time.Hour},
 		{"TickInterval", &cfg.TickInterval, 100 * time.Millisecond},
 		{"WriteTimeout", &cfg.WriteTimeout, 10 * time.Second},

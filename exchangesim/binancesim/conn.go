@@ -549,13 +549,13 @@ func (c *conn) admit() bool {
 // and one matching none is an allowed unsolicited pong whatever its
 // payload.
 func (c *conn) pong(p []byte) {
-	futures := c.srv.cfg.Mode == ModeFutures
+	anyPong := c.srv.prod.anyPong
 	c.pmu.Lock()
 	idx := slices.IndexFunc(c.pings, func(sp sentPing) bool { return sp.payload == string(p) })
 	switch {
 	case idx >= 0:
 		c.pings = slices.Delete(c.pings, 0, idx+1)
-	case futures:
+	case anyPong:
 		c.pings = c.pings[:0]
 	}
 	c.pmu.Unlock()
@@ -563,7 +563,7 @@ func (c *conn) pong(p []byte) {
 		return
 	}
 	c.mu.Lock()
-	if len(p) == 0 || futures {
+	if len(p) == 0 || anyPong {
 		c.st.UnsolicitedPongs++
 	} else {
 		c.st.BadPongs++

@@ -319,13 +319,13 @@ func (c *conn) handleRequest(data []byte) {
 func (c *conn) execute(req request) *replyError {
 	switch req.method {
 	case methodSubscribe:
-		specs, rerr := streamParams(req, c.srv.parse)
+		specs, rerr := streamParams(req, c.srv.prod.grammar.parse)
 		if rerr != nil {
 			return rerr
 		}
 		return c.subscribe(specs, req.id)
 	case methodUnsubscribe:
-		specs, rerr := streamParams(req, c.srv.parse)
+		specs, rerr := streamParams(req, c.srv.prod.grammar.parse)
 		if rerr != nil {
 			return rerr
 		}
