@@ -268,7 +268,8 @@ func rawQueryParam(raw, key string) string {
 	return ""
 }
 
-// parseTimeUnit reads the timeUnit query parameter (spec §1.2).
+// parseTimeUnit reads the timeUnit query parameter: MICROSECOND or
+// MILLISECOND, upper or lower case, given at most once.
 func parseTimeUnit(r *http.Request) (micro, ok bool) {
 	vs, present := r.URL.Query()["timeUnit"]
 	if !present {
@@ -345,7 +346,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, names []string,
 		sp, ok := s.prod.grammar.parse(name)
 		switch {
 		case !ok:
-			malformed++ // accepted and silent, like an unknown stream (§1.6)
+			malformed++ // accepted and silent, like an unknown stream, as observed
 		case !dup[name]:
 			dup[name] = true
 			specs = append(specs, sp)
@@ -413,7 +414,8 @@ func (s *Server) CloseAll(code int, reason string) {
 	}
 }
 
-// SendServerShutdown pushes the serverShutdown event (spec §1.3) to every
+// SendServerShutdown pushes the serverShutdown event (Binance's notice of
+// a server about to restart) to every
 // open connection: {"e":"serverShutdown","E":...} on raw connections and
 // {"stream":"!serverShutdown","data":{...}} on combined ones. If closeAfter
 // is not negative, each connection is then closed with 1001 "Server
