@@ -1,19 +1,20 @@
-// Command exchangesim runs the Binance-compatible market-stream simulator
-// (package exchangesim/binancesim) on plain ws:// and http://, imitating
-// Binance Spot (--mode spot, the default) or Binance USD-M futures
-// (--mode futures: routed /public and /market paths, /fapi/v1 REST).
+// Command exchangesim runs an exchange simulator (a package below
+// exchangesim/) on plain ws:// and http://. --exchange picks the exchange:
+// binance (Binance Spot, the default) or binance-futures (Binance USD-M
+// futures: routed /public and /market paths, /fapi/v1 REST). --mode
+// spot|futures is the older spelling of the same choice and still works.
 //
 // Every flag can also come from the environment as EXCHANGESIM_<FLAG>,
 // upper case with dashes as underscores (--max-streams is
 // EXCHANGESIM_MAX_STREAMS); a flag on the command line wins. An invalid
 // value exits with status 2 and one line naming the setting.
 //
-// The limits whose Binance values differ between the products
+// The limits whose values differ between exchanges
 // (--max-messages-per-second, --ping-interval, --pong-timeout) default to
-// the selected mode's values when not given.
+// the selected exchange's values when not given.
 //
 //	exchangesim --listen 127.0.0.1:9443 --symbols BTCUSDT,ETHUSDT --tick-interval 50ms
-//	EXCHANGESIM_MODE=futures exchangesim --max-streams 200
+//	EXCHANGESIM_EXCHANGE=binance-futures exchangesim --max-streams 200
 package main
 
 import (
@@ -23,9 +24,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,7 +52,8 @@ func main() {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: st.logLevel}))
 	st.cfg.Logger = logger
-	s, err := binancesim.New(st.cfg)
+	ex := exchanges[st.exchange]
+	s, err := ex.build(st.cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "exchangesim: "+err.Error())
 		os.Exit(2)
@@ -60,20 +65,62 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	addr := ln.Addr().String()
-	if st.cfg.Mode == binancesim.ModeFutures {
-		logger.Info("exchangesim listening", "mode", st.cfg.Mode,
-			"public", "ws://"+addr+"/public/stream?streams=btcusdt@depth",
-			"market", "ws://"+addr+"/market/stream?streams=btcusdt@aggTrade",
-			"rest", "http://"+addr+"/fapi/v1/exchangeInfo")
-	} else {
-		logger.Info("exchangesim listening", "mode", st.cfg.Mode,
-			"ws", "ws://"+addr+"/stream?streams=btcusdt@trade",
-			"rest", "http://"+addr+"/api/v3/exchangeInfo")
-	}
+	logger.Info("exchangesim listening", ex.endpoints(ln.Addr().String())...)
 	if err := s.Run(ctx, ln); err != nil {
 		fmt.Fprintln(os.Stderr, "exchangesim: "+err.Error())
 		os.Exit(1)
+	}
+}
+
+// simulator is a built exchange simulator, ready to serve.
+type simulator interface {
+	// Run serves ln until ctx ends.
+	Run(ctx context.Context, ln net.Listener) error
+	// Handler serves the simulator's endpoints without running its market.
+	Handler() http.Handler
+}
+
+// exchange is one entry of the exchanges table.
+type exchange struct {
+	// mode is the entry's name in --mode, the older spelling; "" if it has
+	// none.
+	mode string
+	// build makes the simulator from the command's settings.
+	build func(cfg binancesim.Config) (simulator, error)
+	// endpoints returns the log fields that show where the simulator
+	// listening on addr serves.
+	endpoints func(addr string) []any
+}
+
+// exchanges are the simulators --exchange picks from, by name. A new
+// simulator is one more entry.
+var exchanges = map[string]exchange{
+	"binance": {
+		mode:  string(binancesim.ModeSpot),
+		build: binance(binancesim.ModeSpot),
+		endpoints: func(addr string) []any {
+			return []any{"mode", binancesim.ModeSpot,
+				"ws", "ws://" + addr + "/stream?streams=btcusdt@trade",
+				"rest", "http://" + addr + "/api/v3/exchangeInfo"}
+		},
+	},
+	"binance-futures": {
+		mode:  string(binancesim.ModeFutures),
+		build: binance(binancesim.ModeFutures),
+		endpoints: func(addr string) []any {
+			return []any{"mode", binancesim.ModeFutures,
+				"public", "ws://" + addr + "/public/stream?streams=btcusdt@depth",
+				"market", "ws://" + addr + "/market/stream?streams=btcusdt@aggTrade",
+				"rest", "http://" + addr + "/fapi/v1/exchangeInfo"}
+		},
+	},
+}
+
+// binance builds a Binance simulator of the given product.
+func binance(mode binancesim.Mode) func(binancesim.Config) (simulator, error) {
+	return func(cfg binancesim.Config) (simulator, error) {
+		cfg.Mode = mode
+		return binancesim.New(cfg)
 	}
 }
 
@@ -81,7 +128,10 @@ func main() {
 type settings struct {
 	listen   string
 	logLevel slog.Level
-	cfg      binancesim.Config
+	exchange string // a key of exchanges
+	// cfg holds the simulator's settings; its Mode is left to the
+	// exchange's build.
+	cfg binancesim.Config
 }
 
 // parseSettings reads flags, falling back to EXCHANGESIM_* variables
@@ -91,8 +141,9 @@ func parseSettings(args []string, lookup func(string) (string, bool), usage io.W
 	fs := flag.NewFlagSet("exchangesim", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&st.listen, "listen", "127.0.0.1:9443", "`address` to serve ws:// and http:// on")
-	st.cfg.Mode = binancesim.ModeSpot
-	fs.Var(modeValue{&st.cfg.Mode}, "mode", "Binance `product` to imitate: spot or futures (USD-M)")
+	st.exchange = "binance"
+	fs.Var(exchangeValue{&st.exchange}, "exchange", "`name` of the exchange to imitate: "+strings.Join(exchangeNames(), " or ")+" (Binance USD-M)")
+	fs.Var(modeValue{&st.exchange}, "mode", "older spelling of --exchange, by Binance `product`: spot (binance) or futures (binance-futures)")
 	symbols := fs.String("symbols", "BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT,XRPUSDT", "comma-separated upper-case `symbols`")
 	fs.Var(positiveInt{&st.cfg.MaxMessagesPerSecond}, "max-messages-per-second", "incoming messages allowed per rolling second per connection (default 5 spot, 10 futures)")
 	st.cfg.MaxStreams = 1024
@@ -130,21 +181,46 @@ func parseSettings(args []string, lookup func(string) (string, bool), usage io.W
 	return st, nil
 }
 
-// modeValue is a flag.Value for a binancesim.Mode.
-type modeValue struct{ v *binancesim.Mode }
+// exchangeNames lists the keys of exchanges, sorted.
+func exchangeNames() []string {
+	return slices.Sorted(maps.Keys(exchanges))
+}
+
+// exchangeValue is the flag.Value of --exchange: a key of exchanges.
+type exchangeValue struct{ v *string }
+
+func (e exchangeValue) String() string {
+	if e.v == nil {
+		return ""
+	}
+	return *e.v
+}
+
+func (e exchangeValue) Set(s string) error {
+	if _, ok := exchanges[s]; !ok {
+		return fmt.Errorf("want %s", strings.Join(exchangeNames(), " or "))
+	}
+	*e.v = s
+	return nil
+}
+
+// modeValue is the flag.Value of --mode, the older spelling of --exchange
+// by an exchange's mode (spot, futures). It sets the same setting.
+type modeValue struct{ v *string }
 
 func (m modeValue) String() string {
 	if m.v == nil {
 		return ""
 	}
-	return string(*m.v)
+	return exchanges[*m.v].mode
 }
 
 func (m modeValue) Set(s string) error {
-	switch mode := binancesim.Mode(s); mode {
-	case binancesim.ModeSpot, binancesim.ModeFutures:
-		*m.v = mode
-		return nil
+	for _, name := range exchangeNames() {
+		if ex := exchanges[name]; ex.mode != "" && ex.mode == s {
+			*m.v = name
+			return nil
+		}
 	}
 	return fmt.Errorf("want %s or %s", binancesim.ModeSpot, binancesim.ModeFutures)
 }

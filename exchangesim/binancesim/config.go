@@ -16,7 +16,7 @@ const (
 	ModeSpot Mode = "spot"
 	// ModeFutures imitates Binance USD-M futures (wss://fstream.binance.com):
 	// the routed /public and /market paths, the /fapi/v1 REST calls and the
-	// futures payloads and limits (spec §2). See the package doc.
+	// futures payloads and limits. See the package doc.
 	ModeFutures Mode = "futures"
 )
 
@@ -45,7 +45,7 @@ type Config struct {
 	// {"error":{"code":4,"msg":"Too many subscriptions"},"id":N} and the
 	// connection stays open; a URL naming more is refused with HTTP 400.
 	// Default 1024 in both modes. For futures the current Binance page says
-	// 1024 while older pages and many libraries say 200 (spec §2), so a
+	// 1024 while older pages and many libraries say 200, so a
 	// gateway may well plan for 200; set 200 here to hold it to that.
 	MaxStreams int
 	// PingInterval is how often the server pings each connection. The
@@ -54,7 +54,7 @@ type Config struct {
 	PingInterval time.Duration
 	// PongTimeout is how long a ping may stay without a pong echoing its
 	// payload before the connection is closed with 1008 "Pong timeout".
-	// In futures mode any pong counts, echoing or not (spec §2: unsolicited
+	// In futures mode any pong counts, echoing or not (USD-M: unsolicited
 	// pongs maintain the connection). Default 1m (spot) or 10m (futures).
 	PongTimeout time.Duration
 	// MaxLifetime is how long a connection may live, counted from the
@@ -68,7 +68,7 @@ type Config struct {
 	// method (invalid JSON included) gets its error reply and then the
 	// connection is closed with 1008 and Binance's pre-2019 reason
 	// {"code":-1,"msg":"Illegal format ws or stream"}. Binance itself only
-	// replies (spec §1.6).
+	// replies.
 	StrictMethod bool
 	// TickInterval is the market tick: each tick generates trades and book
 	// updates and pushes the real-time and @100ms streams; every 10th tick
@@ -99,7 +99,7 @@ type Config struct {
 	WriteTimeout time.Duration
 	// MaxConnectionAttempts is the number of WebSocket handshakes one IP
 	// may attempt within a rolling 5 minutes; more are refused with HTTP
-	// 429. Default 300 (spec §1.4); -1 disables the limit.
+	// 429. Default 300, Binance's limit; -1 disables the limit.
 	MaxConnectionAttempts int
 }
 
@@ -111,17 +111,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	bad := func(field string, v any) (Config, error) {
 		return cfg, fmt.Errorf("%w: %s %v", ErrInvalidConfig, field, v)
 	}
-	switch cfg.Mode {
-	case "":
-		cfg.Mode = ModeSpot
-	case ModeSpot, ModeFutures:
-	default:
+	prod, ok := productFor(cfg.Mode)
+	if !ok {
 		return bad("Mode", fmt.Sprintf("%q (want %q or %q)", cfg.Mode, ModeSpot, ModeFutures))
 	}
-	// Spot's limits (spec §0.4, §0.5) or USD-M's (spec §2).
-	msgs, ping, pong := 5, 20*time.Second, time.Minute
-	if cfg.Mode == ModeFutures {
-		msgs, ping, pong = 10, 3*time.Minute, 10*time.Minute
+	if cfg.Mode == "" {
+		cfg.Mode = ModeSpot
 	}
 	if len(cfg.Symbols) == 0 {
 		cfg.Symbols = defaultSymbols
@@ -142,7 +137,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		v    *int
 		def  int
 	}{
-		{"MaxMessagesPerSecond", &cfg.MaxMessagesPerSecond, msgs},
+		{"MaxMessagesPerSecond", &cfg.MaxMessagesPerSecond, prod.maxMessages},
 		{"MaxStreams", &cfg.MaxStreams, 1024},
 		{"SendQueue", &cfg.SendQueue, 4096},
 	}
@@ -165,8 +160,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		v    *time.Duration
 		def  time.Duration
 	}{
-		{"PingInterval", &cfg.PingInterval, ping},
-		{"PongTimeout", &cfg.PongTimeout, pong},
+		{"PingInterval", &cfg.PingInterval, prod.pingInterval},
+		{"PongTimeout", &cfg.PongTimeout, prod.pongTimeout},
 		{"MaxLifetime", &cfg.MaxLifetime, 24 * time.Hour},
 		{"TickInterval", &cfg.TickInterval, 100 * time.Millisecond},
 		{"WriteTimeout", &cfg.WriteTimeout, 10 * time.Second},

@@ -36,7 +36,8 @@ const (
 	maxBatch = 64
 )
 
-// Close reasons (spec §0.6, §5 for the observed ones).
+// Close reasons: Binance's documented ones and, where it documents none,
+// those observed in the wild.
 const (
 	closeRateReason     = "Too many requests"
 	closePongReason     = "Pong timeout"
@@ -545,17 +546,17 @@ func (c *conn) admit() bool {
 
 // pong matches a pong against the outstanding pings. A match answers that
 // ping and every older one. In futures mode any pong answers every
-// outstanding ping (spec §2: unsolicited pongs maintain the connection),
+// outstanding ping (USD-M: unsolicited pongs maintain the connection),
 // and one matching none is an allowed unsolicited pong whatever its
 // payload.
 func (c *conn) pong(p []byte) {
-	futures := c.srv.cfg.Mode == ModeFutures
+	anyPong := c.srv.prod.anyPong // USD-M's rule
 	c.pmu.Lock()
 	idx := slices.IndexFunc(c.pings, func(sp sentPing) bool { return sp.payload == string(p) })
 	switch {
 	case idx >= 0:
 		c.pings = slices.Delete(c.pings, 0, idx+1)
-	case futures:
+	case anyPong:
 		c.pings = c.pings[:0]
 	}
 	c.pmu.Unlock()
@@ -563,7 +564,7 @@ func (c *conn) pong(p []byte) {
 		return
 	}
 	c.mu.Lock()
-	if len(p) == 0 || futures {
+	if len(p) == 0 || anyPong {
 		c.st.UnsolicitedPongs++
 	} else {
 		c.st.BadPongs++

@@ -2,8 +2,8 @@
 // REST calls a market-data gateway needs, over plain ws:// and http://:
 // Binance Spot by default, Binance USD-M futures with [ModeFutures]. It is
 // the reference the gateway's upstream client is tested against, so it
-// follows the protocol as documented and observed
-// (/work/shared/spec/binance-streams.md, "the spec" below), not any client.
+// follows the protocol as Binance documents it and as it is observed in
+// the wild, not as any client expects it.
 //
 // # Use
 //
@@ -28,7 +28,7 @@
 // pong-timeout and slow-consumer closes, unknown symbols, refused
 // handshakes and (futures) streams subscribed on the wrong route.
 //
-// # Spot: faithful to the spec
+// # Spot: as Binance documents it
 //
 //   - Endpoints: /ws, /ws/<stream>[/<stream>...] (raw payloads, combined
 //     false) and /stream?streams=<a>/<b> (the {"stream":..,"data":..}
@@ -41,32 +41,34 @@
 //     result/error first, then id. The id is echoed as sent: a signed
 //     64-bit integer, an alphanumeric string of at most 36 characters, or
 //     null.
-//   - Error replies per the spec's table (§1.6): code 0 Unknown property,
+//   - Error replies as in Binance's error table: code 0 Unknown property,
 //     code 1 Invalid value type, the code 2 family, code 3 Invalid JSON,
 //     and the observed code 4 Too many subscriptions. Texts and positions
 //     imitate serde_json ("at line L column C", column = 1-based byte
 //     column of the last byte read, e.g. the closing brace for a missing
 //     method). Error replies keep the connection open.
 //   - Well-formed streams of unlisted symbols are accepted silently, in a
-//     URL or a SUBSCRIBE (§1.6 observations), and counted in
+//     URL or a SUBSCRIBE (as observed on Binance), and counted in
 //     ClientStats.InvalidStreams.
 //   - Limits: incoming messages per rolling second (pings, pongs and data
 //     frames count, close frames do not), close 1008 "Too many requests" on
 //     the first one over; streams per connection; server pings with a
 //     non-empty payload and a pong deadline; connection lifetime;
 //     handshake attempts per IP per 5 minutes (HTTP 429).
-//   - Payloads: field order of the spec's samples (§1.8); prices and
+//   - Payloads: field order of Binance's samples; prices and
 //     quantities are strings with 8 decimals; ids and times are numbers.
 //     Partial depth carries no symbol; bookTicker no e/E.
 //   - One market state per symbol, independent of subscribers: trade ids
 //     consecutive per symbol, aggTrade ids consecutive with f..l covering
 //     consecutive trade ids, one book update-id sequence shared by diff
 //     depth (U = previous u + 1 on both update speeds), bookTicker u,
-//     partial depth lastUpdateId and the /api/v3/depth snapshot, so the
-//     §4 book-sync procedure works against it.
+//     partial depth lastUpdateId and the /api/v3/depth snapshot, so a
+//     local book can be synced against it: buffer the diffs, fetch a
+//     snapshot, drop the diffs with u <= its lastUpdateId, and apply the
+//     rest, the first one having U <= lastUpdateId+1 <= u.
 //   - serverShutdown, raw and in the !serverShutdown combined wrapper.
 //
-// # Choices where the spec is silent
+// # Choices where Binance's documentation is silent
 //
 //   - Over MaxStreams: the observed error reply code 4 (not a close); the
 //     SUBSCRIBE is refused as a whole. A URL naming more than MaxStreams
@@ -84,7 +86,7 @@
 //     then fields in document order, then missing fields (method before
 //     id). A method that is not a string is serde's syntax error "expected
 //     value" (code 3). A missing id is "request ID must be an unsigned
-//     integer", as the spec's table describes. An error reply carries the
+//     integer", as Binance's error table describes. An error reply carries the
 //     id whenever the frame holds a valid one. Unknown fields are ignored;
 //     duplicate fields are "duplicate field `x`". A JSON value that is not
 //     an object is "invalid type: ..., expected struct Request" and counts
@@ -110,7 +112,7 @@
 //     a client that rotates its connections sooner than MaxLifetime is
 //     never cut by it.
 //
-// # Futures mode (spec §2)
+// # Futures mode
 //
 // [ModeFutures] imitates wss://fstream.binance.com after the 2026 routing
 // change. Everything above holds unless said otherwise here.
@@ -138,17 +140,17 @@
 //     other than 100/250/500ms) are malformed: "invalid stream" in a
 //     SUBSCRIBE, silent and counted in InvalidStreams in a URL. Futures
 //     names are malformed in spot mode in the same way. There is no @trade
-//     stream on futures (the spec lists none). Stream symbols may hold '_'
+//     stream on futures (Binance lists none). Stream symbols may hold '_'
 //     between parts, as delivery contracts do (btcusdt_260626@depth); the
 //     simulator lists perpetuals only, so those are unlisted symbols.
 //   - Limits default to 10 messages/s, 1024 streams, a ping every 3m, a
 //     10m pong timeout and 24h. Any pong, echoing a ping or not, answers
 //     every outstanding ping ("unsolicited pong frames … maintain the
 //     connection"); unmatched pongs count as UnsolicitedPongs, never
-//     BadPongs. The methods, replies and errors are Spot's (the spec says
-//     the JSON is the same); ids are accepted as on Spot although the
+//     BadPongs. The methods, replies and errors are Spot's (the futures
+//     pages say the JSON is the same); ids are accepted as on Spot although the
 //     futures page still says "unsigned INT".
-//   - Payloads, field order as in spec §2 and the USD-M doc pages:
+//   - Payloads, field order as in the USD-M doc pages:
 //     depthUpdate {e,E,T,s,U,u,pu,b,a}; partial depth has the same
 //     depthUpdate shape with the top levels in b/a and the U/u/pu of the
 //     diff of the same speed; bookTicker {e,u,E,T,s,b,B,a,A}; aggTrade
@@ -166,7 +168,10 @@
 //     parameters), GET /fapi/v1/depth?symbol=&limit= (limit 5, 10, 20, 50,
 //     100, 500 (default) or 1000, else HTTP 400 code -1130;
 //     {lastUpdateId,E,T,bids,asks}, lastUpdateId from the streams' id
-//     sequence, so spec §2's book-sync procedure works), /fapi/v1/time and
+//     sequence, so the USD-M book sync works: drop the buffered events
+//     with u < lastUpdateId, start at the one with U <= lastUpdateId <= u,
+//     and from then on check each event's pu against the previous u),
+//     /fapi/v1/time and
 //     /fapi/v1/ping. /api/v3/* is HTTP 404 in futures mode and /fapi/* in
 //     spot mode.
 //   - Run's end closes with 1001 "Server shutdown" without the

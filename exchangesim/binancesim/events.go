@@ -2,8 +2,6 @@ package binancesim
 
 import (
 	"cmp"
-	"slices"
-	"strconv"
 
 	"github.com/gobwas/ws"
 )
@@ -13,10 +11,14 @@ import (
 // only, by every connection subscribed to the stream.
 type event struct {
 	stream string
-	body   func(b []byte, micro bool) []byte
+	body   payload
 	raw    [2][]byte // payload by micro
 	frames [4][]byte // compiled text frame by combined<<1 | micro
 }
+
+// payload appends an event's JSON payload, with times in microseconds if
+// micro.
+type payload func(b []byte, micro bool) []byte
 
 func b2i(v bool) int {
 	if v {
@@ -63,7 +65,7 @@ func compileText(p []byte) []byte {
 
 // dispatch sends e to every connection subscribed to sub, except those
 // that subscribed on a futures route that does not serve the stream: they
-// hold it silently (spec §2).
+// hold it silently.
 func dispatch(sub *streamSubs, e *event) {
 	for c := range sub.conns {
 		if c.route != sub.spec.route {
@@ -73,73 +75,93 @@ func dispatch(sub *streamSubs, e *event) {
 	}
 }
 
-// emitSymbol generates the events of one symbol's subscribed stream for
-// this tick. slow is true on "1000ms" ticks; now is in µs.
-func (m *market) emitSymbol(sy *symbolState, sub *streamSubs, now int64) {
-	if m.futures {
-		m.emitFuturesSymbol(sy, sub, now)
+// emit pushes the events of one subscribed stream that are due on this
+// tick, by the product's rule for its kind: the events of symbol sy, or of
+// the whole market when sy is nil. A kind without a rule stays silent. now
+// is in µs.
+func (m *market) emit(sy *symbolState, sub *streamSubs, now int64) {
+	sp := sub.spec
+	rule, ok := m.events[sp.kind]
+	if !ok || !m.due(cmp.Or(sp.period, rule.period)) {
 		return
 	}
-	sp := sub.spec
-	slow := m.ticks%slowEvery == 0
-	send := func(body func([]byte, bool) []byte) {
+	rule.emit(m, sy, sp, now, func(body payload) {
 		dispatch(sub, &event{stream: sp.name, body: body})
+	})
+}
+
+// An emitter pushes, through send, the events of stream sp that are due
+// on this tick: those of symbol sy, or of the market for a market-wide
+// stream (sy nil). The rule's period has been checked.
+type emitter func(m *market, sy *symbolState, sp streamSpec, now int64, send func(payload))
+
+// symbolPayload appends one event about a symbol at time now (µs).
+type symbolPayload func(b []byte, sy *symbolState, now int64, micro bool) []byte
+
+// depthPayload appends one depth event of a symbol: the book changes in d,
+// or with levels > 0 the top levels of the book.
+type depthPayload func(b []byte, sy *symbolState, d *bookDiff, levels int, now int64, micro bool) []byte
+
+// every pushes one event each period.
+func every(enc symbolPayload) emitter {
+	return func(_ *market, sy *symbolState, _ streamSpec, now int64, send func(payload)) {
+		send(func(b []byte, micro bool) []byte { return enc(b, sy, now, micro) })
 	}
-	switch sp.kind {
-	case kindTrade:
-		for _, tr := range sy.trades {
-			send(func(b []byte, micro bool) []byte { return appendTrade(b, sy, tr, now, micro) })
-		}
-	case kindAggTrade:
-		for _, ag := range sy.aggs {
-			send(func(b []byte, micro bool) []byte { return appendAggTrade(b, sy, ag, now, micro) })
-		}
-	case kindBookTicker:
+}
+
+// onTopChange pushes one event when the top of the book changed this
+// tick.
+func onTopChange(enc symbolPayload) emitter {
+	return func(_ *market, sy *symbolState, _ streamSpec, now int64, send func(payload)) {
 		if sy.topChanged {
-			send(func(b []byte, _ bool) []byte { return appendBookTicker(b, sy) })
+			send(func(b []byte, micro bool) []byte { return enc(b, sy, now, micro) })
 		}
-	case kindPartialDepth:
-		if sp.fast || slow {
-			send(func(b []byte, _ bool) []byte { return appendPartialDepth(b, sy, sp.levels) })
+	}
+}
+
+// onBookChange pushes one event when the book changed within the stream's
+// period.
+func onBookChange(enc depthPayload) emitter {
+	return func(_ *market, sy *symbolState, sp streamSpec, now int64, send func(payload)) {
+		if d := sy.depthWindow(sp.period); d.first != 0 {
+			send(func(b []byte, micro bool) []byte { return enc(b, sy, d, sp.levels, now, micro) })
 		}
-	case kindDiffDepth:
-		d := &sy.tick
-		if !sp.fast {
-			if !slow {
-				return
-			}
-			d = &sy.window
+	}
+}
+
+// snapshots pushes the top levels of the book each period, changed or not
+// (Spot's partial depth).
+func snapshots(_ *market, sy *symbolState, sp streamSpec, _ int64, send func(payload)) {
+	send(func(b []byte, _ bool) []byte { return appendPartialDepth(b, sy, sp.levels) })
+}
+
+// eachTrade pushes one event per trade of this tick.
+func eachTrade(_ *market, sy *symbolState, _ streamSpec, now int64, send func(payload)) {
+	for _, tr := range sy.trades {
+		send(func(b []byte, micro bool) []byte { return appendTrade(b, sy, tr, now, micro) })
+	}
+}
+
+// eachAggTrade pushes one event per aggregate trade of this tick.
+func eachAggTrade(enc func(b []byte, sy *symbolState, ag aggTrade, now int64, micro bool) []byte) emitter {
+	return func(_ *market, sy *symbolState, _ streamSpec, now int64, send func(payload)) {
+		for _, ag := range sy.aggs {
+			send(func(b []byte, micro bool) []byte { return enc(b, sy, ag, now, micro) })
 		}
-		if d.first != 0 {
-			send(func(b []byte, micro bool) []byte { return appendDiffDepth(b, sy, d, now, micro) })
-		}
-	case kindMiniTicker:
-		if slow {
-			send(func(b []byte, micro bool) []byte { return appendMiniTicker(b, sy, now, micro) })
-		}
-	case kindTicker:
-		if slow {
-			send(func(b []byte, micro bool) []byte { return appendTicker(b, sy, now, micro) })
-		}
-	case kindAvgPrice:
-		if slow {
-			send(func(b []byte, micro bool) []byte { return appendAvgPrice(b, sy, now, micro) })
-		}
-	case kindKline:
-		every := int64(klineSlow)
-		if sp.interval == "1s" {
-			every = slowEvery
-		}
-		if m.ticks%every != 0 {
-			return
-		}
-		emitKline(sy, sp, now, send)
+	}
+}
+
+// onLiquidation pushes the symbol's latest liquidation of the period, if
+// any.
+func onLiquidation(_ *market, sy *symbolState, _ streamSpec, now int64, send func(payload)) {
+	if l := sy.perp.liq; l != nil {
+		send(func(b []byte, micro bool) []byte { return appendForceOrder(b, sy, l, now, micro) })
 	}
 }
 
 // emitKline sends the kline stream's update: first the final (x=true)
 // update of a bar that ended, then the current bar.
-func emitKline(sy *symbolState, sp streamSpec, now int64, send func(func([]byte, bool) []byte)) {
+func emitKline(_ *market, sy *symbolState, sp streamSpec, now int64, send func(payload)) {
 	c := sy.candleFor(sp, now)
 	c.roll(now)
 	if done := c.closed; done != nil {
@@ -149,258 +171,49 @@ func emitKline(sy *symbolState, sp streamSpec, now int64, send func(func([]byte,
 	send(func(b []byte, micro bool) []byte { return appendKline(b, sy, sp.interval, &c.cur, false, now, micro) })
 }
 
-// emitMarketWide generates !miniTicker@arr: the symbols that traded in the
-// last "1000ms" window.
-func (m *market) emitMarketWide(sub *streamSubs, now int64) {
-	if m.futures {
-		m.emitFuturesMarketWide(sub, now)
-		return
+// perSymbol runs a symbol's emitter for every symbol of a market-wide
+// stream: one single-symbol event each, as !bookTicker and
+// !forceOrder@arr push them.
+func perSymbol(e emitter) emitter {
+	return func(m *market, _ *symbolState, sp streamSpec, now int64, send func(payload)) {
+		for _, sy := range m.syms {
+			e(m, sy, sp, now, send)
+		}
 	}
-	if sub.spec.kind != kindAllMiniTickers || m.ticks%slowEvery != 0 {
-		return
+}
+
+// arrayOf pushes one JSON array event with an element per symbol that
+// syms selects; nothing when it selects none.
+func arrayOf(syms func(*market) []*symbolState, elem symbolPayload) emitter {
+	return func(m *market, _ *symbolState, _ streamSpec, now int64, send func(payload)) {
+		sel := syms(m)
+		if len(sel) == 0 {
+			return
+		}
+		send(func(b []byte, micro bool) []byte {
+			b = append(b, '[')
+			for k, sy := range sel {
+				if k > 0 {
+					b = append(b, ',')
+				}
+				b = elem(b, sy, now, micro)
+			}
+			return append(b, ']')
+		})
 	}
-	var changed []*symbolState
+}
+
+// allSymbols selects every symbol.
+func allSymbols(m *market) []*symbolState { return m.syms }
+
+// tradedSymbols selects the symbols that traded in the current "1000ms"
+// window.
+func tradedSymbols(m *market) []*symbolState {
+	var out []*symbolState
 	for _, sy := range m.syms {
 		if sy.tradedWindow {
-			changed = append(changed, sy)
+			out = append(out, sy)
 		}
 	}
-	if len(changed) == 0 {
-		return
-	}
-	dispatch(sub, &event{stream: sub.spec.name, body: func(b []byte, micro bool) []byte {
-		b = append(b, '[')
-		for k, sy := range changed {
-			if k > 0 {
-				b = append(b, ',')
-			}
-			b = appendMiniTicker(b, sy, now, micro)
-		}
-		return append(b, ']')
-	}})
-}
-
-// Encoding helpers. Field order follows the samples of spec §1.8.
-
-func appendInt(b []byte, v int64) []byte { return strconv.AppendInt(b, v, 10) }
-
-func appendBool(b []byte, v bool) []byte { return strconv.AppendBool(b, v) }
-
-// appendTime appends a µs timestamp in the connection's unit.
-func appendTime(b []byte, us int64, micro bool) []byte {
-	if micro {
-		return appendInt(b, us)
-	}
-	return appendInt(b, us/1000)
-}
-
-// appendCloseTime appends the last instant before the exclusive end.
-func appendCloseTime(b []byte, end int64, micro bool) []byte {
-	if micro {
-		return appendInt(b, end-1)
-	}
-	return appendInt(b, end/1000-1)
-}
-
-// appendE8 appends v/1e8 with exactly 8 decimals.
-func appendE8(b []byte, v int64) []byte {
-	if v < 0 {
-		b = append(b, '-')
-		v = -v
-	}
-	b = appendInt(b, v/e8)
-	frac := v % e8
-	b = append(b, '.')
-	for d := int64(e8 / 10); d > 0; d /= 10 {
-		b = append(b, byte('0'+frac/d%10))
-	}
-	return b
-}
-
-// appendPriceField appends ,"k":"<e8>".
-func appendPriceField(b []byte, key string, v int64) []byte {
-	b = append(b, `,"`...)
-	b = append(b, key...)
-	b = append(b, `":"`...)
-	b = appendE8(b, v)
-	return append(b, '"')
-}
-
-// appendFloatField appends ,"k":"<v with 8 decimals>".
-func appendFloatField(b []byte, key string, v float64) []byte {
-	b = append(b, `,"`...)
-	b = append(b, key...)
-	b = append(b, `":"`...)
-	b = strconv.AppendFloat(b, v, 'f', 8, 64)
-	return append(b, '"')
-}
-
-func appendHead(b []byte, typ string, sy *symbolState, now int64, micro bool) []byte {
-	b = append(b, `{"e":"`...)
-	b = append(b, typ...)
-	b = append(b, `","E":`...)
-	b = appendTime(b, now, micro)
-	b = append(b, `,"s":`...)
-	return appendJSONString(b, sy.name)
-}
-
-func appendTrade(b []byte, sy *symbolState, tr trade, now int64, micro bool) []byte {
-	b = appendHead(b, "trade", sy, now, micro)
-	b = append(b, `,"t":`...)
-	b = appendInt(b, tr.id)
-	b = appendPriceField(b, "p", tr.px)
-	b = appendPriceField(b, "q", tr.qty)
-	b = append(b, `,"T":`...)
-	b = appendTime(b, tr.time, micro)
-	b = append(b, `,"m":`...)
-	b = appendBool(b, tr.buyerMaker)
-	return append(b, `,"M":true}`...)
-}
-
-func appendAggTrade(b []byte, sy *symbolState, ag aggTrade, now int64, micro bool) []byte {
-	b = appendHead(b, "aggTrade", sy, now, micro)
-	b = append(b, `,"a":`...)
-	b = appendInt(b, ag.id)
-	b = appendPriceField(b, "p", ag.px)
-	b = appendPriceField(b, "q", ag.qty)
-	b = append(b, `,"f":`...)
-	b = appendInt(b, ag.first)
-	b = append(b, `,"l":`...)
-	b = appendInt(b, ag.last)
-	b = append(b, `,"T":`...)
-	b = appendTime(b, ag.time, micro)
-	b = append(b, `,"m":`...)
-	b = appendBool(b, ag.buyerMaker)
-	return append(b, `,"M":true}`...)
-}
-
-func appendBookTicker(b []byte, sy *symbolState) []byte {
-	bid, ask := sy.top()
-	b = append(b, `{"u":`...)
-	b = appendInt(b, sy.updateID)
-	b = append(b, `,"s":`...)
-	b = appendJSONString(b, sy.name)
-	b = appendPriceField(b, "b", sy.pxE8(bid.px))
-	b = appendPriceField(b, "B", bid.qty)
-	b = appendPriceField(b, "a", sy.pxE8(ask.px))
-	b = appendPriceField(b, "A", ask.qty)
-	return append(b, '}')
-}
-
-// appendLevels appends [["px","qty"],...].
-func appendLevels(b []byte, sy *symbolState, lv []level) []byte {
-	b = append(b, '[')
-	for k, l := range lv {
-		if k > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `["`...)
-		b = appendE8(b, sy.pxE8(l.px))
-		b = append(b, `","`...)
-		b = appendE8(b, l.qty)
-		b = append(b, `"]`...)
-	}
-	return append(b, ']')
-}
-
-func appendPartialDepth(b []byte, sy *symbolState, n int) []byte {
-	bids, asks := sy.snapshot(n)
-	b = append(b, `{"lastUpdateId":`...)
-	b = appendInt(b, sy.updateID)
-	b = append(b, `,"bids":`...)
-	b = appendLevels(b, sy, bids)
-	b = append(b, `,"asks":`...)
-	b = appendLevels(b, sy, asks)
-	return append(b, '}')
-}
-
-// sortedLevels turns a diff side into levels, best price first.
-func sortedLevels(m map[int64]int64, bid bool) []level {
-	lv := make([]level, 0, len(m))
-	for px, q := range m {
-		lv = append(lv, level{px, q})
-	}
-	slices.SortFunc(lv, func(x, y level) int {
-		if bid {
-			return cmp.Compare(y.px, x.px)
-		}
-		return cmp.Compare(x.px, y.px)
-	})
-	return lv
-}
-
-func appendDiffDepth(b []byte, sy *symbolState, d *bookDiff, now int64, micro bool) []byte {
-	b = appendHead(b, "depthUpdate", sy, now, micro)
-	b = append(b, `,"U":`...)
-	b = appendInt(b, d.first)
-	b = append(b, `,"u":`...)
-	b = appendInt(b, d.last)
-	b = append(b, `,"b":`...)
-	b = appendLevels(b, sy, sortedLevels(d.bids, true))
-	b = append(b, `,"a":`...)
-	b = appendLevels(b, sy, sortedLevels(d.asks, false))
-	return append(b, '}')
-}
-
-func appendMiniTicker(b []byte, sy *symbolState, now int64, micro bool) []byte {
-	st := &sy.stats
-	b = appendHead(b, "24hrMiniTicker", sy, now, micro)
-	b = appendPriceField(b, "c", st.last)
-	b = appendPriceField(b, "o", st.open)
-	b = appendPriceField(b, "h", st.high)
-	b = appendPriceField(b, "l", st.low)
-	b = appendFloatField(b, "v", st.volume)
-	b = appendFloatField(b, "q", st.quoteVolume)
-	return append(b, '}')
-}
-
-func appendTicker(b []byte, sy *symbolState, now int64, micro bool) []byte {
-	st := &sy.stats
-	bid, ask := sy.top()
-	change, pct, wavg := st.derived()
-	b = appendHead(b, "24hrTicker", sy, now, micro)
-	b = appendPriceField(b, "p", change)
-	b = append(b, `,"P":"`...)
-	b = strconv.AppendFloat(b, pct, 'f', 3, 64)
-	b = append(b, '"')
-	b = appendFloatField(b, "w", wavg)
-	b = appendPriceField(b, "x", st.open)
-	b = appendPriceField(b, "c", st.last)
-	b = appendPriceField(b, "Q", st.lastQty)
-	b = appendPriceField(b, "b", sy.pxE8(bid.px))
-	b = appendPriceField(b, "B", bid.qty)
-	b = appendPriceField(b, "a", sy.pxE8(ask.px))
-	b = appendPriceField(b, "A", ask.qty)
-	b = appendPriceField(b, "o", st.open)
-	b = appendPriceField(b, "h", st.high)
-	b = appendPriceField(b, "l", st.low)
-	b = appendFloatField(b, "v", st.volume)
-	b = appendFloatField(b, "q", st.quoteVolume)
-	b = append(b, `,"O":`...)
-	b = appendTime(b, now-microsPerDay, micro)
-	b = append(b, `,"C":`...)
-	b = appendTime(b, now, micro)
-	b = append(b, `,"F":`...)
-	b = appendInt(b, st.firstID)
-	b = append(b, `,"L":`...)
-	b = appendInt(b, sy.nextTrade-1)
-	b = append(b, `,"n":`...)
-	b = appendInt(b, st.count)
-	return append(b, '}')
-}
-
-func appendAvgPrice(b []byte, sy *symbolState, now int64, micro bool) []byte {
-	b = appendHead(b, "avgPrice", sy, now, micro)
-	b = append(b, `,"i":"5m"`...)
-	b = appendPriceField(b, "w", int64(sy.avg))
-	b = append(b, `,"T":`...)
-	b = appendTime(b, sy.lastTime, micro)
-	return append(b, '}')
-}
-
-// appendServerShutdown appends the serverShutdown event (spec §1.3).
-func appendServerShutdown(b []byte, now int64, micro bool) []byte {
-	b = append(b, `{"e":"serverShutdown","E":`...)
-	b = appendTime(b, now, micro)
-	return append(b, '}')
+	return out
 }

@@ -175,7 +175,7 @@ func TestFuturesDepthChain(t *testing.T) {
 	}
 }
 
-// TestFuturesBookSync runs the USD-M procedure of spec §2 against
+// TestFuturesBookSync runs USD-M's book-sync procedure against
 // /fapi/v1/depth and @depth@100ms, checking the local book against
 // depth20@100ms events with the same u.
 func TestFuturesBookSync(t *testing.T) {

@@ -143,20 +143,20 @@ func TestParseFuturesStream(t *testing.T) {
 		{"", false, 0, 0, 0, 0},
 	}
 	for _, tc := range tests {
-		sp, ok := parseFuturesStream(tc.name)
+		sp, ok := futuresProduct.grammar.parse(tc.name)
 		if ok != tc.ok {
-			t.Errorf("parseFuturesStream(%q) ok = %v; want %v", tc.name, ok, tc.ok)
+			t.Errorf("futuresProduct.grammar.parse(%q) ok = %v; want %v", tc.name, ok, tc.ok)
 			continue
 		}
 		if ok && (sp.kind != tc.kind || sp.route != tc.route || sp.period != tc.period || sp.levels != tc.levels) {
-			t.Errorf("parseFuturesStream(%q) = kind %d %v period %d levels %d; want kind %d %v period %d levels %d",
+			t.Errorf("futuresProduct.grammar.parse(%q) = kind %d %v period %d levels %d; want kind %d %v period %d levels %d",
 				tc.name, sp.kind, sp.route, sp.period, sp.levels, tc.kind, tc.route, tc.period, tc.levels)
 		}
 	}
 	// And the other way round: futures-only names are malformed in spot.
 	for _, name := range []string{"btcusdt@markPrice", "btcusdt@forceOrder", "btcusdt@depth@500ms", "!bookTicker", "!ticker@arr"} {
-		if _, ok := parseStream(name); ok {
-			t.Errorf("parseStream(%q) ok in spot mode; want malformed", name)
+		if _, ok := spotProduct.grammar.parse(name); ok {
+			t.Errorf("spotProduct.grammar.parse(%q) ok in spot mode; want malformed", name)
 		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 // This file holds a small JSON parser whose error messages and positions
 // imitate serde_json, which Binance's stream servers evidently use: their
 // replies read "Invalid JSON: expected value at line 1 column 1" and
-// "missing field `method` at line 1 column 73" (spec §1.6).
+// "missing field `method` at line 1 column 73".
 //
 // Positions follow serde_json: "line" is 1-based; "column" is the byte
 // offset within the line of the last byte consumed when the error was

@@ -17,9 +17,7 @@ import (
 const (
 	e8            = 100_000_000
 	bookDepth     = 100 // price levels kept per side
-	slowEvery     = 10  // ticks per "1000ms" update
-	nominalTickMs = 100 // what one tick stands for; futures periods are counted in it
-	klineSlow     = 20  // ticks per kline update for intervals other than 1s
+	nominalTickMs = 100 // what one tick stands for; update periods are counted in it
 	maxAggLevels  = 3   // price levels one taker order may walk
 	microsPerDay  = 86_400_000_000
 	microsPer5Min = 300_000_000
@@ -67,7 +65,7 @@ type aggTrade struct {
 // range that covers them.
 type bookDiff struct {
 	first, last int64           // update ids; first == 0 means empty
-	prev        int64           // last of the previous non-empty period (futures pu)
+	prev        int64           // last of the previous non-empty period (USD-M's pu)
 	bids, asks  map[int64]int64 // px ticks -> qty e8
 }
 
@@ -120,23 +118,28 @@ type symbolState struct {
 	tick       bookDiff
 	topChanged bool
 
-	// Accumulated over the current "1000ms" window.
-	window       bookDiff
+	// The book changes of the current period of each of the product's
+	// depth windows, and whether the symbol traded in the current
+	// "1000ms" window.
+	windows      []periodDiff
 	tradedWindow bool
 
-	// Futures only (futures_market.go).
-	futures  bool
-	now      int64    // time of the current step, µs
-	bookTime int64    // time of the last book change, µs (futures T)
-	w250     bookDiff // diffs of the current 250ms and 500ms periods
-	w500     bookDiff
-	perp     perpState
+	now      int64      // time of the current step, µs
+	bookTime int64      // time of the last book change, µs (USD-M's T)
+	perp     *perpState // a perpetual contract's state (perpetual.go); nil on Spot
 
 	stats     stats24
 	avg       float64 // 5-minute average price, e8
 	lastTime  int64   // last trade time, µs
 	candles   map[string]*candle
 	candleKey []string // sorted keys of candles, for a stable order
+}
+
+// periodDiff is the book changes of the current period of a depth
+// window.
+type periodDiff struct {
+	period int64 // ms
+	diff   bookDiff
 }
 
 // market holds every symbol and the random source; mu guards all of it.
@@ -147,17 +150,22 @@ type market struct {
 	bySym map[string]*symbolState // by lower-case symbol
 	ticks int64
 	alpha float64 // per-tick weight of the 5-minute average
-	// futures selects USD-M update speeds, payloads and the perpetual
-	// state (mark price, funding, liquidations).
-	futures bool
+
+	// From the product: the event rules, the depth windows and whether
+	// symbols are perpetual contracts.
+	events    map[streamKind]eventRule
+	windows   []int64
+	perpetual bool
 }
 
-func newMarket(symbols []string, seed int64, tickMicros int64, nowMicros int64, futures bool) *market {
+func newMarket(symbols []string, seed int64, tickMicros int64, nowMicros int64, prod *product) *market {
 	m := &market{
-		rng:     rand.New(rand.NewPCG(uint64(seed), uint64(seed)^0x9e3779b97f4a7c15)),
-		bySym:   make(map[string]*symbolState, len(symbols)),
-		alpha:   math.Min(1, float64(tickMicros)/microsPer5Min),
-		futures: futures,
+		rng:       rand.New(rand.NewPCG(uint64(seed), uint64(seed)^0x9e3779b97f4a7c15)),
+		bySym:     make(map[string]*symbolState, len(symbols)),
+		alpha:     math.Min(1, float64(tickMicros)/microsPer5Min),
+		events:    prod.events,
+		windows:   prod.depthWindows,
+		perpetual: prod.perpetual,
 	}
 	for _, name := range symbols {
 		sy := m.newSymbol(name, nowMicros)
@@ -195,7 +203,6 @@ func (m *market) newSymbol(name string, now int64) *symbolState {
 		nextTrade: 100_000_000 + r.Int64N(900_000_000),
 		nextAgg:   10_000_000 + r.Int64N(90_000_000),
 		tick:      newBookDiff(),
-		window:    newBookDiff(),
 		candles:   map[string]*candle{},
 		lastTime:  now,
 	}
@@ -219,10 +226,15 @@ func (m *market) newSymbol(name string, now int64) *symbolState {
 		firstID: sy.nextTrade - count, count: count,
 	}
 	sy.avg = float64(last)
-	sy.tick.prev, sy.window.prev = sy.updateID, sy.updateID
+	sy.tick.prev = sy.updateID
+	for _, period := range m.windows {
+		w := periodDiff{period: period, diff: newBookDiff()}
+		w.diff.prev = sy.updateID
+		sy.windows = append(sy.windows, w)
+	}
 	sy.bookTime = now
-	if m.futures {
-		sy.initFutures(r)
+	if m.perpetual {
+		sy.perp = newPerpState(sy, r)
 	}
 	return sy
 }
@@ -273,12 +285,10 @@ func (sy *symbolState) setLevel(bid bool, px, qty int64) {
 		*lv = slices.Insert(*lv, i, level{px, qty})
 	}
 	sy.updateID++
+	sy.bookTime = sy.now
 	sy.tick.add(bid, px, qty, sy.updateID)
-	sy.window.add(bid, px, qty, sy.updateID)
-	if sy.futures {
-		sy.bookTime = sy.now
-		sy.w250.add(bid, px, qty, sy.updateID)
-		sy.w500.add(bid, px, qty, sy.updateID)
+	for i := range sy.windows {
+		sy.windows[i].diff.add(bid, px, qty, sy.updateID)
 	}
 }
 
@@ -358,8 +368,8 @@ func (sy *symbolState) step(r *rand.Rand, now int64, alpha float64) {
 		sy.tradedWindow = true
 	}
 	sy.avg += (float64(sy.stats.last) - sy.avg) * alpha
-	if sy.futures {
-		sy.stepFutures(r, now)
+	if sy.perp != nil {
+		sy.perp.step(sy, r, now)
 	}
 }
 
@@ -443,10 +453,43 @@ func (sy *symbolState) record(tr trade) {
 	}
 }
 
-// endWindow starts a new "1000ms" window.
-func (sy *symbolState) endWindow() {
-	sy.window.reset()
-	sy.tradedWindow = false
+// depthWindow returns the book changes collected over the current period
+// of a depth stream: this tick's, or a depth window's.
+func (sy *symbolState) depthWindow(periodMs int64) *bookDiff {
+	for i := range sy.windows {
+		if sy.windows[i].period == periodMs {
+			return &sy.windows[i].diff
+		}
+	}
+	return &sy.tick
+}
+
+// due reports whether a stream with the given update period (ms) is
+// pushed on this tick. Ticks stand for nominalTickMs each, so a 1000ms
+// stream is pushed every 10th tick and a 250ms stream on ticks 3, 5, 8,
+// 10, … (200 and 300ms apart).
+func (m *market) due(periodMs int64) bool {
+	return m.ticks*nominalTickMs/periodMs != (m.ticks-1)*nominalTickMs/periodMs
+}
+
+// endPeriods closes the periods that ended on this tick, after their
+// events were pushed: the depth windows', and the "1000ms" window of
+// traded symbols and liquidations.
+func (m *market) endPeriods() {
+	second := m.due(periodSecond)
+	for _, sy := range m.syms {
+		for i := range sy.windows {
+			if w := &sy.windows[i]; m.due(w.period) {
+				w.diff.reset()
+			}
+		}
+		if second {
+			sy.tradedWindow = false
+			if sy.perp != nil {
+				sy.perp.liq = nil
+			}
+		}
+	}
 }
 
 // snapshot returns the top n levels of each side.

@@ -257,7 +257,7 @@ func TestDepthChaining(t *testing.T) {
 	nonDecreasing("btcusdt@depth20", "lastUpdateId", 20)
 }
 
-// TestBookSync runs the spec §4 procedure: buffer diffs, fetch a REST
+// TestBookSync runs Spot's book-sync procedure: buffer diffs, fetch a REST
 // snapshot, apply, then check the local book against partial depth
 // snapshots carrying the same update id.
 func TestBookSync(t *testing.T) {

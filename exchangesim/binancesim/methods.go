@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Live methods (spec §1.5).
+// The methods a stream connection accepts.
 const (
 	methodSubscribe         = "SUBSCRIBE"
 	methodUnsubscribe       = "UNSUBSCRIBE"
@@ -17,7 +17,7 @@ const (
 // methodVariants is serde's list of expected variants, in Binance's order.
 const methodVariants = "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`"
 
-// Error reply texts from spec §1.6 and the observations quoted there.
+// Error reply texts, as Binance documents them and as observed.
 const (
 	msgUnknownProperty  = "Unknown property"
 	msgExpectedBoolean  = "Invalid value type: expected Boolean"
@@ -163,7 +163,7 @@ func knownMethod(m string) bool {
 	return false
 }
 
-// encodeID validates an id (spec §1.5: a signed 64-bit integer, an
+// encodeID validates an id (Binance accepts a signed 64-bit integer, an
 // alphanumeric string of at most 36 characters, or null) and returns it as
 // it is echoed: integers as sent, strings re-quoted.
 func encodeID(v jsonValue) ([]byte, bool) {
@@ -319,13 +319,13 @@ func (c *conn) handleRequest(data []byte) {
 func (c *conn) execute(req request) *replyError {
 	switch req.method {
 	case methodSubscribe:
-		specs, rerr := streamParams(req, c.srv.parse)
+		specs, rerr := streamParams(req, c.srv.prod.grammar.parse)
 		if rerr != nil {
 			return rerr
 		}
 		return c.subscribe(specs, req.id)
 	case methodUnsubscribe:
-		specs, rerr := streamParams(req, c.srv.parse)
+		specs, rerr := streamParams(req, c.srv.prod.grammar.parse)
 		if rerr != nil {
 			return rerr
 		}
@@ -384,7 +384,7 @@ func (c *conn) subscribe(specs []streamSpec, id []byte) *replyError {
 			unknown++
 		}
 		if sp.route != c.route {
-			wrong++ // accepted, and silent on this connection (spec §2)
+			wrong++ // accepted, and silent on this connection, as on Binance
 		}
 		c.subSet[sp.name] = sp
 		c.subs = append(c.subs, sp.name)

@@ -105,9 +105,9 @@ func TestParseStream(t *testing.T) {
 		{"", false, 0},
 	}
 	for _, tc := range tests {
-		sp, ok := parseStream(tc.name)
+		sp, ok := spotProduct.grammar.parse(tc.name)
 		if ok != tc.ok || (ok && sp.kind != tc.kind) {
-			t.Errorf("parseStream(%q) = kind %d, %v; want kind %d, %v", tc.name, sp.kind, ok, tc.kind, tc.ok)
+			t.Errorf("spotProduct.grammar.parse(%q) = kind %d, %v; want kind %d, %v", tc.name, sp.kind, ok, tc.kind, tc.ok)
 		}
 	}
 }

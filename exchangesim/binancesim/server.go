@@ -26,8 +26,8 @@ type Server struct {
 	mkt    *market
 	reg    *registry
 	nextID atomic.Uint64
-	// parse is the stream-name grammar of the mode.
-	parse func(name string) (streamSpec, bool)
+	// prod is what the product of Config.Mode does its own way.
+	prod *product
 
 	mu         sync.Mutex      // guards the following
 	clients    []*clientRecord // every accepted connection, in accept order
@@ -46,18 +46,15 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	futures := cfg.Mode == ModeFutures
+	prod, _ := productFor(cfg.Mode) // withDefaults checked the mode
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "binancesim", "mode", string(cfg.Mode)),
 		reg:      newRegistry(),
-		parse:    parseStream,
+		prod:     prod,
 		attempts: map[string][]time.Time{},
 	}
-	if futures {
-		s.parse = parseFuturesStream
-	}
-	s.mkt = newMarket(cfg.Symbols, cfg.Seed, cfg.TickInterval.Microseconds(), cfg.Now().UnixMicro(), futures)
+	s.mkt = newMarket(cfg.Symbols, cfg.Seed, cfg.TickInterval.Microseconds(), cfg.Now().UnixMicro(), prod)
 	return s, nil
 }
 
@@ -123,7 +120,7 @@ func (s *Server) shutdownConns() {
 	open := s.openConnsLocked()
 	s.mu.Unlock()
 	for _, c := range open {
-		if s.cfg.Mode == ModeSpot {
+		if s.prod.shutdownEvent {
 			c.sendServerShutdown()
 		}
 		c.closeWith(closeRecord{code: ws.StatusGoingAway, reason: closeShutdownReason, mode: closeDrain, by: byServer})
@@ -183,35 +180,21 @@ func (s *Server) tick(phase, phases int) {
 	}
 	s.reg.mu.RLock()
 	for key, ss := range s.reg.bySym {
+		var sy *symbolState // nil for the market-wide streams
 		if key == marketWide {
-			if phase == 0 {
-				for _, sub := range ss.streams {
-					m.emitMarketWide(sub, now)
-				}
+			if phase != 0 {
+				continue
 			}
-			continue
-		}
-		sy := m.bySym[key]
-		if sy == nil || sy.index%phases != phase {
+		} else if sy = m.bySym[key]; sy == nil || sy.index%phases != phase {
 			continue // well-formed stream of an unknown symbol: silent
 		}
 		for _, sub := range ss.streams {
-			if sub.spec.generated() {
-				m.emitSymbol(sy, sub, now)
-			}
+			m.emit(sy, sub, now)
 		}
 	}
 	s.reg.mu.RUnlock()
-	if phase != phases-1 {
-		return
-	}
-	if m.futures {
-		m.endFuturesPeriods()
-	}
-	if m.ticks%slowEvery == 0 {
-		for _, sy := range m.syms {
-			sy.endWindow()
-		}
+	if phase == phases-1 {
+		m.endPeriods()
 	}
 }
 
@@ -230,7 +213,8 @@ func (s *Server) knownSymbol(lower string) bool {
 // /api/v3/exchangeInfo, /api/v3/depth, /api/v3/time and /api/v3/ping.
 // Futures: the same WebSocket forms under /public and /market (and
 // unrouted, served like /public), /fapi/v1/exchangeInfo, /fapi/v1/depth,
-// /fapi/v1/time and /fapi/v1/ping. Every other path is HTTP 404.
+// /fapi/v1/time and /fapi/v1/ping; /private is refused. Every other path
+// is HTTP 404.
 // Market data is generated only while [Server.Run] is active; without Run
 // the handler still answers every method and REST call, the market stands
 // still, and connections live until the client closes them or
@@ -240,35 +224,7 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Mode == ModeFutures {
-		s.serveFuturesHTTP(w, r)
-		return
-	}
-	p := r.URL.Path
-	switch {
-	case p == "/ws" || strings.HasPrefix(p, "/ws/"):
-		s.serveWS(w, r, splitStreams(strings.TrimPrefix(p, "/ws")), false, routeSpot)
-	case p == "/stream":
-		s.serveWS(w, r, splitStreams(rawQueryParam(r.URL.RawQuery, "streams")), true, routeSpot)
-	case p == "/api/v3/exchangeInfo":
-		s.serveExchangeInfo(w, r)
-	case p == "/api/v3/depth":
-		s.serveDepth(w, r)
-	case p == "/api/v3/time":
-		writeJSON(w, http.StatusOK, fmt.Appendf(nil, `{"serverTime":%d}`, s.cfg.Now().UnixMilli()))
-	case p == "/api/v3/ping":
-		writeJSON(w, http.StatusOK, []byte(`{}`))
-	default:
-		// /stream/<anything> lands here: HTTP 404 at the handshake (§1.6),
-		// and so does /fapi/*: spot has no futures REST.
-		s.reject(w, r, http.StatusNotFound, "404 page not found")
-	}
-}
-
-// serveFuturesHTTP routes a request in futures mode (spec §2).
-func (s *Server) serveFuturesHTTP(w http.ResponseWriter, r *http.Request) {
-	p := r.URL.Path
-	rt, rest, private := splitRoute(p)
+	rt, rest, private := s.prod.splitRoute(r.URL.Path)
 	switch {
 	case private:
 		s.reject(w, r, http.StatusNotFound, "404 page not found: user data streams (/private) are not simulated")
@@ -276,17 +232,12 @@ func (s *Server) serveFuturesHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveWS(w, r, splitStreams(strings.TrimPrefix(rest, "/ws")), false, rt)
 	case rest == "/stream":
 		s.serveWS(w, r, splitStreams(rawQueryParam(r.URL.RawQuery, "streams")), true, rt)
-	case p == "/fapi/v1/exchangeInfo":
-		s.serveFuturesExchangeInfo(w)
-	case p == "/fapi/v1/depth":
-		s.serveFuturesDepth(w, r)
-	case p == "/fapi/v1/time":
-		writeJSON(w, http.StatusOK, fmt.Appendf(nil, `{"serverTime":%d}`, s.cfg.Now().UnixMilli()))
-	case p == "/fapi/v1/ping":
-		writeJSON(w, http.StatusOK, []byte(`{}`))
 	default:
-		// /public/stream/<x>, /api/v3/* and anything else.
-		s.reject(w, r, http.StatusNotFound, "404 page not found")
+		if !s.serveREST(w, r) {
+			// /stream/<anything> and /public/stream/<x> land here: HTTP
+			// 404 at the handshake. So does the other product's REST.
+			s.reject(w, r, http.StatusNotFound, "404 page not found")
+		}
 	}
 }
 
@@ -317,7 +268,8 @@ func rawQueryParam(raw, key string) string {
 	return ""
 }
 
-// parseTimeUnit reads the timeUnit query parameter (spec §1.2).
+// parseTimeUnit reads the timeUnit query parameter: MICROSECOND or
+// MILLISECOND, upper or lower case, given at most once.
 func parseTimeUnit(r *http.Request) (micro, ok bool) {
 	vs, present := r.URL.Query()["timeUnit"]
 	if !present {
@@ -378,7 +330,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, names []string,
 		return
 	}
 	micro, ok := parseTimeUnit(r)
-	if s.cfg.Mode == ModeFutures {
+	if !s.prod.timeUnit {
 		// USD-M documents no timeUnit: the parameter is ignored, times
 		// stay in milliseconds.
 		micro, ok = false, true
@@ -391,10 +343,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, names []string,
 	malformed := 0
 	dup := map[string]bool{}
 	for _, name := range names {
-		sp, ok := s.parse(name)
+		sp, ok := s.prod.grammar.parse(name)
 		switch {
 		case !ok:
-			malformed++ // accepted and silent, like an unknown stream (§1.6)
+			malformed++ // accepted and silent, like an unknown stream, as observed
 		case !dup[name]:
 			dup[name] = true
 			specs = append(specs, sp)
@@ -462,7 +414,8 @@ func (s *Server) CloseAll(code int, reason string) {
 	}
 }
 
-// SendServerShutdown pushes the serverShutdown event (spec §1.3) to every
+// SendServerShutdown pushes the serverShutdown event (Binance's notice of
+// a server about to restart) to every
 // open connection: {"e":"serverShutdown","E":...} on raw connections and
 // {"stream":"!serverShutdown","data":{...}} on combined ones. If closeAfter
 // is not negative, each connection is then closed with 1001 "Server

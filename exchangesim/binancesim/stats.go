@@ -38,7 +38,7 @@ type ClientStats struct {
 	// WrongRoute counts streams subscribed (in the URL or by SUBSCRIBE) on
 	// a futures route that does not serve them, e.g. btcusdt@aggTrade on
 	// /public or btcusdt@depth on /market or an unrouted path. Binance
-	// accepts them and never sends their data (spec §2), so this is the
+	// accepts them and never sends their data, so this is the
 	// only trace of the mistake. Always 0 in spot mode.
 	WrongRoute int
 

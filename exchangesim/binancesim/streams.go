@@ -26,7 +26,7 @@ const (
 	kindAllMiniTickers
 	kindAllWindowTickers
 
-	// Futures only (futures_streams.go).
+	// USD-M futures only.
 	kindMarkPrice
 	kindForceOrder
 	kindContinuousKline
@@ -45,139 +45,187 @@ const (
 // symbol is not a listed one by nature (futures <asset>@assetIndex).
 const marketWide = "!"
 
-// streamSpec is a parsed stream name (spec §1.7).
+// streamSpec is a parsed stream name.
 type streamSpec struct {
 	name     string     // the name exactly as the client sent it
 	symbol   string     // lower-case symbol, or marketWide
 	kind     streamKind //
 	interval string     // kline interval or rolling-ticker window
 	levels   int        // partial depth levels: 5, 10 or 20
-	fast     bool       // the @100ms update speed (spot)
 	utc8     bool       // kline with @+08:00 boundaries
-	period   int64      // update period in ms (futures depth and markPrice)
+	period   int64      // update period in ms chosen by the name (depth speeds, markPrice@1s, kline_1s); 0: the kind's
 	route    route      // the futures route serving it; routeSpot in spot mode
 }
 
-// klineIntervals are Binance's kline intervals; names are case-sensitive
-// (1m is a minute, 1M a month).
-var klineIntervals = map[string]bool{
-	"1s": true, "1m": true, "3m": true, "5m": true, "15m": true, "30m": true,
-	"1h": true, "2h": true, "4h": true, "6h": true, "8h": true, "12h": true,
-	"1d": true, "3d": true, "1w": true, "1M": true,
+// route is the USD-M futures path a connection came through, and the one a
+// stream is served on. Spot has a single route, routeSpot, shared by every
+// connection and stream.
+type route uint8
+
+const (
+	routeSpot   route = iota // spot mode: every stream on every connection
+	routePublic              // /public: depth and bookTicker
+	routeMarket              // /market: everything else
+)
+
+func (r route) String() string {
+	switch r {
+	case routePublic:
+		return "public"
+	case routeMarket:
+		return "market"
+	}
+	return "spot"
 }
 
-// tickerWindows are the rolling-window ticker sizes.
-var tickerWindows = map[string]bool{"1h": true, "4h": true, "1d": true}
+// grammar is the stream-name catalogue of one product. A name is either
+// market-wide ("!" and a name of marketWide, or !ticker_<w>@arr) or
+// <symbol>@<rest>, where rest is one of fixed, kline_<interval>,
+// ticker_<window>, <pair>_<contractType>@continuousKline_<interval> or
+// depth[<levels>][<speed>].
+type grammar struct {
+	// route serves every stream whose entry names no route of its own.
+	route route
+	// validSymbol reports whether a string can be a stream name's symbol.
+	validSymbol func(string) bool
+	// marketWide and fixed are the names (after "<symbol>@" for fixed)
+	// that stand for one spec; an entry's empty symbol takes the name's.
+	marketWide map[string]streamSpec
+	fixed      map[string]streamSpec
+	// klines are the kline intervals, each with its update period when it
+	// differs from the kind's (Spot's 1s klines: every second).
+	klines map[string]int64
+	// klineUTC8 accepts kline_<interval>@+08:00 (UTC+8 bar boundaries).
+	klineUTC8 bool
+	// windows are the rolling-ticker windows of ticker_<w> and
+	// !ticker_<w>@arr; nil where there are none.
+	windows map[string]bool
+	// contractTypes are those of continuous klines; nil where there are
+	// none.
+	contractTypes map[string]bool
+	// depthRoute serves the depth streams; depthPeriod is their default
+	// update period and depthSpeeds the name suffixes choosing another.
+	depthRoute  route
+	depthPeriod int64
+	depthSpeeds []depthSpeed
+}
+
+// depthSpeed is a depth stream name's speed suffix and the update period
+// in ms it selects.
+type depthSpeed struct {
+	suffix string
+	period int64
+}
 
 // maxSymbolLen bounds the symbol part of a stream name. Binance symbols are
 // at most 20 bytes today; the bound only rejects absurd input.
 const maxSymbolLen = 64
 
-// parseStream parses a stream name against the grammar of spec §1.7. It
-// reports false for a malformed name. It does not check that the symbol
-// exists; a well-formed name for an unknown symbol parses fine.
-func parseStream(name string) (streamSpec, bool) {
-	sp := streamSpec{name: name}
+// parse parses a stream name against the grammar. It reports false for a
+// malformed name. It does not check that the symbol exists; a well-formed
+// name for an unknown symbol parses fine.
+func (g *grammar) parse(name string) (streamSpec, bool) {
 	if strings.HasPrefix(name, "!") {
-		sp.symbol = marketWide
-		switch {
-		case name == "!miniTicker@arr":
-			sp.kind = kindAllMiniTickers
-			return sp, true
-		case strings.HasPrefix(name, "!ticker_") && strings.HasSuffix(name, "@arr"):
-			w := strings.TrimSuffix(strings.TrimPrefix(name, "!ticker_"), "@arr")
-			if !tickerWindows[w] {
-				return sp, false
-			}
-			sp.kind, sp.interval = kindAllWindowTickers, w
-			return sp, true
+		if sp, ok := g.marketWide[name]; ok {
+			return g.spec(sp, name, marketWide), true
 		}
-		return sp, false
+		if w, ok := strings.CutPrefix(name, "!ticker_"); ok {
+			if w, ok = strings.CutSuffix(w, "@arr"); ok && g.windows[w] {
+				return g.spec(streamSpec{kind: kindAllWindowTickers, interval: w}, name, marketWide), true
+			}
+		}
+		return streamSpec{}, false
 	}
 	sym, rest, ok := strings.Cut(name, "@")
-	if !ok || !validStreamSymbol(sym) {
-		return sp, false
+	if !ok || !g.validSymbol(sym) {
+		return streamSpec{}, false
 	}
-	sp.symbol = sym
-	switch rest {
-	case "trade":
-		sp.kind = kindTrade
-	case "aggTrade":
-		sp.kind = kindAggTrade
-	case "blockTrade":
-		sp.kind = kindBlockTrade
-	case "referencePrice":
-		sp.kind = kindReferencePrice
-	case "avgPrice":
-		sp.kind = kindAvgPrice
-	case "miniTicker":
-		sp.kind = kindMiniTicker
-	case "ticker":
-		sp.kind = kindTicker
-	case "bookTicker":
-		sp.kind = kindBookTicker
-	case "depth":
-		sp.kind = kindDiffDepth
-	case "depth@100ms":
-		sp.kind, sp.fast = kindDiffDepth, true
-	default:
-		return parseStreamRest(sp, rest)
+	if sp, ok := g.fixed[rest]; ok {
+		return g.spec(sp, name, sym), true
 	}
-	return sp, true
-}
-
-// parseStreamRest handles the parameterised stream types.
-func parseStreamRest(sp streamSpec, rest string) (streamSpec, bool) {
-	switch {
-	case strings.HasPrefix(rest, "kline_"):
-		iv := strings.TrimPrefix(rest, "kline_")
-		if s, ok := strings.CutSuffix(iv, "@+08:00"); ok {
+	if iv, ok := strings.CutPrefix(rest, "continuousKline_"); ok {
+		pair, ct, found := strings.Cut(sym, "_")
+		if _, known := g.klines[iv]; !found || !g.contractTypes[ct] || !known {
+			return streamSpec{}, false
+		}
+		return g.spec(streamSpec{kind: kindContinuousKline, interval: iv}, name, pair), true
+	}
+	if iv, ok := strings.CutPrefix(rest, "kline_"); ok {
+		sp := streamSpec{kind: kindKline}
+		if s, ok := strings.CutSuffix(iv, "@+08:00"); ok && g.klineUTC8 {
 			iv, sp.utc8 = s, true
 		}
-		if !klineIntervals[iv] {
-			return sp, false
+		period, known := g.klines[iv]
+		if !known {
+			return streamSpec{}, false
 		}
-		sp.kind, sp.interval = kindKline, iv
-		return sp, true
-	case strings.HasPrefix(rest, "ticker_"):
-		w := strings.TrimPrefix(rest, "ticker_")
-		if !tickerWindows[w] {
-			return sp, false
+		sp.interval, sp.period = iv, period
+		return g.spec(sp, name, sym), true
+	}
+	if w, ok := strings.CutPrefix(rest, "ticker_"); ok {
+		if !g.windows[w] {
+			return streamSpec{}, false
 		}
-		sp.kind, sp.interval = kindWindowTicker, w
-		return sp, true
-	case strings.HasPrefix(rest, "depth"):
-		lv := strings.TrimPrefix(rest, "depth")
-		if s, ok := strings.CutSuffix(lv, "@100ms"); ok {
-			lv, sp.fast = s, true
-		}
-		switch lv {
-		case "5", "10", "20":
-			sp.levels, _ = strconv.Atoi(lv)
-			sp.kind = kindPartialDepth
-			return sp, true
+		return g.spec(streamSpec{kind: kindWindowTicker, interval: w}, name, sym), true
+	}
+	if lv, ok := strings.CutPrefix(rest, "depth"); ok {
+		return g.depth(name, sym, lv)
+	}
+	return streamSpec{}, false
+}
+
+// depth parses the part of a depth stream's name after "depth": an
+// optional number of levels (partial depth), then an optional speed.
+func (g *grammar) depth(name, sym, lv string) (streamSpec, bool) {
+	sp := streamSpec{kind: kindDiffDepth, route: g.depthRoute, period: g.depthPeriod}
+	for _, sd := range g.depthSpeeds {
+		if s, ok := strings.CutSuffix(lv, sd.suffix); ok {
+			lv, sp.period = s, sd.period
+			break
 		}
 	}
-	return sp, false
+	switch lv {
+	case "":
+	case "5", "10", "20":
+		sp.kind = kindPartialDepth
+		sp.levels, _ = strconv.Atoi(lv)
+	default:
+		return streamSpec{}, false
+	}
+	return g.spec(sp, name, sym), true
+}
+
+// spec completes a spec of the grammar: the name, the symbol unless the
+// entry set one, and the grammar's route unless the entry set one.
+func (g *grammar) spec(sp streamSpec, name, symbol string) streamSpec {
+	sp.name = name
+	if sp.symbol == "" {
+		sp.symbol = symbol
+	}
+	if sp.route == routeSpot {
+		sp.route = g.route
+	}
+	return sp
 }
 
 // validStreamSymbol reports whether s can be the symbol part of a stream
 // name: non-empty, lower case, letters and digits only. Non-ASCII letters
 // are allowed because Binance lists Unicode symbols since 2025-12-02;
-// upper-case letters are not, because stream names are lower case (§1.2).
+// upper-case letters are not, because stream names are lower case.
 func validStreamSymbol(s string) bool {
-	if s == "" || len(s) > maxSymbolLen || !utf8.ValidString(s) {
+	return validSymbol(s, unicode.IsUpper, 'a', 'z')
+}
+
+// validDeliverySymbol is [validStreamSymbol] plus '_' between parts, as in
+// USD-M delivery contracts ("btcusdt_260626"). Config.Symbols lists
+// perpetuals only, so such streams are well-formed but of an unlisted
+// symbol.
+func validDeliverySymbol(sym string) bool {
+	if len(sym) > maxSymbolLen {
 		return false
 	}
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-		case r < utf8.RuneSelf:
-			return false
-		case unicode.IsUpper(r):
-			return false
-		case unicode.IsLetter(r), unicode.IsDigit(r):
-		default:
+	for part := range strings.SplitSeq(sym, "_") {
+		if !validStreamSymbol(part) {
 			return false
 		}
 	}
@@ -187,31 +235,27 @@ func validStreamSymbol(s string) bool {
 // validConfigSymbol reports whether s is acceptable in Config.Symbols:
 // upper-case letters and digits, non-ASCII letters allowed.
 func validConfigSymbol(s string) bool {
+	return validSymbol(s, unicode.IsLower, 'A', 'Z')
+}
+
+// validSymbol reports whether s is non-empty, at most maxSymbolLen bytes
+// of valid UTF-8, and made of ASCII letters lo..hi, digits and non-ASCII
+// letters and digits that are not wrongCase.
+func validSymbol(s string, wrongCase func(rune) bool, lo, hi rune) bool {
 	if s == "" || len(s) > maxSymbolLen || !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {
 		switch {
-		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case r >= lo && r <= hi, r >= '0' && r <= '9':
 		case r < utf8.RuneSelf:
 			return false
-		case unicode.IsLower(r):
+		case wrongCase(r):
 			return false
 		case unicode.IsLetter(r), unicode.IsDigit(r):
 		default:
 			return false
 		}
-	}
-	return true
-}
-
-// generated reports whether the simulator produces events for streams of
-// this spec. The others are accepted and stay silent (see the package doc).
-func (sp streamSpec) generated() bool {
-	switch sp.kind {
-	case kindBlockTrade, kindReferencePrice, kindWindowTicker, kindAllWindowTickers,
-		kindContinuousKline, kindCompositeIndex, kindAssetIndex, kindContractInfo, kindAllAssetIndexes:
-		return false
 	}
 	return true
 }

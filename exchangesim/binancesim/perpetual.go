@@ -5,14 +5,14 @@ import (
 	"math/rand/v2"
 )
 
-// Perpetual-contract state of a futures symbol. It draws from the market's
-// random source only in futures mode, so spot runs with a given seed are
-// unchanged.
+// Perpetual-contract state of a USD-M futures symbol. It draws from the
+// market's random source only when the product has it, so spot runs with
+// a given seed are unchanged.
 
 const (
 	// liquidationChance is the probability per tick and symbol of a
 	// liquidation; at most the latest one per symbol and second is pushed
-	// (spec §2, forceOrder).
+	// (forceOrder).
 	liquidationChance = 0.02
 	// baseFunding is the funding rate with no premium (0.01% per 8h).
 	baseFunding = 0.0001
@@ -36,13 +36,9 @@ type liquidation struct {
 	time         int64 // µs
 }
 
-// initFutures prepares a new symbol for futures mode.
-func (sy *symbolState) initFutures(r *rand.Rand) {
-	sy.futures = true
-	sy.w250, sy.w500 = newBookDiff(), newBookDiff()
-	sy.w250.prev, sy.w500.prev = sy.updateID, sy.updateID
-	sy.perp.index = sy.mid()
-	sy.perp.premium = r.NormFloat64() * maxPremium / 4
+// newPerpState starts a new symbol's perpetual state.
+func newPerpState(sy *symbolState, r *rand.Rand) *perpState {
+	return &perpState{index: sy.mid(), premium: r.NormFloat64() * maxPremium / 4}
 }
 
 // mid returns the mid price in e8.
@@ -51,9 +47,8 @@ func (sy *symbolState) mid() int64 {
 	return (sy.pxE8(bid.px) + sy.pxE8(ask.px)) / 2
 }
 
-// stepFutures advances the index, the premium and the liquidations.
-func (sy *symbolState) stepFutures(r *rand.Rand, now int64) {
-	p := &sy.perp
+// step advances the index, the premium and the liquidations of sy.
+func (p *perpState) step(sy *symbolState, r *rand.Rand, now int64) {
 	p.index = int64(float64(sy.mid()) * (1 + r.NormFloat64()*0.0001))
 	p.premium = math.Max(-maxPremium, math.Min(maxPremium, p.premium*0.98+r.NormFloat64()*maxPremium/20))
 	if r.Float64() >= liquidationChance {
@@ -79,39 +74,3 @@ func (p *perpState) fundingRate() float64 { return baseFunding + p.premium/10 }
 
 // nextFunding returns the next funding time after now, µs.
 func nextFunding(now int64) int64 { return (floorDiv(now, fundingMicros) + 1) * fundingMicros }
-
-// due reports whether a futures stream with the given update period (ms)
-// is pushed on this tick. Ticks stand for nominalTickMs each, so a 250ms
-// stream is pushed on ticks 3, 5, 8, 10, … (200 and 300ms apart).
-func (m *market) due(periodMs int64) bool {
-	return m.ticks*nominalTickMs/periodMs != (m.ticks-1)*nominalTickMs/periodMs
-}
-
-// depthWindow returns the diff accumulated over the period of a futures
-// depth stream.
-func (sy *symbolState) depthWindow(periodMs int64) *bookDiff {
-	switch periodMs {
-	case periodDepthFast:
-		return &sy.tick
-	case periodDepthSlow:
-		return &sy.w500
-	}
-	return &sy.w250
-}
-
-// endFuturesPeriods closes the periods that ended on this tick, after their
-// events were pushed.
-func (m *market) endFuturesPeriods() {
-	end250, end500, end1s := m.due(periodDepthDefault), m.due(periodDepthSlow), m.due(periodForceOrder)
-	for _, sy := range m.syms {
-		if end250 {
-			sy.w250.reset()
-		}
-		if end500 {
-			sy.w500.reset()
-		}
-		if end1s {
-			sy.perp.liq = nil
-		}
-	}
-}
