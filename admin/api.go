@@ -19,7 +19,7 @@ import (
 )
 
 // Backend is what the control API reads and changes: the node's parts,
-// which cmd/marketgate delegates to. Its methods are called concurrently,
+// as gateway.Gateway delegates to them. Its methods are called concurrently,
 // once per request, with the request's context, and must return when it
 // ends. Their errors choose the answer as [ErrInvalid] and [ErrNotFound]
 // say; any other answers 500. Nil slices are answered as empty lists.

@@ -20,7 +20,7 @@ import (
 )
 
 // fakeBackend is a Backend for these tests: it keeps pins and a fixed set
-// of streams, feeds, nodes and clients. It stands in for cmd/marketgate's
+// of streams, feeds, nodes and clients. It stands in for gateway.Gateway's
 // delegation to the node's parts, whose own packages test them; what is
 // under test here is the HTTP layer above them. Each method fails with
 // fail[name] when that is set.

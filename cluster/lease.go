@@ -37,8 +37,9 @@ type exchange struct {
 	// lease.
 	owned atomic.Pointer[ownedLease]
 	// carrying is the fencing token while this node carries the exchange
-	// (as owner or successor), else 0; see [Node.Token].
-	carrying atomic.Int64
+	// (as owner or successor), else 0: the exchange's entry of
+	// Config.Tokens; see [Node.Token].
+	carrying *atomic.Int64
 
 	role  role
 	value string // "<node>|<token>" while not idle
@@ -89,6 +90,8 @@ func newExchange(n *Node, name string) *exchange {
 		keys: n.keys.exchange(name).script(),
 		log:  n.log.With("exchange", name),
 		req:  make(chan *handoverReq),
+		// New checked that Config.Tokens has every exchange.
+		carrying: n.tokens.find(name),
 	}
 }
 

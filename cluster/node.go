@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +13,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/marketgate/marketgate/internal/demand"
+	"github.com/marketgate/marketgate/internal/nodeid"
 )
 
 // Defaults of [Config], as its field docs state them.
@@ -68,7 +70,7 @@ type Config struct {
 	// close it. It may be the client of the hub.
 	Client redis.UniversalClient
 	// NodeID names this node; it must be unique in the cluster and must not
-	// contain '|'. Default: "<host name>-<pid>".
+	// contain '|'. Default: "<host name>-<pid>" ([nodeid.Default]).
 	NodeID string
 	// Prefix starts every coordination key. Default: "marketgate:". It
 	// must not contain '{' or '}': the keys carry the hash tag "{cluster}"
@@ -81,6 +83,11 @@ type Config struct {
 	Exchanges []string
 	// Local carries the streams of the exchanges this node owns; required.
 	Local Local
+	// Tokens receives the fencing token of each exchange while this node
+	// carries it; it must have every exchange of Exchanges. Give the
+	// value whose tokens the node's publisher stamps on its messages.
+	// Nil: the node keeps its own, which only [Node.Token] reads.
+	Tokens *Tokens
 	// LeaseTTL is how long an exchange's lease lasts without renewal, and
 	// so how long an exchange may stay uncarried after its owner died.
 	// Default: 2s.
@@ -167,15 +174,45 @@ type Node struct {
 	dropped atomic.Uint64
 	// panics counts the panics recovered in the node's loops.
 	panics atomic.Uint64
+	tokens *Tokens
+	// demand merges what this node's clients want with the pins, and
+	// forwards their union to registered.
+	demand     *demand.Set
+	registered *union
+}
+
+// union is this node's demand as the heartbeat writes it to Redis: the
+// union of wants and pins that the node's [demand.Set] forwards.
+type union struct {
+	changed func()
 
 	// mu guards the following fields.
 	mu   sync.Mutex
-	want map[string]struct{}
-	pins map[string]struct{}
-	// size is the number of keys in want ∪ pins.
-	size int
-	// version counts the changes of want ∪ pins.
+	keys map[string]struct{}
+	// version counts the changes of keys.
 	version uint64
+}
+
+// Want implements demand.Sink.
+func (u *union) Want(keys []string) {
+	u.mu.Lock()
+	for _, k := range keys {
+		u.keys[k] = struct{}{}
+	}
+	u.version++
+	u.mu.Unlock()
+	u.changed()
+}
+
+// Unwant implements demand.Sink.
+func (u *union) Unwant(keys []string) {
+	u.mu.Lock()
+	for _, k := range keys {
+		delete(u.keys, k)
+	}
+	u.version++
+	u.mu.Unlock()
+	u.changed()
 }
 
 // health is the outcome of the last heartbeat.
@@ -202,11 +239,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, errors.New("cluster: config: Local is required")
 	}
 	if cfg.NodeID == "" {
-		host, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("cluster: config: default NodeID: %w", err)
-		}
-		cfg.NodeID = host + "-" + strconv.Itoa(os.Getpid())
+		cfg.NodeID = nodeid.Default()
 	}
 	if strings.Contains(cfg.NodeID, "|") {
 		return nil, fmt.Errorf("cluster: config: NodeID %q contains '|'", cfg.NodeID)
@@ -228,6 +261,11 @@ func New(cfg Config) (*Node, error) {
 		known[x] = true
 	}
 	cfg.Exchanges = slices.Clone(cfg.Exchanges)
+	if cfg.Tokens == nil {
+		cfg.Tokens = NewTokens(cfg.Exchanges)
+	} else if err := cfg.Tokens.covers(cfg.Exchanges); err != nil {
+		return nil, fmt.Errorf("cluster: config: %w", err)
+	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
@@ -271,9 +309,10 @@ func New(cfg Config) (*Node, error) {
 		dirty:     make(chan struct{}, 1),
 		kick:      make(chan struct{}, 1),
 		runDone:   make(chan struct{}),
-		want:      make(map[string]struct{}),
-		pins:      make(map[string]struct{}),
+		tokens:    cfg.Tokens,
 	}
+	n.registered = &union{changed: n.markDirty, keys: make(map[string]struct{})}
+	n.demand = demand.New(n.registered, cfg.MaxStreams, n.logDropped)
 	for _, x := range cfg.Exchanges {
 		n.exchanges = append(n.exchanges, newExchange(n, x))
 	}
@@ -288,56 +327,26 @@ func (n *Node) Validate(key string) error { return n.cfg.Local.Validate(key) }
 // keys and wakes the heartbeat loop: it never blocks and never calls Local,
 // so the downstream server may call it holding its locks. Keys beyond
 // Config.MaxStreams are dropped and logged.
-func (n *Node) Want(keys []string) { n.add(keys, false) }
+func (n *Node) Want(keys []string) { n.demand.Want(keys) }
 
 // Unwant removes keys from this node's demand (pinned keys stay). Like
 // [Node.Want] it only records.
-func (n *Node) Unwant(keys []string) { n.remove(keys, false) }
+func (n *Node) Unwant(keys []string) { n.demand.Unwant(keys) }
 
 // Pin adds key to this node's demand until [Node.Unpin], whether or not
 // clients want it. Pins and wants are separate sets: Unwant does not undo a
 // Pin, nor Unpin a Want. Like [Node.Want] it only records.
-func (n *Node) Pin(key string) { n.add([]string{key}, true) }
+func (n *Node) Pin(key string) { n.demand.Pin(key) }
 
 // Unpin removes a pin set by [Node.Pin].
-func (n *Node) Unpin(key string) { n.remove([]string{key}, true) }
+func (n *Node) Unpin(key string) { n.demand.Unpin(key) }
 
-// add adds keys to want or pins.
-func (n *Node) add(keys []string, pin bool) {
-	var changed bool
-	var dropped int
-	n.mu.Lock()
-	set, other := n.want, n.pins
-	if pin {
-		set, other = n.pins, n.want
-	}
-	for _, k := range keys {
-		if _, ok := set[k]; ok {
-			continue
-		}
-		if _, ok := other[k]; !ok {
-			if n.size >= n.cfg.MaxStreams {
-				dropped++
-				continue
-			}
-			n.size++
-			changed = true
-		}
-		set[k] = struct{}{}
-	}
-	if changed {
-		n.version++
-	}
-	n.mu.Unlock()
-	if changed {
-		n.markDirty()
-	}
-	if dropped > 0 {
-		// Log the 1st, 2nd, 4th, 8th... so a flood cannot flood the log.
-		total := n.dropped.Add(uint64(dropped))
-		if prev := total - uint64(dropped); bitsLen(prev) != bitsLen(total) {
-			n.log.Warn("demand full: dropped streams", "max_streams", n.cfg.MaxStreams, "dropped", dropped, "total_dropped", total)
-		}
+// logDropped counts keys dropped for Config.MaxStreams, and logs the 1st,
+// 2nd, 4th, 8th... so a flood cannot flood the log.
+func (n *Node) logDropped(dropped int) {
+	total := n.dropped.Add(uint64(dropped))
+	if prev := total - uint64(dropped); bitsLen(prev) != bitsLen(total) {
+		n.log.Warn("demand full: dropped streams", "max_streams", n.cfg.MaxStreams, "dropped", dropped, "total_dropped", total)
 	}
 }
 
@@ -348,33 +357,6 @@ func bitsLen(v uint64) int {
 		l++
 	}
 	return l
-}
-
-// remove removes keys from want or pins.
-func (n *Node) remove(keys []string, pin bool) {
-	var changed bool
-	n.mu.Lock()
-	set, other := n.want, n.pins
-	if pin {
-		set, other = n.pins, n.want
-	}
-	for _, k := range keys {
-		if _, ok := set[k]; !ok {
-			continue
-		}
-		delete(set, k)
-		if _, ok := other[k]; !ok {
-			n.size--
-			changed = true
-		}
-	}
-	if changed {
-		n.version++
-	}
-	n.mu.Unlock()
-	if changed {
-		n.markDirty()
-	}
 }
 
 // markDirty wakes the heartbeat loop without blocking.
@@ -396,21 +378,17 @@ func (n *Node) kickReader() {
 // demandSnapshot returns this node's demand as SADD arguments, reusing
 // prev when the demand has not changed since version prevVersion.
 func (n *Node) demandSnapshot(prev []any, prevVersion uint64) ([]any, uint64) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if prev != nil && prevVersion == n.version {
+	u := n.registered
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if prev != nil && prevVersion == u.version {
 		return prev, prevVersion
 	}
-	s := make([]any, 0, n.size)
-	for k := range n.want {
+	s := make([]any, 0, len(u.keys))
+	for k := range u.keys {
 		s = append(s, k)
 	}
-	for k := range n.pins {
-		if _, ok := n.want[k]; !ok {
-			s = append(s, k)
-		}
-	}
-	return s, n.version
+	return s, u.version
 }
 
 // Panics returns how many panics the node's loops recovered from; each
@@ -461,14 +439,7 @@ func (n *Node) Owned() []Lease {
 // it does not carry it. It is cheap enough to call per message: the
 // upstream stamps it on what it publishes as [hub.Message.Origin], so that
 // receivers prefer the newest owner (see downstream's topic.admit).
-func (n *Node) Token(exchange string) uint64 {
-	for _, e := range n.exchanges {
-		if e.name == exchange {
-			return uint64(max(e.carrying.Load(), 0))
-		}
-	}
-	return 0
-}
+func (n *Node) Token(exchange string) uint64 { return n.tokens.Token(exchange) }
 
 // Nodes reads the live nodes from Redis: each one's heartbeat, demand size
 // and owned exchanges, sorted by ID. Nodes whose heartbeat is overdue are

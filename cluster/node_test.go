@@ -114,8 +114,8 @@ func TestDemandSet(t *testing.T) {
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("demand = %v; want %v", got, tc.want)
 			}
-			if n.size != len(tc.want) {
-				t.Errorf("size = %d; want %d", n.size, len(tc.want))
+			if size := n.demand.Len(); size != len(tc.want) {
+				t.Errorf("size = %d; want %d", size, len(tc.want))
 			}
 			if d := n.dropped.Load(); d != tc.dropped {
 				t.Errorf("dropped = %d; want %d", d, tc.dropped)

@@ -229,7 +229,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.Linger = DefaultLinger
 	}
 	if cfg.BackoffMax < cfg.BackoffMin {
-		return fail("BackoffMax", "BackoffMax %v < BackoffMin %v", cfg.BackoffMax, cfg.BackoffMin)
+		return fail("BackoffMin", "BackoffMin %v is above BackoffMax %v", cfg.BackoffMin, cfg.BackoffMax)
 	}
 	ints := []struct {
 		name string

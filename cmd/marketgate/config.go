@@ -9,32 +9,37 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/marketgate/marketgate/admin"
 	"github.com/marketgate/marketgate/downstream"
+	"github.com/marketgate/marketgate/gateway"
+	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/internal/envflag"
+	"github.com/marketgate/marketgate/internal/nodeid"
 	"github.com/marketgate/marketgate/upstream"
-	"github.com/marketgate/marketgate/upstream/binance"
 )
 
 // config is the gateway's effective configuration: flags, each also read
 // from MARKETGATE_<FLAG>; a flag given on the command line wins.
 type config struct {
-	listen         string
-	adminListen    string
-	adminToken     string
-	demo           bool
-	binance        upstream.Config // Binance spot: URL, REST URL and limits
-	futures        upstream.Config // Binance USD-M futures
-	binanceMicro   bool            // --binance-microsecond-times
-	futuresMicro   bool            // --binance-futures-microsecond-times
-	noFutures      bool            // --binance-futures-url ""
+	listen      string
+	adminListen string
+	adminToken  string
+	demo        bool
+	// upstreams are the exchanges' settings (URLs and limits), by the
+	// exchange's name in the table (gateway.Exchanges). An exchange with no
+	// entry, or an optional one turned off (--binance-futures-url ""), with
+	// no URL, is not carried.
+	upstreams map[string]*upstream.Config
+	// options are the exchanges' own options (--binance-microsecond-times),
+	// by exchange and option name; they end up in upstreams' Dialect.
+	options        map[string]map[string]*bool
 	redis          string
 	redisTLSCA     string // --redis-tls-ca: PEM roots for rediss://
 	redisTLSCert   string // --redis-tls-cert, with redisTLSKey: client certificate
@@ -52,15 +57,17 @@ type config struct {
 	cmdline        []string // the command line, secrets masked, for /debug/pprof/cmdline
 }
 
+// envPrefix starts the environment variable of every flag.
+const envPrefix = "MARKETGATE_"
+
 // envName returns the environment variable that mirrors a flag.
-func envName(flagName string) string { return envflag.Name("MARKETGATE_", flagName) }
+func envName(flagName string) string { return envflag.Name(envPrefix, flagName) }
 
 // parseConfig parses args and the environment. Its error names the setting,
 // the value and what is wrong, in one line.
 func parseConfig(args []string, getenv func(string) string, usage io.Writer) (config, error) {
-	var c config
+	c := config{upstreams: map[string]*upstream.Config{}, options: map[string]map[string]*bool{}}
 	var origins, level, proxies string
-	host, _ := os.Hostname()
 	fs := flag.NewFlagSet("marketgate", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported in one line below; --help prints through fs.Usage
 	fs.StringVar(&c.listen, "listen", ":8080", "public listener: web UI, browser WebSockets, /healthz, /readyz")
@@ -69,17 +76,18 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		"A secret: set MARKETGATE_ADMIN_TOKEN rather than the flag, which other users of the host can read", admin.MinTokenLen))
 	fs.BoolVar(&c.metricsPublic, "metrics-public", false, "serve /metrics on the control listener without the token (or to non-loopback clients)")
 	fs.BoolVar(&c.demo, "demo", false, "run the built-in exchange simulator in-process and use it as the Binance upstream")
-	exchangeFlags(fs, &c.binance, &c.binanceMicro, "binance", "Binance spot", binance.DefaultSpotURL, binance.DefaultSpotRESTURL,
-		"<base>/stream", "/api/v3/exchangeInfo", binance.DefaultSpotRequestInterval, binance.DefaultSpotMaxStreams, binance.DefaultSpotIdleTimeout)
-	exchangeFlags(fs, &c.futures, &c.futuresMicro, "binance-futures", "Binance USD-M futures", binance.DefaultFuturesURL, binance.DefaultFuturesRESTURL,
-		"<base>/public/stream and <base>/market/stream", "/fapi/v1/exchangeInfo", binance.DefaultFuturesRequestInterval, binance.DefaultFuturesMaxStreams, binance.DefaultFuturesIdleTimeout)
+	for _, x := range gateway.Exchanges() {
+		c.upstreams[x.Name] = new(upstream.Config)
+		c.options[x.Name] = map[string]*bool{}
+		exchangeFlags(fs, c.upstreams[x.Name], c.options[x.Name], x)
+	}
 	fs.StringVar(&c.redis, "redis", "", "Redis URL (redis://[user:password@]host:port/db, rediss:// for TLS); empty: the in-process hub (one node). Give a password through the environment variable, not the command line, which other local users can read")
 	fs.BoolVar(&c.redisCluster, "redis-cluster", false, "--redis names a Redis Cluster: redis://[user:password@]host:port?addr=host:port&addr=… lists seed nodes; pub/sub is sharded")
 	fs.StringVar(&c.redisTLSCA, "redis-tls-ca", "", "PEM file of the CA certificates that Redis's server certificate must chain to (rediss:// only); empty: the system's roots")
 	fs.StringVar(&c.redisTLSCert, "redis-tls-cert", "", "PEM file of the client certificate presented to Redis (rediss:// only, with --redis-tls-key)")
 	fs.StringVar(&c.redisTLSKey, "redis-tls-key", "", "PEM file of the key of --redis-tls-cert")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long the node may take to hand its upstreams over before it closes its clients")
-	fs.StringVar(&c.nodeID, "node-id", fmt.Sprintf("%s-%d", host, os.Getpid()), "this node's name in the cluster")
+	fs.StringVar(&c.nodeID, "node-id", nodeid.Default(), "this node's name in the cluster")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser origins allowed to open WebSockets; empty: any")
 	fs.IntVar(&c.browsers.MaxConns, "max-conns", 10000, "browser connections this node holds at most; beyond, handshakes get HTTP 503 (each costs one descriptor)")
 	fs.IntVar(&c.browsers.MaxConnsPerIP, "max-conns-per-ip", 1000, "browser connections per remote address; beyond, HTTP 429 (behind a proxy all clients share its address)")
@@ -114,19 +122,11 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || envErr != nil {
-			return
+	if err := envflag.Fill(fs, envPrefix, getenv); err != nil {
+		if e, ok := errors.AsType[*envflag.Error](err); ok {
+			return c, expected(fs, e.Var, e.Flag, e.Value)
 		}
-		if v := getenv(envName(f.Name)); v != "" {
-			if err := f.Value.Set(v); err != nil {
-				envErr = expected(fs, envName(f.Name), f.Name, v)
-			}
-		}
-	})
-	if envErr != nil {
-		return c, envErr
+		return c, err
 	}
 	if err := c.level(level); err != nil {
 		return c, err
@@ -153,26 +153,32 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	if err := checkAdmin(c.adminListen, c.adminToken); err != nil {
 		return c, err
 	}
-	c.noFutures = c.futures.URL == ""
-	for _, u := range []struct {
-		name, v string
-		schemes [2]string
-		skip    bool
-	}{
-		{"binance-url", c.binance.URL, [2]string{"ws", "wss"}, false},
-		{"binance-rest-url", c.binance.RESTURL, [2]string{"http", "https"}, false},
-		{"binance-futures-url", c.futures.URL, [2]string{"ws", "wss"}, c.noFutures},
-		{"binance-futures-rest-url", c.futures.RESTURL, [2]string{"http", "https"}, c.noFutures},
-	} {
-		if p, err := url.Parse(u.v); !u.skip && (err != nil || p.Host == "" || (p.Scheme != u.schemes[0] && p.Scheme != u.schemes[1])) {
-			return c, fmt.Errorf("--%s: %q is not a %s:// or %s:// URL", u.name, u.v, u.schemes[0], u.schemes[1])
+	for _, x := range gateway.Exchanges() {
+		xc := c.upstreams[x.Name]
+		if x.Optional && xc.URL == "" {
+			continue // turned off
+		}
+		for _, u := range []struct {
+			name, v string
+			schemes [2]string
+		}{
+			{x.Name + "-url", xc.URL, [2]string{"ws", "wss"}},
+			{x.Name + "-rest-url", xc.RESTURL, [2]string{"http", "https"}},
+		} {
+			if p, err := url.Parse(u.v); err != nil || p.Host == "" || (p.Scheme != u.schemes[0] && p.Scheme != u.schemes[1]) {
+				return c, fmt.Errorf("--%s: %q is not a %s:// or %s:// URL", u.name, u.v, u.schemes[0], u.schemes[1])
+			}
 		}
 	}
-	for _, x := range []struct {
-		prefix string
-		cfg    *upstream.Config
-	}{{"binance", &c.binance}, {"binance-futures", &c.futures}} {
-		if err := checkLimits(x.prefix, x.cfg); err != nil {
+	for _, x := range gateway.Exchanges() {
+		xc := c.upstreams[x.Name]
+		xc.Dialect = x.Dialect
+		for _, o := range x.Options {
+			if *c.options[x.Name][o.Name] {
+				xc.Dialect = o.Apply(xc.Dialect)
+			}
+		}
+		if err := checkLimits(fs, x, xc); err != nil {
 			return c, err
 		}
 	}
@@ -265,22 +271,22 @@ func redactArgs(args []string) []string {
 	return out
 }
 
-// exchangeFlags registers one exchange's settings under --<prefix>-…:
-// its URLs and every limit the upstream keeps to, with the exchange's
-// values as defaults.
-func exchangeFlags(fs *flag.FlagSet, c *upstream.Config, micro *bool, prefix, title, wsURL, restURL, wsPath, restPath string,
-	interval time.Duration, maxStreams int, idle time.Duration) {
-	f := func(name string) string { return prefix + "-" + name }
-	fs.StringVar(&c.URL, f("url"), wsURL, title+": market-stream base URL; the gateway connects to "+wsPath)
-	fs.StringVar(&c.RESTURL, f("rest-url"), restURL, title+": REST base URL of "+restPath+", the list of valid symbols")
-	fs.DurationVar(&c.RequestInterval, f("request-interval"), interval, title+": minimum spacing of any two frames sent on one connection (requests, pongs)")
+// exchangeFlags registers the settings of the exchange x under
+// --<name>-…: its URLs, every limit the upstream keeps to, and the options
+// only x has, with x's values (its dialect's limits) as defaults.
+func exchangeFlags(fs *flag.FlagSet, c *upstream.Config, opts map[string]*bool, x gateway.Exchange) {
+	f := func(name string) string { return x.Name + "-" + name }
+	title, def := x.Title, x.Dialect.Limits()
+	fs.StringVar(&c.URL, f("url"), def.URL, title+": market-stream base URL; the gateway connects to "+x.StreamPath)
+	fs.StringVar(&c.RESTURL, f("rest-url"), def.RESTURL, title+": REST base URL of "+x.Dialect.SymbolsPath()+", the list of valid symbols")
+	fs.DurationVar(&c.RequestInterval, f("request-interval"), def.RequestInterval, title+": minimum spacing of any two frames sent on one connection (requests, pongs)")
 	fs.IntVar(&c.MaxParams, f("max-params"), upstream.DefaultMaxParams, title+": streams per SUBSCRIBE or UNSUBSCRIBE request")
-	fs.IntVar(&c.MaxStreams, f("max-streams"), maxStreams, title+": streams per connection; beyond, another connection (shard) is opened")
+	fs.IntVar(&c.MaxStreams, f("max-streams"), def.MaxStreams, title+": streams per connection; beyond, another connection (shard) is opened")
 	fs.IntVar(&c.MaxShards, f("max-shards"), upstream.DefaultMaxShards, title+": connections per endpoint")
 	fs.DurationVar(&c.ReplyTimeout, f("reply-timeout"), upstream.DefaultReplyTimeout, title+": wait for a request's reply; retried once, then the connection is replaced")
 	fs.DurationVar(&c.Linger, f("linger"), upstream.DefaultLinger, title+": keep a stream subscribed this long after its last client leaves")
-	fs.DurationVar(&c.IdleTimeout, f("idle-timeout"), idle, title+": replace a connection on which nothing arrived for this long")
-	fs.DurationVar(&c.MaxLifetime, f("max-lifetime"), binance.DefaultMaxLifetime, title+": how long the exchange lets a connection live")
+	fs.DurationVar(&c.IdleTimeout, f("idle-timeout"), def.IdleTimeout, title+": replace a connection on which nothing arrived for this long")
+	fs.DurationVar(&c.MaxLifetime, f("max-lifetime"), def.MaxLifetime, title+": how long the exchange lets a connection live")
 	fs.DurationVar(&c.RotateAfter, f("rotate-after"), 0, title+": replace a connection at this age, without losing or repeating an event; 0: max-lifetime − 10m (or half of it, if that is later)")
 	fs.DurationVar(&c.HandoverTimeout, f("handover-timeout"), upstream.DefaultHandoverTimeout, title+": a rotation switches every stream by then (with a gap notice where continuity is not proven)")
 	fs.IntVar(&c.HandoverBuffer, f("handover-buffer"), upstream.DefaultHandoverBuffer, title+": events buffered per stream from the new connection during a rotation")
@@ -288,40 +294,99 @@ func exchangeFlags(fs *flag.FlagSet, c *upstream.Config, micro *bool, prefix, ti
 	fs.DurationVar(&c.BackoffMax, f("backoff-max"), upstream.DefaultBackoffMax, title+": longest reconnect delay, also used after a 1008 close")
 	fs.DurationVar(&c.DialTimeout, f("dial-timeout"), upstream.DefaultDialTimeout, title+": bound on connecting, TLS and the WebSocket handshake")
 	fs.IntVar(&c.MaxURLBytes, f("max-url-bytes"), upstream.DefaultMaxURLBytes, title+": a new connection carries its streams in its URL up to this length, then subscribes the rest")
-	fs.BoolVar(micro, f("microsecond-times"), false, title+": ask for event times in microseconds (timeUnit=MICROSECOND); clients then get them too")
 	fs.Int64Var(&c.MaxMessageSize, f("max-message-size"), upstream.DefaultMaxMessageSize, title+": largest message accepted from the exchange, in bytes")
 	fs.DurationVar(&c.SymbolRefresh, f("symbol-refresh"), upstream.DefaultSymbolRefresh, title+": period of symbol list refreshes")
 	fs.DurationVar(&c.SymbolMissRefresh, f("symbol-miss-refresh"), upstream.DefaultSymbolMissRefresh, title+": least time between refreshes caused by an unknown symbol")
-	fs.IntVar(&c.MaxConnAttempts, f("max-conn-attempts"), binance.DefaultMaxConnAttempts, title+": connection attempts allowed per --"+f("conn-attempt-window"))
-	fs.DurationVar(&c.ConnAttemptWindow, f("conn-attempt-window"), binance.DefaultConnAttemptWindow, title+": the sliding window of --"+f("max-conn-attempts"))
+	fs.IntVar(&c.MaxConnAttempts, f("max-conn-attempts"), def.MaxConnAttempts, title+": connection attempts allowed per --"+f("conn-attempt-window"))
+	fs.DurationVar(&c.ConnAttemptWindow, f("conn-attempt-window"), def.ConnAttemptWindow, title+": the sliding window of --"+f("max-conn-attempts"))
+	for _, o := range x.Options {
+		opts[o.Name] = new(bool)
+		fs.BoolVar(opts[o.Name], f(o.Name), false, title+": "+o.Help)
+	}
 }
 
-// checkLimits rejects limits that cannot work, naming the flag.
-func checkLimits(prefix string, c *upstream.Config) error {
-	for name, d := range map[string]time.Duration{"request-interval": c.RequestInterval, "reply-timeout": c.ReplyTimeout,
-		"idle-timeout": c.IdleTimeout, "max-lifetime": c.MaxLifetime, "conn-attempt-window": c.ConnAttemptWindow,
-		"handover-timeout": c.HandoverTimeout, "backoff-min": c.BackoffMin, "backoff-max": c.BackoffMax,
-		"dial-timeout": c.DialTimeout, "symbol-refresh": c.SymbolRefresh, "symbol-miss-refresh": c.SymbolMissRefresh} {
-		if d <= 0 {
-			return fmt.Errorf("--%s-%s: %v is not a positive duration", prefix, name, d)
+// zeroAllowed are the exchange flags whose zero means something
+// (derived, the default, or none); every other numeric exchange flag must
+// be positive, since upstream.Config would silently take its zero for
+// the default.
+var zeroAllowed = map[string]bool{"rotate-after": true, "linger": true, "max-url-bytes": true}
+
+// checkLimits rejects limits that cannot work, naming the flag: a zero
+// where the flag needs a positive value, a negative linger, and whatever
+// upstream.CheckConfig refuses, its *upstream.ConfigError mapped from
+// the Config field to the flag.
+func checkLimits(fs *flag.FlagSet, x gateway.Exchange, c *upstream.Config) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		suffix, ok := strings.CutPrefix(f.Name, x.Name+"-")
+		if err != nil || !ok || zeroAllowed[suffix] || ownedByLonger(f.Name, x.Name) {
+			return
 		}
-	}
-	for name, n := range map[string]int64{"max-params": int64(c.MaxParams), "max-streams": int64(c.MaxStreams), "max-shards": int64(c.MaxShards),
-		"max-conn-attempts": int64(c.MaxConnAttempts), "handover-buffer": int64(c.HandoverBuffer), "max-message-size": c.MaxMessageSize} {
-		if n <= 0 {
-			return fmt.Errorf("--%s-%s: %d is not a positive number", prefix, name, n)
+		switch v := f.Value.(flag.Getter).Get().(type) {
+		case time.Duration:
+			if v <= 0 {
+				err = fmt.Errorf("--%s: %v is not a positive duration", f.Name, v)
+			}
+		case int:
+			if v <= 0 {
+				err = fmt.Errorf("--%s: %d is not a positive number", f.Name, v)
+			}
+		case int64:
+			if v <= 0 {
+				err = fmt.Errorf("--%s: %d is not a positive number", f.Name, v)
+			}
 		}
-	}
-	if c.BackoffMin > c.BackoffMax {
-		return fmt.Errorf("--%s-backoff-min: %v is above --%s-backoff-max (%v)", prefix, c.BackoffMin, prefix, c.BackoffMax)
-	}
-	if c.RotateAfter < 0 || c.RotateAfter >= c.MaxLifetime {
-		return fmt.Errorf("--%s-rotate-after: %v must be below --%s-max-lifetime (%v)", prefix, c.RotateAfter, prefix, c.MaxLifetime)
+	})
+	if err != nil {
+		return err
 	}
 	if c.Linger < 0 {
-		return fmt.Errorf("--%s-linger: %v is negative", prefix, c.Linger)
+		return fmt.Errorf("--%s-linger: %v is negative", x.Name, c.Linger)
+	}
+	check := *c
+	check.Dialect, check.Publisher = x.Dialect, hub.NewMemory()
+	if err := upstream.CheckConfig(check); err != nil {
+		if ce, ok := errors.AsType[*upstream.ConfigError](err); ok {
+			return fmt.Errorf("--%s-%s: %w", x.Name, flagOfField(ce.Field), ce.Err)
+		}
+		return fmt.Errorf("--%s-…: %w", x.Name, err)
 	}
 	return nil
+}
+
+// ownedByLonger reports whether the flag belongs to an exchange whose name
+// extends name ("binance-futures-url" is not one of "binance"'s flags).
+func ownedByLonger(flagName, name string) bool {
+	for _, x := range gateway.Exchanges() {
+		if len(x.Name) > len(name) && strings.HasPrefix(flagName, x.Name+"-") {
+			return true
+		}
+	}
+	return false
+}
+
+// flagOfField returns the flag suffix of an upstream.Config field:
+// "RotateAfter" is "rotate-after", "MaxURLBytes" is "max-url-bytes".
+func flagOfField(field string) string {
+	switch field {
+	case "URL":
+		return "url"
+	case "RESTURL":
+		return "rest-url"
+	case "MaxURLBytes":
+		return "max-url-bytes"
+	}
+	var b strings.Builder
+	for i, r := range field {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('-')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func (c *config) level(s string) error {
@@ -339,20 +404,36 @@ func (c *config) logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// flagGroups orders --help: each flag goes to the first group whose test
-// accepts its name.
-var flagGroups = []struct {
+// flagGroup is a group of flags in --help.
+type flagGroup struct {
 	title string
 	has   func(name string) bool
-}{
-	{"Listeners and access", oneOf("listen", "admin-listen", "admin-token", "metrics-public", "allowed-origins", "handshake-timeout")},
-	{"Cluster", oneOf("redis", "redis-cluster", "redis-tls-ca", "redis-tls-cert", "redis-tls-key", "node-id", "drain-timeout")},
-	{"Browsers", oneOf("max-conns", "max-conns-per-ip", "max-streams-per-conn", "max-streams-per-ip", "max-streams-per-node", "trusted-proxies",
-		"max-commands-per-second", "write-queue-bytes", "ping-interval", "pong-timeout", "disable-compression")},
-	{"Binance USD-M futures", func(n string) bool { return strings.HasPrefix(n, "binance-futures-") }},
-	{"Binance spot", func(n string) bool { return strings.HasPrefix(n, "binance-") }},
-	{"Logging", oneOf("log-level", "log-format")},
-	{"Other", func(string) bool { return true }},
+}
+
+// flagGroups orders --help: each flag goes to the first group whose test
+// accepts its name.
+var flagGroups = usageGroups(gateway.Exchanges())
+
+// usageGroups returns the groups of --help: the fixed ones, then one per
+// exchange of table, titled with its title, then logging and the rest.
+// The exchanges with longer names come first, so that one whose name
+// extends another's (binance-futures, binance) claims its flags first.
+func usageGroups(table []gateway.Exchange) []flagGroup {
+	groups := []flagGroup{
+		{"Listeners and access", oneOf("listen", "admin-listen", "admin-token", "metrics-public", "allowed-origins", "handshake-timeout")},
+		{"Cluster", oneOf("redis", "redis-cluster", "redis-tls-ca", "redis-tls-cert", "redis-tls-key", "node-id", "drain-timeout")},
+		{"Browsers", oneOf("max-conns", "max-conns-per-ip", "max-streams-per-conn", "max-streams-per-ip", "max-streams-per-node", "trusted-proxies",
+			"max-commands-per-second", "write-queue-bytes", "ping-interval", "pong-timeout", "disable-compression")},
+	}
+	table = slices.Clone(table)
+	slices.SortStableFunc(table, func(a, b gateway.Exchange) int { return len(b.Name) - len(a.Name) })
+	for _, x := range table {
+		prefix := x.Name + "-"
+		groups = append(groups, flagGroup{x.Title, func(n string) bool { return strings.HasPrefix(n, prefix) }})
+	}
+	return append(groups,
+		flagGroup{"Logging", oneOf("log-level", "log-format")},
+		flagGroup{"Other", func(string) bool { return true }})
 }
 
 func oneOf(names ...string) func(string) bool {

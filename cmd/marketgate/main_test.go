@@ -68,8 +68,7 @@ func startGatewayWith(t *testing.T, simAddr string, edit func(*config)) string {
 	}
 	cfg := config{
 		listen:    ln.Addr().String(),
-		binance:   upstream.Config{URL: "ws://" + simAddr, RESTURL: "http://" + simAddr},
-		noFutures: true,
+		upstreams: map[string]*upstream.Config{"binance": {URL: "ws://" + simAddr, RESTURL: "http://" + simAddr}},
 		nodeID:    "test",
 	}
 	if edit != nil {
@@ -383,8 +382,8 @@ func TestConfig(t *testing.T) {
 		check   func(config) error
 	}{
 		{name: "defaults", check: func(c config) error {
-			if c.listen != ":8080" || c.binance.URL != "wss://stream.binance.com:9443" || c.futures.URL != "wss://fstream.binance.com" || c.demo ||
-				c.binance.RequestInterval != 300*time.Millisecond || c.futures.MaxStreams != 200 {
+			if c.listen != ":8080" || c.upstreams["binance"].URL != "wss://stream.binance.com:9443" || c.upstreams["binance-futures"].URL != "wss://fstream.binance.com" || c.demo ||
+				c.upstreams["binance"].RequestInterval != 300*time.Millisecond || c.upstreams["binance-futures"].MaxStreams != 200 {
 				return fmt.Errorf("defaults = %+v", c)
 			}
 			return nil
@@ -413,21 +412,21 @@ func TestConfig(t *testing.T) {
 		{name: "bad binance url", args: []string{"--binance-url", "http://x"}, wantErr: "--binance-url"},
 		{name: "bad futures rest url", args: []string{"--binance-futures-rest-url", "ws://x"}, wantErr: "--binance-futures-rest-url"},
 		{name: "futures off", args: []string{"--binance-futures-url", ""}, check: func(c config) error {
-			if !c.noFutures {
+			if c.upstreams["binance-futures"].URL != "" {
 				return fmt.Errorf("noFutures = false")
 			}
 			return nil
 		}},
 		{name: "exchange limit", args: []string{"--binance-max-streams", "50", "--binance-futures-rotate-after", "1h"}, check: func(c config) error {
-			if c.binance.MaxStreams != 50 || c.futures.RotateAfter != time.Hour {
-				return fmt.Errorf("max streams %d, rotate after %v", c.binance.MaxStreams, c.futures.RotateAfter)
+			if c.upstreams["binance"].MaxStreams != 50 || c.upstreams["binance-futures"].RotateAfter != time.Hour {
+				return fmt.Errorf("max streams %d, rotate after %v", c.upstreams["binance"].MaxStreams, c.upstreams["binance-futures"].RotateAfter)
 			}
 			return nil
 		}},
 		{name: "rotation after lifetime", args: []string{"--binance-rotate-after", "25h"}, wantErr: "--binance-rotate-after"},
 		{name: "shorter lifetime alone", args: []string{"--binance-max-lifetime", "1h"}, check: func(c config) error {
-			if c.binance.MaxLifetime != time.Hour || c.binance.RotateAfter != 0 {
-				return fmt.Errorf("lifetime %v, rotate after %v", c.binance.MaxLifetime, c.binance.RotateAfter)
+			if c.upstreams["binance"].MaxLifetime != time.Hour || c.upstreams["binance"].RotateAfter != 0 {
+				return fmt.Errorf("lifetime %v, rotate after %v", c.upstreams["binance"].MaxLifetime, c.upstreams["binance"].RotateAfter)
 			}
 			return nil
 		}},
@@ -582,8 +581,7 @@ func TestFuturesEndToEnd(t *testing.T) {
 	spot, spotAddr := startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT"}})
 	fut, futAddr := startSim(t, binancesim.Config{Mode: binancesim.ModeFutures, Symbols: []string{"BTCUSDT", "ETHUSDT"}})
 	gw := startGatewayWith(t, spotAddr, func(c *config) {
-		c.futures = upstream.Config{URL: "ws://" + futAddr, RESTURL: "http://" + futAddr}
-		c.noFutures = false
+		c.upstreams["binance-futures"] = &upstream.Config{URL: "ws://" + futAddr, RESTURL: "http://" + futAddr}
 	})
 	c := downstreamtest.Dial(t, "ws://"+gw+"/ws")
 	c.Send(`{"op":"subscribe","id":1,"streams":["binance-futures:btcusdt@aggTrade","binance-futures:ethusdt@depth@100ms","binance:btcusdt@trade"]}`)

@@ -93,8 +93,8 @@ func TestSoak(t *testing.T) {
 		MaxLifetime:  12 * time.Second,
 	})
 	gw := startGatewayWith(t, simAddr, func(c *config) {
-		c.binance.RotateAfter = 10 * time.Second
-		c.binance.MaxLifetime = 12 * time.Second
+		c.upstreams["binance"].RotateAfter = 10 * time.Second
+		c.upstreams["binance"].MaxLifetime = 12 * time.Second
 	})
 
 	const clients, perClient = 100, 5

@@ -1,6 +1,7 @@
 // Package envflag reads a command's flags from its environment too: every
 // flag --some-name also reads PREFIX_SOME_NAME, and a flag given on the
-// command line wins. The binaries in cmd/ share it.
+// command line wins. The binaries in cmd/ share it: [Parse] does both
+// steps, [Fill] the environment's after the command's own fs.Parse.
 package envflag
 
 import (
@@ -30,7 +31,7 @@ func Parse(fs *flag.FlagSet, args []string, prefix string, lookup func(string) (
 			return
 		}
 		if serr := fs.Set(f.Name, v); serr != nil {
-			err = fmt.Errorf("invalid value %q for %s: %w", v, env, serr)
+			err = &Error{Var: env, Flag: f.Name, Value: v, Err: serr}
 		}
 	})
 	if err != nil {
@@ -48,6 +49,48 @@ func Parse(fs *flag.FlagSet, args []string, prefix string, lookup func(string) (
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
+}
+
+// Error is a variable's value that its flag refuses.
+type Error struct {
+	// Var is the variable, e.g. "MARKETGATE_MAX_CONNS".
+	Var string
+	// Flag is the flag's name, e.g. "max-conns".
+	Flag string
+	// Value is the variable's value.
+	Value string
+	// Err is the flag's error.
+	Err error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("invalid value %q for %s: %v", e.Value, e.Var, e.Err)
+}
+
+// Unwrap returns e.Err.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Fill sets each flag of fs that the command line did not set from its
+// variable (see [Name]), read through getenv; an empty variable counts as
+// unset. Call it after fs.Parse, so the command line wins. It visits the
+// flags in lexical order and stops at the first value a flag refuses,
+// returning an [*Error].
+func Fill(fs *flag.FlagSet, prefix string, getenv func(string) string) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		env := Name(prefix, f.Name)
+		if v := getenv(env); v != "" {
+			if serr := f.Value.Set(v); serr != nil {
+				err = &Error{Var: env, Flag: f.Name, Value: v, Err: serr}
+			}
+		}
+	})
+	return err
 }
 
 func isIn(s string, list []string) bool {

@@ -49,3 +49,41 @@ func TestParse(t *testing.T) {
 		t.Errorf("-h: %v, usage %q", err, usage.String())
 	}
 }
+
+func TestFill(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    int
+		wantErr *Error
+	}{
+		{"default", nil, nil, 1, nil},
+		{"from the environment", nil, map[string]string{"T_MAX_CONNS": "5"}, 5, nil},
+		{"the flag wins", []string{"--max-conns", "7"}, map[string]string{"T_MAX_CONNS": "5"}, 7, nil},
+		{"the flag wins over a bad variable", []string{"--max-conns", "7"}, map[string]string{"T_MAX_CONNS": "five"}, 7, nil},
+		{"empty is unset", nil, map[string]string{"T_MAX_CONNS": ""}, 1, nil},
+		{"bad variable", nil, map[string]string{"T_MAX_CONNS": "five"}, 0, &Error{Var: "T_MAX_CONNS", Flag: "max-conns", Value: "five"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			n := fs.Int("max-conns", 1, "")
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			err := Fill(fs, "T_", func(k string) string { return tc.env[k] })
+			if tc.wantErr != nil {
+				e, ok := errors.AsType[*Error](err)
+				if !ok || e.Var != tc.wantErr.Var || e.Flag != tc.wantErr.Flag || e.Value != tc.wantErr.Value || e.Err == nil {
+					t.Fatalf("Fill = %v; want an *Error for %s=%q of --%s", err, tc.wantErr.Var, tc.wantErr.Value, tc.wantErr.Flag)
+				}
+				return
+			}
+			if err != nil || *n != tc.want {
+				t.Fatalf("Fill = %v, max-conns %d; want nil, %d", err, *n, tc.want)
+			}
+		})
+	}
+}

@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"context"
@@ -23,12 +23,12 @@ func (c *countPublisher) Flush(context.Context) error                { return ni
 func TestOriginPublisherDropsWithoutToken(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled: the node does not run
 	defer rdb.Close()
-	node, err := cluster.New(cluster.Config{Client: rdb, NodeID: "n1", Exchanges: []string{"binance"}, Local: upstream.NewRouter()})
-	if err != nil {
+	tokens := cluster.NewTokens([]string{"binance"})
+	if _, err := cluster.New(cluster.Config{Client: rdb, NodeID: "n1", Exchanges: []string{"binance"}, Local: upstream.NewRouter(), Tokens: tokens}); err != nil {
 		t.Fatal(err)
 	}
 	under := &countPublisher{}
-	p := &originPublisher{Publisher: under, node: &node, exchange: "binance"}
+	p := &originPublisher{Publisher: under, tokens: tokens, exchange: "binance"}
 	if err := p.Publish(t.Context(), hub.Message{Stream: "binance:btcusdt@trade", Seq: 1}); err != nil {
 		t.Fatalf("Publish = %v; want nil", err)
 	}

@@ -1,10 +1,12 @@
-package main
+package gateway
 
 import (
 	"errors"
 	"maps"
 	"slices"
 	"testing"
+
+	"github.com/marketgate/marketgate/internal/demand"
 )
 
 // wantSet is a router that records what is wanted; it fails the test on
@@ -42,7 +44,7 @@ func (w *wantSet) Unwant(keys []string) {
 
 func TestPins(t *testing.T) {
 	router := &wantSet{t: t, wanted: map[string]bool{}}
-	d := newLocalDemand(router)
+	d := localSource{Set: demand.New(router, 0, nil), router: router}
 	p := newPins(d.Validate, d)
 	steps := []struct {
 		name string

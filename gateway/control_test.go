@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"encoding/json"
@@ -14,6 +14,7 @@ import (
 	"github.com/marketgate/marketgate/downstream/downstreamtest"
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/internal/waitfor"
+	"github.com/marketgate/marketgate/upstream"
 )
 
 // TestControlAPI drives the control listener of a running gateway: pin
@@ -22,10 +23,11 @@ import (
 // nodes, and the token.
 func TestControlAPI(t *testing.T) {
 	sim, simAddr := startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT", "ETHUSDT"}})
-	adminAddr := freeAddr(t)
-	addr := startGatewayWith(t, simAddr, func(c *config) {
-		c.adminListen, c.adminToken = adminAddr, "t0ken-t0ken-t0ken"
-		c.binance.Linger = 100 * time.Millisecond
+	aln := listen(t)
+	adminAddr := aln.Addr().String()
+	addr := startGateway(t, simAddr, Config{
+		AdminListener: aln, AdminToken: "t0ken-t0ken-t0ken",
+		Exchanges: map[string]upstream.Config{"binance": {Linger: 100 * time.Millisecond}},
 	})
 	call := func(method, path, token string) (int, map[string]json.RawMessage) {
 		t.Helper()

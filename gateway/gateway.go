@@ -1,0 +1,358 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/marketgate/marketgate/admin"
+	"github.com/marketgate/marketgate/cluster"
+	"github.com/marketgate/marketgate/downstream"
+	"github.com/marketgate/marketgate/hub"
+	"github.com/marketgate/marketgate/internal/demand"
+	"github.com/marketgate/marketgate/internal/nodeid"
+	"github.com/marketgate/marketgate/telemetry"
+	"github.com/marketgate/marketgate/upstream"
+	"github.com/marketgate/marketgate/web"
+)
+
+// Config configures a [Gateway]. Listener and at least one exchange are
+// required; other zero fields take the defaults of the packages they
+// configure.
+type Config struct {
+	// Listener is the public listener: web UI, browser WebSockets,
+	// /healthz and /readyz; required. The gateway closes it.
+	Listener net.Listener
+	// AdminListener is the control listener: /api/v1/…, /metrics, pprof.
+	// Nil: none. The gateway closes it.
+	AdminListener net.Listener
+	// AdminToken is the control listener's bearer token; empty: loopback
+	// clients only (see admin.Config.Token).
+	AdminToken string
+	// MetricsPublic serves /metrics on the control listener without the
+	// token.
+	MetricsPublic bool
+	// Cmdline is the command line, secrets masked, for
+	// /debug/pprof/cmdline.
+	Cmdline []string
+	// NodeID is this node's name, in the cluster and in the control API.
+	// Default: [nodeid.Default].
+	NodeID string
+	// Exchanges are the exchanges of the table ([Exchanges]) this node
+	// carries, by name, with their settings. Publisher, Logger and Lazy
+	// are the gateway's to set.
+	Exchanges map[string]upstream.Config
+	// Demo runs each exchange's simulator in-process on a loopback port
+	// and connects the exchange to it instead of its URLs.
+	Demo bool
+	// Redis, or RedisCluster for a Redis Cluster, is the Redis that
+	// carries the hub and coordinates the cluster's nodes, credentials and
+	// TLS included; the gateway makes its own clients from it. Both nil:
+	// the in-process hub, one node.
+	Redis        *redis.Options
+	RedisCluster *redis.ClusterOptions
+	// Browsers limits browser connections; its Hub, Source and Logger are
+	// the gateway's to set.
+	Browsers downstream.Config
+	// HandshakeTimeout is the time a client has to send its HTTP request
+	// headers (web.Config.HandshakeTimeout).
+	HandshakeTimeout time.Duration
+	// DrainTimeout bounds how long, when draining, a cluster node may take
+	// to hand its upstreams over before it closes its clients.
+	DrainTimeout time.Duration
+	// Logger receives the gateway's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Gateway is one node of the market-data gateway: the exchange feeds, the
+// router, the hub, the demand, in a cluster the node's membership, the
+// browser-facing server, and the web and control listeners. [New] builds
+// it, [Gateway.Run] runs it. It answers the control API as an
+// [admin.Backend]; those methods are safe for concurrent use.
+type Gateway struct {
+	cfg    Config
+	log    *slog.Logger
+	nodeID string
+
+	hub   hub.Hub
+	rdb   redis.UniversalClient // cluster coordination, nil on a single node
+	feeds []*upstream.Feed
+	node  *cluster.Node // nil on a single node
+	pins  *pins
+	ds    *downstream.Server
+	ready *readiness
+	// runs are every component's Run, in the order they are started.
+	runs []func(context.Context) error
+
+	draining     atomic.Bool // set once draining started
+	drainReq     chan struct{}
+	requestDrain func()
+	ran          atomic.Bool
+}
+
+var _ admin.Backend = (*Gateway)(nil)
+
+// New builds every part of the gateway from cfg. It starts nothing (the
+// only network activity is listening on the --demo simulators' loopback
+// ports); on an error it releases what it made, cfg's listeners included.
+func New(cfg Config) (g *Gateway, err error) {
+	if cfg.Listener == nil {
+		return nil, errors.New("gateway: config: Listener is required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	g = &Gateway{cfg: cfg, log: log, nodeID: cfg.NodeID, drainReq: make(chan struct{})}
+	if g.nodeID == "" {
+		g.nodeID = nodeid.Default()
+	}
+	g.requestDrain = sync.OnceFunc(func() { close(g.drainReq) })
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			for _, c := range closers {
+				c()
+			}
+		}
+	}()
+	closers = append(closers, cfg.Listener.Close)
+	if cfg.AdminListener != nil {
+		closers = append(closers, cfg.AdminListener.Close)
+	}
+
+	// The exchanges to carry, in the table's order.
+	var table []Exchange
+	settings := make(map[string]upstream.Config, len(cfg.Exchanges))
+	for _, x := range Exchanges() {
+		if c, ok := cfg.Exchanges[x.Name]; ok {
+			table = append(table, x)
+			settings[x.Name] = c
+		}
+	}
+	for name := range cfg.Exchanges {
+		if _, ok := lookup(name); !ok {
+			return nil, fmt.Errorf("gateway: config: no exchange %q in the table", name)
+		}
+	}
+	if cfg.Demo {
+		// Each exchange's simulator, in-process on a loopback port.
+		for _, x := range table {
+			sim, err := x.Simulate(log)
+			if err != nil {
+				return nil, fmt.Errorf("demo simulator: %w", err)
+			}
+			simLn, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return nil, fmt.Errorf("demo simulator: %w", err)
+			}
+			closers = append(closers, simLn.Close)
+			g.runs = append(g.runs, func(ctx context.Context) error { return sim.Run(ctx, simLn) })
+			c := settings[x.Name]
+			c.URL = "ws://" + simLn.Addr().String()
+			c.RESTURL = "http://" + simLn.Addr().String()
+			settings[x.Name] = c
+			log.Info("demo: built-in exchange simulator", "mode", x.SimulatorMode, "addr", simLn.Addr().String())
+		}
+	}
+
+	mem := hub.NewMemory()
+	mem.Logger = log.With("component", "hub")
+	g.hub = mem
+	hubStats := mem.Stats
+	if cfg.Redis != nil || cfg.RedisCluster != nil {
+		rh, err := hub.NewRedis(hub.RedisConfig{Options: cfg.Redis, ClusterOptions: cfg.RedisCluster, NodeID: g.nodeID, Logger: log})
+		if err != nil {
+			// Named as the flag: the options come from --redis alone.
+			return nil, fmt.Errorf("--redis: %w", err)
+		}
+		if cfg.RedisCluster != nil {
+			g.rdb = redis.NewClusterClient(cfg.RedisCluster)
+		} else {
+			g.rdb = redis.NewClient(cfg.Redis)
+		}
+		closers = append(closers, g.rdb.Close)
+		g.hub, hubStats = rh, rh.Stats
+	}
+
+	names := make([]string, len(table))
+	for i, x := range table {
+		names[i] = x.Name
+	}
+	// The fencing tokens exist before the feeds, which stamp them, and
+	// before the node, which sets them.
+	tokens := cluster.NewTokens(names)
+	for _, x := range table {
+		c := settings[x.Name]
+		c.Publisher, c.Logger = g.hub, log
+		if g.rdb != nil {
+			// Stamped with the lease's fencing token: receivers prefer
+			// the newest owner's messages (hub.Message.Origin).
+			c.Publisher = &originPublisher{Publisher: g.hub, tokens: tokens, exchange: x.Name}
+			c.Lazy = true // connected only while this node owns the exchange
+		}
+		if c.Dialect == nil {
+			c.Dialect = x.Dialect
+		}
+		f, err := upstream.New(c)
+		if err != nil {
+			return nil, err
+		}
+		if f.Name() != x.Name {
+			return nil, fmt.Errorf("feed %q built for exchange %q", f.Name(), x.Name)
+		}
+		g.feeds = append(g.feeds, f)
+	}
+	exchanges := make([]upstream.Exchange, len(g.feeds))
+	for i, f := range g.feeds {
+		exchanges[i] = f
+	}
+	router := upstream.NewRouter(exchanges...)
+	var source downstream.Source
+	var pinTo pinner
+	if g.rdb != nil {
+		n, err := cluster.New(cluster.Config{Client: g.rdb, NodeID: g.nodeID, Exchanges: names, Local: router, Tokens: tokens, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		g.node, source, pinTo = n, n, n
+		g.runs = append(g.runs, n.Run)
+	} else {
+		local := localSource{Set: demand.New(router, 0, nil), router: router}
+		source, pinTo = local, local
+	}
+	g.pins = newPins(router.Validate, pinTo)
+
+	dcfg := cfg.Browsers
+	dcfg.Hub, dcfg.Source, dcfg.Logger = g.hub, source, log
+	g.ds, err = downstream.New(dcfg)
+	if err != nil {
+		return nil, err
+	}
+	g.ready = &readiness{draining: &g.draining, hub: g.hub, node: g.node, feeds: g.feeds}
+	ws, err := web.New(web.Config{
+		Listener:         cfg.Listener,
+		WebSockets:       g.ds,
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		// Public: categories only; GET /api/v1/ready on the control
+		// listener has the detail.
+		Ready:  g.ready.Public,
+		Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.AdminListener != nil {
+		// POST /api/v1/drain on the control listener drains as a signal
+		// does.
+		as, err := admin.New(admin.Config{
+			Listener: cfg.AdminListener, Token: cfg.AdminToken, Drain: g.requestDrain,
+			Backend:       g,
+			Metrics:       g.metrics(hubStats),
+			MetricsPublic: cfg.MetricsPublic,
+			Cmdline:       cfg.Cmdline,
+			Ready:         g.ready.Detail,
+			Page:          web.OpsPage(),
+			NodeID:        g.nodeID,
+			Logger:        log.With("component", "admin"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		g.runs = append(g.runs, as.Run)
+	}
+	g.runs = append(g.runs, g.hub.Run, g.ds.Run, ws.Run)
+	for _, f := range g.feeds {
+		g.runs = append(g.runs, f.Run)
+	}
+	return g, nil
+}
+
+// metrics is the handler of /metrics: the gateway's metrics, read from its
+// parts at each scrape.
+func (g *Gateway) metrics(hubStats func() hub.RedisStats) http.Handler {
+	return telemetry.Handler(telemetry.NewRegistry(telemetry.Sources{
+		Downstream: g.ds, Feeds: g.feeds, Hub: hubStats, Cluster: g.node,
+	}))
+}
+
+// Run runs every part of the gateway until ctx ends, then drains, or until
+// one of them fails. Draining also starts on POST /api/v1/drain: the
+// gateway takes no more clients (and /readyz says so), a cluster node
+// hands its upstreams over (make before break, within
+// Config.DrainTimeout), the browsers are closed with 1001 so that they
+// reconnect through the load balancer, and everything stops. Run returns
+// nil after a drain and the first part's error otherwise. It may be called
+// once.
+func (g *Gateway) Run(ctx context.Context) error {
+	if !g.ran.CompareAndSwap(false, true) {
+		return errors.New("gateway: Run called more than once")
+	}
+	if g.rdb != nil {
+		defer g.rdb.Close()
+	}
+	hubKind := "memory"
+	if g.rdb != nil {
+		hubKind = "redis"
+	}
+	g.log.Info("starting", "node", g.nodeID, "listen", g.cfg.Listener.Addr().String(), "exchanges", len(g.feeds), "hub", hubKind)
+	// The parts run until the drain that follows ctx is done, or until
+	// one of them fails.
+	runCtx, stopRuns := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRuns()
+	eg, gctx := errgroup.WithContext(runCtx)
+	for _, run := range g.runs {
+		eg.Go(func() error { return run(gctx) })
+	}
+	eg.Go(func() error {
+		select {
+		case <-gctx.Done():
+			return nil
+		case <-ctx.Done():
+		case <-g.drainReq:
+		}
+		g.drain(gctx)
+		stopRuns()
+		return nil
+	})
+	return eg.Wait()
+}
+
+// drain takes no more clients (and says so on /readyz), closes the
+// browsers with 1001 and, in a cluster, hands this node's upstreams over.
+func (g *Gateway) drain(ctx context.Context) {
+	g.log.Info("draining; a second SIGINT or SIGTERM ends the process at once")
+	g.draining.Store(true)
+	g.ds.Drain()
+	if g.node != nil {
+		// Make-before-break: a successor carries this node's upstreams
+		// before it stops carrying them.
+		hctx, cancel := context.WithTimeout(ctx, g.cfg.DrainTimeout)
+		err := g.node.Handover(hctx)
+		cancel()
+		if err != nil {
+			g.log.Warn("handover incomplete", "err", err)
+		}
+	}
+}
+
+// localSource is the downstream's Source on a single node: the router
+// validates, and the demand set merges the clients' wants with the pins,
+// so that the router subscribes a stream while clients want it or it is
+// pinned. (In a cluster, cluster.Node merges them the same way.)
+type localSource struct {
+	*demand.Set
+	router downstream.Source // the router; the Set forwards to it too
+}
+
+// Validate implements downstream.Source.
+func (s localSource) Validate(key string) error { return s.router.Validate(key) }
