@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/marketgate/marketgate/upstream/binance"
 
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim/simtest"
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/internal/waitfor"
 )
@@ -91,29 +91,7 @@ func (r *recorder) streams() []string {
 // returns it with its host:port.
 func startSim(t *testing.T, cfg binancesim.Config) (*binancesim.Server, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := binancesim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("simulator Run returned %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Errorf("simulator Run did not return")
-		}
-	})
-	return srv, ln.Addr().String()
+	return simtest.Start(t, cfg)
 }
 
 // newSimBinance returns a spot Feed pointed at the simulator at addr, with

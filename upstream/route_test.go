@@ -13,6 +13,7 @@ import (
 
 	. "github.com/marketgate/marketgate/upstream"
 	"github.com/marketgate/marketgate/upstream/binance"
+	"github.com/marketgate/marketgate/upstream/binance/binancetest"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -21,30 +22,11 @@ import (
 )
 
 const (
-	benchTrade      = `{"e":"trade","E":1672515782136,"s":"BTCUSDT","t":12345,"p":"0.00100000","q":"100.00000000","T":1672515782136,"m":true,"M":true}`
-	benchBookTicker = `{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}`
+	benchTrade      = binancetest.Trade
+	benchBookTicker = binancetest.BookTicker
 )
 
-// benchDepth is a diff depth event with 10 levels a side.
-var benchDepth = func() string {
-	var b strings.Builder
-	b.WriteString(`{"e":"depthUpdate","E":1672515782136,"s":"BTCUSDT","U":157,"u":160,"b":[`)
-	for i := range 10 {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `["%d.00000000","%d.50000000"]`, 60000-i, i+1)
-	}
-	b.WriteString(`],"a":[`)
-	for i := range 10 {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `["%d.00000000","%d.25000000"]`, 60001+i, i+2)
-	}
-	b.WriteString(`]}`)
-	return b.String()
-}()
+var benchDepth = binancetest.Depth
 
 // countPublisher counts messages and checks Data without keeping it.
 type countPublisher struct {

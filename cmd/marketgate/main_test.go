@@ -23,32 +23,16 @@ import (
 
 	"github.com/marketgate/marketgate/downstream/downstreamtest"
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim/simtest"
 	"github.com/marketgate/marketgate/internal/redistest"
 	"github.com/marketgate/marketgate/upstream"
 )
 
-// startSim runs the exchange simulator on a loopback port until the test ends.
+// startSim runs a simulator on a loopback port until the test ends and
+// returns it with its host:port.
 func startSim(t *testing.T, cfg binancesim.Config) (*binancesim.Server, string) {
 	t.Helper()
-	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sim, err := binancesim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sim.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("simulator Run = %v", err)
-		}
-	})
-	return sim, ln.Addr().String()
+	return simtest.Start(t, cfg)
 }
 
 // startGateway runs the gateway's components in-process against the
