@@ -28,7 +28,7 @@ type Sources struct {
 	Feeds []*upstream.Feed
 	// Hub returns the hub's counters: [hub.Redis.Stats] in a cluster,
 	// [hub.Memory.Stats] on a single node.
-	Hub func() hub.RedisStats
+	Hub func() hub.Stats
 	// Cluster is the node's cluster membership; nil on a single node.
 	Cluster *cluster.Node
 }
