@@ -22,11 +22,23 @@ const (
 )
 
 // protocol is what a connection speaks on top of WebSocket: the native
-// protocol or the Binance-compatible dialect.
+// protocol or an exchange-compatible dialect (see dialects). Every
+// per-protocol decision goes through it; implementations are comparable
+// values, safe for concurrent use.
 type protocol interface {
 	// handleText processes one complete text message from the client. It runs
 	// on the connection's read task, never concurrently with itself.
 	handleText(c *conn, p []byte)
+	// form returns the wire form (formNative, …) of the stream messages c
+	// is sent now. It is called for every message on the fan-out path.
+	form(c *conn) int
+	// maxMessage returns the size limit of one client message.
+	maxMessage(cfg *Config) int64
+	// streamFailed frames the notice that stream key failed upstream for
+	// reason, sent to each of its subscribers.
+	streamFailed(key, reason string) []byte
+	// name is the protocol's name in [ClientInfo] (ProtocolNative, …).
+	name() string
 }
 
 // conn is one browser WebSocket connection. While idle it owns no goroutine
@@ -49,7 +61,6 @@ type conn struct {
 	remote    string
 	connected int64 // unix nanos of the upgrade
 	proto     protocol
-	native    bool        // speaks the native protocol (else the Binance dialect)
 	combined  atomic.Bool // Binance dialect: wrap payloads as {"stream":…,"data":…}
 	poll      pollState
 	state     atomic.Int32

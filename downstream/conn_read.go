@@ -125,12 +125,7 @@ func (c *conn) keepReadState(rs *readState, now int64, open bool) {
 }
 
 // maxMessage is the size limit of one client message on c.
-func (c *conn) maxMessage() int64 {
-	if c.native {
-		return c.srv.cfg.MaxMessageSize
-	}
-	return c.srv.cfg.MaxDialectMessageSize
-}
+func (c *conn) maxMessage() int64 { return c.proto.maxMessage(&c.srv.cfg) }
 
 // message implements frameSink: one whole data message from the client.
 func (c *conn) message(op ws.OpCode, compressed bool, p []byte) error {

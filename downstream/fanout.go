@@ -190,13 +190,7 @@ type frameSet struct {
 
 // frame returns the frame c takes.
 func (fs *frameSet) frame(c *conn) []byte {
-	form := formRaw
-	switch {
-	case c.native:
-		form = formNative
-	case c.combined.Load():
-		form = formCombined
-	}
+	form := c.proto.form(c)
 	z := 0
 	if c.deflate {
 		z = 1

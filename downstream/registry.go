@@ -124,17 +124,17 @@ func (s *Server) failStream(key, reason string) {
 	r.mu.Unlock()
 
 	s.log.Warn("stream failed upstream", "stream", key, "reason", reason, "subscribers", len(subs))
-	native := streamFailedNative(key, reason)
-	dialect := streamFailedDialect(key, reason)
+	notices := make(map[protocol][]byte, 2) // each framed once
 	for _, c := range subs {
 		c.smu.Lock()
 		delete(c.streams, key)
 		c.smu.Unlock()
-		if c.native {
-			c.enqueueReply(native)
-		} else {
-			c.enqueueReply(dialect)
+		f, ok := notices[c.proto]
+		if !ok {
+			f = c.proto.streamFailed(key, reason)
+			notices[c.proto] = f
 		}
+		c.enqueueReply(f)
 	}
 }
 

@@ -370,7 +370,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusTooManyRequests, "too many connections from this address")
 		return
 	}
-	proto, native, combined, initial, err := s.route(r)
+	rt, err := s.route(r)
 	if err != nil {
 		s.releaseSlot(ip)
 		s.metrics.rejected("bad_request")
@@ -407,10 +407,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		origin:    r.Header.Get("Origin"),
 		remote:    remote,
 		connected: now,
-		proto:     proto,
-		native:    native,
+		proto:     rt.proto,
 	}
-	c.combined.Store(combined)
+	c.combined.Store(rt.combined)
 	c.useDeflate(deflate)
 	if err := s.poller.prepare(c); err != nil {
 		s.releaseSlot(ip)
@@ -436,13 +435,57 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.closeWith(ws.StatusGoingAway, "server shutting down")
 		return
 	}
-	if len(initial) > 0 {
+	if len(rt.initial) > 0 {
 		// URL streams were validated in route; only the node's stream
 		// limits can refuse them now.
-		if e := s.subscribe(c, initial); e != nil {
+		if e := s.subscribe(c, rt.initial); e != nil {
 			c.closeWith(statusTryAgainLater, e.Msg)
 		}
 	}
+}
+
+// route is what a handshake's URL asks for.
+type route struct {
+	proto protocol
+	// combined is, for a Binance dialect connection, whether its stream
+	// messages are wrapped as {"stream":…,"data":…} from the start.
+	combined bool
+	// initial are the stream keys named in the URL, validated whole.
+	initial []string
+}
+
+// route picks the protocol for a handshake request: the native protocol
+// at /ws, else the dialect mounted at the path's start, which names the
+// streams its URL holds; those are validated here, whole.
+func (s *Server) route(r *http.Request) (route, *httpErr) {
+	path := r.URL.Path
+	if path == "/ws" {
+		return route{proto: nativeProto{}}, nil
+	}
+	for _, d := range dialects {
+		if !strings.HasPrefix(path, d.mountPath()) {
+			continue
+		}
+		combined, keys, e, ok := d.handshake(r.URL)
+		if !ok {
+			break
+		}
+		if e != nil {
+			return route{}, e
+		}
+		for _, k := range keys {
+			if err := s.cfg.Source.Validate(k); err != nil {
+				return route{}, &httpErr{http.StatusBadRequest, err.Error()}
+			}
+		}
+		keys = dedupe(keys)
+		if len(keys) > s.cfg.MaxStreamsPerConn {
+			return route{}, &httpErr{http.StatusBadRequest,
+				fmt.Sprintf("at most %d streams per connection", s.cfg.MaxStreamsPerConn)}
+		}
+		return route{proto: d, combined: combined, initial: keys}, nil
+	}
+	return route{}, &httpErr{http.StatusNotFound, "no WebSocket endpoint at " + clip(path)}
 }
 
 // reserveSlot counts a connection against MaxConns and MaxConnsPerIP
