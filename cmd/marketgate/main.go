@@ -206,7 +206,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 			Listener: aln, Token: cfg.adminToken, Drain: requestDrain,
 			Backend: &backend{ds: ds, feeds: feeds, pins: pinned, node: node, nodeID: cfg.nodeID},
 			Metrics: telemetry.Handler(telemetry.NewRegistry(telemetry.Sources{
-				Downstream: ds, Feeds: feeds, Hub: hubStats, Cluster: node,
+				Downstream: ds, Feeds: telemetry.Feeds(feeds), Hub: telemetry.HubFunc(hubStats), Cluster: telemetry.Cluster(node),
 			})),
 			MetricsPublic: cfg.metricsPublic,
 			Cmdline:       cfg.cmdline,
