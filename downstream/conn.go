@@ -95,6 +95,9 @@ type conn struct {
 	closeAt   bool     // the last queued frame is a close frame
 	keepOut   bool     // it answers the client's close: the batch being written goes out whole
 	flushTask func()   // c.flush, made once; see flushTaskLocked
+	// timer is the connection's pending timer, if any (see after): a
+	// write retry or the close grace, never both.
+	timer *time.Timer
 
 	// Only the flush task (one at a time, see writing) touches these.
 	out     outBatch // the batch being written
@@ -171,7 +174,7 @@ func (c *conn) closeSent() {
 	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()
 	}
-	time.AfterFunc(c.srv.cfg.CloseGrace, c.finish)
+	c.after(c.srv.cfg.CloseGrace, c.finish)
 	if err := c.srv.poller.resume(c); err != nil {
 		c.finish()
 	}
@@ -224,11 +227,30 @@ func (c *conn) finish() {
 	c.srv.poller.remove(c)
 	c.nc.Close()
 	c.mu.Lock()
+	if c.timer != nil && c.timer.Stop() {
+		// A write retry that will not run now leaves its batch to us: no
+		// flush runs while one waits (writing stays set).
+		c.out.reset()
+	}
+	c.timer = nil
 	clear(c.queue)
 	c.queue, c.spare, c.queued = nil, nil, 0
 	c.mu.Unlock()
 	c.srv.unsubscribeAll(c)
 	c.srv.forget(c)
+}
+
+// after runs f in d unless the connection is released first: finish
+// stops the timer. A connection has one timer at a time: the write retry
+// while a flush waits for the client's socket, or the close grace, which
+// the flush that wrote the close frame starts once nothing waits.
+func (c *conn) after(d time.Duration, f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state.Load() == stateClosed {
+		return // finish has run, or runs now and finds no timer
+	}
+	c.timer = time.AfterFunc(d, f)
 }
 
 // subscribed returns a copy of the connection's stream keys.

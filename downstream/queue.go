@@ -314,7 +314,7 @@ func (c *conn) flush() {
 				c.stalled = now
 			}
 			if time.Duration(now-c.stalled) < c.srv.cfg.WriteTimeout {
-				time.AfterFunc(writeRetry, c.retryFlush)
+				c.after(writeRetry, c.retryFlush)
 				return
 			}
 			err = fmt.Errorf("no progress for %v: %w", c.srv.cfg.WriteTimeout, err)

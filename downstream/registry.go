@@ -1,6 +1,7 @@
 package downstream
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -90,7 +91,9 @@ func newTopic(key string) *topic {
 
 // registry maps stream keys to topics. A topic exists exactly while it has
 // local subscribers, and exactly then the server is subscribed to it in the
-// hub and wants it from the source.
+// hub and wants it from the source. The hub calls get no deadline or
+// cancellation: [hub.Hub] promises that Subscribe and Unsubscribe do not
+// block, and they run on client read tasks, where no context is at hand.
 type registry struct {
 	// mu guards topics, byIP and every topic's subs writes. Hub and source
 	// calls made under it must not block (both interfaces promise that).
@@ -117,7 +120,7 @@ func (s *Server) failStream(key, reason string) {
 	subs := *t.subs.Load()
 	t.subs.Store(&[]*conn{})
 	delete(r.topics, key)
-	if err := s.cfg.Hub.Unsubscribe(s.ctx, key, s); err != nil {
+	if err := s.cfg.Hub.Unsubscribe(context.Background(), key, s); err != nil {
 		s.log.Error("hub unsubscribe", "stream", key, "err", err)
 	}
 	s.cfg.Source.Unwant([]string{key})
@@ -186,10 +189,10 @@ func (s *Server) subscribe(c *conn, keys []string) *nativeError {
 			Msg: fmt.Sprintf("the connections from one address may hold at most %d distinct streams", s.cfg.MaxStreamsPerIP)}
 	}
 	for i, k := range fresh {
-		if err := s.cfg.Hub.Subscribe(s.ctx, k, s); err != nil {
+		if err := s.cfg.Hub.Subscribe(context.Background(), k, s); err != nil {
 			s.log.Error("hub subscribe", "stream", k, "err", err)
 			for _, done := range fresh[:i] {
-				if err := s.cfg.Hub.Unsubscribe(s.ctx, done, s); err != nil {
+				if err := s.cfg.Hub.Unsubscribe(context.Background(), done, s); err != nil {
 					s.log.Error("hub unsubscribe", "stream", done, "err", err)
 				}
 			}
@@ -287,7 +290,7 @@ func (s *Server) leave(c *conn, keys []string) {
 		if len(subs) == 1 {
 			t.subs.Store(&[]*conn{})
 			delete(r.topics, k)
-			if err := s.cfg.Hub.Unsubscribe(s.ctx, k, s); err != nil {
+			if err := s.cfg.Hub.Unsubscribe(context.Background(), k, s); err != nil {
 				s.log.Error("hub unsubscribe", "stream", k, "err", err)
 			}
 			unwanted = append(unwanted, k)

@@ -214,8 +214,7 @@ type Server struct {
 	metrics  *metrics
 	nextID   atomic.Uint64
 	running  atomic.Bool
-	draining atomic.Bool     // see Drain
-	ctx      context.Context // Run's context, for hub calls
+	draining atomic.Bool // see Drain
 
 	pool   *pool
 	poller *poller
@@ -225,6 +224,9 @@ type Server struct {
 	conns  wheel          // the connections held, by keepalive slot
 	nconns int            // connections in conns
 	perIP  map[string]int // connections (and handshakes in progress) per remote IP
+	// emptied receives a token (without blocking) each time the last
+	// connection held is released, which Run waits for at shutdown.
+	emptied chan struct{}
 
 	// topics maps stream keys to their local subscribers.
 	topics registry
@@ -260,6 +262,7 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger.With("component", "downstream"),
 		metrics: newMetrics(),
 		perIP:   make(map[string]int),
+		emptied: make(chan struct{}, 1),
 		topics:  registry{topics: make(map[string]*topic)},
 	}
 	// Each connection has at most one read, one flush and one close task
@@ -279,7 +282,6 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("downstream: %w", err)
 	}
 	s.poller = p
-	s.ctx = context.WithoutCancel(ctx)
 
 	poolCtx, stopPool := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -291,10 +293,7 @@ func (s *Server) Run(ctx context.Context) error {
 	<-ctx.Done()
 	s.running.Store(false)
 	s.closeAll(ws.StatusGoingAway, "server shutting down")
-	deadline := time.Now().Add(s.cfg.CloseGrace + s.cfg.WriteTimeout)
-	for s.ConnCount() > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	s.awaitEmpty(s.cfg.CloseGrace + s.cfg.WriteTimeout)
 	for _, c := range s.snapshot() {
 		c.finish()
 	}
@@ -304,6 +303,19 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("downstream: close epoll: %w", err)
 	}
 	return nil
+}
+
+// awaitEmpty waits until the server holds no connection, or for at most d.
+func (s *Server) awaitEmpty(d time.Duration) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for s.ConnCount() > 0 {
+		select {
+		case <-s.emptied: // a stale token only makes the loop check again
+		case <-deadline.C:
+			return
+		}
+	}
 }
 
 // Drain makes the server refuse new connections (HTTP 503) while those it
@@ -525,6 +537,12 @@ func (s *Server) forget(c *conn) {
 	if s.conns.remove(c) {
 		s.nconns--
 		s.releaseIPLocked(ip)
+		if s.nconns == 0 {
+			select {
+			case s.emptied <- struct{}{}:
+			default:
+			}
+		}
 	}
 	s.mu.Unlock()
 }
