@@ -109,15 +109,11 @@ func (c *conn) info() ClientInfo {
 	c.mu.Unlock()
 	streams := c.subscribed()
 	slices.Sort(streams)
-	proto := ProtocolBinance
-	if c.native {
-		proto = ProtocolNative
-	}
 	return ClientInfo{
 		ID:             c.id,
 		Remote:         c.remoteString(),
 		Origin:         c.origin,
-		Protocol:       proto,
+		Protocol:       c.proto.name(),
 		Streams:        streams,
 		QueueBytes:     queued,
 		Drops:          c.drops.Load(),

@@ -226,7 +226,7 @@ func TestCompressedFramesShared(t *testing.T) {
 	}
 	const key = "binance:btcusdt@trade"
 	newConn := func(native, deflate bool) *conn {
-		c := &conn{srv: srv, native: native, deflate: deflate}
+		c := &conn{srv: srv, proto: protoFor(native), deflate: deflate}
 		c.writing = true // hold frames in the queue: no flush runs here
 		return c
 	}
@@ -393,7 +393,7 @@ func TestCompressionDeclinedForSmallServerWindow(t *testing.T) {
 // TestInflateStopsAtTheLimit checks that a decompression bomb costs no more
 // than the message size limit: decompression stops right past it.
 func TestInflateStopsAtTheLimit(t *testing.T) {
-	c := &conn{srv: &Server{cfg: Config{MaxMessageSize: 4096}}, native: true, deflate: true}
+	c := &conn{srv: &Server{cfg: Config{MaxMessageSize: 4096}}, proto: nativeProto{}, deflate: true}
 	f, err := wsflate.CompressFrame(ws.NewTextFrame(bytes.Repeat([]byte(" "), 16<<20)))
 	if err != nil {
 		t.Fatal(err)

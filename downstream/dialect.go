@@ -6,32 +6,69 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 )
 
-// binancePrefix is the exchange part of the stream keys the Binance dialect
-// subscribes to.
-const binancePrefix = "binance:"
+// dialect is an exchange-compatible browser protocol, served under its
+// own mount path so that an existing client library of the exchange works
+// unchanged against the gateway.
+type dialect interface {
+	protocol
+	// mountPath is the path the dialect's endpoints live under, with a
+	// trailing slash ("/binance/").
+	mountPath() string
+	// handshake reads what a handshake's URL asks for: whether messages
+	// are wrapped (combined) and the stream keys it names, not yet
+	// validated. ok is false when the path is no endpoint of the dialect;
+	// e refuses the request.
+	handshake(u *url.URL) (combined bool, keys []string, e *httpErr, ok bool)
+}
 
-// dialectProto speaks Binance's market-stream protocol under /binance/, so an
+// dialects are the browser dialects the server speaks besides the native
+// protocol, each under its mount path. The table is never modified.
+var dialects = []dialect{
+	binanceProto{mount: "/binance/", prefix: "binance:"},
+}
+
+// binanceProto speaks Binance's market-stream protocol under mount, so an
 // existing Binance client library works unchanged against the gateway. What a
 // client sends is validated and rewritten into gateway subscriptions; it never
-// travels upstream as sent.
-type dialectProto struct{}
+// travels upstream as sent. A stream name n is the gateway's key prefix+n.
+type binanceProto struct {
+	mount  string // "/binance/"
+	prefix string // "binance:", the exchange part of the stream keys
+}
 
 const unknownVariant = "Invalid request: unknown variant %s, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY` at line 1 column %d"
 
-func (dialectProto) handleText(c *conn, p []byte) {
-	op, ok := handleDialect(c, p)
+func (b binanceProto) handleText(c *conn, p []byte) {
+	op, ok := b.handle(c, p)
 	c.srv.metrics.command(op, ok)
 }
 
-// handleDialect carries out one Binance dialect request and returns its
+// form is the combined wrapping or the exchange's raw event, as the
+// client chose (by URL, or by SET_PROPERTY combined).
+func (binanceProto) form(c *conn) int {
+	if c.combined.Load() {
+		return formCombined
+	}
+	return formRaw
+}
+
+// maxMessage allows a request that lists up to MaxStreamsPerConn streams.
+func (binanceProto) maxMessage(cfg *Config) int64 { return cfg.MaxDialectMessageSize }
+
+func (binanceProto) name() string { return ProtocolBinance }
+
+func (b binanceProto) mountPath() string { return b.mount }
+
+// handle carries out one Binance dialect request and returns its
 // method's label and whether it succeeded, for the metrics.
-func handleDialect(c *conn, p []byte) (cmdOp, bool) {
+func (b binanceProto) handle(c *conn, p []byte) (cmdOp, bool) {
 	end := len(bytes.TrimRight(p, " \t\r\n"))
 	// A map keeps "absent" and null apart, which Binance's replies do.
 	var req map[string]json.RawMessage
@@ -75,7 +112,7 @@ func handleDialect(c *conn, p []byte) (cmdOp, bool) {
 		}
 		keys := make([]string, len(names))
 		for i, n := range names {
-			keys[i] = binancePrefix + n
+			keys[i] = b.prefix + n
 		}
 		keys = dedupe(keys)
 		if method == "UNSUBSCRIBE" {
@@ -100,7 +137,7 @@ func handleDialect(c *conn, p []byte) (cmdOp, bool) {
 		slices.Sort(keys)
 		names := make([]string, len(keys))
 		for i, k := range keys {
-			names[i] = strings.TrimPrefix(k, binancePrefix)
+			names[i] = strings.TrimPrefix(k, b.prefix)
 		}
 		b, _ := json.Marshal(names)
 		replyDialectResult(c, id, b)
@@ -194,11 +231,11 @@ func dialectErrorFrame(id json.RawMessage, code int, msg string) []byte {
 	return textFrame(append(b, '}'))
 }
 
-// streamFailedDialect frames the Binance-shaped notice that a subscribed
-// stream failed upstream: an error without an id, code -1 (Binance's code
-// for a stream-level failure), naming the stream.
-func streamFailedDialect(key, reason string) []byte {
-	m, _ := json.Marshal(strings.TrimPrefix(key, binancePrefix) + ": " + reason)
+// streamFailed frames the Binance-shaped notice that a subscribed stream
+// failed upstream: an error without an id, code -1 (Binance's code for a
+// stream-level failure), naming the stream.
+func (b binanceProto) streamFailed(key, reason string) []byte {
+	m, _ := json.Marshal(strings.TrimPrefix(key, b.prefix) + ": " + reason)
 	return textFrame(fmt.Appendf(nil, `{"error":{"code":-1,"msg":%s}}`, m))
 }
 
@@ -213,45 +250,35 @@ func idOrNull(id json.RawMessage) []byte {
 	return buf.Bytes()
 }
 
-// route picks the protocol for a handshake request and, for the Binance
-// dialect, the streams named in its URL, validated whole.
-func (s *Server) route(r *http.Request) (p protocol, native, combined bool, initial []string, e *httpErr) {
-	path := r.URL.Path
+// handshake reads Binance's endpoints: /ws and /ws/<name>/… (raw), and
+// /stream?streams=<name>/… (combined), all under mount. Only millisecond
+// event times are offered (the exchange's events are relayed as they are).
+func (b binanceProto) handshake(u *url.URL) (combined bool, keys []string, e *httpErr, ok bool) {
+	var names []string
+	rest := strings.TrimPrefix(u.Path, b.mount)
 	switch {
-	case path == "/ws":
-		return nativeProto{}, true, false, nil, nil
-	case path == "/binance/ws", path == "/binance/ws/":
-	case strings.HasPrefix(path, "/binance/ws/"):
-		initial = strings.Split(strings.TrimPrefix(path, "/binance/ws/"), "/")
-	case path == "/binance/stream":
+	case rest == "ws", rest == "ws/":
+	case strings.HasPrefix(rest, "ws/"):
+		names = strings.Split(strings.TrimPrefix(rest, "ws/"), "/")
+	case rest == "stream":
 		combined = true
-		if v := r.URL.Query().Get("streams"); v != "" {
-			initial = strings.Split(v, "/")
+		if v := u.Query().Get("streams"); v != "" {
+			names = strings.Split(v, "/")
 		}
 	default:
-		return nil, false, false, nil, &httpErr{http.StatusNotFound, "no WebSocket endpoint at " + clip(path)}
+		return false, nil, nil, false
 	}
-	switch tu := r.URL.Query().Get("timeUnit"); tu {
+	switch tu := u.Query().Get("timeUnit"); tu {
 	case "", "MILLISECOND", "millisecond":
 	default:
-		return nil, false, false, nil, &httpErr{http.StatusBadRequest,
-			fmt.Sprintf("timeUnit %q is not supported: the gateway relays the exchange's millisecond events as they are", clip(tu))}
+		return false, nil, &httpErr{http.StatusBadRequest,
+			fmt.Sprintf("timeUnit %q is not supported: the gateway relays the exchange's millisecond events as they are", clip(tu))}, true
 	}
-	keys := make([]string, 0, len(initial))
-	for _, n := range initial {
-		if n == "" {
-			continue
+	keys = make([]string, 0, len(names))
+	for _, n := range names {
+		if n != "" {
+			keys = append(keys, b.prefix+n)
 		}
-		k := binancePrefix + n
-		if err := s.cfg.Source.Validate(k); err != nil {
-			return nil, false, false, nil, &httpErr{http.StatusBadRequest, err.Error()}
-		}
-		keys = append(keys, k)
 	}
-	keys = dedupe(keys)
-	if len(keys) > s.cfg.MaxStreamsPerConn {
-		return nil, false, false, nil, &httpErr{http.StatusBadRequest,
-			fmt.Sprintf("at most %d streams per connection", s.cfg.MaxStreamsPerConn)}
-	}
-	return dialectProto{}, false, combined, keys, nil
+	return combined, keys, nil, true
 }

@@ -22,7 +22,7 @@ func commandConn(t testing.TB, native bool) *conn {
 	}
 	nc, peer := net.Pipe()
 	t.Cleanup(func() { nc.Close(); peer.Close() })
-	c := &conn{srv: srv, native: native, nc: nc}
+	c := &conn{srv: srv, proto: protoFor(native), nc: nc}
 	c.writing = true
 	return c
 }
@@ -92,7 +92,7 @@ func FuzzDialectCommand(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, p []byte) {
 		c := commandConn(t, false)
-		dialectProto{}.handleText(c, p)
+		protoFor(false).handleText(c, p)
 		rs := replies(c)
 		if len(rs) != 1 {
 			t.Fatalf("%d replies to %q; want 1", len(rs), p)
@@ -184,4 +184,13 @@ func FuzzReadFrames(f *testing.F) {
 			t.Fatalf("reader keeps %d bytes of a frame and %d of a message; limit 64", len(r.partial), len(r.msg))
 		}
 	})
+}
+
+// protoFor returns the native protocol, or the Binance dialect when native
+// is false.
+func protoFor(native bool) protocol {
+	if native {
+		return nativeProto{}
+	}
+	return dialects[0]
 }

@@ -57,6 +57,11 @@ func (nativeProto) handleText(c *conn, p []byte) {
 	c.srv.metrics.command(op, ok)
 }
 
+func (nativeProto) form(*conn) int                         { return formNative }
+func (nativeProto) maxMessage(cfg *Config) int64           { return cfg.MaxMessageSize }
+func (nativeProto) streamFailed(key, reason string) []byte { return streamFailedNative(key, reason) }
+func (nativeProto) name() string                           { return ProtocolNative }
+
 // handleNative carries out one native command and returns its op's label
 // and whether it succeeded, for the metrics.
 func handleNative(c *conn, p []byte) (cmdOp, bool) {

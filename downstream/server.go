@@ -214,8 +214,7 @@ type Server struct {
 	metrics  *metrics
 	nextID   atomic.Uint64
 	running  atomic.Bool
-	draining atomic.Bool     // see Drain
-	ctx      context.Context // Run's context, for hub calls
+	draining atomic.Bool // see Drain
 
 	pool   *pool
 	poller *poller
@@ -225,6 +224,9 @@ type Server struct {
 	conns  wheel          // the connections held, by keepalive slot
 	nconns int            // connections in conns
 	perIP  map[string]int // connections (and handshakes in progress) per remote IP
+	// emptied receives a token (without blocking) each time the last
+	// connection held is released, which Run waits for at shutdown.
+	emptied chan struct{}
 
 	// topics maps stream keys to their local subscribers.
 	topics registry
@@ -260,6 +262,7 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger.With("component", "downstream"),
 		metrics: newMetrics(),
 		perIP:   make(map[string]int),
+		emptied: make(chan struct{}, 1),
 		topics:  registry{topics: make(map[string]*topic)},
 	}
 	// Each connection has at most one read, one flush and one close task
@@ -279,7 +282,6 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("downstream: %w", err)
 	}
 	s.poller = p
-	s.ctx = context.WithoutCancel(ctx)
 
 	poolCtx, stopPool := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -291,10 +293,7 @@ func (s *Server) Run(ctx context.Context) error {
 	<-ctx.Done()
 	s.running.Store(false)
 	s.closeAll(ws.StatusGoingAway, "server shutting down")
-	deadline := time.Now().Add(s.cfg.CloseGrace + s.cfg.WriteTimeout)
-	for s.ConnCount() > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	s.awaitEmpty(s.cfg.CloseGrace + s.cfg.WriteTimeout)
 	for _, c := range s.snapshot() {
 		c.finish()
 	}
@@ -304,6 +303,19 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("downstream: close epoll: %w", err)
 	}
 	return nil
+}
+
+// awaitEmpty waits until the server holds no connection, or for at most d.
+func (s *Server) awaitEmpty(d time.Duration) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for s.ConnCount() > 0 {
+		select {
+		case <-s.emptied: // a stale token only makes the loop check again
+		case <-deadline.C:
+			return
+		}
+	}
 }
 
 // Drain makes the server refuse new connections (HTTP 503) while those it
@@ -370,7 +382,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusTooManyRequests, "too many connections from this address")
 		return
 	}
-	proto, native, combined, initial, err := s.route(r)
+	rt, err := s.route(r)
 	if err != nil {
 		s.releaseSlot(ip)
 		s.metrics.rejected("bad_request")
@@ -407,10 +419,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		origin:    r.Header.Get("Origin"),
 		remote:    remote,
 		connected: now,
-		proto:     proto,
-		native:    native,
+		proto:     rt.proto,
 	}
-	c.combined.Store(combined)
+	c.combined.Store(rt.combined)
 	c.useDeflate(deflate)
 	if err := s.poller.prepare(c); err != nil {
 		s.releaseSlot(ip)
@@ -436,13 +447,57 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.closeWith(ws.StatusGoingAway, "server shutting down")
 		return
 	}
-	if len(initial) > 0 {
+	if len(rt.initial) > 0 {
 		// URL streams were validated in route; only the node's stream
 		// limits can refuse them now.
-		if e := s.subscribe(c, initial); e != nil {
+		if e := s.subscribe(c, rt.initial); e != nil {
 			c.closeWith(statusTryAgainLater, e.Msg)
 		}
 	}
+}
+
+// route is what a handshake's URL asks for.
+type route struct {
+	proto protocol
+	// combined is, for a Binance dialect connection, whether its stream
+	// messages are wrapped as {"stream":…,"data":…} from the start.
+	combined bool
+	// initial are the stream keys named in the URL, validated whole.
+	initial []string
+}
+
+// route picks the protocol for a handshake request: the native protocol
+// at /ws, else the dialect mounted at the path's start, which names the
+// streams its URL holds; those are validated here, whole.
+func (s *Server) route(r *http.Request) (route, *httpErr) {
+	path := r.URL.Path
+	if path == "/ws" {
+		return route{proto: nativeProto{}}, nil
+	}
+	for _, d := range dialects {
+		if !strings.HasPrefix(path, d.mountPath()) {
+			continue
+		}
+		combined, keys, e, ok := d.handshake(r.URL)
+		if !ok {
+			break
+		}
+		if e != nil {
+			return route{}, e
+		}
+		for _, k := range keys {
+			if err := s.cfg.Source.Validate(k); err != nil {
+				return route{}, &httpErr{http.StatusBadRequest, err.Error()}
+			}
+		}
+		keys = dedupe(keys)
+		if len(keys) > s.cfg.MaxStreamsPerConn {
+			return route{}, &httpErr{http.StatusBadRequest,
+				fmt.Sprintf("at most %d streams per connection", s.cfg.MaxStreamsPerConn)}
+		}
+		return route{proto: d, combined: combined, initial: keys}, nil
+	}
+	return route{}, &httpErr{http.StatusNotFound, "no WebSocket endpoint at " + clip(path)}
 }
 
 // reserveSlot counts a connection against MaxConns and MaxConnsPerIP
@@ -482,6 +537,12 @@ func (s *Server) forget(c *conn) {
 	if s.conns.remove(c) {
 		s.nconns--
 		s.releaseIPLocked(ip)
+		if s.nconns == 0 {
+			select {
+			case s.emptied <- struct{}{}:
+			default:
+			}
+		}
 	}
 	s.mu.Unlock()
 }

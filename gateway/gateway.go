@@ -279,9 +279,9 @@ func New(cfg Config) (g *Gateway, err error) {
 
 // metrics is the handler of /metrics: the gateway's metrics, read from its
 // parts at each scrape.
-func (g *Gateway) metrics(hubStats func() hub.RedisStats) http.Handler {
+func (g *Gateway) metrics(hubStats func() hub.Stats) http.Handler {
 	return telemetry.Handler(telemetry.NewRegistry(telemetry.Sources{
-		Downstream: g.ds, Feeds: g.feeds, Hub: hubStats, Cluster: g.node,
+		Downstream: g.ds, Feeds: telemetry.Feeds(g.feeds), Hub: telemetry.HubFunc(hubStats), Cluster: telemetry.Cluster(g.node),
 	}))
 }
 

@@ -7,10 +7,7 @@
 // by a single node; a Redis implementation fans out across nodes.
 package hub
 
-import (
-	"context"
-	"errors"
-)
+import "context"
 
 // Message is one event of one stream as it travels from upstream to
 // downstream. Data belongs to the publisher and is valid only until Publish
@@ -91,13 +88,6 @@ type Publisher interface {
 	Flush(ctx context.Context) error
 }
 
-// ErrNotSent is what a Publisher's Flush returns when it had nothing to
-// send while its last send failed: nothing has reached the other nodes
-// since, so it cannot tell whether publishing works again. It reports no
-// new failure; a publisher that logs failures and recoveries takes it
-// as neither.
-var ErrNotSent = errors.New("hub: nothing sent since the last failed send")
-
 // Hub fans messages out to the receivers subscribed to their stream.
 // Implementations are safe for concurrent use.
 type Hub interface {
@@ -131,4 +121,27 @@ func (e EventID) IsZero() bool { return e == EventID{} }
 // After reports whether e is newer than l.
 func (e EventID) After(l EventID) bool {
 	return e.Hi > l.Hi || (e.Hi == l.Hi && e.Sub > l.Sub)
+}
+
+// Stats counts what a hub has done since it was made, in one shape for
+// every implementation so that metrics read any hub alike; [Redis.Stats]
+// and [Memory.Stats] return it. The counters only grow.
+type Stats struct {
+	// Published counts messages Redis accepted ([Memory]: Publish calls).
+	Published uint64
+	// PublishErrors counts messages that could not be sent or that Redis
+	// refused; they are lost.
+	PublishErrors uint64
+	// Received counts well-formed messages received from Redis, whether or
+	// not a local receiver still wanted them ([Memory]: messages handed to
+	// at least one receiver).
+	Received uint64
+	// DecodeErrors counts malformed messages received and dropped.
+	DecodeErrors uint64
+	// SubscribeErrors counts failed SUBSCRIBE or UNSUBSCRIBE commands; the
+	// hub retries them.
+	SubscribeErrors uint64
+	// InternalErrors counts panics recovered in receivers (a bug, logged
+	// with its stack); delivery went on.
+	InternalErrors uint64
 }

@@ -123,8 +123,8 @@ func (m *Memory) Unsubscribe(_ context.Context, stream string, r Receiver) error
 // that metrics read either hub alike: Published counts Publish calls,
 // Received the messages handed to at least one receiver; the error
 // counters stay zero, as nothing in process can fail.
-func (m *Memory) Stats() RedisStats {
-	return RedisStats{Published: m.published.Load(), Received: m.received.Load(), InternalErrors: m.panics.Load()}
+func (m *Memory) Stats() Stats {
+	return Stats{Published: m.published.Load(), Received: m.received.Load(), InternalErrors: m.panics.Load()}
 }
 
 // Ready always returns nil: an in-process hub cannot be unreachable.

@@ -20,7 +20,7 @@ func TestMemoryStats(t *testing.T) {
 	if err := m.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	want := RedisStats{Published: 3, Received: 2}
+	want := Stats{Published: 3, Received: 2}
 	if got := m.Stats(); got != want {
 		t.Errorf("Stats() = %+v; want %+v", got, want)
 	}

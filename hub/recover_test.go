@@ -57,13 +57,13 @@ func TestReceiverPanicRecovered(t *testing.T) {
 		name string
 		// hub returns the hub, its counters, and what waits until a
 		// subscription is in place.
-		hub func(t *testing.T) (Hub, func() RedisStats, func())
+		hub func(t *testing.T) (Hub, func() Stats, func())
 	}{
-		{"memory", func(t *testing.T) (Hub, func() RedisStats, func()) {
+		{"memory", func(t *testing.T) (Hub, func() Stats, func()) {
 			m := &Memory{Logger: log(t)}
 			return m, m.Stats, func() {}
 		}},
-		{"redis", func(t *testing.T) (Hub, func() RedisStats, func()) {
+		{"redis", func(t *testing.T) (Hub, func() Stats, func()) {
 			srv := redistest.Start(t)
 			h := runHub(t, RedisConfig{URL: srv.URL(), NodeID: "n", Logger: log(t)})
 			count := standaloneCounter(t, srv)

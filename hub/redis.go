@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,15 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/marketgate/marketgate/internal/pause"
+	"github.com/marketgate/marketgate/internal/backoff"
+	"github.com/marketgate/marketgate/internal/nodeid"
 	"github.com/redis/go-redis/v9"
 )
 
 var _ Hub = (*Redis)(nil)
-
-// ErrTooManyStreams is returned by [Redis.Subscribe] when the hub already
-// has receivers for RedisConfig.MaxStreams distinct streams.
-var ErrTooManyStreams = errors.New("hub: too many streams")
 
 // Defaults of [RedisConfig], as its field docs state them.
 const (
@@ -43,8 +39,8 @@ const (
 	// subscribeTimeout bounds one SUBSCRIBE or UNSUBSCRIBE call, dial included.
 	subscribeTimeout = 5 * time.Second
 	// minBackoff and maxBackoff bound the waits of the receive loops and the
-	// subscription manager after a failure. maxBackoff also bounds how long
-	// data stays off after Redis is back.
+	// subscription manager after a failure (see [newBackoff]). maxBackoff
+	// also bounds how long data stays off after Redis is back.
 	minBackoff = 50 * time.Millisecond
 	maxBackoff = 2 * time.Second
 	// maxKeptBatch is the largest publish buffer kept for the next batch.
@@ -79,7 +75,7 @@ type RedisConfig struct {
 	// ParseClusterURL makes them. The hub uses a copy, with MaxRetries -1.
 	ClusterOptions *redis.ClusterOptions
 	// NodeID names this node; it keeps the node's health probes apart from
-	// other nodes'. Default: "<host name>-<pid>".
+	// other nodes'. Default: "<host name>-<pid>" ([nodeid.Default]).
 	NodeID string
 	// Logger receives state changes (disconnects, reconnects, dropped
 	// frames); nil discards them.
@@ -110,27 +106,6 @@ type RedisConfig struct {
 	// next Flush; a Publish that reaches it sends the batch itself.
 	// Default: 1 MiB.
 	MaxBatchBytes int
-}
-
-// RedisStats counts what a [Redis] hub has done since it was made. The
-// counters only grow.
-type RedisStats struct {
-	// Published counts messages Redis accepted.
-	Published uint64
-	// PublishErrors counts messages that could not be sent or that Redis
-	// refused; they are lost.
-	PublishErrors uint64
-	// Received counts well-formed messages received from Redis, whether or
-	// not a local receiver still wanted them.
-	Received uint64
-	// DecodeErrors counts malformed messages received and dropped.
-	DecodeErrors uint64
-	// SubscribeErrors counts failed SUBSCRIBE or UNSUBSCRIBE commands; the
-	// hub retries them.
-	SubscribeErrors uint64
-	// InternalErrors counts panics recovered in receivers (a bug, logged
-	// with its stack); delivery went on.
-	InternalErrors uint64
 }
 
 // Redis is the [Hub] that fans messages out across nodes through Redis
@@ -185,7 +160,7 @@ type RedisStats struct {
 // sendMu and pubMu is held with another, and a subscriber connection's own
 // mu is taken last. No lock is held while a receiver is called.
 //
-// TODO: on a cluster resharding Redis drops the sharded subscriptions of
+// TODO(maintainers): on a cluster resharding Redis drops the sharded subscriptions of
 // the moved slots (a "sunsubscribe" push); the hub does not resubscribe
 // them yet. Restart the nodes after resharding.
 type Redis struct {
@@ -297,11 +272,7 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	}
 	cluster := len(cfg.ClusterAddrs) > 0 || cfg.ClusterOptions != nil
 	if cfg.NodeID == "" {
-		host, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("hub: redis: default NodeID: %w", err)
-		}
-		cfg.NodeID = host + "-" + strconv.Itoa(os.Getpid())
+		cfg.NodeID = nodeid.Default()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -545,75 +516,9 @@ func (r *Redis) markDirtyLocked(stream string) {
 	}
 }
 
-// Ready returns nil while the last probe came back in time on every
-// subscriber connection, and otherwise an error saying why:
-// "redis: starting" until the first probe returns; the network or Redis
-// error while the subscriber connection or the probe's publish fails
-// ("redis: probe: dial tcp 127.0.0.1:6380: connect: connection refused",
-// "redis: subscriber connection: EOF"); "redis: probe not received for
-// 3.2s" when probes are overdue; "redis: stopped" once Run has returned.
-// In cluster mode the message names the group of the connection. Ready
-// does no I/O.
-func (r *Redis) Ready() error {
-	switch r.state.Load() {
-	case hubNew:
-		return ErrStarting
-	case hubStopped:
-		return errors.New("redis: stopped")
-	}
-	r.connsMu.Lock()
-	conns := slices.Clone(r.conns)
-	r.connsMu.Unlock()
-	if len(conns) == 0 {
-		return ErrStarting
-	}
-	now := time.Now()
-	for _, c := range conns {
-		if err := c.health(now, r.cfg.ProbeTimeout); err != nil {
-			if errors.Is(err, ErrStarting) {
-				return err
-			}
-			if c.group >= 0 {
-				return fmt.Errorf("redis: group %d: %w", c.group, err)
-			}
-			return fmt.Errorf("redis: %w", err)
-		}
-	}
-	return nil
-}
-
-// ErrStarting is what [Redis.Ready] returns until the first probe comes
-// back.
-var ErrStarting = errors.New("redis: starting")
-
-// health reports why c is not healthy at now, or nil.
-func (c *subConn) health(now time.Time, timeout time.Duration) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case c.recvErr != nil:
-		return c.recvErr
-	case c.probeErr != nil:
-		return c.probeErr
-	case !c.acked && c.home:
-		if d := now.Sub(c.opened); d > timeout {
-			return fmt.Errorf("probe not received for %v", d.Round(100*time.Millisecond))
-		}
-		return ErrStarting
-	}
-	last := c.lastAck
-	if !c.acked {
-		last = c.opened // a connection opened later gets one timeout to start
-	}
-	if d := now.Sub(last); d > timeout {
-		return fmt.Errorf("probe not received for %v", d.Round(100*time.Millisecond))
-	}
-	return nil
-}
-
 // Stats returns the hub's counters.
-func (r *Redis) Stats() RedisStats {
-	return RedisStats{
+func (r *Redis) Stats() Stats {
+	return Stats{
 		Published:       r.published.Load(),
 		PublishErrors:   r.publishErrors.Load(),
 		Received:        r.received.Load(),
@@ -644,6 +549,7 @@ func (r *Redis) Run(ctx context.Context) error {
 		conns:   make(map[int]*subConn),
 		inRedis: make(map[string]bool),
 		retry:   make(map[string]struct{}),
+		bo:      newBackoff(),
 	}
 	wg.Go(func() { m.run(ctx) })
 	wg.Go(func() { r.probeLoop(ctx) })
@@ -685,183 +591,10 @@ func (r *Redis) homeGroup() int {
 	return groupOf(r.cfg.NodeID, r.cfg.Groups)
 }
 
-// readLoop reads the messages of c and queues them for deliverLoop until
-// ctx ends or c is closed, then closes out. go-redis reconnects and
-// resubscribes inside Receive; the loop backs off while that fails. When
-// delivery falls behind, the full queue stops the reads, and Redis holds
-// the messages in its output buffer for the connection (or drops the
-// connection when that exceeds its client-output-buffer-limit).
-func (r *Redis) readLoop(ctx context.Context, c *subConn, out chan<- *redis.Message) {
-	defer close(out)
-	var failures int
-	for {
-		v, err := c.ps.Receive(ctx)
-		if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
-			return
-		}
-		if err != nil {
-			c.mu.Lock()
-			c.recvErr = fmt.Errorf("subscriber connection: %w", err)
-			c.mu.Unlock()
-			if failures == 0 {
-				r.log.Warn("redis subscriber connection down", "group", c.group, "err", err)
-			}
-			failures++
-			if !pause.For(ctx, backoff(failures)) {
-				return
-			}
-			continue
-		}
-		if failures > 0 {
-			r.log.Info("redis subscriber connection up again", "group", c.group, "failures", failures)
-			failures = 0
-			c.mu.Lock()
-			c.recvErr = nil
-			c.mu.Unlock()
-		}
-		if msg, ok := v.(*redis.Message); ok {
-			select {
-			case out <- msg:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}
-}
-
-// deliverLoop hands the messages readLoop queued to the receivers and
-// flushes the receivers it gave messages each time the queue runs empty,
-// the end of what the reads brought (see [Receiver]). It returns when in
-// is closed. A receiver's panic is recovered and logged; delivery goes on.
-func (r *Redis) deliverLoop(c *subConn, in <-chan *redis.Message) {
-	var touched []Receiver // given a message since their last Flush
-	for m := range in {
-		touched = r.dispatch(c, m, touched)
-	burst:
-		for {
-			select {
-			case m, ok := <-in:
-				if !ok {
-					break burst
-				}
-				touched = r.dispatch(c, m, touched)
-			default:
-				break burst
-			}
-		}
-		g := r.guard()
-		for _, rc := range touched {
-			g.flush(rc)
-		}
-		clear(touched)
-		touched = touched[:0]
-	}
-}
-
-// dispatch hands one received Redis message to the local receivers of its
-// stream, adding them to touched, or takes it as a probe.
-func (r *Redis) dispatch(c *subConn, m *redis.Message, touched []Receiver) []Receiver {
-	if m.Channel == c.probeCh {
-		if m.Payload == r.token {
-			now := time.Now()
-			c.mu.Lock()
-			c.acked, c.lastAck = true, now
-			c.mu.Unlock()
-		}
-		return touched
-	}
-	msg, err := decodeFrame(m.Payload)
-	if err == nil && (!strings.HasPrefix(m.Channel, c.prefix) || m.Channel[len(c.prefix):] != msg.Stream) {
-		err = fmt.Errorf("frame of stream %q on channel %q", msg.Stream, m.Channel)
-	}
-	if err != nil {
-		// Log the 1st, 2nd, 4th, 8th... so a flood cannot flood the log.
-		if n := r.decodeErrors.Add(1); n&(n-1) == 0 {
-			r.log.Warn("dropped malformed redis message", "channel", m.Channel, "err", err, "count", n)
-		}
-		return touched
-	}
-	r.received.Add(1)
-	r.mu.RLock()
-	e := r.subs[msg.Stream]
-	var rs []Receiver
-	if e != nil {
-		rs = e.rs
-		msg.Stream = e.key
-	}
-	r.mu.RUnlock()
-	g := r.guard()
-	for _, rc := range rs {
-		g.receive(rc, msg)
-		// Receivers are few (one downstream server per node), so a
-		// linear search beats a map.
-		if !slices.Contains(touched, rc) {
-			touched = append(touched, rc)
-		}
-	}
-	return touched
-}
-
-// guard returns what recovers the receivers' panics.
-func (r *Redis) guard() receiverGuard { return receiverGuard{log: r.log, panics: &r.panics} }
-
-// probeLoop publishes a probe on every subscriber connection each
-// ProbeInterval, in one pipeline, and records the outcome per connection.
-// The ticker paces it while Redis is down.
-func (r *Redis) probeLoop(ctx context.Context) {
-	t := time.NewTicker(r.cfg.ProbeInterval)
-	defer t.Stop()
-	for {
-		r.probe(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// probe sends one round of probes.
-func (r *Redis) probe(ctx context.Context) {
-	r.connsMu.Lock()
-	conns := slices.Clone(r.conns)
-	r.connsMu.Unlock()
-	if len(conns) == 0 {
-		return
-	}
-	pctx, cancel := context.WithTimeout(ctx, r.cfg.ProbeTimeout)
-	defer cancel()
-	pipe := r.client.Pipeline()
-	cmds := make([]*redis.IntCmd, len(conns))
-	for i, c := range conns {
-		if r.cluster {
-			cmds[i] = pipe.SPublish(pctx, c.probeCh, r.token)
-		} else {
-			cmds[i] = pipe.Publish(pctx, c.probeCh, r.token)
-		}
-	}
-	_, _ = pipe.Exec(pctx) // errors are per command
-	if ctx.Err() != nil {
-		return
-	}
-	for i, c := range conns {
-		err := cmds[i].Err()
-		if err != nil {
-			err = fmt.Errorf("probe: %w", err)
-		}
-		c.mu.Lock()
-		c.probeErr = err
-		c.mu.Unlock()
-	}
-}
-
-// backoff returns the wait after the n-th consecutive failure: exponential
-// from minBackoff, capped at maxBackoff, with ±20% jitter so that nodes do
-// not retry in step.
-func backoff(n int) time.Duration {
-	d := maxBackoff
-	if n < 16 {
-		d = min(minBackoff<<max(n-1, 0), maxBackoff)
-	}
-	return d - d/5 + rand.N(2*d/5+1)
+// newBackoff returns the retry rule of the receive loops and the
+// subscription manager: exponential from minBackoff, capped at
+// maxBackoff, with the jitter of [backoff.Backoff] so that nodes do not
+// retry in step.
+func newBackoff() backoff.Backoff {
+	return backoff.Backoff{Min: minBackoff, Max: maxBackoff}
 }

@@ -1071,11 +1071,75 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("decoded text that is not UTF-8: %+v", m)
 		}
 		if m.Err == "" {
-			if err := checkData(`{"data":` + string(m.Data) + `,"stream":"s"}`); err != nil {
+			// The message adds one level around Data, so Data nested
+			// maxDataDepth deep (which decodeFrame accepts) makes a
+			// message checkData, bounded at maxDataDepth, refuses for its
+			// depth alone. The shape is checked without that bound, and
+			// checkData still has to agree wherever the bound allows.
+			msg := `{"data":` + string(m.Data) + `,"stream":"s"}`
+			depth, err := shapeOf(msg)
+			if err != nil {
 				t.Fatalf("Data %q inside a message: %v", m.Data, err)
+			}
+			if depth <= maxDataDepth {
+				if err := checkData(msg); err != nil {
+					t.Fatalf("Data %q inside a message: %v", m.Data, err)
+				}
 			}
 		}
 	})
+}
+
+// shapeOf checks what checkData checks, with no bound on the nesting,
+// and returns how deep d nests: d is UTF-8 and one JSON object or array
+// with only whitespace around it, its brackets match, and its strings end
+// and hold no control characters. It keeps a stack where checkData keeps
+// a 64-bit mask, so that it can judge a message around Data that is
+// nested maxDataDepth deep.
+func shapeOf(d string) (int, error) {
+	if !utf8.ValidString(d) {
+		return 0, errors.New("not UTF-8")
+	}
+	t := strings.Trim(d, " \t\r\n")
+	if t == "" || (t[0] != '{' && t[0] != '[') {
+		return 0, errors.New("not a JSON object or array")
+	}
+	var open []byte
+	deepest := 0
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; c {
+		case '{', '[':
+			open = append(open, c)
+			deepest = max(deepest, len(open))
+		case '}', ']':
+			if len(open) == 0 || (open[len(open)-1] == '{') != (c == '}') {
+				return 0, fmt.Errorf("unmatched %q at byte %d", c, i)
+			}
+			open = open[:len(open)-1]
+			if len(open) == 0 && i != len(t)-1 {
+				return 0, fmt.Errorf("more after the value, at byte %d", i+1)
+			}
+		case '"':
+			for i++; ; i++ {
+				if i >= len(t) {
+					return 0, errors.New("a string does not end")
+				}
+				if t[i] == '"' {
+					break
+				}
+				if t[i] < 0x20 {
+					return 0, fmt.Errorf("a control character in a string, at byte %d", i)
+				}
+				if t[i] == '\\' {
+					i++
+				}
+			}
+		}
+	}
+	if len(open) != 0 {
+		return 0, errors.New("the value does not close")
+	}
+	return deepest, nil
 }
 
 // dataSeeds are Data that checkData refuses.
@@ -1143,6 +1207,15 @@ func FuzzCheckData(f *testing.F) {
 		container := t0 != "" && (t0[0] == '{' || t0[0] == '[')
 		if err != nil && container && utf8.ValidString(d) && json.Valid([]byte(d)) && depthOf(d) <= maxDataDepth {
 			t.Fatalf("checkData(%q) = %v; the JSON is valid", d, err)
+		}
+		// shapeOf, FuzzDecode's judge of messages around Data, agrees
+		// with checkData within checkData's bound.
+		depth, shapeErr := shapeOf(d)
+		if err == nil && shapeErr != nil {
+			t.Fatalf("checkData(%q) = nil; shapeOf = %v", d, shapeErr)
+		}
+		if err != nil && shapeErr == nil && depth <= maxDataDepth {
+			t.Fatalf("checkData(%q) = %v; shapeOf = nil, depth %d", d, err, depth)
 		}
 	})
 }

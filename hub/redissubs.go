@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/marketgate/marketgate/internal/backoff"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -24,6 +25,8 @@ type subManager struct {
 	// again even if inRedis already matches.
 	retry    map[string]struct{}
 	failures int
+	// bo paces the retries of failed commands.
+	bo backoff.Backoff
 }
 
 // run applies subscription changes until ctx ends, then closes the
@@ -46,10 +49,11 @@ func (m *subManager) run(ctx context.Context) {
 		retryC = nil
 		if !m.apply(ctx) {
 			m.failures++
-			retryC = time.After(backoff(m.failures))
+			retryC = time.After(m.bo.Next())
 		} else if m.failures > 0 {
 			m.r.log.Info("redis subscriptions restored")
 			m.failures = 0
+			m.bo.Reset()
 		}
 	}
 }

@@ -5,13 +5,14 @@
 // [hub.Redis.Stats] or [hub.Memory.Stats], and [cluster.Node]. A
 // collector reads those snapshots at scrape time, so a scrape costs the
 // components a few atomic loads and their status locks, and nothing
-// between scrapes.
+// between scrapes. [Sources] names each component by the small interface
+// the collector reads, so tests can hand it fakes.
 //
 //	reg := telemetry.NewRegistry(telemetry.Sources{
 //		Downstream: srv,
-//		Feeds:      feeds,
-//		Hub:        redisHub.Stats, // or memoryHub.Stats
-//		Cluster:    node,           // nil on a single node
+//		Feeds:      telemetry.Feeds(feeds),
+//		Hub:        redisHub,                // or memoryHub
+//		Cluster:    telemetry.Cluster(node), // nil on a single node
 //	})
 //	mux.Handle("/metrics", telemetry.Handler(reg))
 //

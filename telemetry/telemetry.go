@@ -17,20 +17,73 @@ import (
 )
 
 // Sources are the components whose counters the metrics read. Each is
-// optional: a nil one leaves its families out. Their accessors are read
-// at scrape time, from the scraping goroutine; all of them are safe for
+// optional: a nil one leaves its families out. Their methods are called
+// at scrape time, from the scraping goroutine, so they must be safe for
 // concurrent use.
 type Sources struct {
 	// Downstream is the browser-facing server.
-	Downstream *downstream.Server
+	Downstream DownstreamSource
 	// Feeds are the exchange feeds this node has, running or not (in a
-	// cluster a feed runs only while the node owns its exchange).
-	Feeds []*upstream.Feed
-	// Hub returns the hub's counters: [hub.Redis.Stats] in a cluster,
-	// [hub.Memory.Stats] on a single node.
-	Hub func() hub.RedisStats
-	// Cluster is the node's cluster membership; nil on a single node.
-	Cluster *cluster.Node
+	// cluster a feed runs only while the node owns its exchange); see
+	// [Feeds].
+	Feeds []FeedSource
+	// Hub is the hub: [hub.Redis] in a cluster, [hub.Memory] on a single
+	// node.
+	Hub HubSource
+	// Cluster is the node's cluster membership; nil on a single node (see
+	// [Cluster]).
+	Cluster ClusterSource
+}
+
+// DownstreamSource is what the metrics read of the browser-facing server,
+// a [downstream.Server].
+type DownstreamSource interface {
+	Stats() downstream.Stats
+}
+
+// FeedSource is what the metrics read of one exchange feed, an
+// [upstream.Feed]. Status().Exchange names the feed.
+type FeedSource interface {
+	Status() upstream.Status
+}
+
+// Feeds returns feeds as the [Sources] of their metrics.
+func Feeds(feeds []*upstream.Feed) []FeedSource {
+	out := make([]FeedSource, len(feeds))
+	for i, f := range feeds {
+		out[i] = f
+	}
+	return out
+}
+
+// HubSource is what the metrics read of the hub: [hub.Memory] and
+// [hub.Redis] are HubSources.
+type HubSource interface {
+	Stats() hub.Stats
+}
+
+// HubFunc makes a function returning a hub's counters a [HubSource].
+type HubFunc func() hub.Stats
+
+// Stats returns f().
+func (f HubFunc) Stats() hub.Stats { return f() }
+
+// ClusterSource is what the metrics read of the node's cluster
+// membership, a [cluster.Node]: whether its heartbeats reach Redis, the
+// panics its loops recovered, and the upstream leases it holds.
+type ClusterSource interface {
+	Ready() error
+	Panics() uint64
+	Owned() []cluster.Lease
+}
+
+// Cluster returns n as a [ClusterSource], and nil (a single node) when n
+// is nil; a nil *cluster.Node stored in the interface would not be.
+func Cluster(n *cluster.Node) ClusterSource {
+	if n == nil {
+		return nil
+	}
+	return n
 }
 
 // NewRegistry returns a registry holding the gateway's metrics (see the
@@ -164,11 +217,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if c.src.Downstream != nil {
 		c.collectDownstream(ch, c.src.Downstream.Stats())
 	}
-	for _, f := range c.src.Feeds {
-		c.collectFeed(ch, f.Status())
+	feeds := make([]upstream.Status, len(c.src.Feeds))
+	for i, f := range c.src.Feeds {
+		feeds[i] = f.Status()
+		c.collectFeed(ch, feeds[i])
 	}
 	if c.src.Hub != nil {
-		st := c.src.Hub()
+		st := c.src.Hub.Stats()
 		counter(ch, c.hubPublished, st.Published)
 		counter(ch, c.hubPublishErrors, st.PublishErrors)
 		counter(ch, c.hubReceived, st.Received)
@@ -181,12 +236,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, c.clusterPanics, n.Panics())
 		owned := n.Owned()
 		gauge(ch, c.clusterOwned, len(owned))
-		for _, f := range c.src.Feeds {
+		for _, f := range feeds {
 			held := false
 			for _, l := range owned {
-				held = held || l.Exchange == f.Name()
+				held = held || l.Exchange == f.Exchange
 			}
-			gauge(ch, c.clusterOwner, boolValue(held), f.Name())
+			gauge(ch, c.clusterOwner, boolValue(held), f.Exchange)
 		}
 	}
 }

@@ -360,7 +360,7 @@ func TestClusterFamilies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := telemetry.NewRegistry(telemetry.Sources{Feeds: []*upstream.Feed{feed}, Hub: rh.Stats, Cluster: node})
+	reg := telemetry.NewRegistry(telemetry.Sources{Feeds: telemetry.Feeds([]*upstream.Feed{feed}), Hub: rh, Cluster: node})
 	if _, err := reg.Gather(); err != nil {
 		t.Fatalf("Gather: %v", err)
 	}
@@ -440,7 +440,7 @@ func startGateway(t *testing.T) *stack {
 	st := &stack{sim: sim, feed: feed, hub: mem, srv: srv}
 	st.run(t, func(ctx context.Context) error { return sim.Run(ctx, simLn) }, feed.Run, mem.Run)
 	waitfor.Cond(t, 15*time.Second, feed.Ready)
-	st.serve(t, telemetry.Sources{Downstream: srv, Feeds: []*upstream.Feed{feed}, Hub: mem.Stats})
+	st.serve(t, telemetry.Sources{Downstream: srv, Feeds: telemetry.Feeds([]*upstream.Feed{feed}), Hub: mem})
 	return st
 }
 
@@ -456,7 +456,7 @@ func startStub(t *testing.T, cfg downstream.Config) *stack {
 	}
 	st := &stack{hub: mem, srv: srv}
 	st.run(t, mem.Run)
-	st.serve(t, telemetry.Sources{Downstream: srv, Hub: mem.Stats})
+	st.serve(t, telemetry.Sources{Downstream: srv, Hub: mem})
 	return st
 }
 
