@@ -78,12 +78,12 @@ func (s *Server) Receive(msg hub.Message) {
 		return
 	}
 	msg.Seq, msg.Gap = seq, gap
+	subs := t.deliver(msg)
 	fs := frameSet{t: t, msg: msg}
 	var conflate *topic // a newer message of t may replace this one in a full queue
 	if msg.Conflate {
 		conflate = t
 	}
-	subs := *t.subs.Load()
 	size := 0 // of the frames queued
 	for _, c := range subs {
 		f := fs.frame(c)
@@ -171,7 +171,7 @@ func (s *Server) Flush() {
 
 // The wire forms of a stream message.
 const (
-	formNative   = iota // {"stream":…,"seq":N[,"gap":true],"data":…}
+	formNative   = iota // {"stream":…,"seq":N[,"gap":true][,"latest":true],"data":…}
 	formCombined        // Binance dialect, combined: {"stream":…,"data":…}
 	formRaw             // Binance dialect, raw: the exchange's event as is
 	numForms
@@ -185,6 +185,7 @@ const (
 type frameSet struct {
 	t      *topic
 	msg    hub.Message         // a copy: a pointer to Receive's would move it to the heap
+	latest bool                // the stream's latest value, sent on subscribe (native: "latest":true)
 	frames [numForms][2][]byte // [form][compressed]
 }
 
@@ -209,13 +210,16 @@ func (fs *frameSet) build(form int, compress bool) []byte {
 	// Stored by index, not appended: an append could move the array to the
 	// heap, and mid with it.
 	var parts [4][]byte
-	var mid [40]byte
+	var mid [64]byte
 	n := 0
 	switch form {
 	case formNative:
 		m := strconv.AppendUint(mid[:0], fs.msg.Seq, 10)
 		if fs.msg.Gap {
 			m = append(m, `,"gap":true`...)
+		}
+		if fs.latest {
+			m = append(m, `,"latest":true`...)
 		}
 		m = append(m, `,"data":`...)
 		parts, n = [4][]byte{fs.t.nativePrefix, m, fs.msg.Data, closeBrace}, 4

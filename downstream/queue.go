@@ -192,7 +192,8 @@ func (c *conn) subscribeThenReply(reply []byte, keys []string, refused func(*nat
 		c.closeWith(StatusSlowConsumer, "slow consumer")
 		return false
 	}
-	if e := c.srv.subscribe(c, keys); e != nil {
+	latest, e := c.srv.subscribe(c, keys)
+	if e != nil {
 		c.mu.Unlock()
 		if f := refused(e); f != nil {
 			c.enqueueReply(f)
@@ -200,8 +201,22 @@ func (c *conn) subscribeThenReply(reply []byte, keys []string, refused func(*nat
 		return false
 	}
 	c.enqueueLocked(reply, replyTag, true)
+	c.enqueueLatestLocked(latest)
 	c.mu.Unlock()
 	return true
+}
+
+// enqueueLatestLocked queues the latest values of streams c just joined,
+// right behind the reply, as frames of their streams (a newer message of
+// one replaces its latest value while it waits). A client whose queue has
+// no room even after conflation gets the stream's next message live.
+func (c *conn) enqueueLatestLocked(latest []latestFrame) {
+	for _, l := range latest {
+		if !c.roomLocked(len(l.frame)) {
+			return
+		}
+		c.enqueueLocked(l.frame, l.t, true)
+	}
 }
 
 // enqueueLocked appends frame to the queue and makes sure a flush will

@@ -34,6 +34,18 @@ type topic struct {
 	next    uint64      // a newer publisher seen so far only repeating delivered events
 	nextSeq uint64      // its Seq of the last such repeat
 
+	// latest is the newest message delivered of a stream whose messages
+	// supersede each other (hub.Message.Conflate: tickers, book tops and
+	// snapshots, candles), for a client that subscribes later: its data
+	// (a copy, in a buffer reused from one message to the next) and this
+	// node's seq of it. Under dmu: a subscriber joins the list and reads
+	// latest in one step, and Receive keeps latest and takes the list in
+	// one step, so a new subscriber gets each message once, in order,
+	// either as the latest value or live.
+	latest    []byte
+	latestSeq uint64
+	hasLatest bool
+
 	// For the control API, also under dmu: when the last message was
 	// delivered, and the messages of the current and the previous
 	// rateWindow (which gives the rate).
@@ -44,6 +56,47 @@ type topic struct {
 
 // rateWindow is the window of a stream's message rate in StreamInfo.
 const rateWindow = 10 * time.Second
+
+// maxKeptLatest is the largest latest-value buffer a topic keeps between
+// messages; a larger one, grown by a rare big message, is let go.
+const maxKeptLatest = 64 << 10
+
+// deliver records msg, admitted with this node's seq, as the stream's
+// latest value when it supersedes the earlier ones, and returns the
+// subscribers to send it to.
+func (t *topic) deliver(msg hub.Message) []*conn {
+	t.dmu.Lock()
+	defer t.dmu.Unlock()
+	if msg.Conflate {
+		if cap(t.latest) > maxKeptLatest && len(msg.Data) <= maxKeptLatest {
+			t.latest = nil
+		}
+		t.latest = append(t.latest[:0], msg.Data...)
+		t.latestSeq, t.hasLatest = msg.Seq, true
+	}
+	return *t.subs.Load()
+}
+
+// join adds c to t's subscribers (the registry's mu is held) and returns
+// the frame of t's latest value for c, or nil when t has none.
+func (t *topic) join(c *conn) []byte {
+	t.dmu.Lock()
+	defer t.dmu.Unlock()
+	subs := *t.subs.Load()
+	t.subs.Store(new(append(slices.Clip(subs), c)))
+	if !t.hasLatest {
+		return nil
+	}
+	fs := frameSet{t: t, msg: hub.Message{Stream: t.key, Seq: t.latestSeq, Data: t.latest}, latest: true}
+	return fs.frame(c)
+}
+
+// latestFrame is a stream's latest value queued for a client that just
+// subscribed to it.
+type latestFrame struct {
+	frame []byte
+	t     *topic
+}
 
 // countLocked records one delivered message at now (unix nanos).
 func (t *topic) countLocked(now int64) {
@@ -146,8 +199,11 @@ func (s *Server) failStream(key, reason string) {
 // command, changing nothing, when it would take this node's distinct
 // streams past MaxStreams or those of c's address past MaxStreamsPerIP, or
 // when the hub refuses a new stream: a client is never told it subscribed
-// to a stream that will bring no data.
-func (s *Server) subscribe(c *conn, keys []string) *nativeError {
+// to a stream that will bring no data. It returns the latest values of the
+// streams joined that have one, framed for c: the caller, holding c.mu
+// since before the call, queues them right after its reply, ahead of any
+// live message.
+func (s *Server) subscribe(c *conn, keys []string) ([]latestFrame, *nativeError) {
 	c.smu.Lock()
 	defer c.smu.Unlock()
 	var added []string
@@ -157,7 +213,7 @@ func (s *Server) subscribe(c *conn, keys []string) *nativeError {
 		}
 	}
 	if len(added) == 0 {
-		return nil
+		return nil, nil
 	}
 	ip := ipKey(c.clientAddr())
 
@@ -166,7 +222,7 @@ func (s *Server) subscribe(c *conn, keys []string) *nativeError {
 	defer r.mu.Unlock()
 	if c.state.Load() != stateOpen {
 		// Closed meanwhile; unsubscribeAll may already have run.
-		return nil
+		return nil, nil
 	}
 	var fresh, freshForIP []string
 	used := r.byIP[ip]
@@ -181,11 +237,11 @@ func (s *Server) subscribe(c *conn, keys []string) *nativeError {
 	switch {
 	case len(r.topics)+len(fresh) > s.cfg.MaxStreams:
 		s.metrics.refusedStreams.Add(1)
-		return &nativeError{Code: CodeStreamLimit, Streams: clipList(fresh),
+		return nil, &nativeError{Code: CodeStreamLimit, Streams: clipList(fresh),
 			Msg: fmt.Sprintf("this node carries at most %d distinct streams; try again later", s.cfg.MaxStreams)}
 	case len(used)+len(freshForIP) > s.cfg.MaxStreamsPerIP:
 		s.metrics.refusedStreams.Add(1)
-		return &nativeError{Code: CodeStreamLimit, Streams: clipList(freshForIP),
+		return nil, &nativeError{Code: CodeStreamLimit, Streams: clipList(freshForIP),
 			Msg: fmt.Sprintf("the connections from one address may hold at most %d distinct streams", s.cfg.MaxStreamsPerIP)}
 	}
 	for i, k := range fresh {
@@ -197,7 +253,7 @@ func (s *Server) subscribe(c *conn, keys []string) *nativeError {
 				}
 			}
 			s.metrics.refusedStreams.Add(1)
-			return &nativeError{Code: CodeUpstreamError, Streams: []string{k},
+			return nil, &nativeError{Code: CodeUpstreamError, Streams: []string{k},
 				Msg: "this node cannot carry the stream now; try again later"}
 		}
 	}
@@ -211,6 +267,7 @@ func (s *Server) subscribe(c *conn, keys []string) *nativeError {
 		used = make(map[string]int32, len(added))
 		r.byIP[ip] = used
 	}
+	var latest []latestFrame
 	for _, k := range added {
 		c.streams[k] = struct{}{}
 		used[k]++
@@ -219,13 +276,14 @@ func (s *Server) subscribe(c *conn, keys []string) *nativeError {
 			t = newTopic(k)
 			r.topics[k] = t
 		}
-		subs := *t.subs.Load()
-		t.subs.Store(new(append(slices.Clip(subs), c)))
+		if f := t.join(c); f != nil {
+			latest = append(latest, latestFrame{f, t})
+		}
 	}
 	if len(fresh) > 0 {
 		s.cfg.Source.Want(fresh)
 	}
-	return nil
+	return latest, nil
 }
 
 // clipList returns at most maxNamedStreams of keys, for an error reply.

@@ -450,7 +450,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(rt.initial) > 0 {
 		// URL streams were validated in route; only the node's stream
 		// limits can refuse them now.
-		if e := s.subscribe(c, rt.initial); e != nil {
+		// Under c.mu, like a command's subscribe: the latest values go
+		// ahead of any live message.
+		c.mu.Lock()
+		latest, e := s.subscribe(c, rt.initial)
+		if e == nil {
+			c.enqueueLatestLocked(latest)
+		}
+		c.mu.Unlock()
+		if e != nil {
 			c.closeWith(statusTryAgainLater, e.Msg)
 		}
 	}

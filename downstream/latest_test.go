@@ -1,0 +1,143 @@
+package downstream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/marketgate/marketgate/downstream/downstreamtest"
+	"github.com/marketgate/marketgate/hub"
+)
+
+// publishState publishes a message of a stream whose messages supersede
+// each other (a ticker, a book top), as the upstream marks them.
+func publishState(t *testing.T, h hub.Hub, stream string, seq uint64, data string) {
+	t.Helper()
+	if err := h.Publish(context.Background(), hub.Message{Stream: stream, Seq: seq, Data: []byte(data), Conflate: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.Flush(context.Background())
+}
+
+// TestLatestValueOnSubscribe checks that a client subscribing to a stream
+// this node already carries gets the newest message of a state stream
+// right after the reply (native: flagged "latest"), then the live ones
+// without a gap; event streams (trades) have no latest value.
+func TestLatestValueOnSubscribe(t *testing.T) {
+	env := startServer(t, Config{})
+	const book, trade = "binance:btcusdt@bookTicker", "binance:btcusdt@trade"
+	first := downstreamtest.Dial(t, env.url+"/ws")
+	first.Send(`{"op":"subscribe","id":1,"streams":["` + book + `","` + trade + `"]}`)
+	first.Next()
+	publishState(t, env.hub, book, 1, `{"u":1}`)
+	publishState(t, env.hub, book, 2, `{"u":2}`)
+	publish(t, env.hub, trade, 1, `{"t":1}`)
+	for range 3 {
+		first.Next()
+	}
+
+	tests := []struct {
+		name, url, sub string
+		want           []string
+	}{
+		{"native", "/ws", `{"op":"subscribe","id":2,"streams":["` + book + `","` + trade + `"]}`, []string{
+			`{"id":2,"result":{"streams":["` + book + `","` + trade + `"]}}`,
+			`{"stream":"` + book + `","seq":2,"latest":true,"data":{"u":2}}`,
+		}},
+		{"binance combined", "/binance/stream", `{"method":"SUBSCRIBE","params":["btcusdt@bookTicker","btcusdt@trade"],"id":3}`, []string{
+			`{"result":null,"id":3}`,
+			`{"stream":"btcusdt@bookTicker","data":{"u":2}}`,
+		}},
+		{"binance URL", "/binance/ws/btcusdt@bookTicker", "", []string{`{"u":2}`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := downstreamtest.Dial(t, env.url+tc.url)
+			if tc.sub != "" {
+				c.Send(tc.sub)
+			}
+			for _, want := range tc.want {
+				start := time.Now()
+				got, err := c.Read(2 * time.Second)
+				if err != nil {
+					t.Fatalf("waiting for %s: %v", want, err)
+				}
+				if string(got) != want {
+					t.Fatalf("got %s; want %s", got, want)
+				}
+				if d := time.Since(start); d > time.Second {
+					t.Errorf("%s came %v after subscribing; want at once", got, d)
+				}
+			}
+			// Nothing else is pending: the trade has no latest value.
+			if got, err := c.Read(100 * time.Millisecond); err == nil {
+				t.Fatalf("then got %s; want nothing until the next message", got)
+			}
+		})
+	}
+	// The first client was not sent anything again.
+	publishState(t, env.hub, book, 3, `{"u":3}`)
+	if got, want := string(first.Next()), `{"stream":"`+book+`","seq":3,"data":{"u":3}}`; got != want {
+		t.Fatalf("first client got %s; want %s", got, want)
+	}
+}
+
+// TestLatestValueRaceFree subscribes clients while the stream is
+// published as fast as it goes: each client gets every message from the
+// one it starts with exactly once and in order (the latest value or a
+// live one, never both), then follows live.
+func TestLatestValueRaceFree(t *testing.T) {
+	env := startServer(t, Config{})
+	const key = "binance:ethusdt@bookTicker"
+	first := downstreamtest.Dial(t, env.url+"/ws")
+	first.Send(`{"op":"subscribe","id":1,"streams":["` + key + `"]}`)
+	first.Next()
+	publishState(t, env.hub, key, 1, `{"u":0}`)
+	first.Next()
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 2; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			env.hub.Publish(context.Background(), hub.Message{Stream: key, Seq: uint64(i), Data: fmt.Appendf(nil, `{"u":%d}`, i), Conflate: true})
+			env.hub.Flush(context.Background())
+			time.Sleep(50 * time.Microsecond)
+		}
+	})
+	defer func() { close(stop); wg.Wait() }()
+
+	for n := range 20 {
+		c := downstreamtest.Dial(t, env.url+"/ws")
+		c.Send(fmt.Sprintf(`{"op":"subscribe","id":%d,"streams":["%s"]}`, n, key))
+		if got := c.Next(); !jsonEqual(got, fmt.Appendf(nil, `{"id":%d,"result":{"streams":["%s"]}}`, n, key)) {
+			t.Fatalf("client %d: reply %s", n, got)
+		}
+		var prev uint64
+		for i := range 30 {
+			var m struct {
+				Seq    uint64 `json:"seq"`
+				Gap    bool   `json:"gap"`
+				Latest bool   `json:"latest"`
+			}
+			if err := json.Unmarshal(c.Next(), &m); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case i == 0 && !m.Latest:
+				t.Fatalf("client %d: first message %+v; want the latest value", n, m)
+			case i > 0 && (m.Latest || m.Gap || m.Seq != prev+1):
+				t.Fatalf("client %d: message %d %+v after seq %d; want seq %d, live, no gap", n, i, m, prev, prev+1)
+			}
+			prev = m.Seq
+		}
+		c.Close()
+	}
+}
