@@ -101,6 +101,53 @@ window.fakeStart = () => {
     }
   }).then(() => { f.subOK = true; }, (e) => { f.subErr = e.code; });
 };
+
+// Clients made on demand by name (TestBrowserSubscriptions, TestBrowserCloses):
+// mk connects one; sub adds subscription id of streams, whose messages'
+// trade ids go to msgs[id]; unsub lets go of it. Outcomes go to results.
+const made = window.made = {};
+window.mk = (name, opts) => {
+  const r = made[name] = { msgs: {}, subs: {}, results: {}, states: [], closes: [], errors: [] };
+  const c = r.client = connect('/ws', { backoff: { min: 50, max: 400 }, pingInterval: 0, ...opts });
+  c.on('state', (s) => r.states.push({ s, t: performance.now() }));
+  c.on('close', (e) => r.closes.push({ ...e, t: performance.now() }));
+  c.on('error', (e) => r.errors.push(e));
+};
+window.sub = (name, id, keys) => {
+  const r = made[name];
+  r.msgs[id] = [];
+  r.subs[id] = r.client.subscribe(keys, (d) => r.msgs[id].push(d.t));
+  r.subs[id].then((h) => { r.results[id] = 'ok ' + h.streams.join(','); }, (e) => { r.results[id] = e.code; });
+};
+window.unsub = (name, id) => {
+  const r = made[name];
+  r.subs[id].unsubscribe().then((res) => { r.results[id + '-unsub'] = 'ok ' + res.streams.join(','); },
+    (e) => { r.results[id + '-unsub'] = e.code; });
+};
+
+// CloseWS is a socket that opens and then closes with the code its client
+// was made for, once: the client's reaction to each close code, without a
+// gateway (TestBrowserCloseCodes).
+class CloseWS {
+  constructor(url) {
+    const code = Number(new URL(url).searchParams.get('code'));
+    const r = window.closeRuns[code];
+    r.sockets++;
+    setTimeout(() => {
+      this.onopen && this.onopen();
+      if (r.sockets === 1) setTimeout(() => this.onclose && this.onclose({ code, reason: 'reason ' + code }), 0);
+    }, 0);
+  }
+  send() {}
+  close() {}
+}
+window.closeRuns = {};
+window.closeCase = (code) => {
+  const r = window.closeRuns[code] = { sockets: 0, closes: [], states: [] };
+  const c = r.client = connect('ws://fake.invalid/ws?code=' + code, { WebSocket: CloseWS, pingInterval: 0, backoff: { min: 50, max: 2000 } });
+  c.on('close', (e) => r.closes.push(e));
+  c.on('state', (s) => r.states.push(s));
+};
 window.mgLoaded = true;
 </script>
 `

@@ -4,7 +4,12 @@
 /** A stream key, "<exchange>:<exchange stream name>", e.g. "binance:btcusdt@trade". */
 export type StreamKey = string;
 
-export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+/**
+ * 'disconnected': the gateway closed the connection with a code the client
+ * does not retry by itself (see CloseEvent); reconnect() connects again.
+ * 'closed': close() was called; the client is done.
+ */
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'disconnected' | 'closed';
 
 /**
  * An error as the gateway sends it (bad_request, unknown_op, invalid_stream,
@@ -45,8 +50,66 @@ export interface SubscribeResult {
   streams: StreamKey[];
 }
 
+/**
+ * The handle of one subscribe call. Each call is its own subscription,
+ * even with the same handler: two calls with one function deliver each
+ * message to it twice, and each handle lets go of its own.
+ */
+export interface Subscription extends SubscribeResult {
+  /** The streams this handle still receives (a stream may be taken away by a stream error or MarketgateClient.unsubscribe). */
+  readonly streams: StreamKey[];
+  /**
+   * Removes this handler from its streams at once. A stream is unsubscribed
+   * at the gateway only when no other subscription wants it; while others
+   * do, they go on receiving it. Resolves with the streams the handle held
+   * once the gateway has confirmed (at once when nothing needs sending or
+   * the client is not connected); rejects only as a command does (timeout).
+   * A second call does nothing and resolves with no streams.
+   */
+  unsubscribe(): Promise<SubscribeResult>;
+}
+
+/**
+ * What subscribe returns: a promise for the Subscription that is also the
+ * Subscription, so a caller (a component being torn down) can let go before
+ * the gateway has answered.
+ */
+export interface PendingSubscription extends Promise<Subscription> {
+  readonly streams: StreamKey[];
+  unsubscribe(): Promise<SubscribeResult>;
+}
+
+/**
+ * A connection closed by the gateway, the network, or the client's ping
+ * timeout (code 4000). Close codes the gateway sends are in the README.
+ */
+export interface CloseEvent {
+  /** The close code; 1006 when the connection failed or was cut without a close frame. */
+  code: number;
+  reason: string;
+  /**
+   * Whether the client reconnects by itself. It does not after 1008 (kicked
+   * by an operator, or over the command or message-time limits), 1003 and
+   * 1009 (a binary or oversized message) and 4001–4003 (authentication,
+   * reserved); the state is then 'disconnected' until reconnect() is called.
+   */
+  reconnect: boolean;
+  /**
+   * When reconnect is true: the wait in ms before the next attempt. It
+   * grows with failed attempts in a row, and after 4008 (slow consumer) it
+   * is at least half of a step that doubles with each 4008, up to backoff.max.
+   */
+  delay?: number;
+}
+
 export interface ConnectOptions {
-  /** Reconnect backoff in ms: exponential from min to max, with full jitter. Default {min: 250, max: 10000}. */
+  /**
+   * Reconnect backoff in ms: exponential from min to max, with full jitter.
+   * A connection that stayed open for max ms starts the next wait from min
+   * again; one that closed sooner counts as a failure. After a 4008 close
+   * the wait is between half and all of a step starting at max(min, max/8)
+   * and doubling with each 4008, up to max. Default {min: 250, max: 10000}.
+   */
   backoff?: { min?: number; max?: number };
   /** Interval in ms of the app-level {"op":"ping"} keepalive; 0 disables it. Default 15000. */
   pingInterval?: number;
@@ -73,6 +136,8 @@ export interface EventMap {
   state: ConnectionState;
   gap: GapEvent;
   error: GatewayError;
+  /** Each closed connection (not emitted by close()). */
+  close: CloseEvent;
 }
 
 export declare class MarketgateClient {
@@ -82,18 +147,30 @@ export declare class MarketgateClient {
   readonly streams: StreamKey[];
   /**
    * Subscribes streams; onMessage gets each message's exchange event and meta.
-   * Resolves on the gateway's reply, rejects with its error object (the
-   * command is then undone, as the gateway applies it whole or not at all).
+   * Resolves on the gateway's reply with the call's Subscription (which is
+   * also a SubscribeResult, as before), rejects with its error object (the
+   * call is then undone, as the gateway applies a command whole or not at
+   * all: its handler leaves every stream of the call).
    * Called while disconnected, it resolves once the client has reconnected and resubscribed.
    */
-  subscribe<T = unknown>(streams: StreamKey[], onMessage: MessageHandler<T>): Promise<SubscribeResult>;
-  /** Stops delivering streams at once and unsubscribes them at the gateway. */
+  subscribe<T = unknown>(streams: StreamKey[], onMessage: MessageHandler<T>): PendingSubscription;
+  /**
+   * Stops delivering streams to every handler at once, whichever
+   * subscription added it, and unsubscribes them at the gateway. To remove
+   * one handler only, use its Subscription's unsubscribe().
+   */
   unsubscribe(streams: StreamKey[]): Promise<SubscribeResult>;
   /** Asks the gateway for the connection's streams. */
   list(): Promise<SubscribeResult>;
   /** Adds a listener; returns a function that removes it. */
   on<K extends keyof EventMap>(event: K, fn: (arg: EventMap[K]) => void): () => void;
   off<K extends keyof EventMap>(event: K, fn: (arg: EventMap[K]) => void): void;
+  /**
+   * Connects at once: in state 'disconnected' (after a close the client does
+   * not retry by itself), or to skip the wait while 'reconnecting'. Does
+   * nothing while connecting or open, or after close().
+   */
+  reconnect(): void;
   /** Closes the connection for good; pending promises reject with code "closed". */
   close(): void;
 }

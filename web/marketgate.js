@@ -3,7 +3,9 @@
 //   import { connect } from '/marketgate.js';
 //   const client = connect('/ws');
 //   client.on('gap', ({stream}) => resync(stream));
-//   await client.subscribe(['binance:btcusdt@trade'], (data, meta) => show(data, meta.seq));
+//   client.on('close', ({code, reason, reconnect}) => tell(code, reason, reconnect));
+//   const sub = await client.subscribe(['binance:btcusdt@trade'], (data, meta) => show(data, meta.seq));
+//   sub.unsubscribe(); // this handler only; the stream is left when its last handler goes
 //
 // No dependencies, no build step. See marketgate.d.ts for the API.
 
@@ -16,6 +18,21 @@ const DEFAULTS = {
   maxFrameBytes: 4000, // the gateway closes native messages over 4 KiB with 1009
   maxCommandsPerSecond: 5, // the gateway closes a connection sending over 10 a second with 1008
 };
+
+// Close codes after which the client does not reconnect by itself: 1008 (an
+// operator kicked the client, or it broke the flood or message-time limits),
+// 1003 and 1009 (a binary or oversized message: retrying repeats the misuse),
+// and 4001-4003 (reserved for authentication refusals). reconnect() opens
+// the connection again.
+const NO_RECONNECT = new Set([1003, 1008, 1009, 4001, 4002, 4003]);
+
+// SLOW_CONSUMER is the close code of a client that did not read fast
+// enough: it reconnects, but after a delay that grows with every such close.
+const SLOW_CONSUMER = 4008;
+
+// SLOW_FORGET_MS is how long a connection must stay open for the slow
+// consumer delay to start from its first step again.
+const SLOW_FORGET_MS = 60000;
 
 /** connect returns a client that connects to url now and stays connected until close(). */
 export function connect(url, options = {}) {
@@ -41,13 +58,17 @@ export class MarketgateClient {
   #ws = null;
   #state = '';
   #closed = false;
-  #attempt = 0;
+  #attempt = 0; // failed connections in a row: the reconnect delay grows with it
+  #slow = 0; // slow consumer closes (4008) in a row
+  #openedAt = 0; // performance.now() when the current connection opened, else 0
   #retryTimer = null;
   #pingTimer = null;
   #pingDeadline = null;
   #nextId = 1;
-  #listeners = { state: new Set(), gap: new Set(), error: new Set() };
-  // stream -> Set of onMessage handlers: the streams wanted, resubscribed after a reconnect.
+  #listeners = { state: new Set(), gap: new Set(), error: new Set(), close: new Set() };
+  // stream -> Set of subscriptions {handler, streams, handle, waiter}, one per
+  // subscribe call: the streams wanted, resubscribed after a reconnect. A
+  // stream is left at the gateway when its last subscription lets it go.
   #streams = new Map();
   // stream -> last seq seen on the current connection.
   #lastSeq = new Map();
@@ -76,7 +97,7 @@ export class MarketgateClient {
     queueMicrotask(() => { if (!this.#closed) this.#open('connecting'); });
   }
 
-  /** state is 'connecting' | 'open' | 'reconnecting' | 'closed'. */
+  /** state is 'connecting' | 'open' | 'reconnecting' | 'disconnected' | 'closed'. */
   get state() { return this.#state || 'connecting'; }
 
   /** streams lists the streams the client keeps subscribed. */
@@ -93,34 +114,47 @@ export class MarketgateClient {
     this.#listeners[event]?.delete(fn);
   }
 
+  /**
+   * subscribe adds onMessage to streams and returns a promise for a handle
+   * whose unsubscribe() removes this handler only. The promise itself has
+   * unsubscribe() and streams too, so a caller may let go before the reply.
+   */
   subscribe(streams, onMessage) {
-    if (this.#closed) return Promise.reject(gatewayError('closed', 'client closed'));
+    const fail = (code, msg) => withHandle(Promise.reject(gatewayError(code, msg)), EMPTY_HANDLE);
+    if (this.#closed) return fail('closed', 'client closed');
     if (!Array.isArray(streams) || streams.length === 0 || !streams.every((s) => typeof s === 'string')) {
-      return Promise.reject(gatewayError('bad_request', 'streams must be a non-empty list of strings'));
+      return fail('bad_request', 'streams must be a non-empty list of strings');
     }
-    if (typeof onMessage !== 'function') {
-      return Promise.reject(gatewayError('bad_request', 'onMessage must be a function'));
-    }
+    if (typeof onMessage !== 'function') return fail('bad_request', 'onMessage must be a function');
     if (this.#pending.size + this.#deferred.size >= this.#opts.maxPending) {
-      return Promise.reject(gatewayError('too_many_pending', 'too many commands awaiting a reply'));
+      return fail('too_many_pending', 'too many commands awaiting a reply');
     }
     streams = [...new Set(streams)];
-    const added = [];
+    const sub = { handler: onMessage, streams: new Set(streams), handle: null, waiter: null };
+    sub.handle = Object.freeze({
+      get streams() { return [...sub.streams]; },
+      unsubscribe: () => this.#release(sub),
+    });
     for (const s of streams) {
-      let hs = this.#streams.get(s);
-      if (!hs) {
-        hs = new Set();
-        this.#streams.set(s, hs);
+      let subs = this.#streams.get(s);
+      if (!subs) {
+        subs = new Set();
+        this.#streams.set(s, subs);
       }
-      if (!hs.has(onMessage)) {
-        hs.add(onMessage);
-        added.push(s);
-      }
+      subs.add(sub);
     }
-    return new Promise((resolve, reject) => {
-      const w = { streams, added, handler: onMessage, left: 0, done: false, timer: null };
-      w.resolve = (v) => { if (!w.done) { w.done = true; clearTimeout(w.timer); this.#deferred.delete(w); resolve(v); } };
-      w.reject = (e) => { if (!w.done) { w.done = true; clearTimeout(w.timer); this.#deferred.delete(w); reject(e); } };
+    const p = new Promise((resolve, reject) => {
+      const w = sub.waiter = { streams, left: 0, done: false, timer: null };
+      w.resolve = () => { if (!w.done) { w.done = true; clearTimeout(w.timer); this.#deferred.delete(w); resolve(sub.handle); } };
+      // A failed call is undone: its handler leaves every stream of the call.
+      w.reject = (e) => {
+        if (w.done) return;
+        w.done = true;
+        clearTimeout(w.timer);
+        this.#deferred.delete(w);
+        this.#leave(this.#detach(sub, [...sub.streams])).catch(() => {});
+        reject(e);
+      };
       w.timer = setTimeout(() => w.reject(gatewayError('timeout', 'no reply from the gateway')), this.#opts.commandTimeout);
       if (this.#state === 'open') {
         this.#sendSubscribe(streams, [w], false);
@@ -128,8 +162,14 @@ export class MarketgateClient {
         this.#deferred.add(w); // sent with the resubscription once connected
       }
     });
+    return withHandle(p, sub.handle);
   }
 
+  /**
+   * unsubscribe stops delivering streams to every handler at once and
+   * unsubscribes them at the gateway. A subscription handle's unsubscribe()
+   * removes one handler only.
+   */
   unsubscribe(streams) {
     if (!Array.isArray(streams) || streams.length === 0) {
       return Promise.reject(gatewayError('bad_request', 'streams must be a non-empty list'));
@@ -144,6 +184,18 @@ export class MarketgateClient {
   list() {
     if (this.#state !== 'open') return Promise.reject(gatewayError('disconnected', 'not connected'));
     return this.#command({ op: 'list' });
+  }
+
+  /**
+   * reconnect connects at once: after a close the client does not retry by
+   * itself (state 'disconnected'), or to skip the wait while 'reconnecting'.
+   * It does nothing while connecting or open, or once closed.
+   */
+  reconnect() {
+    if (this.#closed || this.#ws) return;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    this.#open('reconnecting');
   }
 
   close() {
@@ -174,18 +226,19 @@ export class MarketgateClient {
       ws = new this.#WS(this.#url);
     } catch (e) {
       this.#emit('error', gatewayError('connect_failed', String(e && e.message || e)));
-      this.#scheduleRetry();
+      this.#retryIn(this.#nextDelay());
       return;
     }
     this.#ws = ws;
     ws.onopen = () => this.#onOpen(ws);
     ws.onmessage = (ev) => this.#onMessage(ws, ev);
-    ws.onclose = () => this.#onDrop(ws);
+    ws.onclose = (ev) => this.#onDrop(ws, ev ? ev.code : 1006, ev ? ev.reason : '');
     ws.onerror = () => {}; // a close event follows
   }
 
   #onOpen(ws) {
     if (ws !== this.#ws) return;
+    this.#openedAt = performance.now();
     this.#setState('open');
     this.#lastSeq.clear();
     this.#startPing();
@@ -195,12 +248,14 @@ export class MarketgateClient {
     if (streams.length > 0) this.#sendSubscribe(streams, waiters, true);
   }
 
-  // onDrop handles a lost connection: commands in flight are moved on and a
-  // reconnect is scheduled.
-  #onDrop(ws) {
+  // onDrop handles a lost connection: commands in flight are moved on, the
+  // close is reported, and a reconnect is scheduled unless the code says not to.
+  #onDrop(ws, code = 1006, reason = '') {
     if (ws !== this.#ws) return;
     detach(ws);
     this.#ws = null;
+    const lived = this.#openedAt > 0 ? performance.now() - this.#openedAt : 0;
+    this.#openedAt = 0;
     this.#stopPing();
     this.#clearOutbox();
     // Events of every stream may be lost until it is resubscribed.
@@ -219,19 +274,47 @@ export class MarketgateClient {
       }
     }
     if (this.#closed) return;
-    this.#setState('reconnecting');
-    this.#scheduleRetry();
+    const again = !NO_RECONNECT.has(code);
+    const delay = again ? this.#dropDelay(code, lived) : undefined;
+    this.#emit('close', again ? { code, reason, reconnect: true, delay } : { code, reason, reconnect: false });
+    if (this.#closed || this.#ws) return; // a listener closed the client, or reconnected it
+    if (again) {
+      this.#retryIn(delay);
+    } else {
+      clearTimeout(this.#retryTimer);
+      this.#setState('disconnected');
+    }
   }
 
-  #scheduleRetry() {
-    if (this.#closed) return;
-    this.#setState('reconnecting');
+  // dropDelay is how long to wait before reconnecting after a connection
+  // that lived for lived ms closed with code. A connection that lived for
+  // the longest backoff counts as working: the next wait starts from the
+  // minimum again. After a slow consumer close the wait is never short, and
+  // doubles with each such close, up to the longest backoff.
+  #dropDelay(code, lived) {
+    const { min, max } = this.#opts.backoff;
+    if (lived >= max) this.#attempt = 0;
+    if (lived >= SLOW_FORGET_MS) this.#slow = 0;
+    if (code !== SLOW_CONSUMER) return this.#nextDelay();
+    const cap = Math.min(max, Math.max(min, max / 8) * 2 ** Math.min(this.#slow, 30));
+    this.#slow++;
+    return cap / 2 + Math.random() * cap / 2; // equal jitter: at least half the step
+  }
+
+  // nextDelay is the next wait between failed connections: exponential
+  // from min to max with full jitter.
+  #nextDelay() {
     const { min, max } = this.#opts.backoff;
     const cap = Math.min(max, min * 2 ** Math.min(this.#attempt, 30));
     this.#attempt++;
-    const delay = Math.max(0, Math.random() * cap); // full jitter
+    return Math.max(0, Math.random() * cap); // full jitter
+  }
+
+  #retryIn(delay) {
+    if (this.#closed) return;
+    this.#setState('reconnecting');
     clearTimeout(this.#retryTimer);
-    this.#retryTimer = setTimeout(() => this.#open('reconnecting'), delay);
+    this.#retryTimer = setTimeout(() => { this.#retryTimer = null; this.#open('reconnecting'); }, delay);
   }
 
   // drop abandons a connection that seems dead without waiting for the
@@ -240,7 +323,7 @@ export class MarketgateClient {
     const ws = this.#ws;
     if (!ws) return;
     try { ws.close(4000, 'ping timeout'); } catch { /* ignore */ }
-    this.#onDrop(ws);
+    this.#onDrop(ws, 4000, 'ping timeout');
   }
 
   #startPing() {
@@ -325,6 +408,22 @@ export class MarketgateClient {
   // sendSubscribe subscribes streams in as few commands as fit the
   // gateway's frame limit (one, unless the list is very long).
   #sendSubscribe(streams, waiters, resub) {
+    const chunks = this.#chunks(streams);
+    for (const w of waiters) w.left = chunks.filter((c) => w.streams.some((s) => c.includes(s))).length || 1;
+    for (const chunk of chunks) {
+      const ws = waiters.filter((w) => w.streams.some((s) => chunk.includes(s)));
+      this.#command({ op: 'subscribe', streams: chunk }, { waiters: ws, resub })
+        .then(() => {
+          for (const w of ws) if (--w.left <= 0) w.resolve();
+        }, (err) => this.#subscribeFailed(chunk, ws, resub, err));
+    }
+    // A waiter none of whose streams needed sending (cannot happen, but never leave one hanging).
+    for (const w of waiters) if (!chunks.some((c) => w.streams.some((s) => c.includes(s)))) w.resolve();
+  }
+
+  // chunks splits streams into lists that each fit one command under the
+  // gateway's frame limit.
+  #chunks(streams) {
     const chunks = [];
     let cur = [];
     let size = 64;
@@ -339,16 +438,7 @@ export class MarketgateClient {
       size += n;
     }
     if (cur.length > 0) chunks.push(cur);
-    for (const w of waiters) w.left = chunks.filter((c) => w.streams.some((s) => c.includes(s))).length || 1;
-    for (const chunk of chunks) {
-      const ws = waiters.filter((w) => w.streams.some((s) => chunk.includes(s)));
-      this.#command({ op: 'subscribe', streams: chunk }, { waiters: ws, resub })
-        .then(() => {
-          for (const w of ws) if (--w.left <= 0) w.resolve({ streams: w.streams });
-        }, (err) => this.#subscribeFailed(chunk, ws, resub, err));
-    }
-    // A waiter none of whose streams needed sending (cannot happen, but never leave one hanging).
-    for (const w of waiters) if (!chunks.some((c) => w.streams.some((s) => c.includes(s)))) w.resolve({ streams: w.streams });
+    return chunks;
   }
 
   #subscribeFailed(chunk, waiters, resub, err) {
@@ -364,22 +454,18 @@ export class MarketgateClient {
       for (const w of waiters) w.reject(err);
       return;
     }
-    const bad = new Set(err && err.code === 'invalid_stream' && Array.isArray(err.streams) && err.streams.length
-      ? err.streams : chunk);
+    const named = err && err.code === 'invalid_stream' && Array.isArray(err.streams) && err.streams.length
+      ? err.streams : null;
+    const bad = new Set(named || chunk);
     const affected = waiters.filter((w) => w.streams.some((s) => bad.has(s)));
     const others = waiters.filter((w) => !affected.includes(w));
-    for (const s of bad) this.#forget(s);
-    // A command is applied whole or not at all: undo what a failed call added.
-    for (const w of affected) {
-      for (const s of w.added) {
-        const hs = this.#streams.get(s);
-        if (hs) {
-          hs.delete(w.handler);
-          if (hs.size === 0) this.#forget(s);
-        }
-      }
-      w.reject(err);
-    }
+    // Streams the gateway calls invalid are of no use to any subscription,
+    // and a refused resubscription leaves its streams off this connection
+    // for all of them. Other refusals concern the calls that failed only:
+    // the streams other subscriptions hold stay as they are.
+    if (named || resub) for (const s of bad) this.#forget(s);
+    // A command is applied whole or not at all: rejecting a call undoes it.
+    for (const w of affected) w.reject(err);
     if (affected.length === 0) this.#emit('error', err);
     const rest = chunk.filter((s) => this.#streams.has(s));
     if ((resub || others.length > 0) && rest.length > 0 && this.#state === 'open') {
@@ -394,17 +480,56 @@ export class MarketgateClient {
     p.reject(err);
   }
 
+  // forget drops stream from every subscription, without telling the gateway.
   #forget(stream) {
+    const subs = this.#streams.get(stream);
+    if (subs) for (const sub of subs) sub.streams.delete(stream);
     this.#streams.delete(stream);
     this.#lastSeq.delete(stream);
     this.#resync.delete(stream);
+  }
+
+  // detach takes sub off streams and returns those that no subscription
+  // wants any more, which it forgets.
+  #detach(sub, streams) {
+    const gone = [];
+    for (const s of streams) {
+      if (!sub.streams.delete(s)) continue;
+      const subs = this.#streams.get(s);
+      if (!subs) continue;
+      subs.delete(sub);
+      if (subs.size === 0) {
+        this.#forget(s);
+        gone.push(s);
+      }
+    }
+    return gone;
+  }
+
+  // release is a subscription handle's unsubscribe(): its handler gets no
+  // more messages at once, and the streams it was the last to want are
+  // unsubscribed at the gateway. A call still waiting for a connection
+  // resolves now, with nothing left to send.
+  #release(sub) {
+    const mine = [...sub.streams];
+    const gone = this.#detach(sub, mine);
+    const w = sub.waiter;
+    if (w && !w.done && this.#deferred.has(w)) w.resolve();
+    return this.#leave(gone).then(() => ({ streams: mine }));
+  }
+
+  // leave unsubscribes streams at the gateway, in commands under its frame
+  // limit. Nothing is sent while disconnected: the next connection does not
+  // carry them.
+  #leave(streams) {
+    if (streams.length === 0 || this.#state !== 'open' || !this.#ws) return Promise.resolve();
+    return Promise.all(this.#chunks(streams).map((c) => this.#command({ op: 'unsubscribe', streams: c })));
   }
 
   // --- incoming ---
 
   #onMessage(ws, ev) {
     if (ws !== this.#ws) return;
-    this.#attempt = 0; // the connection works: back off from the minimum again
     if (this.#pingDeadline !== null) {
       clearTimeout(this.#pingDeadline); // any message is a sign of life
       this.#pingDeadline = null;
@@ -435,15 +560,15 @@ export class MarketgateClient {
   }
 
   #onStreamError(msg) {
-    const handlers = this.#streams.get(msg.stream);
+    const subs = this.#streams.get(msg.stream);
     this.#forget(msg.stream); // the gateway no longer sends it
-    if (handlers) this.#emit('error', { stream: msg.stream, ...msg.error });
+    if (subs) this.#emit('error', { stream: msg.stream, ...msg.error });
   }
 
   #onData(msg) {
     const { stream, seq } = msg;
-    const handlers = this.#streams.get(stream);
-    if (!handlers) return; // unsubscribed meanwhile
+    const subs = this.#streams.get(stream);
+    if (!subs) return; // unsubscribed meanwhile
     const prev = this.#lastSeq.get(stream);
     let reason = null;
     if (this.#resync.has(stream)) {
@@ -458,9 +583,10 @@ export class MarketgateClient {
     const gap = reason !== null;
     if (gap) this.#emit('gap', { stream, seq, prevSeq: prev, reason });
     const meta = { stream, seq, gap };
-    for (const h of [...handlers]) {
+    for (const sub of [...subs]) {
+      if (!sub.streams.has(stream)) continue; // let go by an earlier handler of this message
       try {
-        h(msg.data, meta);
+        sub.handler(msg.data, meta);
       } catch (e) {
         report(e);
       }
@@ -484,6 +610,17 @@ export class MarketgateClient {
       }
     }
   }
+}
+
+// EMPTY_HANDLE is the handle of a subscribe call refused before it started.
+const EMPTY_HANDLE = Object.freeze({ get streams() { return []; }, unsubscribe: () => Promise.resolve({ streams: [] }) });
+
+// withHandle gives the promise of a subscribe call its handle's
+// unsubscribe() and streams, so a caller can let go before the reply.
+function withHandle(p, handle) {
+  Object.defineProperty(p, 'streams', { get: () => handle.streams });
+  p.unsubscribe = handle.unsubscribe;
+  return p;
 }
 
 function detach(ws) {

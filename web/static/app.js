@@ -38,7 +38,7 @@ let sym = el.symbol.value;
 let prices = []; // recent trade prices, at most CHART_POINTS
 let chartDirty = true;
 let msgCount = 0;
-const page = window.marketPage = { sym, trades: 0, tickers: 0, books: 0, errors: [] };
+const page = window.marketPage = { sym, trades: 0, tickers: 0, books: 0, errors: [], closes: [] };
 
 function resetViews() {
   el.tape.replaceChildren();
@@ -129,30 +129,49 @@ requestAnimationFrame(drawChart);
 
 // --- connection ------------------------------------------------------------
 const client = window.mgClient = connect('/ws');
-client.on('state', (s) => {
-  el.state.textContent = s;
+// lastClose is why the connection last closed, shown until it opens again.
+let lastClose = null;
+function showState(s) {
+  let text = s;
+  if (lastClose && (s === 'reconnecting' || s === 'disconnected') && lastClose.code !== 1006) {
+    text += ` — ${lastClose.reason || 'closed'} (${lastClose.code})`;
+  }
+  el.state.textContent = text;
+  el.state.title = s === 'disconnected' ? 'The gateway closed the connection; click to reconnect.' : '';
   el.dot.className = 'dot ' + s;
+}
+client.on('state', (s) => {
+  if (s === 'open') lastClose = null;
+  showState(s);
 });
-el.state.textContent = client.state;
-el.dot.className = 'dot ' + client.state;
+client.on('close', (c) => {
+  lastClose = c;
+  page.closes.push({ code: c.code, reason: c.reason, reconnect: c.reconnect });
+  showState(client.state);
+});
+// After a close the client does not retry by itself (a kick), the user may.
+el.state.addEventListener('click', () => { if (client.state === 'disconnected') client.reconnect(); });
+showState(client.state);
 client.on('error', (e) => {
   page.errors.push(e);
   el.state.textContent = `${client.state} — ${e.code}: ${e.msg}`;
 });
 
+// current is the subscription of the symbol shown.
+let current = null;
+
 function subscribe(s) {
   const [trade, ticker, depth] = streamsFor(s);
   const handlers = { [trade]: onTrade, [ticker]: onTicker, [depth]: onDepth };
-  return client.subscribe([trade, ticker, depth], (data, meta) => handlers[meta.stream]?.(data, s))
-    .then(() => { page.subscribed = s; },
-      (e) => { page.errors.push(e); el.state.textContent = `${client.state} — ${e.code}: ${e.msg}`; });
+  current = client.subscribe([trade, ticker, depth], (data, meta) => handlers[meta.stream]?.(data, s));
+  current.then(() => { page.subscribed = s; },
+    (e) => { page.errors.push(e); el.state.textContent = `${client.state} — ${e.code}: ${e.msg}`; });
 }
 
 el.symbol.addEventListener('change', () => {
-  const old = sym;
   sym = page.sym = el.symbol.value;
   resetViews();
-  client.unsubscribe(streamsFor(old)).catch((e) => page.errors.push(e));
+  current.unsubscribe().catch((e) => page.errors.push(e));
   subscribe(sym);
 });
 
