@@ -56,7 +56,7 @@ func (c *conn) send(frame []byte, t *topic, final bool) {
 	}
 	switch {
 	case c.queued+len(frame) <= c.srv.cfg.WriteQueueBytes:
-		c.enqueueLocked(qframe{frame, t, final}, false)
+		c.enqueueLocked(qframe{frame, t, final && t != nil}, false)
 	case t != nil && c.conflateLocked(frame, t, final):
 	default:
 		c.mu.Unlock()
@@ -136,7 +136,7 @@ func (c *conn) keepLastLocked() int {
 	w := len(q) // the frames kept are q[w:], in order
 	for i := len(q) - 1; i >= 0; i-- {
 		e := q[i]
-		if e.t != nil && e.t != replyTag { // a conflatable stream's frame
+		if e.conflatable() || e.final {
 			if seen[e.t] && !e.final {
 				c.queued -= len(e.frame)
 				continue

@@ -357,6 +357,7 @@ func TestSendAllocs(t *testing.T) {
 		{"gap-free", nil, false},
 		{"conflatable", k, false},
 		{"final", k, true},
+		{"final without a stream to conflate", nil, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -369,8 +370,9 @@ func TestSendAllocs(t *testing.T) {
 			if allocs != 0 {
 				t.Errorf("send: %v allocs; want 0", allocs)
 			}
-			if len(c.queue) != 1 || c.queue[0].t != tc.t || c.queue[0].final != tc.final || c.queue[0].conflatable() != (tc.t != nil && !tc.final) {
-				t.Errorf("queue %+v; want one frame of %p, final %v", c.queue, tc.t, tc.final)
+			final := tc.final && tc.t != nil // final means nothing on a gap-free stream
+			if len(c.queue) != 1 || c.queue[0].t != tc.t || c.queue[0].final != final || c.queue[0].conflatable() != (tc.t != nil && !final) {
+				t.Errorf("queue %+v; want one frame of %p, final %v", c.queue, tc.t, final)
 			}
 		})
 	}
