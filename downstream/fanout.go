@@ -88,7 +88,7 @@ func (s *Server) Receive(msg hub.Message) {
 	for _, c := range subs {
 		f := fs.frame(c)
 		size += len(f)
-		c.send(f, conflate)
+		c.send(f, conflate, msg.Final)
 	}
 	s.metrics.fannedOut(len(subs), size, msg.EventTime)
 	if s.burst.Add(int64(len(subs))) >= maxBurst {

@@ -17,6 +17,11 @@ type qframe struct {
 	// (stream frames where a gap corrupts what the client builds, close
 	// frames).
 	t *topic
+	// final marks a frame of t that no later frame of t supersedes
+	// (hub.Message.Final: a closed candle). It replaced t's earlier
+	// frames when it was queued, but it is itself never replaced or
+	// dropped: later frames of t queue behind it.
+	final bool
 }
 
 // replyTag marks queued answers to the client (qframe.t): the close
@@ -26,20 +31,24 @@ var replyTag = new(topic)
 
 // conflatable reports whether a newer frame of the same stream may replace
 // e while it waits.
-func (e qframe) conflatable() bool { return e.t != nil && e.t != replyTag }
+func (e qframe) conflatable() bool { return e.t != nil && e.t != replyTag && !e.final }
 
 // send queues a stream message's frame; t is its stream when the message
-// is conflatable, else nil. When the queue would exceed WriteQueueBytes the
-// client reads slower than its streams arrive, and the stream decides:
+// is conflatable, else nil, and final (ignored without t) says that the
+// message is final (hub.Message.Final). When the queue would exceed
+// WriteQueueBytes the client reads slower than its streams arrive, and the
+// stream decides:
 //   - a conflatable stream's frame replaces that stream's frames still
 //     waiting, so the client skips to the newest value (native clients see
-//     seq jump); see conflateLocked;
+//     seq jump); see conflateLocked. A final frame does so too, but once
+//     queued it is never replaced or dropped: a chart keeps every closed
+//     candle;
 //   - any other frame closes the connection with [StatusSlowConsumer]: a
 //     gap would corrupt what the client builds from the stream.
 //
 // With room in the queue it appends without allocating (the queue's arrays
 // are reused from batch to batch).
-func (c *conn) send(frame []byte, t *topic) {
+func (c *conn) send(frame []byte, t *topic, final bool) {
 	c.mu.Lock()
 	if c.state.Load() != stateOpen {
 		c.mu.Unlock()
@@ -47,8 +56,8 @@ func (c *conn) send(frame []byte, t *topic) {
 	}
 	switch {
 	case c.queued+len(frame) <= c.srv.cfg.WriteQueueBytes:
-		c.enqueueLocked(frame, t, false)
-	case t != nil && c.conflateLocked(frame, t):
+		c.enqueueLocked(qframe{frame, t, final && t != nil}, false)
+	case t != nil && c.conflateLocked(frame, t, final):
 	default:
 		c.mu.Unlock()
 		c.closeWith(StatusSlowConsumer, "slow consumer")
@@ -58,19 +67,22 @@ func (c *conn) send(frame []byte, t *topic) {
 }
 
 // conflateLocked queues frame, the newest message of the conflatable stream
-// t, on a full queue. Every frame of t still waiting is dropped and frame
-// takes the place of the last of them, so the client gets the newest value
-// no later than it would have got the value it replaces. When that leaves
-// no room (t had nothing waiting, or its new frame is larger), every other
-// conflatable stream is cut down to its last waiting frame as well. It
-// reports false when the queue is still full: it holds frames that must
-// not be dropped, or the newest values of more streams than fit. Each
-// frame dropped counts as a "conflated" drop.
+// t (final: a final one), on a full queue. Every frame of t still waiting
+// is dropped and frame takes the place of the last of them, so the client
+// gets the newest value no later than it would have got the value it
+// replaces. Final frames of t are the exception: they stay, and when the
+// last frame of t waiting is final, frame goes behind it (at the end of
+// the queue), so the client never sees t go back. When that leaves no room
+// (t had nothing waiting that could be replaced, or its new frame is
+// larger), every other conflatable stream is cut down to its last waiting
+// frame as well. It reports false when the queue is still full: it holds
+// frames that must not be dropped, or the newest values of more streams
+// than fit. Each frame dropped counts as a "conflated" drop.
 //
 // It runs only when the queue is full, in time linear in its length.
-func (c *conn) conflateLocked(frame []byte, t *topic) bool {
+func (c *conn) conflateLocked(frame []byte, t *topic, final bool) bool {
 	q := c.queue
-	last := -1
+	last := -1 // the last frame of t waiting, final or not
 	for i := len(q) - 1; i >= 0; i-- {
 		if q[i].t == t {
 			last = i
@@ -81,14 +93,14 @@ func (c *conn) conflateLocked(frame []byte, t *topic) bool {
 	if last >= 0 {
 		n, dropped := 0, 0
 		for i, e := range q {
-			if e.t == t {
+			if e.t == t && !e.final {
 				dropped++
 				if i != last {
 					c.queued -= len(e.frame)
 					continue
 				}
 				c.queued += len(frame) - len(e.frame)
-				e.frame, pending = frame, nil
+				e.frame, e.final, pending = frame, final, nil
 			}
 			q[n] = e
 			n++
@@ -108,22 +120,24 @@ func (c *conn) conflateLocked(frame []byte, t *topic) bool {
 		}
 	}
 	if pending != nil {
-		c.enqueueLocked(pending, t, false)
+		c.enqueueLocked(qframe{pending, t, final}, false)
 	}
 	return true
 }
 
 // keepLastLocked drops every queued frame of a conflatable stream that a
 // later queued frame of the same stream supersedes, and returns how many
-// it dropped. It allocates; conflateLocked calls it only as a last resort.
+// it dropped. A final frame supersedes the earlier frames of its stream
+// and is itself always kept. It allocates; conflateLocked calls it only as
+// a last resort.
 func (c *conn) keepLastLocked() int {
 	q := c.queue
 	seen := make(map[*topic]bool)
 	w := len(q) // the frames kept are q[w:], in order
 	for i := len(q) - 1; i >= 0; i-- {
 		e := q[i]
-		if e.conflatable() {
-			if seen[e.t] {
+		if e.conflatable() || e.final {
+			if seen[e.t] && !e.final {
 				c.queued -= len(e.frame)
 				continue
 			}
@@ -155,7 +169,7 @@ func (c *conn) enqueueReply(frame []byte) bool {
 		c.closeWith(StatusSlowConsumer, "slow consumer")
 		return false
 	}
-	c.enqueueLocked(frame, replyTag, true)
+	c.enqueueLocked(qframe{frame: frame, t: replyTag}, true)
 	c.mu.Unlock()
 	return true
 }
@@ -200,7 +214,7 @@ func (c *conn) subscribeThenReply(reply []byte, keys []string, refused func(*nat
 		}
 		return false
 	}
-	c.enqueueLocked(reply, replyTag, true)
+	c.enqueueLocked(qframe{frame: reply, t: replyTag}, true)
 	c.enqueueLatestLocked(latest)
 	c.mu.Unlock()
 	return true
@@ -215,16 +229,16 @@ func (c *conn) enqueueLatestLocked(latest []latestFrame) {
 		if !c.roomLocked(len(l.frame)) {
 			return
 		}
-		c.enqueueLocked(l.frame, l.t, true)
+		c.enqueueLocked(qframe{frame: l.frame, t: l.t}, true)
 	}
 }
 
-// enqueueLocked appends frame to the queue and makes sure a flush will
-// write it: at once when now is set (replies, pongs), else at the hub's
-// next Flush, which ends the burst the frame came in (see Server.Flush).
-func (c *conn) enqueueLocked(frame []byte, t *topic, now bool) {
-	c.queue = append(c.queue, qframe{frame, t})
-	c.queued += len(frame)
+// enqueueLocked appends e to the queue and makes sure a flush will write
+// it: at once when now is set (replies, pongs), else at the hub's next
+// Flush, which ends the burst the frame came in (see Server.Flush).
+func (c *conn) enqueueLocked(e qframe, now bool) {
+	c.queue = append(c.queue, e)
+	c.queued += len(e.frame)
 	if c.writing {
 		return // a flush is queued, running, waiting to retry, or pending
 	}

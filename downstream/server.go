@@ -70,7 +70,9 @@ type Config struct {
 	// WriteQueueBytes bounds each connection's queue of unsent frames.
 	// When a message would overflow it, a conflatable stream's message
 	// ([hub.Message.Conflate]) replaces the ones of that stream still
-	// queued; any other closes the connection with [StatusSlowConsumer].
+	// queued, except final ones ([hub.Message.Final]: a closed candle),
+	// which are never dropped; any other closes the connection with
+	// [StatusSlowConsumer].
 	// Default 1 MiB.
 	WriteQueueBytes int
 	// Workers is the number of goroutines that read and write connections.

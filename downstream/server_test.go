@@ -41,7 +41,7 @@ func (f *fakeSource) Validate(key string) error {
 		return fmt.Errorf("invalid stream key %q", key)
 	}
 	sym, kind, ok := strings.Cut(name, "@")
-	if !ok || (kind != "trade" && kind != "bookTicker") {
+	if !ok || (kind != "trade" && kind != "bookTicker" && kind != "kline_1m") {
 		return fmt.Errorf("invalid stream name %q", name)
 	}
 	if sym != "btcusdt" && sym != "ethusdt" {

@@ -105,6 +105,83 @@ func TestSlowReaderConflated(t *testing.T) {
 	expectJSON(t, slow, `{"id":2,"result":"pong"}`)
 }
 
+// TestSlowReaderKeepsClosedCandles: a client that stops reading a kline
+// stream is conflated like a ticker's, but the final event of each candle
+// ("x":true, hub.Message.Final) is never skipped: when it reads again it
+// gets every closed candle, each in its place, and the newest event last.
+func TestSlowReaderKeepsClosedCandles(t *testing.T) {
+	env := startServer(t, Config{WriteQueueBytes: 64 << 10, WriteTimeout: 30 * time.Second})
+	const key = "binance:btcusdt@kline_1m"
+	slow := downstreamtest.Dial(t, env.url+"/ws")
+	slow.Send(`{"op":"subscribe","id":1,"streams":["` + key + `"]}`)
+	if p := slow.Next(); !strings.Contains(string(p), `"result"`) {
+		t.Fatalf("subscribe reply %s; want a result", p)
+	}
+	pad := strings.Repeat("4", 4000)
+	const perCandle = 97 // events of one candle, the last one final
+	const most = 20000   // 80 MB: far beyond any socket buffer
+	finals := map[int64]bool{}
+	sent, drops := 0, int64(0)
+	// Past the first conflation, go on until a few candles closed while
+	// the queue was full: a final event lands in the middle of a burst
+	// that is being conflated.
+	for sent < most && (drops == 0 || len(finals) < 3 || sent%perCandle != perCandle/2) {
+		sent++
+		candle, final := int64(sent/perCandle), sent%perCandle == perCandle-1
+		data := fmt.Sprintf(`{"e":"kline","E":%d,"k":{"t":%d,"x":%t,"p":"%s"}}`, sent, candle, final, pad)
+		if err := env.hub.Publish(t.Context(), hub.Message{Stream: key, Seq: uint64(sent), Data: []byte(data), Conflate: true, Final: final}); err != nil {
+			t.Fatal(err)
+		}
+		env.hub.Flush(t.Context())
+		if drops = env.srv.Stats().Dropped["conflated"]; drops > 0 && final {
+			finals[candle] = true
+		}
+	}
+	st := env.srv.Stats()
+	if st.Dropped["conflated"] == 0 || len(finals) < 3 {
+		t.Fatalf("%d conflated drops, %d candles closed while conflating, after %d messages; want both", st.Dropped["conflated"], len(finals), sent)
+	}
+	if st.Conns != 1 || st.Closed["slow_consumer"] != 0 {
+		t.Fatalf("stats %+v; want the client open", st)
+	}
+
+	// Every message is newer than the one before; every candle's final
+	// event is there, and after it only later candles' events.
+	got, last, closed := 0, int64(0), int64(-1)
+	for last != int64(sent) {
+		var m struct {
+			Seq  int64 `json:"seq"`
+			Data struct {
+				K struct {
+					T int64 `json:"t"`
+					X bool  `json:"x"`
+				} `json:"k"`
+			} `json:"data"`
+		}
+		if p := slow.Next(); json.Unmarshal(p, &m) != nil || m.Seq <= last {
+			t.Fatalf("slow client: message %.60s… after seq %d", p, last)
+		}
+		got++
+		last = m.Seq
+		if m.Data.K.T <= closed {
+			t.Fatalf("slow client: seq %d, of candle %d, after that candle closed", m.Seq, m.Data.K.T)
+		}
+		if m.Data.K.X {
+			if m.Data.K.T != closed+1 {
+				t.Fatalf("slow client: candle %d closed after candle %d; candles in between were lost", m.Data.K.T, closed)
+			}
+			closed = m.Data.K.T
+		}
+	}
+	if want := int64(sent/perCandle) - 1; closed != want {
+		t.Errorf("slow client: last closed candle %d; want %d", closed, want)
+	}
+	if got >= sent {
+		t.Fatalf("slow client got all %d messages; want conflated ones skipped", sent)
+	}
+	t.Logf("published %d (%d candles); slow client got %d; %d conflated", sent, sent/perCandle, got, env.srv.Stats().Dropped["conflated"])
+}
+
 // TestSlowReaderDoesNotDelayOthers: clients that stop reading hold no
 // worker, so however many there are, the others get every message at once.
 // With fewer workers than stalled clients, a flush that blocked until its
@@ -179,52 +256,74 @@ func TestSlowReaderClosedOnGapStream(t *testing.T) {
 }
 
 // TestConflateLocked checks the queue surgery on a full queue directly.
+// Frames named in capitals are final (hub.Message.Final).
 func TestConflateLocked(t *testing.T) {
 	srv, err := New(Config{Hub: hub.NewMemory(), Source: newFakeSource(), WriteQueueBytes: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, b := newTopic("binance:btcusdt@bookTicker"), newTopic("binance:ethusdt@bookTicker")
+	d := newTopic("binance:btcusdt@kline_1m")
 	f := func(s string) []byte { return []byte(s) }
 	type entry struct {
 		frame string
 		t     *topic
+		final bool
 	}
 	tests := []struct {
 		name  string
 		queue []entry
 		frame string
 		t     *topic
+		final bool
 		ok    bool
 		want  []entry // the queue after
 		drops int64
 	}{
 		{"replaces the stream's last frame, drops its others",
-			[]entry{{"a1", a}, {"r!", nil}, {"b1", b}, {"a2", a}, {"x!", nil}}, "a3", a, true,
-			[]entry{{"r!", nil}, {"b1", b}, {"a3", a}, {"x!", nil}}, 2},
+			[]entry{{"a1", a, false}, {"r!", nil, false}, {"b1", b, false}, {"a2", a, false}, {"x!", nil, false}}, "a3", a, false, true,
+			[]entry{{"r!", nil, false}, {"b1", b, false}, {"a3", a, false}, {"x!", nil, false}}, 2},
 		{"cuts other streams down to their last frame to make room",
-			[]entry{{"b1", b}, {"b2", b}, {"b3", b}, {"r!", nil}, {"b4", b}}, "a1", a, true,
-			[]entry{{"r!", nil}, {"b4", b}, {"a1", a}}, 3},
+			[]entry{{"b1", b, false}, {"b2", b, false}, {"b3", b, false}, {"r!", nil, false}, {"b4", b, false}}, "a1", a, false, true,
+			[]entry{{"r!", nil, false}, {"b4", b, false}, {"a1", a, false}}, 3},
 		{"full of frames that must not be dropped",
-			[]entry{{"t1", nil}, {"t2", nil}, {"t3", nil}, {"t4", nil}, {"t5", nil}}, "a1", a, false,
-			[]entry{{"t1", nil}, {"t2", nil}, {"t3", nil}, {"t4", nil}, {"t5", nil}}, 0},
+			[]entry{{"t1", nil, false}, {"t2", nil, false}, {"t3", nil, false}, {"t4", nil, false}, {"t5", nil, false}}, "a1", a, false, false,
+			[]entry{{"t1", nil, false}, {"t2", nil, false}, {"t3", nil, false}, {"t4", nil, false}, {"t5", nil, false}}, 0},
+		{"a final frame replaces the stream's last frame like any other",
+			[]entry{{"a1", a, false}, {"r!", nil, false}, {"b1", b, false}, {"a2", a, false}, {"x!", nil, false}}, "A3", a, true, true,
+			[]entry{{"r!", nil, false}, {"b1", b, false}, {"A3", a, true}, {"x!", nil, false}}, 2},
+		{"a final frame waiting stays, the new frame goes behind it",
+			[]entry{{"a1", a, false}, {"A2", a, true}, {"b1", b, false}, {"b2", b, false}, {"x!", nil, false}}, "a3", a, false, true,
+			[]entry{{"A2", a, true}, {"b1", b, false}, {"b2", b, false}, {"x!", nil, false}, {"a3", a, false}}, 1},
+		{"a frame after the final one is replaced in place",
+			[]entry{{"A1", a, true}, {"b1", b, false}, {"a2", a, false}, {"b2", b, false}, {"x!", nil, false}}, "a3", a, false, true,
+			[]entry{{"A1", a, true}, {"b1", b, false}, {"a3", a, false}, {"b2", b, false}, {"x!", nil, false}}, 1},
+		{"a new final frame goes behind a final one",
+			[]entry{{"A1", a, true}, {"b1", b, false}, {"b2", b, false}, {"b3", b, false}, {"x!", nil, false}}, "A2", a, true, true,
+			[]entry{{"A1", a, true}, {"b3", b, false}, {"x!", nil, false}, {"A2", a, true}}, 2},
+		{"cutting down keeps final frames, drops what they supersede",
+			[]entry{{"b1", b, false}, {"a1", a, false}, {"A2", a, true}, {"B2", b, true}, {"b3", b, false}}, "d1", d, false, true,
+			[]entry{{"A2", a, true}, {"B2", b, true}, {"b3", b, false}, {"d1", d, false}}, 2},
+		{"full of final frames",
+			[]entry{{"A1", a, true}, {"A2", a, true}, {"B1", b, true}, {"t1", nil, false}, {"t2", nil, false}}, "a3", a, false, false,
+			[]entry{{"A1", a, true}, {"A2", a, true}, {"B1", b, true}, {"t1", nil, false}, {"t2", nil, false}}, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &conn{srv: srv}
 			c.writing = true // no flush runs here
 			for _, e := range tc.queue {
-				c.queue = append(c.queue, qframe{f(e.frame), e.t})
+				c.queue = append(c.queue, qframe{f(e.frame), e.t, e.final})
 				c.queued += len(e.frame)
 			}
 			before := srv.metrics.drops["conflated"].Load()
-			if ok := c.conflateLocked(f(tc.frame), tc.t); ok != tc.ok {
+			if ok := c.conflateLocked(f(tc.frame), tc.t, tc.final); ok != tc.ok {
 				t.Fatalf("conflateLocked = %v; want %v", ok, tc.ok)
 			}
 			var got []entry
 			n := 0
 			for _, q := range c.queue {
-				got = append(got, entry{string(q.frame), q.t})
+				got = append(got, entry{string(q.frame), q.t, q.final})
 				n += len(q.frame)
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
@@ -235,6 +334,45 @@ func TestConflateLocked(t *testing.T) {
 			}
 			if d := srv.metrics.drops["conflated"].Load() - before; d != tc.drops {
 				t.Errorf("%d conflated drops; want %d", d, tc.drops)
+			}
+		})
+	}
+}
+
+// TestSendAllocs: with room in the queue, send appends without allocating,
+// whether the frame is of a gap-free stream, a conflatable one or a final
+// one (hub.Message.Final), and a final frame is queued as final.
+func TestSendAllocs(t *testing.T) {
+	srv, err := New(Config{Hub: hub.NewMemory(), Source: newFakeSource(), WriteQueueBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newTopic("binance:btcusdt@kline_1m")
+	frame := []byte("frame")
+	tests := []struct {
+		name  string
+		t     *topic
+		final bool
+	}{
+		{"gap-free", nil, false},
+		{"conflatable", k, false},
+		{"final", k, true},
+		{"final without a stream to conflate", nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &conn{srv: srv, queue: make([]qframe, 0, 4)}
+			c.writing = true // no flush runs here
+			allocs := testing.AllocsPerRun(100, func() {
+				c.queue, c.queued = c.queue[:0], 0
+				c.send(frame, tc.t, tc.final)
+			})
+			if allocs != 0 {
+				t.Errorf("send: %v allocs; want 0", allocs)
+			}
+			final := tc.final && tc.t != nil // final means nothing on a gap-free stream
+			if len(c.queue) != 1 || c.queue[0].t != tc.t || c.queue[0].final != final || c.queue[0].conflatable() != (tc.t != nil && !final) {
+				t.Errorf("queue %+v; want one frame of %p, final %v", c.queue, tc.t, final)
 			}
 		})
 	}

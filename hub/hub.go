@@ -39,6 +39,12 @@ type Message struct {
 	// depth, the all-market streams) must reach a consumer whole or not at
 	// all: a gap corrupts what it builds.
 	Conflate bool
+	// Final, with Conflate, reports that this message ends what the earlier
+	// messages of Stream were updating (a candle's close): it supersedes
+	// them like any conflatable message, but no later message supersedes
+	// it, so a slow consumer that skips to the newest message still gets
+	// every final one. Without Conflate it means nothing.
+	Final bool
 	// ID is the event's identity where the exchange gives one (a trade
 	// id, the last update id of a depth diff, a kline's time), increasing
 	// along the stream; zero means none. For a moment two publishers may

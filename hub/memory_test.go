@@ -83,6 +83,35 @@ func TestMemory(t *testing.T) {
 	}
 }
 
+// TestMemoryFields checks that a message reaches its receivers whole:
+// every field as published, Final included.
+func TestMemoryFields(t *testing.T) {
+	ctx := t.Context()
+	m := NewMemory()
+	r := &recorder{}
+	m.Subscribe(ctx, "binance:btcusdt@kline_1m", r)
+	msgs := []Message{
+		{Stream: "binance:btcusdt@kline_1m", Seq: 1, Conflate: true, ID: EventID{Hi: 60000, Sub: 61000}, EventTime: 61_000_000, Data: []byte(`{"k":{"x":false}}`)},
+		{Stream: "binance:btcusdt@kline_1m", Seq: 2, Conflate: true, Final: true, ID: EventID{Hi: 60000, Sub: 119999}, EventTime: 119_999_000, Data: []byte(`{"k":{"x":true}}`)},
+		{Stream: "binance:btcusdt@kline_1m", Seq: 3, Gap: true, Origin: 4, Err: "refused"},
+	}
+	for _, msg := range msgs {
+		if err := m.Publish(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.msgs) != len(msgs) {
+		t.Fatalf("received %d messages; want %d", len(r.msgs), len(msgs))
+	}
+	for i, want := range msgs {
+		if got := r.msgs[i]; !sameMessage(got, want) {
+			t.Errorf("message %d = %+v; want %+v", i, got, want)
+		}
+	}
+}
+
 // TestMemoryFlush checks that Flush reaches each receiver given a message
 // since the last Flush exactly once, and no other.
 func TestMemoryFlush(t *testing.T) {

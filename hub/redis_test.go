@@ -181,12 +181,12 @@ func waitSubscribers(t *testing.T, h *Redis, count subCounter, want int64, strea
 }
 
 // testMessages returns n messages of stream covering every field: random
-// Data, Gap, Conflate, and a final Err.
+// Data, Gap, Conflate, Final, and a final Err.
 func testMessages(stream string, n int) []Message {
 	rng := rand.New(rand.NewPCG(1, uint64(len(stream))))
 	var out []Message
 	for i := range n {
-		m := Message{Stream: stream, Seq: uint64(i + 1), Gap: i%7 == 3, Conflate: i%3 == 1, ID: EventID{Hi: int64(100 + i), Sub: int64(i % 2)}}
+		m := Message{Stream: stream, Seq: uint64(i + 1), Gap: i%7 == 3, Conflate: i%3 == 1, Final: i%6 == 4, ID: EventID{Hi: int64(100 + i), Sub: int64(i % 2)}}
 		// Random JSON of random length, with escapes and multi-byte
 		// characters, as exchange events may carry.
 		m.Data = fmt.Appendf(nil, `{"i":%d,"s":"\"\\é}","v":[`, i)
@@ -204,7 +204,7 @@ func testMessages(stream string, n int) []Message {
 
 func sameMessage(got, want Message) bool {
 	return got.Stream == want.Stream && got.Seq == want.Seq && got.Gap == want.Gap &&
-		got.Conflate == want.Conflate && got.ID == want.ID && got.Origin == want.Origin && got.EventTime == want.EventTime && got.Err == want.Err && bytes.Equal(got.Data, want.Data)
+		got.Conflate == want.Conflate && got.Final == want.Final && got.ID == want.ID && got.Origin == want.Origin && got.EventTime == want.EventTime && got.Err == want.Err && bytes.Equal(got.Data, want.Data)
 }
 
 // checkMessages fails t unless l received exactly want of stream, in order.
@@ -965,7 +965,10 @@ func TestFrameRoundTrip(t *testing.T) {
 		{"event id with prev", Message{Stream: "s", Seq: 3, ID: EventID{Hi: 77, Prev: 76}, Data: []byte(`{}`)}},
 		{"origin", Message{Stream: "s", Seq: 3, Origin: 1 << 40, ID: EventID{Hi: 9}, Data: []byte(` {"o":[{}]} `)}},
 		{"event time", Message{Stream: "s", Seq: 3, EventTime: 1_700_000_000_123_456, Data: []byte(`{"E":1700000000123456}`)}},
-		{"everything", Message{Stream: "s", Seq: 5, Gap: true, Conflate: true, Origin: 7,
+		{"final", Message{Stream: "binance:btcusdt@kline_1m", Seq: 8, Conflate: true, Final: true, ID: EventID{Hi: 1672515780000, Sub: 1672515839999},
+			Data: []byte(`{"e":"kline","k":{"t":1672515780000,"x":true}}`)}},
+		{"not final", Message{Stream: "binance:btcusdt@kline_1m", Seq: 7, Conflate: true, Data: []byte(`{"e":"kline","k":{"x":false}}`)}},
+		{"everything", Message{Stream: "s", Seq: 5, Gap: true, Conflate: true, Final: true, Origin: 7,
 			ID: EventID{Hi: 9, Sub: 2, Prev: 8}, EventTime: 1, Data: []byte(`{"all":"\u00e9\"}"}`)}},
 	}
 	for _, tc := range tests {
@@ -985,6 +988,11 @@ func TestFrameRoundTrip(t *testing.T) {
 	if got, err := decodeFrame(string(appendFrame(nil, m))); err != nil || got.Data != nil || got.Err != "e" {
 		t.Errorf("round trip of Err with Data = %+v, %v; want Err only", got, err)
 	}
+	// A frame of a node that predates Final (no frameFinal bit) still
+	// decodes, as not final.
+	if got, err := decodeFrame("\x02\x02\x07\x01s{}"); err != nil || !got.Conflate || got.Final || got.Seq != 7 || string(got.Data) != "{}" {
+		t.Errorf("decodeFrame of a conflatable frame without frameFinal = %+v, %v; want Conflate, not Final", got, err)
+	}
 	// A negative event time is unknown, and not encoded.
 	m = Message{Stream: "s", Seq: 1, EventTime: -5, Data: []byte(`{}`)}
 	if got, err := decodeFrame(string(appendFrame(nil, m))); err != nil || got.EventTime != 0 {
@@ -1003,7 +1011,7 @@ func TestDecodeFrameMalformed(t *testing.T) {
 		{"version 1", "\x01\x00\x01\x00"},
 		{"version 3", "\x03\x00\x01\x00"},
 		{"json", `{"stream":"x"}`},
-		{"unknown flag", "\x02\x40\x01\x00"},
+		{"unknown flag", "\x02\x80\x01\x00"},
 		{"no event time", "\x02\x20\x01"},
 		{"zero event time", "\x02\x20\x01\x00\x00"},
 		{"event time over int64", "\x02\x20\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x00"},
@@ -1038,6 +1046,7 @@ func FuzzDecode(f *testing.F) {
 		{Stream: "binance:btcusdt@trade", Seq: 1, Data: []byte(`{"e":"trade"}`)},
 		{Stream: "s", Seq: 1 << 40, Gap: true, Conflate: true, Data: []byte{0, 0xff}},
 		{Stream: "s", Seq: 3, Err: "refused"},
+		{Stream: "binance:btcusdt@kline_1m", Seq: 5, Conflate: true, Final: true, Data: []byte(`{"k":{"x":true}}`)},
 		{Stream: "s", Seq: 4, Origin: 9, ID: EventID{Hi: 5, Sub: 1, Prev: 4}, Data: []byte(`[{"a":"]"},"\\\""]`)},
 		{Stream: "s", Seq: 6, Origin: 2, ID: EventID{Hi: 7}, EventTime: 1_700_000_000_123_456, Data: []byte(` {"y":"é"}`)},
 	} {

@@ -12,7 +12,7 @@ import (
 // The wire frame of a message, compact and binary:
 //
 //	version  1 byte, frameVersion
-//	flags    1 byte, frameGap | frameConflate | frameErr | frameID | frameOrigin | frameTime
+//	flags    1 byte, frameGap | frameConflate | frameErr | frameID | frameOrigin | frameTime | frameFinal
 //	seq      uvarint
 //	origin   with frameOrigin: uvarint
 //	id       with frameID: ID.Hi, ID.Sub, ID.Prev as uvarints
@@ -24,6 +24,9 @@ import (
 // do not know. frameTime was added within version 2: a node that predates
 // it drops the messages that carry a time (as malformed), so in a cluster
 // every node is upgraded before one that sets EventTime publishes.
+// frameFinal was added the same way: a node that predates it drops the
+// final messages (a candle's close), so it too is upgraded first. Frames
+// without the new flags decode as before.
 const (
 	frameVersion = 2
 
@@ -33,7 +36,8 @@ const (
 	frameID       = 1 << 3
 	frameOrigin   = 1 << 4
 	frameTime     = 1 << 5
-	frameFlags    = frameGap | frameConflate | frameErr | frameID | frameOrigin | frameTime
+	frameFinal    = 1 << 6
+	frameFlags    = frameGap | frameConflate | frameErr | frameID | frameOrigin | frameTime | frameFinal
 )
 
 // errFrame is wrapped by every decoding error.
@@ -48,6 +52,9 @@ func appendFrame(b []byte, m Message) []byte {
 	}
 	if m.Conflate {
 		flags |= frameConflate
+	}
+	if m.Final {
+		flags |= frameFinal
 	}
 	if m.Err != "" {
 		flags |= frameErr
@@ -138,6 +145,7 @@ func decodeFrame(p string) (Message, error) {
 	m.Seq = seq
 	m.Gap = flags&frameGap != 0
 	m.Conflate = flags&frameConflate != 0
+	m.Final = flags&frameFinal != 0
 	if flags&frameErr != 0 {
 		if payload == "" || !utf8.ValidString(payload) {
 			return Message{}, fmt.Errorf("%w: error text empty or not UTF-8", errFrame)

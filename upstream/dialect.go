@@ -9,8 +9,8 @@ import (
 // else (sharding, pacing, replies, heartbeats, rotation, reconnects) the
 // same way for every exchange; each exchange is a package implementing
 // Dialect (upstream/binance). Implementations are immutable values, safe
-// for concurrent use. Parse, EventTime and Identity are on the read path
-// of every message: they must not allocate on the common path.
+// for concurrent use. Parse, EventTime, Identity and Final are on the read
+// path of every message: they must not allocate on the common path.
 type Dialect interface {
 	// Name is the exchange name, the prefix of its stream keys, e.g.
 	// "binance" or "binance-futures". It contains no ':'.
@@ -72,6 +72,14 @@ type Dialect interface {
 	// Identity reads the identity of one event of s. It is called only
 	// for streams whose [Stream.Order] is not [OrderNone].
 	Identity(s *Stream, data []byte) (EventID, bool)
+	// Final reports whether an event of s ends what the stream's earlier
+	// events were updating, such as the close of a candle: like any event
+	// of a conflatable stream it supersedes the earlier ones, but no later
+	// event supersedes it, so a slow consumer that skips to the newest
+	// event still gets every final one (hub.Message.Final). It is called
+	// only for streams whose [Class.Conflatable]; a dialect whose events
+	// are never final returns false.
+	Final(s *Stream, data []byte) bool
 }
 
 // Limits are one exchange's defaults for the [Config] fields of the same

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/marketgate/marketgate/internal/jsonscan"
@@ -14,10 +15,12 @@ import (
 // string request ids, one reply per stream without an id, topics in
 // request arguments only (no URL carries streams), text "ping"/"pong"
 // heartbeats and string error codes. Stream names are
-// "<INSTRUMENT>.<channel>", e.g. "BTC-USDT.trades".
+// "<INSTRUMENT>.<channel>", e.g. "BTC-USDT.trades". An event with
+// "closed":true is final (whatever its channel, so that tests see the core
+// ask only for conflatable streams).
 type fakeDialect struct{}
 
-var fakeKinds = []string{"trades", "books", "ticker"}
+var fakeKinds = []string{"trades", "books", "ticker", "candles"}
 
 func (fakeDialect) Name() string { return "fake" }
 
@@ -28,7 +31,7 @@ func (fakeDialect) ParseStream(name string) (Stream, error) {
 	}
 	for i, k := range fakeKinds {
 		if k == ch {
-			class := [...]Class{ClassTrade, ClassBookDelta, ClassTicker}[i]
+			class := [...]Class{ClassTrade, ClassBookDelta, ClassTicker, ClassCandle}[i]
 			return Stream{Name: name, Symbol: sym, Class: class, Kind: i}, nil
 		}
 	}
@@ -105,3 +108,49 @@ func (fakeDialect) Parse(p []byte) (Inbound, error) {
 }
 
 func (fakeDialect) Identity(*Stream, []byte) (EventID, bool) { return EventID{}, false }
+
+func (fakeDialect) Final(_ *Stream, data []byte) bool {
+	v, ok := jsonscan.Field(data, "closed")
+	return ok && string(v) == "true"
+}
+
+// TestPublishFinal checks that a published message is Final where the
+// dialect says so, and that the dialect is asked only about streams whose
+// class is conflatable.
+func TestPublishFinal(t *testing.T) {
+	tests := []struct {
+		name, stream, data  string
+		conflate, wantFinal bool
+	}{
+		{"open candle", "BTC-USDT.candles", `{"t":1,"closed":false}`, true, false},
+		{"closed candle", "BTC-USDT.candles", `{"t":1,"closed":true}`, true, true},
+		{"candle that does not say", "BTC-USDT.candles", `{"t":1}`, true, false},
+		{"final ticker", "BTC-USDT.ticker", `{"closed":true}`, true, true},
+		{"trade: not asked", "BTC-USDT.trades", `{"closed":true}`, false, false},
+		{"book delta: not asked", "BTC-USDT.books", `{"closed":true}`, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pub := &messages{}
+			f, err := New(Config{Dialect: fakeDialect{}, Publisher: pub})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := fakeDialect{}.ParseStream(tc.stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := &streamState{name: tc.stream, key: "fake:" + tc.stream, stream: s, order: s.Order()}
+			st.pmu.Lock()
+			st.publishLocked(t.Context(), f, EventID{}, false, []byte(tc.data))
+			st.pmu.Unlock()
+			got := pub.of(st.key)
+			if len(got) != 1 {
+				t.Fatalf("published %d messages; want 1", len(got))
+			}
+			if got[0].Conflate != tc.conflate || got[0].Final != tc.wantFinal {
+				t.Errorf("published Conflate %v, Final %v; want %v, %v", got[0].Conflate, got[0].Final, tc.conflate, tc.wantFinal)
+			}
+		})
+	}
+}

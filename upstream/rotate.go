@@ -397,6 +397,9 @@ func (st *streamState) publishLocked(ctx context.Context, f *Feed, id EventID, h
 		Conflate:  st.stream.Class.Conflatable(),
 		EventTime: f.d.EventTime(data),
 	}
+	if msg.Conflate {
+		msg.Final = f.d.Final(&st.stream, data)
+	}
 	if e := msg.EventTime; e > f.m.lastEvent.Load() {
 		f.m.lastEvent.Store(e) // racy max: a lag figure, not an order
 	}

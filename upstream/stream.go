@@ -41,9 +41,9 @@ func (c Class) String() string {
 // Conflatable reports whether each event of a stream of this class
 // supersedes all earlier ones, so that a slow consumer may be sent only
 // the newest. Losing a trade or a book delta corrupts what the consumer
-// builds; losing a ticker does not. (A candle's final event is followed
-// by the first of the next candle: a consumer that conflates candles may
-// want to keep closed ones.)
+// builds; losing a ticker does not. A conflatable stream's final events
+// (a closed candle, [Dialect.Final]) are never dropped for a slow
+// consumer: the next candle's events do not replace them.
 func (c Class) Conflatable() bool {
 	switch c {
 	case ClassBookSnapshot, ClassBookTop, ClassTicker, ClassCandle:

@@ -19,6 +19,6 @@
 //   - the combined-stream envelope {"stream":…,"data":…}, parsed without
 //     allocating; !serverShutdown announces a close (wire.go);
 //   - server pings answered with pongs (by the core), no client heartbeat;
-//   - event time "E" and event ids (identity.go); the stream grammars and
-//     their classes (grammar.go).
+//   - event time "E", event ids and closed candles (identity.go); the
+//     stream grammars and their classes (grammar.go).
 package binance

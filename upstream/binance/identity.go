@@ -60,3 +60,20 @@ func (Dialect) EventTime(data []byte) int64 {
 	}
 	return e
 }
+
+// Final reports whether a kline or continuous kline event closes its
+// candle ("k":{…,"x":true}): later events are of the next candle, so this
+// one must reach even a slow consumer. Events of every other kind are
+// never final. It does not allocate.
+func (Dialect) Final(s *upstream.Stream, data []byte) bool {
+	switch kindOf(s) {
+	case KindKline, KindContinuousKline:
+		kl, ok := jsonscan.Field(data, "k")
+		if !ok {
+			return false
+		}
+		x, ok := jsonscan.Field(kl, "x")
+		return ok && string(x) == "true"
+	}
+	return false
+}

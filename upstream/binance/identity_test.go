@@ -1,6 +1,7 @@
 package binance
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/marketgate/marketgate/upstream"
@@ -68,6 +69,45 @@ func TestIdentity(t *testing.T) {
 		if got := s.Order(); got != tc.want {
 			t.Errorf("%s order = %v; want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestFinal(t *testing.T) {
+	const continuous = `{"e":"continuous_kline","E":1607443058651,"ps":"BTCUSDT","ct":"PERPETUAL","k":{"t":1607443020000,"T":1607443079999,"i":"1m","f":116467658886,"L":116468012423,"o":"18787.00","c":"18804.04","h":"18804.04","l":"18786.54","v":"197.664","n":543,"x":%s,"q":"3715253.19494","V":"184.769","Q":"3472925.84746","B":"0"}}`
+	tests := []struct {
+		name string
+		d    Dialect
+		kind Kind
+		data string
+		want bool
+	}{
+		{"open kline", Spot, KindKline, binancetest.Kline, false},
+		{"closed kline", Spot, KindKline, binancetest.KlineClosed, true},
+		{"closed futures kline", Futures, KindKline, binancetest.KlineClosed, true},
+		{"open continuous kline", Futures, KindContinuousKline, fmt.Sprintf(continuous, "false"), false},
+		{"closed continuous kline", Futures, KindContinuousKline, fmt.Sprintf(continuous, "true"), true},
+		{"closed, spaced", Spot, KindKline, `{"e":"kline", "k": { "t":1, "x" : true } }`, true},
+		{"x outside k", Spot, KindKline, `{"e":"kline","x":true,"k":{"t":1,"x":false}}`, false},
+		{"x in a nested object of k", Spot, KindKline, `{"e":"kline","k":{"t":1,"z":{"x":true}}}`, false},
+		{"x not a boolean", Spot, KindKline, `{"e":"kline","k":{"t":1,"x":"true"}}`, false},
+		{"X is not x", Spot, KindKline, `{"e":"kline","k":{"t":1,"X":true}}`, false},
+		{"no k", Spot, KindKline, `{"e":"kline","E":1}`, false},
+		{"k not an object", Spot, KindKline, `{"e":"kline","k":true}`, false},
+		{"truncated", Spot, KindKline, `{"e":"kline","k":{"t":1,"x":tr`, false},
+		{"not a kline stream", Spot, KindTicker, `{"e":"24hrTicker","k":{"x":true},"x":true}`, false},
+		{"mark price", Futures, KindMarkPrice, `{"e":"markPriceUpdate","k":{"x":true}}`, false},
+		{"book ticker", Spot, KindBookTicker, benchBookTicker, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.d.Final(neutral(tc.kind), []byte(tc.data)); got != tc.want {
+				t.Errorf("%s Final(%v, %.60s…) = %v; want %v", tc.d.Name(), tc.kind, tc.data, got, tc.want)
+			}
+		})
+	}
+	s, data := neutral(KindKline), []byte(binancetest.KlineClosed)
+	if a := testing.AllocsPerRun(100, func() { Spot.Final(s, data) }); a != 0 {
+		t.Errorf("Final: %v allocs; want 0", a)
 	}
 }
 

@@ -14,6 +14,12 @@ const (
 	Trade = `{"e":"trade","E":1672515782136,"s":"BTCUSDT","t":12345,"p":"0.00100000","q":"100.00000000","T":1672515782136,"m":true,"M":true}`
 	// BookTicker is a <symbol>@bookTicker event with update id 400900217.
 	BookTicker = `{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}`
+	// Kline is a <symbol>@kline_1m event of the candle opened at
+	// 1672515780000, still open ("x":false).
+	Kline = `{"e":"kline","E":1672515782136,"s":"BTCUSDT","k":{"t":1672515780000,"T":1672515839999,"s":"BTCUSDT","i":"1m","f":100,"L":200,"o":"16500.10","c":"16502.30","h":"16503.00","l":"16499.90","v":"12.5","n":101,"x":false,"q":"206280.5","V":"6.1","Q":"100650.2","B":"0"}}`
+	// KlineClosed is the last event of the same candle: it closed
+	// ("x":true).
+	KlineClosed = `{"e":"kline","E":1672515840001,"s":"BTCUSDT","k":{"t":1672515780000,"T":1672515839999,"s":"BTCUSDT","i":"1m","f":100,"L":250,"o":"16500.10","c":"16501.70","h":"16503.00","l":"16499.90","v":"14.2","n":151,"x":true,"q":"234330.9","V":"7.0","Q":"115510.4","B":"0"}}`
 )
 
 // Depth is a diff depth event (update ids 157 to 160) with 10 levels a
