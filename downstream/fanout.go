@@ -21,24 +21,28 @@ import (
 // after them), or when its first new event is known to follow the last one
 // delivered (hub.EventID.Continues: trade ids, diff depth update ids).
 // Streams without IDs cannot prove it, so their switch is marked as a gap.
-func (t *topic) admit(msg hub.Message) (seq uint64, gap, ok bool) {
+//
+// An admitted message that supersedes the earlier ones becomes the
+// stream's latest value, and admit returns the subscribers to send it to,
+// both in the same critical section as join (see topic.latest).
+func (t *topic) admit(msg hub.Message) (seq uint64, gap bool, subs []*conn, ok bool) {
 	t.dmu.Lock()
 	defer t.dmu.Unlock()
 	if msg.Origin < t.origin {
-		return 0, false, false
+		return 0, false, nil, false
 	}
 	repeat := !msg.ID.IsZero() && !t.lastID.IsZero() && !msg.ID.After(t.lastID)
 	switch {
 	case msg.Origin > t.origin && repeat:
 		t.next, t.nextSeq = msg.Origin, msg.Seq
-		return 0, false, false
+		return 0, false, nil, false
 	case msg.Origin > t.origin:
 		proven := (t.next == msg.Origin && msg.Seq == t.nextSeq+1) || msg.ID.Continues(t.lastID)
 		gap = t.seq > 0 && !proven
 		t.origin, t.next = msg.Origin, 0
 	case repeat:
 		t.srcSeq = msg.Seq // its numbering goes on: nothing is lost
-		return 0, false, false
+		return 0, false, nil, false
 	default:
 		gap = t.seq > 0 && msg.Seq != t.srcSeq+1
 	}
@@ -48,7 +52,10 @@ func (t *topic) admit(msg hub.Message) (seq uint64, gap, ok bool) {
 	}
 	t.countLocked(time.Now().UnixNano())
 	t.seq++
-	return t.seq, gap || msg.Gap, true
+	if msg.Conflate {
+		t.keepLatestLocked(msg.Data, t.seq)
+	}
+	return t.seq, gap || msg.Gap, *t.subs.Load(), true
 }
 
 // Receive fans one hub message out to this node's subscribers of its stream.
@@ -72,13 +79,12 @@ func (s *Server) Receive(msg hub.Message) {
 		}
 		return
 	}
-	seq, gap, ok := t.admit(msg)
+	seq, gap, subs, ok := t.admit(msg)
 	if !ok {
 		s.metrics.superseded.Add(1)
 		return
 	}
 	msg.Seq, msg.Gap = seq, gap
-	subs := t.deliver(msg)
 	fs := frameSet{t: t, msg: msg}
 	var conflate *topic // a newer message of t may replace this one in a full queue
 	if msg.Conflate {

@@ -94,7 +94,7 @@ func TestAdmit(t *testing.T) {
 	}
 	tp := newTopic("binance:btcusdt@trade")
 	for _, st := range steps {
-		seq, gap, ok := tp.admit(st.msg)
+		seq, gap, _, ok := tp.admit(st.msg)
 		got := want{}
 		if ok {
 			got = want{seq, gap}

@@ -1,9 +1,11 @@
 package downstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -139,5 +141,38 @@ func TestLatestValueRaceFree(t *testing.T) {
 			prev = m.Seq
 		}
 		c.Close()
+	}
+}
+
+// TestLatestJoinAdmitOrder checks both orders of a subscriber joining and
+// a message being admitted: admitted first, the message is the joiner's
+// latest value and admit does not send it to the joiner; joined first,
+// admit sends it live and the latest value is the one before.
+func TestLatestJoinAdmitOrder(t *testing.T) {
+	newConn := func() *conn { return &conn{srv: &Server{}, proto: nativeProto{}} }
+	msg := func(seq uint64, data string) hub.Message {
+		return hub.Message{Stream: "binance:btcusdt@bookTicker", Seq: seq, Data: []byte(data), Conflate: true}
+	}
+	tp := newTopic("binance:btcusdt@bookTicker")
+	if _, _, _, ok := tp.admit(msg(1, `{"u":1}`)); !ok {
+		t.Fatal("first message not admitted")
+	}
+
+	a := newConn()
+	if f := tp.join(a); !bytes.Contains(f, []byte(`"seq":1,"latest":true,"data":{"u":1}`)) {
+		t.Fatalf("join after admit: latest frame %q; want message 1", f)
+	}
+	_, _, subs, _ := tp.admit(msg(2, `{"u":2}`))
+	if !slices.Contains(subs, a) {
+		t.Fatal("admit after join: the joiner is not sent the message live")
+	}
+
+	b := newConn()
+	if f := tp.join(b); !bytes.Contains(f, []byte(`"seq":2,"latest":true,"data":{"u":2}`)) {
+		t.Fatalf("second join: latest frame %q; want message 2", f)
+	}
+	tp.admit(hub.Message{Stream: "binance:btcusdt@bookTicker", Seq: 3, Data: []byte(`{"t":3}`)})
+	if f := tp.join(newConn()); !bytes.Contains(f, []byte(`"seq":2,"latest":true`)) {
+		t.Fatalf("after a message that supersedes nothing: latest frame %q; want message 2 still", f)
 	}
 }

@@ -39,7 +39,7 @@ type topic struct {
 	// snapshots, candles), for a client that subscribes later: its data
 	// (a copy, in a buffer reused from one message to the next) and this
 	// node's seq of it. Under dmu: a subscriber joins the list and reads
-	// latest in one step, and Receive keeps latest and takes the list in
+	// latest in one step, and admit keeps latest and takes the list in
 	// one step, so a new subscriber gets each message once, in order,
 	// either as the latest value or live.
 	latest    []byte
@@ -61,20 +61,14 @@ const rateWindow = 10 * time.Second
 // messages; a larger one, grown by a rare big message, is let go.
 const maxKeptLatest = 64 << 10
 
-// deliver records msg, admitted with this node's seq, as the stream's
-// latest value when it supersedes the earlier ones, and returns the
-// subscribers to send it to.
-func (t *topic) deliver(msg hub.Message) []*conn {
-	t.dmu.Lock()
-	defer t.dmu.Unlock()
-	if msg.Conflate {
-		if cap(t.latest) > maxKeptLatest && len(msg.Data) <= maxKeptLatest {
-			t.latest = nil
-		}
-		t.latest = append(t.latest[:0], msg.Data...)
-		t.latestSeq, t.hasLatest = msg.Seq, true
+// keepLatestLocked records data, delivered with this node's seq, as the
+// stream's latest value; dmu is held.
+func (t *topic) keepLatestLocked(data []byte, seq uint64) {
+	if cap(t.latest) > maxKeptLatest && len(data) <= maxKeptLatest {
+		t.latest = nil
 	}
-	return *t.subs.Load()
+	t.latest = append(t.latest[:0], data...)
+	t.latestSeq, t.hasLatest = seq, true
 }
 
 // join adds c to t's subscribers (the registry's mu is held) and returns
