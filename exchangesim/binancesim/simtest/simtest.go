@@ -12,10 +12,16 @@ import (
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
 )
 
+// runBound is how long Run may take to return: a peer that does not
+// read delays the close handshake by up to a second's grace plus the
+// write timeout (10 s by default), then the HTTP server's shutdown waits
+// up to 5 s more for requests in flight.
+const runBound = 20 * time.Second
+
 // Start runs a simulator of cfg on a loopback port until the test ends and
 // returns it with its host:port. A nil cfg.Logger logs warnings to the
 // test's output. The test fails if the simulator's Run fails or does not
-// return within 5 s of the end.
+// return within runBound of the end.
 func Start(t testing.TB, cfg binancesim.Config) (*binancesim.Server, string) {
 	t.Helper()
 	if cfg.Logger == nil {
@@ -39,8 +45,8 @@ func Start(t testing.TB, cfg binancesim.Config) (*binancesim.Server, string) {
 			if err != nil {
 				t.Errorf("simulator Run = %v", err)
 			}
-		case <-time.After(5 * time.Second):
-			t.Error("simulator Run did not return")
+		case <-time.After(runBound):
+			t.Errorf("simulator Run did not return within %v", runBound)
 		}
 	})
 	return srv, ln.Addr().String()
