@@ -17,19 +17,28 @@ type Message struct {
 	// Stream is the gateway's stream key, "<exchange>:<exchange stream name>",
 	// for example "binance:btcusdt@trade".
 	Stream string
-	// Seq increases by exactly one between consecutive messages of Stream
-	// from one upstream, starting at 1; it never goes back, not even across
-	// reconnects and rotations.
+	// Seq is, as published, the publisher's own numbering: it increases
+	// by exactly one between consecutive messages of Stream from one
+	// upstream, starting at 1, and never goes back, not even across
+	// reconnects and rotations. As received, it is the stream's position
+	// for the whole cluster, which the hub assigns (see [Position]): the
+	// same event has the same Seq on every node, one more than the event
+	// before it in Epoch.
 	Seq uint64
+	// Epoch names the numbering of a received Seq: it changes only when
+	// the stream's history was lost for good (see [Position]). The hub
+	// sets it; publishers leave it empty.
+	Epoch string
 	// Origin names the publisher whose numbering Seq is: in a cluster, the
 	// fencing token of the node that owned the stream's upstream when it
 	// published, so a later owner has a larger Origin; zero on a single
-	// node. A receiver takes the newest origin's messages and drops an
-	// older one's.
+	// node. The hub takes the newest origin's messages and drops an older
+	// one's.
 	Origin uint64
 	// Gap reports that events may have been lost just before this one (the
-	// upstream connection dropped, or the stream was resubscribed), though
-	// Seq skipped nothing. A consumer resyncs on Gap.
+	// upstream connection dropped, the stream was resubscribed, or a new
+	// owner took it over without proof of continuity), though Seq skipped
+	// nothing. A consumer resyncs on Gap.
 	Gap bool
 	// Data is the exchange's event, byte for byte.
 	Data []byte
@@ -94,8 +103,11 @@ type Publisher interface {
 	Flush(ctx context.Context) error
 }
 
-// Hub fans messages out to the receivers subscribed to their stream.
-// Implementations are safe for concurrent use.
+// Hub fans messages out to the receivers subscribed to their stream, and
+// numbers them: every message it delivers carries the stream's position
+// (Message.Seq and Message.Epoch), the same on every node. A hub that
+// keeps history also implements [History]. Implementations are safe for
+// concurrent use.
 type Hub interface {
 	Publisher
 	// Subscribe makes r receive the messages of stream from now on.

@@ -6,21 +6,42 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
-var _ Hub = (*Memory)(nil)
+var (
+	_ Hub     = (*Memory)(nil)
+	_ History = (*Memory)(nil)
+)
 
-// Memory is the in-process [Hub] of a single node: Publish calls each
-// subscribed receiver directly on the publisher's goroutine. It is the
-// default when no Redis is configured. The zero value is ready to use.
+// Memory is the in-process [Hub] of a single node: Publish numbers each
+// message, keeps it in the stream's history and calls each subscribed
+// receiver directly on the publisher's goroutine. It is the default when
+// no Redis is configured. The zero value is ready to use.
+//
+// Positions and history live in the process: a restart starts every
+// stream in a new epoch.
 type Memory struct {
 	// Logger receives the logs of panics recovered in receivers; nil
 	// means slog.Default(). Set it before first use.
 	Logger *slog.Logger
+	// HistorySize is how many messages per stream the hub keeps for
+	// [Memory.Recover]: 0 means [DefaultHistorySize], a negative value
+	// none. Set it before first use.
+	HistorySize int
+	// HistoryTTL is how long a stream's history outlives its last
+	// message: 0 means [DefaultHistoryTTL]. Set it before first use.
+	HistoryTTL time.Duration
 
 	// mu guards the following fields.
 	mu   sync.RWMutex
 	subs map[string][]Receiver
+
+	// smu guards streams: the numbering and history of every stream
+	// published. Run drops those idle for long (see sweep), so the map
+	// holds the streams published lately, which the upstream bounds.
+	smu     sync.Mutex
+	streams map[string]*memStream
 
 	// dmu guards dirty: the receivers given a message since the last
 	// Flush, each once. There are as many as subscribed receivers at most
@@ -45,17 +66,30 @@ func (m *Memory) guard() receiverGuard {
 // NewMemory returns an empty in-process hub.
 func NewMemory() *Memory { return &Memory{} }
 
-// Publish calls Receive on every receiver of msg.Stream before it returns,
-// which is what lets msg.Data be reused once it has. A receiver that
-// panics is logged and counted (Stats.InternalErrors); the others still
-// get msg.
+// Publish numbers msg (see [Position]; a message of an older publisher, or
+// one already numbered, is dropped), keeps it in the stream's history and
+// calls Receive on every receiver of msg.Stream before it returns, which
+// is what lets msg.Data be reused once it has. A stream's messages reach
+// the receivers in the order of their positions. A receiver that panics
+// is logged and counted (Stats.InternalErrors); the others still get msg.
+// A message with Err is not numbered nor kept.
 func (m *Memory) Publish(_ context.Context, msg Message) error {
+	m.published.Add(1)
+	msg.Epoch = ""
+	if msg.Err == "" {
+		st := m.stream(msg.Stream)
+		st.mu.Lock()
+		defer st.mu.Unlock() // numbering and delivery in one order
+		if !st.seq.number(&msg) {
+			return nil
+		}
+		st.keep(msg, m.historySize(), time.Now().UnixNano())
+	}
 	m.mu.RLock()
 	rs := m.subs[msg.Stream]
 	m.mu.RUnlock()
 	// rs is never modified in place (Subscribe and Unsubscribe copy), so it
 	// is safe to range over without the lock.
-	m.published.Add(1)
 	g := m.guard()
 	for _, r := range rs {
 		g.receive(r, msg)
@@ -130,8 +164,17 @@ func (m *Memory) Stats() Stats {
 // Ready always returns nil: an in-process hub cannot be unreachable.
 func (m *Memory) Ready() error { return nil }
 
-// Run blocks until ctx ends; the in-process hub has no background work.
+// Run drops, until ctx ends, the histories idle for longer than
+// HistoryTTL and the positions idle for a day, and returns nil then.
 func (m *Memory) Run(ctx context.Context) error {
-	<-ctx.Done()
-	return nil
+	t := time.NewTicker(min(m.historyTTL()/4, time.Minute))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			m.sweep(now.UnixNano())
+		}
+	}
 }
