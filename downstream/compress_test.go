@@ -242,7 +242,7 @@ func TestCompressedFramesShared(t *testing.T) {
 	srv.Receive(hub.Message{Stream: key, Seq: 3, Data: []byte(data)})
 
 	wantPayload := []string{
-		`{"stream":"binance:btcusdt@trade","seq":1,"data":` + data + `}`,
+		`{"stream":"binance:btcusdt@trade","seq":3,"data":` + data + `}`,
 		data,
 	}
 	for i := 0; i < 4; i += 2 {

@@ -98,6 +98,13 @@ type conn struct {
 	// timer is the connection's pending timer, if any (see after): a
 	// write retry or the close grace, never both.
 	timer *time.Timer
+	// recov holds, by stream key, the streams the client is catching up
+	// on (see recovering); nil or empty almost always. Bounded by the
+	// client's streams.
+	recov map[string]*recovering
+	// catchups counts the catch-ups queued or running for the client
+	// (at most maxCatchups).
+	catchups int
 
 	// Only the flush task (one at a time, see writing) touches these.
 	out     outBatch // the batch being written

@@ -128,7 +128,7 @@ func (b binanceProto) handle(c *conn, p []byte) (cmdOp, bool) {
 			}
 			return op, false
 		}
-		ok := c.subscribeThenReply(dialectResultFrame(id, []byte("null")), keys, func(e *nativeError) []byte {
+		ok := c.subscribeQuiet(dialectResultFrame(id, []byte("null")), keys, func(e *nativeError) []byte {
 			return dialectErrorFrame(id, 4, e.Msg)
 		})
 		return op, ok

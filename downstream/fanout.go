@@ -7,55 +7,29 @@ import (
 	"github.com/marketgate/marketgate/hub"
 )
 
-// admit decides whether msg is delivered, with which seq and whether it
-// follows a possible gap. Clients see this node's numbering: it goes up by
-// one per message delivered, whoever published it.
-//
-// Two publishers may carry the stream for a moment: an upstream handed
-// over between nodes (make-before-break), or an owner that lost its lease
-// and has not noticed yet. The newer origin wins: an older origin's
-// messages are dropped, and so is any message whose ID is not after the
-// last one delivered (an event already delivered). A switch to a newer
-// origin is without gap only when that origin was seen repeating delivered
-// events and continues its own Seq from there (then it carried everything
-// after them), or when its first new event is known to follow the last one
-// delivered (hub.EventID.Continues: trade ids, diff depth update ids).
-// Streams without IDs cannot prove it, so their switch is marked as a gap.
+// admit decides whether msg is delivered, and whether it follows a
+// possible gap. Its Seq and Epoch are the stream's position, which the hub
+// assigned for the whole cluster: a message at or before the last one
+// delivered is dropped (it came twice), and one that does not follow it
+// (another epoch, or a break in Seq: messages lost on the way) is marked
+// as a gap, as is one the hub marked.
 //
 // An admitted message that supersedes the earlier ones becomes the
 // stream's latest value, and admit returns the subscribers to send it to,
 // both in the same critical section as join (see topic.latest).
-func (t *topic) admit(msg hub.Message) (seq uint64, gap bool, subs []*conn, ok bool) {
+func (t *topic) admit(msg hub.Message) (gap bool, subs []*conn, ok bool) {
 	t.dmu.Lock()
 	defer t.dmu.Unlock()
-	if msg.Origin < t.origin {
-		return 0, false, nil, false
+	if t.known && msg.Epoch == t.pos.Epoch && msg.Seq <= t.pos.Seq {
+		return false, nil, false
 	}
-	repeat := !msg.ID.IsZero() && !t.lastID.IsZero() && !msg.ID.After(t.lastID)
-	switch {
-	case msg.Origin > t.origin && repeat:
-		t.next, t.nextSeq = msg.Origin, msg.Seq
-		return 0, false, nil, false
-	case msg.Origin > t.origin:
-		proven := (t.next == msg.Origin && msg.Seq == t.nextSeq+1) || msg.ID.Continues(t.lastID)
-		gap = t.seq > 0 && !proven
-		t.origin, t.next = msg.Origin, 0
-	case repeat:
-		t.srcSeq = msg.Seq // its numbering goes on: nothing is lost
-		return 0, false, nil, false
-	default:
-		gap = t.seq > 0 && msg.Seq != t.srcSeq+1
-	}
-	t.srcSeq = msg.Seq
-	if !msg.ID.IsZero() {
-		t.lastID = msg.ID
-	}
+	gap = msg.Gap || (t.known && (msg.Epoch != t.pos.Epoch || msg.Seq != t.pos.Seq+1))
+	t.pos, t.known = hub.Position{Epoch: msg.Epoch, Seq: msg.Seq}, true
 	t.countLocked(time.Now().UnixNano())
-	t.seq++
 	if msg.Conflate {
-		t.keepLatestLocked(msg.Data, t.seq)
+		t.keepLatestLocked(msg.Data, t.pos)
 	}
-	return t.seq, gap || msg.Gap, *t.subs.Load(), true
+	return gap, *t.subs.Load(), true
 }
 
 // Receive fans one hub message out to this node's subscribers of its stream.
@@ -79,22 +53,18 @@ func (s *Server) Receive(msg hub.Message) {
 		}
 		return
 	}
-	seq, gap, subs, ok := t.admit(msg)
+	gap, subs, ok := t.admit(msg)
 	if !ok {
 		s.metrics.superseded.Add(1)
 		return
 	}
-	msg.Seq, msg.Gap = seq, gap
+	msg.Gap = gap
 	fs := frameSet{t: t, msg: msg}
-	var conflate *topic // a newer message of t may replace this one in a full queue
-	if msg.Conflate {
-		conflate = t
-	}
 	size := 0 // of the frames queued
 	for _, c := range subs {
 		f := fs.frame(c)
 		size += len(f)
-		c.send(f, conflate, msg.Final)
+		c.send(&fs, f)
 	}
 	s.metrics.fannedOut(len(subs), size, msg.EventTime)
 	if s.burst.Add(int64(len(subs))) >= maxBurst {
@@ -177,7 +147,7 @@ func (s *Server) Flush() {
 
 // The wire forms of a stream message.
 const (
-	formNative   = iota // {"stream":…,"seq":N[,"gap":true][,"latest":true],"data":…}
+	formNative   = iota // {"stream":…,"seq":N[,"gap":true,"epoch":…][,"latest":true],"data":…}
 	formCombined        // Binance dialect, combined: {"stream":…,"data":…}
 	formRaw             // Binance dialect, raw: the exchange's event as is
 	numForms
@@ -216,13 +186,18 @@ func (fs *frameSet) build(form int, compress bool) []byte {
 	// Stored by index, not appended: an append could move the array to the
 	// heap, and mid with it.
 	var parts [4][]byte
-	var mid [64]byte
+	var mid [128]byte
 	n := 0
 	switch form {
 	case formNative:
 		m := strconv.AppendUint(mid[:0], fs.msg.Seq, 10)
 		if fs.msg.Gap {
 			m = append(m, `,"gap":true`...)
+			if e := fs.msg.Epoch; e != "" && len(e) <= maxEpochLen && plainEpoch(e) {
+				m = append(m, `,"epoch":"`...)
+				m = append(m, e...)
+				m = append(m, '"')
+			}
 		}
 		if fs.latest {
 			m = append(m, `,"latest":true`...)
@@ -242,4 +217,28 @@ func (fs *frameSet) build(form int, compress bool) []byte {
 		// RFC 7692 §6: any message may go uncompressed.
 	}
 	return textFrame(p...)
+}
+
+// maxEpochLen bounds the epoch a native frame names after a gap.
+const maxEpochLen = 32
+
+// plainEpoch reports whether e needs no escaping in JSON: the hubs make
+// epochs of letters and digits.
+func plainEpoch(e string) bool {
+	for i := range len(e) {
+		b := e[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// gapFrame returns, built for c alone, the frame of fs's message marked
+// as following a gap (a client that recovered only part of what it
+// missed).
+func (fs *frameSet) gapFrame(c *conn) []byte {
+	g := frameSet{t: fs.t, msg: fs.msg}
+	g.msg.Gap = true
+	return g.frame(c)
 }

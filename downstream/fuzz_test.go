@@ -2,6 +2,7 @@ package downstream
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,8 +28,17 @@ func commandConn(t testing.TB, native bool) *conn {
 	return c
 }
 
-// replies returns the payloads queued on c since the last call.
+// replies returns the payloads queued on c since the last call, after
+// running the catch-ups its commands queued (no Run serves them here).
 func replies(c *conn) [][]byte {
+	for done := false; !done; {
+		select {
+		case cu := <-c.srv.catchups:
+			c.srv.catchup(context.Background(), cu)
+		default:
+			done = true
+		}
+	}
 	var out [][]byte
 	for _, q := range c.queue {
 		out = append(out, q.frame[headerLen(q.frame):])

@@ -24,7 +24,7 @@ var rejectReasons = []string{
 // dropReasons are the bounded labels messages are dropped under: conflated
 // means a newer message of the same stream replaced it in a slow client's
 // write queue.
-var dropReasons = []string{"conflated"}
+var dropReasons = []string{"conflated", "catchup"}
 
 // commandOps are the bounded labels client commands are counted under: the
 // native protocol's ops, the Binance dialect's methods, and "other" for
@@ -99,6 +99,7 @@ type metrics struct {
 	upgrading      atomic.Int64 // handshakes between reserveSlot and registration
 	messages       atomic.Int64 // hub messages fanned out
 	superseded     atomic.Int64 // hub messages dropped by topic.admit
+	catchupErrors  atomic.Int64 // history reads that failed (see recover.go)
 	internalErrors atomic.Int64
 	refusedStreams atomic.Int64            // subscribe commands refused by a node or address stream limit, or by the hub
 	framesOut      atomic.Int64            // stream frames queued on clients
@@ -199,9 +200,9 @@ type Stats struct {
 	Accepted int64 `json:"accepted"`
 	// Messages counts hub messages fanned out to local subscribers.
 	Messages int64 `json:"messages"`
-	// Superseded counts hub messages not fanned out because another
-	// publisher of their stream had delivered their event already, or
-	// took over (see hub.Message.Origin).
+	// Superseded counts hub messages not fanned out because a message at
+	// the same position or a later one was delivered already (a message
+	// that came twice).
 	Superseded int64            `json:"superseded"`
 	Closed     map[string]int64 `json:"closed"`
 	Rejected   map[string]int64 `json:"rejected"`

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+
+	"github.com/marketgate/marketgate/hub"
 )
 
 // Native protocol error codes, sent as {"id":…,"error":{"code":…}}.
@@ -17,6 +19,7 @@ const (
 	CodeTooManyStreams = "too_many_streams" // the connection would exceed its stream limit
 	CodeUpstreamError  = "upstream_error"   // the exchange refused or dropped a subscribed stream, or the node cannot carry it
 	CodeStreamLimit    = "stream_limit"     // the node, or the client's address, holds as many distinct streams as allowed
+	CodeBusy           = "busy"             // the node, or the connection, has too many subscribes waiting for stream history
 )
 
 // maxIDLen bounds the id a client may tag a command with; it is echoed back.
@@ -31,9 +34,10 @@ const maxNamedStreams = 8
 type nativeProto struct{}
 
 type nativeCommand struct {
-	Op      string          `json:"op"`
-	ID      json.RawMessage `json:"id"`
-	Streams []string        `json:"streams"`
+	Op      string                  `json:"op"`
+	ID      json.RawMessage         `json:"id"`
+	Streams []string                `json:"streams"`
+	Since   map[string]hub.Position `json:"since"`
 }
 
 type nativeError struct {
@@ -82,9 +86,14 @@ func handleNative(c *conn, p []byte) (cmdOp, bool) {
 			return op, false
 		}
 		streams := dedupe(cmd.Streams)
-		ok := c.subscribeThenReply(nativeReplyFrame(c, cmd.ID, streamsResult{streams}, nil), streams,
-			func(e *nativeError) []byte { return nativeReplyFrame(c, cmd.ID, nil, e) })
-		return op, ok
+		for k, p := range cmd.Since {
+			if !slices.Contains(streams, k) || p.Epoch == "" {
+				replyNative(c, cmd.ID, nil, &nativeError{Code: CodeBadRequest, Streams: []string{clip(k)},
+					Msg: `every key of "since" must be one of "streams", with a non-empty "epoch" and a "seq"`})
+				return op, false
+			}
+		}
+		return op, c.subscribeNative(cmd.ID, streams, cmd.Since)
 	case "unsubscribe":
 		if len(cmd.Streams) == 0 {
 			replyNative(c, cmd.ID, nil, &nativeError{Code: CodeBadRequest, Msg: "streams must be a non-empty list"})

@@ -33,11 +33,9 @@ var replyTag = new(topic)
 // e while it waits.
 func (e qframe) conflatable() bool { return e.t != nil && e.t != replyTag && !e.final }
 
-// send queues a stream message's frame; t is its stream when the message
-// is conflatable, else nil, and final (ignored without t) says that the
-// message is final (hub.Message.Final). When the queue would exceed
-// WriteQueueBytes the client reads slower than its streams arrive, and the
-// stream decides:
+// send queues fs's frame for c, frame (fs.frame(c)). When the queue would
+// exceed WriteQueueBytes the client reads slower than its streams arrive,
+// and the stream decides:
 //   - a conflatable stream's frame replaces that stream's frames still
 //     waiting, so the client skips to the newest value (native clients see
 //     seq jump); see conflateLocked. A final frame does so too, but once
@@ -46,24 +44,46 @@ func (e qframe) conflatable() bool { return e.t != nil && e.t != replyTag && !e.
 //   - any other frame closes the connection with [StatusSlowConsumer]: a
 //     gap would corrupt what the client builds from the stream.
 //
-// With room in the queue it appends without allocating (the queue's arrays
-// are reused from batch to batch).
-func (c *conn) send(frame []byte, t *topic, final bool) {
+// A stream the client is catching up on (see recovering) takes its
+// frames aside first. With room in the queue it appends without
+// allocating (the queue's arrays are reused from batch to batch).
+func (c *conn) send(fs *frameSet, frame []byte) {
 	c.mu.Lock()
 	if c.state.Load() != stateOpen {
 		c.mu.Unlock()
 		return
 	}
-	switch {
-	case c.queued+len(frame) <= c.srv.cfg.WriteQueueBytes:
-		c.enqueueLocked(qframe{frame, t, final && t != nil}, false)
-	case t != nil && c.conflateLocked(frame, t, final):
-	default:
+	if len(c.recov) != 0 {
+		var ok bool
+		if frame, ok = c.watchLocked(fs, frame); !ok {
+			c.mu.Unlock()
+			return
+		}
+	}
+	var t *topic // a newer message of it may replace this one in a full queue
+	if fs.msg.Conflate {
+		t = fs.t
+	}
+	if !c.queueLocked(frame, t, fs.msg.Final, false) {
 		c.mu.Unlock()
 		c.closeWith(StatusSlowConsumer, "slow consumer")
 		return
 	}
 	c.mu.Unlock()
+}
+
+// queueLocked queues a stream frame as send describes (t is its stream
+// when conflatable, else nil; now as for enqueueLocked) and reports
+// false when there is no room for it: the client must be closed.
+func (c *conn) queueLocked(frame []byte, t *topic, final, now bool) bool {
+	switch {
+	case c.queued+len(frame) <= c.srv.cfg.WriteQueueBytes:
+		c.enqueueLocked(qframe{frame, t, final && t != nil}, now)
+	case t != nil && c.conflateLocked(frame, t, final):
+	default:
+		return false
+	}
+	return true
 }
 
 // conflateLocked queues frame, the newest message of the conflatable stream
@@ -185,52 +205,6 @@ func (c *conn) roomLocked(n int) bool {
 	c.srv.metrics.dropped("conflated", dropped)
 	c.drops.Add(int64(dropped))
 	return c.queued+n <= limit
-}
-
-// subscribeThenReply joins a subscribe command's streams and queues its
-// reply as one step: holding the queue lock across both keeps the reply
-// from being written before the streams are joined (a client that reads the
-// reply gets every message published after it) and keeps every message of
-// the streams behind the reply. When the node refuses the streams (see
-// Server.subscribe), the reply is refused(err) instead. Lock order: c.mu,
-// then c.smu, then the registry's. Like enqueueReply, it closes a client
-// whose queue is full. It reports whether the streams were joined.
-func (c *conn) subscribeThenReply(reply []byte, keys []string, refused func(*nativeError) []byte) bool {
-	c.mu.Lock()
-	if reply == nil || c.state.Load() != stateOpen {
-		c.mu.Unlock()
-		return false
-	}
-	if !c.roomLocked(len(reply)) {
-		c.mu.Unlock()
-		c.closeWith(StatusSlowConsumer, "slow consumer")
-		return false
-	}
-	latest, e := c.srv.subscribe(c, keys)
-	if e != nil {
-		c.mu.Unlock()
-		if f := refused(e); f != nil {
-			c.enqueueReply(f)
-		}
-		return false
-	}
-	c.enqueueLocked(qframe{frame: reply, t: replyTag}, true)
-	c.enqueueLatestLocked(latest)
-	c.mu.Unlock()
-	return true
-}
-
-// enqueueLatestLocked queues the latest values of streams c just joined,
-// right behind the reply, as frames of their streams (a newer message of
-// one replaces its latest value while it waits). A client whose queue has
-// no room even after conflation gets the stream's next message live.
-func (c *conn) enqueueLatestLocked(latest []latestFrame) {
-	for _, l := range latest {
-		if !c.roomLocked(len(l.frame)) {
-			return
-		}
-		c.enqueueLocked(qframe{frame: l.frame, t: l.t}, true)
-	}
 }
 
 // enqueueLocked appends e to the queue and makes sure a flush will write

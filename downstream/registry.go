@@ -26,13 +26,11 @@ type topic struct {
 	// dmu guards the delivery state, which admit keeps. The hub delivers
 	// a stream from one goroutine at a time; the lock makes that an
 	// invariant here rather than an assumption.
-	dmu     sync.Mutex
-	seq     uint64      // this node's number of the last message delivered
-	origin  uint64      // the publisher delivered (hub.Message.Origin)
-	srcSeq  uint64      // its Seq of the last message delivered
-	lastID  hub.EventID // the ID of the last message delivered that had one
-	next    uint64      // a newer publisher seen so far only repeating delivered events
-	nextSeq uint64      // its Seq of the last such repeat
+	dmu sync.Mutex
+	// pos is the position of the last message delivered (hub.Position),
+	// valid when known is set.
+	pos   hub.Position
+	known bool
 
 	// latest is the newest message delivered of a stream whose messages
 	// supersede each other (hub.Message.Conflate: tickers, book tops and
@@ -43,7 +41,7 @@ type topic struct {
 	// one step, so a new subscriber gets each message once, in order,
 	// either as the latest value or live.
 	latest    []byte
-	latestSeq uint64
+	latestPos hub.Position
 	hasLatest bool
 
 	// For the control API, also under dmu: when the last message was
@@ -61,35 +59,42 @@ const rateWindow = 10 * time.Second
 // messages; a larger one, grown by a rare big message, is let go.
 const maxKeptLatest = 64 << 10
 
-// keepLatestLocked records data, delivered with this node's seq, as the
-// stream's latest value; dmu is held.
-func (t *topic) keepLatestLocked(data []byte, seq uint64) {
+// keepLatestLocked records data, delivered at pos, as the stream's latest
+// value; dmu is held.
+func (t *topic) keepLatestLocked(data []byte, pos hub.Position) {
 	if cap(t.latest) > maxKeptLatest && len(data) <= maxKeptLatest {
 		t.latest = nil
 	}
 	t.latest = append(t.latest[:0], data...)
-	t.latestSeq, t.hasLatest = seq, true
+	t.latestPos, t.hasLatest = pos, true
+}
+
+// joined is what joining one stream gave a connection.
+type joined struct {
+	t *topic
+	// latest is the frame of t's latest value for the connection, nil
+	// when t has none.
+	latest []byte
+	// pos is t's position when the connection joined, valid when known
+	// (t has delivered a message): every later message of t reaches the
+	// connection live.
+	pos   hub.Position
+	known bool
 }
 
 // join adds c to t's subscribers (the registry's mu is held) and returns
-// the frame of t's latest value for c, or nil when t has none.
-func (t *topic) join(c *conn) []byte {
+// what c needs to go on from there: t's position and latest value.
+func (t *topic) join(c *conn) joined {
 	t.dmu.Lock()
 	defer t.dmu.Unlock()
 	subs := *t.subs.Load()
 	t.subs.Store(new(append(slices.Clip(subs), c)))
-	if !t.hasLatest {
-		return nil
+	j := joined{t: t, pos: t.pos, known: t.known}
+	if t.hasLatest {
+		fs := frameSet{t: t, msg: hub.Message{Stream: t.key, Seq: t.latestPos.Seq, Epoch: t.latestPos.Epoch, Data: t.latest}, latest: true}
+		j.latest = fs.frame(c)
 	}
-	fs := frameSet{t: t, msg: hub.Message{Stream: t.key, Seq: t.latestSeq, Data: t.latest}, latest: true}
-	return fs.frame(c)
-}
-
-// latestFrame is a stream's latest value queued for a client that just
-// subscribed to it.
-type latestFrame struct {
-	frame []byte
-	t     *topic
+	return j
 }
 
 // countLocked records one delivered message at now (unix nanos).
@@ -179,6 +184,7 @@ func (s *Server) failStream(key, reason string) {
 		c.smu.Lock()
 		delete(c.streams, key)
 		c.smu.Unlock()
+		c.dropRecovering([]string{key})
 		f, ok := notices[c.proto]
 		if !ok {
 			f = c.proto.streamFailed(key, reason)
@@ -193,11 +199,11 @@ func (s *Server) failStream(key, reason string) {
 // command, changing nothing, when it would take this node's distinct
 // streams past MaxStreams or those of c's address past MaxStreamsPerIP, or
 // when the hub refuses a new stream: a client is never told it subscribed
-// to a stream that will bring no data. It returns the latest values of the
-// streams joined that have one, framed for c: the caller, holding c.mu
-// since before the call, queues them right after its reply, ahead of any
-// live message.
-func (s *Server) subscribe(c *conn, keys []string) ([]latestFrame, *nativeError) {
+// to a stream that will bring no data. It returns what joining each new
+// stream gave c (keys c was already subscribed to are left out): the
+// caller, holding c.mu since before the call, queues the latest values
+// right after its reply, ahead of any live message.
+func (s *Server) subscribe(c *conn, keys []string) ([]joined, *nativeError) {
 	c.smu.Lock()
 	defer c.smu.Unlock()
 	var added []string
@@ -261,7 +267,7 @@ func (s *Server) subscribe(c *conn, keys []string) ([]latestFrame, *nativeError)
 		used = make(map[string]int32, len(added))
 		r.byIP[ip] = used
 	}
-	var latest []latestFrame
+	js := make([]joined, 0, len(added))
 	for _, k := range added {
 		c.streams[k] = struct{}{}
 		used[k]++
@@ -270,14 +276,12 @@ func (s *Server) subscribe(c *conn, keys []string) ([]latestFrame, *nativeError)
 			t = newTopic(k)
 			r.topics[k] = t
 		}
-		if f := t.join(c); f != nil {
-			latest = append(latest, latestFrame{f, t})
-		}
+		js = append(js, t.join(c))
 	}
 	if len(fresh) > 0 {
 		s.cfg.Source.Want(fresh)
 	}
-	return latest, nil
+	return js, nil
 }
 
 // clipList returns at most maxNamedStreams of keys, for an error reply.
@@ -295,6 +299,7 @@ func (s *Server) unsubscribe(c *conn, keys []string) {
 		}
 	}
 	c.smu.Unlock()
+	c.dropRecovering(removed)
 	s.leave(c, removed)
 }
 

@@ -242,6 +242,9 @@ type Server struct {
 	pmu     sync.Mutex
 	pending []*conn
 	burst   atomic.Int64
+	// catchups queues the subscribes waiting for stream history; see
+	// recover.go.
+	catchups chan *catchup
 	// chunks recycles the flush tasks Flush hands to the pool.
 	chunks sync.Pool
 }
@@ -260,12 +263,13 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger.Warn("cannot raise the descriptor limit", "err", limitErr)
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "downstream"),
-		metrics: newMetrics(),
-		perIP:   make(map[string]int),
-		emptied: make(chan struct{}, 1),
-		topics:  registry{topics: make(map[string]*topic)},
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "downstream"),
+		metrics:  newMetrics(),
+		perIP:    make(map[string]int),
+		emptied:  make(chan struct{}, 1),
+		topics:   registry{topics: make(map[string]*topic)},
+		catchups: make(chan *catchup, catchupQueue),
 	}
 	// Each connection has at most one read, one flush and one close task
 	// queued; see pool.
@@ -290,6 +294,9 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.pool.run(poolCtx, s.cfg.Workers) })
 	wg.Go(func() { s.keepalive(poolCtx) })
 	wg.Go(func() { s.expireReads(poolCtx) })
+	for range catchupWorkers {
+		wg.Go(func() { s.runCatchups(poolCtx) })
+	}
 	s.running.Store(true)
 
 	<-ctx.Done()
@@ -452,16 +459,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(rt.initial) > 0 {
 		// URL streams were validated in route; only the node's stream
 		// limits can refuse them now.
-		// Under c.mu, like a command's subscribe: the latest values go
-		// ahead of any live message.
-		c.mu.Lock()
-		latest, e := s.subscribe(c, rt.initial)
-		if e == nil {
-			c.enqueueLatestLocked(latest)
-		}
-		c.mu.Unlock()
-		if e != nil {
-			c.closeWith(statusTryAgainLater, e.Msg)
+		// Like a command's subscribe: the latest values go ahead of any
+		// live message.
+		var refusal string
+		c.subscribeQuiet(nil, rt.initial, func(e *nativeError) []byte { refusal = e.Msg; return nil })
+		if refusal != "" {
+			c.closeWith(statusTryAgainLater, refusal)
 		}
 	}
 }

@@ -350,29 +350,34 @@ func TestSendAllocs(t *testing.T) {
 	k := newTopic("binance:btcusdt@kline_1m")
 	frame := []byte("frame")
 	tests := []struct {
-		name  string
-		t     *topic
-		final bool
+		name     string
+		conflate bool
+		final    bool
 	}{
-		{"gap-free", nil, false},
-		{"conflatable", k, false},
-		{"final", k, true},
-		{"final without a stream to conflate", nil, true},
+		{"gap-free", false, false},
+		{"conflatable", true, false},
+		{"final", true, true},
+		{"final without a stream to conflate", false, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &conn{srv: srv, queue: make([]qframe, 0, 4)}
 			c.writing = true // no flush runs here
+			fs := frameSet{t: k, msg: hub.Message{Conflate: tc.conflate, Final: tc.final}}
 			allocs := testing.AllocsPerRun(100, func() {
 				c.queue, c.queued = c.queue[:0], 0
-				c.send(frame, tc.t, tc.final)
+				c.send(&fs, frame)
 			})
+			var want *topic
+			if tc.conflate {
+				want = k
+			}
 			if allocs != 0 {
 				t.Errorf("send: %v allocs; want 0", allocs)
 			}
-			final := tc.final && tc.t != nil // final means nothing on a gap-free stream
-			if len(c.queue) != 1 || c.queue[0].t != tc.t || c.queue[0].final != final || c.queue[0].conflatable() != (tc.t != nil && !final) {
-				t.Errorf("queue %+v; want one frame of %p, final %v", c.queue, tc.t, final)
+			final := tc.final && tc.conflate // final means nothing on a gap-free stream
+			if len(c.queue) != 1 || c.queue[0].t != want || c.queue[0].final != final || c.queue[0].conflatable() != (tc.conflate && !final) {
+				t.Errorf("queue %+v; want one frame of %p, final %v", c.queue, want, final)
 			}
 		})
 	}
