@@ -102,9 +102,9 @@ type conn struct {
 	// on (see recovering); nil or empty almost always. Bounded by the
 	// client's streams.
 	recov map[string]*recovering
-	// catchups counts the catch-ups queued or running for the client
-	// (at most maxCatchups).
-	catchups int
+	// cuQueue holds the client's catch-ups, the running or queued one
+	// first (at most maxCatchups).
+	cuQueue []*catchup
 
 	// Only the flush task (one at a time, see writing) touches these.
 	out     outBatch // the batch being written

@@ -203,9 +203,12 @@ type Stats struct {
 	// Superseded counts hub messages not fanned out because a message at
 	// the same position or a later one was delivered already (a message
 	// that came twice).
-	Superseded int64            `json:"superseded"`
-	Closed     map[string]int64 `json:"closed"`
-	Rejected   map[string]int64 `json:"rejected"`
+	Superseded int64 `json:"superseded"`
+	// HistoryErrors counts the stream history reads that failed while a
+	// subscribe caught up.
+	HistoryErrors int64            `json:"history_errors"`
+	Closed        map[string]int64 `json:"closed"`
+	Rejected      map[string]int64 `json:"rejected"`
 	// Dropped counts messages not delivered to a client that stayed
 	// connected, by reason.
 	Dropped map[string]int64 `json:"dropped"`
@@ -248,6 +251,7 @@ func (s *Server) Stats() Stats {
 		Accepted:       s.metrics.accepted.Load(),
 		Messages:       s.metrics.messages.Load(),
 		Superseded:     s.metrics.superseded.Load(),
+		HistoryErrors:  s.metrics.catchupErrors.Load(),
 		Closed:         map[string]int64{},
 		Rejected:       map[string]int64{},
 		Dropped:        map[string]int64{},

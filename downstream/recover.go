@@ -44,6 +44,7 @@ const (
 // goes out (marked as a gap if gapNext or if it does not follow after),
 // which ends the entry.
 type recovering struct {
+	cu       *catchup // the catch-up the entry waits for
 	done     bool
 	held     []heldFrame
 	heldSize int
@@ -112,26 +113,34 @@ func (c *conn) watchLocked(fs *frameSet, frame []byte) ([]byte, bool) {
 	return frame, true
 }
 
-// startCatchup holds the live messages of js's streams aside and queues
-// their catch-up; c.mu is held, and js were joined in the same critical
-// section. It reports false, changing nothing, when the catch-up cannot
-// be queued (c has maxCatchups already, or the node is busy).
+// startCatchupLocked holds the live messages of cu's streams aside and
+// queues cu; c.mu is held, and cu's streams were joined in the same
+// critical section. A connection's catch-ups run one at a time, in the
+// order of its commands, so its replies keep that order. It reports
+// false, changing nothing, when cu cannot be queued (c has maxCatchups
+// already, or the node is busy).
 func (c *conn) startCatchupLocked(cu *catchup) bool {
-	if c.catchups >= maxCatchups {
+	if len(c.cuQueue) >= maxCatchups {
 		return false
 	}
-	select {
-	case c.srv.catchups <- cu:
-	default:
-		return false // the node is busy
-	}
-	c.catchups++
+	// Registered before cu is handed over: the catch-up writes its items.
 	if c.recov == nil {
 		c.recov = make(map[string]*recovering, len(cu.items))
 	}
 	for _, it := range cu.items {
-		c.recov[it.t.key] = &recovering{}
+		c.recov[it.t.key] = &recovering{cu: cu}
 	}
+	if len(c.cuQueue) == 0 {
+		select {
+		case c.srv.catchups <- cu:
+		default:
+			for _, it := range cu.items { // the node is busy
+				delete(c.recov, it.t.key)
+			}
+			return false
+		}
+	}
+	c.cuQueue = append(c.cuQueue, cu)
 	return true
 }
 
@@ -151,14 +160,19 @@ func (s *Server) runCatchups(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case cu := <-s.catchups:
-			s.catchup(ctx, cu)
+			for cu != nil {
+				// The connection's next catch-up, run here when the
+				// queue has no room for it.
+				cu = s.catchup(ctx, cu)
+			}
 		}
 	}
 }
 
 // catchup reads the history of cu's streams and queues what it owes the
-// client.
-func (s *Server) catchup(ctx context.Context, cu *catchup) {
+// client. It returns the connection's next catch-up when it could not
+// queue it.
+func (s *Server) catchup(ctx context.Context, cu *catchup) *catchup {
 	h, _ := s.cfg.Hub.(hub.History)
 	ctx, cancel := context.WithTimeout(ctx, catchupTimeout)
 	defer cancel()
@@ -174,17 +188,33 @@ func (s *Server) catchup(ctx context.Context, cu *catchup) {
 			s.log.Debug("history read", "stream", it.t.key, "err", it.err)
 		}
 	}
-	cu.c.finishCatchup(cu)
+	next := cu.c.finishCatchup(cu)
+	if next == nil {
+		return nil
+	}
+	select {
+	case s.catchups <- next:
+		return nil
+	default:
+		return next
+	}
 }
 
 // finishCatchup queues, in order, cu's reply, each stream's history
-// messages (or latest value) and the live messages held aside meanwhile.
-func (c *conn) finishCatchup(cu *catchup) {
+// messages (or latest value) and the live messages held aside meanwhile,
+// and returns the connection's next catch-up, if any, to run.
+func (c *conn) finishCatchup(cu *catchup) (next *catchup) {
 	c.mu.Lock()
-	c.catchups--
+	c.cuQueue[0] = nil
+	c.cuQueue = c.cuQueue[1:]
+	if len(c.cuQueue) > 0 {
+		next = c.cuQueue[0]
+	} else {
+		c.cuQueue = nil
+	}
 	if c.state.Load() != stateOpen {
 		c.mu.Unlock()
-		return
+		return next
 	}
 	var positions map[string]hub.Position
 	var recovered map[string]bool
@@ -200,7 +230,7 @@ func (c *conn) finishCatchup(cu *catchup) {
 				recovered = make(map[string]bool, len(cu.items))
 			}
 			r := c.recov[it.t.key]
-			recovered[it.t.key] = it.err == nil && it.rec.Recovered && r != nil && !r.overflow
+			recovered[it.t.key] = it.err == nil && it.rec.Recovered && r != nil && r.cu == cu && !r.overflow
 		}
 	}
 	if cu.reply != nil {
@@ -208,13 +238,13 @@ func (c *conn) finishCatchup(cu *catchup) {
 		if !c.roomLocked(len(reply)) {
 			c.mu.Unlock()
 			c.closeWith(StatusSlowConsumer, "slow consumer")
-			return
+			return next
 		}
 		c.enqueueLocked(qframe{frame: reply, t: replyTag}, true)
 	}
 	ok := true
 	for _, it := range cu.items {
-		if ok = c.catchUpLocked(it, recovered[it.t.key]); !ok {
+		if ok = c.catchUpLocked(cu, it, recovered[it.t.key]); !ok {
 			break
 		}
 	}
@@ -222,14 +252,15 @@ func (c *conn) finishCatchup(cu *catchup) {
 	if !ok {
 		c.closeWith(StatusSlowConsumer, "slow consumer")
 	}
+	return next
 }
 
 // catchUpLocked queues one stream's history messages (when recovered) or
 // latest value, then its held live messages, and leaves its recovering
 // entry done. It reports false when the queue has no room. c.mu is held.
-func (c *conn) catchUpLocked(it catchupItem, recovered bool) bool {
+func (c *conn) catchUpLocked(cu *catchup, it catchupItem, recovered bool) bool {
 	r := c.recov[it.t.key]
-	if r == nil {
+	if r == nil || r.cu != cu {
 		return true // unsubscribed meanwhile
 	}
 	held := r.held
@@ -309,7 +340,7 @@ func (c *conn) subscribeNative(id json.RawMessage, streams []string, since map[s
 		c.mu.Unlock()
 		return false
 	}
-	if c.catchups >= maxCatchups {
+	if len(c.cuQueue) >= maxCatchups {
 		c.mu.Unlock()
 		replyNative(c, id, nil, &nativeError{Code: CodeBusy, Msg: "too many subscribes waiting for history on this connection; wait for their replies"})
 		return false

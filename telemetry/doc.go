@@ -43,7 +43,8 @@
 //	                                                         subscriber per message; replies not included)
 //	marketgate_bytes_out_total                      counter  their bytes, WebSocket headers included
 //	marketgate_queue_drops_total{reason}            counter  messages dropped for a client that stayed connected;
-//	                                                         reason: conflated (a newer value of the stream replaced it)
+//	                                                         reason: conflated (a newer value of the stream replaced it),
+//	                                                         catchup (held during a history read, dropped after a gap)
 //	marketgate_messages_fanned_out_total            counter  hub messages fanned out to this node's subscribers
 //	marketgate_messages_superseded_total            counter  hub messages skipped: another publisher of the stream
 //	                                                         delivered the event already, or took over

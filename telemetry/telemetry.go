@@ -126,6 +126,7 @@ type collector struct {
 	framesOut, bytesOut                                     *prometheus.Desc
 	queueDrops, slowCloses                                  *prometheus.Desc
 	fannedOut, superseded, internalErrors, streamsRefused   *prometheus.Desc
+	historyErrors                                           *prometheus.Desc
 	streamsCurrent, latency                                 *prometheus.Desc
 
 	messagesIn, bytesIn                    *prometheus.Desc
@@ -156,10 +157,11 @@ func NewCollector(src Sources) prometheus.Collector {
 		commands:       d("commands_total", "Client commands, by op (native ops, Binance dialect methods, or other for anything else a client sends) and result.", "op", "result"),
 		framesOut:      d("frames_out_total", "Stream frames queued on browser connections at fan-out, one per subscriber of each message (replies and control frames not included)."),
 		bytesOut:       d("bytes_out_total", "Bytes of the stream frames queued on browser connections at fan-out, WebSocket headers included."),
-		queueDrops:     d("queue_drops_total", "Messages dropped from the write queue of a client that stayed connected, by reason (conflated: a newer value of the same stream replaced it).", "reason"),
+		queueDrops:     d("queue_drops_total", "Messages dropped from the write queue of a client that stayed connected, by reason (conflated: a newer value of the same stream replaced it; catchup: a live message held during a subscribe's history read, dropped after a gap the client is told of).", "reason"),
 		slowCloses:     d("slow_consumer_closes_total", "Browser connections closed because their write queue overflowed on a stream that cannot be conflated (close code 4008); also counted in connections_closed_total{reason=\"slow_consumer\"}."),
 		fannedOut:      d("messages_fanned_out_total", "Hub messages fanned out to this node's subscribers."),
-		superseded:     d("messages_superseded_total", "Hub messages not fanned out because another publisher of their stream had delivered their event already or took over."),
+		superseded:     d("messages_superseded_total", "Hub messages not fanned out because a message at the same or a later position of their stream was delivered already (it came twice)."),
+		historyErrors:  d("history_read_errors_total", "Stream history reads that failed while a subscribe caught up (its client got no position or recovery for the stream, and a gap mark where it asked to recover)."),
 		internalErrors: d("internal_errors_total", "Events that should not happen, such as a full worker queue or a recovered panic."),
 		streamsRefused: d("streams_refused_total", "Subscribe commands refused because the node's or the client address's distinct streams were at their limit, or the hub refused a new stream."),
 		streamsCurrent: d("streams_current", "Streams with subscribers on this node."),
@@ -199,7 +201,7 @@ func NewCollector(src Sources) prometheus.Collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.connsCurrent, c.connsAccepted, c.connsRejected, c.connsClosed, c.commands,
-		c.framesOut, c.bytesOut, c.queueDrops, c.slowCloses, c.fannedOut, c.superseded,
+		c.framesOut, c.bytesOut, c.queueDrops, c.slowCloses, c.fannedOut, c.superseded, c.historyErrors,
 		c.internalErrors, c.streamsRefused, c.streamsCurrent, c.latency,
 		c.messagesIn, c.bytesIn, c.upUp, c.upState, c.upConns, c.upStreams, c.upFailed,
 		c.upReconnects, c.upRotations, c.upOverflows, c.upRejected, c.upRequestTime,
@@ -267,6 +269,7 @@ func (c *collector) collectDownstream(ch chan<- prometheus.Metric, st downstream
 	}
 	counter(ch, c.fannedOut, st.Messages)
 	counter(ch, c.superseded, st.Superseded)
+	counter(ch, c.historyErrors, st.HistoryErrors)
 	counter(ch, c.internalErrors, st.InternalErrors)
 	counter(ch, c.streamsRefused, st.StreamsRefused)
 	gauge(ch, c.streamsCurrent, st.Streams)

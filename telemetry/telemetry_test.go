@@ -606,7 +606,7 @@ var allowedLabels = map[string][]string{
 		// handshakes refused
 		"bad_request", "not_running", "draining", "origin", "max_conns", "per_ip", "handshake", "early_data",
 		// drops
-		"conflated",
+		"conflated", "catchup",
 	},
 	"op": {"subscribe", "unsubscribe", "list", "ping", "SUBSCRIBE", "UNSUBSCRIBE",
 		"LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY", "other"},
