@@ -69,6 +69,12 @@ type Config struct {
 	// DrainTimeout bounds how long, when draining, a cluster node may take
 	// to hand its upstreams over before it closes its clients.
 	DrainTimeout time.Duration
+	// HistorySize is how many messages per stream the hub keeps for
+	// recovery (0: hub.DefaultHistorySize; negative: none) and HistoryTTL
+	// how long a stream's history outlives its last message (0:
+	// hub.DefaultHistoryTTL).
+	HistorySize int
+	HistoryTTL  time.Duration
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -167,6 +173,7 @@ func New(cfg Config) (g *Gateway, err error) {
 
 	mem := hub.NewMemory()
 	mem.Logger = log.With("component", "hub")
+	mem.HistorySize, mem.HistoryTTL = cfg.HistorySize, cfg.HistoryTTL
 	g.hub = mem
 	hubStats := mem.Stats
 	if cfg.Redis != nil || cfg.RedisCluster != nil {

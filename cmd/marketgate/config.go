@@ -49,6 +49,8 @@ type config struct {
 	effective      []slog.Attr // every setting after parsing, secrets masked
 	redisCluster   bool
 	drainTimeout   time.Duration
+	historySize    int           // --history-size: messages kept per stream; 0: none
+	historyTTL     time.Duration // --history-ttl
 	allowedOrigins []string
 	logLevel       slog.Level
 	logFormat      string
@@ -56,6 +58,10 @@ type config struct {
 	handshake      time.Duration
 	cmdline        []string // the command line, secrets masked, for /debug/pprof/cmdline
 }
+
+// maxHistorySize bounds --history-size: each stream's history is kept
+// whole, in memory or in Redis.
+const maxHistorySize = 1_000_000
 
 // envPrefix starts the environment variable of every flag.
 const envPrefix = "MARKETGATE_"
@@ -88,6 +94,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.StringVar(&c.redisTLSKey, "redis-tls-key", "", "PEM file of the key of --redis-tls-cert")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long the node may take to hand its upstreams over before it closes its clients")
 	fs.StringVar(&c.nodeID, "node-id", nodeid.Default(), "this node's name in the cluster")
+	fs.IntVar(&c.historySize, "history-size", hub.DefaultHistorySize, "messages kept per stream for clients that reconnect and recover what they missed (in memory on one node, in Redis with --redis); 0: none (positions only)")
+	fs.DurationVar(&c.historyTTL, "history-ttl", hub.DefaultHistoryTTL, "how long a stream's history outlives its last message")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser origins allowed to open WebSockets; empty: any")
 	fs.IntVar(&c.browsers.MaxConns, "max-conns", 10000, "browser connections this node holds at most; beyond, handshakes get HTTP 503 (each costs one descriptor)")
 	fs.IntVar(&c.browsers.MaxConnsPerIP, "max-conns-per-ip", 1000, "browser connections per remote address; beyond, HTTP 429 (behind a proxy all clients share its address)")
@@ -190,6 +198,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 			return c, fmt.Errorf("--%s: %d is not a positive number", name, n)
 		}
 	}
+	if c.historySize < 0 || c.historySize > maxHistorySize {
+		return c, fmt.Errorf("--history-size: %d is not between 0 (no history) and %d", c.historySize, maxHistorySize)
+	}
 	if !set["max-conns"] && getenv(envName("max-conns")) == "" {
 		// Not chosen: the server's default, which shrinks to fit the
 		// descriptor limit. A chosen value above it refuses to start.
@@ -200,7 +211,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		return c, fmt.Errorf("--trusted-proxies: %q is not a comma-separated list of CIDR prefixes such as 10.0.0.0/8: %v", proxies, err)
 	}
 	c.browsers.TrustedProxies = trusted
-	for name, d := range map[string]time.Duration{"ping-interval": c.browsers.PingInterval, "pong-timeout": c.browsers.PongTimeout, "handshake-timeout": c.handshake, "drain-timeout": c.drainTimeout} {
+	for name, d := range map[string]time.Duration{"ping-interval": c.browsers.PingInterval, "pong-timeout": c.browsers.PongTimeout, "handshake-timeout": c.handshake, "drain-timeout": c.drainTimeout, "history-ttl": c.historyTTL} {
 		if d <= 0 {
 			return c, fmt.Errorf("--%s: %v is not a positive duration", name, d)
 		}
@@ -422,6 +433,7 @@ func usageGroups(table []gateway.Exchange) []flagGroup {
 	groups := []flagGroup{
 		{"Listeners and access", oneOf("listen", "admin-listen", "admin-token", "metrics-public", "allowed-origins", "handshake-timeout")},
 		{"Cluster", oneOf("redis", "redis-cluster", "redis-tls-ca", "redis-tls-cert", "redis-tls-key", "node-id", "drain-timeout")},
+		{"History and recovery", oneOf("history-size", "history-ttl")},
 		{"Browsers", oneOf("max-conns", "max-conns-per-ip", "max-streams-per-conn", "max-streams-per-ip", "max-streams-per-node", "trusted-proxies",
 			"max-commands-per-second", "write-queue-bytes", "ping-interval", "pong-timeout", "disable-compression")},
 	}

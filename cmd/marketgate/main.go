@@ -77,6 +77,8 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		Browsers:         browsers,
 		HandshakeTimeout: cfg.handshake,
 		DrainTimeout:     cfg.drainTimeout,
+		HistorySize:      historySize(cfg.historySize),
+		HistoryTTL:       cfg.historyTTL,
 		Logger:           log,
 	}
 	for name, c := range cfg.upstreams {
@@ -117,4 +119,12 @@ type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
+}
+
+// historySize maps --history-size to the hub's setting: 0 keeps none.
+func historySize(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
