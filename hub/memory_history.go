@@ -88,14 +88,16 @@ func (m *Memory) Recover(_ context.Context, stream string, since *Position) (Rec
 	if m.historySize() == 0 {
 		return Recovery{}, ErrNoHistory
 	}
-	m.smu.Lock()
-	st := m.streams[stream]
-	m.smu.Unlock()
-	if st == nil {
-		return Recovery{}, nil // nothing published lately
-	}
+	// A stream nothing was published to yet gets its epoch now: a client
+	// that subscribes before the first message still holds a position
+	// it can recover from.
+	st := m.stream(stream)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.seq.epoch == "" {
+		st.seq = sequence{epoch: newEpoch()}
+		st.last = time.Now().UnixNano()
+	}
 	if time.Now().UnixNano()-st.last > int64(m.historyTTL()) {
 		st.ring, st.head, st.n = nil, 0, 0
 	}

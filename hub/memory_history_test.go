@@ -72,8 +72,17 @@ func TestMemoryRecover(t *testing.T) {
 			}
 		})
 	}
-	if r, err := m.Recover(ctx, "unknown", &Position{epoch, 1}); err != nil || r.Recovered || r.Position != (Position{}) {
-		t.Fatalf("Recover(unknown) = %+v, %v; want nothing", r, err)
+	// A stream with no message yet gets its epoch at once, and its first
+	// message is numbered in it.
+	r, err := m.Recover(ctx, "quiet", &Position{epoch, 1})
+	if err != nil || r.Recovered || r.Position.Seq != 0 || len(r.Position.Epoch) != 8 {
+		t.Fatalf("Recover(quiet) = %+v, %v; want a new epoch at 0, not recovered", r, err)
+	}
+	if err := m.Publish(ctx, Message{Stream: "quiet", Seq: 1, Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := m.Recover(ctx, "quiet", &r.Position); !again.Recovered || again.Position != (Position{r.Position.Epoch, 1}) || len(again.Messages) != 1 {
+		t.Fatalf("after the first message: %+v; want it recovered from %+v", again, r.Position)
 	}
 }
 
