@@ -153,6 +153,43 @@ window.closeCase = (code) => {
   c.on('close', (e) => r.closes.push(e));
   c.on('state', (s) => r.states.push(s));
 };
+// RecoverWS plays a gateway that numbers streams and recovers them, without
+// one (TestBrowserRecoverScript): the k-th subscribe on the n-th connection
+// gets the steps rfake.script[n][k], a reply ({result} or {error}), data
+// messages of the command's first stream, or 'close' (the connection drops).
+class RecoverWS {
+  constructor() {
+    this.n = window.rfake.sockets++;
+    this.subs = 0;
+    setTimeout(() => this.onopen && this.onopen(), 0);
+  }
+  send(s) {
+    const f = window.rfake;
+    const cmd = JSON.parse(s);
+    if (cmd.op !== 'subscribe') return;
+    f.cmds.push({ conn: this.n, streams: cmd.streams, since: cmd.since || null, t: performance.now() });
+    const steps = (f.script[this.n] || [])[this.subs++] || [];
+    setTimeout(() => {
+      for (const o of steps) {
+        if (o === 'close') {
+          this.onclose && this.onclose({ code: 1006, reason: '' });
+          return;
+        }
+        const m = o.result || o.error ? { id: cmd.id, ...o } : { stream: cmd.streams[0], ...o, data: { t: o.seq } };
+        this.onmessage && this.onmessage({ data: JSON.stringify(m) });
+      }
+    }, 0);
+  }
+  close() {}
+}
+window.rfakeStart = (stream, script) => {
+  const f = window.rfake = { sockets: 0, cmds: [], script, metas: [], gaps: [], recovered: [], errors: [] };
+  const c = f.client = connect('ws://fake.invalid/ws', { WebSocket: RecoverWS, pingInterval: 0, backoff: { min: 50, max: 400 } });
+  c.on('gap', (g) => f.gaps.push(g));
+  c.on('recovered', (e) => f.recovered.push(e));
+  c.on('error', (e) => f.errors.push(e));
+  c.subscribe([stream], (d, m) => f.metas.push(m)).then(() => { f.subOK = true; }, (e) => { f.subErr = e; });
+};
 window.mgLoaded = true;
 </script>
 `

@@ -13,6 +13,17 @@ import (
 	"github.com/marketgate/marketgate/internal/browsertest"
 )
 
+// recoveredEvent and position are marketgate.js's RecoveredEvent and Position.
+type recoveredEvent struct {
+	Stream    string `json:"stream"`
+	Recovered bool   `json:"recovered"`
+}
+
+type position struct {
+	Epoch string `json:"epoch"`
+	Seq   uint64 `json:"seq"`
+}
+
 // TestBrowserRecover restarts the gateway node under a web/marketgate.js
 // client reading trades, on the same hub, while trades go on: the client
 // resubscribes with "since". When the hub's history still holds what it
@@ -36,14 +47,6 @@ func TestBrowserRecover(t *testing.T) {
 		Stream string `json:"stream"`
 		Seq    uint64 `json:"seq"`
 		Reason string `json:"reason"`
-	}
-	type recoveredEvent struct {
-		Stream    string `json:"stream"`
-		Recovered bool   `json:"recovered"`
-	}
-	type position struct {
-		Epoch string `json:"epoch"`
-		Seq   uint64 `json:"seq"`
 	}
 	for _, tc := range []struct {
 		name        string
@@ -156,4 +159,142 @@ func TestBrowserRecover(t *testing.T) {
 			br.NoErrors()
 		})
 	}
+}
+
+// TestBrowserRecoverScript drives web/marketgate.js against a scripted
+// fake gateway, for what a real node does not show on demand: a latest
+// value is no gap; a resubscription refused with busy is sent again,
+// after a backoff, with the same "since"; a recovered stream's seq is
+// still checked across the reconnect; and a recovery that fails gives a
+// gap of reason 'unrecovered' and the position of the new epoch.
+func TestBrowserRecoverScript(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	_, br, run, get := clientPage(t)
+	const key = "binance:solusdt@trade"
+	type step = map[string]any
+	reply := func(epoch string, seq int, recovered *bool) step {
+		r := step{"streams": []string{key}, "positions": step{key: step{"epoch": epoch, "seq": seq}}}
+		if recovered != nil {
+			r["recovered"] = step{key: *recovered}
+		}
+		return step{"result": r}
+	}
+	yes, no := true, false
+	script := [][][]any{
+		// Connection 0: a fresh subscribe; the latest value at the
+		// reply's position, then two trades; the connection drops.
+		{{reply("e1", 10, nil), step{"seq": 10, "latest": true}, step{"seq": 11}, step{"seq": 12}, "close"}},
+		// Connection 1: busy first; then recovered, with 13..15 missed,
+		// then a seq jump (17), and a drop.
+		{
+			{step{"error": step{"code": "busy", "msg": "try again later"}}},
+			{reply("e1", 15, &yes), step{"seq": 13}, step{"seq": 14}, step{"seq": 15}, step{"seq": 17}, "close"},
+		},
+		// Connection 2: not recovered (the history lost it: a new epoch).
+		{{reply("e2", 3, &no), step{"seq": 4, "gap": true, "epoch": "e2"}}},
+	}
+	js, err := json.Marshal(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(fmt.Sprintf(`window.rfakeStart(%q, %s)`, key, js))
+	br.Poll(10*time.Second, "the scripted messages", `window.rfake.subOK === true && window.rfake.metas.length === 8`, `JSON.stringify(window.rfake)`)
+
+	var f struct {
+		Cmds []struct {
+			Conn  int                 `json:"conn"`
+			Since map[string]position `json:"since"`
+			T     float64             `json:"t"`
+		} `json:"cmds"`
+		Metas []struct {
+			Seq       int   `json:"seq"`
+			Gap       bool  `json:"gap"`
+			Latest    bool  `json:"latest"`
+			Recovered *bool `json:"recovered"`
+		} `json:"metas"`
+		Gaps []struct {
+			Seq     int    `json:"seq"`
+			PrevSeq *int   `json:"prevSeq"`
+			Reason  string `json:"reason"`
+		} `json:"gaps"`
+		Recovered []recoveredEvent `json:"recovered"`
+		Errors    []any            `json:"errors"`
+	}
+	get(`window.rfake`, &f)
+
+	// What the client asked: nothing to recover at first; twice from 12
+	// on connection 1 (busy, then again after a backoff); from 17 on 2.
+	wantSince := []struct {
+		conn  int
+		since map[string]position
+	}{
+		{0, nil},
+		{1, map[string]position{key: {"e1", 12}}},
+		{1, map[string]position{key: {"e1", 12}}},
+		{2, map[string]position{key: {"e1", 17}}},
+	}
+	if len(f.Cmds) != len(wantSince) {
+		t.Fatalf("subscribe commands %+v; want %d", f.Cmds, len(wantSince))
+	}
+	for i, w := range wantSince {
+		if c := f.Cmds[i]; c.Conn != w.conn || fmt.Sprint(c.Since) != fmt.Sprint(w.since) {
+			t.Errorf("subscribe %d: connection %d, since %v; want connection %d, since %v", i, c.Conn, c.Since, w.conn, w.since)
+		}
+	}
+	// backoff.min 50: the first busy retry waits between 25 and 50 ms.
+	if d := f.Cmds[2].T - f.Cmds[1].T; d < 20 {
+		t.Errorf("subscribe sent again %.0f ms after busy; want a backoff of at least 25 ms", d)
+	}
+
+	type m struct {
+		seq         int
+		gap, latest bool
+		recovered   string // "", "true", "false"
+	}
+	want := []m{
+		{10, false, true, ""}, {11, false, false, ""}, {12, false, false, ""},
+		{13, false, false, "true"}, {14, false, false, ""}, {15, false, false, ""}, {17, true, false, ""},
+		{4, true, false, "false"},
+	}
+	for i, w := range want {
+		g := f.Metas[i]
+		rec := ""
+		if g.Recovered != nil {
+			rec = fmt.Sprint(*g.Recovered)
+		}
+		if got := (m{g.Seq, g.Gap, g.Latest, rec}); got != w {
+			t.Errorf("message %d: %+v; want %+v", i, got, w)
+		}
+	}
+	type gap struct {
+		seq, prev int
+		reason    string
+	}
+	var gaps []gap
+	for _, g := range f.Gaps {
+		prev := -1 // none
+		if g.PrevSeq != nil {
+			prev = *g.PrevSeq
+		}
+		gaps = append(gaps, gap{g.Seq, prev, g.Reason})
+	}
+	// The position before 4 is the failed reply's, 3 in epoch e2.
+	if want := []gap{{17, 15, "seq"}, {4, 3, "unrecovered"}}; !slices.Equal(gaps, want) {
+		t.Errorf("gap events %+v; want %+v", gaps, want)
+	}
+	if want := []recoveredEvent{{key, true}, {key, false}}; !slices.Equal(f.Recovered, want) {
+		t.Errorf("recovered events %+v; want %+v", f.Recovered, want)
+	}
+	if len(f.Errors) != 0 {
+		t.Errorf("error events %v; want none (busy is retried, not reported)", f.Errors)
+	}
+	var pos position
+	get(`window.rfake.client.position('`+key+`')`, &pos)
+	if pos != (position{"e2", 4}) {
+		t.Errorf("position = %+v; want {e2 4}", pos)
+	}
+	run(`window.rfake.client.close()`)
+	br.NoErrors()
 }
