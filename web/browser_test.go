@@ -102,21 +102,26 @@ window.fakeStart = () => {
   }).then(() => { f.subOK = true; }, (e) => { f.subErr = e.code; });
 };
 
-// Clients made on demand by name (TestBrowserSubscriptions, TestBrowserCloses):
-// mk connects one; sub adds subscription id of streams, whose messages'
-// trade ids go to msgs[id]; unsub lets go of it. Outcomes go to results.
+// Clients made on demand by name (TestBrowserSubscriptions, TestBrowserCloses,
+// TestBrowserRecover): mk connects one; sub adds subscription id of
+// streams, whose messages' trade ids go to msgs[id] and metas to
+// metas[id]; unsub lets go of it. Outcomes go to results, events to
+// states, closes, errors, gaps and recovered.
 const made = window.made = {};
 window.mk = (name, opts) => {
-  const r = made[name] = { msgs: {}, subs: {}, results: {}, states: [], closes: [], errors: [] };
+  const r = made[name] = { msgs: {}, metas: {}, subs: {}, results: {}, states: [], closes: [], errors: [], gaps: [], recovered: [] };
   const c = r.client = connect('/ws', { backoff: { min: 50, max: 400 }, pingInterval: 0, ...opts });
   c.on('state', (s) => r.states.push({ s, t: performance.now() }));
   c.on('close', (e) => r.closes.push({ ...e, t: performance.now() }));
   c.on('error', (e) => r.errors.push(e));
+  c.on('gap', (g) => r.gaps.push(g));
+  c.on('recovered', (e) => r.recovered.push(e));
 };
 window.sub = (name, id, keys) => {
   const r = made[name];
   r.msgs[id] = [];
-  r.subs[id] = r.client.subscribe(keys, (d) => r.msgs[id].push(d.t));
+  r.metas[id] = [];
+  r.subs[id] = r.client.subscribe(keys, (d, m) => { r.msgs[id].push(d.t); r.metas[id].push(m); });
   r.subs[id].then((h) => { r.results[id] = 'ok ' + h.streams.join(','); }, (e) => { r.results[id] = e.code; });
 };
 window.unsub = (name, id) => {
@@ -148,6 +153,43 @@ window.closeCase = (code) => {
   c.on('close', (e) => r.closes.push(e));
   c.on('state', (s) => r.states.push(s));
 };
+// RecoverWS plays a gateway that numbers streams and recovers them, without
+// one (TestBrowserRecoverScript): the k-th subscribe on the n-th connection
+// gets the steps rfake.script[n][k], a reply ({result} or {error}), data
+// messages of the command's first stream, or 'close' (the connection drops).
+class RecoverWS {
+  constructor() {
+    this.n = window.rfake.sockets++;
+    this.subs = 0;
+    setTimeout(() => this.onopen && this.onopen(), 0);
+  }
+  send(s) {
+    const f = window.rfake;
+    const cmd = JSON.parse(s);
+    if (cmd.op !== 'subscribe') return;
+    f.cmds.push({ conn: this.n, streams: cmd.streams, since: cmd.since || null, t: performance.now() });
+    const steps = (f.script[this.n] || [])[this.subs++] || [];
+    setTimeout(() => {
+      for (const o of steps) {
+        if (o === 'close') {
+          this.onclose && this.onclose({ code: 1006, reason: '' });
+          return;
+        }
+        const m = o.result || o.error ? { id: cmd.id, ...o } : { stream: cmd.streams[0], ...o, data: { t: o.seq } };
+        this.onmessage && this.onmessage({ data: JSON.stringify(m) });
+      }
+    }, 0);
+  }
+  close() {}
+}
+window.rfakeStart = (stream, script) => {
+  const f = window.rfake = { sockets: 0, cmds: [], script, metas: [], gaps: [], recovered: [], errors: [] };
+  const c = f.client = connect('ws://fake.invalid/ws', { WebSocket: RecoverWS, pingInterval: 0, backoff: { min: 50, max: 400 } });
+  c.on('gap', (g) => f.gaps.push(g));
+  c.on('recovered', (e) => f.recovered.push(e));
+  c.on('error', (e) => f.errors.push(e));
+  c.subscribe([stream], (d, m) => f.metas.push(m)).then(() => { f.subOK = true; }, (e) => { f.subErr = e; });
+};
 window.mgLoaded = true;
 </script>
 `
@@ -161,8 +203,15 @@ func startGateway(t *testing.T, addr string) (*testGateway, string) {
 // startGatewaySource is startGateway with the downstream Source src.
 func startGatewaySource(t *testing.T, addr string, src downstream.Source) (*testGateway, string) {
 	t.Helper()
+	return startGatewayHub(t, addr, src, hub.NewMemory())
+}
+
+// startGatewayHub is startGatewaySource on the hub h, which may outlive
+// the node: a node started again on it has the stream history of the
+// one before.
+func startGatewayHub(t *testing.T, addr string, src downstream.Source, h *hub.Memory) (*testGateway, string) {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	h := hub.NewMemory()
 	ds, err := downstream.New(downstream.Config{Hub: h, Source: src, Logger: log, CloseGrace: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -364,6 +413,9 @@ func TestBrowserClient(t *testing.T) {
 		}
 	}
 	eval(`window.mg.gaps`, &gaps)
+	// The client subscribed before the stream's first message, so the
+	// reply had no position for it (no epoch) and it resubscribed without
+	// "since": the first message is a reconnect gap.
 	wantGaps := []gapEvent{{key, 1, "reconnect"}, {key, 4, "gap"}}
 
 	// A burst of subscribe calls is paced under the gateway's flood limit.

@@ -12,8 +12,19 @@ export type StreamKey = string;
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'disconnected' | 'closed';
 
 /**
+ * A stream's position for the whole cluster: the seq of its last message in
+ * the numbering epoch. The epoch changes only when the stream's history was
+ * lost for good.
+ */
+export interface Position {
+  epoch: string;
+  seq: number;
+}
+
+/**
  * An error as the gateway sends it (bad_request, unknown_op, invalid_stream,
- * too_many_streams, upstream_error), or one of the client's own:
+ * too_many_streams, upstream_error), or one of the client's own (a
+ * subscribe refused with busy is sent again after a backoff, not rejected):
  * timeout, disconnected, closed, too_many_pending, connect_failed.
  */
 export interface GatewayError {
@@ -27,23 +38,57 @@ export interface GatewayError {
 
 export interface MessageMeta {
   stream: StreamKey;
-  /** This gateway node's number of the message, +1 per message of the stream. */
+  /** The stream's position of the message for the whole cluster (every node numbers it alike), +1 per message of the stream. */
   seq: number;
   /** True when events may have been lost just before this message (a 'gap' event was emitted for it). */
   gap: boolean;
+  /**
+   * True for the stream's latest value, sent right after the subscribe reply
+   * for streams whose newest message supersedes the old (tickers, book
+   * ticker, partial depth, klines); its seq is the reply's position, and it
+   * is never a 'seq' gap.
+   */
+  latest: boolean;
+  /**
+   * Set on the first message after a resubscription that asked to recover
+   * the stream (see RecoveredEvent): true when nothing was lost (this is the
+   * first missed message, or the first live one), false when the loss could
+   * not be filled (gap is then true). Absent on other messages.
+   */
+  recovered?: boolean;
 }
 
 export interface GapEvent {
   stream: StreamKey;
   seq: number;
-  /** The seq of the stream's previous message on this connection, if any. */
+  /** The stream's position before this message (the previous message's seq, or the subscribe reply's), if known. */
   prevSeq?: number;
   /**
    * 'gap': the gateway flagged the message with gap:true;
    * 'seq': seq did not follow the previous one by 1;
-   * 'reconnect': first message after the client reconnected and resubscribed.
+   * 'reconnect': first message after the client reconnected and
+   * resubscribed without asking to recover the stream (its position, or
+   * its epoch, was not known);
+   * 'unrecovered': first message after a resubscription that asked to
+   * recover the stream and could not (history too short, epoch changed).
+   * After a recovered resubscription there is no gap event.
    */
-  reason: 'gap' | 'seq' | 'reconnect';
+  reason: 'gap' | 'seq' | 'reconnect' | 'unrecovered';
+}
+
+/**
+ * The outcome, per stream, of a resubscription after a reconnect that
+ * asked to recover the stream from its last position ("since"). Emitted
+ * when the gateway replies, before the stream's next message.
+ */
+export interface RecoveredEvent {
+  stream: StreamKey;
+  /**
+   * true: every message missed follows, in order, before live ones, and no
+   * gap is reported. false: they cannot be; the next message is a gap of
+   * reason 'unrecovered'.
+   */
+  recovered: boolean;
 }
 
 export interface SubscribeResult {
@@ -138,6 +183,8 @@ export interface EventMap {
   error: GatewayError;
   /** Each closed connection (not emitted by close()). */
   close: CloseEvent;
+  /** Each stream a resubscription asked to recover, with the outcome. */
+  recovered: RecoveredEvent;
 }
 
 export declare class MarketgateClient {
@@ -162,6 +209,13 @@ export declare class MarketgateClient {
   unsubscribe(streams: StreamKey[]): Promise<SubscribeResult>;
   /** Asks the gateway for the connection's streams. */
   list(): Promise<SubscribeResult>;
+  /**
+   * The stream's last position received (from its messages, or the
+   * subscribe reply before any), kept across reconnects; undefined while
+   * its epoch is not known, in which case a reconnect cannot recover it.
+   * After a reconnect the client resubscribes with these positions.
+   */
+  position(stream: StreamKey): Position | undefined;
   /** Adds a listener; returns a function that removes it. */
   on<K extends keyof EventMap>(event: K, fn: (arg: EventMap[K]) => void): () => void;
   off<K extends keyof EventMap>(event: K, fn: (arg: EventMap[K]) => void): void;

@@ -3,6 +3,7 @@
 //   import { connect } from '/marketgate.js';
 //   const client = connect('/ws');
 //   client.on('gap', ({stream}) => resync(stream));
+//   client.on('recovered', ({stream, recovered}) => note(stream, recovered));
 //   client.on('close', ({code, reason, reconnect}) => tell(code, reason, reconnect));
 //   const sub = await client.subscribe(['binance:btcusdt@trade'], (data, meta) => show(data, meta.seq));
 //   sub.unsubscribe(); // this handler only; the stream is left when its last handler goes
@@ -65,15 +66,30 @@ export class MarketgateClient {
   #pingTimer = null;
   #pingDeadline = null;
   #nextId = 1;
-  #listeners = { state: new Set(), gap: new Set(), error: new Set(), close: new Set() };
+  #listeners = { state: new Set(), gap: new Set(), error: new Set(), close: new Set(), recovered: new Set() };
   // stream -> Set of subscriptions {handler, streams, handle, waiter}, one per
   // subscribe call: the streams wanted, resubscribed after a reconnect. A
   // stream is left at the gateway when its last subscription lets it go.
   #streams = new Map();
-  // stream -> last seq seen on the current connection.
-  #lastSeq = new Map();
-  // streams whose next message follows a reconnect and so may follow a loss.
-  #resync = new Set();
+  // stream -> {epoch, seq}: the stream's last position received, kept
+  // across reconnects. seq is the cluster-wide position of the last message
+  // (or of the subscribe reply, before any message); epoch comes from the
+  // subscribe reply or a gap message, undefined while unknown. A stream
+  // with both is resubscribed with "since" after a reconnect, to recover
+  // what it missed.
+  #pos = new Map();
+  // stream -> reason ('reconnect' | 'unrecovered'): streams whose next
+  // message may follow a loss, and the gap reason it gets. A reconnect
+  // sets 'reconnect'; a resubscription that recovered everything clears
+  // it; one that could not sets 'unrecovered'.
+  #resync = new Map();
+  // stream -> recovered (boolean): the outcome of the last resubscription
+  // that asked to recover the stream, given to its next message's meta.
+  #recovered = new Map();
+  // subscribe commands refused with 'busy', waiting to be sent again:
+  // {timer, waiters}. #busyTries counts such refusals in a row.
+  #retries = new Set();
+  #busyTries = 0;
   // id -> {op, streams, waiters, resub, resolve, reject, timer}: commands in flight.
   #pending = new Map();
   // subscribe calls made while disconnected, settled by the resubscription.
@@ -102,6 +118,17 @@ export class MarketgateClient {
 
   /** streams lists the streams the client keeps subscribed. */
   get streams() { return [...this.#streams.keys()]; }
+
+  /**
+   * position returns the stream's last position received, {epoch, seq},
+   * or undefined when its epoch is not known (the stream cannot be
+   * recovered then).
+   */
+  position(stream) {
+    const p = this.#pos.get(stream);
+    if (!p || typeof p.epoch !== 'string' || p.epoch === '' || typeof p.seq !== 'number') return undefined;
+    return { epoch: p.epoch, seq: p.seq };
+  }
 
   on(event, fn) {
     const set = this.#listeners[event];
@@ -210,6 +237,7 @@ export class MarketgateClient {
       detach(ws);
       try { ws.close(1000); } catch { /* already closing */ }
     }
+    this.#cancelRetries();
     const err = gatewayError('closed', 'client closed');
     for (const p of this.#pending.values()) this.#settle(p, err);
     this.#pending.clear();
@@ -240,7 +268,7 @@ export class MarketgateClient {
     if (ws !== this.#ws) return;
     this.#openedAt = performance.now();
     this.#setState('open');
-    this.#lastSeq.clear();
+    this.#busyTries = 0;
     this.#startPing();
     const waiters = [...this.#deferred];
     this.#deferred.clear();
@@ -258,8 +286,11 @@ export class MarketgateClient {
     this.#openedAt = 0;
     this.#stopPing();
     this.#clearOutbox();
-    // Events of every stream may be lost until it is resubscribed.
-    for (const s of this.#streams.keys()) this.#resync.add(s);
+    // Events of every stream may be lost until it is resubscribed (and
+    // are not, for those the resubscription recovers). A loss not yet
+    // reported keeps its reason.
+    for (const s of this.#streams.keys()) if (!this.#resync.has(s)) this.#resync.set(s, 'reconnect');
+    this.#cancelRetries();
     const pend = [...this.#pending.values()];
     this.#pending.clear();
     for (const p of pend) {
@@ -406,33 +437,102 @@ export class MarketgateClient {
   }
 
   // sendSubscribe subscribes streams in as few commands as fit the
-  // gateway's frame limit (one, unless the list is very long).
-  #sendSubscribe(streams, waiters, resub) {
-    const chunks = this.#chunks(streams);
-    for (const w of waiters) w.left = chunks.filter((c) => w.streams.some((s) => c.includes(s))).length || 1;
+  // gateway's frame limit (one, unless the list is very long). A
+  // resubscription (resub) asks to recover, with "since", every stream
+  // that may have lost messages and whose position is known. retry says
+  // the streams are those of one command sent before (refused, to be sent
+  // again): its waiters count the new commands instead of that one.
+  #sendSubscribe(streams, waiters, resub, retry = false) {
+    const since = resub ? this.#since(streams) : null;
+    const chunks = this.#chunks(streams, since);
+    for (const w of waiters) {
+      const n = chunks.filter((c) => w.streams.some((s) => c.includes(s))).length;
+      w.left = retry ? w.left - 1 + n : n;
+      if (w.left <= 0) w.resolve(); // nothing of it left to send
+    }
     for (const chunk of chunks) {
       const ws = waiters.filter((w) => w.streams.some((s) => chunk.includes(s)));
-      this.#command({ op: 'subscribe', streams: chunk }, { waiters: ws, resub })
+      const cmd = { op: 'subscribe', streams: chunk };
+      let asked = null;
+      if (since) {
+        for (const s of chunk) {
+          if (since[s]) (asked ||= {})[s] = since[s];
+        }
+        if (asked) cmd.since = asked;
+      }
+      const onResult = (result) => this.#onSubscribed(chunk, asked, result);
+      this.#command(cmd, { waiters: ws, resub, onResult })
         .then(() => {
+          this.#busyTries = 0;
           for (const w of ws) if (--w.left <= 0) w.resolve();
         }, (err) => this.#subscribeFailed(chunk, ws, resub, err));
     }
-    // A waiter none of whose streams needed sending (cannot happen, but never leave one hanging).
-    for (const w of waiters) if (!chunks.some((c) => w.streams.some((s) => c.includes(s)))) w.resolve();
   }
 
-  // chunks splits streams into lists that each fit one command under the
-  // gateway's frame limit.
-  #chunks(streams) {
+  // since returns the positions to recover streams from: those of the
+  // streams that may have lost messages (see #resync) and whose position
+  // is known; null when there are none.
+  #since(streams) {
+    let since = null;
+    for (const s of streams) {
+      if (!this.#resync.has(s)) continue;
+      const p = this.position(s);
+      if (p) (since ||= {})[s] = p;
+    }
+    return since;
+  }
+
+  // onSubscribed takes a subscribe reply's positions and, for the streams
+  // it asked to recover (asked), whether they were: a recovered stream
+  // keeps its position, as the messages it missed follow, and its next
+  // message is no gap; one that was not starts again from the reply's
+  // position, and its next message (flagged gap:true by the gateway) is a
+  // gap of reason 'unrecovered'. It runs before the reply's promise
+  // settles, so before any message that follows the reply.
+  #onSubscribed(chunk, asked, result) {
+    const positions = result && typeof result.positions === 'object' && result.positions || {};
+    const recovered = result && typeof result.recovered === 'object' && result.recovered || {};
+    const outcomes = [];
+    for (const s of chunk) {
+      if (!this.#streams.has(s)) continue; // let go meanwhile
+      const p = positions[s];
+      const pos = p && typeof p.epoch === 'string' && p.epoch !== '' && typeof p.seq === 'number'
+        ? { epoch: p.epoch, seq: p.seq } : null;
+      if (!asked || !asked[s]) {
+        // A stream already flowing keeps its own position: its messages
+        // are more recent than, or as recent as, the reply's.
+        const cur = this.#pos.get(s);
+        if (pos && (!cur || cur.epoch !== pos.epoch || typeof cur.seq !== 'number')) this.#pos.set(s, pos);
+        continue;
+      }
+      const ok = recovered[s] === true;
+      if (ok) {
+        if (this.#resync.get(s) === 'reconnect') this.#resync.delete(s);
+      } else {
+        if (pos) this.#pos.set(s, pos);
+        else this.#pos.delete(s);
+        this.#resync.set(s, 'unrecovered');
+      }
+      this.#recovered.set(s, ok);
+      outcomes.push({ stream: s, recovered: ok });
+    }
+    for (const o of outcomes) this.#emit('recovered', o);
+  }
+
+  // chunks splits streams into lists that each fit one command, with the
+  // positions of since, under the gateway's frame limit.
+  #chunks(streams, since = null) {
+    const base = since ? 80 : 64;
     const chunks = [];
     let cur = [];
-    let size = 64;
+    let size = base;
     for (const s of streams) {
-      const n = JSON.stringify(s).length + 1;
+      let n = JSON.stringify(s).length + 1;
+      if (since && since[s]) n += JSON.stringify(s).length + JSON.stringify(since[s]).length + 2;
       if (cur.length > 0 && size + n > this.#opts.maxFrameBytes) {
         chunks.push(cur);
         cur = [];
-        size = 64;
+        size = base;
       }
       cur.push(s);
       size += n;
@@ -441,9 +541,45 @@ export class MarketgateClient {
     return chunks;
   }
 
+  // retryBusy sends a subscribe command that the gateway refused with
+  // 'busy' (too many subscribes waiting for history on the connection, or
+  // on the node) again after a backoff that grows with each such refusal
+  // in a row. The wait ends with the connection: the next one
+  // resubscribes everything anyway.
+  #retryBusy(chunk, waiters, resub) {
+    const { min, max } = this.#opts.backoff;
+    const cap = Math.min(max, min * 2 ** Math.min(this.#busyTries, 30));
+    this.#busyTries++;
+    const r = { waiters, timer: null };
+    r.timer = setTimeout(() => {
+      this.#retries.delete(r);
+      if (this.#state !== 'open') {
+        for (const w of waiters) if (!w.done) this.#deferred.add(w);
+        return;
+      }
+      const rest = chunk.filter((s) => this.#streams.has(s));
+      this.#sendSubscribe(rest, waiters.filter((w) => !w.done), resub, true);
+    }, cap / 2 + Math.random() * cap / 2);
+    this.#retries.add(r);
+  }
+
+  // cancelRetries stops the waits of retryBusy; their callers wait for
+  // the next connection's resubscription.
+  #cancelRetries() {
+    for (const r of this.#retries) {
+      clearTimeout(r.timer);
+      for (const w of r.waiters) if (!w.done) this.#deferred.add(w);
+    }
+    this.#retries.clear();
+  }
+
   #subscribeFailed(chunk, waiters, resub, err) {
     if (err && err.code === 'disconnected' && !this.#closed) {
       for (const w of waiters) if (!w.done) this.#deferred.add(w); // sent again once connected
+      return;
+    }
+    if (err && err.code === 'busy' && !this.#closed) {
+      this.#retryBusy(chunk, waiters, resub);
       return;
     }
     if (err && (err.code === 'disconnected' || err.code === 'closed')) {
@@ -469,7 +605,7 @@ export class MarketgateClient {
     if (affected.length === 0) this.#emit('error', err);
     const rest = chunk.filter((s) => this.#streams.has(s));
     if ((resub || others.length > 0) && rest.length > 0 && this.#state === 'open') {
-      this.#sendSubscribe(rest, others, resub);
+      this.#sendSubscribe(rest, others, resub, true);
     } else {
       for (const w of others) w.reject(err);
     }
@@ -485,8 +621,9 @@ export class MarketgateClient {
     const subs = this.#streams.get(stream);
     if (subs) for (const sub of subs) sub.streams.delete(stream);
     this.#streams.delete(stream);
-    this.#lastSeq.delete(stream);
+    this.#pos.delete(stream);
     this.#resync.delete(stream);
+    this.#recovered.delete(stream);
   }
 
   // detach takes sub off streams and returns those that no subscription
@@ -554,8 +691,18 @@ export class MarketgateClient {
       }
       this.#pending.delete(msg.id);
       clearTimeout(p.timer);
-      if (msg.error) p.reject(msg.error);
-      else p.resolve(msg.result);
+      if (msg.error) {
+        p.reject(msg.error);
+        return;
+      }
+      if (p.onResult) {
+        try {
+          p.onResult(msg.result);
+        } catch (e) {
+          report(e);
+        }
+      }
+      p.resolve(msg.result);
     }
   }
 
@@ -565,24 +712,41 @@ export class MarketgateClient {
     if (subs) this.#emit('error', { stream: msg.stream, ...msg.error });
   }
 
+  // onData delivers a data message and keeps the stream's position. A
+  // message is a gap when it is the first after a loss the client knows of
+  // (a reconnect not recovered), when the gateway flags it, or when its
+  // seq does not follow the stream's position; a latest value
+  // ("latest":true, sent on subscribe) is never a 'seq' gap: its seq is
+  // the position in the reply.
   #onData(msg) {
     const { stream, seq } = msg;
     const subs = this.#streams.get(stream);
     if (!subs) return; // unsubscribed meanwhile
-    const prev = this.#lastSeq.get(stream);
+    const cur = this.#pos.get(stream);
+    const prev = cur ? cur.seq : undefined;
+    const latest = msg.latest === true;
     let reason = null;
     if (this.#resync.has(stream)) {
-      reason = 'reconnect';
+      reason = this.#resync.get(stream);
       this.#resync.delete(stream);
     } else if (msg.gap === true) {
       reason = 'gap';
-    } else if (prev !== undefined && seq !== prev + 1) {
+    } else if (!latest && typeof prev === 'number' && seq !== prev + 1) {
       reason = 'seq';
     }
-    this.#lastSeq.set(stream, seq);
+    if (typeof seq === 'number') {
+      // A gap may start a new epoch: the message names it, else it is unknown.
+      let epoch = cur ? cur.epoch : undefined;
+      if (msg.gap === true) epoch = typeof msg.epoch === 'string' && msg.epoch !== '' ? msg.epoch : undefined;
+      this.#pos.set(stream, { epoch, seq });
+    }
     const gap = reason !== null;
     if (gap) this.#emit('gap', { stream, seq, prevSeq: prev, reason });
-    const meta = { stream, seq, gap };
+    const meta = { stream, seq, gap, latest };
+    if (this.#recovered.has(stream)) {
+      meta.recovered = this.#recovered.get(stream);
+      this.#recovered.delete(stream);
+    }
     for (const sub of [...subs]) {
       if (!sub.streams.has(stream)) continue; // let go by an earlier handler of this message
       try {
