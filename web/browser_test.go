@@ -392,8 +392,9 @@ func TestBrowserClient(t *testing.T) {
 	waitUntil(t, 10*time.Second, "the resubscription on node 2", func() bool { return g2.subscribers(key) == 1 })
 	t.Logf("reconnected and resubscribed %v after the restart", time.Since(restart).Round(time.Millisecond))
 
-	// Node 2 numbers the stream from 1 again; the first message after the
-	// reconnect is a gap, the rest follow on.
+	// Node 2 is a new hub: a new epoch, numbered from 1 again. The client
+	// asked to recover from node 1's epoch and could not; its first
+	// message is an "unrecovered" gap, the rest follow on.
 	g2.publish(t, key, []uint64{1, 2, 3}, false, 100)
 	poll("three more messages", `window.mg.msgs.length >= 8`)
 	// The gateway marks a loss with gap:true.
@@ -413,10 +414,7 @@ func TestBrowserClient(t *testing.T) {
 		}
 	}
 	eval(`window.mg.gaps`, &gaps)
-	// The client subscribed before the stream's first message, so the
-	// reply had no position for it (no epoch) and it resubscribed without
-	// "since": the first message is a reconnect gap.
-	wantGaps := []gapEvent{{key, 1, "reconnect"}, {key, 4, "gap"}}
+	wantGaps := []gapEvent{{key, 1, "unrecovered"}, {key, 4, "gap"}}
 
 	// A burst of subscribe calls is paced under the gateway's flood limit.
 	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.burst()`)); err != nil {
