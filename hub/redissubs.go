@@ -27,6 +27,8 @@ type subManager struct {
 	failures int
 	// bo paces the retries of failed commands.
 	bo backoff.Backoff
+	// pings numbers the PINGs of syncConn.
+	pings uint64
 }
 
 // run applies subscription changes until ctx ends, then closes the
@@ -82,14 +84,32 @@ func (m *subManager) apply(ctx context.Context) bool {
 	}
 	clear(r.dirty)
 	r.mu.Unlock()
+	// A connection that broke and is back: go-redis has resubscribed its
+	// channels, but only a SUBSCRIBE of ours followed by a PING tells
+	// when that is done.
+	for _, c := range m.conns {
+		if c.resync.Swap(false) {
+			for _, s := range r.streamsOf(c) {
+				m.retry[s] = struct{}{}
+				changes = append(changes, change{s, true})
+			}
+		}
+	}
 	retry := m.retry
 	m.retry = make(map[string]struct{})
 
 	type ops struct{ sub, unsub []string }
 	byGroup := map[int]*ops{}
+	// confirmed are the streams whose subscription is in place in Redis:
+	// those subscribed by an earlier command (which was confirmed, or it
+	// would be retried) and those subscribed now, once confirmed.
+	var confirmed []string
 	for _, c := range changes {
 		_, force := retry[c.stream]
 		if c.want == m.inRedis[c.stream] && !force {
+			if c.want {
+				confirmed = append(confirmed, c.stream)
+			}
 			continue
 		}
 		g := -1
@@ -109,8 +129,10 @@ func (m *subManager) apply(ctx context.Context) bool {
 	}
 
 	ok := true
+	defer func() { r.confirm(confirmed) }()
 	for g, o := range byGroup {
 		c := m.conn(ctx, g)
+		var subscribed []string
 		for chunk := range slices.Chunk(o.sub, r.cfg.BatchSize) {
 			if ctx.Err() != nil {
 				return true
@@ -122,6 +144,25 @@ func (m *subManager) apply(ctx context.Context) bool {
 			}
 			if err := m.command(ctx, c, true, chunk); err != nil {
 				ok = false
+			} else {
+				subscribed = append(subscribed, chunk...)
+			}
+		}
+		if len(subscribed) > 0 {
+			if err := m.syncConn(ctx, c); err != nil {
+				if ctx.Err() != nil {
+					return true
+				}
+				ok = false
+				r.subscribeErrors.Add(1)
+				for _, s := range subscribed {
+					m.retry[s] = struct{}{}
+				}
+				if m.failures == 0 {
+					r.log.Warn("redis subscription not confirmed, retrying", "group", c.group, "err", err)
+				}
+			} else {
+				confirmed = append(confirmed, subscribed...)
 			}
 		}
 		for chunk := range slices.Chunk(o.unsub, r.cfg.BatchSize) {
@@ -188,7 +229,7 @@ func (m *subManager) conn(ctx context.Context, g int) *subConn {
 		return c
 	}
 	r := m.r
-	c := &subConn{group: g, home: g == r.homeGroup(), opened: time.Now()}
+	c := &subConn{group: g, home: g == r.homeGroup(), opened: time.Now(), pongs: make(chan string, 8)}
 	if r.cluster {
 		c.prefix = r.groupPrefix[g]
 	} else {
