@@ -458,11 +458,15 @@ func (r *Redis) Publish(ctx context.Context, msg Message) error {
 // them (not until any receiver has them). Batches are sent one at a time,
 // in order, so the messages of a stream reach Redis in the order they
 // were published. It returns the first error; the messages that failed
-// are lost (receivers see a break in Seq). Standalone, nothing is
-// retried, since a retry after a network error could deliver a message
-// twice; in cluster mode go-redis's cluster pipeline does resend a
-// node's part of the batch after a network error, so a duplicate is
-// possible there (receivers see Seq repeat).
+// are lost, and the stream's next message is numbered with Gap (the
+// publisher's Seq broke). Standalone, nothing is retried, since a retry
+// after a network error could publish a message twice; in cluster mode
+// go-redis's cluster pipeline does resend a node's part of the batch
+// after a network error, and the publish script drops what it already
+// numbered when the message has an ID (a message without one may then
+// be numbered twice). A server that answers NOSCRIPT (restarted, or its
+// scripts flushed) ran nothing: those messages are sent again with the
+// script in full.
 //
 // With nothing to send, Flush returns nil, or [ErrNotSent] while the last
 // send failed: only a send tells whether Redis takes messages again.

@@ -511,7 +511,8 @@ func seqsOf(msgs []Message) []uint64 {
 }
 
 // commandCalls returns the calls of each command since the server
-// started (INFO commandstats), scripts' commands included.
+// started (INFO commandstats), scripts' commands included, and as
+// "<command>.usec" the microseconds Redis spent in it.
 func commandCalls(ctx context.Context, rc *redis.Client) (map[string]int64, error) {
 	info, err := rc.Info(ctx, "commandstats").Result()
 	if err != nil {
@@ -524,12 +525,18 @@ func commandCalls(ctx context.Context, rc *redis.Client) (map[string]int64, erro
 		if !ok {
 			continue
 		}
-		calls, _, _ := strings.Cut(rest, ",")
+		calls, rest, _ := strings.Cut(rest, ",usec=")
+		usec, _, _ := strings.Cut(rest, ",")
 		n, err := strconv.ParseInt(calls, 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("commandstats line %q: %w", line, err)
 		}
-		out[strings.TrimPrefix(name, "cmdstat_")] = n
+		us, err := strconv.ParseInt(usec, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("commandstats line %q: %w", line, err)
+		}
+		name = strings.TrimPrefix(name, "cmdstat_")
+		out[name], out[name+".usec"] = n, us
 	}
 	return out, nil
 }
@@ -539,13 +546,16 @@ func commandCalls(ctx context.Context, rc *redis.Client) (map[string]int64, erro
 // the commands Redis runs per message (cmds/msg, script calls included,
 // and split by command; the health probe's PUBLISH once a second is
 // counted too, and is noise). A burst is one round trip. history=off is
-// the same script without the XADD (HistorySize < 0).
+// the same script without the XADD (HistorySize < 0); before=publish is
+// the path before numbering, a pipeline of plain PUBLISH of the same
+// frames, sent the way Flush sent them.
 func BenchmarkRedisPublishHistory(b *testing.B) {
 	const burst, streams = 100, 10
 	for _, bc := range []struct {
-		name string
-		size int
-	}{{"history=on", 0}, {"history=off", -1}} {
+		name  string
+		size  int
+		plain bool
+	}{{"history=on", 0, false}, {"history=off", -1, false}, {"before=publish", 0, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			srv := redistest.Start(b)
 			h, err := NewRedis(RedisConfig{URL: srv.URL(), NodeID: "bench", HistorySize: bc.size})
@@ -565,7 +575,30 @@ func BenchmarkRedisPublishHistory(b *testing.B) {
 			defer rc.Close()
 			data := depthData(256)
 			var seq uint64
+			var frames []byte
+			var ends []int
 			send := func() {
+				if bc.plain {
+					frames, ends = frames[:0], ends[:0]
+					for i := range burst {
+						if i%streams == 0 {
+							seq++
+						}
+						msg := Message{Stream: "bench:" + strconv.Itoa(i%streams), Seq: seq, ID: EventID{Hi: int64(seq)}, Data: data}
+						frames = appendFrame(frames, msg)
+						ends = append(ends, len(frames))
+					}
+					pipe := rc.Pipeline()
+					start := 0
+					for i, end := range ends {
+						pipe.Publish(ctx, h.channel("bench:"+strconv.Itoa(i%streams)), frames[start:end])
+						start = end
+					}
+					if _, err := pipe.Exec(ctx); err != nil {
+						b.Fatal(err)
+					}
+					return
+				}
 				for i := range burst {
 					if i%streams == 0 {
 						seq++
@@ -598,7 +631,7 @@ func BenchmarkRedisPublishHistory(b *testing.B) {
 			msgs := float64(bursts * burst)
 			var total int64
 			for name, n := range after {
-				if name == "info" || name == "ping" {
+				if name == "info" || name == "ping" || strings.HasSuffix(name, ".usec") {
 					continue
 				}
 				total += n - before[name]
@@ -608,6 +641,13 @@ func BenchmarkRedisPublishHistory(b *testing.B) {
 				b.ReportMetric(float64(after[name]-before[name])/msgs, name+"/msg")
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(bursts), "ns/burst")
+			// Redis's own time per message: the script's (the commands it
+			// calls included), or PUBLISH's without one.
+			top := "evalsha"
+			if bc.plain {
+				top = "publish"
+			}
+			b.ReportMetric(float64(after[top+".usec"]-before[top+".usec"])/msgs, "redis-µs/msg")
 		})
 	}
 }

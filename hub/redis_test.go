@@ -849,6 +849,9 @@ func TestNewRedisConfig(t *testing.T) {
 		{"batch", RedisConfig{URL: "redis://127.0.0.1:1/0", BatchSize: -1}, "BatchSize"},
 		{"streams", RedisConfig{URL: "redis://127.0.0.1:1/0", MaxStreams: -1}, "MaxStreams"},
 		{"batch bytes", RedisConfig{URL: "redis://127.0.0.1:1/0", MaxBatchBytes: -1}, "MaxBatchBytes"},
+		{"history ttl", RedisConfig{URL: "redis://127.0.0.1:1/0", HistoryTTL: -time.Second}, "HistoryTTL"},
+		{"history ttl under a millisecond", RedisConfig{URL: "redis://127.0.0.1:1/0", HistoryTTL: time.Microsecond}, "HistoryTTL"},
+		{"no history ok", RedisConfig{URL: "redis://127.0.0.1:1/0", HistorySize: -1}, ""},
 		{"standalone ok", RedisConfig{URL: "redis://127.0.0.1:1/0"}, ""},
 		{"cluster ok", RedisConfig{ClusterAddrs: []string{"127.0.0.1:1"}, Groups: 4}, ""},
 	}
