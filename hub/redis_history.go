@@ -102,8 +102,11 @@ if size > 0 then
   redis.call('XADD', hist, 'MAXLEN', '~', size, s .. '-1', 'f', frame)
   redis.call('PEXPIRE', hist, ARGV[12])
 end
-redis.call('HSET', pos, 'epoch', epoch, 'seq', s, 'origin', origin, 'src', src, 'next', nxt, 'nextsrc', nxtsrc)
-if hi then redis.call('HSET', pos, 'hi', hi, 'sub', sub) end
+if hi then
+  redis.call('HSET', pos, 'epoch', epoch, 'seq', s, 'origin', origin, 'src', src, 'next', nxt, 'nextsrc', nxtsrc, 'hi', hi, 'sub', sub)
+else
+  redis.call('HSET', pos, 'epoch', epoch, 'seq', s, 'origin', origin, 'src', src, 'next', nxt, 'nextsrc', nxtsrc)
+end
 redis.call('PEXPIRE', pos, postl)
 if ARGV[14] == '1' then
   redis.call('SPUBLISH', ARGV[10], frame)
