@@ -574,7 +574,7 @@ func (r *Redis) send(ctx context.Context, b *pubBatch, eval bool, only []int) []
 
 // Subscribe makes rc receive the messages of stream that reach Redis once
 // this node's subscription is in place; it does not wait for that, nor
-// touch the network. It fails with [ErrTooManyStreams] when stream would
+// touch the network ([Redis.Recover] waits for it). It fails with [ErrTooManyStreams] when stream would
 // be one stream more than RedisConfig.MaxStreams, and for the stream keys
 // of the exchange "probe", whose channels carry the health probes.
 func (r *Redis) Subscribe(_ context.Context, stream string, rc Receiver) error {

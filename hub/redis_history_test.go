@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -649,5 +650,68 @@ func BenchmarkRedisPublishHistory(b *testing.B) {
 			}
 			b.ReportMetric(float64(after[top+".usec"]-before[top+".usec"])/msgs, "redis-µs/msg")
 		})
+	}
+}
+
+// TestRedisNumberingHandover publishes the same 300 events from two
+// nodes at once, the second with a newer origin (an upstream handed over
+// make-before-break), in bursts that interleave at random in Redis. Since
+// the new owner publishes every event with its own continuous Seq, every
+// interleaving must give each event exactly once, in order, at positions
+// 1 to 300 without a gap, the same on both nodes.
+func TestRedisNumberingHandover(t *testing.T) {
+	const stream, events = "binance:btcusdt@trade", 300
+	srv := redistest.Start(t)
+	count := standaloneCounter(t, srv)
+	hubs := []*Redis{
+		runHub(t, RedisConfig{URL: srv.URL(), NodeID: "old-owner"}),
+		runHub(t, RedisConfig{URL: srv.URL(), NodeID: "new-owner"}),
+	}
+	logs := []*msgLog{{}, {}}
+	for i, h := range hubs {
+		if err := h.Subscribe(t.Context(), stream, logs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitSubscribers(t, hubs[0], count, 2, stream)
+	var wg sync.WaitGroup
+	for i, h := range hubs {
+		origin := uint64(i + 1)
+		wg.Go(func() {
+			for e := int64(1); e <= events; e++ {
+				msg := Message{Stream: stream, Origin: origin, Seq: uint64(e), ID: EventID{Hi: e, Prev: e - 1}, Data: fmt.Appendf(nil, `{"t":%d}`, e)}
+				if err := h.Publish(t.Context(), msg); err != nil {
+					t.Error(err)
+					return
+				}
+				if e%7 == int64(i) {
+					if err := h.Flush(t.Context()); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+			if err := h.Flush(t.Context()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for i, l := range logs {
+		waitfor.Cond(t, 10*time.Second, func() error {
+			got := l.of(stream)
+			if len(got) < events {
+				return fmt.Errorf("node %d has %d of %d", i, len(got), events)
+			}
+			return nil
+		})
+		for k, m := range l.of(stream) {
+			if m.Seq != uint64(k+1) || m.ID.Hi != int64(k+1) || m.Gap {
+				t.Fatalf("node %d message %d = seq %d id %d gap %v (origin %d); want seq and id %d, no gap", i, k, m.Seq, m.ID.Hi, m.Gap, m.Origin, k+1)
+			}
+		}
+	}
+	if n := len(logs[0].of(stream)); n != events {
+		t.Errorf("%d messages; want %d", n, events)
 	}
 }
