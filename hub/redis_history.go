@@ -252,7 +252,9 @@ func parseRecovery(stream string, since *Position, v []any) (Recovery, error) {
 		msgs = append(msgs, m)
 	}
 	if since == nil {
-		rec.Messages = msgs
+		if len(msgs) > 0 { // as Memory: nil when nothing is kept
+			rec.Messages = msgs
+		}
 		return rec, nil
 	}
 	// Every message after since, with no hole: the entries are
