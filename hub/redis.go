@@ -201,6 +201,9 @@ type Redis struct {
 
 	published, publishErrors, received, decodeErrors, subscribeErrors atomic.Uint64
 	panics                                                            atomic.Uint64 // recovered in receivers
+	// pings numbers the PINGs of [subConn.roundTrip], so that each has
+	// a payload of its own.
+	pings atomic.Uint64
 	// dropped counts the messages the publish script dropped (an older
 	// origin's, or events already numbered). TODO(maintainers): export it
 	// as Stats.Dropped once hub.Stats has the field.
@@ -283,9 +286,10 @@ type subConn struct {
 	probeCh string
 	home    bool
 	ps      *redis.PubSub
-	// pongs carries the payloads of the PING replies the receive loop
-	// read, to the subscription manager's syncConn.
-	pongs chan string
+	// pongMu guards pongWaiters: who waits for the reply to a PING of
+	// [subConn.roundTrip], by its payload.
+	pongMu      sync.Mutex
+	pongWaiters map[string]chan struct{}
 	// resync asks the subscription manager to subscribe and confirm the
 	// connection's streams again: it broke and is back.
 	resync atomic.Bool

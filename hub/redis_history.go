@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -187,8 +188,10 @@ func (r *Redis) publishArgs(p *pendingPub, body []byte) []any {
 // Recover implements [History]. It first waits, bounded by ctx, until
 // this node's subscription to stream is in place in Redis (the caller
 // subscribed a receiver before; without a local receiver it fails with
-// [ErrNotSubscribed]), so that every message after the Position it
-// returns reaches the receivers live. Then it reads the stream's position
+// [ErrNotSubscribed]) and a PING on the subscriber connection came back
+// (the connection is alive and subscribed now), so that every message
+// after the Position it returns reaches the receivers live: one round
+// trip more per call. Then it reads the stream's position
 // and history in one script, atomically with the publishes.
 //
 // Since is recovered when it is of the current epoch, not past the
@@ -205,7 +208,7 @@ func (r *Redis) Recover(ctx context.Context, stream string, since *Position) (Re
 	if size == 0 {
 		return Recovery{}, ErrNoHistory
 	}
-	if err := r.waitSubscribed(ctx, stream); err != nil {
+	if err := r.subscribedNow(ctx, stream); err != nil {
 		return Recovery{}, fmt.Errorf("hub: recover %q: %w", stream, err)
 	}
 	args := []any{"L", "", "0", size}
@@ -365,26 +368,88 @@ func (r *Redis) streamsOf(c *subConn) []string {
 	return out
 }
 
-// syncConn sends a PING with a payload of its own on c and waits, bounded
-// by subscribeTimeout, until the reply comes back through c's receive
-// loop: Redis answers a connection's commands in order, so every
-// (S)SUBSCRIBE sent on c before it has then been applied.
+// syncConn makes a [subConn.roundTrip] on c, bounded by
+// subscribeTimeout: every (S)SUBSCRIBE sent on c before has then been
+// applied.
 func (m *subManager) syncConn(ctx context.Context, c *subConn) error {
-	m.pings++
-	payload := m.r.token + "-" + strconv.FormatUint(m.pings, 36)
 	cctx, cancel := context.WithTimeout(ctx, subscribeTimeout)
 	defer cancel()
-	if err := c.ps.Ping(cctx, payload); err != nil {
+	return c.roundTrip(cctx, m.r.pingPayload())
+}
+
+// pingPayload returns a PING payload no other PING of the hub has.
+func (r *Redis) pingPayload() string {
+	return r.token + "-" + strconv.FormatUint(r.pings.Add(1), 36)
+}
+
+// roundTrip sends a PING with payload on c and waits until its reply
+// comes back through c's receive loop, or ctx ends. Redis answers a
+// connection's commands in order, and go-redis resubscribes a new
+// connection's channels before it writes anything else on it, so once
+// the reply is back every channel of c is subscribed on the connection
+// c reads.
+func (c *subConn) roundTrip(ctx context.Context, payload string) error {
+	w := make(chan struct{})
+	c.pongMu.Lock()
+	c.pongWaiters[payload] = w
+	c.pongMu.Unlock()
+	defer func() {
+		c.pongMu.Lock()
+		delete(c.pongWaiters, payload)
+		c.pongMu.Unlock()
+	}()
+	if err := c.ps.Ping(ctx, payload); err != nil {
 		return fmt.Errorf("ping: %w", err)
 	}
+	select {
+	case <-w:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("ping not answered: %w", ctx.Err())
+	}
+}
+
+// connOf returns the subscriber connection of stream's group, or nil
+// while it is not open.
+func (r *Redis) connOf(stream string) *subConn {
+	p := r.chanPrefix(stream)
+	r.connsMu.Lock()
+	defer r.connsMu.Unlock()
+	for _, c := range r.conns {
+		if c.prefix == p {
+			return c
+		}
+	}
+	return nil
+}
+
+// recoverPing bounds each round trip of [Redis.subscribedNow]; a
+// connection that broke unnoticed loses the PING, and the next try goes
+// on the new connection.
+const recoverPing = time.Second
+
+// subscribedNow waits until stream's subscription is confirmed and a
+// round trip on its connection proves the connection alive and the
+// subscription on it, or ctx ends: the receive loop notices a broken
+// connection only when its read fails, so the confirmation alone could
+// be stale by then.
+func (r *Redis) subscribedNow(ctx context.Context, stream string) error {
 	for {
-		select {
-		case p := <-c.pongs:
-			if p == payload {
-				return nil
-			}
-		case <-cctx.Done():
-			return fmt.Errorf("ping not answered within %v: %w", subscribeTimeout, cctx.Err())
+		if err := r.waitSubscribed(ctx, stream); err != nil {
+			return err
+		}
+		c := r.connOf(stream)
+		if c == nil { // confirmed on a connection not listed yet: cannot be
+			return errors.New("no subscriber connection")
+		}
+		pctx, cancel := context.WithTimeout(ctx, recoverPing)
+		err := c.roundTrip(pctx, r.pingPayload())
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("wait for the subscription: %w", ctx.Err())
 		}
 	}
 }

@@ -715,3 +715,43 @@ func TestRedisNumberingHandover(t *testing.T) {
 		t.Errorf("%d messages; want %d", n, events)
 	}
 }
+
+// TestRedisRecoverAfterSubscriberLoss kills the hub's subscriber
+// connection and calls Recover at once, before the hub may have noticed:
+// Recover must return only once the connection is back and subscribed,
+// so the message published right after it arrives live.
+func TestRedisRecoverAfterSubscriberLoss(t *testing.T) {
+	srv := redistest.Start(t)
+	pub := runHub(t, RedisConfig{URL: srv.URL(), NodeID: "publisher"})
+	h := runHub(t, RedisConfig{URL: srv.URL(), NodeID: "n"})
+	rc := redis.NewClient(srv.Options())
+	defer rc.Close()
+	const stream = "x:s"
+	l := subscribed(t, h, stream)
+	seq := uint64(0)
+	for round := range 5 {
+		publishN(t, pub, stream, seq, 1)
+		seq++
+		if err := rc.ClientKillByFilter(t.Context(), "TYPE", "pubsub").Err(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+		rec, err := h.Recover(ctx, stream, nil)
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: Recover = %v", round, err)
+		}
+		if rec.Position.Seq != seq {
+			t.Fatalf("round %d: Recover at %+v; want seq %d", round, rec.Position, seq)
+		}
+		publishN(t, pub, stream, seq, 1)
+		seq++
+		waitfor.Cond(t, 10*time.Second, func() error {
+			got := l.of(stream)
+			if len(got) == 0 || got[len(got)-1].Seq != seq {
+				return fmt.Errorf("round %d: message %d after Recover not delivered (have %v)", round, seq, seqsOf(got))
+			}
+			return nil
+		})
+	}
+}

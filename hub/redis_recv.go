@@ -64,10 +64,12 @@ func (r *Redis) readLoop(ctx context.Context, c *subConn, out chan<- *redis.Mess
 				return
 			}
 		case *redis.Pong:
-			select {
-			case c.pongs <- v.Payload:
-			default: // nobody waits for that many
+			c.pongMu.Lock()
+			if w := c.pongWaiters[v.Payload]; w != nil {
+				close(w)
+				delete(c.pongWaiters, v.Payload)
 			}
+			c.pongMu.Unlock()
 		}
 	}
 }

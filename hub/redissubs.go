@@ -27,8 +27,6 @@ type subManager struct {
 	failures int
 	// bo paces the retries of failed commands.
 	bo backoff.Backoff
-	// pings numbers the PINGs of syncConn.
-	pings uint64
 }
 
 // run applies subscription changes until ctx ends, then closes the
@@ -229,7 +227,7 @@ func (m *subManager) conn(ctx context.Context, g int) *subConn {
 		return c
 	}
 	r := m.r
-	c := &subConn{group: g, home: g == r.homeGroup(), opened: time.Now(), pongs: make(chan string, 8)}
+	c := &subConn{group: g, home: g == r.homeGroup(), opened: time.Now(), pongWaiters: make(map[string]chan struct{})}
 	if r.cluster {
 		c.prefix = r.groupPrefix[g]
 	} else {
