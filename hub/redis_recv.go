@@ -33,8 +33,6 @@ func (r *Redis) readLoop(ctx context.Context, c *subConn, out chan<- *redis.Mess
 			c.mu.Unlock()
 			if failures == 0 {
 				r.unconfirm(c) // messages are lost until it is back
-			}
-			if failures == 0 {
 				r.log.Warn("redis subscriber connection down", "group", c.group, "err", err)
 			}
 			failures++

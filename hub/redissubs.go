@@ -82,15 +82,12 @@ func (m *subManager) apply(ctx context.Context) bool {
 	}
 	clear(r.dirty)
 	r.mu.Unlock()
-	// A connection that broke and is back: go-redis has resubscribed its
-	// channels, but only a SUBSCRIBE of ours followed by a PING tells
-	// when that is done.
+	// Connections that broke and are back: go-redis resubscribed their
+	// channels before anything else, so a PING round trip confirms them.
+	var resync []*subConn
 	for _, c := range m.conns {
 		if c.resync.Swap(false) {
-			for _, s := range r.streamsOf(c) {
-				m.retry[s] = struct{}{}
-				changes = append(changes, change{s, true})
-			}
+			resync = append(resync, c)
 		}
 	}
 	retry := m.retry
@@ -127,7 +124,28 @@ func (m *subManager) apply(ctx context.Context) bool {
 	}
 
 	ok := true
-	defer func() { r.confirm(confirmed) }()
+	defer func() {
+		// Only what is still subscribed, by a command that went through:
+		// a stream unsubscribed meanwhile may have a new entry already.
+		keep := confirmed[:0]
+		for _, s := range confirmed {
+			if _, again := m.retry[s]; m.inRedis[s] && !again {
+				keep = append(keep, s)
+			}
+		}
+		r.confirm(keep)
+	}()
+	for _, c := range resync {
+		if err := m.syncConn(ctx, c); err != nil {
+			if ctx.Err() != nil {
+				return true
+			}
+			c.resync.Store(true)
+			ok = false
+			continue
+		}
+		confirmed = append(confirmed, r.streamsOf(c)...)
+	}
 	for g, o := range byGroup {
 		c := m.conn(ctx, g)
 		var subscribed []string
