@@ -179,7 +179,8 @@ type RedisConfig struct {
 //
 // Locks: sendMu is taken before pubMu; otherwise none of mu, connsMu,
 // sendMu and pubMu is held with another, and a subscriber connection's own
-// mu is taken last. No lock is held while a receiver is called.
+// mu and pongMu are taken last, never together. No lock is held while a
+// receiver is called, nor while Recover waits.
 //
 // TODO(maintainers): on a cluster resharding Redis drops the sharded subscriptions of
 // the moved slots (a "sunsubscribe" push); the hub does not resubscribe
