@@ -106,6 +106,18 @@ type RedisConfig struct {
 	// next Flush; a Publish that reaches it sends the batch itself.
 	// Default: 1 MiB.
 	MaxBatchBytes int
+	// HistorySize is how many messages per stream the hub keeps in Redis
+	// for [Redis.Recover]: 0 means [DefaultHistorySize], a negative value
+	// none (messages are still numbered; Recover returns [ErrNoHistory]).
+	// Redis trims approximately (XADD MAXLEN ~), so a stream may hold a
+	// few dozen more; Recover never recovers more than HistorySize.
+	// Every node of a cluster should use the same value.
+	HistorySize int
+	// HistoryTTL is how long a stream's history outlives its last
+	// message: 0 means [DefaultHistoryTTL]. The stream's position (epoch
+	// and seq) is kept for a day, so a client that missed nothing of a
+	// quiet stream still recovers after its history expired.
+	HistoryTTL time.Duration
 }
 
 // Redis is the [Hub] that fans messages out across nodes through Redis
@@ -114,7 +126,14 @@ type RedisConfig struct {
 //
 // Every message takes one path: Publish sends it to Redis once, and every
 // node, the publishing one included, gets it back on its subscriber
-// connection and hands it to its local receivers. Local receivers are not
+// connection and hands it to its local receivers. On its way in, one Lua
+// script per message numbers it (see [Position]: the rules of the
+// single-node hub, with the stream's numbering in a Redis hash), appends
+// it to the stream's history (a Redis stream, trimmed to about
+// RedisConfig.HistorySize and expiring RedisConfig.HistoryTTL after the
+// stream's last message) and publishes it with its position, all
+// atomically, so the position, the history and the order of delivery
+// agree on every node. [Redis.Recover] reads that history. Local receivers are not
 // called directly, so all of them see one order per stream, the order in
 // which Redis received the messages, and a message reaches the local
 // receivers only if Redis could carry it to the other nodes too. The cost
@@ -122,7 +141,8 @@ type RedisConfig struct {
 //
 // Publish only encodes into a batch; [Redis.Flush], which the publisher
 // calls at the end of each burst, sends the batch as one pipeline of
-// PUBLISH commands, one round trip per burst instead of per message.
+// EVALSHA commands (PUBLISH for messages with Err, which are neither
+// numbered nor kept), one round trip per burst instead of per message.
 // Each subscriber connection has a reader goroutine and a delivery
 // goroutine: delivery calls Receive for each message, and Flush on the
 // receivers it gave messages whenever it has caught up with the reader.
@@ -137,8 +157,9 @@ type RedisConfig struct {
 // subscriptions in line with the map, batching many streams into one
 // command. The set of changed streams is bounded by the number of
 // distinct streams. Until the command has reached Redis, messages of a
-// new stream are not delivered (there is no history to replay); seq
-// continuity tells the receiver what it missed.
+// new stream are not delivered; [Redis.Recover] waits for the
+// subscription to be in place, then replays what history holds, so a
+// receiver that subscribes and then recovers misses nothing.
 //
 // One subscriber connection serves standalone mode. In cluster mode the
 // streams are spread over RedisConfig.Groups hash tags ("{g<N>}"), each
@@ -149,7 +170,7 @@ type RedisConfig struct {
 // Connection loss: go-redis redials and resubscribes every channel of a
 // connection by itself; the receive loops back off between attempts. The
 // hub invents no Gap for messages lost meanwhile: downstream sees the
-// break in Seq. Health is checked end to end: every ProbeInterval the hub
+// break in Seq, and may recover what it missed from history. Health is checked end to end: every ProbeInterval the hub
 // publishes a probe to its own per-node channel on each subscriber
 // connection, and [Redis.Ready] fails while a probe is overdue or Redis
 // reports an error. A connection that dies silently (no RST) is found by
@@ -158,7 +179,8 @@ type RedisConfig struct {
 //
 // Locks: sendMu is taken before pubMu; otherwise none of mu, connsMu,
 // sendMu and pubMu is held with another, and a subscriber connection's own
-// mu is taken last. No lock is held while a receiver is called.
+// mu and pongMu are taken last, never together. No lock is held while a
+// receiver is called, nor while Recover waits.
 //
 // TODO(maintainers): on a cluster resharding Redis drops the sharded subscriptions of
 // the moved slots (a "sunsubscribe" push); the hub does not resubscribe
@@ -180,6 +202,13 @@ type Redis struct {
 
 	published, publishErrors, received, decodeErrors, subscribeErrors atomic.Uint64
 	panics                                                            atomic.Uint64 // recovered in receivers
+	// pings numbers the PINGs of [subConn.roundTrip], so that each has
+	// a payload of its own.
+	pings atomic.Uint64
+	// dropped counts the messages the publish script dropped (an older
+	// origin's, or events already numbered). TODO(maintainers): export it
+	// as Stats.Dropped once hub.Stats has the field.
+	dropped atomic.Uint64
 
 	// mu guards the following fields.
 	mu sync.RWMutex
@@ -219,7 +248,14 @@ type pubBatch struct {
 // pendingPub is one message of a [pubBatch].
 type pendingPub struct {
 	channel    string
-	start, end int // the frame is buf[start:end]
+	start, end int // the frame, or with numbered its body, is buf[start:end]
+	// numbered is whether the message goes through publishScript (it has
+	// no Err); the fields below are then its script's input.
+	numbered        bool
+	flags           byte
+	origin, seq     uint64
+	id              EventID
+	posKey, histKey string
 }
 
 const (
@@ -236,6 +272,11 @@ type streamReceivers struct {
 	// rs is replaced, never modified in place, so dispatch can range over
 	// it without the lock.
 	rs []Receiver
+	// confirmed is whether the stream's subscription is known to be in
+	// place in Redis; ready is closed when it becomes so (and replaced
+	// when the connection breaks). See [Redis.Recover].
+	confirmed bool
+	ready     chan struct{}
 }
 
 // subConn is one subscriber connection and its health.
@@ -246,6 +287,13 @@ type subConn struct {
 	probeCh string
 	home    bool
 	ps      *redis.PubSub
+	// pongMu guards pongWaiters: who waits for the reply to a PING of
+	// [subConn.roundTrip], by its payload.
+	pongMu      sync.Mutex
+	pongWaiters map[string]chan struct{}
+	// resync asks the subscription manager to subscribe and confirm the
+	// connection's streams again: it broke and is back.
+	resync atomic.Bool
 
 	// mu guards the following fields.
 	mu       sync.Mutex
@@ -298,6 +346,9 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.MaxBatchBytes == 0 {
 		cfg.MaxBatchBytes = defaultRedisMaxBatchBytes
 	}
+	if cfg.HistoryTTL == 0 {
+		cfg.HistoryTTL = DefaultHistoryTTL
+	}
 	switch {
 	case cfg.Groups < 1 || cfg.Groups > maxGroups:
 		return nil, fmt.Errorf("hub: redis: Groups %d is not in [1, %d]", cfg.Groups, maxGroups)
@@ -309,6 +360,8 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		return nil, fmt.Errorf("hub: redis: MaxStreams %d is not positive", cfg.MaxStreams)
 	case cfg.BatchSize < 1:
 		return nil, fmt.Errorf("hub: redis: BatchSize %d is not positive", cfg.BatchSize)
+	case cfg.HistoryTTL < time.Millisecond:
+		return nil, fmt.Errorf("hub: redis: HistoryTTL %v is under a millisecond", cfg.HistoryTTL)
 	case cfg.MaxBatchBytes < 1:
 		return nil, fmt.Errorf("hub: redis: MaxBatchBytes %d is not positive", cfg.MaxBatchBytes)
 	case cfg.ClusterOptions != nil && len(cfg.ClusterOptions.Addrs) == 0:
@@ -371,18 +424,32 @@ func urlErr(err error) error {
 
 // Publish encodes msg into the batch that the next [Redis.Flush] sends,
 // so msg.Data is not referenced once Publish returns. Each message is
-// published once, to the channel of msg.Stream (SPUBLISH in cluster mode),
-// and every subscribed node, this one included, delivers it from there.
+// numbered, kept and published once, to the channel of msg.Stream
+// (SPUBLISH in cluster mode), by the publish script, and every subscribed
+// node, this one included, delivers it from there; a message of an older
+// publisher, or one already numbered, is dropped there. A message with
+// Err is published as it is, with Seq 0 and no Epoch.
 // When the batch reaches RedisConfig.MaxBatchBytes, Publish sends it
 // itself and returns the send's error, as Flush does; otherwise it touches
 // no network and returns nil.
 func (r *Redis) Publish(ctx context.Context, msg Message) error {
-	ch := r.channel(msg.Stream)
+	p := pendingPub{channel: r.channel(msg.Stream), numbered: msg.Err == ""}
+	if p.numbered {
+		p.flags, p.origin, p.seq, p.id = frameFlagsOf(msg), msg.Origin, msg.Seq, msg.ID
+		p.posKey, p.histKey = r.posKey(msg.Stream), r.histKey(msg.Stream)
+	} else {
+		msg.Seq, msg.Epoch = 0, "" // not numbered
+	}
 	r.pubMu.Lock()
 	b := r.pending
-	start := len(b.buf)
-	b.buf = appendFrame(b.buf, msg)
-	b.msgs = append(b.msgs, pendingPub{channel: ch, start: start, end: len(b.buf)})
+	p.start = len(b.buf)
+	if p.numbered {
+		b.buf = appendFrameBody(b.buf, msg)
+	} else {
+		b.buf = appendFrame(b.buf, msg)
+	}
+	p.end = len(b.buf)
+	b.msgs = append(b.msgs, p)
 	full := len(b.buf) >= r.cfg.MaxBatchBytes
 	r.pubMu.Unlock()
 	if full {
@@ -396,11 +463,15 @@ func (r *Redis) Publish(ctx context.Context, msg Message) error {
 // them (not until any receiver has them). Batches are sent one at a time,
 // in order, so the messages of a stream reach Redis in the order they
 // were published. It returns the first error; the messages that failed
-// are lost (receivers see a break in Seq). Standalone, nothing is
-// retried, since a retry after a network error could deliver a message
-// twice; in cluster mode go-redis's cluster pipeline does resend a
-// node's part of the batch after a network error, so a duplicate is
-// possible there (receivers see Seq repeat).
+// are lost, and the stream's next message is numbered with Gap (the
+// publisher's Seq broke). Standalone, nothing is retried, since a retry
+// after a network error could publish a message twice; in cluster mode
+// go-redis's cluster pipeline does resend a node's part of the batch
+// after a network error, and the publish script drops what it already
+// numbered when the message has an ID (a message without one may then
+// be numbered twice). A server that answers NOSCRIPT (restarted, or its
+// scripts flushed) ran nothing: those messages are sent again with the
+// script in full.
 //
 // With nothing to send, Flush returns nil, or [ErrNotSent] while the last
 // send failed: only a send tells whether Redis takes messages again.
@@ -419,29 +490,41 @@ func (r *Redis) Flush(ctx context.Context) error {
 	r.pending, r.spare = r.spare, nil
 	r.pubMu.Unlock()
 
-	pipe := r.client.Pipeline()
-	cmds := make([]*redis.IntCmd, len(b.msgs))
-	for i, p := range b.msgs {
-		frame := b.buf[p.start:p.end]
-		if r.cluster {
-			cmds[i] = pipe.SPublish(ctx, p.channel, frame)
-		} else {
-			cmds[i] = pipe.Publish(ctx, p.channel, frame)
+	cmds := r.send(ctx, b, false, nil)
+	// A server that does not know the script (it restarted, or SCRIPT
+	// FLUSH) ran none of those commands: send them again in full, which
+	// also loads the script. Nothing ran, so nothing can repeat.
+	var again []int
+	for i, c := range cmds {
+		if b.msgs[i].numbered && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			again = append(again, i)
 		}
 	}
-	_, _ = pipe.Exec(ctx) // errors are per command
+	if len(again) > 0 {
+		for i, c := range r.send(ctx, b, true, again) {
+			cmds[again[i]] = c
+		}
+	}
 	var firstErr error
-	var failed uint64
+	var failed, dropped uint64
 	for _, c := range cmds {
-		if err := c.Err(); err != nil {
+		err := c.Err()
+		if err != nil {
 			failed++
 			if firstErr == nil {
 				firstErr = err
 			}
+			continue
+		}
+		if sc, ok := c.(*redis.Cmd); ok {
+			if n, err := sc.Int64(); err == nil && n == 0 {
+				dropped++
+			}
 		}
 	}
-	r.published.Add(uint64(len(cmds)) - failed)
+	r.published.Add(uint64(len(cmds)) - failed - dropped)
 	r.publishErrors.Add(failed)
+	r.dropped.Add(dropped)
 
 	// go-redis has written the frames out: the buffer can be reused.
 	clear(b.msgs)
@@ -458,9 +541,45 @@ func (r *Redis) Flush(ctx context.Context) error {
 	return nil
 }
 
+// send sends the messages of b (only those at the indexes of only, when
+// not nil) in one pipeline and returns their commands, whose errors are
+// per command; eval sends the publish script in full rather than by its
+// digest.
+func (r *Redis) send(ctx context.Context, b *pubBatch, eval bool, only []int) []redis.Cmder {
+	pipe := r.client.Pipeline()
+	n := len(b.msgs)
+	if only != nil {
+		n = len(only)
+	}
+	cmds := make([]redis.Cmder, n)
+	for k := range n {
+		i := k
+		if only != nil {
+			i = only[k]
+		}
+		p := &b.msgs[i]
+		frame := b.buf[p.start:p.end]
+		switch {
+		case p.numbered:
+			keys, args := []string{p.posKey, p.histKey}, r.publishArgs(p, frame)
+			if eval {
+				cmds[k] = publishScript.Eval(ctx, pipe, keys, args...)
+			} else {
+				cmds[k] = publishScript.EvalSha(ctx, pipe, keys, args...)
+			}
+		case r.cluster:
+			cmds[k] = pipe.SPublish(ctx, p.channel, frame)
+		default:
+			cmds[k] = pipe.Publish(ctx, p.channel, frame)
+		}
+	}
+	_, _ = pipe.Exec(ctx) // errors are per command
+	return cmds
+}
+
 // Subscribe makes rc receive the messages of stream that reach Redis once
 // this node's subscription is in place; it does not wait for that, nor
-// touch the network. It fails with [ErrTooManyStreams] when stream would
+// touch the network ([Redis.Recover] waits for it). It fails with [ErrTooManyStreams] when stream would
 // be one stream more than RedisConfig.MaxStreams, and for the stream keys
 // of the exchange "probe", whose channels carry the health probes.
 func (r *Redis) Subscribe(_ context.Context, stream string, rc Receiver) error {
@@ -474,7 +593,7 @@ func (r *Redis) Subscribe(_ context.Context, stream string, rc Receiver) error {
 		if len(r.subs) >= r.cfg.MaxStreams {
 			return fmt.Errorf("hub: subscribe %q: %w (%d)", stream, ErrTooManyStreams, r.cfg.MaxStreams)
 		}
-		e = &streamReceivers{key: stream}
+		e = &streamReceivers{key: stream, ready: make(chan struct{})}
 		r.subs[stream] = e
 		r.markDirtyLocked(stream)
 	}

@@ -32,6 +32,7 @@ func (r *Redis) readLoop(ctx context.Context, c *subConn, out chan<- *redis.Mess
 			c.recvErr = fmt.Errorf("subscriber connection: %w", err)
 			c.mu.Unlock()
 			if failures == 0 {
+				r.unconfirm(c) // messages are lost until it is back
 				r.log.Warn("redis subscriber connection down", "group", c.group, "err", err)
 			}
 			failures++
@@ -47,13 +48,26 @@ func (r *Redis) readLoop(ctx context.Context, c *subConn, out chan<- *redis.Mess
 			c.mu.Lock()
 			c.recvErr = nil
 			c.mu.Unlock()
-		}
-		if msg, ok := v.(*redis.Message); ok {
+			c.resync.Store(true)
 			select {
-			case out <- msg:
+			case r.wake <- struct{}{}:
+			default:
+			}
+		}
+		switch v := v.(type) {
+		case *redis.Message:
+			select {
+			case out <- v:
 			case <-ctx.Done():
 				return
 			}
+		case *redis.Pong:
+			c.pongMu.Lock()
+			if w := c.pongWaiters[v.Payload]; w != nil {
+				close(w)
+				delete(c.pongWaiters, v.Payload)
+			}
+			c.pongMu.Unlock()
 		}
 	}
 }

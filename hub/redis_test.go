@@ -195,7 +195,8 @@ func testMessages(stream string, n int) []Message {
 		}
 		m.Data = append(m.Data, "0]}"...)
 		if i == n-1 {
-			m.Data, m.Err = nil, "stream "+stream+" failed: symbol delisted"
+			// Not numbered: it arrives with Seq 0.
+			m.Data, m.Err, m.Seq = nil, "stream "+stream+" failed: symbol delisted", 0
 		}
 		out = append(out, m)
 	}
@@ -748,12 +749,14 @@ func TestRedisMalformed(t *testing.T) {
 		string(appendFrame(nil, Message{Stream: s, Seq: 4})), // no data: "data":}
 		string(appendFrame(nil, Message{Stream: s, Seq: 5, Data: []byte(`{"p":"1"]`)})),
 		string(appendFrame(nil, Message{Stream: s, Seq: 6, Err: "bad \xff"})),
+		"\x03\x001:a\"b:\x03x:s{}", // an epoch that would break the browser's JSON
 	}
 	for _, p := range bad {
 		if err := rc.Publish(ctx, h.channel(s), p).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// The good message is the stream's first: position 1.
 	publishAll(t, h, []Message{{Stream: s, Seq: 7, Data: []byte(`{"good":true}`)}})
 	waitfor.Cond(t, 10*time.Second, func() error {
 		if len(l.all()) < 1 {
@@ -761,7 +764,7 @@ func TestRedisMalformed(t *testing.T) {
 		}
 		return nil
 	})
-	checkMessages(t, "receiver", l, s, []Message{{Stream: s, Seq: 7, Data: []byte(`{"good":true}`)}})
+	checkMessages(t, "receiver", l, s, []Message{{Stream: s, Seq: 1, Data: []byte(`{"good":true}`)}})
 	if got := h.Stats().DecodeErrors; got != uint64(len(bad)) {
 		t.Errorf("DecodeErrors = %d; want %d", got, len(bad))
 	}
@@ -846,6 +849,9 @@ func TestNewRedisConfig(t *testing.T) {
 		{"batch", RedisConfig{URL: "redis://127.0.0.1:1/0", BatchSize: -1}, "BatchSize"},
 		{"streams", RedisConfig{URL: "redis://127.0.0.1:1/0", MaxStreams: -1}, "MaxStreams"},
 		{"batch bytes", RedisConfig{URL: "redis://127.0.0.1:1/0", MaxBatchBytes: -1}, "MaxBatchBytes"},
+		{"history ttl", RedisConfig{URL: "redis://127.0.0.1:1/0", HistoryTTL: -time.Second}, "HistoryTTL"},
+		{"history ttl under a millisecond", RedisConfig{URL: "redis://127.0.0.1:1/0", HistoryTTL: time.Microsecond}, "HistoryTTL"},
+		{"no history ok", RedisConfig{URL: "redis://127.0.0.1:1/0", HistorySize: -1}, ""},
 		{"standalone ok", RedisConfig{URL: "redis://127.0.0.1:1/0"}, ""},
 		{"cluster ok", RedisConfig{ClusterAddrs: []string{"127.0.0.1:1"}, Groups: 4}, ""},
 	}
@@ -970,6 +976,8 @@ func TestFrameRoundTrip(t *testing.T) {
 		{"not final", Message{Stream: "binance:btcusdt@kline_1m", Seq: 7, Conflate: true, Data: []byte(`{"e":"kline","k":{"x":false}}`)}},
 		{"everything", Message{Stream: "s", Seq: 5, Gap: true, Conflate: true, Final: true, Origin: 7,
 			ID: EventID{Hi: 9, Sub: 2, Prev: 8}, EventTime: 1, Data: []byte(`{"all":"\u00e9\"}"}`)}},
+		{"epoch", Message{Stream: "s", Seq: 1234, Epoch: "ab3k9zzq", Data: []byte(`{}`)}},
+		{"longest epoch", Message{Stream: "s", Seq: 1, Epoch: strings.Repeat("Az09_-", maxEpochLen/6), Origin: 3, Data: []byte(`{}`)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -978,10 +986,21 @@ func TestFrameRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("decodeFrame(appendFrame(%+v)) = %v", tc.msg, err)
 			}
-			if !sameMessage(got, tc.msg) {
+			if !sameMessage(got, tc.msg) || got.Epoch != tc.msg.Epoch {
 				t.Errorf("decodeFrame(appendFrame(m)) = %+v; want %+v", got, tc.msg)
 			}
 		})
+	}
+	// The header the publish script writes: decimal seq and epoch before
+	// the body Go encodes.
+	m0 := Message{Stream: "s", Seq: 9, Gap: true, ID: EventID{Hi: 5}, Data: []byte(`[1]`)}
+	script := appendFrameBody([]byte("\x03\x09"+"42:Ep0ch:"), m0)
+	if got, err := decodeFrame(string(script)); err != nil || got.Seq != 42 || got.Epoch != "Ep0ch" || !got.Gap || got.ID != m0.ID || string(got.Data) != "[1]" {
+		t.Errorf("decodeFrame of the script's frame = %+v, %v; want seq 42, epoch Ep0ch, the body", got, err)
+	}
+	// A version 2 frame (a node not upgraded yet) decodes, unnumbered.
+	if got, err := decodeFrame("\x02\x00\x07\x01s{}"); err != nil || got.Seq != 7 || got.Epoch != "" || string(got.Data) != "{}" {
+		t.Errorf("decodeFrame of a version 2 frame = %+v, %v; want seq 7, no epoch", got, err)
 	}
 	// Data is not encoded with Err.
 	m := Message{Stream: "s", Err: "e", Data: []byte("ignored")}
@@ -1009,7 +1028,16 @@ func TestDecodeFrameMalformed(t *testing.T) {
 		{"one byte", "\x02"},
 		{"version 0", "\x00\x00\x01\x00"},
 		{"version 1", "\x01\x00\x01\x00"},
-		{"version 3", "\x03\x00\x01\x00"},
+		{"version 4", "\x04\x00\x01\x00"},
+		{"v3 no seq", "\x03\x00:e:\x01s{}"},
+		{"v3 seq not decimal", "\x03\x00x:e:\x01s{}"},
+		{"v3 seq over uint64", "\x03\x0018446744073709551616:e:\x01s{}"},
+		{"v3 seq of 21 digits", "\x03\x00000000000000000000001:e:\x01s{}"},
+		{"v3 no epoch end", "\x03\x001:e"},
+		{"v3 epoch with a quote", "\x03\x001:e\"x:\x01s{}"},
+		{"v3 epoch too long", "\x03\x001:" + strings.Repeat("e", maxEpochLen+1) + ":\x01s{}"},
+		{"v3 no stream", "\x03\x001:e:"},
+		{"v3 unknown flag", "\x03\x801:e:\x01s{}"},
 		{"json", `{"stream":"x"}`},
 		{"unknown flag", "\x02\x80\x01\x00"},
 		{"no event time", "\x02\x20\x01"},
@@ -1049,9 +1077,18 @@ func FuzzDecode(f *testing.F) {
 		{Stream: "binance:btcusdt@kline_1m", Seq: 5, Conflate: true, Final: true, Data: []byte(`{"k":{"x":true}}`)},
 		{Stream: "s", Seq: 4, Origin: 9, ID: EventID{Hi: 5, Sub: 1, Prev: 4}, Data: []byte(`[{"a":"]"},"\\\""]`)},
 		{Stream: "s", Seq: 6, Origin: 2, ID: EventID{Hi: 7}, EventTime: 1_700_000_000_123_456, Data: []byte(` {"y":"é"}`)},
+		{Stream: "binance:btcusdt@trade", Seq: 1234, Epoch: "k3m9ab2z", Gap: true, Origin: 4, ID: EventID{Hi: 8, Prev: 7}, Data: []byte(`{"p":"1"}`)},
+		{Stream: "s", Seq: 0, Epoch: "", Err: "gone"},
 	} {
 		f.Add(appendFrame(nil, m))
 	}
+	// Version 2 frames of nodes not upgraded yet, and version 3 headers
+	// as the publish script writes them, some broken.
+	f.Add([]byte("\x02\x00\x07\x01s{}"))
+	f.Add([]byte("\x03\x01" + "18446744073709551615:zz:\x01s[]"))
+	f.Add([]byte("\x03\x00" + "18446744073709551616:e:\x01s[]"))
+	f.Add([]byte("\x03\x00" + "1:e\"}:\x01s[]"))
+	f.Add([]byte("\x03\x00" + "1::"))
 	// Data that must not reach browsers.
 	for _, d := range dataSeeds {
 		f.Add(appendFrame(nil, Message{Stream: "s", Seq: 1, Data: []byte(d)}))
@@ -1068,8 +1105,11 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decodeFrame(appendFrame(%+v)) = %v", m, err)
 		}
-		if !sameMessage(again, m) {
+		if !sameMessage(again, m) || again.Epoch != m.Epoch {
 			t.Fatalf("re-decoded %+v; want %+v", again, m)
+		}
+		if !validEpoch(m.Epoch) {
+			t.Fatalf("decoded an epoch a browser's JSON cannot take: %+v", m)
 		}
 		if m.Err != "" && m.Data != nil {
 			t.Fatalf("decoded both Err and Data: %+v", m)

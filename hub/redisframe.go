@@ -5,30 +5,47 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 	"unsafe"
 )
 
-// The wire frame of a message, compact and binary:
+// The wire frame of a message, compact and binary (version 3):
 //
 //	version  1 byte, frameVersion
 //	flags    1 byte, frameGap | frameConflate | frameErr | frameID | frameOrigin | frameTime | frameFinal
-//	seq      uvarint
+//	seq      the position, in decimal ASCII ("0" for a message without one)
+//	':'
+//	epoch    the position's epoch, 0 to maxEpochLen bytes of [0-9A-Za-z_-]
+//	':'
 //	origin   with frameOrigin: uvarint
 //	id       with frameID: ID.Hi, ID.Sub, ID.Prev as uvarints
 //	time     with frameTime: EventTime as a uvarint (positive times only)
 //	stream   uvarint length, then the bytes
 //	payload  the rest: Data, or the Err text when frameErr is set
 //
+// Everything from origin on is the frame's body, which Go encodes
+// ([appendFrameBody]); the header before it is what the [Redis] hub's
+// publish script prepends once it has numbered the message, which is why
+// seq is decimal text there (Lua has no varint encoder, and string.format
+// writes decimals) and the flags byte comes in whole from Go (the script
+// only ORs frameGap into it).
+//
+// Version 2 is version 3 with seq as a uvarint and no epoch; decoders
+// still read it, so that a node upgraded first takes the frames of the
+// nodes not upgraded yet during a rolling upgrade (their messages come
+// with the publisher's own Seq and an empty Epoch: unnumbered). A node
+// that predates version 3 drops version 3 frames as malformed, so in a
+// rolling upgrade a stream's subscribers on old nodes see nothing from
+// upgraded publishers until they are upgraded too.
+//
 // A new layout gets a new version; decoders reject versions and flags they
-// do not know. frameTime was added within version 2: a node that predates
-// it drops the messages that carry a time (as malformed), so in a cluster
-// every node is upgraded before one that sets EventTime publishes.
-// frameFinal was added the same way: a node that predates it drops the
-// final messages (a candle's close), so it too is upgraded first. Frames
-// without the new flags decode as before.
+// do not know. frameTime and frameFinal were added within version 2: a
+// node that predates them drops the messages that carry them.
 const (
-	frameVersion = 2
+	frameVersion   = 3
+	frameVersionV2 = 2
 
 	frameGap      = 1 << 0
 	frameConflate = 1 << 1
@@ -38,14 +55,20 @@ const (
 	frameTime     = 1 << 5
 	frameFinal    = 1 << 6
 	frameFlags    = frameGap | frameConflate | frameErr | frameID | frameOrigin | frameTime | frameFinal
+
+	// frameSep ends the seq and the epoch of a version 3 frame.
+	frameSep = ':'
+	// maxEpochLen bounds an epoch's length in a frame; newEpoch makes 8.
+	maxEpochLen = 64
+	// maxSeqDigits is the most digits of a uint64.
+	maxSeqDigits = 20
 )
 
 // errFrame is wrapped by every decoding error.
 var errFrame = errors.New("malformed frame")
 
-// appendFrame appends the frame of m to b. A message with Err carries no
-// Data, so Data is not encoded then.
-func appendFrame(b []byte, m Message) []byte {
+// frameFlagsOf returns the flags byte of m's frame.
+func frameFlagsOf(m Message) byte {
 	var flags byte
 	if m.Gap {
 		flags |= frameGap
@@ -68,8 +91,25 @@ func appendFrame(b []byte, m Message) []byte {
 	if m.EventTime > 0 {
 		flags |= frameTime
 	}
-	b = append(b, frameVersion, flags)
-	b = binary.AppendUvarint(b, m.Seq)
+	return flags
+}
+
+// appendFrame appends the version 3 frame of m, with m.Seq and m.Epoch as
+// its position, to b. A message with Err carries no Data, so Data is not
+// encoded then. m.Epoch must be a valid epoch (see [validEpoch]).
+func appendFrame(b []byte, m Message) []byte {
+	b = append(b, frameVersion, frameFlagsOf(m))
+	b = strconv.AppendUint(b, m.Seq, 10)
+	b = append(b, frameSep)
+	b = append(b, m.Epoch...)
+	b = append(b, frameSep)
+	return appendFrameBody(b, m)
+}
+
+// appendFrameBody appends the body of m's frame, everything after the
+// epoch, to b.
+func appendFrameBody(b []byte, m Message) []byte {
+	flags := frameFlagsOf(m)
 	if flags&frameOrigin != 0 {
 		b = binary.AppendUvarint(b, m.Origin)
 	}
@@ -89,30 +129,65 @@ func appendFrame(b []byte, m Message) []byte {
 	return append(b, m.Data...)
 }
 
-// decodeFrame decodes a frame without copying: Stream, Err and Data all
-// point into p. Data is p's memory seen as a []byte through unsafe, so it
-// must never be written to; the [Message] contract already forbids that,
-// and receivers copy what they keep during Receive. go-redis copies each
-// payload off the socket into the string p, and that is the only copy a
-// received message costs. A frame whose Data is not one JSON object or
-// array in valid UTF-8 (empty Data included) is malformed.
+// validEpoch reports whether e may be a frame's epoch: at most
+// maxEpochLen bytes of [0-9A-Za-z_-], which go into a browser's JSON
+// without escaping.
+func validEpoch(e string) bool {
+	if len(e) > maxEpochLen {
+		return false
+	}
+	for i := 0; i < len(e); i++ {
+		c := e[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeFrame decodes a frame without copying: Stream, Epoch, Err and
+// Data all point into p. Data is p's memory seen as a []byte through
+// unsafe, so it must never be written to; the [Message] contract already
+// forbids that, and receivers copy what they keep during Receive.
+// go-redis copies each payload off the socket into the string p, and that
+// is the only copy a received message costs. A frame whose Data is not
+// one JSON object or array in valid UTF-8 (empty Data included) is
+// malformed. It reads versions 3 and 2 (see frameVersion).
 func decodeFrame(p string) (Message, error) {
 	var m Message
 	if len(p) < 2 {
 		return m, fmt.Errorf("%w: %d bytes", errFrame, len(p))
 	}
-	if p[0] != frameVersion {
+	if p[0] != frameVersion && p[0] != frameVersionV2 {
 		return m, fmt.Errorf("%w: version %d", errFrame, p[0])
 	}
 	flags := p[1]
 	if flags&^frameFlags != 0 {
 		return m, fmt.Errorf("%w: flags %#x", errFrame, flags)
 	}
-	seq, n := uvarint(p[2:])
-	if n <= 0 {
-		return m, fmt.Errorf("%w: seq", errFrame)
+	var seq uint64
+	i := 2
+	if p[0] == frameVersionV2 {
+		var n int
+		seq, n = uvarint(p[2:])
+		if n <= 0 {
+			return m, fmt.Errorf("%w: seq", errFrame)
+		}
+		i += n
+	} else {
+		var ok bool
+		if seq, i, ok = decimal(p, i); !ok || i >= len(p) || p[i] != frameSep {
+			return m, fmt.Errorf("%w: seq", errFrame)
+		}
+		i++
+		j := strings.IndexByte(p[i:], frameSep)
+		if j < 0 || !validEpoch(p[i:i+j]) {
+			return m, fmt.Errorf("%w: epoch", errFrame)
+		}
+		m.Epoch = p[i : i+j]
+		i += j + 1
 	}
-	i := 2 + n
+	var n int
 	if flags&frameOrigin != 0 {
 		if m.Origin, n = uvarint(p[i:]); n <= 0 {
 			return Message{}, fmt.Errorf("%w: origin", errFrame)
@@ -137,7 +212,7 @@ func decodeFrame(p string) (Message, error) {
 	}
 	l, n := uvarint(p[i:])
 	if n <= 0 || l > uint64(len(p)-i-n) {
-		return m, fmt.Errorf("%w: stream length", errFrame)
+		return Message{}, fmt.Errorf("%w: stream length", errFrame)
 	}
 	i += n
 	m.Stream = p[i : i+int(l)]
@@ -158,6 +233,26 @@ func decodeFrame(p string) (Message, error) {
 	}
 	m.Data = unsafe.Slice(unsafe.StringData(payload), len(payload))
 	return m, nil
+}
+
+// decimal reads the unsigned decimal number that starts p at i (1 to
+// maxSeqDigits digits that fit a uint64) and returns it with the index
+// after it.
+func decimal(p string, i int) (uint64, int, bool) {
+	start := i
+	var x uint64
+	for i < len(p) && '0' <= p[i] && p[i] <= '9' {
+		if i-start == maxSeqDigits {
+			return 0, i, false
+		}
+		d := uint64(p[i] - '0')
+		if x > (math.MaxUint64-d)/10 {
+			return 0, i, false
+		}
+		x = x*10 + d
+		i++
+	}
+	return x, i, i > start
 }
 
 // maxDataDepth is the deepest nesting checkData follows; exchange events

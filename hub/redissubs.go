@@ -82,14 +82,29 @@ func (m *subManager) apply(ctx context.Context) bool {
 	}
 	clear(r.dirty)
 	r.mu.Unlock()
+	// Connections that broke and are back: go-redis resubscribed their
+	// channels before anything else, so a PING round trip confirms them.
+	var resync []*subConn
+	for _, c := range m.conns {
+		if c.resync.Swap(false) {
+			resync = append(resync, c)
+		}
+	}
 	retry := m.retry
 	m.retry = make(map[string]struct{})
 
 	type ops struct{ sub, unsub []string }
 	byGroup := map[int]*ops{}
+	// confirmed are the streams whose subscription is in place in Redis:
+	// those subscribed by an earlier command (which was confirmed, or it
+	// would be retried) and those subscribed now, once confirmed.
+	var confirmed []string
 	for _, c := range changes {
 		_, force := retry[c.stream]
 		if c.want == m.inRedis[c.stream] && !force {
+			if c.want {
+				confirmed = append(confirmed, c.stream)
+			}
 			continue
 		}
 		g := -1
@@ -109,8 +124,31 @@ func (m *subManager) apply(ctx context.Context) bool {
 	}
 
 	ok := true
+	defer func() {
+		// Only what is still subscribed, by a command that went through:
+		// a stream unsubscribed meanwhile may have a new entry already.
+		keep := confirmed[:0]
+		for _, s := range confirmed {
+			if _, again := m.retry[s]; m.inRedis[s] && !again {
+				keep = append(keep, s)
+			}
+		}
+		r.confirm(keep)
+	}()
+	for _, c := range resync {
+		if err := m.syncConn(ctx, c); err != nil {
+			if ctx.Err() != nil {
+				return true
+			}
+			c.resync.Store(true)
+			ok = false
+			continue
+		}
+		confirmed = append(confirmed, r.streamsOf(c)...)
+	}
 	for g, o := range byGroup {
 		c := m.conn(ctx, g)
+		var subscribed []string
 		for chunk := range slices.Chunk(o.sub, r.cfg.BatchSize) {
 			if ctx.Err() != nil {
 				return true
@@ -122,6 +160,25 @@ func (m *subManager) apply(ctx context.Context) bool {
 			}
 			if err := m.command(ctx, c, true, chunk); err != nil {
 				ok = false
+			} else {
+				subscribed = append(subscribed, chunk...)
+			}
+		}
+		if len(subscribed) > 0 {
+			if err := m.syncConn(ctx, c); err != nil {
+				if ctx.Err() != nil {
+					return true
+				}
+				ok = false
+				r.subscribeErrors.Add(1)
+				for _, s := range subscribed {
+					m.retry[s] = struct{}{}
+				}
+				if m.failures == 0 {
+					r.log.Warn("redis subscription not confirmed, retrying", "group", c.group, "err", err)
+				}
+			} else {
+				confirmed = append(confirmed, subscribed...)
 			}
 		}
 		for chunk := range slices.Chunk(o.unsub, r.cfg.BatchSize) {
@@ -188,7 +245,7 @@ func (m *subManager) conn(ctx context.Context, g int) *subConn {
 		return c
 	}
 	r := m.r
-	c := &subConn{group: g, home: g == r.homeGroup(), opened: time.Now()}
+	c := &subConn{group: g, home: g == r.homeGroup(), opened: time.Now(), pongWaiters: make(map[string]chan struct{})}
 	if r.cluster {
 		c.prefix = r.groupPrefix[g]
 	} else {
