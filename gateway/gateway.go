@@ -177,7 +177,8 @@ func New(cfg Config) (g *Gateway, err error) {
 	g.hub = mem
 	hubStats := mem.Stats
 	if cfg.Redis != nil || cfg.RedisCluster != nil {
-		rh, err := hub.NewRedis(hub.RedisConfig{Options: cfg.Redis, ClusterOptions: cfg.RedisCluster, NodeID: g.nodeID, Logger: log})
+		rh, err := hub.NewRedis(hub.RedisConfig{Options: cfg.Redis, ClusterOptions: cfg.RedisCluster, NodeID: g.nodeID, Logger: log,
+			HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL})
 		if err != nil {
 			// Named as the flag: the options come from --redis alone.
 			return nil, fmt.Errorf("--redis: %w", err)

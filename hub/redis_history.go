@@ -117,18 +117,25 @@ end
 return 1
 `)
 
-// recoverScript reads a stream's position and history atomically (it
-// writes nothing). KEYS as publishScript's. ARGV: 1 "L" for the latest
-// message, "S" for the messages after a position; 2, 3 that position's
-// epoch and seq; 4 the history size. It returns {} when the stream has no
-// position; {epoch, seq} when the history cannot cover the position
+// recoverScript reads a stream's position and history atomically. KEYS
+// as publishScript's. ARGV: 1 "L" for the latest message, "S" for the
+// messages after a position; 2, 3 that position's epoch and seq; 4 the
+// history size; 5 an epoch candidate; 6 the position's TTL in ms. A
+// stream without a position gets one, at seq 0 of a new epoch (the only
+// write): a client that subscribes before the first message still holds
+// a position to recover from. It returns {epoch, seq} when the history cannot cover the position
 // (another epoch, past the position, older than the history size); and
 // otherwise {epoch, seq, entries}: the entries (XRANGE's shape) after the
 // position, or with "L" the newest one. Positions are Lua numbers: see
 // publishScript.
 var recoverScript = redis.NewScript(`
 local st = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
-if not st[1] then return {} end
+if not st[1] then
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[5], 'seq', 0, 'origin', '0', 'src', '0', 'next', '0', 'nextsrc', '0')
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  redis.call('DEL', KEYS[2])
+  st = {ARGV[5], '0'}
+end
 if ARGV[1] == 'L' then
   return {st[1], st[2], redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)}
 end
@@ -198,7 +205,7 @@ func (r *Redis) publishArgs(p *pendingPub, body []byte) []any {
 // current position, and at most HistorySize behind it, and when the
 // history still holds every message after it (it may have expired:
 // HistoryTTL). A stream without a position (never published, idle for a
-// day, or Redis lost its data) gives a zero Recovery. With history turned
+// day, or Redis lost its data) starts a new epoch at seq 0. With history turned
 // off it returns [ErrNoHistory].
 //
 // While a subscriber connection is down its streams count as not
@@ -211,9 +218,9 @@ func (r *Redis) Recover(ctx context.Context, stream string, since *Position) (Re
 	if err := r.subscribedNow(ctx, stream); err != nil {
 		return Recovery{}, fmt.Errorf("hub: recover %q: %w", stream, err)
 	}
-	args := []any{"L", "", "0", size}
+	args := []any{"L", "", "0", size, newEpoch(), positionTTL.Milliseconds()}
 	if since != nil {
-		args = []any{"S", since.Epoch, strconv.FormatUint(since.Seq, 10), size}
+		args = []any{"S", since.Epoch, strconv.FormatUint(since.Seq, 10), size, newEpoch(), positionTTL.Milliseconds()}
 	}
 	v, err := recoverScript.Run(ctx, r.client, []string{r.posKey(stream), r.histKey(stream)}, args...).Slice()
 	if err != nil {

@@ -243,9 +243,14 @@ func TestRedisRecover(t *testing.T) {
 		})
 	}
 
-	// A subscribed stream never published: no position.
-	if rec, err := h.Recover(t.Context(), quiet, &Position{epoch, 3}); err != nil || rec.Recovered || rec.Position != (Position{}) || rec.Messages != nil {
-		t.Errorf("Recover of a stream never published = %+v, %v; want a zero Recovery", rec, err)
+	// A subscribed stream never published: a new epoch at 0, which its
+	// first message continues.
+	rec, err = h.Recover(t.Context(), quiet, &Position{epoch, 3})
+	if err != nil || rec.Recovered || rec.Position.Seq != 0 || rec.Position.Epoch == "" || rec.Position.Epoch == epoch || len(rec.Messages) != 0 {
+		t.Errorf("Recover of a stream never published = %+v, %v; want a new epoch at 0", rec, err)
+	}
+	if again, err := h.Recover(t.Context(), quiet, &rec.Position); err != nil || !again.Recovered || again.Position != rec.Position {
+		t.Errorf("Recover from a quiet stream's own position = %+v, %v; want recovered, nothing missed", again, err)
 	}
 	// No local receiver: nothing could make the history meet the live
 	// messages.
@@ -501,14 +506,6 @@ func TestRedisClusterHistory(t *testing.T) {
 			return nil
 		})
 	}
-}
-
-func seqsOf(msgs []Message) []uint64 {
-	var out []uint64
-	for _, m := range msgs {
-		out = append(out, m.Seq)
-	}
-	return out
 }
 
 // commandCalls returns the calls of each command since the server
