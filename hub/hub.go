@@ -162,4 +162,8 @@ type Stats struct {
 	// InternalErrors counts panics recovered in receivers (a bug, logged
 	// with its stack); delivery went on.
 	InternalErrors uint64
+	// Dropped counts published messages the hub's numbering dropped: an
+	// older publisher's, or an event already numbered (a handover's
+	// overlap). Not an error.
+	Dropped uint64
 }

@@ -52,6 +52,7 @@ type Memory struct {
 	published atomic.Uint64 // Publish calls
 	received  atomic.Uint64 // messages handed to at least one receiver
 	panics    atomic.Uint64 // recovered in receivers
+	dropped   atomic.Uint64 // by the numbering
 }
 
 // guard returns what recovers the receivers' panics.
@@ -81,6 +82,7 @@ func (m *Memory) Publish(_ context.Context, msg Message) error {
 		st.mu.Lock()
 		defer st.mu.Unlock() // numbering and delivery in one order
 		if !st.seq.number(&msg) {
+			m.dropped.Add(1)
 			return nil
 		}
 		st.keep(msg, m.historySize(), time.Now().UnixNano())
@@ -158,7 +160,7 @@ func (m *Memory) Unsubscribe(_ context.Context, stream string, r Receiver) error
 // Received the messages handed to at least one receiver; the error
 // counters stay zero, as nothing in process can fail.
 func (m *Memory) Stats() Stats {
-	return Stats{Published: m.published.Load(), Received: m.received.Load(), InternalErrors: m.panics.Load()}
+	return Stats{Published: m.published.Load(), Received: m.received.Load(), InternalErrors: m.panics.Load(), Dropped: m.dropped.Load()}
 }
 
 // Ready always returns nil: an in-process hub cannot be unreachable.

@@ -644,6 +644,7 @@ func (r *Redis) Stats() Stats {
 		DecodeErrors:    r.decodeErrors.Load(),
 		SubscribeErrors: r.subscribeErrors.Load(),
 		InternalErrors:  r.panics.Load(),
+		Dropped:         r.dropped.Load(),
 	}
 }
 
