@@ -63,8 +63,8 @@ type History interface {
 	Recover(ctx context.Context, stream string, since *Position) (Recovery, error)
 }
 
-// ErrNoHistory is returned by Recover for a stream the hub keeps no
-// history of (its history is turned off).
+// ErrNoHistory is what a catch-up reports for a hub that implements no
+// History at all.
 var ErrNoHistory = errors.New("hub: no history kept")
 
 // newEpoch returns a fresh epoch name: 8 random characters.

@@ -85,9 +85,6 @@ func (st *memStream) at(i int) *Message { return &st.ring[(st.head+i)%len(st.rin
 
 // Recover implements [History].
 func (m *Memory) Recover(_ context.Context, stream string, since *Position) (Recovery, error) {
-	if m.historySize() == 0 {
-		return Recovery{}, ErrNoHistory
-	}
 	// A stream nothing was published to yet gets its epoch now: a client
 	// that subscribes before the first message still holds a position
 	// it can recover from.

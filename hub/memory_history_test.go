@@ -116,8 +116,17 @@ func TestMemoryHistoryBounds(t *testing.T) {
 	}
 
 	off := &Memory{HistorySize: -1}
-	if _, err := off.Recover(ctx, "s", nil); err != ErrNoHistory {
-		t.Fatalf("Recover without history = %v; want ErrNoHistory", err)
+	off.Publish(ctx, Message{Stream: "s", Seq: 1, Data: []byte(`{}`)})
+	off.Publish(ctx, Message{Stream: "s", Seq: 2, Data: []byte(`{}`)})
+	r2, err := off.Recover(ctx, "s", nil)
+	if err != nil || r2.Position.Seq != 2 || len(r2.Messages) != 0 {
+		t.Fatalf("Recover without history = %+v, %v; want position 2 and no message", r2, err)
+	}
+	if r, _ := off.Recover(ctx, "s", &r2.Position); !r.Recovered {
+		t.Fatal("without history, a client that missed nothing does not recover")
+	}
+	if r, _ := off.Recover(ctx, "s", &Position{r2.Position.Epoch, 1}); r.Recovered {
+		t.Fatal("without history, a client that missed a message recovers")
 	}
 }
 

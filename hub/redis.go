@@ -108,7 +108,7 @@ type RedisConfig struct {
 	MaxBatchBytes int
 	// HistorySize is how many messages per stream the hub keeps in Redis
 	// for [Redis.Recover]: 0 means [DefaultHistorySize], a negative value
-	// none (messages are still numbered; Recover returns [ErrNoHistory]).
+	// none (messages are still numbered; Recover gives positions only).
 	// Redis trims approximately (XADD MAXLEN ~), so a stream may hold a
 	// few dozen more; Recover never recovers more than HistorySize.
 	// Every node of a cluster should use the same value.

@@ -206,15 +206,13 @@ func (r *Redis) publishArgs(p *pendingPub, body []byte) []any {
 // history still holds every message after it (it may have expired:
 // HistoryTTL). A stream without a position (never published, idle for a
 // day, or Redis lost its data) starts a new epoch at seq 0. With history turned
-// off it returns [ErrNoHistory].
+// off it still returns the position, and recovers only a since that
+// missed nothing.
 //
 // While a subscriber connection is down its streams count as not
 // subscribed, so Recover waits until it is back and resubscribed.
 func (r *Redis) Recover(ctx context.Context, stream string, since *Position) (Recovery, error) {
 	size := r.historySize()
-	if size == 0 {
-		return Recovery{}, ErrNoHistory
-	}
 	if err := r.subscribedNow(ctx, stream); err != nil {
 		return Recovery{}, fmt.Errorf("hub: recover %q: %w", stream, err)
 	}

@@ -292,8 +292,17 @@ func TestRedisNoHistory(t *testing.T) {
 			t.Errorf("message %d = seq %d epoch %q; want seq %d and an epoch", i, m.Seq, m.Epoch, i+1)
 		}
 	}
-	if _, err := h.Recover(t.Context(), stream, nil); !errors.Is(err, ErrNoHistory) {
-		t.Errorf("Recover = %v; want ErrNoHistory", err)
+	// Positions still: a client that missed nothing recovers, any other
+	// does not.
+	rec, err := h.Recover(t.Context(), stream, nil)
+	if err != nil || rec.Position.Seq != 3 || len(rec.Messages) != 0 {
+		t.Errorf("Recover = %+v, %v; want position 3, no message", rec, err)
+	}
+	if r, err := h.Recover(t.Context(), stream, &rec.Position); err != nil || !r.Recovered {
+		t.Errorf("Recover(current) = %+v, %v; want recovered", r, err)
+	}
+	if r, err := h.Recover(t.Context(), stream, &Position{rec.Position.Epoch, 2}); err != nil || r.Recovered {
+		t.Errorf("Recover(one behind) = %+v, %v; want not recovered", r, err)
 	}
 	rc := redis.NewClient(srv.Options())
 	defer rc.Close()

@@ -120,7 +120,8 @@ func (m nativeMsg) trade() (id uint64, ok bool) {
 }
 
 // streamCheck follows one stream on one client: seq and trade id must both
-// grow by exactly one per message.
+// grow by exactly one per message, seq from the subscribe reply's position
+// on (n is -1 until the first message).
 type streamCheck struct {
 	n               int
 	lastSeq, lastID uint64
@@ -131,13 +132,14 @@ func (s *streamCheck) add(m nativeMsg) error {
 	if !ok {
 		return fmt.Errorf("not a trade: %s %s", m.Stream, m.Data)
 	}
-	if s.n > 0 {
-		if m.Seq != s.lastSeq+1 {
-			return fmt.Errorf("%s: seq %d after %d", m.Stream, m.Seq, s.lastSeq)
-		}
-		if id != s.lastID+1 {
-			return fmt.Errorf("%s: trade id %d after %d", m.Stream, id, s.lastID)
-		}
+	if s.n != 0 && m.Seq != s.lastSeq+1 {
+		return fmt.Errorf("%s: seq %d after %d", m.Stream, m.Seq, s.lastSeq)
+	}
+	if s.n > 0 && id != s.lastID+1 {
+		return fmt.Errorf("%s: trade id %d after %d", m.Stream, id, s.lastID)
+	}
+	if s.n < 0 {
+		s.n = 0 // from the reply's position; its first message is counted now
 	}
 	s.n++
 	s.lastSeq, s.lastID = m.Seq, id
@@ -176,9 +178,21 @@ func followTrades(c *downstreamtest.Client, streams []string, want int) error {
 		}
 		switch {
 		case m.Stream == "":
-			want := fmt.Sprintf(`{"streams":%s}`, q)
-			if string(m.ID) != "1" || string(m.Result) != want {
-				return fmt.Errorf("subscribe reply = %s; want id 1 and result %s", p, want)
+			var r struct {
+				Streams   []string `json:"streams"`
+				Positions map[string]struct {
+					Epoch string `json:"epoch"`
+					Seq   uint64 `json:"seq"`
+				} `json:"positions"`
+			}
+			if string(m.ID) != "1" || json.Unmarshal(m.Result, &r) != nil || !slices.Equal(r.Streams, streams) || len(r.Positions) != len(streams) {
+				return fmt.Errorf("subscribe reply = %s; want id 1, streams %s and their positions", p, q)
+			}
+			// The first message of each stream follows its position.
+			for s, pos := range r.Positions {
+				if ch := checks[s]; ch != nil {
+					ch.n, ch.lastSeq, ch.lastID = -1, pos.Seq, 0
+				}
 			}
 			acked = true
 		case !acked:
