@@ -5,6 +5,11 @@
 // publishes each exchange event once, downstream subscribes per stream while
 // it has local subscribers. [Memory] is the in-process implementation used
 // by a single node; a Redis implementation fans out across nodes.
+//
+// The hub also numbers each stream's messages as they are published, for
+// the whole cluster ([Position]: an epoch and a seq), and keeps the last
+// of them ([History]), so a client can move between nodes and recover
+// what it missed.
 package hub
 
 import "context"
