@@ -565,19 +565,8 @@ func BenchmarkRedisPublishHistory(b *testing.B) {
 	}{{"history=on", 0, false}, {"history=off", -1, false}, {"before=publish", 0, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			srv := redistest.Start(b)
-			h, err := NewRedis(RedisConfig{URL: srv.URL(), NodeID: "bench", HistorySize: bc.size})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- h.Run(ctx) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					b.Errorf("Run = %v", err)
-				}
-			}()
+			h := benchHub(b, RedisConfig{URL: srv.URL(), NodeID: "bench", HistorySize: bc.size})
+			ctx := b.Context()
 			rc := redis.NewClient(srv.Options())
 			defer rc.Close()
 			data := depthData(256)

@@ -1296,19 +1296,8 @@ func (c chanReceiver) Flush()          {}
 
 func BenchmarkRedisRoundTrip(b *testing.B) {
 	srv := redistest.Start(b)
-	h, err := NewRedis(RedisConfig{URL: srv.URL(), NodeID: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("Run = %v", err)
-		}
-	}()
+	h := benchHub(b, RedisConfig{URL: srv.URL(), NodeID: "bench"})
+	ctx := b.Context()
 	count := func(ch string) (int64, error) {
 		rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 		defer rc.Close()
@@ -1377,4 +1366,24 @@ func BenchmarkEncodeDecode(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchHub makes a Redis hub for a benchmark and runs it until the
+// benchmark ends.
+func benchHub(b *testing.B, cfg RedisConfig) *Redis {
+	b.Helper()
+	h, err := NewRedis(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("Run = %v", err)
+		}
+	})
+	return h
 }
