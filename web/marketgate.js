@@ -307,6 +307,10 @@ export class MarketgateClient {
     if (this.#closed) return;
     const again = !NO_RECONNECT.has(code);
     const delay = again ? this.#dropDelay(code, lived) : undefined;
+    // A client closed for not reading fast enough does not ask for what it
+    // missed: the replay would overflow its queue again. Its streams start
+    // afresh after the reconnect (a 'reconnect' gap).
+    if (code === SLOW_CONSUMER) this.#pos.clear();
     this.#emit('close', again ? { code, reason, reconnect: true, delay } : { code, reason, reconnect: false });
     if (this.#closed || this.#ws) return; // a listener closed the client, or reconnected it
     if (again) {
