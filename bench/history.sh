@@ -292,7 +292,7 @@ breakdown() {
 		END {
 			if (bad || ev <= 0) { print "-1 n/a"; exit }
 			for (k in c) if (c[k] > 0) printf "%.2f %s\n", c[k] / ev, k
-		}' | sort -k1,1nr -k2 | awk '$1 < 0 { print "n/a"; exit } { s = s (NR > 1 ? ", " : "") $2 " " $1 } END { print (NR ? s : "none") }'
+		}' | sort -k1,1nr -k2 | awk '$1 < 0 { na = 1; exit } { s = s (NR > 1 ? ", " : "") $2 " " $1 } END { print (na ? "n/a" : NR ? s : "none") }'
 }
 
 {
