@@ -152,7 +152,8 @@ rcli() { redis-cli -h 127.0.0.1 -p "$rport" "$@"; }
 log "redis-server on 127.0.0.1:$rport"
 "${pin0[@]}" redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
 	--logfile "$OUT/redis.log" &
-pids+=("$!")
+redis_pid=$!
+pids+=("$redis_pid")
 for _ in $(seq 100); do
 	rcli ping >/dev/null 2>&1 && break
 	sleep 0.1
@@ -218,7 +219,7 @@ run() {
 	wait_http "http://127.0.0.1:$mg_port/readyz"
 	quiet
 	"${pin1[@]}" "$OUT/bin/cur/wsbench" --url "ws://127.0.0.1:$mg_port/ws" --pid "$mg_pid" \
-		--goroutines-url "http://127.0.0.1:$mg_admin/metrics" --setup-pids "$sim_pid" \
+		--goroutines-url "http://127.0.0.1:$mg_admin/metrics" --setup-pids "$sim_pid,$redis_pid" \
 		--sources "$SOURCES" --procs "$PROCS" --rate "$RATE" --warmup "$WARMUP" --json \
 		--conns "$S" --streams "$STREAMS" --duration "$DURATION" \
 		>"$OUT/$name.json" 2>"$OUT/$name.log" &
@@ -259,8 +260,9 @@ row() {
 	local n=$1 ws
 	ws=$(jq -r '[(.window_seconds // -1), (.msgs_per_second // -1), (.server.cpu_seconds // -1),
 		(.server.msgs_per_cpu_second // -1), (.latency_ms.p50 // -1), (.latency_ms.p99 // -1),
-		((.dial_errors // 0) + (.handshake_errors // 0) + (.subscribe_errors // 0) + (.dropped // 0) + (.stream_errors // 0) + (.seq_gaps // 0))] | @tsv' \
-		"$OUT/$n.json" 2>/dev/null || echo "-1 -1 -1 -1 -1 -1 -1")
+		((.dial_errors // 0) + (.handshake_errors // 0) + (.subscribe_errors // 0) + (.dropped // 0) + (.stream_errors // 0) + (.seq_gaps // 0)),
+		(.machine.other_cores // -1)] | @tsv' \
+		"$OUT/$n.json" 2>/dev/null || echo "-1 -1 -1 -1 -1 -1 -1 -1")
 	awk -v ws="$ws" -v dur="$dur_s" '
 		FNR == NR { before[$1] = $2; next }
 		{ after[$1] = $2 }
@@ -276,7 +278,7 @@ row() {
 			if (ev > 0) printf " %s %s %s %s %s %s", total / ev, d["cmd.evalsha"] / ev, d["cmd.publish"] / ev,
 				d["cmd.xadd"] / ev, d["cmd.hset"] / ev, rcpu * 1e6 / ev
 			else printf " -1 -1 -1 -1 -1 -1"
-			printf "\n"
+			printf " %s\n", w[8]
 		}' "$OUT/$n.before" "$OUT/$n.after"
 }
 # delta NAME: "key after-before" for every counter of one run.
@@ -302,9 +304,9 @@ breakdown() {
 	echo "S=$S TICK=$TICK DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS HISTORY=$HISTORY SEED=$SEED STREAMS=$STREAMS"
 	echo "reports in $OUT"
 	echo
-	printf "%-13s %5s %8s %9s %8s %9s %8s %8s %6s %9s %8s %8s %8s %8s %11s\n" \
+	printf "%-13s %5s %8s %9s %8s %9s %8s %8s %6s %9s %8s %8s %8s %8s %11s %6s\n" \
 		config round events/s frames/s "cpu s" frames/cpu "p50 ms" "p99 ms" errors \
-		"redis/ev" evalsha publish xadd hset "redis µs/ev"
+		"redis/ev" evalsha publish xadd hset "redis µs/ev" other
 	for cfg in "${configs[@]}"; do
 		rows=()
 		for round in $(seq "$ROUNDS"); do
@@ -317,9 +319,9 @@ breakdown() {
 			END { printf "%s mean", c; for (i = 1; i <= NF; i++) printf " %s", (bad[i] ? -1 : s[i] / n); printf "\n" }'
 	done | awk '
 		function f(v, fmt) { return v < 0 ? "n/a" : sprintf(fmt, v) }
-		{ printf "%-13s %5s %8s %9s %8s %9s %8s %8s %6s %9s %8s %8s %8s %8s %11s\n", $1, $2,
+		{ printf "%-13s %5s %8s %9s %8s %9s %8s %8s %6s %9s %8s %8s %8s %8s %11s %6s\n", $1, $2,
 			f($3, "%.1f"), f($4, "%.0f"), f($5, "%.2f"), f($6, "%.0f"), f($7, "%.1f"), f($8, "%.1f"),
-			f($9, "%d"), f($11, "%.2f"), f($12, "%.2f"), f($13, "%.2f"), f($14, "%.2f"), f($15, "%.2f"), f($16, "%.1f") }'
+			f($9, "%d"), f($11, "%.2f"), f($12, "%.2f"), f($13, "%.2f"), f($14, "%.2f"), f($15, "%.2f"), f($16, "%.1f"), f($17, "%.2f") }'
 	echo
 	echo "Redis calls per event by command (all rounds):"
 	for cfg in "${configs[@]}"; do
@@ -332,4 +334,6 @@ breakdown() {
 	echo "cpu s: the gateway's CPU-seconds in the window; redis/ev: Redis commands (script calls included,"
 	echo "INFO/FLUSHALL excluded) per published event; redis µs/ev: Redis CPU (user+sys) per event."
 	echo "errors: wsbench dial/handshake/subscribe errors, drops and sequence gaps (want 0)."
+	echo "other: cores used by processes outside the run (not the gateway, Redis, simulator or wsbench);"
+	echo "above ~0.05 someone else's job shared the CPUs and that row is doubtful."
 } | tee "$OUT/summary.txt"
