@@ -136,6 +136,7 @@ type collector struct {
 	upMalformed, upInternalErrors          *prometheus.Desc
 
 	hubPublished, hubPublishErrors, hubReceived, hubDecodeErrors, hubSubscribeErrors *prometheus.Desc
+	hubDropped                                                                       *prometheus.Desc
 	hubInternalErrors                                                                *prometheus.Desc
 
 	clusterReady, clusterOwned, clusterOwner, clusterPanics *prometheus.Desc
@@ -188,6 +189,7 @@ func NewCollector(src Sources) prometheus.Collector {
 		hubReceived:        d("hub_received_total", "Messages the hub received for delivery (Redis: well-formed messages off the subscriber connections; in process: messages with at least one receiver)."),
 		hubDecodeErrors:    d("hub_decode_errors_total", "Malformed messages the hub received and dropped (always 0 in process)."),
 		hubSubscribeErrors: d("hub_subscribe_errors_total", "Failed Redis SUBSCRIBE or UNSUBSCRIBE commands, retried (always 0 in process)."),
+		hubDropped:         d("hub_dropped_total", "Published messages the hub's numbering dropped: an older owner's, or an event already numbered (a handover's overlap). Not an error."),
 		hubInternalErrors:  d("hub_internal_errors_total", "Panics recovered in the hub's receivers (a bug); delivery went on."),
 
 		clusterReady:  d("cluster_ready", "1 while this node's cluster heartbeats reach Redis, else 0."),
@@ -206,7 +208,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.messagesIn, c.bytesIn, c.upUp, c.upState, c.upConns, c.upStreams, c.upFailed,
 		c.upReconnects, c.upRotations, c.upOverflows, c.upRejected, c.upRequestTime,
 		c.upMalformed, c.upInternalErrors,
-		c.hubPublished, c.hubPublishErrors, c.hubReceived, c.hubDecodeErrors, c.hubSubscribeErrors,
+		c.hubPublished, c.hubPublishErrors, c.hubReceived, c.hubDecodeErrors, c.hubSubscribeErrors, c.hubDropped,
 		c.hubInternalErrors,
 		c.clusterReady, c.clusterOwned, c.clusterOwner, c.clusterPanics,
 	} {
@@ -231,6 +233,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, c.hubReceived, st.Received)
 		counter(ch, c.hubDecodeErrors, st.DecodeErrors)
 		counter(ch, c.hubSubscribeErrors, st.SubscribeErrors)
+		counter(ch, c.hubDropped, st.Dropped)
 		counter(ch, c.hubInternalErrors, st.InternalErrors)
 	}
 	if n := c.src.Cluster; n != nil {
