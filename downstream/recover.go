@@ -216,6 +216,19 @@ func (c *conn) finishCatchup(cu *catchup) (next *catchup) {
 		c.mu.Unlock()
 		return next
 	}
+	// A stream that asked for no recovery starts at its first live message
+	// held, when that came before the position read: the client gets
+	// every message after its join, and the position says so.
+	for i := range cu.items {
+		it := &cu.items[i]
+		r := c.recov[it.t.key]
+		if it.since != nil || it.err != nil || r == nil || r.cu != cu || len(r.held) == 0 {
+			continue
+		}
+		if h := r.held[0].pos; h.Epoch == it.rec.Position.Epoch && h.Seq > 0 && h.Seq <= it.rec.Position.Seq {
+			it.rec.Position.Seq = h.Seq - 1
+		}
+	}
 	var positions map[string]hub.Position
 	var recovered map[string]bool
 	for _, it := range cu.items {
@@ -287,9 +300,9 @@ func (c *conn) catchUpLocked(cu *catchup, it catchupItem, recovered bool) bool {
 		}
 	case it.since == nil && it.err == nil && len(it.rec.Messages) == 1:
 		m := it.rec.Messages[0]
-		// The latest value, unless a newer message came live meanwhile.
-		newer := len(held) > 0 && held[0].pos.Epoch == m.Epoch && held[0].pos.Seq >= m.Seq
-		if m.Conflate && !newer && it.rec.Position.Seq == m.Seq {
+		// The latest value, unless it or a newer message came live
+		// meanwhile (then the position was moved back to the first held).
+		if m.Conflate && it.rec.Position.Seq == m.Seq {
 			if !queue(m, true) {
 				return false
 			}

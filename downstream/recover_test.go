@@ -275,15 +275,21 @@ func TestCatchupBounds(t *testing.T) {
 	}
 	h.Flush(context.Background())
 	close(h.release)
-	// The message came before the history was read: the reply's position
-	// names it, so it is not sent again; the next one comes live.
+	// The message came after the join, while the history read waited:
+	// it was held, and follows the reply, whose position is before it.
 	for i := range maxCatchups {
 		m := readMsg(t, c)
 		if m.Result == nil || string(m.ID) != fmt.Sprint(i) {
 			t.Fatalf("got %+v; want the reply to subscribe %d", m, i)
 		}
-		if p := m.Result.Positions["binance:btcusdt@trade"]; i == 0 && p.Seq != 1 {
-			t.Fatalf("reply %+v; want position 1", m.Result)
+		if i > 0 {
+			continue
+		}
+		if p := m.Result.Positions["binance:btcusdt@trade"]; p.Seq != 0 {
+			t.Fatalf("reply %+v; want position 0", m.Result)
+		}
+		if m := readMsg(t, c); m.Seq != 1 || m.Gap || string(m.Data) != `{"t":1}` {
+			t.Fatalf("held message %+v; want seq 1 right after its reply", m)
 		}
 	}
 	publish(t, h, "binance:btcusdt@trade", 2, `{"t":2}`)

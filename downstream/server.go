@@ -475,7 +475,8 @@ type route struct {
 	// combined is, for a Binance dialect connection, whether its stream
 	// messages are wrapped as {"stream":…,"data":…} from the start.
 	combined bool
-	// initial are the stream keys named in the URL, validated whole.
+	// initial are the valid stream keys named in the URL; the others
+	// are ignored, as Binance does.
 	initial []string
 }
 
@@ -498,12 +499,18 @@ func (s *Server) route(r *http.Request) (route, *httpErr) {
 		if e != nil {
 			return route{}, e
 		}
+		// As on Binance, a name that is not a stream it carries opens the
+		// connection all the same and carries nothing: client libraries
+		// open /ws/<label> and then send SUBSCRIBE.
+		valid := keys[:0]
 		for _, k := range keys {
 			if err := s.cfg.Source.Validate(k); err != nil {
-				return route{}, &httpErr{http.StatusBadRequest, err.Error()}
+				s.log.Debug("ignored a URL name that is not a stream", "name", clip(k), "err", err)
+				continue
 			}
+			valid = append(valid, k)
 		}
-		keys = dedupe(keys)
+		keys = dedupe(valid)
 		if len(keys) > s.cfg.MaxStreamsPerConn {
 			return route{}, &httpErr{http.StatusBadRequest,
 				fmt.Sprintf("at most %d streams per connection", s.cfg.MaxStreamsPerConn)}

@@ -366,10 +366,57 @@ func TestDialect(t *testing.T) {
 	})
 
 	t.Run("handshake rejections", func(t *testing.T) {
-		for _, path := range []string{"/binance/ws/foousdt@trade", "/binance/stream?streams=btcusdt@trade&timeUnit=MICROSECOND", "/binance/nope"} {
+		for _, path := range []string{"/binance/stream?streams=btcusdt@trade&timeUnit=MICROSECOND", "/binance/nope"} {
 			if _, err := downstreamtest.TryDial(env.url+path, nil); err == nil {
 				t.Errorf("dial %s succeeded; want an HTTP error", path)
 			}
+		}
+	})
+
+	// Binance opens a connection whatever names its URL holds; those that
+	// are not streams carry nothing. Client libraries open /ws/<label>
+	// and then send SUBSCRIBE.
+	t.Run("names that are not streams", func(t *testing.T) {
+		tests := []struct {
+			path string
+			want []string // LIST_SUBSCRIPTIONS
+		}{
+			{"/binance/ws/mylabel", nil},
+			{"/binance/ws/foousdt@trade", nil},
+			{"/binance/ws/foousdt@trade/btcusdt@trade", []string{"btcusdt@trade"}},
+			{"/binance/stream?streams=label/ethusdt@bookTicker", []string{"ethusdt@bookTicker"}},
+		}
+		for _, tc := range tests {
+			c := downstreamtest.Dial(t, env.url+tc.path)
+			c.Send(`{"method":"LIST_SUBSCRIPTIONS","id":1}`)
+			want, _ := json.Marshal(map[string]any{"result": tc.want, "id": 1})
+			if tc.want == nil {
+				want = []byte(`{"result":[],"id":1}`)
+			}
+			// A latest value may come first on a state stream.
+			for {
+				got := c.Next()
+				if bytes.Contains(got, []byte(`"id":1`)) {
+					if !jsonEqual(got, want) {
+						t.Errorf("%s: LIST_SUBSCRIPTIONS = %s; want %s", tc.path, got, want)
+					}
+					break
+				}
+			}
+			c.Send(`{"method":"SUBSCRIBE","params":["btcusdt@kline_1m"],"id":2}`)
+			for {
+				got := c.Next()
+				if bytes.Contains(got, []byte(`"id":2`)) {
+					if string(got) != `{"result":null,"id":2}` {
+						t.Errorf("%s: SUBSCRIBE = %s", tc.path, got)
+					}
+					break
+				}
+			}
+			c.Close()
+		}
+		if n, _ := env.src.state("binance:foousdt@trade"); n != 0 {
+			t.Errorf("source was asked for an unknown symbol")
 		}
 	})
 }
