@@ -50,6 +50,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
 S=${S:-2000}
 TICK=${TICK:-50ms}
 DURATION=${DURATION:-10s}
@@ -101,7 +103,6 @@ stop_all() {
 trap 'trap - EXIT INT TERM; stop_all' EXIT
 trap 'exit 130' INT TERM
 
-log() { printf '== %s\n' "$*" >&2; }
 
 for tool in go curl jq redis-server redis-cli; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is needed" >&2; exit 2; }
@@ -127,15 +128,6 @@ if [[ -n $BASE_REV ]]; then
 	(cd "$OUT/src-base" && go build -o "$OUT/bin/base/" ./cmd/marketgate)
 fi
 
-# wait_http URL: until it answers 200, at most 30 s.
-wait_http() {
-	for _ in $(seq 300); do
-		if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
-		sleep 0.1
-	done
-	echo "bench: $1 did not answer in 30s" >&2
-	return 1
-}
 
 # free_port: a port nothing on 127.0.0.1 listens on.
 free_port() {
@@ -169,21 +161,6 @@ sim_pid=$!
 pids+=("$sim_pid")
 wait_http "http://127.0.0.1:$sim_port/api/v3/exchangeInfo"
 
-busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-# quiet: wait, at most QUIET_WAIT seconds, for a second in which the machine
-# is busy less than half a core.
-quiet() {
-	local a b waited=0
-	while ((waited < QUIET_WAIT)); do
-		a=$(busy_ticks)
-		sleep 1
-		b=$(busy_ticks)
-		if ((b - a < 50)); then return 0; fi
-		if ((waited == 0)); then log "machine busy ($((b - a))% of a core); waiting up to ${QUIET_WAIT}s"; fi
-		waited=$((waited + 1))
-	done
-	log "machine still busy after ${QUIET_WAIT}s; measuring anyway"
-}
 
 # snapshot FILE: the hub's published counter, Redis's CPU and command calls,
 # as "key value" lines.

@@ -53,6 +53,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
 N=${N:-15000}
 S=${S:-10000}
 STREAMS=${STREAMS:-binance:btcusdt@depth@100ms,binance:ethusdt@depth@100ms,binance:bnbusdt@depth@100ms,binance:solusdt@depth@100ms,binance:xrpusdt@depth@100ms}
@@ -95,7 +97,6 @@ stop_all() {
 trap 'trap - EXIT INT TERM; stop_all' EXIT
 trap 'exit 130' INT TERM
 
-log() { printf '== %s\n' "$*" >&2; }
 
 for tool in go curl jq; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is needed" >&2; exit 2; }
@@ -118,15 +119,6 @@ log "building into $OUT/bin (marketgate from $MG_SRC)"
 (cd "$repo" && go build -o "$OUT/bin/" ./cmd/exchangesim ./cmd/wsbench ./bench/gorilla)
 (cd "$MG_SRC" && go build -o "$OUT/bin/" ./cmd/marketgate)
 
-# wait_http URL: until it answers 200, at most 30 s.
-wait_http() {
-	for _ in $(seq 300); do
-		if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
-		sleep 0.1
-	done
-	echo "bench: $1 did not answer in 30s" >&2
-	return 1
-}
 
 mg_flags=()
 mg_help=$("$OUT/bin/marketgate" --help 2>&1 || true)
@@ -173,24 +165,7 @@ start_stack() {
 	fi
 }
 
-# busy_ticks: the machine's busy CPU time so far, in 1/100 s (user nice
-# system irq softirq steal, all CPUs).
-busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 
-# quiet: wait, at most QUIET_WAIT seconds, for a second in which the machine
-# is busy less than half a core (our own servers idle use a few percent).
-quiet() {
-	local a b waited=0
-	while ((waited < QUIET_WAIT)); do
-		a=$(busy_ticks)
-		sleep 1
-		b=$(busy_ticks)
-		if ((b - a < 50)); then return 0; fi
-		if ((waited == 0)); then log "machine busy ($((b - a))% of a core); waiting up to ${QUIET_WAIT}s"; fi
-		waited=$((waited + 1))
-	done
-	log "machine still busy after ${QUIET_WAIT}s; measuring anyway (see machine busy in the table)"
-}
 
 # bench NAME PORT PID OTHER_SERVER_PID GOROUTINES_URL WSBENCH_FLAGS...: one
 # wsbench run, report in $OUT/NAME.json, progress in $OUT/NAME.log.
