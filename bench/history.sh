@@ -81,25 +81,6 @@ warm_s=${BASH_REMATCH[1]}
 
 sim_port=$PORT mg_port=$((PORT + 1)) mg_admin=$((PORT + 2))
 mkdir -p "$OUT/bin/cur" "$OUT/bin/base"
-pids=()
-
-# stop PID…: TERM, KILL what is left after 5 s.
-stop() {
-	local pid
-	for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
-	for pid in "$@"; do
-		for _ in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-}
-stop_all() {
-	((${#pids[@]})) && stop "${pids[@]}"
-	pids=()
-}
 trap 'trap - EXIT INT TERM; stop_all' EXIT
 trap 'exit 130' INT TERM
 

@@ -1,5 +1,27 @@
 # bench/lib.sh: what the bench scripts share. Sourced, not run; the
-# caller sets QUIET_WAIT.
+# caller sets QUIET_WAIT and keeps the processes it starts in pids.
+
+pids=()
+
+# stop PID…: TERM, KILL what is left after 5 s.
+stop() {
+	local pid
+	for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "$@"; do
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+}
+
+# stop_all: stop every process started here.
+stop_all() {
+	if ((${#pids[@]})); then stop "${pids[@]}"; fi
+	pids=()
+}
 
 log() { printf '== %s\n' "$*" >&2; }
 

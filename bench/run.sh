@@ -76,27 +76,8 @@ MG_SRC=${MG_SRC:-$repo}
 
 sim_port=$PORT mg_port=$((PORT + 1)) mg_admin=$((PORT + 2)) gor_port=$((PORT + 3))
 mkdir -p "$OUT/bin"
-pids=()
-
-# stop_all: TERM every process started here, KILL what is left after 5 s.
-stop_all() {
-	local pid
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		for _ in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	pids=()
-}
 trap 'trap - EXIT INT TERM; stop_all' EXIT
 trap 'exit 130' INT TERM
-
 
 for tool in go curl jq; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is needed" >&2; exit 2; }

@@ -234,6 +234,15 @@ func plainEpoch(e string) bool {
 	return true
 }
 
+// conflatable returns the stream whose newer message may replace fs's
+// message in a full queue (hub.Message.Conflate), or nil.
+func (fs *frameSet) conflatable() *topic {
+	if fs.msg.Conflate {
+		return fs.t
+	}
+	return nil
+}
+
 // gapFrame returns, built for c alone, the frame of fs's message marked
 // as following a gap (a client that recovered only part of what it
 // missed).

@@ -60,11 +60,7 @@ func (c *conn) send(fs *frameSet, frame []byte) {
 			return
 		}
 	}
-	var t *topic // a newer message of it may replace this one in a full queue
-	if fs.msg.Conflate {
-		t = fs.t
-	}
-	if !c.queueLocked(frame, t, fs.msg.Final, false) {
+	if !c.queueLocked(frame, fs.conflatable(), fs.msg.Final, false) {
 		c.mu.Unlock()
 		c.closeWith(StatusSlowConsumer, "slow consumer")
 		return

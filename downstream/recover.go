@@ -58,7 +58,7 @@ type recovering struct {
 type heldFrame struct {
 	frame    []byte
 	pos      hub.Position
-	conflate bool
+	conflate *topic // as frameSet.conflatable
 	final    bool
 }
 
@@ -99,7 +99,7 @@ func (c *conn) watchLocked(fs *frameSet, frame []byte) ([]byte, bool) {
 			r.held, r.heldSize, r.overflow = nil, 0, true
 			return nil, false
 		}
-		r.held = append(r.held, heldFrame{frame, pos, m.Conflate, m.Final})
+		r.held = append(r.held, heldFrame{frame, pos, fs.conflatable(), m.Final})
 		r.heldSize += len(frame)
 		return nil, false
 	}
@@ -142,6 +142,16 @@ func (c *conn) startCatchupLocked(cu *catchup) bool {
 	}
 	c.cuQueue = append(c.cuQueue, cu)
 	return true
+}
+
+// recoveringLocked returns t's recovering entry that waits for cu, or nil
+// when t was unsubscribed (and maybe subscribed again) meanwhile. c.mu is
+// held.
+func (c *conn) recoveringLocked(cu *catchup, t *topic) *recovering {
+	if r := c.recov[t.key]; r != nil && r.cu == cu {
+		return r
+	}
+	return nil
 }
 
 // dropRecovering forgets the catch-ups of keys (unsubscribed, failed).
@@ -221,8 +231,8 @@ func (c *conn) finishCatchup(cu *catchup) (next *catchup) {
 	// every message after its join, and the position says so.
 	for i := range cu.items {
 		it := &cu.items[i]
-		r := c.recov[it.t.key]
-		if it.since != nil || it.err != nil || r == nil || r.cu != cu || len(r.held) == 0 {
+		r := c.recoveringLocked(cu, it.t)
+		if it.since != nil || it.err != nil || r == nil || len(r.held) == 0 {
 			continue
 		}
 		if h := r.held[0].pos; h.Epoch == it.rec.Position.Epoch && h.Seq > 0 && h.Seq <= it.rec.Position.Seq {
@@ -242,8 +252,8 @@ func (c *conn) finishCatchup(cu *catchup) (next *catchup) {
 			if recovered == nil {
 				recovered = make(map[string]bool, len(cu.items))
 			}
-			r := c.recov[it.t.key]
-			recovered[it.t.key] = it.err == nil && it.rec.Recovered && r != nil && r.cu == cu && !r.overflow
+			r := c.recoveringLocked(cu, it.t)
+			recovered[it.t.key] = it.err == nil && it.rec.Recovered && r != nil && !r.overflow
 		}
 	}
 	if cu.reply != nil {
@@ -272,8 +282,8 @@ func (c *conn) finishCatchup(cu *catchup) (next *catchup) {
 // latest value, then its held live messages, and leaves its recovering
 // entry done. It reports false when the queue has no room. c.mu is held.
 func (c *conn) catchUpLocked(cu *catchup, it catchupItem, recovered bool) bool {
-	r := c.recov[it.t.key]
-	if r == nil || r.cu != cu {
+	r := c.recoveringLocked(cu, it.t)
+	if r == nil {
 		return true // unsubscribed meanwhile
 	}
 	held := r.held
@@ -282,14 +292,9 @@ func (c *conn) catchUpLocked(cu *catchup, it catchupItem, recovered bool) bool {
 		r.after, r.hasAfter = it.rec.Position, true
 	}
 	r.gapNext = it.since != nil && !recovered
-	var conflate *topic
 	queue := func(m hub.Message, latest bool) bool {
 		fs := frameSet{t: it.t, msg: m, latest: latest}
-		conflate = nil
-		if m.Conflate {
-			conflate = it.t
-		}
-		return c.queueLocked(fs.frame(c), conflate, m.Final, true)
+		return c.queueLocked(fs.frame(c), fs.conflatable(), m.Final, true)
 	}
 	switch {
 	case recovered:
@@ -320,11 +325,7 @@ func (c *conn) catchUpLocked(cu *catchup, it catchupItem, recovered bool) bool {
 			c.srv.metrics.dropped("catchup", len(held)-i)
 			return true
 		}
-		var t *topic
-		if h.conflate {
-			t = it.t
-		}
-		if !c.queueLocked(h.frame, t, h.final, true) {
+		if !c.queueLocked(h.frame, h.conflate, h.final, true) {
 			return false
 		}
 		r.after, r.hasAfter = h.pos, true

@@ -40,7 +40,7 @@ type Memory struct {
 	// smu guards streams: the numbering and history of every stream
 	// published. Run drops those idle for long (see sweep), so the map
 	// holds the streams published lately, which the upstream bounds.
-	smu     sync.Mutex
+	smu     sync.RWMutex
 	streams map[string]*memStream
 
 	// dmu guards dirty: the receivers given a message since the last

@@ -43,9 +43,16 @@ func (m *Memory) historyTTL() time.Duration {
 
 // stream returns the state of key, made on first use.
 func (m *Memory) stream(key string) *memStream {
+	// Read-locked first: every Publish looks its stream up.
+	m.smu.RLock()
+	st := m.streams[key]
+	m.smu.RUnlock()
+	if st != nil {
+		return st
+	}
 	m.smu.Lock()
 	defer m.smu.Unlock()
-	st := m.streams[key]
+	st = m.streams[key]
 	if st == nil {
 		if m.streams == nil {
 			m.streams = make(map[string]*memStream)

@@ -82,19 +82,7 @@ func TestRedisNumbering(t *testing.T) {
 		checkMessages(t, "memory", l, stream, want)
 	})
 
-	srv := redistest.Start(t)
-	count := standaloneCounter(t, srv)
-	hubs := []*Redis{
-		runHub(t, RedisConfig{URL: srv.URL(), NodeID: "node-a"}),
-		runHub(t, RedisConfig{URL: srv.URL(), NodeID: "node-b"}),
-	}
-	logs := []*msgLog{{}, {}}
-	for i, h := range hubs {
-		if err := h.Subscribe(t.Context(), stream, logs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitSubscribers(t, hubs[0], count, 2, stream)
+	hubs, logs := twoNodes(t, stream, "node-a", "node-b")
 	for _, st := range steps {
 		h := hubs[st.hub]
 		if err := h.Publish(t.Context(), st.msg); err != nil {
@@ -656,19 +644,7 @@ func BenchmarkRedisPublishHistory(b *testing.B) {
 // 1 to 300 without a gap, the same on both nodes.
 func TestRedisNumberingHandover(t *testing.T) {
 	const stream, events = "binance:btcusdt@trade", 300
-	srv := redistest.Start(t)
-	count := standaloneCounter(t, srv)
-	hubs := []*Redis{
-		runHub(t, RedisConfig{URL: srv.URL(), NodeID: "old-owner"}),
-		runHub(t, RedisConfig{URL: srv.URL(), NodeID: "new-owner"}),
-	}
-	logs := []*msgLog{{}, {}}
-	for i, h := range hubs {
-		if err := h.Subscribe(t.Context(), stream, logs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitSubscribers(t, hubs[0], count, 2, stream)
+	hubs, logs := twoNodes(t, stream, "old-owner", "new-owner")
 	var wg sync.WaitGroup
 	for i, h := range hubs {
 		origin := uint64(i + 1)
@@ -749,4 +725,25 @@ func TestRedisRecoverAfterSubscriberLoss(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// twoNodes starts a Redis server and two hubs on it, named a and b, each
+// with a log subscribed to stream, and waits until Redis has both
+// subscriptions.
+func twoNodes(t *testing.T, stream, a, b string) ([]*Redis, []*msgLog) {
+	t.Helper()
+	srv := redistest.Start(t)
+	count := standaloneCounter(t, srv)
+	hubs := []*Redis{
+		runHub(t, RedisConfig{URL: srv.URL(), NodeID: a}),
+		runHub(t, RedisConfig{URL: srv.URL(), NodeID: b}),
+	}
+	logs := []*msgLog{{}, {}}
+	for i, h := range hubs {
+		if err := h.Subscribe(t.Context(), stream, logs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitSubscribers(t, hubs[0], count, 2, stream)
+	return hubs, logs
 }
