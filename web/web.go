@@ -38,8 +38,12 @@ type Config struct {
 	// Listener, when set, is served instead of listening on Addr; Run
 	// closes it.
 	Listener net.Listener
-	// WebSockets handles /ws and /binance/; required.
+	// WebSockets handles /ws, /binance/ and /binance-futures/; required.
 	WebSockets http.Handler
+	// Market, when set, answers the market-data REST calls: the native
+	// /api/v1/market/ and the exchange drop-ins /binance/api/ and
+	// /binance-futures/fapi/.
+	Market http.Handler
 	// Ready reports whether the node takes new clients; nil means always.
 	// /readyz answers 503 with the error's text while it returns an error.
 	Ready func() error
@@ -96,6 +100,12 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("/ws", cfg.WebSockets)
 	s.mux.Handle("/binance/", cfg.WebSockets)
+	s.mux.Handle("/binance-futures/", cfg.WebSockets)
+	if cfg.Market != nil {
+		s.mux.Handle("/api/v1/market/", cfg.Market)
+		s.mux.Handle("/binance/api/", cfg.Market)
+		s.mux.Handle("/binance-futures/fapi/", cfg.Market)
+	}
 	return s, nil
 }
 
