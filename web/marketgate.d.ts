@@ -210,6 +210,11 @@ export declare class MarketgateClient {
   /** Asks the gateway for the connection's streams. */
   list(): Promise<SubscribeResult>;
   /**
+   * Subscribes a book stream and returns the book it keeps (see OrderBook).
+   * Throws a TypeError for a key that is not a book stream.
+   */
+  orderBook(key: BookKey, options?: OrderBookOptions): OrderBook;
+  /**
    * The stream's last position received (from its messages, or the
    * subscribe reply before any), kept across reconnects; undefined while
    * its epoch is not known, in which case a reconnect cannot recover it.
@@ -226,6 +231,142 @@ export declare class MarketgateClient {
    */
   reconnect(): void;
   /** Closes the connection for good; pending promises reject with code "closed". */
+  close(): void;
+}
+
+/** The exchanges whose book streams the gateway keeps. */
+export type BookExchange = 'binance' | 'binance-futures';
+
+/** The depths of a top-N book stream (`@book@<N>`). */
+export type BookDepth = 5 | 10 | 20 | 50 | 100 | 500 | 1000;
+
+/**
+ * A book stream key: "<exchange>:<symbol>@book" for the whole book the
+ * gateway keeps, "<exchange>:<symbol>@book@<N>" for its top N levels, the
+ * symbol in lower case as in every Binance stream name, e.g.
+ * "binance:btcusdt@book" or "binance-futures:ethusdt@book@100".
+ */
+export type BookKey = `${BookExchange}:${Lowercase<string>}@book` | `${BookExchange}:${Lowercase<string>}@book@${BookDepth}`;
+
+/** A price level as the exchange spells it: [price, quantity], both decimal strings. */
+export type BookLevel = readonly [price: string, qty: string];
+
+/** A side of a book: 'bids' (highest price first) or 'asks' (lowest first); 'bid', 'b', 'ask', 'a' also do. */
+export type BookSide = 'bids' | 'asks' | 'bid' | 'ask' | 'b' | 'a';
+
+/**
+ * The data of a book stream's messages, as the gateway publishes them.
+ * A snapshot replaces the book; an update continues it (U is the previous
+ * message's u + 1, the snapshot's lastUpdateId + 1 for the first; a
+ * quantity that parses to 0 deletes the level); stale says the gateway has
+ * no valid book for now (the last one is kept, marked stale, until the next
+ * snapshot).
+ */
+export type BookMessage =
+  | { type: 'snapshot'; lastUpdateId: number; bids: BookLevel[]; asks: BookLevel[]; /** After a resync of the gateway's book. */ gap?: boolean }
+  | { type: 'update'; U: number; u: number; b: BookLevel[]; a: BookLevel[] }
+  | { type: 'stale'; reason: string };
+
+/**
+ * 'waiting': no book yet, or the book was discarded after a gap and a new
+ * snapshot is on its way; 'live': kept, up to date; 'stale': kept, but
+ * possibly out of date (the gateway said so, or the connection is lost);
+ * 'closed': close() was called.
+ */
+export type OrderBookState = 'waiting' | 'live' | 'stale' | 'closed';
+
+export interface OrderBookOptions {
+  /** The least time in ms between two resubscriptions for a new snapshot after gaps. Default 1000. */
+  resyncInterval?: number;
+}
+
+export interface BookSnapshotEvent {
+  lastUpdateId: number;
+  /** True when the gateway resynced its own book (its snapshot carried "gap": true). */
+  gap: boolean;
+  /** Levels per side in the snapshot. */
+  bids: number;
+  asks: number;
+}
+
+/**
+ * Why the book was discarded (or, for 'resync', replaced):
+ * 'sequence': an update's U was not the previous u + 1 (expected, U and u say which);
+ * 'stream': messages of the stream were lost (flagged gap by the gateway, or not recovered after a reconnect);
+ * 'invalid': a message that is not a valid snapshot or update;
+ * 'resync': the gateway resynced its book and sent a new snapshot with "gap": true (the book is replaced, no resubscription).
+ * Except for 'resync', the book is empty ('waiting') and resubscribed until the next snapshot.
+ */
+export interface BookGapEvent {
+  reason: 'sequence' | 'stream' | 'invalid' | 'resync';
+  expected?: number;
+  U?: number;
+  u?: number;
+  /** The frame's seq, for 'stream'. */
+  seq?: number;
+  /** The new snapshot's, for 'resync'. */
+  lastUpdateId?: number;
+}
+
+export interface BookStaleEvent {
+  /** The gateway's reason, or 'disconnected' while the connection is lost. */
+  reason: string;
+}
+
+export interface OrderBookEventMap {
+  snapshot: BookSnapshotEvent;
+  /** Each update applied, as the gateway sent it. */
+  update: Extract<BookMessage, { type: 'update' }>;
+  /** After every snapshot, update, gap and stale mark: the book to draw. */
+  change: OrderBook;
+  stale: BookStaleEvent;
+  gap: BookGapEvent;
+  /** The subscription was refused (e.g. invalid_stream); ready rejects with it too. */
+  error: GatewayError;
+}
+
+export interface OrderBookStats {
+  snapshots: number;
+  updates: number;
+  gaps: number;
+  resyncs: number;
+  /** Updates dropped while waiting for a snapshot. */
+  ignored: number;
+}
+
+/**
+ * A book kept from a book stream, by client.orderBook(key). Prices are
+ * ordered exactly from their decimal strings (no floating point); two
+ * spellings of one price ("100.10", "100.1") are one level. Kept in maps
+ * and sorted price arrays: an update costs O(levels changed × log n) plus
+ * an array insert, fine for thousands of levels.
+ */
+export declare class OrderBook {
+  readonly key: BookKey;
+  readonly state: OrderBookState;
+  /** True while state is 'stale'. */
+  readonly stale: boolean;
+  /** The gateway's reason, or 'disconnected'; '' when not stale. */
+  readonly staleReason: string;
+  /** The snapshot's lastUpdateId, then each update's u; null while waiting. */
+  readonly lastUpdateId: number | null;
+  /** All bids, best (highest) first; a new array after each change, not to be modified. */
+  readonly bids: readonly BookLevel[];
+  /** All asks, best (lowest) first; a new array after each change, not to be modified. */
+  readonly asks: readonly BookLevel[];
+  readonly stats: OrderBookStats;
+  /** Resolves with the book at its first snapshot; rejects when the subscription is refused or the book closed before. */
+  readonly ready: Promise<OrderBook>;
+  /** The best n levels of side (all when n is left out), best first. */
+  levels(side: BookSide, n?: number): BookLevel[];
+  /** The best level of side, undefined when it has none. */
+  best(side: BookSide): BookLevel | undefined;
+  /** How many levels side has. */
+  depth(side: BookSide): number;
+  /** Adds a listener; returns a function that removes it. */
+  on<K extends keyof OrderBookEventMap>(event: K, fn: (arg: OrderBookEventMap[K]) => void): () => void;
+  off<K extends keyof OrderBookEventMap>(event: K, fn: (arg: OrderBookEventMap[K]) => void): void;
+  /** Lets the stream go (unsubscribed at the gateway when nothing else holds it); the book is done. */
   close(): void;
 }
 

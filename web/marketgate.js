@@ -7,6 +7,8 @@
 //   client.on('close', ({code, reason, reconnect}) => tell(code, reason, reconnect));
 //   const sub = await client.subscribe(['binance:btcusdt@trade'], (data, meta) => show(data, meta.seq));
 //   sub.unsubscribe(); // this handler only; the stream is left when its last handler goes
+//   const book = client.orderBook('binance:btcusdt@book');
+//   book.on('change', () => draw(book.levels('bids', 25), book.levels('asks', 25), book.stale));
 //
 // No dependencies, no build step. See marketgate.d.ts for the API.
 
@@ -211,6 +213,15 @@ export class MarketgateClient {
   list() {
     if (this.#state !== 'open') return Promise.reject(gatewayError('disconnected', 'not connected'));
     return this.#command({ op: 'list' });
+  }
+
+  /**
+   * orderBook subscribes a book stream ("binance:btcusdt@book",
+   * "binance:btcusdt@book@100") and returns the book it keeps: see
+   * OrderBook. close() lets the stream go.
+   */
+  orderBook(key, options = {}) {
+    return new OrderBook(this, key, options);
   }
 
   /**
@@ -802,4 +813,337 @@ function resolveURL(url) {
   if (u.protocol === 'http:') u.protocol = 'ws:';
   else if (u.protocol === 'https:') u.protocol = 'wss:';
   return u.toString();
+}
+
+// --- order books ---
+
+// canonical spells a non-negative decimal string without leading zeros
+// in its integer part or trailing zeros in its fraction ("0100.5000" ->
+// "100.5", "0.00" -> "0"), so that two spellings of one price are one
+// level; null when s is not such a number.
+function canonical(s) {
+  if (typeof s !== 'string' || !/^\d+(\.\d*)?$/.test(s)) return null;
+  let [int, frac = ''] = s.split('.');
+  int = int.replace(/^0+(?=\d)/, '');
+  frac = frac.replace(/0+$/, '');
+  return frac ? int + '.' + frac : int;
+}
+
+// compareDecimal orders two canonical decimal strings by value, exactly
+// (no floating point): <0, 0 or >0.
+function compareDecimal(a, b) {
+  const ia = a.indexOf('.'), ib = b.indexOf('.');
+  const la = ia < 0 ? a.length : ia, lb = ib < 0 ? b.length : ib;
+  if (la !== lb) return la - lb; // no leading zeros: a longer integer part is larger
+  const intA = a.slice(0, la), intB = b.slice(0, lb);
+  if (intA !== intB) return intA < intB ? -1 : 1;
+  const fa = ia < 0 ? '' : a.slice(ia + 1), fb = ib < 0 ? '' : b.slice(ib + 1);
+  if (fa === fb) return 0;
+  return fa < fb ? -1 : 1; // digit strings: a prefix is the smaller fraction
+}
+
+// BookSide is one side of a book: levels by canonical price, and the
+// prices in best-first order (bids descending, asks ascending), kept
+// sorted by binary insertion.
+class BookSide {
+  constructor(descending) {
+    this.desc = descending;
+    this.levels = new Map(); // canonical price -> [price, qty] as the exchange spells them
+    this.order = []; // canonical prices, best first
+    this.cache = null; // the levels as an array, best first, until the next change
+  }
+
+  clear() {
+    this.levels.clear();
+    this.order = [];
+    this.cache = null;
+  }
+
+  // cmp orders canonical prices a and b best first on this side.
+  #cmp(a, b) {
+    const c = compareDecimal(a, b);
+    return this.desc ? -c : c;
+  }
+
+  // index is where canonical price k is, or would be inserted.
+  #index(k) {
+    let lo = 0, hi = this.order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#cmp(this.order[mid], k) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  // set applies one level [price, qty]: a quantity of zero deletes it.
+  // It returns false for a level that is not a pair of decimal strings.
+  set(level) {
+    if (!Array.isArray(level) || level.length < 2) return false;
+    const [p, q] = level;
+    const k = canonical(p);
+    const qc = canonical(q);
+    if (k === null || qc === null) return false;
+    this.cache = null;
+    if (qc === '0') {
+      if (this.levels.delete(k)) this.order.splice(this.#index(k), 1);
+      return true;
+    }
+    if (!this.levels.has(k)) this.order.splice(this.#index(k), 0, k);
+    this.levels.set(k, [p, q]); // a new pair: arrays handed out before keep their values
+    return true;
+  }
+
+  all() {
+    if (!this.cache) this.cache = this.order.map((k) => this.levels.get(k));
+    return this.cache;
+  }
+
+  top(n) {
+    if (this.cache) return this.cache.slice(0, n);
+    const out = [];
+    const m = Math.min(n, this.order.length);
+    for (let i = 0; i < m; i++) out.push(this.levels.get(this.order[i]));
+    return out;
+  }
+}
+
+// BOOK_EVENTS are the events an OrderBook emits.
+const BOOK_EVENTS = ['snapshot', 'update', 'change', 'stale', 'gap', 'error'];
+
+/**
+ * OrderBook is a book kept from a book stream (client.orderBook(key)):
+ * each snapshot replaces it, each update continues it (U must be the
+ * previous u + 1; a quantity of zero deletes a level). A break in the
+ * sequence, a lost message or a snapshot refused leaves the book empty
+ * ('waiting') and resubscribes the stream for a new snapshot. A stale
+ * message from the gateway, or a lost connection, marks it stale; it keeps
+ * its levels until the next snapshot (or, after a reconnect that lost
+ * nothing, the next update).
+ */
+export class OrderBook {
+  #client;
+  #key;
+  #opts;
+  #bids = new BookSide(true);
+  #asks = new BookSide(false);
+  #lastUpdateId = null;
+  #state = 'waiting'; // 'waiting' | 'live' | 'stale' | 'closed'
+  #staleReason = '';
+  #sub = null;
+  #offState = null;
+  #listeners = Object.fromEntries(BOOK_EVENTS.map((e) => [e, new Set()]));
+  #resolveReady;
+  #rejectReady;
+  #lastResync = -Infinity;
+  #resyncTimer = null;
+  #stats = { snapshots: 0, updates: 0, gaps: 0, resyncs: 0, ignored: 0 };
+
+  constructor(client, key, options = {}) {
+    if (typeof key !== 'string' || !/@book(@\d+)?$/.test(key)) {
+      throw new TypeError(`marketgate: ${key} is not a book stream (<exchange>:<symbol>@book[@N])`);
+    }
+    this.#client = client;
+    this.#key = key;
+    this.#opts = { resyncInterval: 1000, ...options };
+    this.ready = new Promise((resolve, reject) => { this.#resolveReady = resolve; this.#rejectReady = reject; });
+    this.ready.catch(() => {}); // a caller that never awaits it sees no unhandled rejection
+    // A lost connection marks the book stale until messages flow again.
+    this.#offState = client.on('state', (s) => {
+      if (s !== 'open' && s !== 'connecting' && this.#state === 'live') this.#markStale('disconnected');
+    });
+    this.#subscribe();
+  }
+
+  /** key is the book stream. */
+  get key() { return this.#key; }
+  /** state is 'waiting' (no book yet, or discarded), 'live', 'stale' or 'closed'. */
+  get state() { return this.#state; }
+  /** stale is true while the book shown may be out of date. */
+  get stale() { return this.#state === 'stale'; }
+  /** staleReason is the gateway's reason, or 'disconnected'; '' when not stale. */
+  get staleReason() { return this.#state === 'stale' ? this.#staleReason : ''; }
+  /** lastUpdateId is the snapshot's lastUpdateId or the last update's u; null while waiting. */
+  get lastUpdateId() { return this.#lastUpdateId; }
+  /** bids are the levels [price, qty], best (highest) first. Do not change them. */
+  get bids() { return this.#bids.all(); }
+  /** asks are the levels [price, qty], best (lowest) first. Do not change them. */
+  get asks() { return this.#asks.all(); }
+  /** stats counts snapshots, updates, gaps, resyncs, and updates ignored while waiting. */
+  get stats() { return { ...this.#stats }; }
+
+  /** levels returns the best n levels of side ('bids' | 'asks'), best first. */
+  levels(side, n = Infinity) {
+    const s = this.#side(side);
+    return n === Infinity ? s.all().slice() : s.top(Math.max(0, n | 0));
+  }
+
+  /** best returns the best level of side, or undefined when it has none. */
+  best(side) {
+    return this.#side(side).top(1)[0];
+  }
+
+  /** depth returns how many levels side has. */
+  depth(side) {
+    return this.#side(side).order.length;
+  }
+
+  on(event, fn) {
+    const set = this.#listeners[event];
+    if (!set) throw new TypeError(`marketgate: unknown book event ${event}`);
+    set.add(fn);
+    return () => set.delete(fn);
+  }
+
+  off(event, fn) {
+    this.#listeners[event]?.delete(fn);
+  }
+
+  /** close lets the stream go (unsubscribed when nothing else holds it); the book is done. */
+  close() {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    clearTimeout(this.#resyncTimer);
+    this.#offState();
+    const sub = this.#sub;
+    this.#sub = null;
+    if (sub) sub.unsubscribe().catch(() => {});
+    this.#rejectReady({ code: 'closed', msg: 'order book closed' });
+    for (const set of Object.values(this.#listeners)) set.clear();
+  }
+
+  #side(side) {
+    if (side === 'bids' || side === 'bid' || side === 'b') return this.#bids;
+    if (side === 'asks' || side === 'ask' || side === 'a') return this.#asks;
+    throw new TypeError(`marketgate: unknown book side ${side}`);
+  }
+
+  #subscribe() {
+    const sub = this.#client.subscribe([this.#key], (data, meta) => {
+      if (this.#sub === sub) this.#onMessage(data, meta);
+    });
+    this.#sub = sub;
+    sub.catch((e) => {
+      if (this.#sub !== sub || this.#state === 'closed') return;
+      this.#emit('error', e);
+      this.#rejectReady(e);
+    });
+  }
+
+  // onMessage applies one message of the stream.
+  #onMessage(d, meta) {
+    if (this.#state === 'closed' || d === null || typeof d !== 'object') return;
+    if (d.type === 'snapshot') {
+      this.#onSnapshot(d);
+      return;
+    }
+    // Messages were lost before this one (flagged by the gateway, or not
+    // recovered after a reconnect): the book cannot be continued.
+    if (meta && (meta.gap || meta.recovered === false)) {
+      this.#gap({ reason: 'stream', seq: meta.seq });
+      return;
+    }
+    if (d.type === 'update') this.#onUpdate(d);
+    else if (d.type === 'stale') this.#markStale(typeof d.reason === 'string' ? d.reason : 'stale');
+  }
+
+  #onSnapshot(d) {
+    const id = Number(d.lastUpdateId);
+    if (!Number.isSafeInteger(id) || !Array.isArray(d.bids) || !Array.isArray(d.asks)) {
+      this.#gap({ reason: 'invalid', seq: undefined });
+      return;
+    }
+    this.#bids.clear();
+    this.#asks.clear();
+    for (const l of d.bids) this.#bids.set(l);
+    for (const l of d.asks) this.#asks.set(l);
+    this.#lastUpdateId = id;
+    this.#stats.snapshots++;
+    this.#state = 'live';
+    this.#staleReason = '';
+    if (d.gap === true) this.#emit('gap', { reason: 'resync', lastUpdateId: id });
+    this.#emit('snapshot', { lastUpdateId: id, gap: d.gap === true, bids: this.#bids.order.length, asks: this.#asks.order.length });
+    this.#emit('change', this);
+    this.#resolveReady(this); // the first snapshot settles ready; later calls do nothing
+  }
+
+  #onUpdate(d) {
+    if (this.#state === 'waiting') {
+      this.#stats.ignored++; // before the first snapshot, or after a gap: the next snapshot replaces all
+      return;
+    }
+    const U = Number(d.U), u = Number(d.u);
+    if (U !== this.#lastUpdateId + 1 || !(u >= U - 1) || !Array.isArray(d.b) || !Array.isArray(d.a)) {
+      this.#gap({ reason: 'sequence', expected: this.#lastUpdateId + 1, U, u });
+      return;
+    }
+    let ok = true;
+    for (const l of d.b) ok = this.#bids.set(l) && ok;
+    for (const l of d.a) ok = this.#asks.set(l) && ok;
+    if (!ok) {
+      this.#gap({ reason: 'invalid', expected: this.#lastUpdateId + 1, U, u });
+      return;
+    }
+    this.#lastUpdateId = u;
+    this.#stats.updates++;
+    if (this.#state === 'stale' && this.#staleReason === 'disconnected') {
+      this.#state = 'live'; // the reconnect lost nothing: the book goes on
+      this.#staleReason = '';
+    }
+    this.#emit('update', d);
+    this.#emit('change', this);
+  }
+
+  #markStale(reason) {
+    if (this.#state === 'closed') return;
+    if (this.#state === 'waiting') {
+      this.#staleReason = reason; // nothing shown yet: the next snapshot decides
+      this.#emit('stale', { reason });
+      return;
+    }
+    this.#state = 'stale';
+    this.#staleReason = reason;
+    this.#emit('stale', { reason });
+    this.#emit('change', this);
+  }
+
+  // gap discards the book and asks for a new snapshot: the stream is
+  // unsubscribed and subscribed again, at most once per resyncInterval.
+  #gap(info) {
+    this.#stats.gaps++;
+    this.#bids.clear();
+    this.#asks.clear();
+    this.#lastUpdateId = null;
+    this.#state = 'waiting';
+    this.#emit('gap', info);
+    this.#emit('change', this);
+    this.#resync();
+  }
+
+  #resync() {
+    if (this.#resyncTimer !== null || this.#state === 'closed') return;
+    const wait = Math.max(0, this.#lastResync + this.#opts.resyncInterval - performance.now());
+    this.#resyncTimer = setTimeout(() => {
+      this.#resyncTimer = null;
+      if (this.#state !== 'waiting') return; // a snapshot came meanwhile
+      this.#lastResync = performance.now();
+      this.#stats.resyncs++;
+      const old = this.#sub;
+      this.#sub = null;
+      // Unsubscribe, then subscribe: the gateway handles them in order and
+      // starts the new subscription with a snapshot.
+      if (old) old.unsubscribe().catch(() => {});
+      this.#subscribe();
+    }, wait);
+  }
+
+  #emit(event, arg) {
+    for (const fn of [...this.#listeners[event]]) {
+      try {
+        fn(arg);
+      } catch (e) {
+        report(e);
+      }
+    }
+  }
 }
