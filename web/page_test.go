@@ -14,8 +14,8 @@ import (
 	"github.com/marketgate/marketgate/internal/browsertest"
 )
 
-// marketSource accepts binance:<symbol>@trade, @miniTicker and
-// @depth20@100ms keys; the test publishes into the hub.
+// marketSource accepts binance:<symbol>@trade, @miniTicker, @book and
+// @kline_<interval> keys; the test publishes into the hub.
 type marketSource struct{}
 
 func (marketSource) Validate(key string) error {
@@ -23,7 +23,7 @@ func (marketSource) Validate(key string) error {
 	if !ok {
 		return fmt.Errorf("invalid stream key %q", key)
 	}
-	for _, suffix := range []string{"@trade", "@miniTicker", "@depth20@100ms"} {
+	for _, suffix := range []string{"@trade", "@miniTicker", "@book", "@kline_1m", "@kline_5m", "@kline_15m", "@kline_1h", "@kline_4h", "@kline_1d"} {
 		if sym, ok := strings.CutSuffix(name, suffix); ok && sym != "" && !strings.ContainsAny(sym, "@:/") {
 			return nil
 		}
@@ -33,11 +33,19 @@ func (marketSource) Validate(key string) error {
 func (marketSource) Want([]string)   {}
 func (marketSource) Unwant([]string) {}
 
-// marketFeed publishes realistic trade, miniTicker and depth20 events.
+// marketFeed publishes realistic trade, miniTicker, 1m kline and book
+// events: a book snapshot of 30 levels a side every bookEvery ticks
+// (as a subscriber's first message would be), updates continuing it in
+// between.
 type marketFeed struct {
 	seq   map[string]uint64
 	trade int
+	// updateID is each book's last update id, by symbol.
+	updateID map[string]int64
 }
+
+// bookEvery is how often, in ticks, the feed publishes a book snapshot.
+const bookEvery = 10
 
 // tradePrice is the price of trade i of a symbol with base price base.
 func tradePrice(base float64, i int) string {
@@ -48,18 +56,33 @@ func (f *marketFeed) publish(ctx context.Context, h *hub.Memory, sym string, bas
 	now := time.Now().UnixMilli()
 	up := strings.ToUpper(sym)
 	f.trade++
-	var bids, asks []string
-	for i := range 20 {
-		bids = append(bids, fmt.Sprintf(`["%.2f","%.5f"]`, base-float64(i+1)*0.5, 0.1+float64(i%7)*0.37))
-		asks = append(asks, fmt.Sprintf(`["%.2f","%.5f"]`, base+float64(i+1)*0.5, 0.2+float64(i%5)*0.41))
+	var book string
+	id := f.updateID[sym]
+	if f.trade%bookEvery == 1 {
+		var bids, asks []string
+		for i := range 30 {
+			bids = append(bids, fmt.Sprintf(`["%.2f","%.5f"]`, base-float64(i+1)*0.5, 0.1+float64(i%7)*0.37))
+			asks = append(asks, fmt.Sprintf(`["%.2f","%.5f"]`, base+float64(i+1)*0.5, 0.2+float64(i%5)*0.41))
+		}
+		id += 100
+		book = fmt.Sprintf(`{"type":"snapshot","lastUpdateId":%d,"bids":[%s],"asks":[%s]}`, id, strings.Join(bids, ","), strings.Join(asks, ","))
+	} else {
+		// Change one bid and one ask quantity within the top 30.
+		i := f.trade % 30
+		book = fmt.Sprintf(`{"type":"update","U":%d,"u":%d,"b":[["%.2f","%.5f"]],"a":[["%.2f","%.5f"]]}`,
+			id+1, id+3, base-float64(i+1)*0.5, 0.5+float64(f.trade%11)*0.1, base+float64(i+1)*0.5, 0.7+float64(f.trade%13)*0.1)
+		id += 3
 	}
+	f.updateID[sym] = id
+	minute := now / 60000 * 60000
 	events := map[string]string{
 		"@trade": fmt.Sprintf(`{"e":"trade","E":%d,"s":"%s","t":%d,"p":"%s","q":"0.01200000","T":%d,"m":%t,"M":true}`,
 			now, up, f.trade, tradePrice(base, f.trade), now, f.trade%3 == 0),
 		"@miniTicker": fmt.Sprintf(`{"e":"24hrMiniTicker","E":%d,"s":"%s","c":"%s","o":"%.2f","h":"%.2f","l":"%.2f","v":"12345.67800000","q":"456789012.34000000"}`,
 			now, up, tradePrice(base, f.trade), base-100, base+250, base-300),
-		"@depth20@100ms": fmt.Sprintf(`{"lastUpdateId":%d,"bids":[%s],"asks":[%s]}`,
-			1000+f.trade, strings.Join(bids, ","), strings.Join(asks, ",")),
+		"@book": book,
+		"@kline_1m": fmt.Sprintf(`{"e":"kline","E":%d,"s":"%s","k":{"t":%d,"T":%d,"s":"%s","i":"1m","o":"%.2f","c":"%s","h":"%.2f","l":"%.2f","v":"%d.5","x":false}}`,
+			now, up, minute, minute+59999, up, base, tradePrice(base, f.trade), base+20, base-1, 10+f.trade%50),
 	}
 	for suffix, data := range events {
 		key := "binance:" + sym + suffix
@@ -84,7 +107,7 @@ func TestMarketPage(t *testing.T) {
 	fed := make(chan struct{})
 	go func() {
 		defer close(fed)
-		f := &marketFeed{seq: map[string]uint64{}}
+		f := &marketFeed{seq: map[string]uint64{}, updateID: map[string]int64{}}
 		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
 		deadline := time.After(2 * time.Minute)
@@ -139,7 +162,9 @@ func TestMarketPage(t *testing.T) {
 		}
 		poll("the open state", `document.getElementById('state').textContent === 'open'`)
 		poll("trade rows", `document.querySelectorAll('#tape tr').length >= 5`)
-		poll("a full book", `document.querySelectorAll('#bids tr').length === 10 && document.querySelectorAll('#asks tr').length === 10`)
+		poll("a full book", `document.querySelectorAll('#bids .lvl:not([hidden])').length === 30 && document.querySelectorAll('#asks .lvl:not([hidden])').length === 30`)
+		poll("book updates", `window.mgBook.stats.updates > 3 && window.marketPage.bookGaps.length === 0`)
+		poll("a live candle", `window.marketPage.candles >= 1 && window.marketPage.history === 0`)
 		poll("the ticker's last price", `document.getElementById('last').textContent !== '–'`)
 		poll("the message rate", `Number(document.getElementById('rate').textContent) > 0`)
 
@@ -174,7 +199,7 @@ func TestMarketPage(t *testing.T) {
 		chromedp.Evaluate[chromedp.Void](`document.getElementById('symbol').dispatchEvent(new Event('change'))`)); err != nil {
 		t.Fatalf("switch symbol: %v", err)
 	}
-	for _, key := range []string{"binance:ethusdt@trade", "binance:ethusdt@miniTicker", "binance:ethusdt@depth20@100ms"} {
+	for _, key := range []string{"binance:ethusdt@trade", "binance:ethusdt@miniTicker", "binance:ethusdt@book", "binance:ethusdt@kline_1m"} {
 		waitUntil(t, 5*time.Second, "a subscriber of "+key, func() bool { return g.subscribers(key) == 1 })
 	}
 	waitUntil(t, 5*time.Second, "BTCUSDT unsubscribed", func() bool { return g.subscribers("binance:btcusdt@trade") == 0 })
