@@ -169,6 +169,7 @@ const cumulative = (levels) => {
 
 let book = null;
 let bookDirty = false;
+let bookFailed = false; // the gateway refused the book stream
 let askScrolled = false; // the asks box starts scrolled to the best ask
 
 function drawBook() {
@@ -187,12 +188,14 @@ function drawBook() {
     el.spread.textContent = Number.isFinite(s)
       ? `spread ${+s.toPrecision(6)} (${(s / mid * 1e4).toFixed(2)} bp)` : '–';
   } else {
-    el.spread.textContent = book.state === 'waiting' ? 'waiting for the book…' : '–';
+    el.spread.textContent = bookFailed ? 'no book stream' : book.state === 'waiting' ? 'waiting for the book…' : '–';
   }
   const state = book.state;
-  el.bookstale.hidden = state !== 'stale' && state !== 'waiting';
-  el.bookstale.textContent = state === 'stale' ? `stale${book.staleReason ? ': ' + book.staleReason : ''}` : 'resyncing';
-  el.bookstale.className = 'badge ' + state;
+  el.bookstale.hidden = state === 'live';
+  el.bookstale.textContent = bookFailed ? 'unavailable'
+    : state === 'stale' ? `stale${book.staleReason ? ': ' + book.staleReason : ''}`
+      : book.stats.gaps > 0 ? 'resyncing' : 'waiting';
+  el.bookstale.className = 'badge ' + (bookFailed ? 'stale' : state);
   el.bookinfo.textContent = book.lastUpdateId === null ? '' : `${book.depth('bids')}/${book.depth('asks')} levels · #${book.lastUpdateId}`;
   page.bookShown = { bids: bids.length, asks: asks.length, lastUpdateId: book.lastUpdateId, state };
 }
@@ -210,7 +213,8 @@ function openBook(s) {
   });
   b.on('snapshot', () => { page.books++; });
   b.on('gap', (g) => { page.bookGaps.push(g); });
-  b.on('error', fail);
+  b.on('error', (e) => { if (b === book) { bookFailed = true; bookDirty = true; } fail(e); });
+  bookFailed = false;
   bookDirty = true;
 }
 
