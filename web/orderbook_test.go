@@ -118,7 +118,8 @@ func (p *bookPublisher) snapshot(r refBook, id int64, gap bool) {
 // changed quantities, deletions, prices spelled several ways) leave the
 // browser's book equal, level for level, to the test's own; a break in
 // U/u, a gap-flagged frame and a stale message are handled as the
-// contract says, and a new snapshot always replaces the book.
+// contract says, a new snapshot always replaces the book, and a lost
+// connection marks the book stale.
 func TestBrowserOrderBook(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser")
@@ -280,5 +281,15 @@ func TestBrowserOrderBook(t *testing.T) {
 	if s := browsertest.Eval[string](br, `window.bk.book.state`); s != "closed" {
 		t.Errorf("state after close() = %q; want closed", s)
 	}
+
+	// A lost connection marks a live book stale, its levels kept.
+	const eth = "binance:ethusdt@book"
+	br.Do("open a second book", chromedp.Evaluate[chromedp.Void](`window.bk2 = window.made.b.client.orderBook('`+eth+`')`))
+	waitUntil(t, 5*time.Second, "the second book's subscription", func() bool { return g.subscribers(eth) == 1 })
+	pub2 := &bookPublisher{t: t, g: g, key: eth}
+	pub2.snapshot(refBook{b: map[int64][2]string{200000: {"2000.00", "1"}}, a: map[int64][2]string{200100: {"2001.00", "2"}}}, 1, false)
+	poll("the second book", `window.bk2.state === 'live'`)
+	g.stop()
+	poll("the stale mark of a lost connection", `window.bk2.state === 'stale' && window.bk2.staleReason === 'disconnected' && window.bk2.bids.length === 1`)
 	br.NoErrors()
 }
