@@ -232,7 +232,7 @@ func (c *conn) finishCatchup(cu *catchup) (next *catchup) {
 	for i := range cu.items {
 		it := &cu.items[i]
 		r := c.recoveringLocked(cu, it.t)
-		if it.since != nil || it.err != nil || r == nil || len(r.held) == 0 {
+		if it.since != nil || it.err != nil || r == nil || len(r.held) == 0 || it.rec.State != nil {
 			continue
 		}
 		if h := r.held[0].pos; h.Epoch == it.rec.Position.Epoch && h.Seq > 0 && h.Seq <= it.rec.Position.Seq {
@@ -297,6 +297,18 @@ func (c *conn) catchUpLocked(cu *catchup, it catchupItem, recovered bool) bool {
 		return c.queueLocked(fs.frame(c), fs.conflatable(), m.Final, true)
 	}
 	switch {
+	case !recovered && it.err == nil && it.rec.State != nil:
+		// The stream's state, then every message after it: the client
+		// starts (again) from a whole state, so nothing is missing.
+		r.gapNext = false
+		if !queue(*it.rec.State, true) {
+			return false
+		}
+		for _, m := range it.rec.Messages {
+			if !queue(m, false) {
+				return false
+			}
+		}
 	case recovered:
 		for _, m := range it.rec.Messages {
 			if !queue(m, false) {
@@ -379,6 +391,8 @@ func (c *conn) subscribeNative(id json.RawMessage, streams []string, since map[s
 				res.Recovered = make(map[string]bool)
 			}
 			res.Recovered[j.t.key] = true // missed nothing
+		case c.srv.stateful(j.t.key):
+			now = false // the client needs the state first
 		}
 		if j.known {
 			if res.Positions == nil {
@@ -450,7 +464,7 @@ func (c *conn) subscribeQuiet(reply []byte, keys []string, refused func(*nativeE
 	c.enqueueLatestLocked(js)
 	var unknown []catchupItem
 	for _, j := range js {
-		if !j.known {
+		if !j.known || c.srv.stateful(j.t.key) {
 			unknown = append(unknown, catchupItem{t: j.t})
 		}
 	}
@@ -460,6 +474,12 @@ func (c *conn) subscribeQuiet(reply []byte, keys []string, refused func(*nativeE
 	}
 	c.mu.Unlock()
 	return true
+}
+
+// stateful reports whether key's subscribers start from its state
+// (Config.Stateful).
+func (s *Server) stateful(key string) bool {
+	return s.cfg.Stateful != nil && s.cfg.Stateful(key)
 }
 
 // enqueueLatestLocked queues the latest values of the streams c just

@@ -50,6 +50,13 @@ type Config struct {
 	Hub hub.Hub
 	// Source validates and carries streams; required.
 	Source Source
+	// Stateful reports whether a stream's messages build a state that a
+	// subscriber must start from (an order book: a snapshot, then
+	// updates), kept by the hub as the stream's state
+	// ([hub.Message.State]). A subscriber of such a stream always gets
+	// the state first, read from the hub's history, then every message
+	// after it. Nil: none is.
+	Stateful func(key string) bool
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 	// MaxConns is the number of browser connections this node holds at

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 
+	"github.com/marketgate/marketgate/book"
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/upstream"
 	"github.com/marketgate/marketgate/upstream/binance"
@@ -31,6 +32,9 @@ type Exchange struct {
 	// Optional exchanges may be turned off with an empty URL
 	// (--<name>-url "").
 	Optional bool
+	// Book is how the gateway keeps the exchange's order books
+	// ("<symbol>@book" streams); nil: it keeps none.
+	Book book.Procedure
 	// Options are the settings only this exchange has.
 	Options []Option
 	// Simulate builds the in-process simulator that --demo connects the
@@ -80,6 +84,7 @@ func Exchanges() []Exchange {
 			Title:      "Binance spot",
 			Dialect:    binance.Spot,
 			StreamPath: "<base>/stream",
+			Book:       book.Binance{},
 			Options:    []Option{microsecondTimes},
 			Simulate: func(log *slog.Logger) (Simulator, error) {
 				return binancesim.New(binancesim.Config{Mode: binancesim.ModeSpot, Logger: log})
@@ -92,6 +97,7 @@ func Exchanges() []Exchange {
 			Dialect:    binance.Futures,
 			StreamPath: "<base>/public/stream and <base>/market/stream",
 			Optional:   true,
+			Book:       book.Binance{Futures: true},
 			Options:    []Option{microsecondTimes},
 			Simulate: func(log *slog.Logger) (Simulator, error) {
 				return binancesim.New(binancesim.Config{Mode: binancesim.ModeFutures, Logger: log})

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/marketgate/marketgate/admin"
+	"github.com/marketgate/marketgate/book"
 	"github.com/marketgate/marketgate/cluster"
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/hub"
@@ -75,6 +77,9 @@ type Config struct {
 	// hub.DefaultHistoryTTL).
 	HistorySize int
 	HistoryTTL  time.Duration
+	// BookDepth is the snapshot depth of the kept order books and of
+	// their "<symbol>@book" streams; 0: book.DefaultDepth.
+	BookDepth int
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -92,10 +97,13 @@ type Gateway struct {
 	hub   hub.Hub
 	rdb   redis.UniversalClient // cluster coordination, nil on a single node
 	feeds []*upstream.Feed
-	node  *cluster.Node // nil on a single node
-	pins  *pins
-	ds    *downstream.Server
-	ready *readiness
+	books []*book.Books
+	// depths answers REST depth requests from the kept books.
+	depths *book.Depths
+	node   *cluster.Node // nil on a single node
+	pins   *pins
+	ds     *downstream.Server
+	ready  *readiness
 	// runs are every component's Run, in the order they are started.
 	runs []func(context.Context) error
 
@@ -199,6 +207,7 @@ func New(cfg Config) (g *Gateway, err error) {
 	// The fencing tokens exist before the feeds, which stamp them, and
 	// before the node, which sets them.
 	tokens := cluster.NewTokens(names)
+	procedures := make(map[string]book.Procedure)
 	for _, x := range table {
 		c := settings[x.Name]
 		c.Publisher, c.Logger = g.hub, log
@@ -211,6 +220,23 @@ func New(cfg Config) (g *Gateway, err error) {
 		if c.Dialect == nil {
 			c.Dialect = x.Dialect
 		}
+		var books *book.Books
+		if x.Book != nil {
+			// The books sit between the feed and the hub: they take the
+			// diffs they keep books from, and add the book streams.
+			stateEvery := 0
+			if cfg.HistorySize < 0 {
+				stateEvery = 1 // no history to replay from a state
+			}
+			books, err = book.New(book.Config{
+				Name: x.Name, Procedure: x.Book, Publisher: c.Publisher, Depth: bookDepth(x.Book, cfg.BookDepth), StateEvery: stateEvery,
+				Fetch: book.HTTPFetch(&http.Client{Timeout: 10 * time.Second}, cmp.Or(c.RESTURL, x.Dialect.Limits().RESTURL)), Logger: log,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", x.Name, err)
+			}
+			c.Publisher = books
+		}
 		f, err := upstream.New(c)
 		if err != nil {
 			return nil, err
@@ -219,10 +245,20 @@ func New(cfg Config) (g *Gateway, err error) {
 			return nil, fmt.Errorf("feed %q built for exchange %q", f.Name(), x.Name)
 		}
 		g.feeds = append(g.feeds, f)
+		if books != nil {
+			books.Carry(f)
+			g.books = append(g.books, books)
+			procedures[x.Name] = x.Book
+		}
 	}
 	exchanges := make([]upstream.Exchange, len(g.feeds))
 	for i, f := range g.feeds {
 		exchanges[i] = f
+		for _, b := range g.books {
+			if b.Name() == f.Name() {
+				exchanges[i] = b
+			}
+		}
 	}
 	router := upstream.NewRouter(exchanges...)
 	var source downstream.Source
@@ -239,9 +275,19 @@ func New(cfg Config) (g *Gateway, err error) {
 		source, pinTo = local, local
 	}
 	g.pins = newPins(router.Validate, pinTo)
+	// Browsers and REST depth answers both want book streams: counted,
+	// so that one's unwant does not end the other's want.
+	source = countedSource{Source: source, counted: demand.NewCounted(source)}
+	if len(procedures) > 0 {
+		g.depths, err = book.NewDepths(book.DepthConfig{Hub: g.hub, Source: source, Procedures: procedures, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		g.runs = append(g.runs, g.depths.Run)
+	}
 
 	dcfg := cfg.Browsers
-	dcfg.Hub, dcfg.Source, dcfg.Logger = g.hub, source, log
+	dcfg.Hub, dcfg.Source, dcfg.Logger, dcfg.Stateful = g.hub, source, log, book.IsBook
 	g.ds, err = downstream.New(dcfg)
 	if err != nil {
 		return nil, err
@@ -281,6 +327,9 @@ func New(cfg Config) (g *Gateway, err error) {
 	g.runs = append(g.runs, g.hub.Run, g.ds.Run, ws.Run)
 	for _, f := range g.feeds {
 		g.runs = append(g.runs, f.Run)
+	}
+	for _, b := range g.books {
+		g.runs = append(g.runs, b.Run)
 	}
 	return g, nil
 }
@@ -364,3 +413,31 @@ type localSource struct {
 
 // Validate implements downstream.Source.
 func (s localSource) Validate(key string) error { return s.router.Validate(key) }
+
+// bookDepth returns the deepest of p's snapshot limits up to depth (0:
+// book.DefaultDepth): USD-M serves 1,000 levels where spot serves 5,000.
+func bookDepth(p book.Procedure, depth int) int {
+	if depth == 0 {
+		depth = book.DefaultDepth
+	}
+	lims := p.DepthLimits()
+	best := lims[0]
+	for _, l := range lims {
+		if l <= depth {
+			best = l
+		}
+	}
+	return best
+}
+
+// countedSource is a Source whose wants are counted (demand.Counted).
+type countedSource struct {
+	downstream.Source
+	counted *demand.Counted
+}
+
+// Want implements downstream.Source.
+func (s countedSource) Want(keys []string) { s.counted.Want(keys) }
+
+// Unwant implements downstream.Source.
+func (s countedSource) Unwant(keys []string) { s.counted.Unwant(keys) }

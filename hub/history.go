@@ -48,8 +48,15 @@ type Recovery struct {
 	Recovered bool
 	// Messages are, when Recovered, the messages after since up to
 	// Position, oldest first. Without since, they hold the newest message
-	// kept, if any (a stream's latest value). The caller owns them.
+	// kept, if any (a stream's latest value). With State, they are the
+	// messages after the state up to Position. The caller owns them.
 	Messages []Message
+	// State, when not nil, is the stream's newest state (see
+	// [Message.State]), its Seq and Epoch the position it is valid at,
+	// and Messages every message after it: together they are the stream
+	// up to Position. It is read when since was not given or could not
+	// be recovered, and only when history holds every message after it.
+	State *Message
 }
 
 // History is implemented by hubs that keep each stream's recent messages
@@ -57,7 +64,9 @@ type Recovery struct {
 type History interface {
 	// Recover reads stream's position and, with since, the messages after
 	// it when history still holds every one of them; without since, the
-	// newest message kept. A receiver that subscribed to stream before
+	// newest message kept. When since is not given or not recovered and
+	// the stream has a state with every message after it still in
+	// history, it reads those instead (Recovery.State). A receiver that subscribed to stream before
 	// calling Recover gets every message after Position live: together
 	// they miss nothing (a message may come both ways; Seq tells which).
 	Recover(ctx context.Context, stream string, since *Position) (Recovery, error)

@@ -71,6 +71,15 @@ type Message struct {
 	// unknown. It only measures latency: nothing orders or drops
 	// messages by it, since the exchange's clock is not ours.
 	EventTime int64
+	// State reports that Data is not an event but the state the stream's
+	// messages build up to its newest one (an order book, as a snapshot),
+	// published by the stream's publisher from time to time so that a
+	// reader can start from it rather than from the first message. A
+	// hub that keeps history ([History]) keeps the newest state with the
+	// position of the stream's newest message, replacing the one before,
+	// and neither numbers nor delivers it; empty Data forgets it. A state
+	// from another origin than the newest message's is dropped.
+	State bool
 	// Err, when not empty, says the stream failed upstream (the exchange
 	// refused or dropped it) and why, in words meant for clients. Such a
 	// message carries no Data, and no data follows until the stream is

@@ -77,6 +77,19 @@ func NewMemory() *Memory { return &Memory{} }
 func (m *Memory) Publish(_ context.Context, msg Message) error {
 	m.published.Add(1)
 	msg.Epoch = ""
+	if msg.State {
+		if msg.Err != "" {
+			return nil
+		}
+		st := m.stream(msg.Stream)
+		st.mu.Lock()
+		kept := st.keepState(msg)
+		st.mu.Unlock()
+		if !kept {
+			m.dropped.Add(1)
+		}
+		return nil
+	}
 	if msg.Err == "" {
 		st := m.stream(msg.Stream)
 		st.mu.Lock()

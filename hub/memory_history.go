@@ -18,6 +18,9 @@ type memStream struct {
 	head int
 	n    int
 	last int64 // unix nanos of the last message numbered
+	// state is the stream's newest state (Message.State) with the
+	// position it was kept at; nil when none.
+	state *Message
 }
 
 // maxKeptData is the largest Data buffer a history slot keeps for its next
@@ -105,27 +108,60 @@ func (m *Memory) Recover(_ context.Context, stream string, since *Position) (Rec
 	if time.Now().UnixNano()-st.last > int64(m.historyTTL()) {
 		st.ring, st.head, st.n = nil, 0, 0
 	}
+	if time.Now().UnixNano()-st.last > int64(m.historyTTL()) {
+		st.state = nil
+	}
 	var r Recovery
 	r.Position = Position{Epoch: st.seq.epoch, Seq: st.seq.seq}
-	if since == nil {
-		if st.n > 0 {
-			r.Messages = []Message{copyMessage(*st.at(st.n - 1))}
-		}
+	if since != nil && st.after(since.Epoch, since.Seq, &r) {
+		r.Recovered = true
 		return r, nil
 	}
-	if since.Epoch != r.Position.Epoch || since.Seq > r.Position.Seq {
+	if s := st.state; s != nil && st.after(s.Epoch, s.Seq, &r) {
+		c := copyMessage(*s)
+		r.State = &c
 		return r, nil
 	}
-	missed := int(r.Position.Seq - since.Seq)
+	if since == nil && st.n > 0 {
+		r.Messages = []Message{copyMessage(*st.at(st.n - 1))}
+	}
+	return r, nil
+}
+
+// after sets r.Messages to copies of the messages after position
+// (epoch, seq) up to r.Position and reports true when the history holds
+// every one of them; st.mu is held.
+func (st *memStream) after(epoch string, seq uint64, r *Recovery) bool {
+	if epoch != r.Position.Epoch || seq > r.Position.Seq {
+		return false
+	}
+	missed := int(r.Position.Seq - seq)
 	if missed > st.n {
-		return r, nil // some are gone
+		return false // some are gone
 	}
-	r.Recovered = true
 	r.Messages = make([]Message, 0, missed)
 	for i := st.n - missed; i < st.n; i++ {
 		r.Messages = append(r.Messages, copyMessage(*st.at(i)))
 	}
-	return r, nil
+	return true
+}
+
+// keepState records msg as the stream's state at its current position,
+// or forgets the state when msg has no Data; st.mu is held. A state of
+// another origin than the newest message's, or of a stream with no
+// position yet, is dropped.
+func (st *memStream) keepState(msg Message) bool {
+	if st.seq.epoch == "" || msg.Origin != st.seq.origin {
+		return false
+	}
+	if len(msg.Data) == 0 {
+		st.state = nil
+		return true
+	}
+	c := copyMessage(msg)
+	c.Seq, c.Epoch, c.Gap = st.seq.seq, st.seq.epoch, false
+	st.state = &c
+	return true
 }
 
 // copyMessage returns msg with its own copy of Data.
@@ -145,7 +181,7 @@ func (m *Memory) sweep(now int64) {
 		st.mu.Lock()
 		idle := now - st.last
 		if idle > ttl {
-			st.ring, st.head, st.n = nil, 0, 0
+			st.ring, st.head, st.n, st.state = nil, 0, 0, nil
 		}
 		st.mu.Unlock()
 		if idle > int64(positionTTL) {

@@ -251,7 +251,10 @@ type pendingPub struct {
 	start, end int // the frame, or with numbered its body, is buf[start:end]
 	// numbered is whether the message goes through publishScript (it has
 	// no Err); the fields below are then its script's input.
-	numbered        bool
+	numbered bool
+	// state is whether the message is a stream's state (Message.State),
+	// which goes through stateScript.
+	state           bool
 	flags           byte
 	origin, seq     uint64
 	id              EventID
@@ -434,7 +437,13 @@ func urlErr(err error) error {
 // no network and returns nil.
 func (r *Redis) Publish(ctx context.Context, msg Message) error {
 	p := pendingPub{channel: r.channel(msg.Stream), numbered: msg.Err == ""}
-	if p.numbered {
+	if msg.State {
+		if msg.Err != "" {
+			return nil
+		}
+		p.state, p.posKey, p.histKey = true, r.posKey(msg.Stream), r.stateKey(msg.Stream)
+		p.flags, p.origin = frameFlagsOf(msg), msg.Origin
+	} else if p.numbered {
 		p.flags, p.origin, p.seq, p.id = frameFlagsOf(msg), msg.Origin, msg.Seq, msg.ID
 		p.posKey, p.histKey = r.posKey(msg.Stream), r.histKey(msg.Stream)
 	} else {
@@ -443,9 +452,11 @@ func (r *Redis) Publish(ctx context.Context, msg Message) error {
 	r.pubMu.Lock()
 	b := r.pending
 	p.start = len(b.buf)
-	if p.numbered {
+	switch {
+	case p.state && len(msg.Data) == 0:
+	case p.numbered:
 		b.buf = appendFrameBody(b.buf, msg)
-	} else {
+	default:
 		b.buf = appendFrame(b.buf, msg)
 	}
 	p.end = len(b.buf)
@@ -496,7 +507,7 @@ func (r *Redis) Flush(ctx context.Context) error {
 	// also loads the script. Nothing ran, so nothing can repeat.
 	var again []int
 	for i, c := range cmds {
-		if b.msgs[i].numbered && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+		if (b.msgs[i].numbered || b.msgs[i].state) && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
 			again = append(again, i)
 		}
 	}
@@ -560,6 +571,15 @@ func (r *Redis) send(ctx context.Context, b *pubBatch, eval bool, only []int) []
 		p := &b.msgs[i]
 		frame := b.buf[p.start:p.end]
 		switch {
+		case p.state:
+			// histKey holds the state key (Publish).
+			keys := []string{p.posKey, p.histKey}
+			args := []any{strconv.FormatUint(p.origin, 10), int(p.flags), frame, r.cfg.HistoryTTL.Milliseconds()}
+			if eval {
+				cmds[k] = stateScript.Eval(ctx, pipe, keys, args...)
+			} else {
+				cmds[k] = stateScript.EvalSha(ctx, pipe, keys, args...)
+			}
 		case p.numbered:
 			keys, args := []string{p.posKey, p.histKey}, r.publishArgs(p, frame)
 			if eval {

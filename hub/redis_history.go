@@ -28,6 +28,10 @@ var ErrNotSubscribed = errors.New("hub: stream has no local receiver")
 const (
 	posKeyPart  = "pos:"
 	histKeyPart = "hist:"
+	// stateKeyPart names a stream's state hash (Message.State):
+	// <prefix>[{g<N>}]state:<stream>, fields seq, epoch and f (the
+	// state's frame).
+	stateKeyPart = "state:"
 )
 
 // posKey returns the key of stream's position hash.
@@ -35,6 +39,28 @@ func (r *Redis) posKey(stream string) string { return r.chanPrefix(stream) + pos
 
 // histKey returns the key of stream's history.
 func (r *Redis) histKey(stream string) string { return r.chanPrefix(stream) + histKeyPart + stream }
+
+// stateKey returns the key of stream's state.
+func (r *Redis) stateKey(stream string) string { return r.chanPrefix(stream) + stateKeyPart + stream }
+
+// stateScript keeps a stream's state (Message.State) at the stream's
+// position, in the state hash KEYS[2], when it comes from the origin of
+// the newest message numbered (position hash KEYS[1]); empty body: the
+// state is deleted. ARGV: 1 Message.Origin; 2 the frame's flags byte; 3
+// the frame's body; 4 the history TTL in ms. It returns 1 when it kept
+// (or deleted) the state, 0 when it dropped it. It runs in the publish
+// pipeline, so it follows the messages published before it.
+var stateScript = redis.NewScript(`
+local st = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'origin')
+if not st[1] or st[3] ~= ARGV[1] then return 0 end
+if ARGV[3] == '' then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+redis.call('HSET', KEYS[2], 'seq', st[2], 'epoch', st[1], 'f', string.char(3, tonumber(ARGV[2])) .. st[2] .. ':' .. st[1] .. ':' .. ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
+`)
 
 // publishScript numbers one message, keeps it in the stream's history and
 // publishes it, atomically: it is [sequence.number] in Lua, with the
@@ -117,34 +143,48 @@ end
 return 1
 `)
 
-// recoverScript reads a stream's position and history atomically. KEYS
-// as publishScript's. ARGV: 1 "L" for the latest message, "S" for the
-// messages after a position; 2, 3 that position's epoch and seq; 4 the
-// history size; 5 an epoch candidate; 6 the position's TTL in ms. A
-// stream without a position gets one, at seq 0 of a new epoch (the only
-// write): a client that subscribes before the first message still holds
-// a position to recover from. It returns {epoch, seq} when the history cannot cover the position
-// (another epoch, past the position, older than the history size); and
-// otherwise {epoch, seq, entries}: the entries (XRANGE's shape) after the
-// position, or with "L" the newest one. Positions are Lua numbers: see
+// recoverScript reads a stream's position, history and state
+// atomically. KEYS: the position hash, the history stream and the state
+// hash. ARGV: 1 "L" for the latest message, "S" for the messages after a
+// position; 2, 3 that position's epoch and seq; 4 the history size; 5 an
+// epoch candidate; 6 the position's TTL in ms. A stream without a
+// position gets one, at seq 0 of a new epoch (the only write): a client
+// that subscribes before the first message still holds a position to
+// recover from. It returns {epoch, seq, entries, mode, state}: with mode
+// "R" the entries (XRANGE's shape) are every message after the position
+// asked for; with "T" the state's frame is state and the entries are
+// every message after it; with "L" entries hold the newest message, if
+// any; with "" nothing could be read. Positions are Lua numbers: see
 // publishScript.
 var recoverScript = redis.NewScript(`
 local st = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
 if not st[1] then
   redis.call('HSET', KEYS[1], 'epoch', ARGV[5], 'seq', 0, 'origin', '0', 'src', '0', 'next', '0', 'nextsrc', '0')
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[3])
   st = {ARGV[5], '0'}
 end
+local seq, size = tonumber(st[2]), tonumber(ARGV[4])
+local function after(epoch, since)
+  if epoch ~= st[1] or since > seq or seq - since > size then return nil end
+  if since == seq then return {} end
+  local e = redis.call('XRANGE', KEYS[2], string.format('%.0f', since + 1) .. '-1', '+', 'COUNT', seq - since)
+  if #e ~= seq - since then return nil end
+  return e
+end
+if ARGV[1] == 'S' then
+  local e = after(ARGV[2], tonumber(ARGV[3]))
+  if e then return {st[1], st[2], e, 'R', ''} end
+end
+local ss = redis.call('HMGET', KEYS[3], 'seq', 'epoch', 'f')
+if ss[3] then
+  local e = after(ss[2], tonumber(ss[1]))
+  if e then return {st[1], st[2], e, 'T', ss[3]} end
+end
 if ARGV[1] == 'L' then
-  return {st[1], st[2], redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)}
+  return {st[1], st[2], redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1), 'L', ''}
 end
-local seq, since = tonumber(st[2]), tonumber(ARGV[3])
-if ARGV[2] ~= st[1] or since > seq or seq - since > tonumber(ARGV[4]) then
-  return {st[1], st[2]}
-end
-if since == seq then return {st[1], st[2], {}} end
-return {st[1], st[2], redis.call('XRANGE', KEYS[2], string.format('%.0f', since + 1) .. '-1', '+', 'COUNT', seq - since)}
+return {st[1], st[2], {}, '', ''}
 `)
 
 // historySize returns how many messages per stream the hub keeps; 0 for
@@ -220,7 +260,7 @@ func (r *Redis) Recover(ctx context.Context, stream string, since *Position) (Re
 	if since != nil {
 		args = []any{"S", since.Epoch, strconv.FormatUint(since.Seq, 10), size, newEpoch(), positionTTL.Milliseconds()}
 	}
-	v, err := recoverScript.Run(ctx, r.client, []string{r.posKey(stream), r.histKey(stream)}, args...).Slice()
+	v, err := recoverScript.Run(ctx, r.client, []string{r.posKey(stream), r.histKey(stream), r.stateKey(stream)}, args...).Slice()
 	if err != nil {
 		return Recovery{}, fmt.Errorf("hub: recover %q: read history: %w", stream, err)
 	}
@@ -234,10 +274,7 @@ func (r *Redis) Recover(ctx context.Context, stream string, since *Position) (Re
 // parseRecovery turns recoverScript's reply into a Recovery.
 func parseRecovery(stream string, since *Position, v []any) (Recovery, error) {
 	var rec Recovery
-	if len(v) == 0 {
-		return rec, nil
-	}
-	if len(v) < 2 {
+	if len(v) != 5 {
 		return rec, fmt.Errorf("reply of %d items", len(v))
 	}
 	epoch, _ := v[0].(string)
@@ -247,10 +284,8 @@ func parseRecovery(stream string, since *Position, v []any) (Recovery, error) {
 		return rec, fmt.Errorf("position seq %q: %w", seqText, err)
 	}
 	rec.Position = Position{Epoch: epoch, Seq: seq}
-	if len(v) < 3 {
-		return rec, nil // since cannot be recovered
-	}
 	entries, _ := v[2].([]any)
+	mode, _ := v[3].(string)
 	msgs := make([]Message, 0, len(entries))
 	for _, e := range entries {
 		m, err := parseEntry(stream, e)
@@ -259,23 +294,44 @@ func parseRecovery(stream string, since *Position, v []any) (Recovery, error) {
 		}
 		msgs = append(msgs, m)
 	}
-	if since == nil {
+	// from is the position the entries follow, for modes R and T: they
+	// must be from+1, from+2, ... up to the position, with no hole.
+	var from uint64
+	switch mode {
+	case "L":
 		if len(msgs) > 0 { // as Memory: nil when nothing is kept
 			rec.Messages = msgs
 		}
 		return rec, nil
-	}
-	// Every message after since, with no hole: the entries are
-	// since.Seq+1, since.Seq+2, ... up to the position.
-	if uint64(len(msgs)) != seq-since.Seq {
+	case "R":
+		if since == nil {
+			return rec, fmt.Errorf("recovered a position not asked for")
+		}
+		from = since.Seq
+	case "T":
+		frame, _ := v[4].(string)
+		st, err := decodeFrame(frame)
+		if err != nil {
+			return Recovery{}, fmt.Errorf("state: %w", err)
+		}
+		if st.Stream != stream {
+			return Recovery{}, fmt.Errorf("state of stream %q", st.Stream)
+		}
+		st.Stream, st.Epoch, st.Data, st.State = stream, string([]byte(st.Epoch)), []byte(string(st.Data)), true
+		rec.State, from = &st, st.Seq
+	default:
 		return rec, nil
 	}
+	if uint64(len(msgs)) != seq-from {
+		return Recovery{Position: rec.Position}, nil
+	}
 	for i, m := range msgs {
-		if m.Seq != since.Seq+1+uint64(i) || m.Epoch != epoch {
-			return rec, nil
+		if m.Seq != from+1+uint64(i) || m.Epoch != epoch {
+			return Recovery{Position: rec.Position}, nil
 		}
 	}
-	rec.Recovered, rec.Messages = true, msgs
+	rec.Messages = msgs
+	rec.Recovered = mode == "R"
 	return rec, nil
 }
 

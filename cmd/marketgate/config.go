@@ -17,6 +17,7 @@ import (
 	"unicode"
 
 	"github.com/marketgate/marketgate/admin"
+	"github.com/marketgate/marketgate/book"
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/gateway"
 	"github.com/marketgate/marketgate/hub"
@@ -50,6 +51,7 @@ type config struct {
 	redisCluster   bool
 	drainTimeout   time.Duration
 	historySize    int           // --history-size: messages kept per stream; 0: none
+	bookDepth      int           // --book-depth: levels a side of the kept order books
 	historyTTL     time.Duration // --history-ttl
 	allowedOrigins []string
 	logLevel       slog.Level
@@ -94,6 +96,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.StringVar(&c.redisTLSKey, "redis-tls-key", "", "PEM file of the key of --redis-tls-cert")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long the node may take to hand its upstreams over before it closes its clients")
 	fs.StringVar(&c.nodeID, "node-id", nodeid.Default(), "this node's name in the cluster")
+	fs.IntVar(&c.bookDepth, "book-depth", book.DefaultDepth, "levels a side of the order books the gateway keeps (<symbol>@book streams, REST depth): the snapshot limit asked of the exchange; one of 5, 10, 20, 50, 100, 500, 1000 (Binance spot also 5000, at weight 250 per snapshot)")
 	fs.IntVar(&c.historySize, "history-size", hub.DefaultHistorySize, "messages kept per stream for clients that reconnect and recover what they missed (in memory on one node, in Redis with --redis); 0: none (positions only)")
 	fs.DurationVar(&c.historyTTL, "history-ttl", hub.DefaultHistoryTTL, "how long a stream's history outlives its last message")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser origins allowed to open WebSockets; empty: any")
@@ -197,6 +200,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		if n <= 0 {
 			return c, fmt.Errorf("--%s: %d is not a positive number", name, n)
 		}
+	}
+	if !slices.Contains(book.Views, c.bookDepth) && c.bookDepth != 5000 {
+		return c, fmt.Errorf("--book-depth: %d is not one of %v or 5000", c.bookDepth, book.Views)
 	}
 	if c.historySize < 0 || c.historySize > maxHistorySize {
 		return c, fmt.Errorf("--history-size: %d is not between 0 (no history) and %d", c.historySize, maxHistorySize)
@@ -434,6 +440,7 @@ func usageGroups(table []gateway.Exchange) []flagGroup {
 		{"Listeners and access", oneOf("listen", "admin-listen", "admin-token", "metrics-public", "allowed-origins", "handshake-timeout")},
 		{"Cluster", oneOf("redis", "redis-cluster", "redis-tls-ca", "redis-tls-cert", "redis-tls-key", "node-id", "drain-timeout")},
 		{"History and recovery", oneOf("history-size", "history-ttl")},
+		{"Order books", oneOf("book-depth")},
 		{"Browsers", oneOf("max-conns", "max-conns-per-ip", "max-streams-per-conn", "max-streams-per-ip", "max-streams-per-node", "trusted-proxies",
 			"max-commands-per-second", "write-queue-bytes", "ping-interval", "pong-timeout", "disable-compression")},
 	}

@@ -78,6 +78,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		HandshakeTimeout: cfg.handshake,
 		DrainTimeout:     cfg.drainTimeout,
 		HistorySize:      historySize(cfg.historySize),
+		BookDepth:        cfg.bookDepth,
 		HistoryTTL:       cfg.historyTTL,
 		Logger:           log,
 	}
