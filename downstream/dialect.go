@@ -32,6 +32,9 @@ type dialect interface {
 // protocol, each under its mount path. The table is never modified.
 var dialects = []dialect{
 	binanceProto{mount: "/binance/", prefix: "binance:"},
+	// USD-M futures: its endpoints also sit below the routes of the 2026
+	// split (/public/, /market/), which the gateway needs not tell apart.
+	binanceProto{mount: "/binance-futures/", prefix: "binance-futures:", routes: []string{"public/", "market/"}},
 }
 
 // binanceProto speaks Binance's market-stream protocol under mount, so an
@@ -41,6 +44,9 @@ var dialects = []dialect{
 type binanceProto struct {
 	mount  string // "/binance/"
 	prefix string // "binance:", the exchange part of the stream keys
+	// routes are optional path segments between the mount and the
+	// endpoint ("public/" on USD-M).
+	routes []string
 }
 
 const unknownVariant = "Invalid request: unknown variant %s, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY` at line 1 column %d"
@@ -256,6 +262,12 @@ func idOrNull(id json.RawMessage) []byte {
 func (b binanceProto) handshake(u *url.URL) (combined bool, keys []string, e *httpErr, ok bool) {
 	var names []string
 	rest := strings.TrimPrefix(u.Path, b.mount)
+	for _, r := range b.routes {
+		if after, ok := strings.CutPrefix(rest, r); ok {
+			rest = after
+			break
+		}
+	}
 	switch {
 	case rest == "ws", rest == "ws/":
 	case strings.HasPrefix(rest, "ws/"):

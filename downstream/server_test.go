@@ -37,11 +37,11 @@ func newFakeSource() *fakeSource {
 
 func (f *fakeSource) Validate(key string) error {
 	ex, name, ok := strings.Cut(key, ":")
-	if !ok || ex != "binance" {
+	if !ok || ex != "binance" && ex != "binance-futures" {
 		return fmt.Errorf("invalid stream key %q", key)
 	}
 	sym, kind, ok := strings.Cut(name, "@")
-	if !ok || (kind != "trade" && kind != "bookTicker" && kind != "kline_1m") {
+	if !ok || (kind != "trade" && kind != "bookTicker" && kind != "kline_1m" && (kind != "depth" || ex != "binance-futures")) {
 		return fmt.Errorf("invalid stream name %q", name)
 	}
 	if sym != "btcusdt" && sym != "ethusdt" {
@@ -329,6 +329,22 @@ func TestDialect(t *testing.T) {
 		c.Send(`{"method":"UNSUBSCRIBE","params":["ethusdt@bookTicker"],"id":null}`)
 		if got, want := string(c.Next()), `{"result":null,"id":null}`; got != want {
 			t.Fatalf("UNSUBSCRIBE reply = %s; want %s", got, want)
+		}
+	})
+
+	t.Run("USD-M futures under its routes", func(t *testing.T) {
+		paths := []string{"/binance-futures/public/ws/btcusdt@depth", "/binance-futures/market/stream?streams=btcusdt@depth", "/binance-futures/ws/btcusdt@depth"}
+		var conns []*downstreamtest.Client
+		for _, path := range paths {
+			conns = append(conns, downstreamtest.Dial(t, env.url+path))
+		}
+		env.waitSubscribers(t, "binance-futures:btcusdt@depth", len(paths))
+		publish(t, env.hub, "binance-futures:btcusdt@depth", 1, `{"e":"depthUpdate"}`)
+		for i, c := range conns {
+			if got := string(c.Next()); !strings.Contains(got, `{"e":"depthUpdate"}`) {
+				t.Errorf("%s: message = %s", paths[i], got)
+			}
+			c.Close()
 		}
 	})
 

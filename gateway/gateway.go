@@ -337,8 +337,13 @@ func New(cfg Config) (g *Gateway, err error) {
 // metrics is the handler of /metrics: the gateway's metrics, read from its
 // parts at each scrape.
 func (g *Gateway) metrics(hubStats func() hub.Stats) http.Handler {
+	books := make([]telemetry.BookSource, len(g.books))
+	for i, b := range g.books {
+		books[i] = b
+	}
 	return telemetry.Handler(telemetry.NewRegistry(telemetry.Sources{
 		Downstream: g.ds, Feeds: telemetry.Feeds(g.feeds), Hub: telemetry.HubFunc(hubStats), Cluster: telemetry.Cluster(g.node),
+		Books: books,
 	}))
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/marketgate/marketgate/book"
 	"github.com/marketgate/marketgate/cluster"
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/hub"
@@ -40,6 +41,15 @@ type series struct {
 	labels map[string]string
 	want   float64
 }
+
+// fakeBooks is a BookSource with fixed counters.
+type fakeBooks struct {
+	name string
+	st   book.Stats
+}
+
+func (f fakeBooks) Name() string      { return f.name }
+func (f fakeBooks) Stats() book.Stats { return f.st }
 
 // TestCollectFromSources checks that the collector reads each source
 // through its interface into the documented families, and leaves out the
@@ -101,6 +111,19 @@ func TestCollectFromSources(t *testing.T) {
 				{"marketgate_hub_published_total", nil, 5},
 			},
 			absent: []string{"marketgate_connections_current"},
+		},
+		{
+			name: "books",
+			src:  telemetry.Sources{Books: []telemetry.BookSource{fakeBooks{name: "binance", st: book.Stats{Books: 2, Snapshots: 5, Syncs: 4, Resyncs: 2, Applied: 100, Crossed: 1}}}},
+			want: []series{
+				{"marketgate_books", map[string]string{"exchange": "binance"}, 2},
+				{"marketgate_book_snapshots_total", map[string]string{"exchange": "binance"}, 5},
+				{"marketgate_book_syncs_total", map[string]string{"exchange": "binance"}, 4},
+				{"marketgate_book_resyncs_total", map[string]string{"exchange": "binance"}, 2},
+				{"marketgate_book_diffs_applied_total", map[string]string{"exchange": "binance"}, 100},
+				{"marketgate_book_crossed_total", map[string]string{"exchange": "binance"}, 1},
+			},
+			absent: []string{"marketgate_hub_published_total"},
 		},
 		{
 			name: "cluster not ready",

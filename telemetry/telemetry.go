@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/marketgate/marketgate/book"
 	"github.com/marketgate/marketgate/cluster"
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/hub"
@@ -33,6 +34,15 @@ type Sources struct {
 	// Cluster is the node's cluster membership; nil on a single node (see
 	// [Cluster]).
 	Cluster ClusterSource
+	// Books are the exchanges' kept order books ([book.Books]).
+	Books []BookSource
+}
+
+// BookSource is what the metrics read of one exchange's kept order
+// books, a [book.Books].
+type BookSource interface {
+	Name() string
+	Stats() book.Stats
 }
 
 // DownstreamSource is what the metrics read of the browser-facing server,
@@ -140,6 +150,8 @@ type collector struct {
 	hubInternalErrors                                                                *prometheus.Desc
 
 	clusterReady, clusterOwned, clusterOwner, clusterPanics *prometheus.Desc
+
+	books, bookSnapshots, bookSyncs, bookResyncs, bookApplied, bookCrossed, bookBadDiffs *prometheus.Desc
 }
 
 // NewCollector returns the collector of the gateway's own metrics
@@ -196,6 +208,14 @@ func NewCollector(src Sources) prometheus.Collector {
 		clusterOwned:  d("cluster_owned_exchanges", "Exchanges whose upstream lease this node holds."),
 		clusterPanics: d("cluster_internal_errors_total", "Panics recovered in the cluster's loops (heartbeat, demand, leases); each loop started again."),
 		clusterOwner:  d("cluster_owner", "1 while this node holds the exchange's upstream lease, else 0.", "exchange"),
+
+		books:         d("books", "Order books this node keeps now (it owns the exchange and a client wants the book).", "exchange"),
+		bookSnapshots: d("book_snapshots_total", "REST snapshots the books asked the exchange for.", "exchange"),
+		bookSyncs:     d("book_syncs_total", "Books made from a snapshot and the diffs buffered meanwhile.", "exchange"),
+		bookResyncs:   d("book_resyncs_total", "Books discarded and made again: a gap in the diffs, a reconnect upstream, a crossed book or an unreadable diff.", "exchange"),
+		bookApplied:   d("book_diffs_applied_total", "Diff events applied to kept books.", "exchange"),
+		bookCrossed:   d("book_crossed_total", "Kept books found crossed (best bid at or above best ask), each resynced.", "exchange"),
+		bookBadDiffs:  d("book_bad_diffs_total", "Diff events that could not be read, each resynced.", "exchange"),
 	}
 }
 
@@ -211,6 +231,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.hubPublished, c.hubPublishErrors, c.hubReceived, c.hubDecodeErrors, c.hubSubscribeErrors, c.hubDropped,
 		c.hubInternalErrors,
 		c.clusterReady, c.clusterOwned, c.clusterOwner, c.clusterPanics,
+		c.books, c.bookSnapshots, c.bookSyncs, c.bookResyncs, c.bookApplied, c.bookCrossed, c.bookBadDiffs,
 	} {
 		ch <- d
 	}
@@ -235,6 +256,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, c.hubSubscribeErrors, st.SubscribeErrors)
 		counter(ch, c.hubDropped, st.Dropped)
 		counter(ch, c.hubInternalErrors, st.InternalErrors)
+	}
+	for _, b := range c.src.Books {
+		st, x := b.Stats(), b.Name()
+		gauge(ch, c.books, st.Books, x)
+		counter(ch, c.bookSnapshots, st.Snapshots, x)
+		counter(ch, c.bookSyncs, st.Syncs, x)
+		counter(ch, c.bookResyncs, st.Resyncs, x)
+		counter(ch, c.bookApplied, st.Applied, x)
+		counter(ch, c.bookCrossed, st.Crossed, x)
+		counter(ch, c.bookBadDiffs, st.BadDiffs, x)
 	}
 	if n := c.src.Cluster; n != nil {
 		gauge(ch, c.clusterReady, boolValue(n.Ready() == nil))
