@@ -129,7 +129,7 @@ func (m *Market) serveNative(w http.ResponseWriter, r *http.Request, rest string
 
 // serveSymbols serves the native symbol list, parsed from exchangeInfo.
 func (m *Market) serveSymbols(w http.ResponseWriter, r *http.Request, ex *exchange) {
-	en, how, err := m.lookup(r.Context(), ex, EndpointExchangeInfo, ex.rules.Path(EndpointExchangeInfo), url.Values{})
+	en, how, err := m.lookup(r.Context(), ex, EndpointExchangeInfo, ex.rules.Path(EndpointExchangeInfo), url.Values{}, true)
 	if err != nil {
 		m.unavailable(w, ex, err)
 		return
@@ -181,7 +181,7 @@ func (m *Market) serveCall(w http.ResponseWriter, r *http.Request, ex *exchange,
 			}
 		}
 	}
-	en, how, err := m.lookup(ctx, ex, e, path, q)
+	en, how, err := m.lookup(ctx, ex, e, path, q, true)
 	if err != nil {
 		m.unavailable(w, ex, err)
 		return
@@ -192,7 +192,7 @@ func (m *Market) serveCall(w http.ResponseWriter, r *http.Request, ex *exchange,
 // symbolSet returns the listed symbols of ex, fetching the list when it
 // is not cached; nil when it cannot be had.
 func (m *Market) symbolSet(ctx context.Context, ex *exchange) map[string]struct{} {
-	en, _, err := m.lookup(ctx, ex, EndpointExchangeInfo, ex.rules.Path(EndpointExchangeInfo), url.Values{})
+	en, _, err := m.lookup(ctx, ex, EndpointExchangeInfo, ex.rules.Path(EndpointExchangeInfo), url.Values{}, false)
 	if err != nil {
 		return nil
 	}
@@ -210,8 +210,9 @@ const (
 // one upstream call shared by every request asking meanwhile, else (the
 // call refused or failed) a stale one from cache. The call runs on its
 // own context bounded by RequestTimeout, so that a caller going away
-// does not fail the others.
-func (m *Market) lookup(ctx context.Context, ex *exchange, e Endpoint, path string, q url.Values) (*entry, string, error) {
+// does not fail the others. count counts a shared call as coalesced (a
+// browser's call, not the symbol check's).
+func (m *Market) lookup(ctx context.Context, ex *exchange, e Endpoint, path string, q url.Values, count bool) (*entry, string, error) {
 	key := ex.name + " " + path + "?" + q.Encode()
 	if en := m.cache.get(key, m.cfg.Now()); en != nil && en.fresh(m.cfg.Now()) {
 		return en, cacheHit, nil
@@ -243,7 +244,7 @@ func (m *Market) lookup(ctx context.Context, ex *exchange, e Endpoint, path stri
 	case <-ctx.Done():
 		return nil, "", context.Cause(ctx)
 	}
-	if !led {
+	if !led && count {
 		ex.client.coalesced.Add(1)
 	}
 	en, _ := res.Val.(*entry)
