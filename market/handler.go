@@ -220,6 +220,11 @@ func (m *Market) lookup(ctx context.Context, ex *exchange, e Endpoint, path stri
 	led := false
 	ch := m.sf.DoChan(key, func() (any, error) {
 		led = true
+		// The call before may have ended between the look above and
+		// this one.
+		if en := m.cache.get(key, m.cfg.Now()); en != nil && en.fresh(m.cfg.Now()) {
+			return fetched{en, true}, nil
+		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.RequestTimeout)
 		defer cancel()
 		resp, err := ex.client.do(ctx, path, q, true)
@@ -236,7 +241,7 @@ func (m *Market) lookup(ctx context.Context, ex *exchange, e Endpoint, path stri
 		if resp.Status < 500 && en.ttl > 0 {
 			m.cache.put(en)
 		}
-		return en, nil
+		return fetched{en, false}, nil
 	})
 	var res singleflight.Result
 	select {
@@ -244,10 +249,14 @@ func (m *Market) lookup(ctx context.Context, ex *exchange, e Endpoint, path stri
 	case <-ctx.Done():
 		return nil, "", context.Cause(ctx)
 	}
+	f, _ := res.Val.(fetched)
+	en := f.entry
+	if res.Err == nil && f.cached {
+		return en, cacheHit, nil
+	}
 	if !led && count {
 		ex.client.coalesced.Add(1)
 	}
-	en, _ := res.Val.(*entry)
 	if res.Err != nil || en.status >= 500 {
 		if old := m.cache.get(key, m.cfg.Now()); old != nil {
 			return old, cacheStale, nil
@@ -257,6 +266,13 @@ func (m *Market) lookup(ctx context.Context, ex *exchange, e Endpoint, path stri
 		}
 	}
 	return en, cacheMiss, nil
+}
+
+// fetched is the result of a shared call: the answer, and whether it was
+// found in cache after all.
+type fetched struct {
+	entry  *entry
+	cached bool
 }
 
 // parseSymbols fills en's symbol set and native /symbols body from its

@@ -357,3 +357,34 @@ func TestBooks(t *testing.T) {
 		t.Errorf("unkept book's depth = %d, %d exchange calls; want 200, 1", a.status, n.get("/api/v3/depth"))
 	}
 }
+
+// TestBackoff: after a 5xx the client pauses briefly: a browser call gets
+// the cached answer or 503 at once, Get waits and then goes.
+func TestBackoff(t *testing.T) {
+	b, base := startBinanceLike(t)
+	m, err := market.New(market.Config{Logger: testLogger(t), Exchanges: []market.Exchange{{Rules: spotRules(), BaseURL: base}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := httptestServer(t, m.Handler())
+	get(t, g+"/binance/api/v3/exchangeInfo")
+	b.set(http.StatusInternalServerError, "", "1")
+	if a := get(t, g+"/binance/api/v3/depth?symbol=BTCUSDT"); a.status != 500 {
+		t.Errorf("a 5xx = %d; want it passed through", a.status)
+	}
+	calls := b.count()
+	if a := get(t, g+"/binance/api/v3/depth?symbol=ETHUSDT"); a.status != 503 || a.header.Get("Retry-After") != "1" {
+		t.Errorf("during the backoff = %d Retry-After %q; want 503, 1", a.status, a.header.Get("Retry-After"))
+	}
+	if b.count() != calls {
+		t.Errorf("a call was sent during the backoff")
+	}
+	b.set(http.StatusOK, "", "1")
+	start := time.Now()
+	if _, err := m.Client("binance").Get(t.Context(), "/api/v3/depth", url.Values{"symbol": {"ETHUSDT"}}); err != nil {
+		t.Fatalf("Get after the backoff: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Get waited %v; want about 250ms", d)
+	}
+}
