@@ -30,6 +30,16 @@
 //     verbatim, the exchange's own error JSON). time and ping are answered locally: they carry no
 //     market data and would only spend weight.
 //
+// Answers carry the exchange's status, body and Content-Type only: its
+// used-weight headers describe the gateway's spending, not the client's,
+// and would make a client library throttle itself for nothing. Every
+// answer says how it was had: X-Cache: hit (fresh from cache or a kept
+// book, with Age), miss (fetched for this request or shared with
+// concurrent ones), stale (during a stop or an exchange failure, with
+// Age); a call that can be had neither way is 503 with Retry-After. The
+// gateway's own errors are {"error":{"code":…,"msg":…}}; unknown drop-in
+// paths are 404 with an HTML page, as the exchange's front answers.
+//
 // # Cache lifetimes
 //
 // An answer (2xx or the exchange's 4xx) is fresh for its endpoint's TTL

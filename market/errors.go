@@ -33,6 +33,7 @@ type BannedError struct {
 	Until    time.Time
 }
 
+// Error names the exchange, the status and the stop's end.
 func (e *BannedError) Error() string {
 	return fmt.Sprintf("market: %s: calls stopped by HTTP %d until %s", e.Exchange, e.Status, e.Until.UTC().Format(time.RFC3339))
 }
@@ -47,6 +48,7 @@ type BusyError struct {
 	Until time.Time
 }
 
+// Error names the cause and when a call may go.
 func (e *BusyError) Error() string {
 	return fmt.Sprintf("%v until %s", e.Err, e.Until.UTC().Format(time.RFC3339Nano))
 }
