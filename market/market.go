@@ -37,9 +37,11 @@ const (
 	DefaultRequestTimeout = 10 * time.Second
 )
 
-// DefaultTTL is how long an answer of each endpoint stays fresh; the
-// package doc says why. time and ping are answered locally.
-var DefaultTTL = map[Endpoint]time.Duration{
+// DefaultTTL returns how long an answer of e stays fresh by default; the
+// package doc says why. time and ping are answered locally (0).
+func DefaultTTL(e Endpoint) time.Duration { return defaultTTL[e] }
+
+var defaultTTL = map[Endpoint]time.Duration{
 	EndpointExchangeInfo: time.Minute,
 	EndpointDepth:        250 * time.Millisecond,
 	EndpointKlines:       time.Second,
@@ -150,8 +152,8 @@ func New(cfg Config) (*Market, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	ttl := make(map[Endpoint]time.Duration, len(DefaultTTL))
-	for e, d := range DefaultTTL {
+	ttl := make(map[Endpoint]time.Duration, len(defaultTTL))
+	for e, d := range defaultTTL {
 		ttl[e] = d
 	}
 	for e, d := range cfg.TTL {

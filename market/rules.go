@@ -23,10 +23,13 @@ const (
 	EndpointOther        Endpoint = "other"
 )
 
-// Endpoints are the endpoints of the drop-in paths, in a fixed order.
-var Endpoints = []Endpoint{
-	EndpointExchangeInfo, EndpointDepth, EndpointKlines, EndpointTrades,
-	EndpointTicker24h, EndpointTime, EndpointPing,
+// Endpoints returns the endpoints of the drop-in paths, in a fixed
+// order, in a new slice.
+func Endpoints() []Endpoint {
+	return []Endpoint{
+		EndpointExchangeInfo, EndpointDepth, EndpointKlines, EndpointTrades,
+		EndpointTicker24h, EndpointTime, EndpointPing,
+	}
 }
 
 // Symbol is one entry of an exchange's symbol list, as the native

@@ -190,7 +190,7 @@ func (r REST) Endpoint(path string) (market.Endpoint, bool) {
 		return "", false
 	}
 	e := market.Endpoint(rest)
-	return e, slices.Contains(market.Endpoints, e)
+	return e, slices.Contains(market.Endpoints(), e)
 }
 
 // Weight returns the documented weight of a call of path with q.
