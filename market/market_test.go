@@ -1,0 +1,390 @@
+package market_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/marketgate/marketgate/exchangesim/binancesim"
+	"github.com/marketgate/marketgate/market"
+)
+
+// TestCoalescing: 200 browsers asking for one depth at once cost one
+// request to the exchange, natively and through the drop-in.
+func TestCoalescing(t *testing.T) {
+	for _, tc := range []struct {
+		name, path, upstream string
+		mode                 binancesim.Mode
+	}{
+		{"native spot", "/api/v1/market/binance/depth?symbol=BTCUSDT&limit=100", "/api/v3/depth", binancesim.ModeSpot},
+		{"drop-in spot", "/binance/api/v3/depth?symbol=ETHUSDT&limit=50", "/api/v3/depth", binancesim.ModeSpot},
+		{"drop-in futures", "/binance-futures/fapi/v1/depth?symbol=BTCUSDT&limit=100", "/fapi/v1/depth", binancesim.ModeFutures},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base, _, n := startSim(t, tc.mode)
+			spot, fut := base, ""
+			if tc.mode == binancesim.ModeFutures {
+				spot, fut = "", base
+			}
+			// A depth long fresh, so that late starters hit the cache
+			// rather than a second call.
+			g := startMarket(t, market.Config{TTL: map[market.Endpoint]time.Duration{market.EndpointDepth: time.Minute}}, spot, fut)
+			const browsers = 200
+			answers := make([]answer, browsers)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range browsers {
+				wg.Go(func() {
+					<-start
+					answers[i] = get(t, g.url+tc.path)
+				})
+			}
+			close(start)
+			wg.Wait()
+			for i, a := range answers {
+				if a.status != http.StatusOK || a.body != answers[0].body {
+					t.Fatalf("answer %d: %d %q; want 200 and answer 0's body %q", i, a.status, a.body, answers[0].body)
+				}
+			}
+			if got := n.get(tc.upstream); got != 1 {
+				t.Errorf("%d browsers cost %d upstream %s requests; want 1", browsers, got, tc.upstream)
+			}
+			st := g.Stats().Exchanges[0]
+			t.Logf("%d browsers: upstream %v; coalesced %d, cache hits %d, misses %d", browsers, n.n, st.Coalesced, st.CacheHits, st.CacheMisses)
+			if st.CacheHits+st.CacheMisses != browsers || st.Coalesced > st.CacheMisses {
+				t.Errorf("hits %d + misses %d != %d, or coalesced %d > misses", st.CacheHits, st.CacheMisses, browsers, st.Coalesced)
+			}
+		})
+	}
+}
+
+// TestDropInEqualsSimulator: the drop-in answers exactly what the
+// exchange answers, errors included, and time and ping in its shape.
+func TestDropInEqualsSimulator(t *testing.T) {
+	spotBase, spotSim, _ := startSim(t, binancesim.ModeSpot)
+	futBase, futSim, _ := startSim(t, binancesim.ModeFutures)
+	g := startMarket(t, market.Config{}, spotBase, futBase)
+	for _, tc := range []struct {
+		name, prefix, path string
+		sim                http.Handler
+	}{
+		{"spot exchangeInfo", "/binance", "/api/v3/exchangeInfo", spotSim},
+		{"spot exchangeInfo symbol", "/binance", "/api/v3/exchangeInfo?symbol=BTCUSDT", spotSim},
+		{"spot exchangeInfo bad symbol", "/binance", "/api/v3/exchangeInfo?symbol=NOPE", spotSim},
+		{"spot depth", "/binance", "/api/v3/depth?symbol=BTCUSDT", spotSim},
+		{"spot depth limit", "/binance", "/api/v3/depth?symbol=BTCUSDT&limit=5", spotSim},
+		{"spot depth bad limit", "/binance", "/api/v3/depth?symbol=BTCUSDT&limit=0", spotSim},
+		{"spot depth unknown symbol", "/binance", "/api/v3/depth?symbol=NOPEUSDT", spotSim},
+		{"spot depth lowercase symbol", "/binance", "/api/v3/depth?symbol=btcusdt", spotSim},
+		{"spot depth no symbol", "/binance", "/api/v3/depth", spotSim},
+		{"spot ping", "/binance", "/api/v3/ping", spotSim},
+		{"futures exchangeInfo", "/binance-futures", "/fapi/v1/exchangeInfo", futSim},
+		{"futures depth", "/binance-futures", "/fapi/v1/depth?symbol=ETHUSDT", futSim},
+		{"futures depth limit", "/binance-futures", "/fapi/v1/depth?symbol=ETHUSDT&limit=20", futSim},
+		{"futures depth bad limit", "/binance-futures", "/fapi/v1/depth?symbol=ETHUSDT&limit=7", futSim},
+		{"futures depth unknown symbol", "/binance-futures", "/fapi/v1/depth?symbol=NOPEUSDT", futSim},
+		{"futures ping", "/binance-futures", "/fapi/v1/ping", futSim},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := fromSim(t, tc.sim, tc.path)
+			got := get(t, g.url+tc.prefix+tc.path)
+			if got.status != want.status || got.body != want.body {
+				t.Errorf("GET %s%s = %d %.300s; want %d %.300s", tc.prefix, tc.path, got.status, got.body, want.status, want.body)
+			}
+			if ct := got.header.Get("Content-Type"); ct != want.header.Get("Content-Type") {
+				t.Errorf("Content-Type = %q; want %q", ct, want.header.Get("Content-Type"))
+			}
+		})
+	}
+	for _, p := range []string{"/binance/api/v3/time", "/binance-futures/fapi/v1/time"} {
+		got := get(t, g.url+p)
+		var v struct{ ServerTime int64 }
+		if err := json.Unmarshal([]byte(got.body), &v); got.status != 200 || err != nil || time.Since(time.UnixMilli(v.ServerTime)).Abs() > time.Minute {
+			t.Errorf("GET %s = %d %s; want 200 {\"serverTime\":<now ms>}", p, got.status, got.body)
+		}
+	}
+}
+
+// TestNative: the native calls answer the exchange's bodies, the symbol
+// list in the gateway's shape, and clear errors for bad input; calls a
+// local check refuses cost no exchange request.
+func TestNative(t *testing.T) {
+	base, sim, n := startSim(t, binancesim.ModeSpot)
+	g := startMarket(t, market.Config{MaxQueryBytes: 100}, base, "")
+
+	syms := get(t, g.url+"/api/v1/market/binance/symbols")
+	var list struct {
+		Exchange string
+		Symbols  []market.Symbol
+	}
+	if err := json.Unmarshal([]byte(syms.body), &list); err != nil || syms.status != 200 || list.Exchange != "binance" {
+		t.Fatalf("symbols = %d %s (%v)", syms.status, syms.body, err)
+	}
+	want := market.Symbol{Symbol: "BTCUSDT", Base: "BTC", Quote: "USDT", Status: "TRADING", TickSize: "0.01000000", StepSize: "0.00001000"}
+	found := false
+	for _, s := range list.Symbols {
+		if s.Symbol == "BTCUSDT" {
+			found = true
+			if s.Base != want.Base || s.Quote != want.Quote || s.Status != want.Status || s.TickSize == "" || s.StepSize == "" {
+				t.Errorf("BTCUSDT = %+v; want like %+v", s, want)
+			}
+		}
+	}
+	if !found || len(list.Symbols) != 5 {
+		t.Errorf("symbols = %+v; want the simulator's 5 with BTCUSDT", list.Symbols)
+	}
+
+	if got, want := get(t, g.url+"/api/v1/market/binance/depth?symbol=BTCUSDT&limit=10&junk=1"), fromSim(t, sim, "/api/v3/depth?symbol=BTCUSDT&limit=10"); got.body != want.body {
+		t.Errorf("native depth = %s; want %s", got.body, want.body)
+	}
+	before := n.total()
+	for _, tc := range []struct {
+		name, path string
+		status     int
+		body       string
+	}{
+		{"unknown exchange", "/api/v1/market/kraken/depth?symbol=BTCUSDT", 404, `"code":"not_found"`},
+		{"unknown call", "/api/v1/market/binance/orders", 404, `"code":"not_found"`},
+		{"no symbol", "/api/v1/market/binance/depth", 400, `{"code":-1102,"msg":"Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."}`},
+		{"unknown symbol", "/api/v1/market/binance/trades?symbol=NOPEUSDT", 400, `{"code":-1121,"msg":"Invalid symbol."}`},
+		{"klines without interval", "/api/v1/market/binance/klines?symbol=BTCUSDT", 400, `{"code":-1102,"msg":"Mandatory parameter 'interval' was not sent, was empty/null, or malformed."}`},
+		{"klines of unknown symbol", "/api/v1/market/binance/klines?symbol=NOPEUSDT&interval=1m", 400, `{"code":-1121,"msg":"Invalid symbol."}`},
+		{"oversized query", "/api/v1/market/binance/depth?symbol=" + strings.Repeat("A", 200), 414, `"code":"bad_request"`},
+		{"drop-in unknown exchange", "/kraken/api/v3/depth?symbol=BTCUSDT", 404, "404 Not found"},
+		{"drop-in unknown path", "/binance/api/v3/order?symbol=BTCUSDT", 404, "404 Not found"},
+		{"drop-in other product's path", "/binance/fapi/v1/depth?symbol=BTCUSDT", 404, "404 Not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := get(t, g.url+tc.path)
+			if got.status != tc.status || !strings.Contains(got.body, tc.body) {
+				t.Errorf("GET %s = %d %s; want %d with %s", tc.path, got.status, got.body, tc.status, tc.body)
+			}
+		})
+	}
+	if after := n.total(); after != before {
+		t.Errorf("refused calls cost %d exchange requests; want 0", after-before)
+	}
+	if a := do(t, http.MethodPost, g.url+"/binance/api/v3/depth?symbol=BTCUSDT"); a.status != http.StatusMethodNotAllowed {
+		t.Errorf("POST = %d; want 405", a.status)
+	}
+	if a := do(t, http.MethodHead, g.url+"/binance/api/v3/depth?symbol=BTCUSDT"); a.status != 200 || a.body != "" {
+		t.Errorf("HEAD = %d %q; want 200 and no body", a.status, a.body)
+	}
+}
+
+// TestCORS: the allowed origins (any when none is configured), the
+// preflight, and no CORS headers for another origin.
+func TestCORS(t *testing.T) {
+	base, _, _ := startSim(t, binancesim.ModeSpot)
+	anyOrigin := startMarket(t, market.Config{}, base, "")
+	listed := startMarket(t, market.Config{AllowedOrigins: []string{"https://app.example"}}, base, "")
+	const path = "/binance/api/v3/ping"
+	for _, tc := range []struct {
+		name, url, method, origin, want string
+		status                          int
+	}{
+		{"any origin", anyOrigin.url, http.MethodGet, "https://x.example", "*", 200},
+		{"listed origin", listed.url, http.MethodGet, "https://app.example", "https://app.example", 200},
+		{"unlisted origin", listed.url, http.MethodGet, "https://evil.example", "", 200},
+		{"preflight", listed.url, http.MethodOptions, "https://app.example", "https://app.example", 204},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := do(t, tc.method, tc.url+path, "Origin", tc.origin, "Access-Control-Request-Method", "GET")
+			if a.status != tc.status || a.header.Get("Access-Control-Allow-Origin") != tc.want {
+				t.Errorf("%s from %s = %d, Allow-Origin %q; want %d, %q", tc.method, tc.origin, a.status, a.header.Get("Access-Control-Allow-Origin"), tc.status, tc.want)
+			}
+			if tc.method == http.MethodOptions && !strings.Contains(a.header.Get("Access-Control-Allow-Methods"), "GET") {
+				t.Errorf("preflight Allow-Methods = %q; want GET", a.header.Get("Access-Control-Allow-Methods"))
+			}
+		})
+	}
+}
+
+// TestBudget: the client never spends more than its share of the limit
+// in a minute: Get waits (bounded by ctx), a browser call fails fast with
+// 503; the budget re-syncs from the used-weight header.
+func TestBudget(t *testing.T) {
+	b, base := startBinanceLike(t)
+	// Mid-minute and still, so the minute cannot roll during the test.
+	now := time.Date(2026, 12, 5, 12, 0, 30, 0, time.UTC)
+	clock := func() time.Time { return now }
+	m, err := market.New(market.Config{Now: clock, Logger: testLogger(t), Exchanges: []market.Exchange{{Rules: spotRules(), BaseURL: base, WeightLimit: 100, WeightShare: 0.5}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Client("binance")
+	q := url.Values{"symbol": {"BTCUSDT"}, "limit": {"100"}} // weight 5
+	for i := range 10 {
+		if _, err := c.Get(t.Context(), "/api/v3/depth", q); err != nil {
+			t.Fatalf("call %d within the budget of 50: %v", i, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := c.Get(ctx, "/api/v3/depth", q); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("call past the budget = %v; want it to wait until ctx ends", err)
+	}
+	if got := b.count(); got != 10 {
+		t.Errorf("exchange saw %d calls; want 10", got)
+	}
+	if st := c.Stats(); st.UsedWeight != 50 || st.Budget != 50 {
+		t.Errorf("used %d of %d; want 50 of 50", st.UsedWeight, st.Budget)
+	}
+
+	// Other processes on the IP spent weight: the header says 45 after
+	// our 5, so only one more call of 5 fits.
+	b.set(http.StatusOK, "", "45")
+	m2, err := market.New(market.Config{Now: clock, Logger: testLogger(t), Exchanges: []market.Exchange{{Rules: spotRules(), BaseURL: base, WeightLimit: 100, WeightShare: 0.5}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := m2.Client("binance")
+	if _, err := c2.Get(t.Context(), "/api/v3/depth", q); err != nil {
+		t.Fatal(err)
+	}
+	if st := c2.Stats(); st.UsedWeight != 45 || st.LastUsedWeightHeader != 45 {
+		t.Errorf("after a header of 45: used %d, header %d; want 45, 45", st.UsedWeight, st.LastUsedWeightHeader)
+	}
+	if _, err := c2.Get(t.Context(), "/api/v3/depth", q); err != nil {
+		t.Fatalf("the call that fits: %v", err)
+	}
+	// A browser's call now fails fast: 503 with Retry-After until the
+	// minute ends.
+	g2 := httptestServer(t, m2.Handler())
+	a := get(t, g2+"/api/v1/market/binance/depth?symbol=ETHUSDT")
+	if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "30" {
+		t.Errorf("browser call past the budget = %d Retry-After %q %s; want 503, 30", a.status, a.header.Get("Retry-After"), a.body)
+	}
+	if st := c2.Stats(); st.Rejected == 0 || st.Unavailable != 1 {
+		t.Errorf("rejected %d, unavailable %d; want >0, 1", st.Rejected, st.Unavailable)
+	}
+}
+
+// TestStop: a 429 or 418 stops every call to the exchange for its
+// Retry-After: no request is sent meanwhile, browsers get the cached
+// answer (Age, X-Cache: stale) or 503 with Retry-After, Get fails with a
+// BannedError; after it calls go again.
+func TestStop(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+	}{
+		{"429", http.StatusTooManyRequests},
+		{"418", http.StatusTeapot},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, base := startBinanceLike(t)
+			m, err := market.New(market.Config{
+				Logger: testLogger(t), TTL: map[market.Endpoint]time.Duration{market.EndpointDepth: time.Millisecond},
+				Exchanges: []market.Exchange{{Rules: spotRules(), BaseURL: base}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := httptestServer(t, m.Handler())
+			cached := g + "/binance/api/v3/depth?symbol=BTCUSDT"
+			if a := get(t, cached); a.status != 200 || a.header.Get("X-Cache") != "miss" {
+				t.Fatalf("priming = %d %v", a.status, a.header)
+			}
+			time.Sleep(5 * time.Millisecond) // past the depth TTL
+			b.set(tc.status, "2", "10")
+			a := get(t, cached)
+			if a.status != 200 || a.header.Get("X-Cache") != "stale" || a.header.Get("Age") == "" {
+				t.Errorf("during the stop, a cached call = %d X-Cache %q Age %q; want 200 stale with Age", a.status, a.header.Get("X-Cache"), a.header.Get("Age"))
+			}
+			stoppedAt := time.Now()
+			calls := b.count()
+			a = get(t, g+"/binance/api/v3/depth?symbol=ETHUSDT")
+			if ra, _ := strconv.Atoi(a.header.Get("Retry-After")); a.status != 503 || ra < 1 || ra > 2 {
+				t.Errorf("during the stop, an uncached call = %d Retry-After %q; want 503, 1..2", a.status, a.header.Get("Retry-After"))
+			}
+			_, err = m.Client("binance").Get(t.Context(), "/api/v3/depth", url.Values{"symbol": {"ETHUSDT"}})
+			var be *market.BannedError
+			if !errors.As(err, &be) || !errors.Is(err, market.ErrBanned) || be.Status != tc.status || be.Until.Before(stoppedAt) {
+				t.Errorf("Get during the stop = %v; want a BannedError of %d", err, tc.status)
+			}
+			for time.Since(stoppedAt) < 1900*time.Millisecond {
+				get(t, cached)
+				get(t, g+"/api/v1/market/binance/depth?symbol=ETHUSDT&limit=5")
+				time.Sleep(100 * time.Millisecond)
+			}
+			if got := b.count(); got != calls {
+				t.Errorf("%d requests sent during the stop; want 0", got-calls)
+			}
+			b.set(http.StatusOK, "", "1")
+			time.Sleep(time.Until(stoppedAt.Add(2100 * time.Millisecond)))
+			if a := get(t, g+"/binance/api/v3/depth?symbol=ETHUSDT"); a.status != 200 || a.header.Get("X-Cache") != "miss" {
+				t.Errorf("after the stop = %d X-Cache %q; want 200 miss", a.status, a.header.Get("X-Cache"))
+			}
+			st := m.Stats().Exchanges[0]
+			if st.Stops429+st.Stops418 != 1 || st.CacheStale == 0 {
+				t.Errorf("stats %+v; want one stop and stale answers", st)
+			}
+		})
+	}
+}
+
+// books is a test [market.Books] holding one book.
+type books struct{ calls int }
+
+func (b *books) Depth(_ context.Context, exchange, symbol string, limit int) ([]byte, bool, error) {
+	b.calls++
+	if exchange != "binance" || symbol != "BTCUSDT" {
+		return nil, false, nil
+	}
+	return []byte(`{"lastUpdateId":7,"bids":[["1.00","1.00"]],"asks":[["2.00","1.00"]]}`), true, nil
+}
+
+// TestBooks: depth of a kept book costs no exchange request; of another
+// symbol it goes to the exchange.
+func TestBooks(t *testing.T) {
+	base, _, n := startSim(t, binancesim.ModeSpot)
+	bk := &books{}
+	g := startMarket(t, market.Config{Books: bk}, base, "")
+	a := get(t, g.url+"/api/v1/market/binance/depth?symbol=BTCUSDT&limit=20")
+	if a.status != 200 || !strings.Contains(a.body, `"lastUpdateId":7`) || n.get("/api/v3/depth") != 0 {
+		t.Errorf("kept book's depth = %d %s, %d exchange calls; want the book's, 0", a.status, a.body, n.get("/api/v3/depth"))
+	}
+	a = get(t, g.url+"/binance/api/v3/depth?symbol=ETHUSDT")
+	if a.status != 200 || n.get("/api/v3/depth") != 1 {
+		t.Errorf("unkept book's depth = %d, %d exchange calls; want 200, 1", a.status, n.get("/api/v3/depth"))
+	}
+}
+
+// TestBackoff: after a 5xx the client pauses briefly: a browser call gets
+// the cached answer or 503 at once, Get waits and then goes.
+func TestBackoff(t *testing.T) {
+	b, base := startBinanceLike(t)
+	m, err := market.New(market.Config{Logger: testLogger(t), Exchanges: []market.Exchange{{Rules: spotRules(), BaseURL: base}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := httptestServer(t, m.Handler())
+	get(t, g+"/binance/api/v3/exchangeInfo")
+	b.set(http.StatusInternalServerError, "", "1")
+	if a := get(t, g+"/binance/api/v3/depth?symbol=BTCUSDT"); a.status != 500 {
+		t.Errorf("a 5xx = %d; want it passed through", a.status)
+	}
+	calls := b.count()
+	if a := get(t, g+"/binance/api/v3/depth?symbol=ETHUSDT"); a.status != 503 || a.header.Get("Retry-After") != "1" {
+		t.Errorf("during the backoff = %d Retry-After %q; want 503, 1", a.status, a.header.Get("Retry-After"))
+	}
+	if b.count() != calls {
+		t.Errorf("a call was sent during the backoff")
+	}
+	b.set(http.StatusOK, "", "1")
+	start := time.Now()
+	if _, err := m.Client("binance").Get(t.Context(), "/api/v3/depth", url.Values{"symbol": {"ETHUSDT"}}); err != nil {
+		t.Fatalf("Get after the backoff: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Get waited %v; want about 250ms", d)
+	}
+}
