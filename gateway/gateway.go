@@ -381,7 +381,7 @@ func (g *Gateway) metrics(hubStats func() hub.Stats) http.Handler {
 	}
 	return telemetry.Handler(telemetry.NewRegistry(telemetry.Sources{
 		Downstream: g.ds, Feeds: telemetry.Feeds(g.feeds), Hub: telemetry.HubFunc(hubStats), Cluster: telemetry.Cluster(g.node),
-		Books: books,
+		Books: books, Market: marketSource(g.market),
 	}))
 }
 
@@ -456,6 +456,14 @@ type localSource struct {
 
 // Validate implements downstream.Source.
 func (s localSource) Validate(key string) error { return s.router.Validate(key) }
+
+// marketSource returns m as the metrics' source, nil when there is none.
+func marketSource(m *market.Market) telemetry.MarketSource {
+	if m == nil {
+		return nil
+	}
+	return m
+}
 
 // depthsRef lets the market-data REST, made before the books, ask them
 // for depth once they exist.
