@@ -7,6 +7,7 @@ import (
 
 	"github.com/marketgate/marketgate/book"
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
+	"github.com/marketgate/marketgate/market"
 	"github.com/marketgate/marketgate/upstream"
 	"github.com/marketgate/marketgate/upstream/binance"
 )
@@ -32,6 +33,10 @@ type Exchange struct {
 	// Optional exchanges may be turned off with an empty URL
 	// (--<name>-url "").
 	Optional bool
+	// REST is the exchange's REST rules, for the market-data REST the
+	// gateway serves (native and drop-in) and the snapshots its books
+	// fetch; nil: none.
+	REST market.Rules
 	// Book is how the gateway keeps the exchange's order books
 	// ("<symbol>@book" streams); nil: it keeps none.
 	Book book.Procedure
@@ -85,6 +90,7 @@ func Exchanges() []Exchange {
 			Dialect:    binance.Spot,
 			StreamPath: "<base>/stream",
 			Book:       book.Binance{},
+			REST:       binance.SpotREST,
 			Options:    []Option{microsecondTimes},
 			Simulate: func(log *slog.Logger) (Simulator, error) {
 				return binancesim.New(binancesim.Config{Mode: binancesim.ModeSpot, Logger: log})
@@ -98,6 +104,7 @@ func Exchanges() []Exchange {
 			StreamPath: "<base>/public/stream and <base>/market/stream",
 			Optional:   true,
 			Book:       book.Binance{Futures: true},
+			REST:       binance.FuturesREST,
 			Options:    []Option{microsecondTimes},
 			Simulate: func(log *slog.Logger) (Simulator, error) {
 				return binancesim.New(binancesim.Config{Mode: binancesim.ModeFutures, Logger: log})

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/internal/demand"
 	"github.com/marketgate/marketgate/internal/nodeid"
+	"github.com/marketgate/marketgate/market"
 	"github.com/marketgate/marketgate/telemetry"
 	"github.com/marketgate/marketgate/upstream"
 	"github.com/marketgate/marketgate/web"
@@ -77,6 +79,15 @@ type Config struct {
 	// hub.DefaultHistoryTTL).
 	HistorySize int
 	HistoryTTL  time.Duration
+	// AllowedOrigins are the browser origins allowed to read the
+	// market-data REST answers (CORS); empty: any.
+	AllowedOrigins []string
+	// RESTWeightShare is the share of each exchange's REST weight limit
+	// the node spends at most; 0: market.DefaultWeightShare.
+	RESTWeightShare float64
+	// RESTWeightLimits are the exchanges' REST weight limits per minute,
+	// by exchange name; absent: the exchange's documented limit.
+	RESTWeightLimits map[string]int
 	// BookDepth is the snapshot depth of the kept order books and of
 	// their "<symbol>@book" streams; 0: book.DefaultDepth.
 	BookDepth int
@@ -100,6 +111,9 @@ type Gateway struct {
 	books []*book.Books
 	// depths answers REST depth requests from the kept books.
 	depths *book.Depths
+	// market serves the market-data REST and governs the REST calls to
+	// the exchanges; nil when no exchange has REST rules.
+	market *market.Market
 	node   *cluster.Node // nil on a single node
 	pins   *pins
 	ds     *downstream.Server
@@ -208,6 +222,24 @@ func New(cfg Config) (g *Gateway, err error) {
 	// before the node, which sets them.
 	tokens := cluster.NewTokens(names)
 	procedures := make(map[string]book.Procedure)
+	// The market-data REST, one governed client per exchange; its depth
+	// answers come from the kept books (depths, made below).
+	books := &depthsRef{}
+	var rests []market.Exchange
+	for _, x := range table {
+		if x.REST != nil {
+			c := settings[x.Name]
+			rests = append(rests, market.Exchange{Rules: x.REST, BaseURL: cmp.Or(c.RESTURL, x.Dialect.Limits().RESTURL),
+				WeightLimit: cfg.RESTWeightLimits[x.Name], WeightShare: cfg.RESTWeightShare})
+		}
+	}
+	if len(rests) > 0 {
+		g.market, err = market.New(market.Config{Exchanges: rests, AllowedOrigins: cfg.AllowedOrigins, Books: books,
+			Logger: log.With("component", "market")})
+		if err != nil {
+			return nil, fmt.Errorf("market: %w", err)
+		}
+	}
 	for _, x := range table {
 		c := settings[x.Name]
 		c.Publisher, c.Logger = g.hub, log
@@ -220,22 +252,22 @@ func New(cfg Config) (g *Gateway, err error) {
 		if c.Dialect == nil {
 			c.Dialect = x.Dialect
 		}
-		var books *book.Books
-		if x.Book != nil {
+		var kept *book.Books
+		if x.Book != nil && g.market != nil && g.market.Client(x.Name) != nil {
 			// The books sit between the feed and the hub: they take the
 			// diffs they keep books from, and add the book streams.
 			stateEvery := 0
 			if cfg.HistorySize < 0 {
 				stateEvery = 1 // no history to replay from a state
 			}
-			books, err = book.New(book.Config{
+			kept, err = book.New(book.Config{
 				Name: x.Name, Procedure: x.Book, Publisher: c.Publisher, Depth: bookDepth(x.Book, cfg.BookDepth), StateEvery: stateEvery,
-				Fetch: book.HTTPFetch(&http.Client{Timeout: 10 * time.Second}, cmp.Or(c.RESTURL, x.Dialect.Limits().RESTURL)), Logger: log,
+				Fetch: marketFetch(g.market.Client(x.Name)), Logger: log,
 			})
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", x.Name, err)
 			}
-			c.Publisher = books
+			c.Publisher = kept
 		}
 		f, err := upstream.New(c)
 		if err != nil {
@@ -245,9 +277,9 @@ func New(cfg Config) (g *Gateway, err error) {
 			return nil, fmt.Errorf("feed %q built for exchange %q", f.Name(), x.Name)
 		}
 		g.feeds = append(g.feeds, f)
-		if books != nil {
-			books.Carry(f)
-			g.books = append(g.books, books)
+		if kept != nil {
+			kept.Carry(f)
+			g.books = append(g.books, kept)
 			procedures[x.Name] = x.Book
 		}
 	}
@@ -284,6 +316,7 @@ func New(cfg Config) (g *Gateway, err error) {
 			return nil, err
 		}
 		g.runs = append(g.runs, g.depths.Run)
+		books.d = g.depths
 	}
 
 	dcfg := cfg.Browsers
@@ -293,9 +326,14 @@ func New(cfg Config) (g *Gateway, err error) {
 		return nil, err
 	}
 	g.ready = &readiness{draining: &g.draining, hub: g.hub, node: g.node, feeds: g.feeds}
+	var marketHandler http.Handler
+	if g.market != nil {
+		marketHandler = g.market.Handler()
+	}
 	ws, err := web.New(web.Config{
 		Listener:         cfg.Listener,
 		WebSockets:       g.ds,
+		Market:           marketHandler,
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		// Public: categories only; GET /api/v1/ready on the control
 		// listener has the detail.
@@ -343,7 +381,7 @@ func (g *Gateway) metrics(hubStats func() hub.Stats) http.Handler {
 	}
 	return telemetry.Handler(telemetry.NewRegistry(telemetry.Sources{
 		Downstream: g.ds, Feeds: telemetry.Feeds(g.feeds), Hub: telemetry.HubFunc(hubStats), Cluster: telemetry.Cluster(g.node),
-		Books: books,
+		Books: books, Market: marketSource(g.market),
 	}))
 }
 
@@ -418,6 +456,57 @@ type localSource struct {
 
 // Validate implements downstream.Source.
 func (s localSource) Validate(key string) error { return s.router.Validate(key) }
+
+// marketSource returns m as the metrics' source, nil when there is none.
+func marketSource(m *market.Market) telemetry.MarketSource {
+	if m == nil {
+		return nil
+	}
+	return m
+}
+
+// depthsRef lets the market-data REST, made before the books, ask them
+// for depth once they exist.
+type depthsRef struct{ d *book.Depths }
+
+// Depth implements market.Books.
+func (r *depthsRef) Depth(ctx context.Context, exchange, symbol string, limit int) ([]byte, bool, error) {
+	if r.d == nil {
+		return nil, false, nil
+	}
+	return r.d.Depth(ctx, exchange, symbol, limit)
+}
+
+// retryAt is a snapshot error that says when to try again.
+type retryAt struct {
+	error
+	at time.Time
+}
+
+// RetryAt tells the book keeper when to try again.
+func (e retryAt) RetryAt() time.Time { return e.at }
+
+// marketFetch fetches book snapshots through the exchange's governed
+// REST client: within its weight budget, never during a 429 or 418
+// stop.
+func marketFetch(c *market.Client) book.Fetch {
+	return func(ctx context.Context, path string, q url.Values) ([]byte, error) {
+		resp, err := c.Get(ctx, path, q)
+		var banned *market.BannedError
+		var busy *market.BusyError
+		switch {
+		case errors.As(err, &banned):
+			return nil, retryAt{err, banned.Until}
+		case errors.As(err, &busy):
+			return nil, retryAt{err, busy.Until}
+		case err != nil:
+			return nil, err
+		case resp.Status/100 != 2:
+			return nil, fmt.Errorf("HTTP %d: %.200s", resp.Status, resp.Body)
+		}
+		return resp.Body, nil
+	}
+}
 
 // bookDepth returns the deepest of p's snapshot limits up to depth (0:
 // book.DefaultDepth): USD-M serves 1,000 levels where spot serves 5,000.

@@ -15,13 +15,13 @@ import (
 
 // startSim runs a simulator on a loopback port until the test ends and
 // returns it with its host:port.
-func startSim(t *testing.T, cfg binancesim.Config) (*binancesim.Server, string) {
+func startSim(t testing.TB, cfg binancesim.Config) (*binancesim.Server, string) {
 	t.Helper()
 	return simtest.Start(t, cfg)
 }
 
 // listen returns a listener on a free loopback port.
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -33,7 +33,7 @@ func listen(t *testing.T) net.Listener {
 // startGateway runs a gateway of node "test" carrying Binance spot from
 // the simulator at simAddr, with cfg's other settings, and returns its
 // public address once it is ready.
-func startGateway(t *testing.T, simAddr string, cfg Config) string {
+func startGateway(t testing.TB, simAddr string, cfg Config) string {
 	t.Helper()
 	cfg.Listener = listen(t)
 	cfg.NodeID = "test"

@@ -11,6 +11,7 @@ import (
 	"github.com/marketgate/marketgate/cluster"
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/hub"
+	"github.com/marketgate/marketgate/market"
 	"github.com/marketgate/marketgate/telemetry"
 	"github.com/marketgate/marketgate/upstream"
 )
@@ -50,6 +51,11 @@ type fakeBooks struct {
 
 func (f fakeBooks) Name() string      { return f.name }
 func (f fakeBooks) Stats() book.Stats { return f.st }
+
+// fakeMarket is a MarketSource with fixed counters.
+type fakeMarket struct{ st market.Stats }
+
+func (f fakeMarket) Stats() market.Stats { return f.st }
 
 // TestCollectFromSources checks that the collector reads each source
 // through its interface into the documented families, and leaves out the
@@ -124,6 +130,24 @@ func TestCollectFromSources(t *testing.T) {
 				{"marketgate_book_crossed_total", map[string]string{"exchange": "binance"}, 1},
 			},
 			absent: []string{"marketgate_hub_published_total"},
+		},
+		{
+			name: "market REST",
+			src: telemetry.Sources{Market: fakeMarket{market.Stats{Exchanges: []market.ExchangeStats{{
+				Exchange: "binance", Requests: []market.RequestCount{{Endpoint: "depth", Status: 200, Count: 3}, {Endpoint: "klines", Count: 1}},
+				UsedWeight: 120, Budget: 4800, Stops418: 1, Stopped: true, CacheHits: 7, BookHits: 2, Coalesced: 99,
+			}}}}},
+			want: []series{
+				{"marketgate_rest_requests_total", map[string]string{"exchange": "binance", "endpoint": "depth", "status": "200"}, 3},
+				{"marketgate_rest_requests_total", map[string]string{"exchange": "binance", "endpoint": "klines", "status": "none"}, 1},
+				{"marketgate_rest_weight_used", map[string]string{"exchange": "binance"}, 120},
+				{"marketgate_rest_weight_budget", map[string]string{"exchange": "binance"}, 4800},
+				{"marketgate_rest_stops_total", map[string]string{"exchange": "binance", "status": "418"}, 1},
+				{"marketgate_rest_stopped", map[string]string{"exchange": "binance"}, 1},
+				{"marketgate_rest_answers_total", map[string]string{"exchange": "binance", "source": "cache"}, 7},
+				{"marketgate_rest_answers_total", map[string]string{"exchange": "binance", "source": "book"}, 2},
+				{"marketgate_rest_coalesced_total", map[string]string{"exchange": "binance"}, 99},
+			},
 		},
 		{
 			name: "cluster not ready",

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -14,6 +15,7 @@ import (
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/internal/latency"
+	"github.com/marketgate/marketgate/market"
 	"github.com/marketgate/marketgate/upstream"
 )
 
@@ -36,6 +38,14 @@ type Sources struct {
 	Cluster ClusterSource
 	// Books are the exchanges' kept order books ([book.Books]).
 	Books []BookSource
+	// Market is the market-data REST ([market.Market]); nil: none.
+	Market MarketSource
+}
+
+// MarketSource is what the metrics read of the market-data REST, a
+// [market.Market].
+type MarketSource interface {
+	Stats() market.Stats
 }
 
 // BookSource is what the metrics read of one exchange's kept order
@@ -152,6 +162,8 @@ type collector struct {
 	clusterReady, clusterOwned, clusterOwner, clusterPanics *prometheus.Desc
 
 	books, bookSnapshots, bookSyncs, bookResyncs, bookApplied, bookCrossed, bookBadDiffs *prometheus.Desc
+
+	restRequests, restWeightUsed, restWeightBudget, restStops, restStopped, restAnswers, restCoalesced *prometheus.Desc
 }
 
 // NewCollector returns the collector of the gateway's own metrics
@@ -216,6 +228,14 @@ func NewCollector(src Sources) prometheus.Collector {
 		bookApplied:   d("book_diffs_applied_total", "Diff events applied to kept books.", "exchange"),
 		bookCrossed:   d("book_crossed_total", "Kept books found crossed (best bid at or above best ask), each resynced.", "exchange"),
 		bookBadDiffs:  d("book_bad_diffs_total", "Diff events that could not be read, each resynced.", "exchange"),
+
+		restRequests:     d("rest_requests_total", "REST calls the node made to the exchange, by endpoint and HTTP status (none: no answer).", "exchange", "endpoint", "status"),
+		restWeightUsed:   d("rest_weight_used", "The IP's REST weight used in the current minute, as the exchange last said (X-MBX-USED-WEIGHT-1M) plus what the node spent since.", "exchange"),
+		restWeightBudget: d("rest_weight_budget", "The REST weight the node may use per minute now: --rest-weight-share of the limit, halved for a while after a 429.", "exchange"),
+		restStops:        d("rest_stops_total", "Times the exchange stopped REST calls: 429 (rate limit, for its Retry-After) or 418 (IP ban).", "exchange", "status"),
+		restStopped:      d("rest_stopped", "1 while REST calls to the exchange are stopped by a 429 or 418, else 0.", "exchange"),
+		restAnswers:      d("rest_answers_total", "Market-data REST answers to browsers, by source: exchange (fetched, or sharing a fetch in flight: rest_coalesced_total), cache, stale (cache past its TTL during a stop), book (a kept order book), unavailable (503), rejected (the weight budget was spent).", "exchange", "source"),
+		restCoalesced:    d("rest_coalesced_total", "Browser REST requests that shared another's exchange call.", "exchange"),
 	}
 }
 
@@ -232,6 +252,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.hubInternalErrors,
 		c.clusterReady, c.clusterOwned, c.clusterOwner, c.clusterPanics,
 		c.books, c.bookSnapshots, c.bookSyncs, c.bookResyncs, c.bookApplied, c.bookCrossed, c.bookBadDiffs,
+		c.restRequests, c.restWeightUsed, c.restWeightBudget, c.restStops, c.restStopped, c.restAnswers, c.restCoalesced,
 	} {
 		ch <- d
 	}
@@ -256,6 +277,29 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, c.hubSubscribeErrors, st.SubscribeErrors)
 		counter(ch, c.hubDropped, st.Dropped)
 		counter(ch, c.hubInternalErrors, st.InternalErrors)
+	}
+	if c.src.Market != nil {
+		for _, x := range c.src.Market.Stats().Exchanges {
+			for _, r := range x.Requests {
+				status := "none"
+				if r.Status != 0 {
+					status = strconv.Itoa(r.Status)
+				}
+				counter(ch, c.restRequests, r.Count, x.Exchange, string(r.Endpoint), status)
+			}
+			gauge(ch, c.restWeightUsed, x.UsedWeight, x.Exchange)
+			gauge(ch, c.restWeightBudget, x.Budget, x.Exchange)
+			counter(ch, c.restStops, x.Stops429, x.Exchange, "429")
+			counter(ch, c.restStops, x.Stops418, x.Exchange, "418")
+			gauge(ch, c.restStopped, boolValue(x.Stopped), x.Exchange)
+			counter(ch, c.restAnswers, x.CacheMisses, x.Exchange, "exchange")
+			counter(ch, c.restAnswers, x.CacheHits, x.Exchange, "cache")
+			counter(ch, c.restAnswers, x.CacheStale, x.Exchange, "stale")
+			counter(ch, c.restAnswers, x.BookHits, x.Exchange, "book")
+			counter(ch, c.restAnswers, x.Unavailable, x.Exchange, "unavailable")
+			counter(ch, c.restAnswers, x.Rejected, x.Exchange, "rejected")
+			counter(ch, c.restCoalesced, x.Coalesced, x.Exchange)
+		}
 	}
 	for _, b := range c.src.Books {
 		st, x := b.Stats(), b.Name()

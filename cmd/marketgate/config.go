@@ -23,6 +23,7 @@ import (
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/internal/envflag"
 	"github.com/marketgate/marketgate/internal/nodeid"
+	"github.com/marketgate/marketgate/market"
 	"github.com/marketgate/marketgate/upstream"
 )
 
@@ -50,9 +51,11 @@ type config struct {
 	effective      []slog.Attr // every setting after parsing, secrets masked
 	redisCluster   bool
 	drainTimeout   time.Duration
-	historySize    int           // --history-size: messages kept per stream; 0: none
-	bookDepth      int           // --book-depth: levels a side of the kept order books
-	historyTTL     time.Duration // --history-ttl
+	historySize    int             // --history-size: messages kept per stream; 0: none
+	bookDepth      int             // --book-depth: levels a side of the kept order books
+	restShare      float64         // --rest-weight-share: share of the exchanges' REST weight spent at most
+	restLimits     map[string]*int // --<exchange>-rest-weight-limit
+	historyTTL     time.Duration   // --history-ttl
 	allowedOrigins []string
 	logLevel       slog.Level
 	logFormat      string
@@ -88,6 +91,13 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		c.upstreams[x.Name] = new(upstream.Config)
 		c.options[x.Name] = map[string]*bool{}
 		exchangeFlags(fs, c.upstreams[x.Name], c.options[x.Name], x)
+		if x.REST != nil {
+			if c.restLimits == nil {
+				c.restLimits = make(map[string]*int)
+			}
+			c.restLimits[x.Name] = new(int)
+			fs.IntVar(c.restLimits[x.Name], x.Name+"-rest-weight-limit", x.REST.WeightLimit(), x.Title+": the exchange's REST request weight limit per minute per IP (the gateway spends --rest-weight-share of it at most)")
+		}
 	}
 	fs.StringVar(&c.redis, "redis", "", "Redis URL (redis://[user:password@]host:port/db, rediss:// for TLS); empty: the in-process hub (one node). Give a password through the environment variable, not the command line, which other local users can read")
 	fs.BoolVar(&c.redisCluster, "redis-cluster", false, "--redis names a Redis Cluster: redis://[user:password@]host:port?addr=host:port&addr=… lists seed nodes; pub/sub is sharded")
@@ -96,6 +106,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.StringVar(&c.redisTLSKey, "redis-tls-key", "", "PEM file of the key of --redis-tls-cert")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long the node may take to hand its upstreams over before it closes its clients")
 	fs.StringVar(&c.nodeID, "node-id", nodeid.Default(), "this node's name in the cluster")
+	fs.Float64Var(&c.restShare, "rest-weight-share", market.DefaultWeightShare, "share of each exchange's REST weight limit the node spends at most (market-data REST and book snapshots), leaving the rest to other processes on the IP; in (0,1]")
 	fs.IntVar(&c.bookDepth, "book-depth", book.DefaultDepth, "levels a side of the order books the gateway keeps (<symbol>@book streams, REST depth): the snapshot limit asked of the exchange; one of 5, 10, 20, 50, 100, 500, 1000 (Binance spot also 5000, at weight 250 per snapshot)")
 	fs.IntVar(&c.historySize, "history-size", hub.DefaultHistorySize, "messages kept per stream for clients that reconnect and recover what they missed (in memory on one node, in Redis with --redis); 0: none (positions only)")
 	fs.DurationVar(&c.historyTTL, "history-ttl", hub.DefaultHistoryTTL, "how long a stream's history outlives its last message")
@@ -199,6 +210,14 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		"max-streams-per-node": c.browsers.MaxStreams} {
 		if n <= 0 {
 			return c, fmt.Errorf("--%s: %d is not a positive number", name, n)
+		}
+	}
+	if c.restShare <= 0 || c.restShare > 1 {
+		return c, fmt.Errorf("--rest-weight-share: %v is not in (0,1]", c.restShare)
+	}
+	for name, n := range c.restLimits {
+		if *n <= 0 {
+			return c, fmt.Errorf("--%s-rest-weight-limit: %d is not positive", name, *n)
 		}
 	}
 	if !slices.Contains(book.Views, c.bookDepth) && c.bookDepth != 5000 {
@@ -440,7 +459,7 @@ func usageGroups(table []gateway.Exchange) []flagGroup {
 		{"Listeners and access", oneOf("listen", "admin-listen", "admin-token", "metrics-public", "allowed-origins", "handshake-timeout")},
 		{"Cluster", oneOf("redis", "redis-cluster", "redis-tls-ca", "redis-tls-cert", "redis-tls-key", "node-id", "drain-timeout")},
 		{"History and recovery", oneOf("history-size", "history-ttl")},
-		{"Order books", oneOf("book-depth")},
+		{"Order books and market REST", oneOf("book-depth", "rest-weight-share")},
 		{"Browsers", oneOf("max-conns", "max-conns-per-ip", "max-streams-per-conn", "max-streams-per-ip", "max-streams-per-node", "trusted-proxies",
 			"max-commands-per-second", "write-queue-bytes", "ping-interval", "pong-timeout", "disable-compression")},
 	}

@@ -79,8 +79,14 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		DrainTimeout:     cfg.drainTimeout,
 		HistorySize:      historySize(cfg.historySize),
 		BookDepth:        cfg.bookDepth,
+		AllowedOrigins:   cfg.allowedOrigins,
+		RESTWeightShare:  cfg.restShare,
+		RESTWeightLimits: map[string]int{},
 		HistoryTTL:       cfg.historyTTL,
 		Logger:           log,
+	}
+	for name, n := range cfg.restLimits {
+		gcfg.RESTWeightLimits[name] = *n
 	}
 	for name, c := range cfg.upstreams {
 		if c.URL != "" { // not turned off
