@@ -34,7 +34,7 @@ var dialects = []dialect{
 	binanceProto{mount: "/binance/", prefix: "binance:"},
 	// USD-M futures: its endpoints also sit below the routes of the 2026
 	// split (/public/, /market/), which the gateway needs not tell apart.
-	binanceProto{mount: "/binance-futures/", prefix: "binance-futures:", routes: []string{"public/", "market/"}},
+	binanceProto{mount: "/binance-futures/", prefix: "binance-futures:", routes: [2]string{"public/", "market/"}},
 }
 
 // binanceProto speaks Binance's market-stream protocol under mount, so an
@@ -45,8 +45,9 @@ type binanceProto struct {
 	mount  string // "/binance/"
 	prefix string // "binance:", the exchange part of the stream keys
 	// routes are optional path segments between the mount and the
-	// endpoint ("public/" on USD-M).
-	routes []string
+	// endpoint ("public/" on USD-M); an array, so that the dialect stays
+	// comparable (it keys maps).
+	routes [2]string
 }
 
 const unknownVariant = "Invalid request: unknown variant %s, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY` at line 1 column %d"
@@ -263,7 +264,7 @@ func (b binanceProto) handshake(u *url.URL) (combined bool, keys []string, e *ht
 	var names []string
 	rest := strings.TrimPrefix(u.Path, b.mount)
 	for _, r := range b.routes {
-		if after, ok := strings.CutPrefix(rest, r); ok {
+		if after, ok := strings.CutPrefix(rest, r); ok && r != "" {
 			rest = after
 			break
 		}
