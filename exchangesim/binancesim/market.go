@@ -128,10 +128,6 @@ type symbolState struct {
 	bookTime int64      // time of the last book change, µs (USD-M's T)
 	perp     *perpState // a perpetual contract's state (perpetual.go); nil on Spot
 
-	// gapPending withholds the next depth event from every depth
-	// stream (InjectGap).
-	gapPending bool
-
 	stats     stats24
 	avg       float64 // 5-minute average price, e8
 	lastTime  int64   // last trade time, µs

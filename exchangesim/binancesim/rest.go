@@ -38,10 +38,6 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	switch call {
-	case "/exchangeInfo", "/depth", "/time", "/ping":
-		s.rest.count(r.URL.Path)
-	}
-	switch call {
 	case "/exchangeInfo":
 		s.prod.exchangeInfo(s, w, r)
 	case "/depth":

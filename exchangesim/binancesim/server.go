@@ -28,9 +28,6 @@ type Server struct {
 	nextID atomic.Uint64
 	// prod is what the product of Config.Mode does its own way.
 	prod *product
-	// rest accounts the REST calls; paused stops the market (Pause).
-	rest   *restGate
-	paused atomic.Bool
 
 	mu         sync.Mutex      // guards the following
 	clients    []*clientRecord // every accepted connection, in accept order
@@ -55,7 +52,6 @@ func New(cfg Config) (*Server, error) {
 		log:      cfg.Logger.With("component", "binancesim", "mode", string(cfg.Mode)),
 		reg:      newRegistry(),
 		prod:     prod,
-		rest:     newRESTGate(),
 		attempts: map[string][]time.Time{},
 	}
 	s.mkt = newMarket(cfg.Symbols, cfg.Seed, cfg.TickInterval.Microseconds(), cfg.Now().UnixMicro(), prod)
@@ -170,10 +166,6 @@ func (s *Server) generate(ctx context.Context) {
 // phase i%phases) one step and pushes their due events; the market-wide
 // streams go with phase 0, and the last phase ends the tick.
 func (s *Server) tick(phase, phases int) {
-	// Paused, the symbols stand still and only the diff-depth events
-	// still owed for changes made before the pause go out, when their
-	// period ends.
-	paused := s.paused.Load()
 	m := s.mkt
 	now := s.cfg.Now().UnixMicro()
 	m.mu.Lock()
@@ -182,29 +174,22 @@ func (s *Server) tick(phase, phases int) {
 		m.ticks++
 	}
 	for i, sy := range m.syms {
-		switch {
-		case i%phases != phase:
-		case paused:
-			sy.tick.reset() // pushed on the tick that made it
-		default:
+		if i%phases == phase {
 			sy.step(m.rng, now, m.alpha)
-			sy.withholdGap()
 		}
 	}
 	s.reg.mu.RLock()
 	for key, ss := range s.reg.bySym {
 		var sy *symbolState // nil for the market-wide streams
 		if key == marketWide {
-			if phase != 0 || paused {
+			if phase != 0 {
 				continue
 			}
 		} else if sy = m.bySym[key]; sy == nil || sy.index%phases != phase {
 			continue // well-formed stream of an unknown symbol: silent
 		}
 		for _, sub := range ss.streams {
-			if !paused || sub.spec.kind == kindDiffDepth {
-				m.emit(sy, sub, now)
-			}
+			m.emit(sy, sub, now)
 		}
 	}
 	s.reg.mu.RUnlock()
