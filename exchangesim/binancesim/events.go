@@ -123,7 +123,7 @@ func onTopChange(enc symbolPayload) emitter {
 // period.
 func onBookChange(enc depthPayload) emitter {
 	return func(_ *market, sy *symbolState, sp streamSpec, now int64, send func(payload)) {
-		if d := sy.depthWindow(sp.period); d.first != 0 {
+		if d := sy.depthWindow(sp.period); d.first != 0 && !d.skip {
 			send(func(b []byte, micro bool) []byte { return enc(b, sy, d, sp.levels, now, micro) })
 		}
 	}

@@ -66,6 +66,7 @@ type aggTrade struct {
 type bookDiff struct {
 	first, last int64           // update ids; first == 0 means empty
 	prev        int64           // last of the previous non-empty period (USD-M's pu)
+	skip        bool            // this period's event is withheld (InjectGap)
 	bids, asks  map[int64]int64 // px ticks -> qty e8
 }
 
@@ -89,7 +90,7 @@ func (d *bookDiff) reset() {
 	if d.first != 0 {
 		d.prev = d.last
 	}
-	d.first, d.last = 0, 0
+	d.first, d.last, d.skip = 0, 0, false
 	clear(d.bids)
 	clear(d.asks)
 }
@@ -117,6 +118,9 @@ type symbolState struct {
 	aggs       []aggTrade
 	tick       bookDiff
 	topChanged bool
+	// gap holds, per depth window (the tick's first, then windows'),
+	// whether InjectGap asked to withhold its next event.
+	gap []bool
 
 	// The book changes of the current period of each of the product's
 	// depth windows, and whether the symbol traded in the current
