@@ -11,8 +11,7 @@ import (
 
 // REST endpoints a gateway needs next to the streams: symbols, book
 // snapshots, time and ping, under the product's prefix (/api/v3 on Spot,
-// /fapi/v1 on USD-M). Request weights and REST rate limits are not
-// simulated.
+// /fapi/v1 on USD-M). Request weights and limits are in weight.go.
 
 const (
 	msgInvalidSymbol   = `{"code":-1121,"msg":"Invalid symbol."}`
