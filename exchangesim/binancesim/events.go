@@ -161,8 +161,8 @@ func onLiquidation(_ *market, sy *symbolState, _ streamSpec, now int64, send fun
 
 // emitKline sends the kline stream's update: first the final (x=true)
 // update of a bar that ended, then the current bar.
-func emitKline(_ *market, sy *symbolState, sp streamSpec, now int64, send func(payload)) {
-	c := sy.candleFor(sp, now)
+func emitKline(m *market, sy *symbolState, sp streamSpec, now int64, send func(payload)) {
+	c := sy.candleFor(sp, now, m.seed)
 	c.roll(now)
 	if done := c.closed; done != nil {
 		c.closed = nil

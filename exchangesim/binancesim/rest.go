@@ -47,6 +47,12 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) bool {
 		serve = func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusOK, fmt.Appendf(nil, `{"serverTime":%d}`, s.cfg.Now().UnixMilli()))
 		}
+	case "/klines":
+		serve = s.serveKlines
+	case "/trades":
+		serve = s.serveTrades
+	case "/ticker/24hr":
+		serve = s.serveTicker24
 	case "/ping":
 		serve = func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, []byte(`{}`)) }
 	default:
