@@ -197,7 +197,17 @@
 // a short TickInterval everything speeds up in proportion.
 //
 // The 24h ticker starts from synthetic values and accumulates; candles
-// start when their stream is first served. The book keeps 100 levels per
+// start when their stream or /klines is first served, with up to 1000
+// synthetic past bars (a random walk ending at the current price, none
+// before mid-2017), and keep their last 1500 finished bars. /trades
+// answers from the last 1000 trades of the symbol.
+//
+// REST on both products: klines (symbol, interval (1s on Spot only),
+// startTime, endTime, limit default 500, max 1000 Spot or 1500 USD-M),
+// trades (limit default 500, max 1000; USD-M without isBestMatch) and
+// ticker/24hr (one symbol, or all as an array; Spot also symbols=[…]),
+// with Binance's error bodies (-1102, -1120, -1121, -1100 or -1130 for
+// limit, -1023). The book keeps 100 levels per
 // side; levels that fall out of range are sent as quantity 0. Times come
 // from Config.Now, in milliseconds or, with timeUnit, microseconds (every
 // time field: E, T, kline t/T, ticker O/C).

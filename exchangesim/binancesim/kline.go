@@ -14,7 +14,7 @@ type candle struct {
 	interval string
 	utc8     bool
 	cur      candleBar
-	closed   *candleBar // a finished bar whose final (x=true) update is owed
+	closed   *candleBar  // a finished bar whose final (x=true) update is owed
 	past     []candleBar // finished bars, oldest first, at most maxKlineHistory
 }
 

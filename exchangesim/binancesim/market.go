@@ -136,7 +136,7 @@ type symbolState struct {
 	avg       float64 // 5-minute average price, e8
 	lastTime  int64   // last trade time, µs
 	candles   map[string]*candle
-	recent    []trade // the last trades, oldest first, at most 2*maxRecentTrades
+	recent    []trade  // the last trades, oldest first, at most 2*maxRecentTrades
 	candleKey []string // sorted keys of candles, for a stable order
 }
 
@@ -154,7 +154,7 @@ type market struct {
 	syms  []*symbolState
 	bySym map[string]*symbolState // by lower-case symbol
 	ticks int64
-	seed  int64 // for the synthetic kline history
+	seed  int64   // for the synthetic kline history
 	alpha float64 // per-tick weight of the 5-minute average
 
 	// From the product: the event rules, the depth windows and whether

@@ -220,11 +220,11 @@ func (s *Server) knownSymbol(lower string) bool {
 }
 
 // Handler returns the http.Handler serving the WebSocket endpoints and the
-// REST endpoints. Spot: /ws, /ws/<streams>, /stream?streams=,
-// /api/v3/exchangeInfo, /api/v3/depth, /api/v3/time and /api/v3/ping.
-// Futures: the same WebSocket forms under /public and /market (and
-// unrouted, served like /public), /fapi/v1/exchangeInfo, /fapi/v1/depth,
-// /fapi/v1/time and /fapi/v1/ping; /private is refused. Every other path
+// REST endpoints. Spot: /ws, /ws/<streams>, /stream?streams=, and
+// /api/v3/ exchangeInfo, depth, klines, trades, ticker/24hr, time and
+// ping. Futures: the same WebSocket forms under /public and /market (and
+// unrouted, served like /public), and the same REST calls under
+// /fapi/v1/; /private is refused. Every other path
 // is HTTP 404.
 // Market data is generated only while [Server.Run] is active; without Run
 // the handler still answers every method and REST call, the market stands
