@@ -28,6 +28,11 @@ type Server struct {
 	nextID atomic.Uint64
 	// prod is what the product of Config.Mode does its own way.
 	prod *product
+	// gov is the REST weight accounting; clock its real clock (tests
+	// replace it before Run).
+	gov    *governor
+	clock  func() time.Time
+	paused atomic.Bool // Pause: the generator does not tick
 
 	mu         sync.Mutex      // guards the following
 	clients    []*clientRecord // every accepted connection, in accept order
@@ -53,6 +58,8 @@ func New(cfg Config) (*Server, error) {
 		reg:      newRegistry(),
 		prod:     prod,
 		attempts: map[string][]time.Time{},
+		gov:      newGovernor(),
+		clock:    time.Now,
 	}
 	s.mkt = newMarket(cfg.Symbols, cfg.Seed, cfg.TickInterval.Microseconds(), cfg.Now().UnixMicro(), prod)
 	return s, nil
@@ -170,12 +177,16 @@ func (s *Server) tick(phase, phases int) {
 	now := s.cfg.Now().UnixMicro()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if s.paused.Load() {
+		return
+	}
 	if phase == 0 {
 		m.ticks++
 	}
 	for i, sy := range m.syms {
 		if i%phases == phase {
 			sy.step(m.rng, now, m.alpha)
+			sy.armGap(m)
 		}
 	}
 	s.reg.mu.RLock()
@@ -209,11 +220,11 @@ func (s *Server) knownSymbol(lower string) bool {
 }
 
 // Handler returns the http.Handler serving the WebSocket endpoints and the
-// REST endpoints. Spot: /ws, /ws/<streams>, /stream?streams=,
-// /api/v3/exchangeInfo, /api/v3/depth, /api/v3/time and /api/v3/ping.
-// Futures: the same WebSocket forms under /public and /market (and
-// unrouted, served like /public), /fapi/v1/exchangeInfo, /fapi/v1/depth,
-// /fapi/v1/time and /fapi/v1/ping; /private is refused. Every other path
+// REST endpoints. Spot: /ws, /ws/<streams>, /stream?streams=, and
+// /api/v3/ exchangeInfo, depth, klines, trades, ticker/24hr, time and
+// ping. Futures: the same WebSocket forms under /public and /market (and
+// unrouted, served like /public), and the same REST calls under
+// /fapi/v1/; /private is refused. Every other path
 // is HTTP 404.
 // Market data is generated only while [Server.Run] is active; without Run
 // the handler still answers every method and REST call, the market stands
