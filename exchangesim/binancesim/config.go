@@ -101,6 +101,25 @@ type Config struct {
 	// may attempt within a rolling 5 minutes; more are refused with HTTP
 	// 429. Default 300, Binance's limit; -1 disables the limit.
 	MaxConnectionAttempts int
+
+	// RESTWeightLimit is the REST request weight one IP may use per
+	// wall-clock minute (a fixed window, as X-MBX-USED-WEIGHT-1M counts
+	// it). Past it a call gets HTTP 429 with Retry-After; a call before
+	// that Retry-After passes gets HTTP 418, an IP ban. Default 6000
+	// (spot) or 2400 (futures); -1 disables the limit.
+	RESTWeightLimit int
+	// BanDuration is the length of an IP's first 418 ban; each later ban
+	// of the same IP lasts twice the previous one, up to 3 days. Default
+	// 2m.
+	BanDuration time.Duration
+	// StrictBook is a test mode for the REST procedure: the violations
+	// counted in [RESTStats] (a depth snapshot from an IP holding no
+	// diff-depth subscription of the symbol, a call during a Retry-After
+	// or a ban, more than 10 snapshots of one symbol per minute) are
+	// logged at warn level and added to [Server.Violations]. Without it
+	// they are still counted and logged at debug level. Answers never
+	// change.
+	StrictBook bool
 }
 
 // defaultSymbols are the symbols of a zero Config.
@@ -155,6 +174,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	case cfg.MaxConnectionAttempts == 0:
 		cfg.MaxConnectionAttempts = 300
 	}
+	switch {
+	case cfg.RESTWeightLimit < -1:
+		return bad("RESTWeightLimit", cfg.RESTWeightLimit)
+	case cfg.RESTWeightLimit == 0:
+		cfg.RESTWeightLimit = prod.weightLimit
+	}
 	durs := []struct {
 		name string
 		v    *time.Duration
@@ -165,6 +190,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		{"MaxLifetime", &cfg.MaxLifetime, 24 * time.Hour},
 		{"TickInterval", &cfg.TickInterval, 100 * time.Millisecond},
 		{"WriteTimeout", &cfg.WriteTimeout, 10 * time.Second},
+		{"BanDuration", &cfg.BanDuration, 2 * time.Minute},
 	}
 	for _, f := range durs {
 		switch {

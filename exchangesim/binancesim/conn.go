@@ -106,6 +106,7 @@ type conn struct {
 	log        *slog.Logger
 	micro      bool
 	route      route     // futures route of the handshake path; routeSpot in spot mode
+	ip         string    // the client's IP, for the REST procedure checks
 	accepted   time.Time // real time the handshake was accepted; MaxLifetime counts from it
 	combined   atomic.Bool
 	out        chan []byte        // compiled frames for the writer
@@ -143,6 +144,7 @@ func (s *Server) newConn(r *http.Request, specs []streamSpec, malformed int, com
 		log:        s.log.With("conn", id),
 		micro:      micro,
 		route:      rt,
+		ip:         remoteIP(r),
 		accepted:   time.Now(),
 		out:        make(chan []byte, s.cfg.SendQueue),
 		closeReq:   make(chan struct{}),

@@ -197,7 +197,17 @@
 // a short TickInterval everything speeds up in proportion.
 //
 // The 24h ticker starts from synthetic values and accumulates; candles
-// start when their stream is first served. The book keeps 100 levels per
+// start when their stream or /klines is first served, with up to 1000
+// synthetic past bars (a random walk ending at the current price, none
+// before mid-2017), and keep their last 1500 finished bars. /trades
+// answers from the last 1000 trades of the symbol.
+//
+// REST on both products: klines (symbol, interval (1s on Spot only),
+// startTime, endTime, limit default 500, max 1000 Spot or 1500 USD-M),
+// trades (limit default 500, max 1000; USD-M without isBestMatch) and
+// ticker/24hr (one symbol, or all as an array; Spot also symbols=[…]),
+// with Binance's error bodies (-1102, -1120, -1121, -1100 or -1130 for
+// limit, -1023). The book keeps 100 levels per
 // side; levels that fall out of range are sent as quantity 0. Times come
 // from Config.Now, in milliseconds or, with timeUnit, microseconds (every
 // time field: E, T, kline t/T, ticker O/C).
@@ -211,6 +221,38 @@
 // writer (the only goroutine writing to it, batching frames into writev)
 // and one timer goroutine; a bounded queue sits between the generator
 // and the writer, so the generator never blocks.
+//
+// # REST weight, 429 and 418
+//
+// Every REST call is charged Binance's request weight against its IP in
+// a fixed wall-clock minute (the limiter clock is the real one), and every
+// answer carries X-MBX-USED-WEIGHT-1M. Spot: depth 5/25/50/250 for limit
+// ≤100/≤500/≤1000/≤5000, exchangeInfo 20, time and ping 1 (klines 2,
+// trades 25, ticker/24hr 2 with a symbol and 80 without). USD-M: depth
+// 2/5/10/20 for limit 5–50/100/500/1000, exchangeInfo, time and ping 1
+// (klines 1/2/5/10 by limit, trades 5, ticker/24hr 1 or 40). The call
+// that passes [Config.RESTWeightLimit] gets HTTP 429 with Retry-After (the
+// seconds to the next minute) and {"code":-1003,"msg":"Too many requests;
+// current limit of IP(<ip>) is <n> requests per minute. …"}; a call
+// before that Retry-After passes gets HTTP 418, a ban of
+// [Config.BanDuration] that doubles with each ban of the same IP (3 days
+// at most), with Retry-After and "Way too much request weight used; IP
+// banned until <unix ms>. …". [Server.Throttle] and [Server.Ban] force
+// 429s and 418s for every IP; [Server.RESTStats] counts calls by path,
+// weight, 429s, 418s and the procedure violations of [Config.StrictBook]:
+// a depth snapshot from an IP with no connection subscribed to the
+// symbol's diff-depth stream, a call during a Retry-After or a ban, more
+// than 10 snapshots of one symbol per minute per IP.
+//
+// # Book knobs
+//
+// [Server.Book] returns the whole book as a REST snapshot would;
+// [Server.Pause] and [Server.Resume] stop and restart the market (REST
+// keeps answering), so a test can compare a kept book with Book.
+// [Server.InjectGap] withholds the next diff-depth event of a symbol on
+// every update speed while the book keeps the changes: on Spot the next
+// event's U is above the previous u + 1, on USD-M its pu differs from the
+// previous u.
 //
 // # Guarantees for tests
 //

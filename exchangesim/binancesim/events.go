@@ -123,7 +123,7 @@ func onTopChange(enc symbolPayload) emitter {
 // period.
 func onBookChange(enc depthPayload) emitter {
 	return func(_ *market, sy *symbolState, sp streamSpec, now int64, send func(payload)) {
-		if d := sy.depthWindow(sp.period); d.first != 0 {
+		if d := sy.depthWindow(sp.period); d.first != 0 && !d.skip {
 			send(func(b []byte, micro bool) []byte { return enc(b, sy, d, sp.levels, now, micro) })
 		}
 	}
@@ -161,8 +161,8 @@ func onLiquidation(_ *market, sy *symbolState, _ streamSpec, now int64, send fun
 
 // emitKline sends the kline stream's update: first the final (x=true)
 // update of a bar that ended, then the current bar.
-func emitKline(_ *market, sy *symbolState, sp streamSpec, now int64, send func(payload)) {
-	c := sy.candleFor(sp, now)
+func emitKline(m *market, sy *symbolState, sp streamSpec, now int64, send func(payload)) {
+	c := sy.candleFor(sp, now, m.seed)
 	c.roll(now)
 	if done := c.closed; done != nil {
 		c.closed = nil

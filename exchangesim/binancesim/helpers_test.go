@@ -41,6 +41,12 @@ func (ts *testServer) httpURL(path string) string { return "http://" + ts.addr +
 // return nil within 10 s.
 func startServer(t *testing.T, cfg Config) *testServer {
 	t.Helper()
+	return startServerWith(t, cfg, nil)
+}
+
+// startServerWith is startServer with prep run on the Server before Run.
+func startServerWith(t *testing.T, cfg Config, prep func(*Server)) *testServer {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
@@ -50,6 +56,9 @@ func startServer(t *testing.T, cfg Config) *testServer {
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if prep != nil {
+		prep(s)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,6 +1,8 @@
 package binancesim
 
 import (
+	"math"
+	"math/rand/v2"
 	"slices"
 	"time"
 )
@@ -12,7 +14,8 @@ type candle struct {
 	interval string
 	utc8     bool
 	cur      candleBar
-	closed   *candleBar // a finished bar whose final (x=true) update is owed
+	closed   *candleBar  // a finished bar whose final (x=true) update is owed
+	past     []candleBar // finished bars, oldest first, at most maxKlineHistory
 }
 
 // candleBar is one kline bar. Times in µs; start inclusive, end exclusive.
@@ -80,7 +83,16 @@ func (c *candle) roll(t int64) {
 	}
 	done := c.cur
 	c.closed = &done
+	c.keep(done)
 	c.cur = newBar(c.interval, c.utc8, t, done.close)
+}
+
+// keep appends a finished bar to the history, within its bound.
+func (c *candle) keep(b candleBar) {
+	if len(c.past) >= maxKlineHistory {
+		c.past = append(c.past[:0], c.past[len(c.past)-maxKlineHistory+1:]...)
+	}
+	c.past = append(c.past, b)
 }
 
 // add folds one trade into the candle.
@@ -103,7 +115,7 @@ func (c *candle) add(tr trade) {
 }
 
 // candleFor returns the symbol's candle for a kline stream, creating it.
-func (sy *symbolState) candleFor(sp streamSpec, now int64) *candle {
+func (sy *symbolState) candleFor(sp streamSpec, now, seed int64) *candle {
 	key := sp.interval
 	if sp.utc8 {
 		key += "+8"
@@ -112,6 +124,7 @@ func (sy *symbolState) candleFor(sp streamSpec, now int64) *candle {
 		return c
 	}
 	c := &candle{interval: sp.interval, utc8: sp.utc8, cur: newBar(sp.interval, sp.utc8, now, sy.stats.last)}
+	c.past = sy.syntheticPast(c, rand.New(rand.NewPCG(uint64(seed), uint64(len(key))<<32|uint64(sy.index))))
 	sy.candles[key] = c
 	i, _ := slices.BinarySearch(sy.candleKey, key)
 	sy.candleKey = slices.Insert(sy.candleKey, i, key)
@@ -149,4 +162,44 @@ func appendKline(b []byte, sy *symbolState, interval string, bar *candleBar, clo
 	b = appendFloatField(b, "V", bar.takerBase)
 	b = appendFloatField(b, "Q", bar.takerQuote)
 	return append(b, `,"B":"0"}}`...)
+}
+
+const (
+	// maxKlineHistory bounds the finished bars kept per candle, enough
+	// for USD-M's largest klines limit.
+	maxKlineHistory = 1500
+	// syntheticBars is the number of past bars made up when a candle
+	// starts, so a chart has history.
+	syntheticBars = 1000
+	// binanceLaunch (2017-07-14, µs) bounds the synthetic past.
+	binanceLaunch = 1_500_000_000_000_000
+)
+
+// syntheticPast makes up to syntheticBars plausible finished bars before
+// c's current bar: a random walk backwards from its open, in ticks.
+func (sy *symbolState) syntheticPast(c *candle, r *rand.Rand) []candleBar {
+	start := c.cur.start
+	sigma := 0.002 * math.Sqrt(float64(c.cur.end-c.cur.start)/60e6)
+	tick := float64(sy.tickE8)
+	round := func(v float64) int64 { return max(sy.tickE8, int64(math.Round(v/tick))*sy.tickE8) }
+	closePx := float64(c.cur.open)
+	var bars []candleBar
+	for range syntheticBars {
+		if start <= binanceLaunch {
+			break
+		}
+		s, e := barBounds(c.interval, c.utc8, start-1)
+		open := closePx * math.Exp(r.NormFloat64()*sigma)
+		hi := math.Max(open, closePx) * (1 + math.Abs(r.NormFloat64())*sigma/2)
+		lo := math.Min(open, closePx) * (1 - math.Abs(r.NormFloat64())*sigma/2)
+		vol := float64(1+r.IntN(1000)) * float64(e-s) / 60e6 * 10_000 / (closePx / e8)
+		b := candleBar{start: s, end: e, open: round(open), high: round(hi), low: round(lo), close: round(closePx),
+			volume: vol, quoteVolume: vol * closePx / e8, count: 1 + r.Int64N(int64(1+vol)), first: -1, last: -1}
+		b.takerBase, b.takerQuote = b.volume/2, b.quoteVolume/2
+		b.high, b.low = max(b.high, b.open, b.close), min(b.low, b.open, b.close)
+		bars = append(bars, b)
+		closePx, start = open, s
+	}
+	slices.Reverse(bars)
+	return bars
 }

@@ -66,6 +66,7 @@ type aggTrade struct {
 type bookDiff struct {
 	first, last int64           // update ids; first == 0 means empty
 	prev        int64           // last of the previous non-empty period (USD-M's pu)
+	skip        bool            // this period's event is withheld (InjectGap)
 	bids, asks  map[int64]int64 // px ticks -> qty e8
 }
 
@@ -89,7 +90,7 @@ func (d *bookDiff) reset() {
 	if d.first != 0 {
 		d.prev = d.last
 	}
-	d.first, d.last = 0, 0
+	d.first, d.last, d.skip = 0, 0, false
 	clear(d.bids)
 	clear(d.asks)
 }
@@ -117,6 +118,9 @@ type symbolState struct {
 	aggs       []aggTrade
 	tick       bookDiff
 	topChanged bool
+	// gap holds, per depth window (the tick's first, then windows'),
+	// whether InjectGap asked to withhold its next event.
+	gap []bool
 
 	// The book changes of the current period of each of the product's
 	// depth windows, and whether the symbol traded in the current
@@ -128,14 +132,11 @@ type symbolState struct {
 	bookTime int64      // time of the last book change, µs (USD-M's T)
 	perp     *perpState // a perpetual contract's state (perpetual.go); nil on Spot
 
-	// gapPending withholds the next depth event from every depth
-	// stream (InjectGap).
-	gapPending bool
-
 	stats     stats24
 	avg       float64 // 5-minute average price, e8
 	lastTime  int64   // last trade time, µs
 	candles   map[string]*candle
+	recent    []trade  // the last trades, oldest first, at most 2*maxRecentTrades
 	candleKey []string // sorted keys of candles, for a stable order
 }
 
@@ -153,6 +154,7 @@ type market struct {
 	syms  []*symbolState
 	bySym map[string]*symbolState // by lower-case symbol
 	ticks int64
+	seed  int64   // for the synthetic kline history
 	alpha float64 // per-tick weight of the 5-minute average
 
 	// From the product: the event rules, the depth windows and whether
@@ -170,6 +172,7 @@ func newMarket(symbols []string, seed int64, tickMicros int64, nowMicros int64, 
 		events:    prod.events,
 		windows:   prod.depthWindows,
 		perpetual: prod.perpetual,
+		seed:      seed,
 	}
 	for _, name := range symbols {
 		sy := m.newSymbol(name, nowMicros)
@@ -452,6 +455,10 @@ func (sy *symbolState) record(tr trade) {
 	st.quoteVolume += base * float64(tr.px) / e8
 	st.count++
 	sy.lastTime = tr.time
+	if len(sy.recent) >= 2*maxRecentTrades {
+		sy.recent = append(sy.recent[:0], sy.recent[len(sy.recent)-maxRecentTrades+1:]...)
+	}
+	sy.recent = append(sy.recent, tr)
 	for _, k := range sy.candleKey {
 		sy.candles[k].add(tr)
 	}

@@ -2,6 +2,7 @@ package binancesim
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -51,6 +52,11 @@ type product struct {
 	// Without it a pong answers the ping whose payload it echoes and every
 	// older one.
 	anyPong bool
+
+	// weightLimit is the default of Config.RESTWeightLimit; weights gives
+	// each REST call's request weight from its query.
+	weightLimit int
+	weights     map[string]func(q url.Values) int
 }
 
 // routePrefix is a path prefix that chooses a route. private marks the
@@ -159,6 +165,8 @@ var spotProduct = product{
 	depthWindows:  []int64{periodSecond},
 	timeUnit:      true,
 	shutdownEvent: true,
+	weightLimit:   6000,
+	weights:       spotWeights,
 }
 
 // futuresProduct is Binance USD-M futures (wss://fstream.binance.com)
@@ -235,6 +243,8 @@ var futuresProduct = product{
 	depthWindows: []int64{periodDepthDefault, periodDepthSlow},
 	perpetual:    true,
 	anyPong:      true,
+	weightLimit:  2400,
+	weights:      futuresWeights,
 }
 
 // klineIntervals returns the kline intervals both products share, 1m to

@@ -11,8 +11,7 @@ import (
 
 // REST endpoints a gateway needs next to the streams: symbols, book
 // snapshots, time and ping, under the product's prefix (/api/v3 on Spot,
-// /fapi/v1 on USD-M). Request weights and REST rate limits are not
-// simulated.
+// /fapi/v1 on USD-M). Request weights and limits are in weight.go.
 
 const (
 	msgInvalidSymbol   = `{"code":-1121,"msg":"Invalid symbol."}`
@@ -31,27 +30,41 @@ const (
 var futuresDepthLimits = []int{5, 10, 20, 50, 100, 500, 1000}
 
 // serveREST serves a REST call under the product's prefix and reports
-// whether path names one.
+// whether path names one. Every call is first charged its request weight
+// ([Server.admit]), which may answer 429 or 418 instead.
 func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) bool {
 	call, ok := strings.CutPrefix(r.URL.Path, s.prod.rest)
 	if !ok {
 		return false
 	}
-	switch call {
-	case "/exchangeInfo", "/depth", "/time", "/ping":
-		s.rest.count(r.URL.Path)
-	}
+	var serve func(w http.ResponseWriter, r *http.Request)
 	switch call {
 	case "/exchangeInfo":
-		s.prod.exchangeInfo(s, w, r)
+		serve = func(w http.ResponseWriter, r *http.Request) { s.prod.exchangeInfo(s, w, r) }
 	case "/depth":
-		s.serveDepth(w, r)
+		serve = s.serveDepth
 	case "/time":
-		writeJSON(w, http.StatusOK, fmt.Appendf(nil, `{"serverTime":%d}`, s.cfg.Now().UnixMilli()))
+		serve = func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, fmt.Appendf(nil, `{"serverTime":%d}`, s.cfg.Now().UnixMilli()))
+		}
+	case "/klines":
+		serve = s.serveKlines
+	case "/trades":
+		serve = s.serveTrades
+	case "/ticker/24hr":
+		serve = s.serveTicker24
 	case "/ping":
-		writeJSON(w, http.StatusOK, []byte(`{}`))
+		serve = func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, []byte(`{}`)) }
 	default:
 		return false
+	}
+	q := r.URL.Query()
+	depthSymbol := ""
+	if call == "/depth" {
+		depthSymbol = q.Get("symbol")
+	}
+	if s.admit(w, r, r.URL.Path, s.prod.weights[call](q), depthSymbol) {
+		serve(w, r)
 	}
 	return true
 }

@@ -28,9 +28,11 @@ type Server struct {
 	nextID atomic.Uint64
 	// prod is what the product of Config.Mode does its own way.
 	prod *product
-	// rest accounts the REST calls; paused stops the market (Pause).
-	rest   *restGate
-	paused atomic.Bool
+	// gov is the REST weight accounting; clock its real clock (tests
+	// replace it before Run).
+	gov    *governor
+	clock  func() time.Time
+	paused atomic.Bool // Pause: the generator does not tick
 
 	mu         sync.Mutex      // guards the following
 	clients    []*clientRecord // every accepted connection, in accept order
@@ -55,8 +57,9 @@ func New(cfg Config) (*Server, error) {
 		log:      cfg.Logger.With("component", "binancesim", "mode", string(cfg.Mode)),
 		reg:      newRegistry(),
 		prod:     prod,
-		rest:     newRESTGate(),
 		attempts: map[string][]time.Time{},
+		gov:      newGovernor(),
+		clock:    time.Now,
 	}
 	s.mkt = newMarket(cfg.Symbols, cfg.Seed, cfg.TickInterval.Microseconds(), cfg.Now().UnixMicro(), prod)
 	return s, nil
@@ -170,41 +173,34 @@ func (s *Server) generate(ctx context.Context) {
 // phase i%phases) one step and pushes their due events; the market-wide
 // streams go with phase 0, and the last phase ends the tick.
 func (s *Server) tick(phase, phases int) {
-	// Paused, the symbols stand still and only the diff-depth events
-	// still owed for changes made before the pause go out, when their
-	// period ends.
-	paused := s.paused.Load()
 	m := s.mkt
 	now := s.cfg.Now().UnixMicro()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if s.paused.Load() {
+		return
+	}
 	if phase == 0 {
 		m.ticks++
 	}
 	for i, sy := range m.syms {
-		switch {
-		case i%phases != phase:
-		case paused:
-			sy.tick.reset() // pushed on the tick that made it
-		default:
+		if i%phases == phase {
 			sy.step(m.rng, now, m.alpha)
-			sy.withholdGap()
+			sy.armGap(m)
 		}
 	}
 	s.reg.mu.RLock()
 	for key, ss := range s.reg.bySym {
 		var sy *symbolState // nil for the market-wide streams
 		if key == marketWide {
-			if phase != 0 || paused {
+			if phase != 0 {
 				continue
 			}
 		} else if sy = m.bySym[key]; sy == nil || sy.index%phases != phase {
 			continue // well-formed stream of an unknown symbol: silent
 		}
 		for _, sub := range ss.streams {
-			if !paused || sub.spec.kind == kindDiffDepth {
-				m.emit(sy, sub, now)
-			}
+			m.emit(sy, sub, now)
 		}
 	}
 	s.reg.mu.RUnlock()
@@ -224,11 +220,11 @@ func (s *Server) knownSymbol(lower string) bool {
 }
 
 // Handler returns the http.Handler serving the WebSocket endpoints and the
-// REST endpoints. Spot: /ws, /ws/<streams>, /stream?streams=,
-// /api/v3/exchangeInfo, /api/v3/depth, /api/v3/time and /api/v3/ping.
-// Futures: the same WebSocket forms under /public and /market (and
-// unrouted, served like /public), /fapi/v1/exchangeInfo, /fapi/v1/depth,
-// /fapi/v1/time and /fapi/v1/ping; /private is refused. Every other path
+// REST endpoints. Spot: /ws, /ws/<streams>, /stream?streams=, and
+// /api/v3/ exchangeInfo, depth, klines, trades, ticker/24hr, time and
+// ping. Futures: the same WebSocket forms under /public and /market (and
+// unrouted, served like /public), and the same REST calls under
+// /fapi/v1/; /private is refused. Every other path
 // is HTTP 404.
 // Market data is generated only while [Server.Run] is active; without Run
 // the handler still answers every method and REST call, the market stands

@@ -109,9 +109,13 @@ func (s *Server) OpenConnections() int {
 }
 
 // Violations returns the sum of [ClientStats.Violations] over every client
-// plus the refused handshakes ([Server.Rejections]).
+// plus the refused handshakes ([Server.Rejections]), plus, with
+// [Config.StrictBook], [RESTStats.Violations].
 func (s *Server) Violations() int {
 	n := s.Rejections()
+	if s.cfg.StrictBook {
+		n += s.RESTStats().Violations
+	}
 	for _, c := range s.Clients() {
 		n += c.Violations()
 	}
