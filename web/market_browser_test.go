@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -215,13 +216,11 @@ func TestBrowserMarketDemo(t *testing.T) {
 	poll("book rows", `document.querySelectorAll('#bids .lvl:not([hidden])').length >= 20 && document.querySelectorAll('#asks .lvl:not([hidden])').length >= 20`)
 	poll("book updates", `window.mgBook.stats.updates >= 3`)
 	var top struct {
-		Bid, Ask   string
-		BidW, AskW string
-		Stale      bool
+		Bid, Ask string
+		Stale    bool
 	}
 	if err := json.Unmarshal([]byte(browsertest.Eval[string](br, `JSON.stringify({
 		Bid: document.querySelector('#bids .lvl span').textContent, Ask: document.querySelector('#asks .lvl span').textContent,
-		BidW: document.querySelector('#bids .lvl').style.getPropertyValue('--w'), AskW: document.querySelector('#asks .lvl').style.getPropertyValue('--w'),
 		Stale: !document.getElementById('bookstale').hidden })`)), &top); err != nil {
 		t.Fatal(err)
 	}
@@ -231,8 +230,24 @@ func TestBrowserMarketDemo(t *testing.T) {
 	if !(bid > 0 && bid < ask) {
 		t.Errorf("best bid %q, best ask %q; want 0 < bid < ask", top.Bid, top.Ask)
 	}
-	if top.BidW == "" || top.BidW == "0.0%" || top.AskW == "" || top.AskW == "0.0%" {
-		t.Errorf("depth bars of the best levels: bid %q ask %q; want widths", top.BidW, top.AskW)
+	// Depth bars are cumulative: they widen from the best level outwards,
+	// and the deepest row of the deeper side spans the row.
+	var widths struct{ Bids, Asks []float64 }
+	if err := json.Unmarshal([]byte(browsertest.Eval[string](br, `JSON.stringify(Object.fromEntries(['Bids', 'Asks'].map((s) =>
+		[s, [...document.querySelectorAll('#' + s.toLowerCase() + ' .lvl:not([hidden])')].map((r) => parseFloat(r.style.getPropertyValue('--w')) || 0)])))`)), &widths); err != nil {
+		t.Fatal(err)
+	}
+	widest := 0.0
+	for _, side := range [][]float64{widths.Bids, widths.Asks} {
+		if !slices.IsSorted(side) {
+			t.Errorf("depth bars %v; want them widening from the best level", side)
+		}
+		if len(side) > 0 {
+			widest = max(widest, side[len(side)-1])
+		}
+	}
+	if widest != 100 {
+		t.Errorf("widest depth bar %.1f%%; want 100%% (bids %v, asks %v)", widest, widths.Bids, widths.Asks)
 	}
 	if top.Stale {
 		t.Error("a live book is marked stale")
