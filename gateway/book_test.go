@@ -43,7 +43,7 @@ func followBook(t *testing.T, addr, key string, f *booktest.Follower) func(done 
 // the updates always continue the book.
 func TestBookThroughGaps(t *testing.T) {
 	const key, rounds = "binance:btcusdt@book", 3
-	sim, simAddr := startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT", "ETHUSDT"}, TickInterval: 20 * time.Millisecond, Seed: 7})
+	sim, simAddr := startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT", "ETHUSDT"}, TickInterval: 20 * time.Millisecond, Seed: 7, StrictBook: true})
 	addr := startGateway(t, simAddr, Config{})
 	f := &booktest.Follower{}
 	pump := followBook(t, addr, key, f)
@@ -66,8 +66,12 @@ func TestBookThroughGaps(t *testing.T) {
 	if snaps != rounds || gaps != rounds-1 {
 		t.Errorf("%d snapshots, %d flagged gap; want %d and %d", snaps, gaps, rounds, rounds-1)
 	}
-	if n := sim.RESTStats().Requests["/api/v3/depth"]; n != rounds {
+	st := sim.RESTStats()
+	if n := st.Requests["/api/v3/depth"]; n != rounds {
 		t.Errorf("%d depth snapshots asked of the exchange; want %d, one per sync", n, rounds)
+	}
+	if st.Violations != 0 {
+		t.Errorf("the simulator saw %d breaches of the book procedure: %+v", st.Violations, st)
 	}
 }
 
