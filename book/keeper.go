@@ -104,6 +104,11 @@ func (k *keeper) resyncLocked(reason string) {
 	if !k.syncing {
 		k.syncing, k.since = true, time.Now()
 	}
+	k.kickLocked()
+}
+
+// kickLocked asks the keeper's goroutine to sync.
+func (k *keeper) kickLocked() {
 	select {
 	case k.kick <- struct{}{}:
 	default:
@@ -142,6 +147,9 @@ func (k *keeper) onDiff(ctx context.Context, msg hub.Message) {
 			k.resyncLocked("buffer full")
 		}
 		k.buf = append(k.buf, d)
+		if len(k.buf) == 1 {
+			k.kickLocked() // the stream flows: the snapshot may be fetched
+		}
 		return
 	}
 	if !k.applyLocked(d) {
@@ -349,8 +357,10 @@ func (k *keeper) flush(ctx context.Context) {
 // sync fetches a snapshot and makes the book from it and the diffs
 // buffered meanwhile.
 func (k *keeper) sync(ctx context.Context) error {
+	// Binance's procedure: the diffs are buffered before the snapshot is
+	// asked for, so the snapshot waits for the first of them.
 	k.mu.Lock()
-	need := k.syncing
+	need := k.syncing && len(k.buf) > 0
 	k.mu.Unlock()
 	if !need {
 		return nil

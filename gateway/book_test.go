@@ -43,7 +43,7 @@ func followBook(t *testing.T, addr, key string, f *booktest.Follower) func(done 
 // the updates always continue the book.
 func TestBookThroughGaps(t *testing.T) {
 	const key, rounds = "binance:btcusdt@book", 3
-	sim, simAddr := startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT", "ETHUSDT"}, TickInterval: 20 * time.Millisecond, Seed: 7})
+	sim, simAddr := startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT", "ETHUSDT"}, TickInterval: 20 * time.Millisecond, Seed: 7, StrictBook: true})
 	addr := startGateway(t, simAddr, Config{})
 	f := &booktest.Follower{}
 	pump := followBook(t, addr, key, f)
@@ -66,8 +66,12 @@ func TestBookThroughGaps(t *testing.T) {
 	if snaps != rounds || gaps != rounds-1 {
 		t.Errorf("%d snapshots, %d flagged gap; want %d and %d", snaps, gaps, rounds, rounds-1)
 	}
-	if n := sim.RESTStats().Requests["/api/v3/depth"]; n != rounds {
+	st := sim.RESTStats()
+	if n := st.Requests["/api/v3/depth"]; n != rounds {
 		t.Errorf("%d depth snapshots asked of the exchange; want %d, one per sync", n, rounds)
+	}
+	if st.Violations != 0 {
+		t.Errorf("the simulator saw %d breaches of the book procedure: %+v", st.Violations, st)
 	}
 }
 
@@ -139,4 +143,38 @@ func BenchmarkBookLatency(b *testing.B) {
 	b.ReportMetric(pct(bookLat, 0.5), "book-p50-ms")
 	b.ReportMetric(pct(bookLat, 0.99), "book-p99-ms")
 	b.ReportMetric(0, "ns/op")
+}
+
+// TestBookDuringBan: the exchange bans the IP (418) just as a book needs
+// a new snapshot. Subscribers are told the book is stale, no REST call at
+// all reaches the exchange until the ban's Retry-After has passed, and
+// then the book comes back with a snapshot flagged gap.
+func TestBookDuringBan(t *testing.T) {
+	const key, ban = "binance:btcusdt@book@20", 3 * time.Second
+	sim, simAddr := startSim(t, binancesim.Config{Symbols: []string{"BTCUSDT"}, TickInterval: 20 * time.Millisecond, Seed: 5})
+	addr := startGateway(t, simAddr, Config{})
+	f := &booktest.Follower{}
+	pump := followBook(t, addr, key, f)
+	pump(func() bool { _, _, updates, _ := f.Counts(); return updates > 5 })
+	sim.Ban(ban)
+	bannedAt := time.Now()
+	sim.InjectGap("BTCUSDT")
+	pump(func() bool { _, _, _, stale := f.Counts(); return stale > 0 })
+	during := sim.RESTStats()
+	pump(func() bool { _, gaps, _, _ := f.Counts(); return gaps > 0 })
+	back := time.Since(bannedAt)
+	after := sim.RESTStats()
+	if during.Status418 != 1 || during.Requests["/api/v3/depth"] != 2 {
+		t.Errorf("during the ban: %d depth calls, %d answered 418; want 2 (the first sync's and one refused) and 1", during.Requests["/api/v3/depth"], during.Status418)
+	}
+	if after.Status418 != 1 || after.DuringBackoff != 0 {
+		t.Errorf("after the ban: %d answered 418, %d calls inside a Retry-After; want 1 and 0", after.Status418, after.DuringBackoff)
+	}
+	if back < ban {
+		t.Errorf("the book came back %v after the ban began; not before the ban's %v", back, ban)
+	}
+	if b := f.Broken(); len(b) > 0 {
+		t.Errorf("contract broken: %v", b)
+	}
+	t.Logf("stale during the ban; book back %v after it began", back.Round(time.Millisecond))
 }

@@ -235,7 +235,7 @@ func New(cfg Config) (g *Gateway, err error) {
 	}
 	if len(rests) > 0 {
 		g.market, err = market.New(market.Config{Exchanges: rests, AllowedOrigins: cfg.AllowedOrigins, Books: books,
-			Logger: log.With("component", "market")})
+			Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("market: %w", err)
 		}
