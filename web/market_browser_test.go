@@ -319,9 +319,9 @@ func TestBrowserMarketDemo(t *testing.T) {
 	br.NoErrors()
 	switch {
 	case !rest:
-		t.Skip("the gateway serves no market REST (/api/v1/market/binance/symbols is 404): the page was checked without /symbols, /klines and /depth")
+		t.Error("the gateway serves no market REST (/api/v1/market/binance/symbols is not 200): the page was checked without /symbols, /klines and /depth")
 	case !klines:
-		t.Skip("/api/v1/market/binance/klines does not answer 200: the page was checked without candle history")
+		t.Error("/api/v1/market/binance/klines does not answer 200: the page was checked without candle history")
 	}
 }
 

@@ -80,7 +80,7 @@ func TestBrowserPages(t *testing.T) {
 		chromedp.Navigate("http://"+addr+"/"))
 	market.Poll(10*time.Second, "the market page to load", `window.marketReady === true`, marketState)
 	market.Poll(10*time.Second, "live trades", `window.marketPage.trades >= 3 && document.querySelectorAll('#tape tr').length >= 3`, marketState)
-	market.Poll(10*time.Second, "the book and ticker", `document.querySelectorAll('#bids tr').length === 10 && document.getElementById('last').textContent !== '–'`, marketState)
+	market.Poll(10*time.Second, "the book and ticker", `document.querySelectorAll('#bids .lvl:not([hidden])').length >= 10 && document.getElementById('last').textContent !== '–'`, marketState)
 	if s := market.Text("#state"); s != "open" {
 		t.Errorf("market page state %q; want open", s)
 	}
