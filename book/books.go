@@ -232,7 +232,7 @@ func (b *Books) Unsubscribe(names []string) {
 	var pass []string
 	b.mu.Lock()
 	for _, name := range names {
-		symbol, n, isBook, err := ParseName(name)
+		symbol, _, isBook, err := ParseName(name)
 		if !isBook {
 			if b.raw[name] {
 				delete(b.raw, name)
@@ -246,10 +246,7 @@ func (b *Books) Unsubscribe(names []string) {
 		if err != nil || k == nil {
 			continue
 		}
-		if n == 0 {
-			n = b.cfg.Depth
-		}
-		if k.removeView(b.ctx, n) {
+		if k.removeView(b.ctx, b.name+":"+name) {
 			continue
 		}
 		k.cancel()

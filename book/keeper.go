@@ -66,7 +66,7 @@ type keeper struct {
 	done   chan struct{}
 
 	mu       sync.Mutex
-	views    map[int]*view
+	views    map[string]*view // by stream key
 	book     *Book
 	synced   bool
 	first    bool // synced, and the next diff is the first after the snapshot
@@ -86,7 +86,7 @@ func newKeeper(x *Books, symbol string) *keeper {
 		log:   x.log.With("book", symbol),
 		kick:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
-		views: make(map[int]*view),
+		views: make(map[string]*view),
 		book:  NewBook(x.cfg.MaxLevels),
 	}
 }
@@ -276,13 +276,9 @@ func (k *keeper) stateLocked(ctx context.Context, v *view, now bool) {
 // publishLocked publishes msg with the view's next number (a state or an
 // error takes none).
 func (k *keeper) publishLocked(ctx context.Context, msg hub.Message) {
-	if !msg.State && msg.Err == "" {
-		for _, v := range k.views {
-			if v.key == msg.Stream {
-				v.seq++
-				msg.Seq = v.seq
-			}
-		}
+	if v := k.views[msg.Stream]; v != nil && !msg.State && msg.Err == "" {
+		v.seq++
+		msg.Seq = v.seq
 	}
 	if err := k.x.cfg.Publisher.Publish(ctx, msg); err != nil {
 		k.log.Debug("book publish", "err", err)
@@ -438,23 +434,23 @@ func (k *keeper) adopt(ctx context.Context, s Snapshot) (bool, error) {
 func (k *keeper) addView(ctx context.Context, key string, n int) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if _, ok := k.views[n]; ok {
+	if _, ok := k.views[key]; ok {
 		return
 	}
 	v := &view{key: key, n: n}
-	k.views[n] = v
+	k.views[key] = v
 	if k.synced {
 		k.publishSnapshotLocked(ctx, v)
 	}
 }
 
-// removeView stops publishing the top n and forgets its state; it
-// reports whether views are left.
-func (k *keeper) removeView(ctx context.Context, n int) bool {
+// removeView stops publishing the view of stream key and forgets its
+// state; it reports whether views are left.
+func (k *keeper) removeView(ctx context.Context, key string) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if v, ok := k.views[n]; ok {
-		delete(k.views, n)
+	if v, ok := k.views[key]; ok {
+		delete(k.views, key)
 		if err := k.x.cfg.Publisher.Publish(ctx, hub.Message{Stream: v.key, State: true}); err != nil {
 			k.log.Debug("book publish", "err", err)
 		}

@@ -246,7 +246,12 @@ func TestKeeper(t *testing.T) {
 			if err := h.Subscribe(ctx, key, c); err != nil {
 				t.Fatal(err)
 			}
-			b.Subscribe([]string{"sym@book@20"})
+			// The whole book (Depth 100) and its top 100 are two streams
+			// of the same depth: each gets its own view.
+			whole, top100 := &client{}, &client{}
+			h.Subscribe(ctx, "x:sym@book", whole)
+			h.Subscribe(ctx, "x:sym@book@100", top100)
+			b.Subscribe([]string{"sym@book@20", "sym@book", "sym@book@100"})
 			if !ex.subs["sym@depth@100ms"] {
 				t.Fatalf("the diff stream is not subscribed: %v", ex.subs)
 			}
@@ -308,7 +313,17 @@ func TestKeeper(t *testing.T) {
 			if got, id := late.top(); got != want || id > wantID {
 				t.Errorf("state + history at %d:\n%s\nwant at %d:\n%s", id, got, wantID, want)
 			}
-			b.Unsubscribe([]string{"sym@book@20"})
+			wantAll, _ := m.top(1000)
+			for name, cl := range map[string]*client{"sym@book": whole, "sym@book@100": top100} {
+				if got, _ := cl.top(); got != wantAll {
+					t.Errorf("%s: book differs from the model's", name)
+				}
+			}
+			b.Unsubscribe([]string{"sym@book@20", "sym@book"})
+			if !ex.subs["sym@depth@100ms"] {
+				t.Errorf("the diff stream was unsubscribed while a view is left")
+			}
+			b.Unsubscribe([]string{"sym@book@100"})
 			if ex.subs["sym@depth@100ms"] {
 				t.Errorf("the diff stream is still subscribed after the last view left")
 			}
