@@ -6,12 +6,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/binancesim/simtest"
 	"github.com/marketgate/marketgate/market"
 	"github.com/marketgate/marketgate/upstream/binance"
 )
@@ -20,51 +19,72 @@ import (
 // in exchangeInfo) compare byte for byte.
 var simNow = time.Date(2026, 12, 5, 12, 0, 30, 0, time.UTC)
 
-// counter counts the requests that reach the exchange, by path.
-type counter struct {
-	mu sync.Mutex
-	n  map[string]int
+// startSim serves the real simulator of mode on a loopback port. Its
+// market stands still (no Run, and paused), so its answers repeat
+// exactly; its REST weights, 429s and 418s run on the real clock.
+func startSim(t *testing.T, mode binancesim.Mode) (sim *binancesim.Server, base string) {
+	t.Helper()
+	return startSimWith(t, binancesim.Config{Mode: mode})
 }
 
-func (c *counter) wrap(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.mu.Lock()
-		c.n[r.URL.Path]++
-		c.mu.Unlock()
-		h.ServeHTTP(w, r)
-	})
+// startSimWith is startSim with cfg (Seed, TickInterval, Now and Logger
+// are set here).
+func startSimWith(t *testing.T, cfg binancesim.Config) (sim *binancesim.Server, base string) {
+	t.Helper()
+	cfg.Seed, cfg.TickInterval, cfg.Now, cfg.Logger = 1, time.Hour, func() time.Time { return simNow }, testLogger(t)
+	sim, err := binancesim.New(cfg)
+	if err != nil {
+		t.Fatalf("binancesim.New: %v", err)
+	}
+	sim.Pause()
+	ts := httptest.NewServer(sim.Handler())
+	t.Cleanup(ts.Close)
+	return sim, ts.URL
 }
 
-func (c *counter) get(path string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[path]
+// runSim runs the real simulator of mode (market ticking, on simNow's
+// fixed clock) until every symbol has traded, then pauses it, so that its
+// klines, trades and tickers have data and hold still.
+func runSim(t *testing.T, mode binancesim.Mode) (sim *binancesim.Server, base string) {
+	t.Helper()
+	sim, addr := simtest.Start(t, binancesim.Config{Mode: mode, Seed: 1, TickInterval: time.Millisecond, Now: func() time.Time { return simNow }, Logger: testLogger(t)})
+	trades := "/api/v3/trades?symbol="
+	if mode == binancesim.ModeFutures {
+		trades = "/fapi/v1/trades?symbol="
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, s := range []string{"BTCUSDT", "ETHUSDT"} {
+		for fromSim(t, sim, trades+s).body == "[]" {
+			if time.Now().After(deadline) {
+				t.Fatalf("the simulator made no %s trade in 5 s", s)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	sim.Pause()
+	time.Sleep(20 * time.Millisecond) // a tick under way ends
+	return sim, "http://" + addr
 }
 
-func (c *counter) total() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// requests is the number of REST calls sim answered, all paths.
+func requests(sim *binancesim.Server) int {
 	n := 0
-	for _, v := range c.n {
+	for _, v := range sim.RESTStats().Requests {
 		n += v
 	}
 	return n
 }
 
-// startSim serves the real simulator of mode on a loopback port behind a
-// request counter. Its market stands still (no Run), so its answers
-// repeat exactly.
-// TODO(helper C): count with the simulator's RESTStats once it lands.
-func startSim(t *testing.T, mode binancesim.Mode) (base string, sim http.Handler, n *counter) {
+// roomInMinute waits, when less than d is left of the wall-clock minute,
+// for the next one: the simulator counts weight in the real minute, and a
+// test that reads its used-weight header must not see it reset midway.
+func roomInMinute(t *testing.T, d time.Duration) {
 	t.Helper()
-	srv, err := binancesim.New(binancesim.Config{Mode: mode, Seed: 1, TickInterval: time.Hour, Now: func() time.Time { return simNow }, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatalf("binancesim.New: %v", err)
+	now := time.Now()
+	if next := now.Truncate(time.Minute).Add(time.Minute); next.Sub(now) < d {
+		t.Logf("waiting %v for the next minute", next.Sub(now))
+		time.Sleep(next.Sub(now) + 10*time.Millisecond)
 	}
-	n = &counter{n: map[string]int{}}
-	ts := httptest.NewServer(n.wrap(srv.Handler()))
-	t.Cleanup(ts.Close)
-	return ts.URL, srv.Handler(), n
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -134,71 +154,14 @@ func do(t *testing.T, method, url string, header ...string) answer {
 	return answer{resp.StatusCode, resp.Header, string(b)}
 }
 
-// fromSim is what the simulator itself answers to path.
-func fromSim(t *testing.T, sim http.Handler, path string) answer {
+// fromSim is what the simulator itself answers to path (from another
+// address than the gateway's, so it spends none of the gateway's weight).
+func fromSim(t *testing.T, sim *binancesim.Server, path string) answer {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	sim.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	sim.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 	return answer{rec.Code, rec.Header(), rec.Body.String()}
 }
-
-// binanceLike is a small real HTTP server that answers like Binance's
-// REST front in the ways the simulator does not yet: it sends
-// X-MBX-USED-WEIGHT-1M, and 429 or 418 with Retry-After on demand. It
-// stands in until the simulator's weights and Throttle/Ban knobs land.
-type binanceLike struct {
-	mu     sync.Mutex
-	status int    // the next answers' status: 200, 429 or 418
-	retry  string // their Retry-After
-	used   string // X-MBX-USED-WEIGHT-1M
-	calls  int
-}
-
-func startBinanceLike(t *testing.T) (*binanceLike, string) {
-	b := &binanceLike{status: http.StatusOK, used: "1"}
-	ts := httptest.NewServer(http.HandlerFunc(b.serve))
-	t.Cleanup(ts.Close)
-	return b, ts.URL
-}
-
-func (b *binanceLike) set(status int, retry, used string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.status, b.retry, b.used = status, retry, used
-}
-
-func (b *binanceLike) count() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.calls
-}
-
-func (b *binanceLike) serve(w http.ResponseWriter, r *http.Request) {
-	b.mu.Lock()
-	b.calls++
-	status, retry, used := b.status, b.retry, b.used
-	b.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	w.Header().Set("X-MBX-USED-WEIGHT-1M", used)
-	if retry != "" && status != http.StatusOK {
-		w.Header().Set("Retry-After", retry)
-	}
-	w.WriteHeader(status)
-	switch {
-	case status == http.StatusTooManyRequests:
-		io.WriteString(w, `{"code":-1003,"msg":"Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. Please use the websocket for live updates to avoid polling the API."}`)
-	case status == http.StatusTeapot:
-		io.WriteString(w, `{"code":-1003,"msg":"Way too much request weight used; IP banned until 1. Please use the websocket for live updates to avoid bans."}`)
-	case strings.HasSuffix(r.URL.Path, "/exchangeInfo"):
-		io.WriteString(w, `{"symbols":[{"symbol":"BTCUSDT","status":"TRADING"},{"symbol":"ETHUSDT","status":"TRADING"}]}`)
-	case strings.HasSuffix(r.URL.Path, "/depth"):
-		io.WriteString(w, `{"lastUpdateId":1,"bids":[["1.00","2.00"]],"asks":[["1.01","3.00"]]}`)
-	default:
-		io.WriteString(w, `{}`)
-	}
-}
-
-func spotRules() market.Rules { return binance.SpotREST }
 
 func httptestServer(t *testing.T, h http.Handler) string {
 	ts := httptest.NewServer(h)

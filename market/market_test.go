@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/market"
+	"github.com/marketgate/marketgate/upstream/binance"
 )
 
 // TestCoalescing: 200 browsers asking for one depth at once cost one
@@ -28,7 +31,7 @@ func TestCoalescing(t *testing.T) {
 		{"drop-in futures", "/binance-futures/fapi/v1/depth?symbol=BTCUSDT&limit=100", "/fapi/v1/depth", binancesim.ModeFutures},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			base, _, n := startSim(t, tc.mode)
+			sim, base := startSim(t, tc.mode)
 			spot, fut := base, ""
 			if tc.mode == binancesim.ModeFutures {
 				spot, fut = "", base
@@ -53,11 +56,12 @@ func TestCoalescing(t *testing.T) {
 					t.Fatalf("answer %d: %d %q; want 200 and answer 0's body %q", i, a.status, a.body, answers[0].body)
 				}
 			}
-			if got := n.get(tc.upstream); got != 1 {
+			up := sim.RESTStats().Requests
+			if got := up[tc.upstream]; got != 1 {
 				t.Errorf("%d browsers cost %d upstream %s requests; want 1", browsers, got, tc.upstream)
 			}
 			st := g.Stats().Exchanges[0]
-			t.Logf("%d browsers: upstream %v; coalesced %d, cache hits %d, misses %d", browsers, n.n, st.Coalesced, st.CacheHits, st.CacheMisses)
+			t.Logf("%d browsers: upstream %v; coalesced %d, cache hits %d, misses %d", browsers, up, st.Coalesced, st.CacheHits, st.CacheMisses)
 			if st.CacheHits+st.CacheMisses != browsers || st.Coalesced > st.CacheMisses {
 				t.Errorf("hits %d + misses %d != %d, or coalesced %d > misses", st.CacheHits, st.CacheMisses, browsers, st.Coalesced)
 			}
@@ -66,14 +70,16 @@ func TestCoalescing(t *testing.T) {
 }
 
 // TestDropInEqualsSimulator: the drop-in answers exactly what the
-// exchange answers, errors included, and time and ping in its shape.
+// exchange answers, errors included, and time and ping in its shape. The
+// simulators have traded for a while, then pause so that their answers
+// (the open candle, the ticker, the recent trades) hold still.
 func TestDropInEqualsSimulator(t *testing.T) {
-	spotBase, spotSim, _ := startSim(t, binancesim.ModeSpot)
-	futBase, futSim, _ := startSim(t, binancesim.ModeFutures)
+	spotSim, spotBase := runSim(t, binancesim.ModeSpot)
+	futSim, futBase := runSim(t, binancesim.ModeFutures)
 	g := startMarket(t, market.Config{}, spotBase, futBase)
 	for _, tc := range []struct {
 		name, prefix, path string
-		sim                http.Handler
+		sim                *binancesim.Server
 	}{
 		{"spot exchangeInfo", "/binance", "/api/v3/exchangeInfo", spotSim},
 		{"spot exchangeInfo symbol", "/binance", "/api/v3/exchangeInfo?symbol=BTCUSDT", spotSim},
@@ -85,15 +91,45 @@ func TestDropInEqualsSimulator(t *testing.T) {
 		{"spot depth lowercase symbol", "/binance", "/api/v3/depth?symbol=btcusdt", spotSim},
 		{"spot depth no symbol", "/binance", "/api/v3/depth", spotSim},
 		{"spot ping", "/binance", "/api/v3/ping", spotSim},
+		{"spot klines", "/binance", "/api/v3/klines?symbol=BTCUSDT&interval=1m", spotSim},
+		{"spot klines limit", "/binance", "/api/v3/klines?symbol=ETHUSDT&interval=1h&limit=3", spotSim},
+		{"spot klines range", "/binance", "/api/v3/klines?symbol=BTCUSDT&interval=5m&startTime=1796468430000&endTime=1796471430000", spotSim},
+		{"spot klines bad interval", "/binance", "/api/v3/klines?symbol=BTCUSDT&interval=7m", spotSim},
+		{"spot klines no interval", "/binance", "/api/v3/klines?symbol=BTCUSDT", spotSim},
+		{"spot klines bad limit", "/binance", "/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=1001", spotSim},
+		{"spot klines unknown symbol", "/binance", "/api/v3/klines?symbol=NOPEUSDT&interval=1m", spotSim},
+		{"spot trades", "/binance", "/api/v3/trades?symbol=BTCUSDT", spotSim},
+		{"spot trades limit", "/binance", "/api/v3/trades?symbol=ETHUSDT&limit=5", spotSim},
+		{"spot trades bad limit", "/binance", "/api/v3/trades?symbol=BTCUSDT&limit=0", spotSim},
+		{"spot trades unknown symbol", "/binance", "/api/v3/trades?symbol=NOPEUSDT", spotSim},
+		{"spot ticker symbol", "/binance", "/api/v3/ticker/24hr?symbol=BTCUSDT", spotSim},
+		{"spot ticker symbols", "/binance", `/api/v3/ticker/24hr?symbols=["BTCUSDT","ETHUSDT"]`, spotSim},
+		{"spot ticker all", "/binance", "/api/v3/ticker/24hr", spotSim},
+		{"spot ticker unknown symbol", "/binance", "/api/v3/ticker/24hr?symbol=NOPEUSDT", spotSim},
 		{"futures exchangeInfo", "/binance-futures", "/fapi/v1/exchangeInfo", futSim},
 		{"futures depth", "/binance-futures", "/fapi/v1/depth?symbol=ETHUSDT", futSim},
 		{"futures depth limit", "/binance-futures", "/fapi/v1/depth?symbol=ETHUSDT&limit=20", futSim},
 		{"futures depth bad limit", "/binance-futures", "/fapi/v1/depth?symbol=ETHUSDT&limit=7", futSim},
 		{"futures depth unknown symbol", "/binance-futures", "/fapi/v1/depth?symbol=NOPEUSDT", futSim},
 		{"futures ping", "/binance-futures", "/fapi/v1/ping", futSim},
+		{"futures klines", "/binance-futures", "/fapi/v1/klines?symbol=BTCUSDT&interval=1m", futSim},
+		{"futures klines limit", "/binance-futures", "/fapi/v1/klines?symbol=ETHUSDT&interval=4h&limit=3", futSim},
+		{"futures klines range", "/binance-futures", "/fapi/v1/klines?symbol=BTCUSDT&interval=15m&startTime=1796436030000&endTime=1796468430000", futSim},
+		{"futures klines bad interval", "/binance-futures", "/fapi/v1/klines?symbol=BTCUSDT&interval=2m", futSim},
+		{"futures klines bad limit", "/binance-futures", "/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=1501", futSim},
+		{"futures klines unknown symbol", "/binance-futures", "/fapi/v1/klines?symbol=NOPEUSDT&interval=1m", futSim},
+		{"futures trades", "/binance-futures", "/fapi/v1/trades?symbol=BTCUSDT", futSim},
+		{"futures trades limit", "/binance-futures", "/fapi/v1/trades?symbol=ETHUSDT&limit=5", futSim},
+		{"futures trades unknown symbol", "/binance-futures", "/fapi/v1/trades?symbol=NOPEUSDT", futSim},
+		{"futures ticker symbol", "/binance-futures", "/fapi/v1/ticker/24hr?symbol=BTCUSDT", futSim},
+		{"futures ticker all", "/binance-futures", "/fapi/v1/ticker/24hr", futSim},
+		{"futures ticker unknown symbol", "/binance-futures", "/fapi/v1/ticker/24hr?symbol=NOPEUSDT", futSim},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := fromSim(t, tc.sim, tc.path)
+			if want.body == "[]" {
+				t.Fatalf("the simulator answers %s with an empty list: the case compares nothing", tc.path)
+			}
 			got := get(t, g.url+tc.prefix+tc.path)
 			if got.status != want.status || got.body != want.body {
 				t.Errorf("GET %s%s = %d %.300s; want %d %.300s", tc.prefix, tc.path, got.status, got.body, want.status, want.body)
@@ -116,7 +152,7 @@ func TestDropInEqualsSimulator(t *testing.T) {
 // list in the gateway's shape, and clear errors for bad input; calls a
 // local check refuses cost no exchange request.
 func TestNative(t *testing.T) {
-	base, sim, n := startSim(t, binancesim.ModeSpot)
+	sim, base := startSim(t, binancesim.ModeSpot)
 	g := startMarket(t, market.Config{MaxQueryBytes: 100}, base, "")
 
 	syms := get(t, g.url+"/api/v1/market/binance/symbols")
@@ -144,7 +180,7 @@ func TestNative(t *testing.T) {
 	if got, want := get(t, g.url+"/api/v1/market/binance/depth?symbol=BTCUSDT&limit=10&junk=1"), fromSim(t, sim, "/api/v3/depth?symbol=BTCUSDT&limit=10"); got.body != want.body {
 		t.Errorf("native depth = %s; want %s", got.body, want.body)
 	}
-	before := n.total()
+	before := requests(sim)
 	for _, tc := range []struct {
 		name, path string
 		status     int
@@ -168,7 +204,7 @@ func TestNative(t *testing.T) {
 			}
 		})
 	}
-	if after := n.total(); after != before {
+	if after := requests(sim); after != before {
 		t.Errorf("refused calls cost %d exchange requests; want 0", after-before)
 	}
 	if a := do(t, http.MethodPost, g.url+"/binance/api/v3/depth?symbol=BTCUSDT"); a.status != http.StatusMethodNotAllowed {
@@ -182,7 +218,7 @@ func TestNative(t *testing.T) {
 // TestCORS: the allowed origins (any when none is configured), the
 // preflight, and no CORS headers for another origin.
 func TestCORS(t *testing.T) {
-	base, _, _ := startSim(t, binancesim.ModeSpot)
+	_, base := startSim(t, binancesim.ModeSpot)
 	anyOrigin := startMarket(t, market.Config{}, base, "")
 	listed := startMarket(t, market.Config{AllowedOrigins: []string{"https://app.example"}}, base, "")
 	const path = "/binance/api/v3/ping"
@@ -209,18 +245,21 @@ func TestCORS(t *testing.T) {
 
 // TestBudget: the client never spends more than its share of the limit
 // in a minute: Get waits (bounded by ctx), a browser call fails fast with
-// 503; the budget re-syncs from the used-weight header.
+// 503; the budget follows the simulator's X-MBX-USED-WEIGHT-1M when
+// another client spends weight of the same IP.
 func TestBudget(t *testing.T) {
-	b, base := startBinanceLike(t)
-	// Mid-minute and still, so the minute cannot roll during the test.
-	now := time.Date(2026, 12, 5, 12, 0, 30, 0, time.UTC)
-	clock := func() time.Time { return now }
-	m, err := market.New(market.Config{Now: clock, Logger: testLogger(t), Exchanges: []market.Exchange{{Rules: spotRules(), BaseURL: base, WeightLimit: 100, WeightShare: 0.5}}})
-	if err != nil {
-		t.Fatal(err)
+	newClient := func(base string) (*market.Market, *market.Client) {
+		m, err := market.New(market.Config{Logger: testLogger(t), Exchanges: []market.Exchange{{Rules: binance.SpotREST, BaseURL: base, WeightLimit: 100, WeightShare: 0.5}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, m.Client("binance")
 	}
-	c := m.Client("binance")
 	q := url.Values{"symbol": {"BTCUSDT"}, "limit": {"100"}} // weight 5
+	roomInMinute(t, 3*time.Second)
+
+	sim, base := startSim(t, binancesim.ModeSpot)
+	_, c := newClient(base)
 	for i := range 10 {
 		if _, err := c.Get(t.Context(), "/api/v3/depth", q); err != nil {
 			t.Fatalf("call %d within the budget of 50: %v", i, err)
@@ -231,36 +270,50 @@ func TestBudget(t *testing.T) {
 	if _, err := c.Get(ctx, "/api/v3/depth", q); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("call past the budget = %v; want it to wait until ctx ends", err)
 	}
-	if got := b.count(); got != 10 {
-		t.Errorf("exchange saw %d calls; want 10", got)
+	if got := sim.RESTStats().Requests["/api/v3/depth"]; got != 10 {
+		t.Errorf("simulator saw %d depth calls; want 10", got)
 	}
-	if st := c.Stats(); st.UsedWeight != 50 || st.Budget != 50 {
-		t.Errorf("used %d of %d; want 50 of 50", st.UsedWeight, st.Budget)
+	if st := c.Stats(); st.UsedWeight != 50 || st.Budget != 50 || st.LastUsedWeightHeader != 50 {
+		t.Errorf("used %d of %d, header %d; want 50 of 50, 50", st.UsedWeight, st.Budget, st.LastUsedWeightHeader)
 	}
 
-	// Other processes on the IP spent weight: the header says 45 after
-	// our 5, so only one more call of 5 fits.
-	b.set(http.StatusOK, "", "45")
-	m2, err := market.New(market.Config{Now: clock, Logger: testLogger(t), Exchanges: []market.Exchange{{Rules: spotRules(), BaseURL: base, WeightLimit: 100, WeightShare: 0.5}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c2 := m2.Client("binance")
+	// Another process on the IP spends 40 (two exchangeInfo of 20): the
+	// client learns it from the next answer's header, 5 + 40 + 5, and
+	// only one more call of 5 fits.
+	sim2, base2 := startSim(t, binancesim.ModeSpot)
+	m2, c2 := newClient(base2)
 	if _, err := c2.Get(t.Context(), "/api/v3/depth", q); err != nil {
 		t.Fatal(err)
 	}
-	if st := c2.Stats(); st.UsedWeight != 45 || st.LastUsedWeightHeader != 45 {
-		t.Errorf("after a header of 45: used %d, header %d; want 45, 45", st.UsedWeight, st.LastUsedWeightHeader)
+	for range 2 {
+		if a := get(t, base2+"/api/v3/exchangeInfo"); a.status != 200 {
+			t.Fatalf("the other client's exchangeInfo = %d %.200s", a.status, a.body)
+		}
+	}
+	if st := c2.Stats(); st.UsedWeight != 5 {
+		t.Errorf("before the next answer: used %d; want 5", st.UsedWeight)
 	}
 	if _, err := c2.Get(t.Context(), "/api/v3/depth", q); err != nil {
-		t.Fatalf("the call that fits: %v", err)
+		t.Fatal(err)
+	}
+	if st := c2.Stats(); st.UsedWeight != 50 || st.LastUsedWeightHeader != 50 {
+		t.Errorf("after a header of 50: used %d, header %d; want 50, 50", st.UsedWeight, st.LastUsedWeightHeader)
+	}
+	if w := sim2.RESTStats().Weight; w != 50 {
+		t.Errorf("simulator charged %d; want 50", w)
 	}
 	// A browser's call now fails fast: 503 with Retry-After until the
-	// minute ends.
+	// minute ends, and the simulator sees nothing.
 	g2 := httptestServer(t, m2.Handler())
-	a := get(t, g2+"/api/v1/market/binance/depth?symbol=ETHUSDT")
-	if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "30" {
-		t.Errorf("browser call past the budget = %d Retry-After %q %s; want 503, 30", a.status, a.header.Get("Retry-After"), a.body)
+	before := requests(sim2)
+	left := time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)).Seconds()
+	a := get(t, g2+"/api/v1/market/binance/depth?symbol=BTCUSDT")
+	if ra, _ := strconv.Atoi(a.header.Get("Retry-After")); a.status != http.StatusServiceUnavailable || float64(ra) < left-1 || float64(ra) > left+1 {
+		t.Errorf("browser call past the budget = %d Retry-After %q %s; want 503, about %.0f", a.status, a.header.Get("Retry-After"), a.body, left)
+	}
+	// The symbol check's exchangeInfo (weight 20) does not fit either.
+	if got := requests(sim2); got != before {
+		t.Errorf("a call past the budget reached the simulator (%d requests)", got-before)
 	}
 	if st := c2.Stats(); st.Rejected == 0 || st.Unavailable != 1 {
 		t.Errorf("rejected %d, unavailable %d; want >0, 1", st.Rejected, st.Unavailable)
@@ -268,22 +321,32 @@ func TestBudget(t *testing.T) {
 }
 
 // TestStop: a 429 or 418 stops every call to the exchange for its
-// Retry-After: no request is sent meanwhile, browsers get the cached
-// answer (Age, X-Cache: stale) or 503 with Retry-After, Get fails with a
-// BannedError; after it calls go again.
+// Retry-After: no request is sent meanwhile (the simulator counts none,
+// and no call during a Retry-After), browsers get the cached answer (Age,
+// X-Cache: stale) or 503 with Retry-After, Get fails with a BannedError;
+// after it calls go again.
 func TestStop(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
+		limit  int                      // the simulator's RESTWeightLimit
+		stop   func(*binancesim.Server) // stops the next calls; nil: the weight limit does
 		status int
+		// waitOut: the stop ends within the test (Throttle and Ban);
+		// the over-the-limit 429 lasts until the wall-clock minute ends.
+		waitOut bool
 	}{
-		{"429", http.StatusTooManyRequests},
-		{"418", http.StatusTeapot},
+		{"429 throttle", 0, func(s *binancesim.Server) { s.Throttle(2 * time.Second) }, http.StatusTooManyRequests, true},
+		{"418 ban", 0, func(s *binancesim.Server) { s.Ban(2 * time.Second) }, http.StatusTeapot, true},
+		// Priming spends exchangeInfo 20 + depth 5 = 25; the next depth
+		// goes over.
+		{"429 over the limit", 25, nil, http.StatusTooManyRequests, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, base := startBinanceLike(t)
+			roomInMinute(t, 3*time.Second)
+			sim, base := startSimWith(t, binancesim.Config{RESTWeightLimit: tc.limit})
 			m, err := market.New(market.Config{
 				Logger: testLogger(t), TTL: map[market.Endpoint]time.Duration{market.EndpointDepth: time.Millisecond},
-				Exchanges: []market.Exchange{{Rules: spotRules(), BaseURL: base}},
+				Exchanges: []market.Exchange{{Rules: binance.SpotREST, BaseURL: base}},
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -294,38 +357,69 @@ func TestStop(t *testing.T) {
 				t.Fatalf("priming = %d %v", a.status, a.header)
 			}
 			time.Sleep(5 * time.Millisecond) // past the depth TTL
-			b.set(tc.status, "2", "10")
+			if tc.stop != nil {
+				tc.stop(sim)
+			}
 			a := get(t, cached)
 			if a.status != 200 || a.header.Get("X-Cache") != "stale" || a.header.Get("Age") == "" {
 				t.Errorf("during the stop, a cached call = %d X-Cache %q Age %q; want 200 stale with Age", a.status, a.header.Get("X-Cache"), a.header.Get("Age"))
 			}
+			st := sim.RESTStats()
+			if got := st.Status429 + st.Status418; got != 1 || (tc.status == http.StatusTeapot) != (st.Status418 == 1) {
+				t.Fatalf("simulator answered %d 429s and %d 418s; want one %d", st.Status429, st.Status418, tc.status)
+			}
 			stoppedAt := time.Now()
-			calls := b.count()
+			want := m.Stats().Exchanges[0]
+			if !want.Stopped {
+				t.Fatalf("client not stopped after a %d: %+v", tc.status, want)
+			}
+			// The stop lasts as the simulator said: 2 s, or until its
+			// minute ends (Retry-After is whole seconds, rounded up, so
+			// the client's stop may end up to a second later).
+			end := stoppedAt.Add(2 * time.Second)
+			if !tc.waitOut {
+				end = stoppedAt.Truncate(time.Minute).Add(time.Minute)
+			}
+			calls := requests(sim)
 			a = get(t, g+"/binance/api/v3/depth?symbol=ETHUSDT")
-			if ra, _ := strconv.Atoi(a.header.Get("Retry-After")); a.status != 503 || ra < 1 || ra > 2 {
-				t.Errorf("during the stop, an uncached call = %d Retry-After %q; want 503, 1..2", a.status, a.header.Get("Retry-After"))
+			if ra, _ := strconv.Atoi(a.header.Get("Retry-After")); a.status != 503 || float64(ra) < time.Until(end).Seconds()-1 || float64(ra) > time.Until(end).Seconds()+2 {
+				t.Errorf("during the stop, an uncached call = %d Retry-After %q; want 503, about %.1f", a.status, a.header.Get("Retry-After"), time.Until(end).Seconds())
 			}
 			_, err = m.Client("binance").Get(t.Context(), "/api/v3/depth", url.Values{"symbol": {"ETHUSDT"}})
 			var be *market.BannedError
-			if !errors.As(err, &be) || !errors.Is(err, market.ErrBanned) || be.Status != tc.status || be.Until.Before(stoppedAt) {
-				t.Errorf("Get during the stop = %v; want a BannedError of %d", err, tc.status)
+			if !errors.As(err, &be) || !errors.Is(err, market.ErrBanned) || be.Status != tc.status || be.Until.Before(end.Add(-time.Second)) {
+				t.Errorf("Get during the stop = %v; want a BannedError of %d until about %v", err, tc.status, end)
 			}
-			for time.Since(stoppedAt) < 1900*time.Millisecond {
+			hammer := 1900 * time.Millisecond
+			if !tc.waitOut {
+				hammer = 500 * time.Millisecond
+			}
+			for time.Since(stoppedAt) < hammer {
 				get(t, cached)
 				get(t, g+"/api/v1/market/binance/depth?symbol=ETHUSDT&limit=5")
-				time.Sleep(100 * time.Millisecond)
+				time.Sleep(50 * time.Millisecond)
 			}
-			if got := b.count(); got != calls {
-				t.Errorf("%d requests sent during the stop; want 0", got-calls)
+			if got := requests(sim); got != calls {
+				t.Errorf("%d requests reached the simulator during the stop; want 0", got-calls)
 			}
-			b.set(http.StatusOK, "", "1")
-			time.Sleep(time.Until(stoppedAt.Add(2100 * time.Millisecond)))
-			if a := get(t, g+"/binance/api/v3/depth?symbol=ETHUSDT"); a.status != 200 || a.header.Get("X-Cache") != "miss" {
-				t.Errorf("after the stop = %d X-Cache %q; want 200 miss", a.status, a.header.Get("X-Cache"))
+			if st := sim.RESTStats(); st.DuringBackoff != 0 || st.Status418 != 0 && tc.status != http.StatusTeapot {
+				t.Errorf("simulator: %d calls during a Retry-After, %d 418s; want 0, 0", st.DuringBackoff, st.Status418)
 			}
-			st := m.Stats().Exchanges[0]
-			if st.Stops429+st.Stops418 != 1 || st.CacheStale == 0 {
-				t.Errorf("stats %+v; want one stop and stale answers", st)
+			if tc.waitOut {
+				time.Sleep(time.Until(stoppedAt.Add(2100 * time.Millisecond)))
+				if a := get(t, g+"/binance/api/v3/depth?symbol=ETHUSDT"); a.status != 200 || a.header.Get("X-Cache") != "miss" {
+					t.Errorf("after the stop = %d X-Cache %q %.200s; want 200 miss", a.status, a.header.Get("X-Cache"), a.body)
+				}
+				if got := requests(sim); got != calls+1 {
+					t.Errorf("after the stop, %d requests reached the simulator; want 1", got-calls)
+				}
+			}
+			if st := sim.RESTStats(); st.DuringBackoff != 0 {
+				t.Errorf("simulator counted %d calls during a Retry-After; want 0", st.DuringBackoff)
+			}
+			st2 := m.Stats().Exchanges[0]
+			if st2.Stops429+st2.Stops418 != 1 || st2.CacheStale == 0 {
+				t.Errorf("stats %+v; want one stop and stale answers", st2)
 			}
 		})
 	}
@@ -345,46 +439,67 @@ func (b *books) Depth(_ context.Context, exchange, symbol string, limit int) ([]
 // TestBooks: depth of a kept book costs no exchange request; of another
 // symbol it goes to the exchange.
 func TestBooks(t *testing.T) {
-	base, _, n := startSim(t, binancesim.ModeSpot)
+	sim, base := startSim(t, binancesim.ModeSpot)
+	depths := func() int { return sim.RESTStats().Requests["/api/v3/depth"] }
 	bk := &books{}
 	g := startMarket(t, market.Config{Books: bk}, base, "")
 	a := get(t, g.url+"/api/v1/market/binance/depth?symbol=BTCUSDT&limit=20")
-	if a.status != 200 || !strings.Contains(a.body, `"lastUpdateId":7`) || n.get("/api/v3/depth") != 0 {
-		t.Errorf("kept book's depth = %d %s, %d exchange calls; want the book's, 0", a.status, a.body, n.get("/api/v3/depth"))
+	if a.status != 200 || !strings.Contains(a.body, `"lastUpdateId":7`) || depths() != 0 {
+		t.Errorf("kept book's depth = %d %s, %d exchange calls; want the book's, 0", a.status, a.body, depths())
 	}
 	a = get(t, g.url+"/binance/api/v3/depth?symbol=ETHUSDT")
-	if a.status != 200 || n.get("/api/v3/depth") != 1 {
-		t.Errorf("unkept book's depth = %d, %d exchange calls; want 200, 1", a.status, n.get("/api/v3/depth"))
+	if a.status != 200 || depths() != 1 {
+		t.Errorf("unkept book's depth = %d, %d exchange calls; want 200, 1", a.status, depths())
 	}
 }
 
-// TestBackoff: after a 5xx the client pauses briefly: a browser call gets
-// the cached answer or 503 at once, Get waits and then goes.
+// TestBackoff: after a failed exchange call (here the simulator's port
+// refusing connections, the failure a real simulator can give) the
+// client pauses briefly: a browser call gets the cached answer or 503 at
+// once without a request, Get waits and then goes.
 func TestBackoff(t *testing.T) {
-	b, base := startBinanceLike(t)
-	m, err := market.New(market.Config{Logger: testLogger(t), Exchanges: []market.Exchange{{Rules: spotRules(), BaseURL: base}}})
+	sim, err := binancesim.New(binancesim.Config{Seed: 1, TickInterval: time.Hour, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(sim.Handler())
+	addr := ts.Listener.Addr().String()
+	m, err := market.New(market.Config{Logger: testLogger(t), TTL: map[market.Endpoint]time.Duration{market.EndpointDepth: time.Millisecond}, Exchanges: []market.Exchange{{Rules: binance.SpotREST, BaseURL: ts.URL}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := httptestServer(t, m.Handler())
 	get(t, g+"/binance/api/v3/exchangeInfo")
-	b.set(http.StatusInternalServerError, "", "1")
-	if a := get(t, g+"/binance/api/v3/depth?symbol=BTCUSDT"); a.status != 500 {
-		t.Errorf("a 5xx = %d; want it passed through", a.status)
+	get(t, g+"/binance/api/v3/depth?symbol=BTCUSDT")
+	ts.Close() // the exchange goes away
+	time.Sleep(5 * time.Millisecond)
+	if a := get(t, g+"/binance/api/v3/depth?symbol=BTCUSDT"); a.status != 200 || a.header.Get("X-Cache") != "stale" {
+		t.Errorf("a failed call with a cached answer = %d X-Cache %q; want 200 stale", a.status, a.header.Get("X-Cache"))
 	}
-	calls := b.count()
+
+	// The exchange is back on the same address; the backoff still runs.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	ts2 := &httptest.Server{Listener: ln, Config: &http.Server{Handler: sim.Handler()}}
+	ts2.Start()
+	t.Cleanup(ts2.Close)
+	calls := requests(sim)
 	if a := get(t, g+"/binance/api/v3/depth?symbol=ETHUSDT"); a.status != 503 || a.header.Get("Retry-After") != "1" {
 		t.Errorf("during the backoff = %d Retry-After %q; want 503, 1", a.status, a.header.Get("Retry-After"))
 	}
-	if b.count() != calls {
+	if requests(sim) != calls {
 		t.Errorf("a call was sent during the backoff")
 	}
-	b.set(http.StatusOK, "", "1")
 	start := time.Now()
 	if _, err := m.Client("binance").Get(t.Context(), "/api/v3/depth", url.Values{"symbol": {"ETHUSDT"}}); err != nil {
 		t.Fatalf("Get after the backoff: %v", err)
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("Get waited %v; want about 250ms", d)
+	}
+	if got := requests(sim); got != calls+1 {
+		t.Errorf("Get after the backoff made %d requests; want 1", got-calls)
 	}
 }
