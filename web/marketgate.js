@@ -54,6 +54,18 @@ function report(err) {
   setTimeout(() => { throw err; }, 0);
 }
 
+// callAll calls every listener of a set with arg; one that throws is
+// reported and the others still run. The set may change meanwhile.
+function callAll(listeners, arg) {
+  for (const fn of [...listeners]) {
+    try {
+      fn(arg);
+    } catch (e) {
+      report(e);
+    }
+  }
+}
+
 export class MarketgateClient {
   #url;
   #opts;
@@ -781,13 +793,7 @@ export class MarketgateClient {
   }
 
   #emit(event, arg) {
-    for (const fn of [...this.#listeners[event]]) {
-      try {
-        fn(arg);
-      } catch (e) {
-        report(e);
-      }
-    }
+    callAll(this.#listeners[event], arg);
   }
 }
 
@@ -1138,12 +1144,6 @@ export class OrderBook {
   }
 
   #emit(event, arg) {
-    for (const fn of [...this.#listeners[event]]) {
-      try {
-        fn(arg);
-      } catch (e) {
-        report(e);
-      }
-    }
+    callAll(this.#listeners[event], arg);
   }
 }
