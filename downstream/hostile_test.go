@@ -234,7 +234,7 @@ func TestUnreadRepliesAreBounded(t *testing.T) {
 			for i := 0; i < 20000 && !closed; i++ {
 				// A server that closed the connection stops reading it
 				// until its close frame is out: do not wait on that.
-				nc.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+				nc.SetWriteDeadline(time.Now().Add(2 * time.Second)) // a loaded machine reads slowly
 				if err := wsutil.WriteClientText(nc, cmd); err != nil {
 					break
 				}
@@ -256,7 +256,7 @@ func TestUnreadRepliesAreBounded(t *testing.T) {
 					}
 				}
 			}
-			waitfor.Cond(t, 5*time.Second, func() error {
+			waitfor.Cond(t, 15*time.Second, func() error {
 				if env.srv.Stats().Closed["slow_consumer"] == before {
 					return errors.New("the client was not closed as a slow consumer")
 				}
