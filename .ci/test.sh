@@ -68,4 +68,5 @@ fuzz ./upstream/binance FuzzParseFuturesStream
 fuzz ./upstream/binance FuzzParseInbound
 fuzz ./internal/jsonscan FuzzField
 fuzz ./hub FuzzDecode
+fuzz ./book FuzzKeeperDiff
 fuzz ./hub FuzzCheckData
