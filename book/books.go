@@ -6,10 +6,10 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/upstream"
@@ -137,38 +137,29 @@ func (b *Books) Carry(ex upstream.Exchange) { b.ex = ex }
 // Name implements upstream.Exchange.
 func (b *Books) Name() string { return b.name }
 
-// ParseName splits a book stream name, "<symbol>@book" or
-// "<symbol>@book@<N>", into its symbol and depth (0 for the whole kept
-// book); ok is false for any other name.
+// ParseName splits a Binance book stream name (see [Binance.ParseBook]).
 func ParseName(name string) (symbol string, n int, ok bool, err error) {
-	symbol, rest, found := strings.Cut(name, "@book")
-	if !found || symbol == "" || strings.Contains(symbol, "@") {
-		return "", 0, false, nil
-	}
-	if rest == "" {
-		return symbol, 0, true, nil
-	}
-	v, cut := strings.CutPrefix(rest, "@")
-	if !cut {
-		return "", 0, false, nil // another stream, such as @bookTicker
-	}
-	n, perr := strconv.Atoi(v)
-	if perr != nil || !slices.Contains(Views, n) {
-		return "", 0, true, fmt.Errorf("%w: want <symbol>@book or <symbol>@book@<N> with N one of %v", &upstream.ValidationError{Err: upstream.ErrInvalidStream, Value: name}, Views)
-	}
-	return symbol, n, true, nil
+	return Binance{}.ParseBook(name)
 }
 
-// IsBook reports whether key, "<exchange>:<name>", names a book stream.
-func IsBook(key string) bool {
-	_, name, ok := strings.Cut(key, ":")
-	_, _, isBook, err := ParseName(name)
-	return ok && isBook && err == nil
+// Stateful returns whether a stream key names a book stream of one of
+// the exchanges of procedures (by name): a subscriber starts from its
+// state (downstream.Config.Stateful).
+func Stateful(procedures map[string]Procedure) func(key string) bool {
+	return func(key string) bool {
+		ex, name, ok := strings.Cut(key, ":")
+		p := procedures[ex]
+		if !ok || p == nil {
+			return false
+		}
+		_, _, isBook, err := p.ParseBook(name)
+		return isBook && err == nil
+	}
 }
 
 // Validate implements upstream.Exchange.
 func (b *Books) Validate(name string) error {
-	symbol, n, isBook, err := ParseName(name)
+	symbol, n, isBook, err := b.cfg.Procedure.ParseBook(name)
 	if !isBook {
 		return b.ex.Validate(name)
 	}
@@ -187,7 +178,7 @@ func (b *Books) Subscribe(names []string) {
 	var pass []string
 	b.mu.Lock()
 	for _, name := range names {
-		symbol, n, isBook, err := ParseName(name)
+		symbol, n, isBook, err := b.cfg.Procedure.ParseBook(name)
 		if !isBook {
 			if !b.raw[name] {
 				b.raw[name] = true
@@ -232,7 +223,7 @@ func (b *Books) Unsubscribe(names []string) {
 	var pass []string
 	b.mu.Lock()
 	for _, name := range names {
-		symbol, _, isBook, err := ParseName(name)
+		symbol, _, isBook, err := b.cfg.Procedure.ParseBook(name)
 		if !isBook {
 			if b.raw[name] {
 				delete(b.raw, name)
@@ -281,6 +272,30 @@ func (b *Books) Publish(ctx context.Context, msg hub.Message) error {
 
 // Flush implements hub.Publisher.
 func (b *Books) Flush(ctx context.Context) error { return b.cfg.Publisher.Flush(ctx) }
+
+// resubscribe subscribes symbol's diff stream again, so that an exchange
+// that sends its book snapshots in the stream sends a fresh one: at once
+// unsubscribed (no linger), then subscribed a second later (after the
+// unsubscribe went out).
+func (b *Books) resubscribe(ctx context.Context, symbol string) {
+	name := b.cfg.Procedure.DiffStream(symbol)
+	now, ok := b.ex.(interface{ UnsubscribeNow(names []string) })
+	if !ok {
+		return
+	}
+	b.log.Info("book: subscribing the diff stream again for a snapshot", "stream", name)
+	now.UnsubscribeNow([]string{name})
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(time.Second):
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.keepers[symbol] != nil { // still kept (Subscribe never blocks)
+		b.ex.Subscribe([]string{name})
+	}
+}
 
 // Stats returns the books' counters.
 func (b *Books) Stats() Stats {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -93,7 +92,7 @@ func (d *Depths) Depth(ctx context.Context, exchange, symbol string, limit int) 
 	if p == nil || symbol == "" || limit <= 0 {
 		return nil, false, nil
 	}
-	key := exchange + ":" + strings.ToLower(symbol) + "@book"
+	key := exchange + ":" + p.BookName(symbol)
 	if err := d.cfg.Source.Validate(key); err != nil {
 		return nil, false, nil // the exchange answers what is wrong
 	}

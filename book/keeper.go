@@ -73,7 +73,8 @@ type keeper struct {
 	syncing  bool // a sync is wanted or running
 	since    time.Time
 	buf      []Diff
-	syncs    int // completed syncs
+	syncs    int  // completed syncs
+	resub    bool // an in-band book needs the diff stream subscribed again
 	lastTime int64
 	scratch  []Level
 	out      []byte
@@ -91,12 +92,43 @@ func newKeeper(x *Books, symbol string) *keeper {
 	}
 }
 
+// inband reports whether the exchange's diff stream sends the snapshots
+// itself (no REST snapshot).
+func (k *keeper) inband() bool {
+	path, _ := k.x.cfg.Procedure.SnapshotRequest(k.symbol, k.x.cfg.Depth)
+	return path == ""
+}
+
+// adoptInbandLocked replaces the book with a snapshot the diff stream
+// sent, and publishes every view's snapshot. k.mu is held.
+func (k *keeper) adoptInbandLocked(ctx context.Context, d Diff) {
+	k.book.Reset()
+	for _, l := range d.Bids {
+		k.book.Set(true, l[0], l[1])
+	}
+	for _, l := range d.Asks {
+		k.book.Set(false, l[0], l[1])
+	}
+	k.book.LastUpdateID = d.Last
+	if d.Time > 0 {
+		k.lastTime = d.Time
+	}
+	k.synced, k.first, k.syncing, k.resub = true, false, false, false
+	k.buf = k.buf[:0]
+	k.syncs++
+	k.x.metrics.syncs.Add(1)
+	for _, v := range k.views {
+		k.publishSnapshotLocked(ctx, v)
+	}
+}
+
 // resyncLocked discards the book and asks for a new snapshot; k.mu is
 // held.
 func (k *keeper) resyncLocked(reason string) {
 	if k.synced {
 		k.x.metrics.resyncs.Add(1)
 		k.log.Info("book resync", "reason", reason)
+		k.resub = true // an in-band snapshot comes by subscribing again
 	}
 	k.synced, k.first = false, false
 	k.book.Reset()
@@ -136,8 +168,15 @@ func (k *keeper) onDiff(ctx context.Context, msg hub.Message) {
 		k.resyncLocked("unreadable diff")
 		return
 	}
+	if d.Snapshot {
+		k.adoptInbandLocked(ctx, d)
+		return
+	}
 	if msg.Gap {
 		k.resyncLocked("events lost upstream")
+	}
+	if !k.synced && k.inband() {
+		return // the stream's next snapshot makes the book
 	}
 	if !k.synced {
 		if !k.syncing {
@@ -289,7 +328,9 @@ func (k *keeper) publishLocked(ctx context.Context, msg hub.Message) {
 func (k *keeper) run(ctx context.Context) {
 	defer close(k.done)
 	k.mu.Lock()
-	k.resyncLocked("start")
+	if !k.synced && !k.syncing { // a stream's own snapshot may have come first
+		k.resyncLocked("start")
+	}
 	k.mu.Unlock()
 	tick := time.NewTicker(stateEvery)
 	defer tick.Stop()
@@ -353,9 +394,19 @@ func (k *keeper) flush(ctx context.Context) {
 // sync fetches a snapshot and makes the book from it and the diffs
 // buffered meanwhile.
 func (k *keeper) sync(ctx context.Context) error {
+	k.mu.Lock()
+	if k.inband() {
+		// No REST: the stream sends a snapshot when subscribed (again).
+		resub := k.syncing && k.resub
+		k.resub = false
+		k.mu.Unlock()
+		if resub {
+			k.x.resubscribe(ctx, k.symbol)
+		}
+		return nil
+	}
 	// Binance's procedure: the diffs are buffered before the snapshot is
 	// asked for, so the snapshot waits for the first of them.
-	k.mu.Lock()
 	need := k.syncing && len(k.buf) > 0
 	k.mu.Unlock()
 	if !need {

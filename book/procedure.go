@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/marketgate/marketgate/upstream"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -15,11 +17,21 @@ import (
 // and its diff stream: what to subscribe, what to fetch and how to tell
 // that a diff continues the book. Implementations are immutable values.
 type Procedure interface {
+	// ParseBook reads a book stream name of the exchange, such as
+	// Binance's "<symbol>@book" and "<symbol>@book@<N>": its symbol and
+	// depth (0: the whole kept book). ok is false for any other name; err
+	// says what is wrong with a malformed book name (ok true).
+	ParseBook(name string) (symbol string, n int, ok bool, err error)
+	// BookName is the name of the whole-book stream of a symbol as the
+	// exchange's REST spells it ("BTCUSDT" → "btcusdt@book").
+	BookName(restSymbol string) string
 	// DiffStream is the exchange stream name of symbol's diffs, e.g.
 	// "btcusdt@depth@100ms"; symbol as in stream names.
 	DiffStream(symbol string) string
 	// SnapshotRequest returns the REST path and query of symbol's
-	// snapshot with limit levels a side.
+	// snapshot with limit levels a side; an empty path means the diff
+	// stream sends its snapshots itself (Diff.Snapshot), and a fresh one
+	// comes by subscribing the stream again.
 	SnapshotRequest(symbol string, limit int) (path string, q url.Values)
 	// ParseSnapshot reads a snapshot answer.
 	ParseSnapshot(body []byte) (Snapshot, error)
@@ -46,11 +58,13 @@ type Snapshot struct {
 
 // Diff is one diff event: the update ids it covers (First to Last),
 // Prev the last id of the diff before it (when the exchange says), the
-// levels it sets and its event time in Unix milliseconds.
+// levels it sets and its event time in Unix milliseconds. Snapshot marks
+// an event that carries the whole book (it replaces the book, at Last).
 type Diff struct {
 	First, Last, Prev int64
 	Bids, Asks        [][2]string
 	Time              int64
+	Snapshot          bool
 }
 
 // Binance is the procedure of Binance's spot (Futures false) and USD-M
@@ -61,6 +75,36 @@ type Binance struct {
 }
 
 var _ Procedure = Binance{}
+
+// ParseBook implements Procedure: "<symbol>@book" and
+// "<symbol>@book@<N>".
+func (Binance) ParseBook(name string) (string, int, bool, error) {
+	symbol, rest, found := strings.Cut(name, "@book")
+	if !found || symbol == "" || strings.Contains(symbol, "@") {
+		return "", 0, false, nil
+	}
+	return viewOf(name, symbol, rest, "@")
+}
+
+// viewOf reads the depth part of a book stream name: rest is what follows
+// the book word, sep what must start a depth.
+func viewOf(name, symbol, rest, sep string) (string, int, bool, error) {
+	if rest == "" {
+		return symbol, 0, true, nil
+	}
+	v, cut := strings.CutPrefix(rest, sep)
+	if !cut {
+		return "", 0, false, nil // another stream, such as @bookTicker
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || !slices.Contains(Views, n) {
+		return "", 0, true, fmt.Errorf("%w: want a depth of %v", &upstream.ValidationError{Err: upstream.ErrInvalidStream, Value: name}, Views)
+	}
+	return symbol, n, true, nil
+}
+
+// BookName implements Procedure.
+func (Binance) BookName(restSymbol string) string { return strings.ToLower(restSymbol) + "@book" }
 
 // DiffStream implements Procedure.
 func (Binance) DiffStream(symbol string) string { return symbol + "@depth@100ms" }

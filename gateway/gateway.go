@@ -253,7 +253,7 @@ func New(cfg Config) (g *Gateway, err error) {
 			c.Dialect = x.Dialect
 		}
 		var kept *book.Books
-		if x.Book != nil && g.market != nil && g.market.Client(x.Name) != nil {
+		if x.Book != nil {
 			// The books sit between the feed and the hub: they take the
 			// diffs they keep books from, and add the book streams.
 			stateEvery := 0
@@ -262,7 +262,7 @@ func New(cfg Config) (g *Gateway, err error) {
 			}
 			kept, err = book.New(book.Config{
 				Name: x.Name, Procedure: x.Book, Publisher: c.Publisher, Depth: bookDepth(x.Book, cfg.BookDepth), StateEvery: stateEvery,
-				Fetch: marketFetch(g.market.Client(x.Name)), Logger: log,
+				Fetch: snapshotFetch(g.market, x.Name), Logger: log,
 			})
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", x.Name, err)
@@ -320,7 +320,7 @@ func New(cfg Config) (g *Gateway, err error) {
 	}
 
 	dcfg := cfg.Browsers
-	dcfg.Hub, dcfg.Source, dcfg.Logger, dcfg.Stateful = g.hub, source, log, book.IsBook
+	dcfg.Hub, dcfg.Source, dcfg.Logger, dcfg.Stateful = g.hub, source, log, book.Stateful(procedures)
 	g.ds, err = downstream.New(dcfg)
 	if err != nil {
 		return nil, err
@@ -485,6 +485,18 @@ type retryAt struct {
 
 // RetryAt tells the book keeper when to try again.
 func (e retryAt) RetryAt() time.Time { return e.at }
+
+// snapshotFetch returns how exchange's books fetch REST snapshots: through
+// its governed client, or, for an exchange without REST rules (whose
+// streams send their own snapshots), never.
+func snapshotFetch(m *market.Market, exchange string) book.Fetch {
+	if m != nil && m.Client(exchange) != nil {
+		return marketFetch(m.Client(exchange))
+	}
+	return func(context.Context, string, url.Values) ([]byte, error) {
+		return nil, fmt.Errorf("%s: no REST rules for book snapshots", exchange)
+	}
+}
 
 // marketFetch fetches book snapshots through the exchange's governed
 // REST client: within its weight budget, never during a 429 or 418
