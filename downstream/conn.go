@@ -62,10 +62,14 @@ type conn struct {
 	connected int64 // unix nanos of the upgrade
 	proto     protocol
 	combined  atomic.Bool // Binance dialect: wrap payloads as {"stream":…,"data":…}
-	poll      pollState
-	state     atomic.Int32
-	drops     atomic.Int64 // messages dropped from its queue (conflated)
-	lastRead  atomic.Int64 // unix nanos of the last read from the client; see keepalive
+	// normalized holds the streams c takes in the normalized form: an
+	// immutable set, replaced (under mu) on subscribe and unsubscribe and
+	// read without a lock at fan-out; nil for none.
+	normalized atomic.Pointer[map[string]bool]
+	poll       pollState
+	state      atomic.Int32
+	drops      atomic.Int64 // messages dropped from its queue (conflated)
+	lastRead   atomic.Int64 // unix nanos of the last read from the client; see keepalive
 
 	// Commands in the current one-second window; only the read task
 	// touches them.

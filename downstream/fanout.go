@@ -147,9 +147,10 @@ func (s *Server) Flush() {
 
 // The wire forms of a stream message.
 const (
-	formNative   = iota // {"stream":…,"seq":N[,"gap":true,"epoch":…][,"latest":true],"data":…}
-	formCombined        // Binance dialect, combined: {"stream":…,"data":…}
-	formRaw             // Binance dialect, raw: the exchange's event as is
+	formNative     = iota // {"stream":…,"seq":N[,"gap":true,"epoch":…][,"latest":true],"data":…}
+	formCombined          // Binance dialect, combined: {"stream":…,"data":…}
+	formRaw               // Binance dialect, raw: the exchange's event as is
+	formNormalized        // native, with data in the normalized form (Config.Normalizer)
 	numForms
 )
 
@@ -168,13 +169,16 @@ type frameSet struct {
 // frame returns the frame c takes.
 func (fs *frameSet) frame(c *conn) []byte {
 	form := c.proto.form(c)
+	if n := c.normalized.Load(); n != nil && (*n)[fs.t.key] {
+		form = formNormalized
+	}
 	z := 0
 	if c.deflate {
 		z = 1
 	}
 	f := fs.frames[form][z]
 	if f == nil {
-		f = fs.build(form, c.deflate)
+		f = fs.build(form, c.deflate, c.srv.cfg.Normalizer)
 		fs.frames[form][z] = f
 	}
 	return f
@@ -182,14 +186,14 @@ func (fs *frameSet) frame(c *conn) []byte {
 
 var closeBrace = []byte{'}'}
 
-func (fs *frameSet) build(form int, compress bool) []byte {
+func (fs *frameSet) build(form int, compress bool, norm Normalizer) []byte {
 	// Stored by index, not appended: an append could move the array to the
 	// heap, and mid with it.
 	var parts [4][]byte
 	var mid [128]byte
 	n := 0
 	switch form {
-	case formNative:
+	case formNative, formNormalized:
 		m := strconv.AppendUint(mid[:0], fs.msg.Seq, 10)
 		if fs.msg.Gap {
 			m = append(m, `,"gap":true`...)
@@ -203,7 +207,13 @@ func (fs *frameSet) build(form int, compress bool) []byte {
 			m = append(m, `,"latest":true`...)
 		}
 		m = append(m, `,"data":`...)
-		parts, n = [4][]byte{fs.t.nativePrefix, m, fs.msg.Data, closeBrace}, 4
+		data := fs.msg.Data
+		if form == formNormalized && norm != nil {
+			if d, ok := norm.Normalize(nil, fs.t.key, data); ok {
+				data = d
+			}
+		}
+		parts, n = [4][]byte{fs.t.nativePrefix, m, data, closeBrace}, 4
 	case formCombined:
 		parts, n = [4][]byte{fs.t.dialectPrefix, fs.msg.Data, closeBrace}, 3
 	default:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 
 	"github.com/marketgate/marketgate/hub"
@@ -38,6 +39,10 @@ type nativeCommand struct {
 	ID      json.RawMessage         `json:"id"`
 	Streams []string                `json:"streams"`
 	Since   map[string]hub.Position `json:"since"`
+	// Format is "" or "raw" (the exchange's events as they are) or
+	// "normalized" (Config.Normalizer's form), for the streams of a
+	// subscribe.
+	Format string `json:"format"`
 }
 
 type nativeError struct {
@@ -54,6 +59,41 @@ type nativeReply struct {
 
 type streamsResult struct {
 	Streams []string `json:"streams"`
+}
+
+// setNormalized marks keys as taken in the normalized form (or not) from
+// now on; a connection's commands run one at a time, so the copy and the
+// swap do not race.
+func (c *conn) setNormalized(keys []string, on bool) {
+	cur := c.normalized.Load()
+	if cur == nil && !on {
+		return
+	}
+	next := make(map[string]bool)
+	if cur != nil {
+		maps.Copy(next, *cur)
+	}
+	for _, k := range keys {
+		if on {
+			next[k] = true
+		} else {
+			delete(next, k)
+		}
+	}
+	if len(next) == 0 {
+		c.normalized.Store(nil)
+		return
+	}
+	c.normalized.Store(&next)
+}
+
+// clipKeys returns at most maxNamedStreams keys, each clipped.
+func clipKeys(keys []string) []string {
+	out := make([]string, 0, min(len(keys), maxNamedStreams))
+	for _, k := range keys[:min(len(keys), maxNamedStreams)] {
+		out = append(out, clip(k))
+	}
+	return out
 }
 
 func (nativeProto) handleText(c *conn, p []byte) {
@@ -93,7 +133,32 @@ func handleNative(c *conn, p []byte) (cmdOp, bool) {
 				return op, false
 			}
 		}
-		return op, c.subscribeNative(cmd.ID, streams, cmd.Since)
+		normalized := false
+		switch cmd.Format {
+		case "", "raw":
+		case "normalized":
+			var none []string
+			for _, k := range streams {
+				if n := c.srv.cfg.Normalizer; n == nil || !n.Normalizable(k) {
+					none = append(none, k)
+				}
+			}
+			if len(none) > 0 {
+				replyNative(c, cmd.ID, nil, &nativeError{Code: CodeInvalidStream, Streams: clipKeys(none),
+					Msg: "no normalized form for these streams (trades, tickers, candles and the gateway's books have one)"})
+				return op, false
+			}
+			normalized = true
+		default:
+			replyNative(c, cmd.ID, nil, &nativeError{Code: CodeBadRequest, Msg: `"format" must be "raw" or "normalized"`})
+			return op, false
+		}
+		c.setNormalized(streams, normalized)
+		ok := c.subscribeNative(cmd.ID, streams, cmd.Since)
+		if !ok {
+			c.setNormalized(streams, false)
+		}
+		return op, ok
 	case "unsubscribe":
 		if len(cmd.Streams) == 0 {
 			replyNative(c, cmd.ID, nil, &nativeError{Code: CodeBadRequest, Msg: "streams must be a non-empty list"})
@@ -101,6 +166,7 @@ func handleNative(c *conn, p []byte) (cmdOp, bool) {
 		}
 		streams := dedupe(cmd.Streams)
 		c.srv.unsubscribe(c, streams)
+		c.setNormalized(streams, false)
 		replyNative(c, cmd.ID, streamsResult{streams}, nil)
 	case "list":
 		streams := c.subscribed()

@@ -44,6 +44,16 @@ type Source interface {
 	Unwant(keys []string)
 }
 
+// Normalizer turns exchange events into the normalized form
+// (normalize.Set is one).
+type Normalizer interface {
+	// Normalizable reports whether stream key has a normalized form.
+	Normalizable(key string) bool
+	// Normalize appends one event's normalized form to dst; ok false:
+	// the event is delivered as it is.
+	Normalize(dst []byte, key string, data []byte) ([]byte, bool)
+}
+
 // Config configures a [Server]. Zero fields take the documented defaults.
 type Config struct {
 	// Hub delivers stream messages; required.
@@ -57,6 +67,10 @@ type Config struct {
 	// the state first, read from the hub's history, then every message
 	// after it. Nil: none is.
 	Stateful func(key string) bool
+	// Normalizer gives streams the normalized form a native client may
+	// ask for ("format":"normalized"): one schema per class for every
+	// exchange, encoded once per message for all who asked. Nil: none.
+	Normalizer Normalizer
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 	// MaxConns is the number of browser connections this node holds at

@@ -8,6 +8,7 @@ import (
 	"github.com/marketgate/marketgate/book"
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/market"
+	"github.com/marketgate/marketgate/normalize"
 	"github.com/marketgate/marketgate/upstream"
 	"github.com/marketgate/marketgate/upstream/binance"
 )
@@ -40,6 +41,14 @@ type Exchange struct {
 	// Book is how the gateway keeps the exchange's order books
 	// ("<symbol>@book" streams); nil: it keeps none.
 	Book book.Procedure
+	// Normalize makes the exchange's normalizer ("format":"normalized"),
+	// given the map of its symbols to unified ones that the gateway keeps
+	// filled from its symbol list; nil: the exchange has no normalized
+	// form.
+	Normalize func(name string, symbols *normalize.Symbols) normalize.Exchange
+	// Perpetual says the exchange lists perpetual contracts settled in
+	// their quote asset: unified symbols are BASE/QUOTE:QUOTE.
+	Perpetual bool
 	// Options are the settings only this exchange has.
 	Options []Option
 	// Simulate builds the in-process simulator that --demo connects the
@@ -79,6 +88,11 @@ var microsecondTimes = Option{
 	},
 }
 
+// binanceNormalizer is the normalizer of Binance spot and USD-M.
+func binanceNormalizer(name string, symbols *normalize.Symbols) normalize.Exchange {
+	return normalize.Binance{Exchange: name, Symbols: symbols}
+}
+
 // Exchanges returns the exchange table: every exchange the gateway can
 // carry, in the order the gateway lists them. Each call returns a new
 // slice.
@@ -91,6 +105,7 @@ func Exchanges() []Exchange {
 			StreamPath: "<base>/stream",
 			Book:       book.Binance{},
 			REST:       binance.SpotREST,
+			Normalize:  binanceNormalizer,
 			Options:    []Option{microsecondTimes},
 			Simulate: func(log *slog.Logger) (Simulator, error) {
 				return binancesim.New(binancesim.Config{Mode: binancesim.ModeSpot, Logger: log})
@@ -105,6 +120,8 @@ func Exchanges() []Exchange {
 			Optional:   true,
 			Book:       book.Binance{Futures: true},
 			REST:       binance.FuturesREST,
+			Normalize:  binanceNormalizer,
+			Perpetual:  true,
 			Options:    []Option{microsecondTimes},
 			Simulate: func(log *slog.Logger) (Simulator, error) {
 				return binancesim.New(binancesim.Config{Mode: binancesim.ModeFutures, Logger: log})

@@ -24,6 +24,7 @@ import (
 	"github.com/marketgate/marketgate/internal/demand"
 	"github.com/marketgate/marketgate/internal/nodeid"
 	"github.com/marketgate/marketgate/market"
+	"github.com/marketgate/marketgate/normalize"
 	"github.com/marketgate/marketgate/telemetry"
 	"github.com/marketgate/marketgate/upstream"
 	"github.com/marketgate/marketgate/web"
@@ -319,8 +320,25 @@ func New(cfg Config) (g *Gateway, err error) {
 		books.d = g.depths
 	}
 
+	// The normalized form, for the exchanges that have one; their
+	// unified symbols come from the symbol lists (symbolsLoop).
+	norms := normalize.Set{}
+	for _, x := range table {
+		if x.Normalize == nil {
+			continue
+		}
+		syms := &normalize.Symbols{}
+		norms[x.Name] = x.Normalize(x.Name, syms)
+		if g.market != nil && g.market.Client(x.Name) != nil {
+			g.runs = append(g.runs, symbolsLoop(g.market, x, syms, log))
+		}
+	}
+
 	dcfg := cfg.Browsers
 	dcfg.Hub, dcfg.Source, dcfg.Logger, dcfg.Stateful = g.hub, source, log, book.Stateful(procedures)
+	if len(norms) > 0 {
+		dcfg.Normalizer = norms
+	}
 	g.ds, err = downstream.New(dcfg)
 	if err != nil {
 		return nil, err
@@ -463,6 +481,38 @@ func marketSource(m *market.Market) telemetry.MarketSource {
 		return nil
 	}
 	return m
+}
+
+// symbolsLoop keeps syms, x's unified symbols, filled from its symbol
+// list: at start (retried every 10 s until it works), then every 10
+// minutes.
+func symbolsLoop(m *market.Market, x Exchange, syms *normalize.Symbols, log *slog.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		wait := time.Duration(0)
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+			list, err := m.Symbols(ctx, x.Name)
+			if err != nil {
+				log.Warn("symbols for the normalized form", "exchange", x.Name, "err", err)
+				wait = 10 * time.Second
+				continue
+			}
+			u := make(map[string]string, len(list))
+			for _, s := range list {
+				settle := ""
+				if x.Perpetual {
+					settle = s.Quote
+				}
+				u[s.Symbol] = normalize.UnifiedSymbol(s.Symbol, s.Base, s.Quote, settle)
+			}
+			syms.Set(u)
+			wait = 10 * time.Minute
+		}
+	}
 }
 
 // depthsRef lets the market-data REST, made before the books, ask them

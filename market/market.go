@@ -256,3 +256,17 @@ func (m *Market) Stats() Stats {
 	st.CacheEntries, st.CacheBytes = m.cache.len()
 	return st
 }
+
+// Symbols returns exchange's symbol list, from the same cached
+// exchangeInfo as /symbols (one governed call per TTL at most).
+func (m *Market) Symbols(ctx context.Context, exchange string) ([]Symbol, error) {
+	ex := m.exchanges[exchange]
+	if ex == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownExchange, exchange)
+	}
+	en, _, err := m.lookup(ctx, ex, EndpointExchangeInfo, ex.rules.Path(EndpointExchangeInfo), url.Values{}, false)
+	if err != nil {
+		return nil, err
+	}
+	return ex.rules.ParseSymbols(en.body)
+}
