@@ -162,6 +162,13 @@ export interface ConnectOptions {
   pingTimeout?: number;
   /** Pending command promises are rejected with code "timeout" after this many ms. Default 10000. */
   commandTimeout?: number;
+  /**
+   * format is 'raw' (the default: the exchanges' events byte for byte) or
+   * 'normalized' (one schema per class for every exchange: trade, ticker,
+   * candle, book_snapshot/book_update; see NormalizedEvent). It applies to
+   * every subscribe of the client.
+   */
+  format?: 'raw' | 'normalized';
   /** Commands awaiting a reply at most; beyond it calls reject with code "too_many_pending". Default 256. */
   maxPending?: number;
   /** Largest command the client sends, in bytes; longer stream lists are split. Default 4000 (the gateway's limit is 4 KiB). */
@@ -372,3 +379,10 @@ export declare class OrderBook {
 
 /** Connects to url (ws:, wss:, http:, https: or a path relative to the page, e.g. "/ws"). */
 export declare function connect(url: string, options?: ConnectOptions): MarketgateClient;
+
+/** NormalizedEvent is a message's data with the client's format 'normalized'. */
+export type NormalizedEvent =
+  | { type: 'trade'; exchange: string; symbol: string; id: string; price: string; amount: string; side: 'buy' | 'sell'; timestamp: number }
+  | { type: 'ticker'; exchange: string; symbol: string; bid: string; ask: string; last: string; volume: string; timestamp: number }
+  | { type: 'candle'; exchange: string; symbol: string; interval: string; start: number; open: string; high: string; low: string; close: string; volume: string; closed: boolean; timestamp: number }
+  | { type: 'book_snapshot' | 'book_update'; exchange: string; symbol: string; bids: [string, string][]; asks: [string, string][] };

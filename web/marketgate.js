@@ -20,6 +20,7 @@ const DEFAULTS = {
   maxPending: 256,
   maxFrameBytes: 4000, // the gateway closes native messages over 4 KiB with 1009
   maxCommandsPerSecond: 5, // the gateway closes a connection sending over 10 a second with 1008
+  format: 'raw', // or 'normalized': one schema per class for every exchange
 };
 
 // Close codes after which the client does not reconnect by itself: 1008 (an
@@ -233,6 +234,8 @@ export class MarketgateClient {
    * OrderBook. close() lets the stream go.
    */
   orderBook(key, options = {}) {
+    // The normalized form drops the update ids a kept book checks.
+    if (this.#opts.format === 'normalized') throw new Error("orderBook needs the client's format 'raw'");
     return new OrderBook(this, key, options);
   }
 
@@ -480,6 +483,7 @@ export class MarketgateClient {
     for (const chunk of chunks) {
       const ws = waiters.filter((w) => w.streams.some((s) => chunk.includes(s)));
       const cmd = { op: 'subscribe', streams: chunk };
+      if (this.#opts.format === 'normalized') cmd.format = 'normalized';
       let asked = null;
       if (since) {
         for (const s of chunk) {
