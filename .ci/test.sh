@@ -69,4 +69,5 @@ fuzz ./upstream/binance FuzzParseInbound
 fuzz ./internal/jsonscan FuzzField
 fuzz ./hub FuzzDecode
 fuzz ./book FuzzKeeperDiff
+fuzz ./normalize FuzzNormalize
 fuzz ./hub FuzzCheckData

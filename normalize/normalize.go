@@ -85,6 +85,25 @@ func (s *Symbols) Len() int {
 	return len(s.m)
 }
 
+// quote appends s as a JSON string: '"', '\\' and control characters
+// escaped, every other byte as it is (strconv.Quote's \x escapes are not
+// JSON).
+func quote(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}
+
 // head appends the start of a normalized event: {"type":…,"exchange":…,
 // "symbol":….
 func head(b []byte, typ, exchange, symbol string) []byte {
@@ -93,7 +112,7 @@ func head(b []byte, typ, exchange, symbol string) []byte {
 	b = append(b, `","exchange":"`...)
 	b = append(b, exchange...)
 	b = append(b, `","symbol":`...)
-	return strconv.AppendQuote(b, symbol)
+	return quote(b, symbol)
 }
 
 // field appends ,"name":"value" with value quoted.
@@ -101,7 +120,7 @@ func field(b []byte, name, value string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, name...)
 	b = append(b, `":`...)
-	return strconv.AppendQuote(b, value)
+	return quote(b, value)
 }
 
 // intField appends ,"name":value.
@@ -122,9 +141,9 @@ func levels(b []byte, name string, ls [][2]string) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, '[')
-		b = strconv.AppendQuote(b, l[0])
+		b = quote(b, l[0])
 		b = append(b, ',')
-		b = strconv.AppendQuote(b, l[1])
+		b = quote(b, l[1])
 		b = append(b, ']')
 	}
 	return append(b, ']')

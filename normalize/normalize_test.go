@@ -78,3 +78,18 @@ func TestUnifiedSymbol(t *testing.T) {
 		}
 	}
 }
+
+func TestQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain":          `"plain"`,
+		"a\"b\\c":        `"a\"b\\c"`,
+		"\x01\n":         `"\u0001\u000a"`,
+		"\x7f\xff é":     "\"\x7f\xff é\"",
+		"37000.10000000": `"37000.10000000"`,
+	} {
+		got := string(quote(nil, in))
+		if got != want {
+			t.Errorf("quote(%q) = %s; want %s", in, got, want)
+		}
+	}
+}
