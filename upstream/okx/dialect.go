@@ -27,9 +27,13 @@ const (
 	DefaultIdleTimeout = 45 * time.Second
 	// DefaultMaxLifetime: OKX documents no lifetime; the core wants one,
 	// so connections are renewed daily (make before break).
-	DefaultMaxLifetime       = 24 * time.Hour
-	DefaultMaxConnAttempts   = 3 // per IP
-	DefaultConnAttemptWindow = time.Second
+	DefaultMaxLifetime = 24 * time.Hour
+	// DefaultMaxConnAttempts in DefaultConnAttemptWindow: OKX allows 3
+	// connection requests a second per IP, counted when they arrive; the
+	// window is a quarter longer so that handshakes sent just over a
+	// second apart cannot arrive within one.
+	DefaultMaxConnAttempts   = 3
+	DefaultConnAttemptWindow = 1250 * time.Millisecond
 	// DefaultHeartbeat is how long a connection may send nothing before
 	// it sends a text "ping": the server cuts it after 30 s.
 	DefaultHeartbeat = 20 * time.Second
@@ -56,6 +60,9 @@ const (
 // use.
 type Dialect struct {
 	names *nameCache
+	// every is the heartbeat period; 0: DefaultHeartbeat. Tests shorten
+	// it to meet a simulator's short idle timeout.
+	every time.Duration
 }
 
 var _ upstream.Dialect = Dialect{}
@@ -154,6 +161,10 @@ func (Dialect) Limits() upstream.Limits {
 var ping = []byte("ping")
 
 // Heartbeat: a text "ping" after 20 s without sending.
-func (Dialect) Heartbeat() upstream.Heartbeat {
-	return upstream.Heartbeat{Every: DefaultHeartbeat, Payload: ping}
+func (d Dialect) Heartbeat() upstream.Heartbeat {
+	every := d.every
+	if every == 0 {
+		every = DefaultHeartbeat
+	}
+	return upstream.Heartbeat{Every: every, Payload: ping}
 }
