@@ -17,6 +17,10 @@ type Config struct {
 	// TickInterval is the market tick: each tick may trade, moves the
 	// books and pushes every channel. Default 100ms.
 	TickInterval time.Duration
+	// CandleInterval spaces the pushes of a live candle (OKX: at most one
+	// a second); a candle is also pushed, confirmed, when its bar ends,
+	// and the next one at once. Default 1s.
+	CandleInterval time.Duration
 	// MaxRequestsPerHour is the number of subscribe and unsubscribe
 	// requests one connection may send in any rolling hour. Default 480.
 	MaxRequestsPerHour int
@@ -66,6 +70,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		def time.Duration
 	}{
 		{&cfg.TickInterval, 100 * time.Millisecond},
+		{&cfg.CandleInterval, time.Second},
 		{&cfg.IdleTimeout, 30 * time.Second},
 		{&cfg.ConnAttemptWindow, time.Second},
 		{&cfg.NoticeGrace, 60 * time.Second},

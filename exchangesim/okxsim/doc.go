@@ -12,7 +12,8 @@
 // by every connection, so trade ids and book seqIds are the same on all
 // of them, as OKX's are. Books start with a 400-level snapshot
 // (prevSeqId -1) and go on with updates whose prevSeqId is the previous
-// seqId; seqIds increase with gaps. Candles are pushed every tick and
+// seqId; seqIds increase with gaps. Candles are pushed at most once a
+// second (Config.CandleInterval), as OKX does, and
 // once more with confirm "1" when their bar ends.
 //
 // OKX's rules are enforced strictly, each break counted per connection

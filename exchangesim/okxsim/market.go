@@ -67,6 +67,7 @@ type candle struct {
 	o, h, l, c, vol, volQ int64 // price ticks; volume in lots
 	dur                   time.Duration
 	utc8                  bool
+	pushed                time.Time // the last push of the live candle
 }
 
 // instrument is one instrument's market: a book of price ticks (0.1)
@@ -337,7 +338,7 @@ func (in *instrument) tickerFrame() []byte {
 // candleFrames returns the messages of a candle channel at this step:
 // the bar's candle, preceded by the previous one confirmed if its bar
 // ended. The candle starts on first use.
-func (in *instrument) candleFrames(ch, bar string, now time.Time) [][]byte {
+func (in *instrument) candleFrames(ch, bar string, now time.Time, every time.Duration) [][]byte {
 	c := in.candles[bar]
 	var out [][]byte
 	if c == nil {
@@ -348,7 +349,10 @@ func (in *instrument) candleFrames(ch, bar string, now time.Time) [][]byte {
 	} else if now.UnixMilli() >= c.open+c.dur.Milliseconds() {
 		out = append(out, c.frame(ch, in.id, true))
 		c.start(now, in.lastPx)
+	} else if now.Sub(c.pushed) < every {
+		return nil
 	}
+	c.pushed = now
 	return append(out, c.frame(ch, in.id, false))
 }
 

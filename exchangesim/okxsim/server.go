@@ -185,7 +185,7 @@ func (s *Server) framesLocked(sub subscription, prevSeq int64, now time.Time) []
 	case "bbo-tbt":
 		return one(in.topFrame("bbo-tbt", 1))
 	}
-	return in.candleFrames(sub.channel, sub.bar, now)
+	return in.candleFrames(sub.channel, sub.bar, now, s.cfg.CandleInterval)
 }
 
 // Handler serves the WebSocket endpoints and the REST instrument list.

@@ -112,7 +112,7 @@ type bookMsg struct {
 }
 
 func TestFeedAgainstSimulator(t *testing.T) {
-	sim, addr := simtest.Start(t, okxsim.Config{TickInterval: 20 * time.Millisecond, BookLevels: 50,
+	sim, addr := simtest.Start(t, okxsim.Config{TickInterval: 20 * time.Millisecond, CandleInterval: 100 * time.Millisecond, BookLevels: 50,
 		IdleTimeout: time.Second, NoticeGrace: 3 * time.Second}) // OKX: 60 s; 4 connections at 3 handshakes a 1.25 s take ~1.3 s
 	rec := &recorder{msgs: map[string][]hub.Message{}}
 	d := V5
