@@ -336,3 +336,35 @@ func FuzzParseStream(f *testing.F) {
 		}
 	})
 }
+
+// TestEncodeWithinArgLimit: a request of the core's largest batch
+// (upstream.DefaultMaxParams) of the longest names stays within OKX's
+// 64 KB of args.
+func TestEncodeWithinArgLimit(t *testing.T) {
+	inst := strings.Repeat("A", 20) + "-" + strings.Repeat("B", 20) + "-SWAP"
+	name := "candle12Hutc:" + inst
+	if _, err := ParseStream(name); err != nil {
+		t.Fatal(err)
+	}
+	p, err := V5.Encode(upstream.OpSubscribe, slices.Repeat([]string{name}, upstream.DefaultMaxParams), 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p) > 64<<10 {
+		t.Errorf("request of %d args is %d bytes; OKX takes 64 KB", upstream.DefaultMaxParams, len(p))
+	}
+}
+
+func BenchmarkParse(b *testing.B) {
+	for _, tc := range []struct{ name, msg string }{{"trade", tradeFrame}, {"bookUpdate", bookUpdate}, {"candle", candleLive}} {
+		b.Run(tc.name, func(b *testing.B) {
+			p := []byte(tc.msg)
+			V5.Parse(p)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(p)))
+			for b.Loop() {
+				V5.Parse(p)
+			}
+		})
+	}
+}
