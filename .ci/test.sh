@@ -66,6 +66,8 @@ fuzz ./downstream FuzzDialectCommand
 fuzz ./upstream/binance FuzzParseStream
 fuzz ./upstream/binance FuzzParseFuturesStream
 fuzz ./upstream/binance FuzzParseInbound
+fuzz ./upstream/okx FuzzParseStream
+fuzz ./upstream/okx FuzzParse
 fuzz ./internal/jsonscan FuzzField
 fuzz ./hub FuzzDecode
 fuzz ./book FuzzKeeperDiff

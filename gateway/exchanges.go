@@ -7,10 +7,12 @@ import (
 
 	"github.com/marketgate/marketgate/book"
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/okxsim"
 	"github.com/marketgate/marketgate/market"
 	"github.com/marketgate/marketgate/normalize"
 	"github.com/marketgate/marketgate/upstream"
 	"github.com/marketgate/marketgate/upstream/binance"
+	"github.com/marketgate/marketgate/upstream/okx"
 )
 
 // Exchange is one entry of the exchange table: everything the gateway and
@@ -127,6 +129,17 @@ func Exchanges() []Exchange {
 				return binancesim.New(binancesim.Config{Mode: binancesim.ModeFutures, Logger: log})
 			},
 			SimulatorMode: string(binancesim.ModeFutures),
+		},
+		{
+			Name:       "okx",
+			Title:      "OKX v5 public",
+			Dialect:    okx.V5,
+			StreamPath: "<base>" + okx.PublicPath + " and <base>" + okx.BusinessPath + " (candles)",
+			Optional:   true,
+			Simulate: func(log *slog.Logger) (Simulator, error) {
+				return okxsim.New(okxsim.Config{Logger: log})
+			},
+			SimulatorMode: "okx",
 		},
 	}
 }

@@ -1,7 +1,8 @@
 // Command exchangesim runs an exchange simulator (a package below
 // exchangesim/) on plain ws:// and http://. --exchange picks the exchange:
-// binance (Binance Spot, the default) or binance-futures (Binance USD-M
-// futures: routed /public and /market paths, /fapi/v1 REST). --mode
+// binance (Binance Spot, the default), binance-futures (Binance USD-M
+// futures: routed /public and /market paths, /fapi/v1 REST) or okx (OKX
+// v5 public: /ws/v5/public, /ws/v5/business, the instrument list). --mode
 // spot|futures is the older spelling of the same choice and still works.
 //
 // Every flag can also come from the environment as EXCHANGESIM_<FLAG>,
@@ -36,7 +37,9 @@ import (
 	"time"
 
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/okxsim"
 	"github.com/marketgate/marketgate/internal/envflag"
+	"github.com/marketgate/marketgate/upstream/okx"
 )
 
 const envPrefix = "EXCHANGESIM_"
@@ -112,6 +115,21 @@ var exchanges = map[string]exchange{
 				"public", "ws://" + addr + "/public/stream?streams=btcusdt@depth",
 				"market", "ws://" + addr + "/market/stream?streams=btcusdt@aggTrade",
 				"rest", "http://" + addr + "/fapi/v1/exchangeInfo"}
+		},
+	},
+	// okx takes only --tick-interval, --seed, --send-queue and the log
+	// level of the shared flags; the rest are Binance's. Its own limits
+	// (480 requests an hour, 3 handshakes a second, 30 s of silence) are
+	// okxsim's defaults.
+	"okx": {
+		build: func(cfg binancesim.Config) (simulator, error) {
+			return okxsim.New(okxsim.Config{TickInterval: cfg.TickInterval, Seed: cfg.Seed, SendQueue: cfg.SendQueue, Logger: cfg.Logger})
+		},
+		endpoints: func(addr string) []any {
+			return []any{"mode", "",
+				"public", "ws://" + addr + okx.PublicPath,
+				"business", "ws://" + addr + okx.BusinessPath,
+				"rest", "http://" + addr + okx.InstrumentsPath + "?instType=SPOT"}
 		},
 	},
 }

@@ -113,6 +113,7 @@ func TestExchanges(t *testing.T) {
 	}{
 		{"binance", "spot", "/api/v3/ping", "/fapi/v1/ping"},
 		{"binance-futures", "futures", "/fapi/v1/ping", "/api/v3/ping"},
+		{"okx", "", "/api/v5/public/instruments?instType=SPOT", "/api/v3/ping"},
 	}
 	if len(exchanges) != len(tests) {
 		t.Errorf("exchanges has %d entries; the test knows %d", len(exchanges), len(tests))
