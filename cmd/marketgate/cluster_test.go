@@ -21,6 +21,7 @@ import (
 	"github.com/marketgate/marketgate/deploy/deploytest"
 	"github.com/marketgate/marketgate/downstream/downstreamtest"
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
+	"github.com/marketgate/marketgate/gateway"
 	"github.com/marketgate/marketgate/internal/redistest"
 	"github.com/marketgate/marketgate/internal/syncbuf"
 	"github.com/marketgate/marketgate/internal/waitfor"
@@ -79,8 +80,9 @@ func runNode(t *testing.T, bin, id, addr, admin, simAddr string, extra []string)
 	t.Helper()
 	g := &gatewayNode{id: id, addr: addr, admin: admin, exited: make(chan error, 1), stderr: &syncbuf.Buffer{}}
 	args := append([]string{"--listen", g.addr, "--admin-listen", g.admin, "--node-id", id,
-		"--binance-url", "ws://" + simAddr, "--binance-rest-url", "http://" + simAddr, "--binance-futures-url", "",
+		"--binance-url", "ws://" + simAddr, "--binance-rest-url", "http://" + simAddr,
 		"--drain-timeout", "10s", "--log-level", "info"}, extra...)
+	args = append(args, optionalOff()...)
 	g.cmd = exec.Command(bin, args...)
 	g.cmd.Stderr = io.MultiWriter(t.Output(), g.stderr)
 	if err := g.cmd.Start(); err != nil {
@@ -106,6 +108,18 @@ func runNode(t *testing.T, bin, id, addr, admin, simAddr string, extra []string)
 		}
 	})
 	return g
+}
+
+// optionalOff returns the flags that turn every optional exchange off
+// (an empty URL): these nodes carry Binance spot from the simulator only.
+func optionalOff() []string {
+	var args []string
+	for _, x := range gateway.Exchanges() {
+		if x.Optional {
+			args = append(args, "--"+x.Name+"-url", "")
+		}
+	}
+	return args
 }
 
 // testCluster is redis, the simulator, three nodes and nginx.
