@@ -136,6 +136,10 @@ func Exchanges() []Exchange {
 			Dialect:    okx.V5,
 			StreamPath: "<base>" + okx.PublicPath + " and <base>" + okx.BusinessPath + " (candles)",
 			Optional:   true,
+			Book:       book.OKX{},
+			Normalize: func(name string, _ *normalize.Symbols) normalize.Exchange {
+				return normalize.OKX{Exchange: name} // unified symbols come from the instId
+			},
 			Simulate: func(log *slog.Logger) (Simulator, error) {
 				return okxsim.New(okxsim.Config{Logger: log})
 			},
