@@ -1,7 +1,6 @@
 package bybitsim
 
 import (
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -462,4 +461,3 @@ func (s *Server) Violations() int {
 	}
 	return n
 }
-
