@@ -286,7 +286,11 @@ func appendLevels(b []byte, sy *symbolState, ls []level) []byte {
 		b = append(b, `["`...)
 		b = append(b, sy.px(l.px)...)
 		b = append(b, `","`...)
-		b = append(b, sy.sz(l.sz)...)
+		if l.sz == 0 {
+			b = append(b, '0') // a deleted level, as Bybit writes it
+		} else {
+			b = append(b, sy.sz(l.sz)...)
+		}
 		b = append(b, `"]`...)
 	}
 	return append(b, ']')

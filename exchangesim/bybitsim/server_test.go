@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -366,6 +367,9 @@ loop:
 		t.Fatal("quiet connection got a message")
 	}
 	cs := srv.Clients()
+	if cs[0].Pings > 0 { // accepted in either order
+		cs[0], cs[1] = cs[1], cs[0]
+	}
 	if !cs[0].Closed || cs[0].PingTimeouts != 1 || cs[1].Closed || cs[1].Violations() != 0 || cs[1].Pings < 5 {
 		t.Fatalf("%+v\n%+v", cs[0], cs[1])
 	}
@@ -379,6 +383,9 @@ func TestConnAttempts(t *testing.T) {
 	var se ws.StatusError
 	if err == nil || !strings.Contains(err.Error(), "429") {
 		t.Fatalf("third attempt: %v (%T %v)", err, err, se)
+	}
+	for i := 0; srv.Accepted() != 2 && i < 100; i++ {
+		time.Sleep(10 * time.Millisecond) // the server records a connection after its 101
 	}
 	if srv.RefusedAttempts() != 1 || srv.Violations() != 1 || srv.Accepted() != 2 {
 		t.Fatalf("refused %d, violations %d", srv.RefusedAttempts(), srv.Violations())
@@ -421,5 +428,42 @@ func TestKnobs(t *testing.T) {
 	}
 	if srv.Violations() != 0 {
 		t.Fatalf("%d violations", srv.Violations())
+	}
+}
+
+func TestKlineClose(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { // 20 s of market time per call
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(20 * time.Second)
+		return clock
+	}
+	_, addr := simtest.Start(t, bybitsim.Config{TickInterval: 5 * time.Millisecond, Now: now})
+	c := dial(t, addr, bybitsim.ProductSpot)
+	c.send(`{"req_id":"1","op":"subscribe","args":["kline.1.BTCUSDT"]}`)
+	c.reply()
+	closed := 0
+	var lastStart int64
+	for closed < 3 {
+		m, err := c.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ks []struct {
+			Start, End int64
+			Confirm    bool
+		}
+		json.Unmarshal(m.Data, &ks)
+		for _, k := range ks {
+			if k.Start < lastStart || k.End != k.Start+59999 || k.Start%60000 != 0 {
+				t.Fatalf("candle %+v after start %d", k, lastStart)
+			}
+			if k.Confirm {
+				closed++
+			}
+			lastStart = k.Start
+		}
 	}
 }
