@@ -7,11 +7,13 @@ import (
 
 	"github.com/marketgate/marketgate/book"
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/bybitsim"
 	"github.com/marketgate/marketgate/exchangesim/okxsim"
 	"github.com/marketgate/marketgate/market"
 	"github.com/marketgate/marketgate/normalize"
 	"github.com/marketgate/marketgate/upstream"
 	"github.com/marketgate/marketgate/upstream/binance"
+	"github.com/marketgate/marketgate/upstream/bybit"
 	"github.com/marketgate/marketgate/upstream/okx"
 )
 
@@ -145,6 +147,25 @@ func Exchanges() []Exchange {
 			},
 			SimulatorMode: "okx",
 		},
+		bybitEntry(bybit.Spot, "Bybit spot", bybitsim.ProductSpot),
+		bybitEntry(bybit.Linear, "Bybit linear (USDT/USDC perpetuals and futures)", bybitsim.ProductLinear),
+	}
+}
+
+// bybitEntry is a Bybit v5 product: spot and linear share a dialect type,
+// a simulator and a host, and differ in their endpoint. Spot takes at
+// most 10 topics per request: run it with --bybit-max-params 10.
+func bybitEntry(d bybit.Dialect, title string, p bybitsim.Product) Exchange {
+	return Exchange{
+		Name:       d.Name(),
+		Title:      title,
+		Dialect:    d,
+		StreamPath: "<base>" + d.Endpoints()[0],
+		Optional:   true,
+		Simulate: func(log *slog.Logger) (Simulator, error) {
+			return bybitsim.New(bybitsim.Config{Product: p, Logger: log})
+		},
+		SimulatorMode: "bybit-" + string(p),
 	}
 }
 

@@ -1,8 +1,9 @@
 // Command exchangesim runs an exchange simulator (a package below
 // exchangesim/) on plain ws:// and http://. --exchange picks the exchange:
 // binance (Binance Spot, the default), binance-futures (Binance USD-M
-// futures: routed /public and /market paths, /fapi/v1 REST) or okx (OKX
-// v5 public: /ws/v5/public, /ws/v5/business, the instrument list). --mode
+// futures: routed /public and /market paths, /fapi/v1 REST), okx (OKX v5
+// public: /ws/v5/public, /ws/v5/business, the instrument list), bybit
+// (Bybit v5 spot: /v5/public/spot) or bybit-linear (/v5/public/linear). --mode
 // spot|futures is the older spelling of the same choice and still works.
 //
 // Every flag can also come from the environment as EXCHANGESIM_<FLAG>,
@@ -37,6 +38,7 @@ import (
 	"time"
 
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
+	"github.com/marketgate/marketgate/exchangesim/bybitsim"
 	"github.com/marketgate/marketgate/exchangesim/okxsim"
 	"github.com/marketgate/marketgate/internal/envflag"
 	"github.com/marketgate/marketgate/upstream/okx"
@@ -132,6 +134,28 @@ var exchanges = map[string]exchange{
 				"rest", "http://" + addr + okx.InstrumentsPath + "?instType=SPOT"}
 		},
 	},
+	"bybit":        bybitEntry(bybitsim.ProductSpot),
+	"bybit-linear": bybitEntry(bybitsim.ProductLinear),
+}
+
+// bybitEntry is the entry of a Bybit product: the settings it shares with
+// Binance's simulator are the symbols, the tick, the seed and the
+// connection attempts; Bybit's own limits keep their defaults.
+func bybitEntry(p bybitsim.Product) exchange {
+	return exchange{
+		build: func(cfg binancesim.Config) (simulator, error) {
+			bc := bybitsim.Config{Product: p, Symbols: cfg.Symbols, TickInterval: cfg.TickInterval, Seed: cfg.Seed, Logger: cfg.Logger}
+			if cfg.MaxConnectionAttempts > 0 {
+				bc.MaxConnAttempts = cfg.MaxConnectionAttempts
+			}
+			return bybitsim.New(bc)
+		},
+		endpoints: func(addr string) []any {
+			return []any{"product", string(p),
+				"ws", "ws://" + addr + p.Path(),
+				"rest", "http://" + addr + "/v5/market/instruments-info?category=" + string(p)}
+		},
+	}
 }
 
 // binance builds a Binance simulator of the given product.
