@@ -153,8 +153,8 @@ func Exchanges() []Exchange {
 }
 
 // bybitEntry is a Bybit v5 product: spot and linear share a dialect type,
-// a simulator and a host, and differ in their endpoint. Spot takes at
-// most 10 topics per request: run it with --bybit-max-params 10.
+// a simulator and a host, and differ in their endpoint (and spot's 10
+// topics per request, in its Limits).
 func bybitEntry(d bybit.Dialect, title string, p bybitsim.Product) Exchange {
 	return Exchange{
 		Name:       d.Name(),
@@ -162,6 +162,11 @@ func bybitEntry(d bybit.Dialect, title string, p bybitsim.Product) Exchange {
 		Dialect:    d,
 		StreamPath: "<base>" + d.Endpoints()[0],
 		Optional:   true,
+		Book:       book.Bybit{},
+		Normalize: func(name string, syms *normalize.Symbols) normalize.Exchange {
+			return normalize.Bybit{Exchange: name, Linear: !d.Spot(), Symbols: syms}
+		},
+		Perpetual: !d.Spot(),
 		Simulate: func(log *slog.Logger) (Simulator, error) {
 			return bybitsim.New(bybitsim.Config{Product: p, Logger: log})
 		},

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -236,7 +237,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		p    *int
 		def  int
 	}{
-		{"MaxParams", &cfg.MaxParams, DefaultMaxParams},
+		{"MaxParams", &cfg.MaxParams, cmp.Or(lim.MaxParams, DefaultMaxParams)},
 		{"MaxStreams", &cfg.MaxStreams, lim.MaxStreams},
 		{"MaxShards", &cfg.MaxShards, DefaultMaxShards},
 		{"HandoverBuffer", &cfg.HandoverBuffer, DefaultHandoverBuffer},

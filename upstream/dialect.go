@@ -92,6 +92,9 @@ type Limits struct {
 	MaxLifetime       time.Duration
 	MaxConnAttempts   int
 	ConnAttemptWindow time.Duration
+	// MaxParams bounds the streams of one subscribe request where the
+	// exchange does (Bybit spot: 10); 0: DefaultMaxParams.
+	MaxParams int
 }
 
 // Heartbeat is a client-initiated keepalive: Payload sent as a text frame

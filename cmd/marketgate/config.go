@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -316,7 +317,7 @@ func exchangeFlags(fs *flag.FlagSet, c *upstream.Config, opts map[string]*bool, 
 	fs.StringVar(&c.URL, f("url"), def.URL, title+": market-stream base URL; the gateway connects to "+x.StreamPath)
 	fs.StringVar(&c.RESTURL, f("rest-url"), def.RESTURL, title+": REST base URL of "+x.Dialect.SymbolsPath()+", the list of valid symbols")
 	fs.DurationVar(&c.RequestInterval, f("request-interval"), def.RequestInterval, title+": minimum spacing of any two frames sent on one connection (requests, pongs)")
-	fs.IntVar(&c.MaxParams, f("max-params"), upstream.DefaultMaxParams, title+": streams per SUBSCRIBE or UNSUBSCRIBE request")
+	fs.IntVar(&c.MaxParams, f("max-params"), cmp.Or(def.MaxParams, upstream.DefaultMaxParams), title+": streams per SUBSCRIBE or UNSUBSCRIBE request")
 	fs.IntVar(&c.MaxStreams, f("max-streams"), def.MaxStreams, title+": streams per connection; beyond, another connection (shard) is opened")
 	fs.IntVar(&c.MaxShards, f("max-shards"), upstream.DefaultMaxShards, title+": connections per endpoint")
 	fs.DurationVar(&c.ReplyTimeout, f("reply-timeout"), upstream.DefaultReplyTimeout, title+": wait for a request's reply; retried once, then the connection is replaced")

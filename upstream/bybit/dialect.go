@@ -60,7 +60,14 @@ var limits = upstream.Limits{
 }
 
 // Spot is Bybit spot, exchange name "bybit", endpoint /v5/public/spot.
-var Spot = Dialect{p: &product{name: "bybit", endpoint: "/v5/public/spot", category: "spot", spot: true, limits: limits}}
+var Spot = Dialect{p: &product{name: "bybit", endpoint: "/v5/public/spot", category: "spot", spot: true, limits: spotLimits()}}
+
+// spotLimits are the limits with spot's 10 args per request.
+func spotLimits() upstream.Limits {
+	l := limits
+	l.MaxParams = SpotMaxArgs
+	return l
+}
 
 // Linear is Bybit USDT/USDC perpetuals and futures, exchange name
 // "bybit-linear", endpoint /v5/public/linear.

@@ -17,7 +17,6 @@
 // text {"op":"ping"} every 20 s. Events are passed on verbatim: the event
 // of a stream is the whole message ({"topic":…,"type":…,"ts":…,"data":…}).
 //
-// Spot takes at most 10 args per request: run a spot feed with
-// upstream.Config.MaxParams at most [SpotMaxArgs] (the core's Limits have
-// no field for it).
+// Spot takes at most 10 args per request: its Limits say MaxParams
+// [SpotMaxArgs], which the feed's requests keep to by default.
 package bybit

@@ -89,9 +89,8 @@ func newFeed(t *testing.T, d upstream.Dialect, addr string, pub hub.Publisher, m
 		Logger:     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		BackoffMin: 100 * time.Millisecond,
 		BackoffMax: time.Second,
-		// Bybit spot takes at most 10 args per request; upstream.Limits
-		// has no field for it.
-		MaxParams: bybit.SpotMaxArgs,
+		// MaxParams is left to the dialect's Limits: spot's 10 args per
+		// request, which the strict simulator holds the feed to.
 	}
 	if mod != nil {
 		mod(&cfg)
