@@ -56,6 +56,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, endpoint int) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	// Run waits for this handler too: after the upgrade hijacks the
+	// connection, http.Server.Shutdown no longer does. Added under mu
+	// before Run sets closing, so never after its Wait began.
+	s.wg.Add(1)
+	defer s.wg.Done()
 	if !s.allowAttemptLocked(ip, now) {
 		s.refused++
 		s.mu.Unlock()

@@ -27,7 +27,7 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	wg sync.WaitGroup // connection goroutines
+	wg sync.WaitGroup // connection goroutines and the WebSocket handlers
 
 	// mu guards the following fields: the market and every connection's
 	// subscriptions and counters, so that a book's snapshot is queued in

@@ -204,6 +204,11 @@ func TestRules(t *testing.T) {
 func TestKnobs(t *testing.T) {
 	srv, addr := simtest.Start(t, okxsim.Config{NoticeGrace: 300 * time.Millisecond})
 	a := dial(t, addr, "/ws/v5/public")
+	// The client's handshake ends before the server has registered the
+	// connection: wait for it.
+	for deadline := time.Now().Add(5 * time.Second); srv.OpenConnections() != 1 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if n := srv.SendShutdownNotice(); n != 1 {
 		t.Fatalf("SendShutdownNotice = %d", n)
 	}
