@@ -95,24 +95,14 @@ func (x Binance) Append(dst []byte, name string, data []byte) ([]byte, bool) {
 		if string(m) == "true" { // the buyer made the book: the taker sold
 			side = "sell"
 		}
-		dst = head(dst, "trade", x.Exchange, unified)
-		dst = field(dst, "id", strconv.FormatInt(id, 10))
-		dst = field(dst, "price", v[0])
-		dst = field(dst, "amount", v[1])
-		dst = field(dst, "side", side)
-		dst = intField(dst, "timestamp", ts)
+		return appendTrade(dst, x.Exchange, unified, trade{strconv.FormatInt(id, 10), v[0], v[1], side, ts}), true
 	case kind == "ticker":
 		ts, ok1 := jsonscan.Int(data, "E")
 		v, ok2 := all("b", "a", "c", "v")
 		if !ok1 || !ok2 {
 			return dst, false
 		}
-		dst = head(dst, "ticker", x.Exchange, unified)
-		dst = field(dst, "bid", v[0])
-		dst = field(dst, "ask", v[1])
-		dst = field(dst, "last", v[2])
-		dst = field(dst, "volume", v[3])
-		dst = intField(dst, "timestamp", ts)
+		return appendTicker(dst, x.Exchange, unified, [4]string(v), ts), true
 	case strings.HasPrefix(kind, "kline_"):
 		ts, ok1 := jsonscan.Int(data, "E")
 		k, ok2 := jsonscan.Field(data, "k")
@@ -127,21 +117,9 @@ func (x Binance) Append(dst []byte, name string, data []byte) ([]byte, bool) {
 		if !ok3 || !ok4 || !ok5 || string(closed) != "true" && string(closed) != "false" {
 			return dst, false
 		}
-		dst = head(dst, "candle", x.Exchange, unified)
-		dst = field(dst, "interval", v[0])
-		dst = intField(dst, "start", start)
-		dst = field(dst, "open", v[1])
-		dst = field(dst, "high", v[2])
-		dst = field(dst, "low", v[3])
-		dst = field(dst, "close", v[4])
-		dst = field(dst, "volume", v[5])
-		dst = append(dst, `,"closed":`...)
-		dst = append(dst, closed...)
-		dst = intField(dst, "timestamp", ts)
-	default:
-		return dst, false
+		return appendCandle(dst, x.Exchange, unified, candle{v[0], start, v[1], v[2], v[3], v[4], v[5], string(closed), ts}), true
 	}
-	return append(dst, '}'), true
+	return dst, false
 }
 
 // appendBook normalizes the gateway's book messages (package book): a
@@ -160,17 +138,11 @@ func appendBook(dst []byte, exchange, unified string, data []byte) ([]byte, bool
 	}
 	switch m.Type {
 	case "snapshot":
-		dst = head(dst, "book_snapshot", exchange, unified)
-		dst = levels(dst, "bids", m.Bids)
-		dst = levels(dst, "asks", m.Asks)
+		return appendLevelsEvent(dst, "book_snapshot", exchange, unified, m.Bids, m.Asks, 0), true
 	case "update":
-		dst = head(dst, "book_update", exchange, unified)
-		dst = levels(dst, "bids", m.B)
-		dst = levels(dst, "asks", m.A)
-	default:
-		return dst, false
+		return appendLevelsEvent(dst, "book_update", exchange, unified, m.B, m.A, 0), true
 	}
-	return append(dst, '}'), true
+	return dst, false
 }
 
 // UnifiedSymbol returns ccxt's unified name of a symbol from its base and

@@ -148,3 +148,73 @@ func levels(b []byte, name string, ls [][2]string) []byte {
 	}
 	return append(b, ']')
 }
+
+// trade is one trade, as the normalized form says it.
+type trade struct {
+	id, price, amount, side string
+	ts                      int64
+}
+
+// appendTrade appends a normalized trade.
+func appendTrade(b []byte, exchange, symbol string, t trade) []byte {
+	b = head(b, "trade", exchange, symbol)
+	b = field(b, "id", t.id)
+	b = field(b, "price", t.price)
+	b = field(b, "amount", t.amount)
+	b = field(b, "side", t.side)
+	return append(intField(b, "timestamp", t.ts), '}')
+}
+
+// candle is one candle; closed is "true" or "false", ts 0 when the
+// exchange gives no event time.
+type candle struct {
+	interval                               string
+	start                                  int64
+	open, high, low, close, volume, closed string
+	ts                                     int64
+}
+
+// appendCandle appends a normalized candle.
+func appendCandle(b []byte, exchange, symbol string, c candle) []byte {
+	b = head(b, "candle", exchange, symbol)
+	b = field(b, "interval", c.interval)
+	b = intField(b, "start", c.start)
+	b = field(b, "open", c.open)
+	b = field(b, "high", c.high)
+	b = field(b, "low", c.low)
+	b = field(b, "close", c.close)
+	b = field(b, "volume", c.volume)
+	b = append(b, `,"closed":`...)
+	b = append(b, c.closed...)
+	if c.ts != 0 {
+		b = intField(b, "timestamp", c.ts)
+	}
+	return append(b, '}')
+}
+
+// tickerFields are the normalized ticker's fields, in order.
+var tickerFields = [4]string{"bid", "ask", "last", "volume"}
+
+// appendTicker appends a normalized ticker of the values given (an empty
+// one, which the exchange did not send, is left out).
+func appendTicker(b []byte, exchange, symbol string, values [4]string, ts int64) []byte {
+	b = head(b, "ticker", exchange, symbol)
+	for i, v := range values {
+		if v != "" {
+			b = field(b, tickerFields[i], v)
+		}
+	}
+	return append(intField(b, "timestamp", ts), '}')
+}
+
+// appendLevelsEvent appends a normalized book_snapshot or book_update;
+// ts 0 when unknown.
+func appendLevelsEvent(b []byte, typ, exchange, symbol string, bids, asks [][2]string, ts int64) []byte {
+	b = head(b, typ, exchange, symbol)
+	b = levels(b, "bids", bids)
+	b = levels(b, "asks", asks)
+	if ts != 0 {
+		b = intField(b, "timestamp", ts)
+	}
+	return append(b, '}')
+}

@@ -156,12 +156,7 @@ func (x OKX) Append(dst []byte, name string, data []byte) ([]byte, bool) {
 			if !ok1 || !ok2 || v[3] != "buy" && v[3] != "sell" {
 				return b, false
 			}
-			b = head(b, "trade", x.Exchange, unified)
-			b = field(b, "id", v[0])
-			b = field(b, "price", v[1])
-			b = field(b, "amount", v[2])
-			b = field(b, "side", v[3])
-			return append(intField(b, "timestamp", ts), '}'), true
+			return appendTrade(b, x.Exchange, unified, trade{v[0], v[1], v[2], v[3], ts}), true
 		})
 	case ch == "tickers":
 		return many(dst, arr, func(b, it []byte) ([]byte, bool) {
@@ -170,12 +165,7 @@ func (x OKX) Append(dst []byte, name string, data []byte) ([]byte, bool) {
 			if !ok1 || !ok2 {
 				return b, false
 			}
-			b = head(b, "ticker", x.Exchange, unified)
-			b = field(b, "bid", v[0])
-			b = field(b, "ask", v[1])
-			b = field(b, "last", v[2])
-			b = field(b, "volume", v[3])
-			return append(intField(b, "timestamp", ts), '}'), true
+			return appendTicker(b, x.Exchange, unified, [4]string(v), ts), true
 		})
 	case ch == "books5":
 		return many(dst, arr, func(b, it []byte) ([]byte, bool) {
@@ -184,10 +174,7 @@ func (x OKX) Append(dst []byte, name string, data []byte) ([]byte, bool) {
 			if !ok1 || !ok2 {
 				return b, false
 			}
-			b = head(b, "book_snapshot", x.Exchange, unified)
-			b = levels(b, "bids", bids)
-			b = levels(b, "asks", asks)
-			return append(b, '}'), true
+			return appendLevelsEvent(b, "book_snapshot", x.Exchange, unified, bids, asks, 0), true
 		})
 	case strings.HasPrefix(ch, "candle"):
 		interval := strings.TrimPrefix(ch, "candle")
@@ -206,17 +193,7 @@ func (x OKX) Append(dst []byte, name string, data []byte) ([]byte, bool) {
 			if err != nil {
 				return b, false
 			}
-			b = head(b, "candle", x.Exchange, unified)
-			b = field(b, "interval", interval)
-			b = intField(b, "start", start)
-			b = field(b, "open", f[1])
-			b = field(b, "high", f[2])
-			b = field(b, "low", f[3])
-			b = field(b, "close", f[4])
-			b = field(b, "volume", f[5])
-			b = append(b, `,"closed":`...)
-			b = strconv.AppendBool(b, f[8] == "1")
-			return append(b, '}'), true
+			return appendCandle(b, x.Exchange, unified, candle{interval, start, f[1], f[2], f[3], f[4], f[5], strconv.FormatBool(f[8] == "1"), 0}), true
 		})
 	}
 	return dst, false
@@ -323,12 +300,7 @@ func (x Bybit) Append(dst []byte, name string, data []byte) ([]byte, bool) {
 			if !ok1 || !ok2 || v[3] != "Buy" && v[3] != "Sell" {
 				return b, false
 			}
-			b = head(b, "trade", x.Exchange, unified)
-			b = field(b, "id", v[0])
-			b = field(b, "price", v[1])
-			b = field(b, "amount", v[2])
-			b = field(b, "side", strings.ToLower(v[3]))
-			return append(intField(b, "timestamp", ts), '}'), true
+			return appendTrade(b, x.Exchange, unified, trade{v[0], v[1], v[2], strings.ToLower(v[3]), ts}), true
 		})
 	case "tickers":
 		// Spot tickers have no best bid and ask, and linear deltas only
@@ -337,13 +309,11 @@ func (x Bybit) Append(dst []byte, name string, data []byte) ([]byte, bool) {
 		if !ok {
 			return dst, false
 		}
-		dst = head(dst, "ticker", x.Exchange, unified)
-		for _, f := range [][2]string{{"bid1Price", "bid"}, {"ask1Price", "ask"}, {"lastPrice", "last"}, {"volume24h", "volume"}} {
-			if v, ok := str(d, f[0]); ok {
-				dst = field(dst, f[1], v)
-			}
+		var v [4]string
+		for i, k := range [4]string{"bid1Price", "ask1Price", "lastPrice", "volume24h"} {
+			v[i], _ = str(d, k)
 		}
-		return append(intField(dst, "timestamp", ts), '}'), true
+		return appendTicker(dst, x.Exchange, unified, v, ts), true
 	case "kline":
 		return many(dst, d, func(b, it []byte) ([]byte, bool) {
 			v, ok1 := strs(it, "interval", "open", "high", "low", "close", "volume")
@@ -353,17 +323,7 @@ func (x Bybit) Append(dst []byte, name string, data []byte) ([]byte, bool) {
 			if !ok1 || !ok2 || !ok3 || !ok4 || string(closed) != "true" && string(closed) != "false" {
 				return b, false
 			}
-			b = head(b, "candle", x.Exchange, unified)
-			b = field(b, "interval", v[0])
-			b = intField(b, "start", start)
-			b = field(b, "open", v[1])
-			b = field(b, "high", v[2])
-			b = field(b, "low", v[3])
-			b = field(b, "close", v[4])
-			b = field(b, "volume", v[5])
-			b = append(b, `,"closed":`...)
-			b = append(b, closed...)
-			return append(intField(b, "timestamp", ts), '}'), true
+			return appendCandle(b, x.Exchange, unified, candle{v[0], start, v[1], v[2], v[3], v[4], v[5], string(closed), ts}), true
 		})
 	case "orderbook":
 		typ, ok1 := str(data, "type")
@@ -377,10 +337,7 @@ func (x Bybit) Append(dst []byte, name string, data []byte) ([]byte, bool) {
 		if typ == "snapshot" {
 			kind = "book_snapshot"
 		}
-		dst = head(dst, kind, x.Exchange, unified)
-		dst = levels(dst, "bids", bids)
-		dst = levels(dst, "asks", asks)
-		return append(intField(dst, "timestamp", ts), '}'), true
+		return appendLevelsEvent(dst, kind, x.Exchange, unified, bids, asks, ts), true
 	}
 	return dst, false
 }
