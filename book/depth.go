@@ -1,9 +1,12 @@
 package book
 
 import (
+	"strconv"
+
 	"context"
 	"encoding/json"
 	"errors"
+	"golang.org/x/sync/singleflight"
 	"log/slog"
 	"sync"
 	"time"
@@ -23,6 +26,9 @@ type Depths struct {
 
 	mu       sync.Mutex
 	interest map[string]time.Time // book stream key -> last request
+	// sf makes the requests for one book and depth that arrive together
+	// share one read (and one wait for a book not kept yet).
+	sf singleflight.Group
 }
 
 // DepthConfig configures [Depths].
@@ -99,6 +105,18 @@ func (d *Depths) Depth(ctx context.Context, exchange, symbol string, limit int) 
 	if !d.want(ctx, key) {
 		return nil, false, nil
 	}
+	// Shared by the requests asking meanwhile, so not bound to the first
+	// one's context: Wait bounds it.
+	v, _, _ := d.sf.Do(key+"|"+strconv.Itoa(limit), func() (any, error) {
+		return d.read(context.WithoutCancel(ctx), p, key, limit), nil
+	})
+	body, _ := v.([]byte)
+	return body, body != nil, nil
+}
+
+// read reads the book of stream key within Config.Wait and returns its
+// depth answer, or nil.
+func (d *Depths) read(ctx context.Context, p Procedure, key string, limit int) []byte {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Wait)
 	defer cancel()
 	h := d.cfg.Hub.(hub.History)
@@ -106,12 +124,12 @@ func (d *Depths) Depth(ctx context.Context, exchange, symbol string, limit int) 
 		rec, err := h.Recover(ctx, key, nil)
 		if err == nil && rec.State != nil {
 			if body, ok := d.build(p, rec, limit); ok {
-				return body, true, nil
+				return body
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return nil, false, nil
+			return nil
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

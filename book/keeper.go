@@ -59,6 +59,9 @@ type keeper struct {
 	x      *Books
 	symbol string // as in stream names
 	diff   string // the diff stream's key
+	// inband: the diff stream sends the snapshots itself (the
+	// procedure asks for no REST snapshot).
+	inband bool
 	log    *slog.Logger
 
 	kick   chan struct{} // a sync is wanted
@@ -82,21 +85,15 @@ type keeper struct {
 
 // newKeeper returns the keeper of symbol; run starts it.
 func newKeeper(x *Books, symbol string) *keeper {
+	path, _ := x.cfg.Procedure.SnapshotRequest(symbol, x.cfg.Depth)
 	return &keeper{
-		x: x, symbol: symbol, diff: x.name + ":" + x.cfg.Procedure.DiffStream(symbol),
+		x: x, symbol: symbol, diff: x.name + ":" + x.cfg.Procedure.DiffStream(symbol), inband: path == "",
 		log:   x.log.With("book", symbol),
 		kick:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 		views: make(map[string]*view),
 		book:  NewBook(x.cfg.MaxLevels),
 	}
-}
-
-// inband reports whether the exchange's diff stream sends the snapshots
-// itself (no REST snapshot).
-func (k *keeper) inband() bool {
-	path, _ := k.x.cfg.Procedure.SnapshotRequest(k.symbol, k.x.cfg.Depth)
-	return path == ""
 }
 
 // adoptInbandLocked replaces the book with a snapshot the diff stream
@@ -175,7 +172,7 @@ func (k *keeper) onDiff(ctx context.Context, msg hub.Message) {
 	if msg.Gap {
 		k.resyncLocked("events lost upstream")
 	}
-	if !k.synced && k.inband() {
+	if !k.synced && k.inband {
 		return // the stream's next snapshot makes the book
 	}
 	if !k.synced {
@@ -395,7 +392,7 @@ func (k *keeper) flush(ctx context.Context) {
 // buffered meanwhile.
 func (k *keeper) sync(ctx context.Context) error {
 	k.mu.Lock()
-	if k.inband() {
+	if k.inband {
 		// No REST: the stream sends a snapshot when subscribed (again).
 		resub := k.syncing && k.resub
 		k.resub = false

@@ -330,3 +330,40 @@ func TestKeeper(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshotWaitsForDiffs: Binance's procedure subscribes and buffers
+// before it asks for the snapshot, so a keeper whose diff stream has not
+// delivered yet fetches nothing; the first diff starts the fetch.
+func TestSnapshotWaitsForDiffs(t *testing.T) {
+	ctx := t.Context()
+	m := newModel()
+	h := &hub.Memory{}
+	b, err := New(Config{Name: "x", Procedure: Binance{}, Fetch: m.fetch, Publisher: h, Depth: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Carry(&exchange{subs: map[string]bool{}})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { b.Run(runCtx); close(done) }()
+	defer func() { stop(); <-done }()
+	b.Subscribe([]string{"sym@book"})
+	fetches := func() int {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.fetches
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := fetches(); n != 0 {
+		t.Fatalf("%d snapshots fetched before any diff arrived; want 0", n)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	b.Publish(ctx, hub.Message{Stream: "x:sym@depth@100ms", Data: m.diff(r, false)})
+	deadline := time.Now().Add(5 * time.Second)
+	for fetches() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d snapshots fetched after the first diff; want 1", fetches())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
