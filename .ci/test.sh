@@ -68,6 +68,8 @@ fuzz ./upstream/binance FuzzParseFuturesStream
 fuzz ./upstream/binance FuzzParseInbound
 fuzz ./upstream/okx FuzzParseStream
 fuzz ./upstream/okx FuzzParse
+fuzz ./upstream/bybit FuzzParseStream
+fuzz ./upstream/bybit FuzzParse
 fuzz ./internal/jsonscan FuzzField
 fuzz ./hub FuzzDecode
 fuzz ./book FuzzKeeperDiff
