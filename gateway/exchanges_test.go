@@ -25,8 +25,8 @@ func TestExchanges(t *testing.T) {
 			if x.Title == "" || x.StreamPath == "" || x.Dialect == nil || x.Simulate == nil || x.SimulatorMode == "" {
 				t.Errorf("entry %+v lacks a title, a help path, its dialect or its simulator", x)
 			}
-			if x.Dialect.Name() != x.Name || x.Dialect.SymbolsPath() == "" {
-				t.Errorf("dialect %q with symbols at %q; want %q's, with a symbol list", x.Dialect.Name(), x.Dialect.SymbolsPath(), x.Name)
+			if x.Dialect.Name() != x.Name || len(x.Dialect.SymbolsPaths()) == 0 {
+				t.Errorf("dialect %q with symbols at %q; want %q's, with a symbol list", x.Dialect.Name(), x.Dialect.SymbolsPaths(), x.Name)
 			}
 			d := x.Dialect.Limits()
 			if d.URL == "" || d.RESTURL == "" || d.RequestInterval <= 0 || d.MaxStreams <= 0 || d.IdleTimeout <= 0 ||

@@ -42,12 +42,15 @@ type Dialect interface {
 	// take that many in a URL: the shard then subscribes by requests only.
 	URLRefused(status int) bool
 
-	// SymbolsPath is the REST path of the symbol list, appended to the
-	// REST base URL.
-	SymbolsPath() string
-	// ParseSymbols reads that list and returns the symbols that trade,
-	// spelled as stream names carry them ([Stream.Symbol]).
-	ParseSymbols(r io.Reader) (map[string]struct{}, error)
+	// SymbolsPaths are the REST paths of the symbol lists, appended to
+	// the REST base URL: the valid symbols are those of every list (OKX
+	// lists one instrument type per call).
+	SymbolsPaths() []string
+	// ParseSymbols reads one page of the list fetched from path and
+	// returns the symbols that trade, spelled as stream names carry them
+	// ([Stream.Symbol]), and the path of the list's next page, or "" when
+	// this page is its last (Bybit pages its linear list with a cursor).
+	ParseSymbols(path string, r io.Reader) (syms map[string]struct{}, next string, err error)
 
 	// Limits returns the exchange's documented limits, the defaults of
 	// the [Config] fields of the same names.

@@ -42,7 +42,7 @@ func (fakeDialect) Kinds() []string        { return fakeKinds }
 func (fakeDialect) Endpoints() []string    { return []string{"/ws/public"} }
 func (fakeDialect) EndpointOf(Stream) int  { return 0 }
 func (fakeDialect) URLRefused(int) bool    { return false }
-func (fakeDialect) SymbolsPath() string    { return "/instruments" }
+func (fakeDialect) SymbolsPaths() []string { return []string{"/instruments"} }
 func (fakeDialect) EventTime([]byte) int64 { return 0 }
 func (fakeDialect) Heartbeat() Heartbeat {
 	return Heartbeat{Every: 150 * time.Millisecond, Payload: []byte("ping")}
@@ -51,16 +51,16 @@ func (fakeDialect) ConnectURL(base, path string, _ []string, _ int) (string, int
 	return base + path, 0
 }
 
-func (fakeDialect) ParseSymbols(r io.Reader) (map[string]struct{}, error) {
+func (fakeDialect) ParseSymbols(_ string, r io.Reader) (map[string]struct{}, string, error) {
 	var list []string
 	if err := json.NewDecoder(r).Decode(&list); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	m := make(map[string]struct{}, len(list))
 	for _, s := range list {
 		m[s] = struct{}{}
 	}
-	return m, nil
+	return m, "", nil
 }
 
 func (fakeDialect) Limits() Limits {

@@ -118,9 +118,10 @@ func (f *Feed) LoadSymbols(ctx context.Context) error { return f.symbols.load(ct
 // refresh.
 func (f *Feed) SymbolMiss() <-chan struct{} { return f.symbols.miss }
 
-// FetchSymbols fetches and parses one symbol list.
-func FetchSymbols(ctx context.Context, url string, parse func(io.Reader) (map[string]struct{}, error), client *http.Client, maxBytes int64) (map[string]struct{}, error) {
-	s := &symbolSet{url: url, parse: parse, client: client, maxBytes: maxBytes}
+// FetchSymbols fetches and parses every page of the symbol lists at
+// base+paths.
+func FetchSymbols(ctx context.Context, base string, paths []string, parse func(string, io.Reader) (map[string]struct{}, string, error), client *http.Client, maxBytes int64) (map[string]struct{}, error) {
+	s := &symbolSet{base: base, paths: paths, parse: parse, client: client, maxBytes: maxBytes}
 	return s.fetch(ctx)
 }
 

@@ -141,7 +141,8 @@ func New(cfg Config) (*Feed, error) {
 		state:     StateIdle,
 	}
 	f.symbols = &symbolSet{
-		url:         cfg.RESTURL + f.d.SymbolsPath(),
+		base:        cfg.RESTURL,
+		paths:       f.d.SymbolsPaths(),
 		parse:       f.d.ParseSymbols,
 		client:      cfg.HTTPClient,
 		refresh:     cfg.SymbolRefresh,

@@ -18,7 +18,8 @@ import (
 )
 
 // symbolSet keeps the symbols an exchange currently trades, as listed by
-// its REST API (the dialect's SymbolsPath, read by its ParseSymbols).
+// its REST API (the dialect's SymbolsPaths, every page of each, read by
+// its ParseSymbols).
 // Lookups are lock-free; the set is replaced whole on each successful
 // refresh, unless the new list is empty or drops more than maxDrop of the
 // known symbols: an exchange answering 200 with a partial list must not
@@ -28,8 +29,9 @@ import (
 // failed or refused refresh is retried after a backoff. Its goroutine is
 // run by the owner through run.
 type symbolSet struct {
-	url         string
-	parse       func(io.Reader) (map[string]struct{}, error)
+	base        string   // the REST base URL
+	paths       []string // the lists, each paged by parse's next path
+	parse       func(path string, r io.Reader) (map[string]struct{}, string, error)
 	client      *http.Client
 	refresh     time.Duration
 	missRefresh time.Duration
@@ -180,7 +182,7 @@ func (s *symbolSet) load(ctx context.Context) error {
 // of the symbols in use.
 func (s *symbolSet) plausible(m map[string]struct{}) error {
 	if len(m) == 0 {
-		return fmt.Errorf("%w: %s lists no trading symbol", ErrSymbolsRefused, s.url)
+		return fmt.Errorf("%w: %s lists no trading symbol", ErrSymbolsRefused, s.base)
 	}
 	cur := s.set.Load()
 	if cur == nil {
@@ -194,7 +196,7 @@ func (s *symbolSet) plausible(m map[string]struct{}) error {
 	}
 	if float64(dropped) > s.maxDrop*float64(len(*cur)) {
 		return fmt.Errorf("%w: %s drops %d of the %d symbols in use (more than %.0f%%)",
-			ErrSymbolsRefused, s.url, dropped, len(*cur), s.maxDrop*100)
+			ErrSymbolsRefused, s.base, dropped, len(*cur), s.maxDrop*100)
 	}
 	return nil
 }
@@ -216,16 +218,43 @@ func (e *restError) Error() string {
 	return fmt.Sprintf("http status %d", e.status)
 }
 
-// fetch GETs the symbol list and returns the symbols that trade.
-// It reads at most maxBytes of the body.
+// maxSymbolPages bounds the pages read of one symbol list: a list whose
+// next-page cursor never ends is refused rather than read forever.
+const maxSymbolPages = 50
+
+// fetch GETs every page of every symbol list and returns the symbols that
+// trade in any of them. It reads at most maxBytes of each page.
 func (s *symbolSet) fetch(ctx context.Context) (map[string]struct{}, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	all := make(map[string]struct{})
+	for _, path := range s.paths {
+		for page := 1; path != ""; page++ {
+			if page > maxSymbolPages {
+				return nil, fmt.Errorf("get %s: %w: more than %d pages", s.base+path, ErrSymbolsRefused, maxSymbolPages)
+			}
+			m, next, err := s.fetchPage(ctx, path)
+			if err != nil {
+				return nil, err
+			}
+			for sym := range m {
+				all[sym] = struct{}{}
+			}
+			path = next
+		}
+	}
+	return all, nil
+}
+
+// fetchPage GETs one page of a symbol list and returns its symbols that
+// trade and the path of the next page ("" at the end).
+func (s *symbolSet) fetchPage(ctx context.Context, path string) (map[string]struct{}, string, error) {
+	url := s.base + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", s.url, err)
+		return nil, "", fmt.Errorf("get %s: %w", url, err)
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", s.url, err)
+		return nil, "", fmt.Errorf("get %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -233,18 +262,18 @@ func (s *symbolSet) fetch(ctx context.Context) (map[string]struct{}, error) {
 		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
 			e.retryAfter = time.Duration(min(secs, int(maxRetryAfter/time.Second))) * time.Second
 		}
-		return nil, fmt.Errorf("get %s: %w", s.url, e)
+		return nil, "", fmt.Errorf("get %s: %w", url, e)
 	}
 	lr := &io.LimitedReader{R: resp.Body, N: s.maxBytes + 1}
-	m, err := s.parse(lr)
+	m, next, err := s.parse(path, lr)
 	if err != nil {
 		if lr.N <= 0 {
-			return nil, fmt.Errorf("get %s: %w (limit %d bytes)", s.url, ErrSymbolsTooLarge, s.maxBytes)
+			return nil, "", fmt.Errorf("get %s: %w (limit %d bytes)", url, ErrSymbolsTooLarge, s.maxBytes)
 		}
-		return nil, fmt.Errorf("decode %s: %w", s.url, err)
+		return nil, "", fmt.Errorf("decode %s: %w", url, err)
 	}
 	if lr.N <= 0 {
-		return nil, fmt.Errorf("get %s: %w (limit %d bytes)", s.url, ErrSymbolsTooLarge, s.maxBytes)
+		return nil, "", fmt.Errorf("get %s: %w (limit %d bytes)", url, ErrSymbolsTooLarge, s.maxBytes)
 	}
-	return m, nil
+	return m, next, nil
 }

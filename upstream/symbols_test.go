@@ -170,7 +170,7 @@ func TestSymbolsFetchErrors(t *testing.T) {
 				fmt.Fprint(w, tc.body)
 			}))
 			defer srv.Close()
-			m, err := FetchSymbols(t.Context(), srv.URL, binance.Spot.ParseSymbols, srv.Client(), tc.maxBytes)
+			m, err := FetchSymbols(t.Context(), srv.URL, []string{"/"}, binance.Spot.ParseSymbols, srv.Client(), tc.maxBytes)
 			switch {
 			case tc.wantN >= 0 && tc.wantErr == nil:
 				if err != nil || len(m) != tc.wantN {

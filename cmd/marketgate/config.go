@@ -315,7 +315,7 @@ func exchangeFlags(fs *flag.FlagSet, c *upstream.Config, opts map[string]*bool, 
 	f := func(name string) string { return x.Name + "-" + name }
 	title, def := x.Title, x.Dialect.Limits()
 	fs.StringVar(&c.URL, f("url"), def.URL, title+": market-stream base URL; the gateway connects to "+x.StreamPath)
-	fs.StringVar(&c.RESTURL, f("rest-url"), def.RESTURL, title+": REST base URL of "+x.Dialect.SymbolsPath()+", the list of valid symbols")
+	fs.StringVar(&c.RESTURL, f("rest-url"), def.RESTURL, title+": REST base URL of "+strings.Join(x.Dialect.SymbolsPaths(), " and ")+", the lists of valid symbols")
 	fs.DurationVar(&c.RequestInterval, f("request-interval"), def.RequestInterval, title+": minimum spacing of any two frames sent on one connection (requests, pongs)")
 	fs.IntVar(&c.MaxParams, f("max-params"), cmp.Or(def.MaxParams, upstream.DefaultMaxParams), title+": streams per SUBSCRIBE or UNSUBSCRIBE request")
 	fs.IntVar(&c.MaxStreams, f("max-streams"), def.MaxStreams, title+": streams per connection; beyond, another connection (shard) is opened")

@@ -53,6 +53,11 @@ type Config struct {
 	// ETHUSDT, SOLUSDT, XRPUSDT). The instrument list also shows
 	// DELISTEDUSDT with status Closed, whose topics are refused.
 	Symbols []string
+	// MaxPageSize is the most instruments of one page of the linear
+	// instrument list, which is paged as Bybit's is: limit (default 500,
+	// at most 1000) per page and a nextPageCursor to the next. Default
+	// 1000; a test sets it low to page a short list.
+	MaxPageSize int
 	// TickInterval is how often the market moves (default 100 ms).
 	TickInterval time.Duration
 	// Seed seeds the market generator (default 1).
@@ -84,6 +89,7 @@ type Config struct {
 // Defaults of Config.
 const (
 	DefaultTickInterval         = 100 * time.Millisecond
+	DefaultMaxPageSize          = 1000
 	DefaultPingTimeout          = 40 * time.Second
 	DefaultSpotMaxArgs          = 10
 	DefaultMaxArgsChars         = 21000
@@ -108,6 +114,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	case ProductSpot, ProductLinear:
 	default:
 		return cfg, fmt.Errorf("bybitsim: unknown product %q (want spot or linear)", cfg.Product)
+	}
+	if cfg.MaxPageSize <= 0 {
+		cfg.MaxPageSize = DefaultMaxPageSize
 	}
 	if len(cfg.Symbols) == 0 {
 		cfg.Symbols = DefaultSymbols

@@ -9,8 +9,10 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,7 +134,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveInstruments answers GET /v5/market/instruments-info?category=…
-// with the listed symbols (status Trading) and DELISTEDUSDT (Closed).
+// with the listed symbols (status Trading) and DELISTEDUSDT (Closed). The
+// linear list is paged: limit (default 500, capped by MaxPageSize) per
+// page, and a cursor (the next page's offset, opaque to clients) to the
+// next; a bad limit or cursor gets retCode 10001.
 func (s *Server) serveInstruments(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	cat := r.URL.Query().Get("category")
@@ -165,11 +170,49 @@ func (s *Server) serveInstruments(w http.ResponseWriter, r *http.Request) {
 		}
 		list = append(list, i)
 	}
+	next := ""
+	if s.cfg.Product == ProductLinear {
+		var err error
+		if list, next, err = page(r.URL.Query(), list, s.cfg.MaxPageSize); err != nil {
+			json.NewEncoder(w).Encode(map[string]any{
+				"retCode": 10001, "retMsg": "params error: " + err.Error(),
+				"result": map[string]any{}, "retExtInfo": map[string]any{}, "time": s.cfg.Now().UnixMilli(),
+			})
+			return
+		}
+	}
 	json.NewEncoder(w).Encode(map[string]any{
 		"retCode": 0, "retMsg": "OK",
-		"result":     map[string]any{"category": cat, "list": list, "nextPageCursor": ""},
+		"result":     map[string]any{"category": cat, "list": list, "nextPageCursor": next},
 		"retExtInfo": map[string]any{}, "time": s.cfg.Now().UnixMilli(),
 	})
+}
+
+// page returns the page of list that q's limit (capped at maxSize) and
+// cursor ask for and the cursor of the next page ("" after the last).
+func page[T any](q url.Values, list []T, maxSize int) ([]T, string, error) {
+	limit := min(500, maxSize)
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return nil, "", fmt.Errorf("limit %q: want 1 to 1000", v)
+		}
+		limit = min(n, maxSize)
+	}
+	from := 0
+	if c := q.Get("cursor"); c != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(c, "next:"))
+		if !strings.HasPrefix(c, "next:") || err != nil || n <= 0 || n >= len(list) {
+			return nil, "", fmt.Errorf("cursor %q is not one this server gave", c)
+		}
+		from = n
+	}
+	to := min(from+limit, len(list))
+	next := ""
+	if to < len(list) {
+		next = "next:" + strconv.Itoa(to)
+	}
+	return list[from:to], next, nil
 }
 
 // allowAttempt counts a handshake of r's IP against the attempt limit.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,6 +109,62 @@ func TestInstruments(t *testing.T) {
 	}
 	if v := get("category=spot"); v["retCode"].(float64) != 10001 {
 		t.Fatalf("wrong category: %v", v)
+	}
+}
+
+func TestInstrumentPages(t *testing.T) {
+	_, addr := simtest.Start(t, bybitsim.Config{Product: bybitsim.ProductLinear, MaxPageSize: 2,
+		Symbols: []string{"AUSDT", "BUSDT", "CUSDT", "DUSDT"}})
+	type page struct {
+		RetCode int `json:"retCode"`
+		Result  struct {
+			List []struct {
+				Symbol string `json:"symbol"`
+			} `json:"list"`
+			NextPageCursor string `json:"nextPageCursor"`
+		} `json:"result"`
+	}
+	get := func(q string) page {
+		res, err := http.Get("http://" + addr + "/v5/market/instruments-info?category=linear" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var p page
+		if err := json.NewDecoder(res.Body).Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var got []string
+	cursor, pages := "", 0
+	for {
+		q := "&limit=1000"
+		if cursor != "" {
+			q += "&cursor=" + url.QueryEscape(cursor)
+		}
+		p := get(q)
+		if p.RetCode != 0 {
+			t.Fatalf("page %d: retCode %d", pages, p.RetCode)
+		}
+		pages++
+		for _, s := range p.Result.List {
+			got = append(got, s.Symbol)
+		}
+		if cursor = p.Result.NextPageCursor; cursor == "" {
+			break
+		}
+		if pages > 10 {
+			t.Fatal("the cursor never ends")
+		}
+	}
+	if want := "AUSDT BUSDT CUSDT DUSDT DELISTEDUSDT"; strings.Join(got, " ") != want || pages != 3 {
+		t.Fatalf("%d pages of %q; want 3 of %q", pages, got, want)
+	}
+	for _, q := range []string{"&limit=0", "&limit=1001", "&limit=x", "&cursor=bogus", "&cursor=next:99"} {
+		if p := get(q); p.RetCode != 10001 {
+			t.Errorf("%s: retCode %d; want 10001", q, p.RetCode)
+		}
 	}
 }
 

@@ -161,8 +161,9 @@ func (d Dialect) EndpointOf(s upstream.Stream) int { return d.p.endpointOf(kindO
 // URLRefused: Binance refuses a URL over its stream limit with 400.
 func (Dialect) URLRefused(status int) bool { return status == http.StatusBadRequest }
 
-// SymbolsPath returns the product's exchangeInfo path.
-func (d Dialect) SymbolsPath() string { return d.p.symbolsPath }
+// SymbolsPaths returns the product's exchangeInfo path: one list, not
+// paged.
+func (d Dialect) SymbolsPaths() []string { return []string{d.p.symbolsPath} }
 
 // exchangeInfo is the part of the exchangeInfo response the gateway needs;
 // spot and USD-M futures share it.
@@ -174,10 +175,10 @@ type exchangeInfo struct {
 }
 
 // ParseSymbols returns the lowercase symbols with status TRADING.
-func (d Dialect) ParseSymbols(r io.Reader) (map[string]struct{}, error) {
+func (d Dialect) ParseSymbols(_ string, r io.Reader) (map[string]struct{}, string, error) {
 	var info exchangeInfo
 	if err := json.NewDecoder(r).Decode(&info); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	m := make(map[string]struct{}, len(info.Symbols))
 	for _, sym := range info.Symbols {
@@ -188,7 +189,7 @@ func (d Dialect) ParseSymbols(r io.Reader) (map[string]struct{}, error) {
 			m[lower] = struct{}{}
 		}
 	}
-	return m, nil
+	return m, "", nil
 }
 
 // Limits returns the product's documented limits.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -105,15 +106,18 @@ func (Dialect) ConnectURL(base, path string, _ []string, _ int) (string, int) {
 // URLRefused is never true: no topics in URLs.
 func (Dialect) URLRefused(int) bool { return false }
 
-// SymbolsPath returns the instruments-info path of the product. Linear
-// lists are paginated: limit=1000 (the maximum) holds every linear
-// symbol today; the core reads one page.
-func (d Dialect) SymbolsPath() string {
+// SymbolsPaths returns the instruments-info path of the product. Linear
+// lists are paged (limit=1000 is the largest page): ParseSymbols returns
+// the next page's path from the list's nextPageCursor.
+func (d Dialect) SymbolsPaths() []string {
 	if d.p.spot {
-		return "/v5/market/instruments-info?category=spot"
+		return []string{"/v5/market/instruments-info?category=spot"}
 	}
-	return "/v5/market/instruments-info?category=linear&limit=1000"
+	return []string{linearInstrumentsPath}
 }
+
+// linearInstrumentsPath is the first page of the linear instrument list.
+const linearInstrumentsPath = "/v5/market/instruments-info?category=linear&limit=1000"
 
 type instruments struct {
 	RetCode int    `json:"retCode"`
@@ -123,17 +127,20 @@ type instruments struct {
 			Symbol string `json:"symbol"`
 			Status string `json:"status"`
 		} `json:"list"`
+		NextPageCursor string `json:"nextPageCursor"`
 	} `json:"result"`
 }
 
-// ParseSymbols returns the symbols with status "Trading".
-func (Dialect) ParseSymbols(r io.Reader) (map[string]struct{}, error) {
+// ParseSymbols returns the symbols with status "Trading" of one page of
+// path's list, and the next page's path when the page has a
+// nextPageCursor: path without its cursor, plus the new one.
+func (Dialect) ParseSymbols(path string, r io.Reader) (map[string]struct{}, string, error) {
 	var in instruments
 	if err := json.NewDecoder(r).Decode(&in); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if in.RetCode != 0 {
-		return nil, fmt.Errorf("instruments-info: retCode %d: %s", in.RetCode, in.RetMsg)
+		return nil, "", fmt.Errorf("instruments-info: retCode %d: %s", in.RetCode, in.RetMsg)
 	}
 	m := make(map[string]struct{}, len(in.Result.List))
 	for _, s := range in.Result.List {
@@ -141,7 +148,8 @@ func (Dialect) ParseSymbols(r io.Reader) (map[string]struct{}, error) {
 			m[s.Symbol] = struct{}{}
 		}
 	}
-	return m, nil
+	next, err := nextPage(path, in.Result.NextPageCursor)
+	return m, next, err
 }
 
 // Limits returns Bybit's limits.
@@ -171,4 +179,23 @@ func (Dialect) Encode(op upstream.Op, names []string, id int64) ([]byte, error) 
 		o = "unsubscribe"
 	}
 	return json.Marshal(request{ReqID: strconv.FormatInt(id, 10), Op: o, Args: names})
+}
+
+// nextPage returns path with its cursor parameter set to cursor, or ""
+// when cursor is empty (the last page).
+func nextPage(path, cursor string) (string, error) {
+	if cursor == "" {
+		return "", nil
+	}
+	u, err := url.Parse(path)
+	if err != nil {
+		return "", fmt.Errorf("instruments-info: page path %q: %w", path, err)
+	}
+	q := u.Query()
+	if q.Get("cursor") == cursor {
+		return "", fmt.Errorf("instruments-info: cursor %q repeats its own page", cursor)
+	}
+	q.Set("cursor", cursor)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }

@@ -97,8 +97,8 @@ func TestProducts(t *testing.T) {
 	if Spot.MaxArgs() != 10 || Linear.MaxArgs() != 0 {
 		t.Fatal("MaxArgs")
 	}
-	if !strings.Contains(Spot.SymbolsPath(), "category=spot") || !strings.Contains(Linear.SymbolsPath(), "category=linear") {
-		t.Fatal(Spot.SymbolsPath(), Linear.SymbolsPath())
+	if s, l := Spot.SymbolsPaths(), Linear.SymbolsPaths(); len(s) != 1 || !strings.Contains(s[0], "category=spot") || len(l) != 1 || !strings.Contains(l[0], "category=linear") {
+		t.Fatal(s, l)
 	}
 	hb := Spot.Heartbeat()
 	if string(hb.Payload) != `{"op":"ping"}` || hb.Every != HeartbeatEvery {
@@ -115,9 +115,9 @@ func TestParseSymbols(t *testing.T) {
 	body := `{"retCode":0,"retMsg":"OK","result":{"category":"spot","list":[` +
 		`{"symbol":"BTCUSDT","status":"Trading"},{"symbol":"OLDUSDT","status":"Closed"},` +
 		`{"symbol":"BTCUSDT-26DEC25","status":"Trading"},{"symbol":"bad sym","status":"Trading"}]}}`
-	m, err := Spot.ParseSymbols(strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	m, next, err := Spot.ParseSymbols(Spot.SymbolsPaths()[0], strings.NewReader(body))
+	if err != nil || next != "" {
+		t.Fatal(next, err)
 	}
 	if len(m) != 2 {
 		t.Fatalf("symbols %v", m)
@@ -127,11 +127,39 @@ func TestParseSymbols(t *testing.T) {
 			t.Errorf("%s missing", s)
 		}
 	}
-	if _, err := Spot.ParseSymbols(strings.NewReader(`{"retCode":10001,"retMsg":"params error"}`)); err == nil {
+	if _, _, err := Spot.ParseSymbols("", strings.NewReader(`{"retCode":10001,"retMsg":"params error"}`)); err == nil {
 		t.Error("retCode 10001 accepted")
 	}
-	if _, err := Spot.ParseSymbols(strings.NewReader(`{`)); err == nil {
+	if _, _, err := Spot.ParseSymbols("", strings.NewReader(`{`)); err == nil {
 		t.Error("bad JSON accepted")
+	}
+}
+
+func TestParseSymbolsPages(t *testing.T) {
+	page := func(cursor string) string {
+		return `{"retCode":0,"retMsg":"OK","result":{"category":"linear","list":[{"symbol":"BTCUSDT","status":"Trading"}],"nextPageCursor":"` + cursor + `"}}`
+	}
+	first := Linear.SymbolsPaths()[0]
+	tests := []struct {
+		name, path, cursor, wantNext string
+		wantErr                      bool
+	}{
+		{"last page", first, "", "", false},
+		{"first page", first, "c1", "/v5/market/instruments-info?category=linear&cursor=c1&limit=1000", false},
+		{"cursor replaced", first + "&cursor=c1", "c2", "/v5/market/instruments-info?category=linear&cursor=c2&limit=1000", false},
+		{"cursor escaped", first, "a=b&c", "/v5/market/instruments-info?category=linear&cursor=a%3Db%26c&limit=1000", false},
+		{"cursor repeats its page", first + "&cursor=c1", "c1", "", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, next, err := Linear.ParseSymbols(tc.path, strings.NewReader(page(tc.cursor)))
+			if (err != nil) != tc.wantErr || next != tc.wantNext {
+				t.Fatalf("ParseSymbols = next %q, %v; want %q (error %v)", next, err, tc.wantNext, tc.wantErr)
+			}
+			if err == nil && len(m) != 1 {
+				t.Fatalf("symbols %v", m)
+			}
+		})
 	}
 }
 

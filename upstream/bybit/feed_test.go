@@ -329,3 +329,26 @@ func TestFeedShutdownAndDrop(t *testing.T) {
 		})
 	}
 }
+
+// TestFeedPagedSymbols: the linear instrument list comes in pages; a
+// symbol of any page is valid, and one on no page is refused before
+// anything goes upstream.
+func TestFeedPagedSymbols(t *testing.T) {
+	syms := []string{"AUSDT", "BUSDT", "CUSDT", "DUSDT", "EUSDT"}
+	sim, addr := simtest.Start(t, bybitsim.Config{Product: bybitsim.ProductLinear, Symbols: syms, MaxPageSize: 2})
+	f := newFeed(t, bybit.Linear, addr, newRecorder(), nil)
+	waitfor.Cond(t, 5*time.Second, f.Ready)
+	for _, s := range syms {
+		if err := f.Validate("publicTrade." + s); err != nil {
+			t.Errorf("Validate(publicTrade.%s) = %v; want nil (a symbol of page %d)", s, err, 1+slices.Index(syms, s)/2)
+		}
+	}
+	for _, name := range []string{"publicTrade.DELISTEDUSDT", "publicTrade.FUSDT"} {
+		if err := f.Validate(name); !errors.Is(err, upstream.ErrUnknownSymbol) {
+			t.Errorf("Validate(%s) = %v; want %v", name, err, upstream.ErrUnknownSymbol)
+		}
+	}
+	if v := sim.Violations(); v != 0 {
+		t.Errorf("%d violations", v)
+	}
+}

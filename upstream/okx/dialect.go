@@ -111,11 +111,11 @@ func (Dialect) ConnectURL(base, path string, _ []string, _ int) (string, int) {
 // URLRefused: no URL carries streams.
 func (Dialect) URLRefused(int) bool { return false }
 
-// SymbolsPath returns the SPOT instrument list. OKX lists one instType
-// per call (instType is required), and the core fetches one path, so
-// SWAP instruments are not listed: their streams parse but are refused as
-// unknown until the core can read several lists.
-func (Dialect) SymbolsPath() string { return InstrumentsPath + "?instType=SPOT" }
+// SymbolsPaths returns the SPOT and SWAP instrument lists: OKX lists one
+// instType per call (instType is required), and neither is paged.
+func (Dialect) SymbolsPaths() []string {
+	return []string{InstrumentsPath + "?instType=SPOT", InstrumentsPath + "?instType=SWAP"}
+}
 
 // instruments is the part of the instrument list the gateway needs.
 type instruments struct {
@@ -130,13 +130,13 @@ type instruments struct {
 
 // ParseSymbols returns the instIds of live SPOT and SWAP instruments of
 // an instrument list.
-func (Dialect) ParseSymbols(r io.Reader) (map[string]struct{}, error) {
+func (Dialect) ParseSymbols(_ string, r io.Reader) (map[string]struct{}, string, error) {
 	var list instruments
 	if err := json.NewDecoder(r).Decode(&list); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if list.Code != "0" {
-		return nil, fmt.Errorf("instrument list: code %q: %s", list.Code, list.Msg)
+		return nil, "", fmt.Errorf("instrument list: code %q: %s", list.Code, list.Msg)
 	}
 	m := make(map[string]struct{}, len(list.Data))
 	for _, in := range list.Data {
@@ -145,7 +145,7 @@ func (Dialect) ParseSymbols(r io.Reader) (map[string]struct{}, error) {
 		}
 		m[in.InstID] = struct{}{}
 	}
-	return m, nil
+	return m, "", nil
 }
 
 // Limits returns OKX's documented limits.

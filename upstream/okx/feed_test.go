@@ -138,10 +138,13 @@ func TestFeedAgainstSimulator(t *testing.T) {
 	waitfor.Cond(t, 5*time.Second, f.Ready)
 
 	// Bad names and unlisted instruments are refused before anything goes
-	// upstream. SWAP instruments are not listed: the core reads one list
-	// (SPOT) and OKX wants one call per instType.
+	// upstream; SWAP instruments are valid (their own list, read beside
+	// SPOT's).
+	if err := f.Validate("books5:BTC-USDT-SWAP"); err != nil {
+		t.Errorf("Validate(books5:BTC-USDT-SWAP) = %v; want nil", err)
+	}
 	for name, want := range map[string]error{
-		"trades:DOGE-USDT": upstream.ErrUnknownSymbol, "trades:BTC-USDT-SWAP": upstream.ErrUnknownSymbol,
+		"trades:DOGE-USDT": upstream.ErrUnknownSymbol, "trades:DOGE-USDT-SWAP": upstream.ErrUnknownSymbol,
 		"trades:btc-usdt": upstream.ErrInvalidStream, "candle7m:BTC-USDT": upstream.ErrInvalidStream,
 		"books50-l2-tbt:BTC-USDT": upstream.ErrInvalidStream,
 	} {

@@ -239,7 +239,7 @@ func TestParseSymbols(t *testing.T) {
 		{"instId":"BTC-USDT-SWAP","instType":"SWAP","state":"live"},
 		{"instId":"OLD-USDT","instType":"SPOT","state":"suspend"},
 		{"instId":"BTC-USD-250627","instType":"FUTURES","state":"live"}]}`
-	got, err := V5.ParseSymbols(strings.NewReader(list))
+	got, next, err := V5.ParseSymbols(InstrumentsPath+"?instType=SPOT", strings.NewReader(list))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,11 +251,14 @@ func TestParseSymbols(t *testing.T) {
 			t.Errorf("ParseSymbols lacks %s", s)
 		}
 	}
-	if _, err := V5.ParseSymbols(strings.NewReader(`{"code":"51000","msg":"Parameter instType error","data":[]}`)); err == nil {
+	if next != "" {
+		t.Errorf("ParseSymbols next page = %q; OKX lists are not paged", next)
+	}
+	if _, _, err := V5.ParseSymbols("", strings.NewReader(`{"code":"51000","msg":"Parameter instType error","data":[]}`)); err == nil {
 		t.Error("ParseSymbols of an error answer succeeded")
 	}
-	if !strings.Contains(V5.SymbolsPath(), "instType=SPOT") {
-		t.Errorf("SymbolsPath = %q; want the SPOT list", V5.SymbolsPath())
+	if p := strings.Join(V5.SymbolsPaths(), " "); !strings.Contains(p, "instType=SPOT") || !strings.Contains(p, "instType=SWAP") {
+		t.Errorf("SymbolsPaths = %q; want the SPOT and SWAP lists", p)
 	}
 }
 
