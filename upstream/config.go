@@ -70,6 +70,16 @@ type Config struct {
 	// MaxParams is the number of streams per SUBSCRIBE or UNSUBSCRIBE.
 	// Default 200.
 	MaxParams int
+	// MaxRequests, when positive, is the number of SUBSCRIBE and
+	// UNSUBSCRIBE requests one connection may send in any rolling
+	// RequestWindow (OKX allows 480 an hour). Requests draw on a token
+	// bucket holding MaxRequests/4, refilled at the rest over the window,
+	// so a burst (a page of new subscriptions) goes out at RequestInterval
+	// spacing while no rolling window can ever hold more than MaxRequests;
+	// when the bucket is empty requests wait (pings, pongs and heartbeats
+	// do not). Default: the exchange's; 0 with a zero window: none.
+	MaxRequests   int
+	RequestWindow time.Duration
 	// MaxStreams is the number of streams one connection may carry,
 	// counting those with a request in flight. Beyond it the feed opens
 	// another connection to the same endpoint (a shard). Default: the
@@ -211,6 +221,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		{"HandoverTimeout", &cfg.HandoverTimeout, DefaultHandoverTimeout},
 		{"ConnAttemptWindow", &cfg.ConnAttemptWindow, lim.ConnAttemptWindow},
 		{"RotateAfter", &cfg.RotateAfter, 0},
+		{"RequestWindow", &cfg.RequestWindow, lim.RequestWindow},
 	}
 	for _, d := range durs {
 		if *d.p < 0 {
@@ -242,6 +253,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		{"MaxShards", &cfg.MaxShards, DefaultMaxShards},
 		{"HandoverBuffer", &cfg.HandoverBuffer, DefaultHandoverBuffer},
 		{"MaxConnAttempts", &cfg.MaxConnAttempts, lim.MaxConnAttempts},
+		{"MaxRequests", &cfg.MaxRequests, lim.MaxRequests},
 	}
 	for _, n := range ints {
 		if *n.p < 0 {
@@ -250,6 +262,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		if *n.p == 0 {
 			*n.p = n.def
 		}
+	}
+	if (cfg.MaxRequests > 0) != (cfg.RequestWindow > 0) {
+		return fail("MaxRequests", "MaxRequests %d and RequestWindow %v: set both or neither", cfg.MaxRequests, cfg.RequestWindow)
 	}
 	if cfg.MaxURLBytes == 0 {
 		cfg.MaxURLBytes = DefaultMaxURLBytes

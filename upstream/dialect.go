@@ -98,6 +98,11 @@ type Limits struct {
 	// MaxParams bounds the streams of one subscribe request where the
 	// exchange does (Bybit spot: 10); 0: DefaultMaxParams.
 	MaxParams int
+	// MaxRequests bounds the subscribe and unsubscribe requests of one
+	// connection in any rolling RequestWindow (OKX: 480 an hour); 0: no
+	// such limit.
+	MaxRequests   int
+	RequestWindow time.Duration
 }
 
 // Heartbeat is a client-initiated keepalive: Payload sent as a text frame

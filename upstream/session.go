@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"golang.org/x/time/rate"
 )
 
 const (
@@ -54,7 +56,8 @@ type session struct {
 	// Writer-only.
 	last        time.Time // when the last frame went out (monotonic clock)
 	lastWasPong bool
-	hb          Heartbeat // the dialect's client heartbeat
+	budget      *rate.Limiter // SUBSCRIBE/UNSUBSCRIBE requests (MaxRequests per RequestWindow); nil: unlimited
+	hb          Heartbeat     // the dialect's client heartbeat
 
 	// Reader-only.
 	dropped         int       // events of streams this connection does not carry
@@ -114,7 +117,39 @@ func newSession(sh *shard, id uint64, conn net.Conn, src, br *bufio.Reader) *ses
 		hb:          sh.f.d.Heartbeat(),
 		subs:        make(map[string]*sessStream),
 		pending:     make(map[int64]*pendingReq),
+		budget:      requestBudget(sh.f.cfg.MaxRequests, sh.f.cfg.RequestWindow),
 	}
+}
+
+// requestBudget returns the token bucket that keeps a connection's
+// requests within max per rolling window, or nil when max is 0. It holds
+// burst = max/4 tokens (at least 1) and refills the other max-burst over
+// the window: any window of that length sees at most burst + (max-burst)
+// = max requests.
+func requestBudget(max int, window time.Duration) *rate.Limiter {
+	if max <= 0 || window <= 0 {
+		return nil
+	}
+	burst := cmp.Or(max/4, 1)
+	return rate.NewLimiter(rate.Limit(float64(max-burst)/window.Seconds()), burst)
+}
+
+// budgetWait returns how long until the request budget holds a request
+// (0: now).
+func (s *session) budgetWait() time.Duration {
+	if s.budget == nil {
+		return 0
+	}
+	missing := 1 - s.budget.Tokens()
+	if missing <= 0 {
+		return 0
+	}
+	if s.budget.Limit() <= 0 {
+		return time.Hour // a budget that never refills (max 1): no more requests
+	}
+	// A reservation cannot be asked instead: cancelling one that was due
+	// at once does not give its token back.
+	return time.Duration(missing / float64(s.budget.Limit()) * float64(time.Second))
 }
 
 // run serves the connection until it fails, it is asked to close, or ctx
@@ -210,6 +245,9 @@ func (s *session) writeLoop(parent, ctx context.Context) error {
 			if hb := s.heartbeatWait(); hb >= 0 && (wait < 0 || hb < wait) {
 				wait = max(hb, time.Millisecond)
 			}
+			if bw := s.budgetWait(); bw > 0 && (wait < 0 || bw < wait) {
+				wait = bw // a request may be waiting for the budget
+			}
 		}
 		var tc <-chan time.Time
 		if wait >= 0 {
@@ -281,7 +319,18 @@ func (s *session) next(ctx context.Context, now time.Time) (outFrame, bool) {
 			return f, true
 		}
 	}
-	if req, subscribing := s.diff(now); req != nil {
+	budgetWait := s.budgetWait()
+	if budgetWait > 0 {
+		// The budget is spent: no request until it refills (the writer
+		// wakes for it); pongs and heartbeats go on.
+	} else if req, subscribing := s.diff(now); req != nil {
+		if s.budget != nil {
+			s.budget.Allow() // takes the token budgetWait saw: the writer is its only spender
+		}
+		if s.budget != nil && s.budget.Tokens() < 1 {
+			s.log.Warn("request budget spent: further subscribe requests on this connection wait for it to refill",
+				"max", s.f.cfg.MaxRequests, "window", s.f.cfg.RequestWindow, "wait", s.budgetWait())
+		}
 		// Streams another connection publishes are handed over: set up
 		// before the request goes out, hence before their first event.
 		deadline := time.Now().Add(s.f.cfg.HandoverTimeout)

@@ -317,6 +317,8 @@ func exchangeFlags(fs *flag.FlagSet, c *upstream.Config, opts map[string]*bool, 
 	fs.StringVar(&c.URL, f("url"), def.URL, title+": market-stream base URL; the gateway connects to "+x.StreamPath)
 	fs.StringVar(&c.RESTURL, f("rest-url"), def.RESTURL, title+": REST base URL of "+strings.Join(x.Dialect.SymbolsPaths(), " and ")+", the lists of valid symbols")
 	fs.DurationVar(&c.RequestInterval, f("request-interval"), def.RequestInterval, title+": minimum spacing of any two frames sent on one connection (requests, pongs)")
+	fs.IntVar(&c.MaxRequests, f("max-requests"), def.MaxRequests, title+": subscribe and unsubscribe requests one connection may send in any rolling --"+f("request-window")+" (a burst of a quarter at once, the rest spread over the window); exchanges without such a limit have none")
+	fs.DurationVar(&c.RequestWindow, f("request-window"), def.RequestWindow, title+": the rolling window of --"+f("max-requests"))
 	fs.IntVar(&c.MaxParams, f("max-params"), cmp.Or(def.MaxParams, upstream.DefaultMaxParams), title+": streams per SUBSCRIBE or UNSUBSCRIBE request")
 	fs.IntVar(&c.MaxStreams, f("max-streams"), def.MaxStreams, title+": streams per connection; beyond, another connection (shard) is opened")
 	fs.IntVar(&c.MaxShards, f("max-shards"), upstream.DefaultMaxShards, title+": connections per endpoint")
@@ -346,7 +348,7 @@ func exchangeFlags(fs *flag.FlagSet, c *upstream.Config, opts map[string]*bool, 
 // (derived, the default, or none); every other numeric exchange flag must
 // be positive, since upstream.Config would silently take its zero for
 // the default.
-var zeroAllowed = map[string]bool{"rotate-after": true, "linger": true, "max-url-bytes": true}
+var zeroAllowed = map[string]bool{"rotate-after": true, "linger": true, "max-url-bytes": true, "max-requests": true, "request-window": true}
 
 // checkLimits rejects limits that cannot work, naming the flag: a zero
 // where the flag needs a positive value, a negative linger, and whatever

@@ -14,10 +14,17 @@ import (
 const (
 	DefaultURL     = "wss://ws.okx.com:8443"
 	DefaultRESTURL = "https://www.okx.com"
-	// DefaultRequestInterval spaces every frame of a connection: 480
-	// subscribe/unsubscribe requests per connection per hour are allowed,
-	// one per 7.5 s on average, and the core paces all frames evenly.
-	DefaultRequestInterval = 8 * time.Second
+	// DefaultRequestInterval spaces every frame of a connection. OKX
+	// documents no per-second cap on public connections but answers
+	// "Requests too frequent" (60014): four frames a second at most.
+	DefaultRequestInterval = 250 * time.Millisecond
+	// DefaultMaxRequests in DefaultRequestWindow: "the total number of
+	// 'subscribe'/'unsubscribe'/'login' requests per connection is
+	// limited to 480 times per hour". The core spends them from a bucket
+	// of 120 refilled at 360 an hour, so no rolling hour holds more than
+	// 480 and a burst of new subscriptions goes out at once.
+	DefaultMaxRequests   = 480
+	DefaultRequestWindow = time.Hour
 	// DefaultMaxStreams: "subscribe through multiple websocket
 	// connections, with each of less than 30 channels" (the 50- and
 	// 400-level books); the core has one limit for every channel.
@@ -153,6 +160,7 @@ func (Dialect) Limits() upstream.Limits {
 	return upstream.Limits{
 		URL: DefaultURL, RESTURL: DefaultRESTURL,
 		RequestInterval: DefaultRequestInterval, MaxStreams: DefaultMaxStreams,
+		MaxRequests: DefaultMaxRequests, RequestWindow: DefaultRequestWindow,
 		IdleTimeout: DefaultIdleTimeout, MaxLifetime: DefaultMaxLifetime,
 		MaxConnAttempts: DefaultMaxConnAttempts, ConnAttemptWindow: DefaultConnAttemptWindow,
 	}

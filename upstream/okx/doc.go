@@ -16,9 +16,9 @@
 //     each arg answered on its own ({"event":"subscribe","arg":{…}}) or
 //     refused ({"event":"error","code":"60018",…}); no stream in URLs
 //     (wire.go);
-//   - at most 480 subscribe/unsubscribe requests per connection per hour:
-//     frames are spaced by 8 s ([DefaultRequestInterval]), so even a
-//     connection that sends nothing but requests stays within it;
+//   - at most 480 subscribe/unsubscribe requests per connection in any
+//     rolling hour ([DefaultMaxRequests]): the core spends them from a
+//     token bucket (120, refilled at 360 an hour), frames 250 ms apart;
 //   - a text "ping" whenever nothing was sent for 20 s (the server cuts a
 //     connection after 30 s), answered by a text "pong";
 //   - 3 connection attempts per second per IP;

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -259,4 +260,61 @@ func TestFeedRefusedStream(t *testing.T) {
 			t.Errorf("simulator saw %+v; want the one refusal and two streams", c)
 		}
 	}
+}
+
+// TestFeedRequestBudget: a connection that spent its hourly request
+// budget sends no request until it refills, and stays connected
+// meanwhile (its heartbeats do not draw on the budget): the strict
+// simulator, holding each connection to the same budget, counts no
+// request over it.
+func TestFeedRequestBudget(t *testing.T) {
+	const budget = 8 // 2 at once, then 6 an hour: the third waits 10 minutes
+	sim, addr := simtest.Start(t, okxsim.Config{TickInterval: 20 * time.Millisecond, MaxRequestsPerHour: budget, IdleTimeout: time.Second})
+	rec := &recorder{msgs: map[string][]hub.Message{}}
+	d := V5
+	d.every = 300 * time.Millisecond // within the simulator's 1 s idle timeout
+	f, err := upstream.New(upstream.Config{
+		Dialect: d, URL: "ws://" + addr, RESTURL: "http://" + addr, Publisher: rec,
+		RequestInterval: 50 * time.Millisecond, MaxRequests: budget, RequestWindow: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	waitfor.Cond(t, 5*time.Second, f.Ready)
+
+	// One stream per request: each waits for the previous one's data.
+	for _, name := range []string{"trades:BTC-USDT", "tickers:BTC-USDT"} {
+		f.Subscribe([]string{name})
+		waitMore(t, rec, []string{name}, 1)
+	}
+	f.Subscribe([]string{"tickers:ETH-USDT"})
+	waitfor.Cond(t, 5*time.Second, func() error {
+		if st := f.Status(); st.Desired != 3 {
+			return fmt.Errorf("%d streams desired", st.Desired)
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second) // three idle timeouts of the simulator
+	if n := len(rec.get("okx:tickers:ETH-USDT")); n != 0 {
+		t.Errorf("tickers:ETH-USDT has %d messages; want none before the budget refills", n)
+	}
+	var requests int
+	for _, c := range sim.Clients() {
+		requests += c.Requests
+		if c.Closed {
+			t.Errorf("connection %d closed while waiting for the budget", c.ID)
+		}
+	}
+	if requests != 2 || sim.Violations() != 0 {
+		t.Errorf("%d requests, %d violations; want 2 and none", requests, sim.Violations())
+	}
+	waitMore(t, rec, []string{"trades:BTC-USDT"}, 5) // the connection carries on
 }
