@@ -87,7 +87,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.StringVar(&c.adminToken, "admin-token", "", fmt.Sprintf("bearer token for the control listener, at least %d bytes (e.g. openssl rand -hex 32); empty: loopback clients only. "+
 		"A secret: set MARKETGATE_ADMIN_TOKEN rather than the flag, which other users of the host can read", admin.MinTokenLen))
 	fs.BoolVar(&c.metricsPublic, "metrics-public", false, "serve /metrics on the control listener without the token (or to non-loopback clients)")
-	fs.BoolVar(&c.demo, "demo", false, "run the built-in exchange simulator in-process and use it as the Binance upstream")
+	fs.BoolVar(&c.demo, "demo", false, "run each carried exchange's simulator in-process and connect to it instead of the exchange; carries every exchange unless --exchanges is given")
+	var exchanges string
+	fs.StringVar(&exchanges, "exchanges", defaultExchanges, "comma-separated exchanges to carry ("+exchangeNames()+"), or all; an optional exchange is also turned off by an empty --<exchange>-url")
 	for _, x := range gateway.Exchanges() {
 		c.upstreams[x.Name] = new(upstream.Config)
 		c.options[x.Name] = map[string]*bool{}
@@ -176,6 +178,12 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	if err := checkAdmin(c.adminListen, c.adminToken); err != nil {
 		return c, err
 	}
+	if c.demo && !set["exchanges"] && getenv(envName("exchanges")) == "" {
+		exchanges = "all"
+	}
+	if err := carry(exchanges, c.upstreams); err != nil {
+		return c, err
+	}
 	for _, x := range gateway.Exchanges() {
 		xc := c.upstreams[x.Name]
 		if x.Optional && xc.URL == "" {
@@ -253,6 +261,54 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		return c, errors.New("--redis-cluster, --redis-tls-…: need --redis")
 	}
 	return c, nil
+}
+
+// defaultExchanges are the exchanges carried unless --exchanges (or
+// --demo) says otherwise: the ones an upgrade from a Binance-only gateway
+// carried already. Others connect to more venues only when asked, so a
+// deployment in a region one of them refuses stays ready.
+const defaultExchanges = "binance,binance-futures"
+
+// exchangeNames lists the exchange table's names, for help texts.
+func exchangeNames() string {
+	var names []string
+	for _, x := range gateway.Exchanges() {
+		names = append(names, x.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// carry turns off (empties the URL of) every exchange that list, the
+// value of --exchanges, leaves out. It refuses unknown names, repeats and
+// leaving out an exchange that is not optional.
+func carry(list string, upstreams map[string]*upstream.Config) error {
+	want := map[string]bool{}
+	if strings.TrimSpace(list) == "all" {
+		for _, x := range gateway.Exchanges() {
+			want[x.Name] = true
+		}
+	} else {
+		for _, name := range strings.Split(list, ",") {
+			name = strings.TrimSpace(name)
+			if _, ok := upstreams[name]; !ok {
+				return fmt.Errorf("--exchanges: %q is not an exchange; want a comma-separated list of %s, or all", name, exchangeNames())
+			}
+			if want[name] {
+				return fmt.Errorf("--exchanges: %q is listed twice", name)
+			}
+			want[name] = true
+		}
+	}
+	for _, x := range gateway.Exchanges() {
+		switch {
+		case want[x.Name]:
+		case !x.Optional:
+			return fmt.Errorf("--exchanges: %s cannot be left out", x.Name)
+		default:
+			upstreams[x.Name].URL = ""
+		}
+	}
+	return nil
 }
 
 // checkAdmin refuses a token too short to be secret, and a control

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/marketgate/marketgate/gateway"
 	"io"
 	"log/slog"
 	"net"
@@ -370,6 +371,23 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// carried checks that exactly the exchanges names are carried (have a
+// URL).
+func carried(names ...string) func(config) error {
+	return func(c config) error {
+		var got []string
+		for _, x := range gateway.Exchanges() {
+			if c.upstreams[x.Name].URL != "" {
+				got = append(got, x.Name)
+			}
+		}
+		if !slices.Equal(got, names) {
+			return fmt.Errorf("carried %q; want %q", got, names)
+		}
+		return nil
+	}
+}
+
 func TestConfig(t *testing.T) {
 	tlsFiles := redistest.NewTLSFiles(t)
 	tests := []struct {
@@ -415,6 +433,22 @@ func TestConfig(t *testing.T) {
 			}
 			return nil
 		}},
+		{name: "default exchanges", check: carried("binance", "binance-futures")},
+		{name: "demo carries every exchange", args: []string{"--demo"}, check: carried("binance", "binance-futures", "okx", "bybit", "bybit-linear")},
+		{name: "demo with a list", args: []string{"--demo", "--exchanges", "binance,okx"}, check: carried("binance", "okx")},
+		{name: "exchanges from env", env: map[string]string{"MARKETGATE_EXCHANGES": "binance, bybit-linear"}, check: carried("binance", "bybit-linear")},
+		{name: "all exchanges", args: []string{"--exchanges", "all"}, check: carried("binance", "binance-futures", "okx", "bybit", "bybit-linear")},
+		{name: "listed but its url empty", args: []string{"--exchanges", "all", "--okx-url", ""}, check: carried("binance", "binance-futures", "bybit", "bybit-linear")},
+		{name: "unknown exchange", args: []string{"--exchanges", "binance,kraken"}, wantErr: `--exchanges: "kraken" is not an exchange`},
+		{name: "exchange twice", args: []string{"--exchanges", "binance,okx,okx"}, wantErr: `--exchanges: "okx" is listed twice`},
+		{name: "required exchange left out", args: []string{"--exchanges", "okx"}, wantErr: "--exchanges: binance cannot be left out"},
+		{name: "okx request budget", args: []string{"--exchanges", "all", "--okx-max-requests", "100", "--okx-request-window", "10m"}, check: func(c config) error {
+			if o := c.upstreams["okx"]; o.MaxRequests != 100 || o.RequestWindow != 10*time.Minute {
+				return fmt.Errorf("okx budget %d per %v", o.MaxRequests, o.RequestWindow)
+			}
+			return nil
+		}},
+		{name: "a budget needs a window", args: []string{"--binance-max-requests", "100"}, wantErr: "--binance-max-requests"},
 		{name: "exchange limit", args: []string{"--binance-max-streams", "50", "--binance-futures-rotate-after", "1h"}, check: func(c config) error {
 			if c.upstreams["binance"].MaxStreams != 50 || c.upstreams["binance-futures"].RotateAfter != time.Hour {
 				return fmt.Errorf("max streams %d, rotate after %v", c.upstreams["binance"].MaxStreams, c.upstreams["binance-futures"].RotateAfter)
