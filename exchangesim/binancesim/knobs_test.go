@@ -55,8 +55,19 @@ func TestDropAllWhileReconnecting(t *testing.T) {
 	}
 	drops.Wait()
 	close(stop)
-	ts.DropAll()
-	wg.Wait()
+	// A client may be dialling while a drop runs and connect after it:
+	// keep dropping until every client has seen its connection end (one
+	// left open would read until the pong timeout, minutes later).
+	clientsDone := make(chan struct{})
+	go func() { wg.Wait(); close(clientsDone) }()
+	for done := false; !done; {
+		ts.DropAll()
+		select {
+		case <-clientsDone:
+			done = true
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	waitfor.Cond(t, 5*time.Second, func() error {
 		if n := ts.OpenConnections(); n != 0 {
 			return fmt.Errorf("%d connections open", n)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/marketgate/marketgate/upstream"
@@ -264,8 +265,8 @@ func TestParseSymbols(t *testing.T) {
 
 func TestLimitsAndHeartbeat(t *testing.T) {
 	l := V5.Limits()
-	if l.RequestInterval*480 < 3600e9 {
-		t.Errorf("RequestInterval %v allows more than 480 requests an hour", l.RequestInterval)
+	if l.MaxRequests != 480 || l.RequestWindow != time.Hour || l.RequestInterval < 250*time.Millisecond {
+		t.Errorf("Limits = %+v; want 480 requests an hour, frames at least 250 ms apart", l)
 	}
 	if l.MaxStreams >= 30 || l.MaxConnAttempts > 3 {
 		t.Errorf("Limits = %+v; want < 30 streams and ≤ 3 attempts", l)
