@@ -14,7 +14,7 @@ import (
 // anything else maps to "other".
 func TestCommandOps(t *testing.T) {
 	seen := map[string]bool{}
-	for _, op := range []string{"subscribe", "unsubscribe", "list", "ping", "SUBSCRIBE", "x", ""} {
+	for _, op := range []string{"subscribe", "unsubscribe", "list", "ping", "auth", "SUBSCRIBE", "x", ""} {
 		seen[commandOps[nativeOp(op)]] = true
 	}
 	for _, m := range []string{"SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY", "subscribe", ""} {
