@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -237,7 +238,7 @@ func reason(err error) string {
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
 		return "wrong issuer"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "exp missing"
+		return lastPart(err) // names the claim
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
 		return "not valid yet"
 	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
@@ -253,6 +254,9 @@ func reason(err error) string {
 // lastPart keeps a jwt error's text short: its last clause.
 func lastPart(err error) string {
 	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		s = s[i+2:]
+	}
 	if len(s) > 80 {
 		s = s[:80]
 	}
