@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -319,7 +320,7 @@ func (c *conn) runAuth(id json.RawMessage, token string) {
 		c.auth.busy = false
 		return
 	}
-	replyNative(c, id, authReply{User: sess.sub, Expires: sess.exp.Unix(), TTL: int64(max(0, time.Until(sess.exp).Seconds()))}, nil)
+	replyNative(c, id, authReply{User: sess.sub, Expires: sess.exp.Unix(), TTL: int64(max(0, math.Ceil(time.Until(sess.exp).Seconds())))}, nil)
 	c.revokeForbidden()
 	c.runHeld()
 }
