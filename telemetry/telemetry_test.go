@@ -613,8 +613,8 @@ var allowedLabels = map[string][]string{
 	"result": {"ok", "error",
 		// auth outcomes (marketgate_auth_total)
 		"refreshed", "invalid", "expired", "over_limit", "limiter_error", "missing", "timeout", "connection_expired", "forbidden", "disabled"},
-	"state":  {"idle", "loading", "connecting", "connected", "backoff", "stopped"},
-	"kind":   streamKinds(),
+	"state": {"idle", "loading", "connecting", "connected", "backoff", "stopped"},
+	"kind":  streamKinds(),
 }
 
 // streamKinds returns the stream kinds of Binance's dialect, and "other".
