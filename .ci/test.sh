@@ -75,3 +75,5 @@ fuzz ./hub FuzzDecode
 fuzz ./book FuzzKeeperDiff
 fuzz ./normalize FuzzNormalize
 fuzz ./hub FuzzCheckData
+fuzz ./auth FuzzVerify
+fuzz ./auth FuzzMatch

@@ -46,6 +46,10 @@ type Backend interface {
 	// Disconnect closes the client connection with id (as
 	// [downstream.Server.Disconnect]); false when there is none.
 	Disconnect(ctx context.Context, id uint64) (bool, error)
+	// DisconnectUser closes every client connection of user (the sub of
+	// their tokens) on this node, as Disconnect closes one, and returns
+	// how many (as [downstream.Server.DisconnectUser]).
+	DisconnectUser(ctx context.Context, user string) (int, error)
 }
 
 // StreamInfo describes one stream of this node.
@@ -94,6 +98,10 @@ type (
 		Offset  int                     `json:"offset"`
 		Limit   int                     `json:"limit"`
 	}
+	userDisconnected struct {
+		User         string `json:"user"`
+		Disconnected int    `json:"disconnected"`
+	}
 	disconnected struct {
 		ID           uint64 `json:"id"`
 		Disconnected bool   `json:"disconnected"`
@@ -110,6 +118,7 @@ func (s *Server) routeAPI() {
 	e.GET("/api/v1/nodes", s.listNodes)
 	e.GET("/api/v1/clients", s.listClients)
 	e.DELETE("/api/v1/clients/:id", s.disconnect)
+	e.DELETE("/api/v1/users/:user", s.disconnectUser)
 }
 
 // backendError maps a Backend's error to the answer: 400, 404, or 500
@@ -257,6 +266,27 @@ func (s *Server) disconnect(c echo.Context) error {
 	}
 	s.cfg.Logger.Info("client disconnected", "conn", id, "remote", c.Request().RemoteAddr)
 	return c.JSON(http.StatusOK, disconnected{ID: id, Disconnected: true})
+}
+
+// DELETE /api/v1/users/{user}
+func (s *Server) disconnectUser(c echo.Context) error {
+	user := c.Param("user")
+	if c.Request().URL.RawPath != "" {
+		var err error
+		if user, err = url.PathUnescape(user); err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("user: %v", err))
+		}
+	}
+	if user == "" {
+		return echo.NewHTTPError(http.StatusBadRequest, "user must not be empty")
+	}
+	n, err := s.cfg.Backend.DisconnectUser(c.Request().Context(), user)
+	if err != nil {
+		return s.backendError("disconnect user", err)
+	}
+	// The user id is not logged: only how many connections went.
+	s.cfg.Logger.Info("user's clients disconnected", "clients", n, "remote", c.Request().RemoteAddr)
+	return c.JSON(http.StatusOK, userDisconnected{User: user, Disconnected: n})
 }
 
 // nonNil returns s, or an empty slice for nil: JSON lists are [], not null.

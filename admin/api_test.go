@@ -251,12 +251,12 @@ func TestBackendFailure(t *testing.T) {
 func TestClientsEndpoint(t *testing.T) {
 	client := func(id int) string {
 		streams := `["binance:btcusdt@trade"]`
-		proto, origin := "native", "https://app.example"
+		proto, origin, user := "native", "https://app.example", `"user":"alice",`
 		if id == 3 {
-			streams, proto, origin = `[]`, "binance", ""
+			streams, proto, origin, user = `[]`, "binance", "", ""
 		}
-		return fmt.Sprintf(`{"id":%d,"remote":"192.0.2.%d:5000","origin":%q,"protocol":%q,"streams":%s,"queue_bytes":%d,"drops":0,"connected_since":"2025-03-01T12:00:00.123456789Z"}`,
-			id, id, origin, proto, streams, id*10)
+		return fmt.Sprintf(`{"id":%d,"remote":"192.0.2.%d:5000","origin":%q,%s"protocol":%q,"streams":%s,"queue_bytes":%d,"drops":0,"connected_since":"2025-03-01T12:00:00.123456789Z"}`,
+			id, id, origin, user, proto, streams, id*10)
 	}
 	tests := []struct {
 		query      string
@@ -304,6 +304,36 @@ func TestClientsEndpoint(t *testing.T) {
 			}
 			if b.lastPage != tc.wantPage {
 				t.Errorf("Backend.Clients(%d, %d); want (%d, %d)", b.lastPage[0], b.lastPage[1], tc.wantPage[0], tc.wantPage[1])
+			}
+		})
+	}
+}
+
+// TestDisconnectUserEndpoint checks DELETE /api/v1/users/{user}: every
+// connection of the user goes, others stay, and a user with none is 0.
+func TestDisconnectUserEndpoint(t *testing.T) {
+	for _, tc := range []struct {
+		target   string
+		wantCode int
+		wantBody string
+		left     int
+	}{
+		{"/api/v1/users/alice", 200, `{"user":"alice","disconnected":2}`, 1},
+		{"/api/v1/users/bob", 200, `{"user":"bob","disconnected":0}`, 3},
+		{"/api/v1/users/ali%63e", 200, `{"user":"alice","disconnected":2}`, 1},
+		{"/api/v1/users/", 404, "", 3},
+	} {
+		t.Run(tc.target, func(t *testing.T) {
+			b := newFakeBackend()
+			s := newServer(t, "", b, nil)
+			rec := serve(s, http.MethodDelete, tc.target, loopback, "")
+			if tc.wantCode >= 400 {
+				expectError(t, rec, tc.wantCode)
+			} else {
+				expectJSON(t, rec, tc.wantCode, tc.wantBody)
+			}
+			if len(b.clients) != tc.left {
+				t.Errorf("%d clients left; want %d", len(b.clients), tc.left)
 			}
 		})
 	}

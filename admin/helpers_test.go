@@ -50,6 +50,7 @@ func newFakeBackend() *fakeBackend {
 		})
 	}
 	b.clients[2].Protocol, b.clients[2].Origin, b.clients[2].Streams = downstream.ProtocolBinance, "", nil
+	b.clients[0].User, b.clients[1].User = "alice", "alice"
 	return b
 }
 
@@ -177,6 +178,17 @@ func (b *fakeBackend) Disconnect(ctx context.Context, id uint64) (bool, error) {
 	}
 	b.clients = slices.Delete(b.clients, i, i+1)
 	return true, nil
+}
+
+func (b *fakeBackend) DisconnectUser(ctx context.Context, user string) (int, error) {
+	if err := b.err("disconnect user"); err != nil {
+		return 0, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := len(b.clients)
+	b.clients = slices.DeleteFunc(b.clients, func(c downstream.ClientInfo) bool { return c.User == user })
+	return n - len(b.clients), nil
 }
 
 var _ Backend = (*fakeBackend)(nil)

@@ -20,6 +20,9 @@ type ClientInfo struct {
 	Remote string `json:"remote"`
 	// Origin is the handshake's Origin header; empty for non-browsers.
 	Origin string `json:"origin"`
+	// User is the sub of the connection's token; empty without one (or
+	// for a token without sub).
+	User string `json:"user,omitempty"`
 	// Protocol is "native" (/ws) or "binance" (the dialect under /binance/).
 	Protocol string `json:"protocol"`
 	// Streams lists the stream keys the client is subscribed to, sorted.
@@ -113,6 +116,7 @@ func (c *conn) info() ClientInfo {
 		ID:             c.id,
 		Remote:         c.remoteString(),
 		Origin:         c.origin,
+		User:           c.user(),
 		Protocol:       c.proto.name(),
 		Streams:        streams,
 		QueueBytes:     queued,

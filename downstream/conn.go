@@ -39,6 +39,9 @@ type protocol interface {
 	streamFailed(key, reason string) []byte
 	// name is the protocol's name in [ClientInfo] (ProtocolNative, …).
 	name() string
+	// streamForbidden frames the notice that stream key ended because
+	// the connection's refreshed token no longer allows it.
+	streamForbidden(key string) []byte
 }
 
 // conn is one browser WebSocket connection. While idle it owns no goroutine
@@ -76,8 +79,16 @@ type conn struct {
 	cmdWindow int64
 	cmdCount  int
 
-	// rmu is held by the connection's one read task.
+	// rmu is held by the connection's one read task, and by an auth
+	// worker while it applies a token and runs the commands held meanwhile:
+	// a connection's commands run one at a time.
 	rmu sync.Mutex
+
+	// sess is what the connection's token gave it; nil without one.
+	sess atomic.Pointer[session]
+	// awaitingAuth: a token is required and no auth command came yet.
+	awaitingAuth atomic.Bool
+	auth         authState
 
 	// rs is what the read task keeps between readiness reports while the
 	// client has sent part of a frame or of a fragmented message; nil
@@ -237,6 +248,8 @@ func (c *conn) finish() {
 	}
 	c.srv.poller.remove(c)
 	c.nc.Close()
+	c.stopAuthTimers()
+	c.releaseCount(c.sess.Load())
 	c.mu.Lock()
 	if c.timer != nil && c.timer.Stop() {
 		// A write retry that will not run now leaves its batch to us: no

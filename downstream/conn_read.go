@@ -145,6 +145,12 @@ func (c *conn) message(op ws.OpCode, compressed bool, p []byte) error {
 	if !c.allowCommand() {
 		return errPeerClosed
 	}
+	if c.holdCommand(p) {
+		if c.state.Load() != stateOpen {
+			return errPeerClosed
+		}
+		return nil
+	}
 	c.proto.handleText(c, p)
 	if c.state.Load() != stateOpen {
 		return errPeerClosed

@@ -128,9 +128,12 @@ func (b binanceProto) handle(c *conn, p []byte) (cmdOp, bool) {
 			return op, true
 		}
 		if e := c.srv.checkSubscribe(c, keys); e != nil {
-			if e.Code == CodeTooManyStreams {
+			switch e.Code {
+			case CodeTooManyStreams:
 				replyDialectError(c, id, 4, "Too many subscriptions")
-			} else {
+			case CodeForbidden:
+				replyDialectError(c, id, 2, "Invalid request: forbidden: "+e.Msg+": "+strings.Join(e.Streams, ", "))
+			default:
 				replyDialectError(c, id, 2, "Invalid request: "+e.Msg)
 			}
 			return op, false
@@ -241,6 +244,10 @@ func dialectErrorFrame(id json.RawMessage, code int, msg string) []byte {
 // streamFailed frames the Binance-shaped notice that a subscribed stream
 // failed upstream: an error without an id, code -1 (Binance's code for a
 // stream-level failure), naming the stream.
+func (b binanceProto) streamForbidden(key string) []byte {
+	return b.streamFailed(key, "forbidden: the connection's token no longer allows this stream")
+}
+
 func (b binanceProto) streamFailed(key, reason string) []byte {
 	m, _ := json.Marshal(strings.TrimPrefix(key, b.prefix) + ": " + reason)
 	return textFrame(fmt.Appendf(nil, `{"error":{"code":-1,"msg":%s}}`, m))

@@ -14,7 +14,7 @@ import (
 // anything else maps to "other".
 func TestCommandOps(t *testing.T) {
 	seen := map[string]bool{}
-	for _, op := range []string{"subscribe", "unsubscribe", "list", "ping", "SUBSCRIBE", "x", ""} {
+	for _, op := range []string{"subscribe", "unsubscribe", "list", "ping", "auth", "SUBSCRIBE", "x", ""} {
 		seen[commandOps[nativeOp(op)]] = true
 	}
 	for _, m := range []string{"SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY", "subscribe", ""} {
@@ -75,7 +75,7 @@ func TestCommandCounts(t *testing.T) {
 	want := map[string]CommandCount{
 		"subscribe": {1, 1}, "unsubscribe": {0, 1}, "list": {1, 0}, "ping": {1, 0},
 		"SUBSCRIBE": {1, 0}, "UNSUBSCRIBE": {0, 1}, "LIST_SUBSCRIPTIONS": {1, 0},
-		"SET_PROPERTY": {1, 0}, "GET_PROPERTY": {0, 1}, "other": {0, 4},
+		"SET_PROPERTY": {1, 0}, "GET_PROPERTY": {0, 1}, "other": {0, 4}, "auth": {0, 0},
 	}
 	// A command is counted right after its reply is queued.
 	waitfor.Cond(t, 2*time.Second, func() error {

@@ -13,7 +13,7 @@ import (
 var closeReasons = []string{
 	"eof", "read_error", "write_error", "normal", "going_away", "protocol_error",
 	"unsupported_data", "invalid_payload", "policy_violation", "message_too_big",
-	"slow_consumer", "keepalive_timeout", "other",
+	"slow_consumer", "keepalive_timeout", "unauthorized", "token_expired", "user_conn_limit", "try_again_later", "other",
 }
 
 // rejectReasons are the bounded labels handshakes are refused under.
@@ -35,6 +35,7 @@ var commandOps = [...]string{
 	opUnsubscribe:      "unsubscribe",
 	opList:             "list",
 	opPing:             "ping",
+	opAuth:             "auth",
 	opDialectSubscribe: "SUBSCRIBE",
 	opDialectUnsub:     "UNSUBSCRIBE",
 	opDialectList:      "LIST_SUBSCRIPTIONS",
@@ -51,6 +52,7 @@ const (
 	opUnsubscribe
 	opList
 	opPing
+	opAuth
 	opDialectSubscribe
 	opDialectUnsub
 	opDialectList
@@ -71,6 +73,8 @@ func nativeOp(op string) cmdOp {
 		return opList
 	case "ping":
 		return opPing
+	case "auth":
+		return opAuth
 	}
 	return opOther
 }
@@ -109,6 +113,7 @@ type metrics struct {
 	closes         map[string]*atomic.Int64
 	rejects        map[string]*atomic.Int64
 	drops          map[string]*atomic.Int64
+	auth           map[string]*atomic.Int64 // by authResults
 }
 
 func newMetrics() *metrics {
@@ -125,6 +130,10 @@ func newMetrics() *metrics {
 	for _, r := range dropReasons {
 		m.drops[r] = new(atomic.Int64)
 	}
+	m.auth = make(map[string]*atomic.Int64, len(authResults))
+	for _, r := range authResults {
+		m.auth[r] = new(atomic.Int64)
+	}
 	return m
 }
 
@@ -137,6 +146,9 @@ func (m *metrics) closed(reason string) {
 }
 
 func (m *metrics) rejected(reason string) { m.rejects[reason].Add(1) }
+
+// authResult counts one auth outcome, one of authResults.
+func (m *metrics) authResult(result string) { m.auth[result].Add(1) }
 
 // command counts one client command by its op and whether it succeeded.
 func (m *metrics) command(op cmdOp, ok bool) {
@@ -188,6 +200,14 @@ func closeReason(code ws.StatusCode) string {
 		return "message_too_big"
 	case StatusSlowConsumer:
 		return "slow_consumer"
+	case StatusUnauthorized:
+		return "unauthorized"
+	case StatusTokenExpired:
+		return "token_expired"
+	case StatusUserConnLimit:
+		return "user_conn_limit"
+	case statusTryAgainLater:
+		return "try_again_later"
 	}
 	return "other"
 }
@@ -221,6 +241,10 @@ type Stats struct {
 	// Commands counts client commands by op (see commandOps: the native
 	// ops, the dialect's methods, "other").
 	Commands map[string]CommandCount `json:"commands"`
+	// Auth counts authentication outcomes by result (see authResults in
+	// auth.go): tokens accepted, refreshed, refused and why, connections
+	// closed at expiry, subscribes refused as forbidden. No user ids.
+	Auth map[string]int64 `json:"auth"`
 	// InternalErrors counts what should not happen: a full worker queue,
 	// a panic.
 	InternalErrors int64 `json:"internal_errors"`
@@ -255,6 +279,7 @@ func (s *Server) Stats() Stats {
 		Closed:         map[string]int64{},
 		Rejected:       map[string]int64{},
 		Dropped:        map[string]int64{},
+		Auth:           make(map[string]int64, len(authResults)),
 		FramesOut:      s.metrics.framesOut.Load(),
 		BytesOut:       s.metrics.bytesOut.Load(),
 		Commands:       make(map[string]CommandCount, numOps),
@@ -271,6 +296,9 @@ func (s *Server) Stats() Stats {
 	}
 	for k, v := range s.metrics.rejects {
 		st.Rejected[k] = v.Load()
+	}
+	for k, v := range s.metrics.auth {
+		st.Auth[k] = v.Load()
 	}
 	for k, v := range s.metrics.drops {
 		st.Dropped[k] = v.Load()

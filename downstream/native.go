@@ -21,6 +21,7 @@ const (
 	CodeUpstreamError  = "upstream_error"   // the exchange refused or dropped a subscribed stream, or the node cannot carry it
 	CodeStreamLimit    = "stream_limit"     // the node, or the client's address, holds as many distinct streams as allowed
 	CodeBusy           = "busy"             // the node, or the connection, has too many subscribes waiting for stream history
+	// CodeForbidden (auth.go): the token, or the anonymous set, does not allow the streams.
 )
 
 // maxIDLen bounds the id a client may tag a command with; it is echoed back.
@@ -43,6 +44,8 @@ type nativeCommand struct {
 	// "normalized" (Config.Normalizer's form), for the streams of a
 	// subscribe.
 	Format string `json:"format"`
+	// Token is the auth command's connection token (a JWT).
+	Token string `json:"token"`
 }
 
 type nativeError struct {
@@ -105,12 +108,19 @@ func (nativeProto) form(*conn) int                         { return formNative }
 func (nativeProto) maxMessage(cfg *Config) int64           { return cfg.MaxMessageSize }
 func (nativeProto) streamFailed(key, reason string) []byte { return streamFailedNative(key, reason) }
 func (nativeProto) name() string                           { return ProtocolNative }
+func (nativeProto) streamForbidden(key string) []byte      { return streamForbiddenNative(key) }
 
 // handleNative carries out one native command and returns its op's label
 // and whether it succeeded, for the metrics.
 func handleNative(c *conn, p []byte) (cmdOp, bool) {
 	var cmd nativeCommand
-	if err := json.Unmarshal(p, &cmd); err != nil {
+	err := json.Unmarshal(p, &cmd)
+	if c.awaitingAuth.Load() && (err != nil || cmd.Op != "auth") {
+		c.srv.metrics.authResult("missing")
+		c.closeWith(StatusUnauthorized, `authenticate first: send {"op":"auth","token":…} as the first command`)
+		return nativeOp(cmd.Op), false
+	}
+	if err != nil {
 		replyNative(c, nil, nil, &nativeError{Code: CodeBadRequest, Msg: "invalid JSON: " + err.Error()})
 		return opOther, false
 	}
@@ -174,6 +184,8 @@ func handleNative(c *conn, p []byte) (cmdOp, bool) {
 		replyNative(c, cmd.ID, streamsResult{streams}, nil)
 	case "ping":
 		replyNative(c, cmd.ID, "pong", nil)
+	case "auth":
+		return op, c.startAuth(cmd.ID, cmd.Token)
 	case "":
 		replyNative(c, cmd.ID, nil, &nativeError{Code: CodeBadRequest, Msg: `missing "op"`})
 		return op, false
@@ -205,6 +217,9 @@ func (s *Server) checkSubscribe(c *conn, keys []string) *nativeError {
 	}
 	if first != nil {
 		return &nativeError{Code: CodeInvalidStream, Msg: clip(first.Error()), Streams: bad}
+	}
+	if e := c.checkAllowed(keys); e != nil {
+		return e
 	}
 	if n := c.countAfterAdding(keys); n > s.cfg.MaxStreamsPerConn {
 		return &nativeError{Code: CodeTooManyStreams,

@@ -146,6 +146,10 @@ type Config struct {
 	// way, and each stream message is compressed once per node for every
 	// such client; replies go uncompressed.
 	DisableCompression bool
+	// Auth turns browser authentication on (connection tokens, stream
+	// patterns, per-user connection limits); nil: off, and every client
+	// may subscribe every stream.
+	Auth *AuthConfig
 }
 
 // DescriptorReserve is how many of the process's descriptors browser
@@ -217,6 +221,13 @@ func (c *Config) setDefaults(fdLimit uint64) error {
 	if c.PingInterval < 0 || c.PongTimeout < 0 || c.MaxConnsPerIP < 0 || c.MaxCommandsPerSecond < 0 {
 		return errors.New("downstream: config: keepalive and rate limits must not be negative")
 	}
+	if c.Auth != nil {
+		a := *c.Auth // the caller's stays as it was
+		if err := a.setDefaults(); err != nil {
+			return err
+		}
+		c.Auth = &a
+	}
 	if c.MaxConns < 0 || c.MaxStreamsPerConn < 0 || c.WriteQueueBytes < 0 || c.Workers < 0 || c.MaxStreamsPerIP < 0 || c.MaxStreams < 0 {
 		return errors.New("downstream: config: limits must not be negative")
 	}
@@ -241,6 +252,8 @@ type Server struct {
 
 	pool   *pool
 	poller *poller
+	// authPool checks tokens off the connection workers (Config.Auth).
+	authPool *pool
 
 	// mu guards the following fields.
 	mu     sync.Mutex
@@ -298,6 +311,10 @@ func New(cfg Config) (*Server, error) {
 		s.metrics.internalErrors.Add(1)
 		s.log.Error("panic in a worker task", "panic", v, "stack", string(stack))
 	})
+	s.authPool = newPool(authQueue, func(v any, stack []byte) {
+		s.metrics.internalErrors.Add(1)
+		s.log.Error("panic in an auth task", "panic", v, "stack", string(stack))
+	})
 	return s, nil
 }
 
@@ -317,6 +334,9 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.expireReads(poolCtx) })
 	for range catchupWorkers {
 		wg.Go(func() { s.runCatchups(poolCtx) })
+	}
+	if a := s.cfg.Auth; a != nil {
+		wg.Go(func() { s.authPool.run(poolCtx, a.Workers) })
 	}
 	s.running.Store(true)
 
@@ -423,10 +443,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if addr != parseAddr(r.RemoteAddr) {
 		remote = addr.String()
 	}
+	id := s.nextID.Add(1)
+	// A dialect client's token comes in the URL: checked here, on the
+	// handshake's own goroutine, where waiting (JWKS, Redis) stalls no one
+	// else. The outcome is told after the upgrade, as a close code.
+	var sess *session
+	var refuse func(c *conn)
+	if _, native := rt.proto.(nativeProto); !native && s.cfg.Auth != nil {
+		sess, refuse = s.dialectAuth(r, id, rt)
+	}
 	deflate := s.deflateOffer() // per handshake; nil when compression is disabled
 	nc, rw, _, uerr := ws.HTTPUpgrader{Timeout: s.cfg.WriteTimeout, Negotiate: negotiator(deflate)}.Upgrade(r, w)
 	if uerr != nil {
 		s.releaseSlot(ip)
+		(&conn{srv: s, id: id}).releaseCount(sess)
 		s.metrics.rejected("handshake")
 		if nc != nil {
 			nc.Close()
@@ -439,12 +469,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.metrics.rejected("early_data")
 		nc.Write(closeFrame(ws.StatusProtocolError, "data sent before the handshake completed"))
 		nc.Close()
+		(&conn{srv: s, id: id}).releaseCount(sess)
 		return
 	}
 	now := time.Now().UnixNano()
 	c := &conn{
 		srv:       s,
-		id:        s.nextID.Add(1),
+		id:        id,
 		nc:        nc,
 		origin:    r.Header.Get("Origin"),
 		remote:    remote,
@@ -452,9 +483,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		proto:     rt.proto,
 	}
 	c.combined.Store(rt.combined)
+	if sess != nil {
+		c.sess.Store(sess)
+	}
 	c.useDeflate(deflate)
 	if err := s.poller.prepare(c); err != nil {
 		s.releaseSlot(ip)
+		c.releaseCount(sess)
 		c.logAt(slog.LevelError, "poll prepare", "err", err)
 		nc.Close()
 		return
@@ -477,6 +512,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.closeWith(ws.StatusGoingAway, "server shutting down")
 		return
 	}
+	if refuse != nil {
+		refuse(c)
+		return
+	}
+	if sess != nil {
+		c.rmu.Lock()
+		ok := c.setSession(sess)
+		c.rmu.Unlock()
+		if !ok {
+			return
+		}
+	}
+	c.startAuthTimer()
 	if len(rt.initial) > 0 {
 		// URL streams were validated in route; only the node's stream
 		// limits can refuse them now.

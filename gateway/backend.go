@@ -95,3 +95,9 @@ func (g *Gateway) Clients(_ context.Context, offset, limit int) ([]downstream.Cl
 func (g *Gateway) Disconnect(_ context.Context, id uint64) (bool, error) {
 	return g.ds.Disconnect(id, ""), nil
 }
+
+// DisconnectUser closes every browser connection of user on this node
+// with close code 1008 (admin.Backend).
+func (g *Gateway) DisconnectUser(_ context.Context, user string) (int, error) {
+	return g.ds.DisconnectUser(user, ""), nil
+}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/marketgate/marketgate/admin"
+	"github.com/marketgate/marketgate/auth"
 	"github.com/marketgate/marketgate/book"
 	"github.com/marketgate/marketgate/cluster"
 	"github.com/marketgate/marketgate/downstream"
@@ -68,6 +69,10 @@ type Config struct {
 	// Browsers limits browser connections; its Hub, Source and Logger are
 	// the gateway's to set.
 	Browsers downstream.Config
+	// Auth turns browser authentication on; nil: off (every client may
+	// subscribe every stream). Its Required clients must authenticate
+	// within HandshakeTimeout.
+	Auth *AuthConfig
 	// HandshakeTimeout is the time a client has to send its HTTP request
 	// headers (web.Config.HandshakeTimeout).
 	HandshakeTimeout time.Duration
@@ -118,7 +123,9 @@ type Gateway struct {
 	node   *cluster.Node // nil on a single node
 	pins   *pins
 	ds     *downstream.Server
-	ready  *readiness
+	// verifier checks browsers' tokens; nil without Config.Auth keys.
+	verifier *auth.Verifier
+	ready    *readiness
 	// runs are every component's Run, in the order they are started.
 	runs []func(context.Context) error
 
@@ -338,6 +345,17 @@ func New(cfg Config) (g *Gateway, err error) {
 	dcfg.Hub, dcfg.Source, dcfg.Logger, dcfg.Stateful = g.hub, source, log, book.Stateful(procedures)
 	if len(norms) > 0 {
 		dcfg.Normalizer = norms
+	}
+	ac, verifier, limiter, err := newAuth(cfg.Auth, g.nodeID, g.rdb, log)
+	if err != nil {
+		return nil, err
+	}
+	if ac != nil {
+		ac.Timeout = cfg.HandshakeTimeout
+		dcfg.Auth, g.verifier = ac, verifier
+	}
+	if limiter != nil {
+		g.runs = append(g.runs, limiter.Run)
 	}
 	g.ds, err = downstream.New(dcfg)
 	if err != nil {

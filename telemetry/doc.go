@@ -32,13 +32,19 @@
 //	marketgate_connections_closed_total{reason}     counter  connections closed: eof, read_error, write_error, normal,
 //	                                                         going_away, protocol_error, unsupported_data, invalid_payload,
 //	                                                         policy_violation, message_too_big, slow_consumer,
-//	                                                         keepalive_timeout, other
+//	                                                         keepalive_timeout, unauthorized (4001), token_expired
+//	                                                         (4003), user_conn_limit (4029), try_again_later (1013),
+//	                                                         other
 //	marketgate_slow_consumer_closes_total           counter  closes with 4008: a write queue overflowed on a stream that
 //	                                                         cannot be conflated (also in closed_total{reason="slow_consumer"})
-//	marketgate_commands_total{op,result}            counter  client commands; op: subscribe, unsubscribe, list, ping
-//	                                                         (native), SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS,
+//	marketgate_commands_total{op,result}            counter  client commands; op: subscribe, unsubscribe, list, ping,
+//	                                                         auth (native), SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS,
 //	                                                         SET_PROPERTY, GET_PROPERTY (Binance dialect), other;
 //	                                                         result: ok, error
+//	marketgate_auth_total{result}                   counter  browser authentication outcomes; result: ok, refreshed,
+//	                                                         invalid, expired, over_limit, limiter_error, missing,
+//	                                                         timeout, connection_expired, forbidden, disabled (no user
+//	                                                         ids: users are in the control API's clients list)
 //	marketgate_frames_out_total                     counter  stream frames queued on connections at fan-out (one per
 //	                                                         subscriber per message; replies not included)
 //	marketgate_bytes_out_total                      counter  their bytes, WebSocket headers included

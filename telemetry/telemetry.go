@@ -146,7 +146,7 @@ type collector struct {
 	framesOut, bytesOut                                     *prometheus.Desc
 	queueDrops, slowCloses                                  *prometheus.Desc
 	fannedOut, superseded, internalErrors, streamsRefused   *prometheus.Desc
-	historyErrors                                           *prometheus.Desc
+	historyErrors, authOutcomes                             *prometheus.Desc
 	streamsCurrent, latency                                 *prometheus.Desc
 
 	messagesIn, bytesIn                    *prometheus.Desc
@@ -190,6 +190,8 @@ func NewCollector(src Sources) prometheus.Collector {
 		internalErrors: d("internal_errors_total", "Events that should not happen, such as a full worker queue or a recovered panic."),
 		streamsRefused: d("streams_refused_total", "Subscribe commands refused because the node's or the client address's distinct streams were at their limit, or the hub refused a new stream."),
 		streamsCurrent: d("streams_current", "Streams with subscribers on this node."),
+		authOutcomes: d("auth_total", "Browser authentication outcomes, by result: ok, refreshed (a new token on a connection), invalid, expired (at presentation), over_limit (the user's conns), "+
+			"limiter_error (the count could not be read; let in), missing and timeout (a token was required), connection_expired (closed at exp, 4003), forbidden (a subscribe refused), disabled (no keys configured).", "result"),
 		latency: d("end_to_end_latency_seconds", "Time from the exchange's event time (its E field) to the fan-out of the message to this node's subscribers, once per message: "+
 			"it ends when the frames are queued, before they are written, and compares the exchange's clock with ours. Events without an event time are not observed."),
 
@@ -243,7 +245,7 @@ func NewCollector(src Sources) prometheus.Collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.connsCurrent, c.connsAccepted, c.connsRejected, c.connsClosed, c.commands,
-		c.framesOut, c.bytesOut, c.queueDrops, c.slowCloses, c.fannedOut, c.superseded, c.historyErrors,
+		c.framesOut, c.bytesOut, c.queueDrops, c.slowCloses, c.fannedOut, c.superseded, c.historyErrors, c.authOutcomes,
 		c.internalErrors, c.streamsRefused, c.streamsCurrent, c.latency,
 		c.messagesIn, c.bytesIn, c.upUp, c.upState, c.upConns, c.upStreams, c.upFailed,
 		c.upReconnects, c.upRotations, c.upOverflows, c.upRejected, c.upRequestTime,
@@ -348,6 +350,9 @@ func (c *collector) collectDownstream(ch chan<- prometheus.Metric, st downstream
 	counter(ch, c.fannedOut, st.Messages)
 	counter(ch, c.superseded, st.Superseded)
 	counter(ch, c.historyErrors, st.HistoryErrors)
+	for result, n := range st.Auth {
+		counter(ch, c.authOutcomes, n, result)
+	}
 	counter(ch, c.internalErrors, st.InternalErrors)
 	counter(ch, c.streamsRefused, st.StreamsRefused)
 	gauge(ch, c.streamsCurrent, st.Streams)

@@ -602,17 +602,19 @@ var allowedLabels = map[string][]string{
 		// closes
 		"eof", "read_error", "write_error", "normal", "going_away", "protocol_error",
 		"unsupported_data", "invalid_payload", "policy_violation", "message_too_big",
-		"slow_consumer", "keepalive_timeout", "other",
+		"slow_consumer", "keepalive_timeout", "unauthorized", "token_expired", "user_conn_limit", "try_again_later", "other",
 		// handshakes refused
 		"bad_request", "not_running", "draining", "origin", "max_conns", "per_ip", "handshake", "early_data",
 		// drops
 		"conflated", "catchup",
 	},
-	"op": {"subscribe", "unsubscribe", "list", "ping", "SUBSCRIBE", "UNSUBSCRIBE",
+	"op": {"subscribe", "unsubscribe", "list", "ping", "auth", "SUBSCRIBE", "UNSUBSCRIBE",
 		"LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY", "other"},
-	"result": {"ok", "error"},
-	"state":  {"idle", "loading", "connecting", "connected", "backoff", "stopped"},
-	"kind":   streamKinds(),
+	"result": {"ok", "error",
+		// auth outcomes (marketgate_auth_total)
+		"refreshed", "invalid", "expired", "over_limit", "limiter_error", "missing", "timeout", "connection_expired", "forbidden", "disabled"},
+	"state": {"idle", "loading", "connecting", "connected", "backoff", "stopped"},
+	"kind":  streamKinds(),
 }
 
 // streamKinds returns the stream kinds of Binance's dialect, and "other".

@@ -334,6 +334,7 @@ func TestBrowserCloseCodes(t *testing.T) {
 		{4001, false, 0, 0},
 		{4002, false, 0, 0},
 		{4003, false, 0, 0},
+		{4029, false, 0, 0},
 		{4008, true, 125, 250},
 		{1001, true, 0, 50},
 		{1006, true, 0, 50},

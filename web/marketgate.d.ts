@@ -23,7 +23,9 @@ export interface Position {
 
 /**
  * An error as the gateway sends it (bad_request, unknown_op, invalid_stream,
- * too_many_streams, upstream_error), or one of the client's own (a
+ * too_many_streams, upstream_error, forbidden: the token does not allow the
+ * streams, or no longer does), or one of the client's own (token_failed:
+ * getToken threw) (a
  * subscribe refused with busy is sent again after a backoff, not rejected):
  * timeout, disconnected, closed, too_many_pending, connect_failed.
  */
@@ -135,8 +137,10 @@ export interface CloseEvent {
   /**
    * Whether the client reconnects by itself. It does not after 1008 (kicked
    * by an operator, or over the command or message-time limits), 1003 and
-   * 1009 (a binary or oversized message) and 4001–4003 (authentication,
-   * reserved); the state is then 'disconnected' until reconnect() is called.
+   * 1009 (a binary or oversized message), 4001 (a token refused), 4003 (the
+   * token expired; with getToken the client does reconnect, with a fresh
+   * token) and 4029 (the user holds every connection its token allows);
+   * the state is then 'disconnected' until reconnect() is called.
    */
   reconnect: boolean;
   /**
@@ -178,8 +182,31 @@ export interface ConnectOptions {
    * Default 5: the gateway closes a connection that sends over 10 a second with 1008.
    */
   maxCommandsPerSecond?: number;
+  /**
+   * getToken returns a connection token (a JWT), or a promise of one. It is
+   * called on every connection, whose first command is then
+   * {"op":"auth","token":…} (the state becomes 'open', and subscriptions go
+   * out, once the gateway accepts it), and again before each token expires
+   * (tokenRefreshLead), the new token being sent on the same connection.
+   * '' or null leaves the connection anonymous. A throw is reported as an
+   * error with code "token_failed": on a new connection it is dropped and
+   * tried again after the backoff; a refresh is tried again 5 s later.
+   */
+  getToken?: () => string | null | Promise<string | null>;
+  /** How long before a token expires it is refreshed, in ms; at most half the token's life. Default 30000. */
+  tokenRefreshLead?: number;
   /** WebSocket constructor to use instead of globalThis.WebSocket (tests). */
   WebSocket?: new (url: string) => WebSocket;
+}
+
+/** A token the gateway accepted (getToken). */
+export interface AuthEvent {
+  /** The token's sub. */
+  user: string;
+  /** The token's exp, in Unix seconds. */
+  expires: number;
+  /** Seconds until then. */
+  ttl: number;
 }
 
 export type MessageHandler<T = unknown> = (data: T, meta: MessageMeta) => void;
@@ -192,6 +219,8 @@ export interface EventMap {
   close: CloseEvent;
   /** Each stream a resubscription asked to recover, with the outcome. */
   recovered: RecoveredEvent;
+  /** Each token the gateway accepted: at connect and at each refresh. */
+  auth: AuthEvent;
 }
 
 export declare class MarketgateClient {

@@ -8,6 +8,9 @@
 //   const sub = await client.subscribe(['binance:btcusdt@trade'], (data, meta) => show(data, meta.seq));
 //   sub.unsubscribe(); // this handler only; the stream is left when its last handler goes
 //   const book = client.orderBook('binance:btcusdt@book');
+//   // With tokens: getToken is called on every connection and before each
+//   // token expires; the new token is sent on the open connection.
+//   const authed = connect('/ws', { getToken: () => fetch('/token').then((r) => r.text()) });
 //   book.on('change', () => draw(book.levels('bids', 25), book.levels('asks', 25), book.stale));
 //
 // No dependencies, no build step. See marketgate.d.ts for the API.
@@ -21,14 +24,21 @@ const DEFAULTS = {
   maxFrameBytes: 4000, // the gateway closes native messages over 4 KiB with 1009
   maxCommandsPerSecond: 5, // the gateway closes a connection sending over 10 a second with 1008
   format: 'raw', // or 'normalized': one schema per class for every exchange
+  getToken: null, // () => token or Promise<token>: authenticate every connection, refresh before expiry
+  tokenRefreshLead: 30000, // refresh this long before the token expires (at most half its life)
 };
 
 // Close codes after which the client does not reconnect by itself: 1008 (an
 // operator kicked the client, or it broke the flood or message-time limits),
 // 1003 and 1009 (a binary or oversized message: retrying repeats the misuse),
-// and 4001-4003 (reserved for authentication refusals). reconnect() opens
+// 4001-4003 (authentication refusals: 4001 a bad token, 4003 a token that
+// expired; with getToken, 4003 reconnects with a fresh token) and 4029
+// (the user holds all the connections its token allows). reconnect() opens
 // the connection again.
-const NO_RECONNECT = new Set([1003, 1008, 1009, 4001, 4002, 4003]);
+const NO_RECONNECT = new Set([1003, 1008, 1009, 4001, 4002, 4003, 4029]);
+
+// TOKEN_EXPIRED is the close code of a connection whose token expired.
+const TOKEN_EXPIRED = 4003;
 
 // SLOW_CONSUMER is the close code of a client that did not read fast
 // enough: it reconnects, but after a delay that grows with every such close.
@@ -80,8 +90,9 @@ export class MarketgateClient {
   #retryTimer = null;
   #pingTimer = null;
   #pingDeadline = null;
+  #refreshTimer = null; // the next token refresh (getToken)
   #nextId = 1;
-  #listeners = { state: new Set(), gap: new Set(), error: new Set(), close: new Set(), recovered: new Set() };
+  #listeners = { state: new Set(), gap: new Set(), error: new Set(), close: new Set(), recovered: new Set(), auth: new Set() };
   // stream -> Set of subscriptions {handler, streams, handle, waiter}, one per
   // subscribe call: the streams wanted, resubscribed after a reconnect. A
   // stream is left at the gateway when its last subscription lets it go.
@@ -255,6 +266,7 @@ export class MarketgateClient {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#retryTimer);
+    clearTimeout(this.#refreshTimer);
     this.#stopPing();
     this.#clearOutbox();
     const ws = this.#ws;
@@ -293,6 +305,81 @@ export class MarketgateClient {
   #onOpen(ws) {
     if (ws !== this.#ws) return;
     this.#openedAt = performance.now();
+    if (this.#opts.getToken) {
+      // The token goes first; the state is 'open', and commands go out,
+      // once the gateway has accepted it.
+      this.#authenticate(ws, true);
+      return;
+    }
+    this.#ready();
+  }
+
+  // authenticate gets a token from getToken and sends it on ws: first on a
+  // new connection (which becomes 'open' when the token is accepted), then
+  // before each token expires, on the same connection. A token the gateway
+  // refuses closes the connection (4001). getToken returning '' or null
+  // leaves a new connection anonymous.
+  async #authenticate(ws, first) {
+    clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = null;
+    let token;
+    try {
+      token = await this.#opts.getToken();
+    } catch (e) {
+      if (ws !== this.#ws || this.#closed) return;
+      this.#emit('error', gatewayError('token_failed', String(e && e.message || e)));
+      if (first) {
+        try { ws.close(4000, 'no token'); } catch { /* ignore */ }
+        this.#onDrop(ws, 4000, 'getToken failed');
+      } else {
+        // Try again soon; the gateway closes the connection (4003) if
+        // the token expires meanwhile.
+        this.#refreshTimer = setTimeout(() => this.#authenticate(ws, false), 5000);
+      }
+      return;
+    }
+    if (ws !== this.#ws || this.#closed) return;
+    if (typeof token !== 'string' || token === '') {
+      if (first) this.#ready();
+      return;
+    }
+    const id = this.#nextId++;
+    const p = {
+      op: 'auth', streams: [], waiters: [],
+      resolve: (r) => {
+        if (ws !== this.#ws) return;
+        this.#scheduleRefresh(ws, r && r.ttl);
+        this.#emit('auth', { user: r && r.user, expires: r && r.expires, ttl: r && r.ttl });
+        if (first) this.#ready();
+      },
+      // A refused token closes the connection: onDrop follows.
+      reject: (err) => { if (err && err.code !== 'disconnected') this.#emit('error', err); },
+    };
+    p.timer = setTimeout(() => {
+      if (this.#pending.get(id) === p) {
+        this.#pending.delete(id);
+        this.#drop(); // no answer to the token: the connection is of no use
+      }
+    }, this.#opts.commandTimeout);
+    this.#pending.set(id, p);
+    this.#send({ op: 'auth', id, token });
+  }
+
+  // scheduleRefresh arms the next token refresh: tokenRefreshLead before
+  // the token's end, and at most half way through its life.
+  #scheduleRefresh(ws, ttl) {
+    clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = null;
+    if (!(ttl > 0)) return;
+    const lead = Math.min(this.#opts.tokenRefreshLead, ttl * 1000 / 2);
+    this.#refreshTimer = setTimeout(() => {
+      this.#refreshTimer = null;
+      if (ws === this.#ws && !this.#closed) this.#authenticate(ws, false);
+    }, ttl * 1000 - lead);
+  }
+
+  // ready makes a connection 'open': resubscribes and sends what waited.
+  #ready() {
     this.#setState('open');
     this.#busyTries = 0;
     this.#startPing();
@@ -312,6 +399,8 @@ export class MarketgateClient {
     this.#openedAt = 0;
     this.#stopPing();
     this.#clearOutbox();
+    clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = null;
     // Events of every stream may be lost until it is resubscribed (and
     // are not, for those the resubscription recovers). A loss not yet
     // reported keeps its reason.
@@ -331,7 +420,7 @@ export class MarketgateClient {
       }
     }
     if (this.#closed) return;
-    const again = !NO_RECONNECT.has(code);
+    const again = !NO_RECONNECT.has(code) || (code === TOKEN_EXPIRED && !!this.#opts.getToken);
     const delay = again ? this.#dropDelay(code, lived) : undefined;
     // A client closed for not reading fast enough does not ask for what it
     // missed: the replay would overflow its queue again. Its streams start

@@ -63,6 +63,10 @@ type config struct {
 	browsers       downstream.Config // limits of browser connections (Hub, Source and Logger unset)
 	handshake      time.Duration
 	cmdline        []string // the command line, secrets masked, for /debug/pprof/cmdline
+	// auth is browser authentication: the flags (authFlags), and what
+	// they make (nil: off).
+	authFlags authSettings
+	auth      *gateway.AuthConfig
 }
 
 // maxHistorySize bounds --history-size: each stream's history is kept
@@ -126,6 +130,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.DurationVar(&c.browsers.PongTimeout, "pong-timeout", 30*time.Second, "drop a pinged browser connection still silent after this long")
 	fs.BoolVar(&c.browsers.DisableCompression, "disable-compression", false, "never negotiate permessage-deflate with browsers")
 	fs.DurationVar(&c.handshake, "handshake-timeout", 5*time.Second, "time a client has to send its HTTP request headers (slowloris bound)")
+	authFlags(fs, &c.authFlags)
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.Usage = func() {} // the flag package calls it on every error too; --help is handled below
@@ -253,6 +258,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return c, fmt.Errorf("--log-format: %q is not text or json", c.logFormat)
 	}
+	if c.auth, err = c.authFlags.config(); err != nil {
+		return c, err
+	}
 	if c.redis != "" {
 		if _, _, err := redisOptions(c); err != nil {
 			return c, err
@@ -326,7 +334,7 @@ func checkAdmin(listen, token string) error {
 }
 
 // secretFlags are the flags whose values are secret, or may hold one.
-var secretFlags = []string{"admin-token", "redis"}
+var secretFlags = []string{"admin-token", "redis", "auth-hmac-secret"}
 
 // redactArgs returns a copy of the command-line arguments args with the
 // values of secretFlags masked as in the start-up log, for
@@ -517,6 +525,7 @@ func usageGroups(table []gateway.Exchange) []flagGroup {
 	groups := []flagGroup{
 		{"Listeners and access", oneOf("listen", "admin-listen", "admin-token", "metrics-public", "allowed-origins", "handshake-timeout")},
 		{"Cluster", oneOf("redis", "redis-cluster", "redis-tls-ca", "redis-tls-cert", "redis-tls-key", "node-id", "drain-timeout")},
+		{"Browser authentication", oneOf(authFlagNames...)},
 		{"History and recovery", oneOf("history-size", "history-ttl")},
 		{"Order books and market REST", oneOf("book-depth", "rest-weight-share")},
 		{"Browsers", oneOf("max-conns", "max-conns-per-ip", "max-streams-per-conn", "max-streams-per-ip", "max-streams-per-node", "trusted-proxies",
@@ -566,6 +575,9 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
 // maskSecret hides the secrets of a flag's value for the start-up log: the
 // admin token, and a password in a Redis URL.
 func maskSecret(name, value string) string {
+	if m, ok := maskAuth(name, value); ok && value != "" {
+		return m
+	}
 	switch {
 	case value == "":
 		return value

@@ -76,6 +76,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		Demo:             cfg.demo,
 		Browsers:         browsers,
 		HandshakeTimeout: cfg.handshake,
+		Auth:             cfg.auth,
 		DrainTimeout:     cfg.drainTimeout,
 		HistorySize:      historySize(cfg.historySize),
 		BookDepth:        cfg.bookDepth,
