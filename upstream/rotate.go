@@ -415,7 +415,8 @@ const (
 	// left); the old connection is alive.
 	forceTimeout forceReason = iota
 	// forceOldClosed: the old connection ended with a close frame, after
-	// delivering everything it had: the new one's events follow its last.
+	// delivering everything it had, while the new one carried the stream:
+	// the new one's events follow its last.
 	forceOldClosed
 	// forceOldDropped: the old connection ended abruptly; events it had in
 	// flight are lost.

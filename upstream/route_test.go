@@ -358,6 +358,17 @@ func TestHandoverSwitchPoints(t *testing.T) {
 			t.Errorf("published %s; want %s", got, want)
 		}
 	})
+	t.Run("old closed before the new one carried it", func(t *testing.T) {
+		h := newHandoverCase(t, binance.Spot, "btcusdt@bookTicker", 100)
+		h.from(h.old, book(10))
+		h.begin()
+		h.nw.Unconfirm(h.stream) // its subscribe is not answered yet
+		h.old.Detach(false)      // closed after 20 and 30, which the new one never had
+		h.from(h.nw, book(40))
+		if got, want := h.published("u"), "10 !40"; got != want {
+			t.Errorf("published %s; want %s", got, want)
+		}
+	})
 	t.Run("new dropped", func(t *testing.T) {
 		h := newHandoverCase(t, binance.Spot, "btcusdt@trade", 100)
 		h.from(h.old, trade(1))

@@ -41,8 +41,8 @@ import (
 // none, and no handshake refused for too many attempts.
 
 // exchangeSoakDuration is how long each exchange's soak runs after its
-// browsers are in: 20 s in the test command, longer with
-// MARKETGATE_SOAK=5m (as TestSoak).
+// browsers are in: one cycle of notices and a drop in the test command,
+// cycles for MARKETGATE_SOAK (e.g. 5m, as TestSoak) with it set.
 func exchangeSoakDuration(t *testing.T) time.Duration {
 	if os.Getenv("MARKETGATE_SOAK") == "" {
 		return 20 * time.Second
@@ -505,12 +505,13 @@ func soakVenueRun(t *testing.T, v *soakVenue) {
 	t.Logf("%d browsers subscribed 3 streams each and got data of all within %v; the exchange got %d requests for the 20 new streams",
 		burst, took.Round(time.Millisecond), burstReqs)
 
-	// Planned handovers, then an abrupt drop; the long form repeats the
-	// cycle.
+	// Planned handovers, then an abrupt drop, while the gateway rotates
+	// every 8 s on its own; the test command's form runs one such cycle
+	// (about 15 s), the long form repeats it.
 	const grace = 5 * time.Second
 	end := time.Now().Add(dur)
 	notices := 0
-	for time.Now().Before(end) {
+	for cycle := 0; cycle == 0 || time.Now().Before(end); cycle++ {
 		for range 2 {
 			v.notice(grace)
 			notices++
