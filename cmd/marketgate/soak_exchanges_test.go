@@ -45,7 +45,7 @@ import (
 // cycles for MARKETGATE_SOAK (e.g. 5m, as TestSoak) with it set.
 func exchangeSoakDuration(t *testing.T) time.Duration {
 	if os.Getenv("MARKETGATE_SOAK") == "" {
-		return 20 * time.Second
+		return 0 // one cycle
 	}
 	return soakDuration(t)
 }
@@ -73,6 +73,7 @@ type soakVenue struct {
 	notice                           func(grace time.Duration)
 	dropAll                          func()
 	violations, refused, connections func() int
+	accepted                         func() int // connections ever made
 	// requests returns the subscribe and unsubscribe requests of every
 	// connection ever made; subs, the connections holding each stream
 	// name now.
@@ -124,6 +125,7 @@ func okxVenue(t *testing.T, n int) *soakVenue {
 		violations:  sim.Violations,
 		refused:     sim.RefusedAttempts,
 		connections: sim.OpenConnections,
+		accepted:    func() int { return len(sim.Clients()) },
 		requests: func() int {
 			n := 0
 			for _, c := range sim.Clients() {
@@ -184,6 +186,7 @@ func bybitVenue(t *testing.T, p bybitsim.Product, n int) *soakVenue {
 		violations:  sim.Violations,
 		refused:     sim.RefusedAttempts,
 		connections: sim.OpenConnections,
+		accepted:    sim.Accepted,
 		requests: func() int {
 			n := 0
 			for _, c := range sim.Clients() {
@@ -515,11 +518,11 @@ func soakVenueRun(t *testing.T, v *soakVenue) {
 		for range 2 {
 			v.notice(grace)
 			notices++
-			time.Sleep(min(dur/5, 8*time.Second))
+			time.Sleep(4 * time.Second) // the 5 s grace overlaps the next notice
 		}
 		dropped.add(time.Now())
 		v.dropAll()
-		time.Sleep(min(dur/3, 10*time.Second))
+		time.Sleep(6 * time.Second)
 	}
 	dropped.mu.Lock()
 	lastDrop := dropped.at[len(dropped.at)-1]
@@ -564,8 +567,8 @@ func soakVenueRun(t *testing.T, v *soakVenue) {
 	if n := v.refused(); n != 0 {
 		t.Errorf("simulator refused %d handshakes over the connection-attempt limit", n)
 	}
-	t.Logf("soak %v of %s: %d clients, %d trade streams, %d messages checked, %d shutdown notices, %d drops, %d gap notices, %d requests in all, %d connections open, %d failures",
-		dur, v.name, len(followers), n, msgs, notices, len(dropped.at), gaps, v.requests(), v.connections(), failures)
+	t.Logf("soak of %s: %d clients, %d trade streams, %d messages checked, %d shutdown notices, %d drops, %d gap notices, %d requests in all, %d connections made (rotations, notices, drops), %d open, %d failures",
+		v.name, len(followers), n, msgs, notices, len(dropped.at), gaps, v.requests(), v.accepted(), v.connections(), failures)
 }
 
 // checkUnion checks the auditor's trades before the first drop: across
