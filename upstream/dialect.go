@@ -73,7 +73,7 @@ type Dialect interface {
 	// Unix microseconds, or 0 when it does not say. It only measures lag.
 	EventTime(data []byte) int64
 	// Identity reads the identity of one event of s. It is called only
-	// for streams whose [Stream.Order] is not [OrderNone].
+	// for streams whose [Stream.Order] is not [OrderNone] or [OrderSame].
 	Identity(s *Stream, data []byte) (EventID, bool)
 	// Final reports whether an event of s ends what the stream's earlier
 	// events were updating, such as the close of a candle: like any event

@@ -139,3 +139,11 @@ func RetryAfter(err error) (time.Duration, bool) {
 
 // InvalidStream returns the error of an invalid stream name.
 func InvalidStream(name string) error { return invalidStream(name) }
+
+// Unconfirm marks stream name on s as asked for but not confirmed by the
+// exchange yet.
+func (s *session) Unconfirm(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.subs[name].state = stateSubPending
+}

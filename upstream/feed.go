@@ -115,6 +115,11 @@ type streamState struct {
 	ho        *handover // non-nil: moving to another connection
 	verify    bool      // check the next event against last (after a forced switch)
 	verifyGap bool      // and mark it Gap unless continuity is proven
+	// recent are the hashes of the last events published, newest at
+	// recentAt-1 (mod len), for the switch of an [OrderSame] stream; nil
+	// for other orders.
+	recent   *[sameWindow]uint64
+	recentAt int
 }
 
 var _ Exchange = (*Feed)(nil)
@@ -303,6 +308,9 @@ func (f *Feed) newStreamLocked(name string, s Stream) *streamState {
 		ep:      f.endpoints[f.d.EndpointOf(s)],
 		order:   s.Order(),
 		gapNext: f.forgot,
+	}
+	if st.order == OrderSame {
+		st.recent = new([sameWindow]uint64)
 	}
 	f.streams[name] = st
 	f.tombstones++ // neither wanted nor on a shard until the caller says so

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"hash/maphash"
 	"time"
 
 	"github.com/gobwas/ws/wsutil"
@@ -37,6 +38,12 @@ import (
 //     is in line: its next newer event is the successor), or the old one
 //     published the first event buffered from the new one (the rest of the
 //     buffer follows it). This holds for consecutive ids too.
+//   - the same bytes ([OrderSame]: ids without order): switch where both
+//     connections are seen to deliver the same event, compared by a hash
+//     of its bytes: the new connection delivered one the old one published
+//     lately ([sameWindow] events), or the old one published one the new
+//     one buffered. Without such a point the handover times out and the
+//     stream switches with Gap.
 //   - no identity (tickers, anything else): switch at the first
 //     new-connection event.
 //
@@ -44,6 +51,33 @@ import (
 // the old connection after the switch are dropped. Seq goes on without
 // Gap. A forced switch (timeout, or the old connection ended first) sets
 // Gap unless continuity is proven; a buffer overflow sets Gap.
+
+// sameWindow is how many recent events of an [OrderSame] stream are
+// remembered (as hashes) to find the event where a new connection joins
+// the old one's: the events the old one publishes between the new one's
+// subscription and its first event.
+const sameWindow = 64
+
+// sameSeed seeds the hashes of [OrderSame] events: any seed does, as long
+// as both connections' events are hashed alike.
+var sameSeed = maphash.MakeSeed()
+
+// remember records the hash h of an event just published.
+func (st *streamState) remember(h uint64) {
+	st.recent[st.recentAt%sameWindow] = h
+	st.recentAt++
+}
+
+// published reports whether an event of hash h was among the last
+// sameWindow published.
+func (st *streamState) published(h uint64) bool {
+	for i := range min(st.recentAt, sameWindow) {
+		if st.recent[i] == h {
+			return true
+		}
+	}
+	return false
+}
 
 // quietSwitch is how long a stream without any event on the new
 // connection waits before it switches anyway: by then the old connection
@@ -71,6 +105,7 @@ type handover struct {
 type heldEvent struct {
 	id    EventID
 	hasID bool
+	hash  uint64 // of data, for an [OrderSame] stream
 	data  []byte
 }
 
@@ -231,7 +266,7 @@ func (st *streamState) deliver(ctx context.Context, s *session, data []byte) {
 	f := s.f
 	var id EventID
 	hasID := false
-	if st.order != OrderNone {
+	if st.order != OrderNone && st.order != OrderSame {
 		id, hasID = f.d.Identity(&st.stream, data)
 	}
 	st.pmu.Lock()
@@ -258,6 +293,10 @@ func (st *streamState) deliver(ctx context.Context, s *session, data []byte) {
 func (st *streamState) offerLocked(ctx context.Context, f *Feed, id EventID, hasID bool, data []byte) {
 	ho := st.ho
 	ho.seen = true
+	if st.order == OrderSame && st.src != nil {
+		st.offerSameLocked(ctx, f, data)
+		return
+	}
 	if st.src == nil || st.order == OrderNone || !st.hasLast || !hasID {
 		st.switchLocked(ctx, f)
 		st.publishLocked(ctx, f, id, hasID, data)
@@ -289,11 +328,54 @@ func (st *streamState) offerLocked(ctx context.Context, f *Feed, id EventID, has
 	}
 }
 
+// offerSameLocked takes an event of the connection an [OrderSame] stream
+// is moving to: one the old connection published lately puts the new one
+// in line (what it buffered before came earlier: published too), others
+// wait in the buffer for the old connection to reach them.
+func (st *streamState) offerSameLocked(ctx context.Context, f *Feed, data []byte) {
+	ho := st.ho
+	h := maphash.Bytes(sameSeed, data)
+	if st.published(h) {
+		ho.buf = nil
+		st.switchLocked(ctx, f)
+		st.verify, st.verifyGap = true, false // drop its next repeats too
+		return
+	}
+	if len(ho.buf) >= f.cfg.HandoverBuffer {
+		f.overflows.Add(1)
+		st.src.log.Warn("handover buffer overflow: switching with a gap", "stream", st.name)
+		st.gapNext = true
+		st.switchLocked(ctx, f)
+		st.publishLocked(ctx, f, EventID{}, false, data)
+		return
+	}
+	ho.buf = append(ho.buf, heldEvent{hash: h, data: bytes.Clone(data)})
+	if time.Now().After(ho.deadline) {
+		st.forceSwitchLocked(ctx, f, forceTimeout)
+	}
+}
+
 // catchUpLocked runs after the old connection published st.last: the
 // buffered events it covered are dropped, and if it covered any, or the
 // buffer continues it, st switches.
 func (st *streamState) catchUpLocked(ctx context.Context, f *Feed) {
 	ho := st.ho
+	if st.order == OrderSame {
+		if st.recentAt == 0 {
+			return
+		}
+		// The old connection reached an event the new one buffered: the
+		// rest of the buffer follows it.
+		h := st.recent[(st.recentAt-1)%sameWindow]
+		for i, e := range ho.buf {
+			if e.hash == h {
+				ho.buf = ho.buf[i+1:]
+				st.switchLocked(ctx, f)
+				return
+			}
+		}
+		return
+	}
 	if !st.hasLast {
 		st.switchLocked(ctx, f)
 		return
@@ -333,7 +415,8 @@ const (
 	// left); the old connection is alive.
 	forceTimeout forceReason = iota
 	// forceOldClosed: the old connection ended with a close frame, after
-	// delivering everything it had: the new one's events follow its last.
+	// delivering everything it had, while the new one carried the stream:
+	// the new one's events follow its last.
 	forceOldClosed
 	// forceOldDropped: the old connection ended abruptly; events it had in
 	// flight are lost.
@@ -371,6 +454,9 @@ func (st *streamState) forceSwitchLocked(ctx context.Context, f *Feed, why force
 // right after a forced switch.
 func (st *streamState) fromSourceLocked(ctx context.Context, f *Feed, id EventID, hasID bool, data []byte) {
 	if st.verify {
+		if st.order == OrderSame && st.published(maphash.Bytes(sameSeed, data)) {
+			return // already published; keep checking
+		}
 		gap := st.verifyGap
 		if st.hasLast && hasID {
 			if !id.after(st.last) {
@@ -391,6 +477,9 @@ func (st *streamState) publishLocked(ctx context.Context, f *Feed, id EventID, h
 	st.seq++
 	gap := st.gapNext
 	st.gapNext = false
+	if st.recent != nil {
+		st.remember(maphash.Bytes(sameSeed, data))
+	}
 	st.last, st.hasLast = id, hasID
 	msg := hub.Message{
 		Stream: st.key, Seq: st.seq, Gap: gap, Data: data,

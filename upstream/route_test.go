@@ -14,6 +14,7 @@ import (
 	. "github.com/marketgate/marketgate/upstream"
 	"github.com/marketgate/marketgate/upstream/binance"
 	"github.com/marketgate/marketgate/upstream/binance/binancetest"
+	"github.com/marketgate/marketgate/upstream/bybit"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -357,6 +358,17 @@ func TestHandoverSwitchPoints(t *testing.T) {
 			t.Errorf("published %s; want %s", got, want)
 		}
 	})
+	t.Run("old closed before the new one carried it", func(t *testing.T) {
+		h := newHandoverCase(t, binance.Spot, "btcusdt@bookTicker", 100)
+		h.from(h.old, book(10))
+		h.begin()
+		h.nw.Unconfirm(h.stream) // its subscribe is not answered yet
+		h.old.Detach(false)      // closed after 20 and 30, which the new one never had
+		h.from(h.nw, book(40))
+		if got, want := h.published("u"), "10 !40"; got != want {
+			t.Errorf("published %s; want %s", got, want)
+		}
+	})
 	t.Run("new dropped", func(t *testing.T) {
 		h := newHandoverCase(t, binance.Spot, "btcusdt@trade", 100)
 		h.from(h.old, trade(1))
@@ -368,6 +380,64 @@ func TestHandoverSwitchPoints(t *testing.T) {
 			t.Errorf("published %s; want %s", got, want)
 		}
 	})
+}
+
+// linearTrade is a Bybit linear publicTrade push of one trade whose id
+// is a UUID ending in n (no order the gateway can read).
+func linearTrade(n int) string {
+	return fmt.Sprintf(`{"topic":"publicTrade.BTCUSDT","ts":%d,"type":"snapshot","data":[{"i":"0a1b2c3d-4e5f-5000-9000-%012x","T":%d,"p":"1","v":"1","S":"Buy","s":"BTCUSDT","seq":%d}]}`, 1000+n, n, 1000+n, n)
+}
+
+// TestHandoverSameBytes: a stream whose ids have no order (Bybit linear
+// trades, OrderSame) switches where both connections deliver the same
+// push, so nothing is lost or repeated; it used to switch at the new
+// connection's first event, repeating or losing what the old one had
+// in flight. The "ts" field names each push in the test's output.
+func TestHandoverSameBytes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  func(h *handoverCase)
+		want string
+	}{
+		{"new behind", func(h *handoverCase) {
+			h.from(h.old, linearTrade(1), linearTrade(2), linearTrade(3), linearTrade(4))
+			h.begin()
+			h.from(h.nw, linearTrade(3), linearTrade(4)) // published already: in line, dropped
+			h.from(h.old, linearTrade(5))                // the old one is no longer the source
+			h.from(h.nw, linearTrade(5), linearTrade(6))
+		}, "1001 1002 1003 1004 1005 1006"},
+		{"new ahead", func(h *handoverCase) {
+			h.from(h.old, linearTrade(1), linearTrade(2))
+			h.begin()
+			h.from(h.nw, linearTrade(4), linearTrade(5)) // unknown yet: buffered
+			h.from(h.old, linearTrade(3))
+			h.from(h.old, linearTrade(4)) // the old one reaches the buffer: switch
+			h.from(h.old, linearTrade(5), linearTrade(6))
+			h.from(h.nw, linearTrade(6))
+		}, "1001 1002 1003 1004 1005 1006"},
+		{"new at the next", func(h *handoverCase) {
+			h.from(h.old, linearTrade(1))
+			h.begin()
+			h.from(h.nw, linearTrade(2)) // buffered: the old one may not have had it
+			h.from(h.old, linearTrade(2), linearTrade(3))
+			h.from(h.nw, linearTrade(3), linearTrade(4))
+		}, "1001 1002 1003 1004"},
+		{"old ends without reaching the new", func(h *handoverCase) {
+			h.from(h.old, linearTrade(1))
+			h.begin()
+			h.from(h.nw, linearTrade(3))
+			h.old.Detach(true) // 2 never came
+			h.from(h.nw, linearTrade(4))
+		}, "1001 !1003 1004"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHandoverCase(t, bybit.Linear, "publicTrade.BTCUSDT", 100)
+			tc.run(h)
+			if got := h.published("ts"); got != tc.want {
+				t.Errorf("published %s; want %s", got, tc.want)
+			}
+		})
+	}
 }
 
 func TestReadOneRejectsInvalidUTF8(t *testing.T) {

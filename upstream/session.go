@@ -199,6 +199,14 @@ func (s *session) streamList() []*streamState {
 	return out
 }
 
+// carries reports whether the exchange confirmed the stream name on s.
+func (s *session) carries(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.subs[name]
+	return ss != nil && ss.state == stateSubscribed
+}
+
 // counts returns the confirmed and the in-flight streams.
 func (s *session) counts() (subscribed, pending int) {
 	s.mu.Lock()

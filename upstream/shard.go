@@ -477,7 +477,9 @@ func (sh *shard) detach(ctx context.Context, s *session, abrupt bool) {
 		switch {
 		case st.src == s && st.ho != nil:
 			why := forceOldClosed
-			if abrupt {
+			if abrupt || !st.ho.to.carries(st.name) {
+				// Dropped, or closed before the new connection carried
+				// the stream: events in between may never come.
 				why = forceOldDropped
 			}
 			st.forceSwitchLocked(ctx, sh.f, why)

@@ -68,6 +68,12 @@ const (
 	// OrderConsecutive: ids leave no holes: continuity between two events
 	// can be checked.
 	OrderConsecutive
+	// OrderSame: no identity, but the exchange sends each event byte for
+	// byte alike on every connection (a broadcast push): a stream switches
+	// where both connections are seen to deliver the same bytes. For
+	// streams where a lost or repeated event matters and ids have no
+	// order, such as Bybit linear trades (UUIDs).
+	OrderSame
 )
 
 // Order returns the order of a class's events: consecutive for trades

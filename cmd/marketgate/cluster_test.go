@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,7 +83,11 @@ func runNode(t *testing.T, bin, id, addr, admin, simAddr string, extra []string)
 	args := append([]string{"--listen", g.addr, "--admin-listen", g.admin, "--node-id", id,
 		"--binance-url", "ws://" + simAddr, "--binance-rest-url", "http://" + simAddr,
 		"--drain-timeout", "10s", "--log-level", "info"}, extra...)
-	args = append(args, optionalOff()...)
+	for _, a := range optionalOff() {
+		if !slices.Contains(extra, a[0]) { // an exchange extra sets stays on
+			args = append(args, a...)
+		}
+	}
 	g.cmd = exec.Command(bin, args...)
 	g.cmd.Stderr = io.MultiWriter(t.Output(), g.stderr)
 	if err := g.cmd.Start(); err != nil {
@@ -111,12 +116,13 @@ func runNode(t *testing.T, bin, id, addr, admin, simAddr string, extra []string)
 }
 
 // optionalOff returns the flags that turn every optional exchange off
-// (an empty URL): these nodes carry Binance spot from the simulator only.
-func optionalOff() []string {
-	var args []string
+// (an empty URL), one pair each: unless a test sets them up, these nodes
+// carry Binance spot from the simulator only.
+func optionalOff() [][]string {
+	var args [][]string
 	for _, x := range gateway.Exchanges() {
 		if x.Optional {
-			args = append(args, "--"+x.Name+"-url", "")
+			args = append(args, []string{"--" + x.Name + "-url", ""})
 		}
 	}
 	return args

@@ -35,7 +35,7 @@ func TestParseStream(t *testing.T) {
 		want want
 	}{
 		{Spot, "publicTrade.BTCUSDT", want{"BTCUSDT", upstream.ClassTrade, upstream.OrderMonotonic, KindTrade}},
-		{Linear, "publicTrade.BTCUSDT", want{"BTCUSDT", upstream.ClassTrade, upstream.OrderNone, KindTrade}},
+		{Linear, "publicTrade.BTCUSDT", want{"BTCUSDT", upstream.ClassTrade, upstream.OrderSame, KindTrade}},
 		{Spot, "tickers.ETHUSDT", want{"ETHUSDT", upstream.ClassTicker, upstream.OrderNone, KindTicker}},
 		{Linear, "tickers.ETHUSDT", want{"ETHUSDT", upstream.ClassOther, upstream.OrderNone, KindTicker}},
 		{Linear, "orderbook.50.BTCUSDT", want{"BTCUSDT", upstream.ClassBookDelta, upstream.OrderConsecutive, KindBook}},
@@ -43,7 +43,7 @@ func TestParseStream(t *testing.T) {
 		{Spot, "orderbook.1.BTCUSDT", want{"BTCUSDT", upstream.ClassBookTop, upstream.OrderMonotonic, KindBookTop}},
 		{Spot, "kline.D.BTCUSDT", want{"BTCUSDT", upstream.ClassCandle, upstream.OrderMonotonic, KindKline}},
 		{Linear, "kline.1.BTCUSDT-26DEC25", want{"BTCUSDT-26DEC25", upstream.ClassCandle, upstream.OrderMonotonic, KindKline}},
-		{Linear, "publicTrade.1000PEPEUSDT", want{"1000PEPEUSDT", upstream.ClassTrade, upstream.OrderNone, KindTrade}},
+		{Linear, "publicTrade.1000PEPEUSDT", want{"1000PEPEUSDT", upstream.ClassTrade, upstream.OrderSame, KindTrade}},
 	} {
 		s, err := c.d.ParseStream(c.name)
 		if err != nil {

@@ -51,7 +51,7 @@ const MaxSymbolLen = 32
 // tickers are whole snapshots (conflatable), linear tickers are a
 // snapshot then deltas of the fields that changed (never conflated);
 // spot trade ids are numbers that increase, linear trade ids are UUIDs
-// (no order).
+// (no order: a handover matches the pushes' bytes, upstream.OrderSame).
 func (d Dialect) ParseStream(name string) (upstream.Stream, error) {
 	s, ok := d.parse(name)
 	if !ok {
@@ -72,7 +72,9 @@ func (d Dialect) parse(name string) (upstream.Stream, bool) {
 		k, s.Class = KindTrade, upstream.ClassTrade
 		s.IDs = upstream.OrderMonotonic
 		if !d.p.spot {
-			s.IDs = upstream.OrderNone
+			// UUIDs: no order, but a push is the same bytes on every
+			// connection, which is where a handover switches.
+			s.IDs = upstream.OrderSame
 		}
 	case "tickers":
 		k, s.Class = KindTicker, upstream.ClassTicker
