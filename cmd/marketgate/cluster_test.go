@@ -83,6 +83,9 @@ func runNode(t *testing.T, bin, id, addr, admin, simAddr string, extra []string)
 	args := append([]string{"--listen", g.addr, "--admin-listen", g.admin, "--node-id", id,
 		"--binance-url", "ws://" + simAddr, "--binance-rest-url", "http://" + simAddr,
 		"--drain-timeout", "10s", "--log-level", "info"}, extra...)
+	if !slices.Contains(extra, "--exchanges") {
+		args = append(args, "--exchanges", "all") // each on or off by its URL, below
+	}
 	for _, a := range optionalOff() {
 		if !slices.Contains(extra, a[0]) { // an exchange extra sets stays on
 			args = append(args, a...)
