@@ -189,8 +189,8 @@ func TestBrowserMarketDemo(t *testing.T) {
 	// The symbol picker lists the exchange's trading symbols.
 	if rest {
 		poll("the symbol list", fmt.Sprintf(`window.marketPage.symbols === %d && document.querySelectorAll('#symbol option').length === %d`, trading, trading))
-		if v := browsertest.Eval[string](br, `document.getElementById('symbol').value`); v != "btcusdt" {
-			t.Errorf("symbol picked after the list loaded: %q; want btcusdt", v)
+		if v := browsertest.Eval[string](br, `document.getElementById('symbol').value`); v != "BTC/USDT" {
+			t.Errorf("symbol picked after the list loaded: %q; want BTC/USDT", v)
 		}
 	}
 
@@ -309,11 +309,11 @@ func TestBrowserMarketDemo(t *testing.T) {
 	// The filter box narrows the list; picking a symbol moves every view.
 	if rest {
 		br.Do("filter", chromedp.SendKeys("#symfilter", "eth"))
-		poll("the filtered list", `[...document.querySelectorAll('#symbol option')].some((o) => o.value === 'ethusdt') && ![...document.querySelectorAll('#symbol option')].some((o) => o.value === 'solusdt')`)
+		poll("the filtered list", `[...document.querySelectorAll('#symbol option')].some((o) => o.value === 'ETH/USDT') && ![...document.querySelectorAll('#symbol option')].some((o) => o.value === 'SOL/USDT')`)
 	}
-	br.Do("pick ETHUSDT", chromedp.SetValue("#symbol", "ethusdt"),
+	br.Do("pick ETHUSDT", chromedp.SetValue("#symbol", "ETH/USDT"),
 		chromedp.Evaluate[chromedp.Void](`document.getElementById('symbol').dispatchEvent(new Event('change'))`))
-	poll("the ETHUSDT book and candles", `window.marketPage.sym === 'ethusdt' && window.mgBook.key === 'binance:ethusdt@book' && window.mgBook.state === 'live' && `+history)
+	poll("the ETHUSDT book and candles", `window.marketPage.sym === 'ETH/USDT' && window.mgBook.key === 'binance:ethusdt@book' && window.mgBook.state === 'live' && `+history)
 	poll("no BTCUSDT streams left", `!window.mgClient.streams.some((s) => s.startsWith('binance:btcusdt@'))`)
 
 	br.NoErrors()
