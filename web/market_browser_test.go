@@ -38,6 +38,16 @@ const screenshotDir = "../docs/screenshots"
 // is ready.
 func startDemo(t *testing.T) string {
 	t.Helper()
+	return startDemoOf(t, "binance")
+}
+
+// startDemoOf is startDemo with the simulators of the exchanges named.
+func startDemoOf(t *testing.T, exchanges ...string) string {
+	t.Helper()
+	cfgs := make(map[string]upstream.Config, len(exchanges))
+	for _, x := range exchanges {
+		cfgs[x] = upstream.Config{}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +56,7 @@ func startDemo(t *testing.T) string {
 		Listener:  ln,
 		NodeID:    "web-test",
 		Demo:      true,
-		Exchanges: map[string]upstream.Config{"binance": {}},
+		Exchanges: cfgs,
 		Logger:    slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {

@@ -242,18 +242,26 @@ export declare class MarketgateClient {
 }
 
 /** The exchanges whose book streams the gateway keeps. */
-export type BookExchange = 'binance' | 'binance-futures';
+export type BookExchange = 'binance' | 'binance-futures' | 'okx' | 'bybit' | 'bybit-linear';
 
-/** The depths of a top-N book stream (`@book@<N>`). */
+/** The depths of a top-N book stream (`@book@<N>`, `book<N>:`, `book.<N>.`). */
 export type BookDepth = 5 | 10 | 20 | 50 | 100 | 500 | 1000;
 
 /**
- * A book stream key: "<exchange>:<symbol>@book" for the whole book the
- * gateway keeps, "<exchange>:<symbol>@book@<N>" for its top N levels, the
- * symbol in lower case as in every Binance stream name, e.g.
- * "binance:btcusdt@book" or "binance-futures:ethusdt@book@100".
+ * A book stream key, the whole book the gateway keeps or its top N levels;
+ * every exchange's books speak the same protocol:
+ * Binance "<exchange>:<symbol>@book[@<N>]", the symbol in lower case as in
+ * every Binance stream name ("binance:btcusdt@book",
+ * "binance-futures:ethusdt@book@100"); OKX "okx:book[<N>]:<instId>"
+ * ("okx:book:BTC-USDT", "okx:book20:BTC-USDT-SWAP"); Bybit
+ * "<exchange>:book[.<N>].<symbol>" ("bybit:book.BTCUSDT",
+ * "bybit-linear:book.50.ETHUSDT"). streamKey(exchange, 'book', symbol) makes them.
  */
-export type BookKey = `${BookExchange}:${Lowercase<string>}@book` | `${BookExchange}:${Lowercase<string>}@book@${BookDepth}`;
+export type BookKey =
+  | `${'binance' | 'binance-futures'}:${Lowercase<string>}@book`
+  | `${'binance' | 'binance-futures'}:${Lowercase<string>}@book@${BookDepth}`
+  | `okx:book:${string}` | `okx:book${BookDepth}:${string}`
+  | `${'bybit' | 'bybit-linear'}:book.${string}`;
 
 /** A price level as the exchange spells it: [price, quantity], both decimal strings. */
 export type BookLevel = readonly [price: string, qty: string];
@@ -438,6 +446,7 @@ export interface StreamKeyOptions {
  * orderBook. Throws a StreamKeyError; whether the exchange lists the symbol
  * is the gateway's to say (invalid_stream).
  */
+export declare function streamKey(exchange: ExchangeName | string, cls: 'book', symbol: string, options?: StreamKeyOptions): BookKey;
 export declare function streamKey(exchange: ExchangeName | string, cls: StreamClass, symbol: string, options?: StreamKeyOptions): StreamKey;
 
 /** How exchange spells the unified symbol: 'BTCUSDT', 'BTC-USDT-SWAP', 'BTCPERP'…; throws a StreamKeyError. */

@@ -230,7 +230,8 @@ export class MarketgateClient {
 
   /**
    * orderBook subscribes a book stream ("binance:btcusdt@book",
-   * "binance:btcusdt@book@100") and returns the book it keeps: see
+   * "binance:btcusdt@book@100", "okx:book:BTC-USDT", "bybit:book.50.BTCUSDT";
+   * streamKey(exchange, 'book', symbol) makes them) and returns the book it keeps: see
    * OrderBook. close() lets the stream go.
    */
   orderBook(key, options = {}) {
@@ -921,6 +922,11 @@ class BookSide {
 // BOOK_EVENTS are the events an OrderBook emits.
 const BOOK_EVENTS = ['snapshot', 'update', 'change', 'stale', 'gap', 'error'];
 
+// BOOK_KEY matches the gateway's book streams, which all speak the same
+// protocol: Binance's <symbol>@book[@N], OKX's book[N]:<instId>, Bybit's
+// book[.N].<symbol> (book/procedure.go, book/inband.go).
+const BOOK_KEY = /^[a-z0-9-]+:(?:[^:@]+@book(?:@\d+)?|book\d*:[A-Z0-9-]+|book\.(?:\d+\.)?[A-Z0-9-]+)$/;
+
 /**
  * OrderBook is a book kept from a book stream (client.orderBook(key)):
  * each snapshot replaces it, each update continues it (U must be the
@@ -950,8 +956,8 @@ export class OrderBook {
   #stats = { snapshots: 0, updates: 0, gaps: 0, resyncs: 0, ignored: 0 };
 
   constructor(client, key, options = {}) {
-    if (typeof key !== 'string' || !/@book(@\d+)?$/.test(key)) {
-      throw new TypeError(`marketgate: ${key} is not a book stream (<exchange>:<symbol>@book[@N])`);
+    if (typeof key !== 'string' || !BOOK_KEY.test(key)) {
+      throw new TypeError(`marketgate: ${key} is not a book stream (binance:<symbol>@book[@N], okx:book[N]:<instId>, bybit:book[.N].<symbol>)`);
     }
     this.#client = client;
     this.#key = key;

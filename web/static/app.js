@@ -74,6 +74,7 @@ let symbols = new Map();
 const page = window.marketPage = {
   exchange, sym, interval, trades: 0, tickers: 0, books: 0, bookChanges: 0, klines: 0, candles: 0,
   history: null, historyLoads: 0, symbols: 0, errors: [], closes: [], bookGaps: [], unlisted: null,
+  seen: {}, // the exchange and symbol of the last normalized event of each class
 };
 
 // --- connections -----------------------------------------------------------
@@ -123,6 +124,7 @@ function showTop() {
 function onTrade(t, g) {
   if (g !== gen || t.type !== 'trade') return; // a message still in flight for the old view
   page.trades++;
+  page.seen.trade = `${t.exchange} ${t.symbol}`;
   const tr = document.createElement('tr');
   tr.className = t.side === 'sell' ? 'sell' : 'buy'; // the taker's side
   const cells = [new Date(t.timestamp).toLocaleTimeString(), trim(t.price), trim(t.amount)];
@@ -136,6 +138,7 @@ function onTrade(t, g) {
 function onTicker(k, g) {
   if (g !== gen || k.type !== 'ticker') return;
   page.tickers++;
+  page.seen.ticker = `${k.exchange} ${k.symbol}`;
   for (const f of ['bid', 'ask', 'last', 'volume']) if (k[f]) ticker[f] = k[f];
   if (ticker.last) el.last.textContent = trim(ticker.last);
   el.volume.textContent = fmtVol(ticker.volume);
@@ -357,6 +360,7 @@ async function loadChart(iv, g) {
       if (k.type !== 'candle') return;
       msgCount++;
       page.klines++;
+      page.seen.candle = `${k.exchange} ${k.symbol}`;
       const b = barOf(k);
       if (!Number.isFinite(b.time) || !Number.isFinite(b.close)) return;
         if (pending) pending.push(b);
@@ -505,6 +509,7 @@ function show() {
   page.exchange = exchange;
   page.sym = sym;
   page.unlisted = null;
+  page.seen = {};
   notice('symbol', '');
   resetViews();
   remember();
