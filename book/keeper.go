@@ -78,13 +78,22 @@ type keeper struct {
 	buf     []Diff
 	syncs   int  // completed syncs
 	resub   bool // an in-band book needs the diff stream subscribed again
-	// asked: an in-band book asked for its diff stream again (resub) and
-	// waits for the snapshot that brings; diffs meanwhile ask no more.
+	// asked: an in-band book asked for its diff stream again (resub) at
+	// askedAt and waits for the snapshot that brings; diffs meanwhile ask
+	// no more, until askAgain has passed without one.
 	asked    bool
+	askedAt  time.Time
 	lastTime int64
 	scratch  []Level
 	out      []byte
 }
+
+// askAgain is how long an in-band book waits for the snapshot it asked
+// for before diffs with no snapshot ask again: the subscription may have
+// come to nothing (an exchange that spaces its requests, such as OKX's
+// 8 s, can see the unsubscribe and subscribe cancel out before either is
+// sent).
+const askAgain = 20 * time.Second
 
 // newKeeper returns the keeper of symbol; run starts it.
 func newKeeper(x *Books, symbol string) *keeper {
@@ -128,7 +137,7 @@ func (k *keeper) resyncLocked(reason string) {
 	if k.synced {
 		k.x.metrics.resyncs.Add(1)
 		k.log.Info("book resync", "reason", reason)
-		k.resub, k.asked = true, true // an in-band snapshot comes by subscribing again
+		k.resub, k.asked, k.askedAt = true, true, time.Now() // an in-band snapshot comes by subscribing again
 	}
 	k.synced, k.first = false, false
 	k.book.Reset()
@@ -181,8 +190,8 @@ func (k *keeper) onDiff(ctx context.Context, msg hub.Message) {
 		// still subscribed upstream when this keeper started (it lingers
 		// after the last view of an earlier keeper left), so subscribing
 		// it did not make the exchange send one. Ask for it once.
-		if !k.asked {
-			k.resub, k.asked = true, true
+		if !k.asked || time.Since(k.askedAt) > askAgain {
+			k.resub, k.asked, k.askedAt = true, true, time.Now()
 			k.kickLocked()
 		}
 		return
