@@ -32,7 +32,7 @@ var darkMode = chromedp.Func(func(ctx context.Context, tg *chromedp.Target) erro
 // venueWait bounds each wait for a venue's data: OKX takes one subscribe
 // request per 8 s (its hourly limit), so a subscribe may wait that long
 // before the first message, more on a loaded machine.
-const venueWait = 45 * time.Second
+const venueWait = 60 * time.Second
 
 // TestBrowserMarketVenues drives the market page in Chromium against a
 // demo gateway carrying every exchange: picking each exchange fills the

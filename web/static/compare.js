@@ -305,7 +305,9 @@ function show() {
   page.venues = {};
   page.pair = pair;
   page.market = market;
-  venues = VENUES[market].map((x) => new Venue(x, moveSymbol(x, pair)));
+  // A perpetual settles in its quote (linear) on the three venues.
+  const symbol = market === 'perpetual' ? `${pair}:${parseSymbol(pair).quote}` : pair;
+  venues = VENUES[market].map((x) => new Venue(x, symbol));
   el.venues.replaceChildren(...venues.map((v) => v.node));
   el.sumsym.textContent = market === 'perpetual' ? `${pair} perpetual` : pair;
   for (const b of el.market.querySelectorAll('button')) b.setAttribute('aria-pressed', String(b.dataset.market === market));
@@ -315,7 +317,7 @@ function show() {
     el.symbol.prepend(o);
   }
   el.symbol.value = pair;
-  const q = new URLSearchParams({ symbol: market === 'perpetual' ? moveSymbol('bybit-linear', pair) : pair });
+  const q = new URLSearchParams({ symbol });
   history.replaceState(null, '', '?' + q);
   el.marketlink.href = '/?' + new URLSearchParams({ exchange: VENUES[market][0], symbol: moveSymbol(VENUES[market][0], pair) });
 }
