@@ -95,6 +95,7 @@ let gen = 0;
 // not carry the exchange) in the notice, anything else in the status.
 function fail(e, g = gen) {
   page.errors.push(e);
+  if (page.errors.length > 100) page.errors.shift(); // the last 100, for the tests
   if (g !== gen) return;
   if (unlisted(e)) {
     page.unlisted = { exchange, sym, msg: e.msg };

@@ -67,8 +67,10 @@ page.closes = watchClients([client, bookClient], (text, s) => {
   el.state.title = s === 'disconnected' ? 'The gateway closed the connection; click to reconnect.' : '';
   el.dot.className = 'dot ' + s;
 }, el.state);
-client.on('error', (e) => page.errors.push(e));
-bookClient.on('error', (e) => page.errors.push(e));
+// keep records the last 100 errors, for the tests.
+const keep = (e) => { page.errors.push(e); if (page.errors.length > 100) page.errors.shift(); };
+client.on('error', keep);
+bookClient.on('error', keep);
 
 // --- one venue -----------------------------------------------------------------
 // Venue is one exchange's column: its subscriptions, what they told, and
