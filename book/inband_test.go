@@ -189,6 +189,120 @@ func TestKeeperInBand(t *testing.T) {
 	}
 }
 
+// lingerExchange is an upstream whose subscriptions linger: Unsubscribe
+// keeps the diff stream flowing (the feed lets it go only later), so
+// subscribing it again owes no snapshot; UnsubscribeNow ends it.
+type lingerExchange struct {
+	inbandExchange
+}
+
+func (e *lingerExchange) Subscribe(names []string) {
+	e.exchange.mu.Lock()
+	fresh := false
+	for _, n := range names {
+		fresh = fresh || !e.subs[n]
+	}
+	e.exchange.mu.Unlock()
+	if fresh {
+		e.inbandExchange.Subscribe(names)
+	}
+}
+
+func (e *lingerExchange) Unsubscribe([]string) {}
+
+// TestKeeperInBandLingering: a view subscribed again after its book was
+// let go, while the exchange's diff stream still flows, gets a snapshot:
+// the new keeper sees diffs with no snapshot before them and subscribes
+// the diff stream again (once) for one. Without that its clients waited
+// for a snapshot that never came.
+func TestKeeperInBandLingering(t *testing.T) {
+	for _, format := range []string{"okx", "bybit"} {
+		t.Run(format, func(t *testing.T) {
+			f := inbandFormats[format]
+			ctx := t.Context()
+			m := newModel()
+			m.prev = m.id
+			h := &hub.Memory{}
+			ex := &lingerExchange{inbandExchange{exchange: exchange{subs: map[string]bool{}}}}
+			b, err := New(Config{Name: "x", Procedure: f.proc, Fetch: noFetch, Publisher: h, Depth: f.proc.DepthLimits()[0]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Carry(ex)
+			runCtx, stop := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { b.Run(runCtx); close(done) }()
+			defer func() { stop(); <-done }()
+
+			name := f.proc.BookName("SYM")
+			diffKey := "x:" + f.proc.DiffStream("SYM")
+			u := int64(100)
+			r := rand.New(rand.NewPCG(4, 5))
+			// step sends the owed snapshot, if any, then one diff.
+			step := func() {
+				if ex.takeOwed() {
+					m.mu.Lock()
+					p := f.snapshot(m, u)
+					m.mu.Unlock()
+					if err := b.Publish(ctx, hub.Message{Stream: diffKey, Data: p}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var d map[string]any
+				_ = json.Unmarshal(m.diff(r, true), &d)
+				d["u"], d["pu"], d["E"] = int64(d["u"].(float64)), int64(d["pu"].(float64)), int64(d["E"].(float64))
+				d["b"], d["a"] = levelsOfAny(d["b"]), levelsOfAny(d["a"])
+				u++
+				if err := b.Publish(ctx, hub.Message{Stream: diffKey, Data: f.diff(d, u)}); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			// follow subscribes a client to the view and steps until it
+			// has the model's book.
+			follow := func(what string) {
+				t.Helper()
+				c := &client{}
+				if err := h.Subscribe(ctx, "x:"+name, c); err != nil {
+					t.Fatal(err)
+				}
+				b.Subscribe([]string{name})
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					step()
+					want, _ := m.top(1000)
+					if got, _ := c.top(); got == want {
+						break
+					}
+					if time.Now().After(deadline) {
+						got, _ := c.top()
+						t.Fatalf("%s: client book:\n%s\nmodel:\n%s", what, got, want)
+					}
+				}
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				if len(c.broken) > 0 {
+					t.Errorf("%s: contract broken: %v", what, c.broken)
+				}
+				if err := h.Unsubscribe(ctx, "x:"+name, c); err != nil {
+					t.Fatal(err)
+				}
+				b.Unsubscribe([]string{name})
+			}
+			follow("first view")
+			for range 20 {
+				step() // the diff stream lingers with no book kept
+			}
+			follow("the view again")
+			ex.mu.Lock()
+			defer ex.mu.Unlock()
+			if ex.unsubNow != 1 {
+				t.Errorf("the diff stream was subscribed again %d times; want 1 (for the second keeper's snapshot)", ex.unsubNow)
+			}
+		})
+	}
+}
+
 // levelsOfAny converts decoded JSON levels back to pairs.
 func levelsOfAny(v any) [][2]string {
 	out := [][2]string{}

@@ -68,20 +68,32 @@ type keeper struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu       sync.Mutex
-	views    map[string]*view // by stream key
-	book     *Book
-	synced   bool
-	first    bool // synced, and the next diff is the first after the snapshot
-	syncing  bool // a sync is wanted or running
-	since    time.Time
-	buf      []Diff
-	syncs    int  // completed syncs
-	resub    bool // an in-band book needs the diff stream subscribed again
+	mu      sync.Mutex
+	views   map[string]*view // by stream key
+	book    *Book
+	synced  bool
+	first   bool // synced, and the next diff is the first after the snapshot
+	syncing bool // a sync is wanted or running
+	since   time.Time
+	buf     []Diff
+	syncs   int  // completed syncs
+	resub   bool // an in-band book needs the diff stream subscribed again
+	// asked: an in-band book asked for its diff stream again (resub) at
+	// askedAt and waits for the snapshot that brings; diffs meanwhile ask
+	// no more, until askAgain has passed without one.
+	asked    bool
+	askedAt  time.Time
 	lastTime int64
 	scratch  []Level
 	out      []byte
 }
+
+// askAgain is how long an in-band book waits for the snapshot it asked
+// for before diffs with no snapshot ask again: the subscription may have
+// come to nothing (an exchange that spaces its requests, such as OKX's
+// 8 s, can see the unsubscribe and subscribe cancel out before either is
+// sent).
+const askAgain = 20 * time.Second
 
 // newKeeper returns the keeper of symbol; run starts it.
 func newKeeper(x *Books, symbol string) *keeper {
@@ -110,7 +122,7 @@ func (k *keeper) adoptInbandLocked(ctx context.Context, d Diff) {
 	if d.Time > 0 {
 		k.lastTime = d.Time
 	}
-	k.synced, k.first, k.syncing, k.resub = true, false, false, false
+	k.synced, k.first, k.syncing, k.resub, k.asked = true, false, false, false, false
 	k.buf = k.buf[:0]
 	k.syncs++
 	k.x.metrics.syncs.Add(1)
@@ -125,7 +137,7 @@ func (k *keeper) resyncLocked(reason string) {
 	if k.synced {
 		k.x.metrics.resyncs.Add(1)
 		k.log.Info("book resync", "reason", reason)
-		k.resub = true // an in-band snapshot comes by subscribing again
+		k.resub, k.asked, k.askedAt = true, true, time.Now() // an in-band snapshot comes by subscribing again
 	}
 	k.synced, k.first = false, false
 	k.book.Reset()
@@ -173,7 +185,16 @@ func (k *keeper) onDiff(ctx context.Context, msg hub.Message) {
 		k.resyncLocked("events lost upstream")
 	}
 	if !k.synced && k.inband {
-		return // the stream's next snapshot makes the book
+		// The stream's next snapshot makes the book. Diffs with no
+		// snapshot before them mean none is coming: the diff stream was
+		// still subscribed upstream when this keeper started (it lingers
+		// after the last view of an earlier keeper left), so subscribing
+		// it did not make the exchange send one. Ask for it once.
+		if !k.asked || time.Since(k.askedAt) > askAgain {
+			k.resub, k.asked, k.askedAt = true, true, time.Now()
+			k.kickLocked()
+		}
+		return
 	}
 	if !k.synced {
 		if !k.syncing {

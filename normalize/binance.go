@@ -97,12 +97,16 @@ func (x Binance) Append(dst []byte, name string, data []byte) ([]byte, bool) {
 		}
 		return appendTrade(dst, x.Exchange, unified, trade{strconv.FormatInt(id, 10), v[0], v[1], side, ts}), true
 	case kind == "ticker":
+		// USD-M's 24 h ticker has no best bid and ask (spot's has): the
+		// fields sent are given, as for Bybit.
 		ts, ok1 := jsonscan.Int(data, "E")
-		v, ok2 := all("b", "a", "c", "v")
+		v, ok2 := all("c", "v")
 		if !ok1 || !ok2 {
 			return dst, false
 		}
-		return appendTicker(dst, x.Exchange, unified, [4]string(v), ts), true
+		bid, _ := str(data, "b")
+		ask, _ := str(data, "a")
+		return appendTicker(dst, x.Exchange, unified, [4]string{bid, ask, v[0], v[1]}, ts), true
 	case strings.HasPrefix(kind, "kline_"):
 		ts, ok1 := jsonscan.Int(data, "E")
 		k, ok2 := jsonscan.Field(data, "k")

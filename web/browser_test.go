@@ -18,6 +18,7 @@ import (
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/internal/browsertest"
+	"github.com/marketgate/marketgate/normalize"
 )
 
 // tradeSource is a downstream.Source that accepts "binance:<symbol>@trade"
@@ -212,7 +213,12 @@ func startGatewaySource(t *testing.T, addr string, src downstream.Source) (*test
 func startGatewayHub(t *testing.T, addr string, src downstream.Source, h *hub.Memory) (*testGateway, string) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ds, err := downstream.New(downstream.Config{Hub: h, Source: src, Logger: log, CloseGrace: 200 * time.Millisecond})
+	// The normalized form of the Binance symbols the tests publish, as the
+	// market page asks for it.
+	syms := &normalize.Symbols{}
+	syms.Set(map[string]string{"BTCUSDT": "BTC/USDT", "ETHUSDT": "ETH/USDT"})
+	norm := normalize.Set{"binance": normalize.Binance{Exchange: "binance", Symbols: syms}}
+	ds, err := downstream.New(downstream.Config{Hub: h, Source: src, Logger: log, CloseGrace: 200 * time.Millisecond, Normalizer: norm})
 	if err != nil {
 		t.Fatal(err)
 	}

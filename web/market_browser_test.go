@@ -38,6 +38,16 @@ const screenshotDir = "../docs/screenshots"
 // is ready.
 func startDemo(t *testing.T) string {
 	t.Helper()
+	return startDemoOf(t, "binance")
+}
+
+// startDemoOf is startDemo with the simulators of the exchanges named.
+func startDemoOf(t *testing.T, exchanges ...string) string {
+	t.Helper()
+	cfgs := make(map[string]upstream.Config, len(exchanges))
+	for _, x := range exchanges {
+		cfgs[x] = upstream.Config{}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +56,7 @@ func startDemo(t *testing.T) string {
 		Listener:  ln,
 		NodeID:    "web-test",
 		Demo:      true,
-		Exchanges: map[string]upstream.Config{"binance": {}},
+		Exchanges: cfgs,
 		Logger:    slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
@@ -189,8 +199,8 @@ func TestBrowserMarketDemo(t *testing.T) {
 	// The symbol picker lists the exchange's trading symbols.
 	if rest {
 		poll("the symbol list", fmt.Sprintf(`window.marketPage.symbols === %d && document.querySelectorAll('#symbol option').length === %d`, trading, trading))
-		if v := browsertest.Eval[string](br, `document.getElementById('symbol').value`); v != "btcusdt" {
-			t.Errorf("symbol picked after the list loaded: %q; want btcusdt", v)
+		if v := browsertest.Eval[string](br, `document.getElementById('symbol').value`); v != "BTC/USDT" {
+			t.Errorf("symbol picked after the list loaded: %q; want BTC/USDT", v)
 		}
 	}
 
@@ -309,11 +319,11 @@ func TestBrowserMarketDemo(t *testing.T) {
 	// The filter box narrows the list; picking a symbol moves every view.
 	if rest {
 		br.Do("filter", chromedp.SendKeys("#symfilter", "eth"))
-		poll("the filtered list", `[...document.querySelectorAll('#symbol option')].some((o) => o.value === 'ethusdt') && ![...document.querySelectorAll('#symbol option')].some((o) => o.value === 'solusdt')`)
+		poll("the filtered list", `[...document.querySelectorAll('#symbol option')].some((o) => o.value === 'ETH/USDT') && ![...document.querySelectorAll('#symbol option')].some((o) => o.value === 'SOL/USDT')`)
 	}
-	br.Do("pick ETHUSDT", chromedp.SetValue("#symbol", "ethusdt"),
+	br.Do("pick ETHUSDT", chromedp.SetValue("#symbol", "ETH/USDT"),
 		chromedp.Evaluate[chromedp.Void](`document.getElementById('symbol').dispatchEvent(new Event('change'))`))
-	poll("the ETHUSDT book and candles", `window.marketPage.sym === 'ethusdt' && window.mgBook.key === 'binance:ethusdt@book' && window.mgBook.state === 'live' && `+history)
+	poll("the ETHUSDT book and candles", `window.marketPage.sym === 'ETH/USDT' && window.mgBook.key === 'binance:ethusdt@book' && window.mgBook.state === 'live' && `+history)
 	poll("no BTCUSDT streams left", `!window.mgClient.streams.some((s) => s.startsWith('binance:btcusdt@'))`)
 
 	br.NoErrors()

@@ -271,18 +271,26 @@ export declare class MarketgateClient {
 }
 
 /** The exchanges whose book streams the gateway keeps. */
-export type BookExchange = 'binance' | 'binance-futures';
+export type BookExchange = 'binance' | 'binance-futures' | 'okx' | 'bybit' | 'bybit-linear';
 
-/** The depths of a top-N book stream (`@book@<N>`). */
+/** The depths of a top-N book stream (`@book@<N>`, `book<N>:`, `book.<N>.`). */
 export type BookDepth = 5 | 10 | 20 | 50 | 100 | 500 | 1000;
 
 /**
- * A book stream key: "<exchange>:<symbol>@book" for the whole book the
- * gateway keeps, "<exchange>:<symbol>@book@<N>" for its top N levels, the
- * symbol in lower case as in every Binance stream name, e.g.
- * "binance:btcusdt@book" or "binance-futures:ethusdt@book@100".
+ * A book stream key, the whole book the gateway keeps or its top N levels;
+ * every exchange's books speak the same protocol:
+ * Binance "<exchange>:<symbol>@book[@<N>]", the symbol in lower case as in
+ * every Binance stream name ("binance:btcusdt@book",
+ * "binance-futures:ethusdt@book@100"); OKX "okx:book[<N>]:<instId>"
+ * ("okx:book:BTC-USDT", "okx:book20:BTC-USDT-SWAP"); Bybit
+ * "<exchange>:book[.<N>].<symbol>" ("bybit:book.BTCUSDT",
+ * "bybit-linear:book.50.ETHUSDT"). streamKey(exchange, 'book', symbol) makes them.
  */
-export type BookKey = `${BookExchange}:${Lowercase<string>}@book` | `${BookExchange}:${Lowercase<string>}@book@${BookDepth}`;
+export type BookKey =
+  | `${'binance' | 'binance-futures'}:${Lowercase<string>}@book`
+  | `${'binance' | 'binance-futures'}:${Lowercase<string>}@book@${BookDepth}`
+  | `okx:book:${string}` | `okx:book${BookDepth}:${string}`
+  | `${'bybit' | 'bybit-linear'}:book.${string}`;
 
 /** A price level as the exchange spells it: [price, quantity], both decimal strings. */
 export type BookLevel = readonly [price: string, qty: string];
@@ -415,3 +423,74 @@ export type NormalizedEvent =
   | { type: 'ticker'; exchange: string; symbol: string; bid: string; ask: string; last: string; volume: string; timestamp: number }
   | { type: 'candle'; exchange: string; symbol: string; interval: string; start: number; open: string; high: string; low: string; close: string; volume: string; closed: boolean; timestamp: number }
   | { type: 'book_snapshot' | 'book_update'; exchange: string; symbol: string; bids: [string, string][]; asks: [string, string][] };
+
+// --- stream keys: a venue's native key from a unified symbol ---
+
+/** The exchanges streamKey knows. */
+export type ExchangeName = 'binance' | 'binance-futures' | 'okx' | 'bybit' | 'bybit-linear';
+
+/** The classes of data streamKey makes keys for. */
+export type StreamClass = 'trade' | 'ticker' | 'candle' | 'book';
+
+/** One exchange streamKey knows. */
+export interface ExchangeInfo {
+  /** The key's prefix, e.g. "okx". */
+  readonly name: ExchangeName;
+  /** A human name, e.g. "Bybit linear perpetuals". */
+  readonly title: string;
+  /** What it lists: spot pairs (BASE/QUOTE), perpetuals (BASE/QUOTE:SETTLE), or both (OKX). */
+  readonly market: 'spot' | 'perpetual' | 'both';
+}
+
+/** The exchanges streamKey knows, in the gateway's order. */
+export declare const exchanges: readonly ExchangeInfo[];
+
+/** A unified symbol read by parseSymbol; settle is "" for a spot pair. */
+export interface UnifiedSymbol {
+  unified: string;
+  base: string;
+  quote: string;
+  settle: string;
+}
+
+/** What streamKey, exchangeSymbol, parseSymbol and candleIntervals throw; message says what is wanted. */
+export interface StreamKeyError extends Error {
+  name: 'StreamKeyError';
+  code: 'unknown_exchange' | 'unknown_class' | 'bad_symbol' | 'bad_interval' | 'bad_depth';
+}
+
+export interface StreamKeyOptions {
+  /** A candle's unified interval: '1m' (default), '5m', '1h', '1d', '1M' (a month)…; see candleIntervals. */
+  interval?: string;
+  /** A book's top-N view: 5, 10, 20, 50, 100, 500 or 1000; default the whole book the gateway keeps. */
+  depth?: number;
+}
+
+/**
+ * The stream key of class cls of a unified symbol (BASE/QUOTE, or
+ * BASE/QUOTE:SETTLE for a perpetual) on exchange, e.g.
+ * streamKey('okx', 'trade', 'BTC/USDT') is 'okx:trades:BTC-USDT',
+ * streamKey('bybit-linear', 'book', 'BTC/USDT:USDT') 'bybit-linear:book.BTCUSDT'.
+ * trade, ticker and candle keys have a normalized form; book keys are for
+ * orderBook. Throws a StreamKeyError; whether the exchange lists the symbol
+ * is the gateway's to say (invalid_stream).
+ */
+export declare function streamKey(exchange: ExchangeName | string, cls: 'book', symbol: string, options?: StreamKeyOptions): BookKey;
+export declare function streamKey(exchange: ExchangeName | string, cls: StreamClass, symbol: string, options?: StreamKeyOptions): StreamKey;
+
+/** How exchange spells the unified symbol: 'BTCUSDT', 'BTC-USDT-SWAP', 'BTCPERP'…; throws a StreamKeyError. */
+export declare function exchangeSymbol(exchange: ExchangeName | string, symbol: string): string;
+
+/** Reads a unified symbol (lower case taken as upper); throws a StreamKeyError (bad_symbol). */
+export declare function parseSymbol(symbol: string): UnifiedSymbol;
+
+/** The candle intervals streamKey takes for exchange, by unified name. */
+export declare function candleIntervals(exchange: ExchangeName | string): string[];
+
+/**
+ * A message's data in the normalized form: OKX and Bybit send several
+ * events in one message, which then come as an array; fields the exchange
+ * did not send (Bybit spot tickers have no bid and ask, Bybit linear ticker
+ * deltas only what changed) are left out.
+ */
+export type NormalizedData = NormalizedEvent | NormalizedEvent[];

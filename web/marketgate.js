@@ -241,7 +241,8 @@ export class MarketgateClient {
 
   /**
    * orderBook subscribes a book stream ("binance:btcusdt@book",
-   * "binance:btcusdt@book@100") and returns the book it keeps: see
+   * "binance:btcusdt@book@100", "okx:book:BTC-USDT", "bybit:book.50.BTCUSDT";
+   * streamKey(exchange, 'book', symbol) makes them) and returns the book it keeps: see
    * OrderBook. close() lets the stream go.
    */
   orderBook(key, options = {}) {
@@ -1010,6 +1011,11 @@ class BookSide {
 // BOOK_EVENTS are the events an OrderBook emits.
 const BOOK_EVENTS = ['snapshot', 'update', 'change', 'stale', 'gap', 'error'];
 
+// BOOK_KEY matches the gateway's book streams, which all speak the same
+// protocol: Binance's <symbol>@book[@N], OKX's book[N]:<instId>, Bybit's
+// book[.N].<symbol> (book/procedure.go, book/inband.go).
+const BOOK_KEY = /^[a-z0-9-]+:(?:[^:@]+@book(?:@\d+)?|book\d*:[A-Z0-9-]+|book\.(?:\d+\.)?[A-Z0-9-]+)$/;
+
 /**
  * OrderBook is a book kept from a book stream (client.orderBook(key)):
  * each snapshot replaces it, each update continues it (U must be the
@@ -1039,8 +1045,8 @@ export class OrderBook {
   #stats = { snapshots: 0, updates: 0, gaps: 0, resyncs: 0, ignored: 0 };
 
   constructor(client, key, options = {}) {
-    if (typeof key !== 'string' || !/@book(@\d+)?$/.test(key)) {
-      throw new TypeError(`marketgate: ${key} is not a book stream (<exchange>:<symbol>@book[@N])`);
+    if (typeof key !== 'string' || !BOOK_KEY.test(key)) {
+      throw new TypeError(`marketgate: ${key} is not a book stream (binance:<symbol>@book[@N], okx:book[N]:<instId>, bybit:book[.N].<symbol>)`);
     }
     this.#client = client;
     this.#key = key;
@@ -1239,4 +1245,209 @@ export class OrderBook {
   #emit(event, arg) {
     callAll(this.#listeners[event], arg);
   }
+}
+
+// --- stream keys: a venue's native key from a unified symbol ---
+//
+// streamKey builds the key of one class of data (trade, ticker, candle,
+// book) of one unified symbol (BASE/QUOTE, BASE/QUOTE:SETTLE for a
+// perpetual) on one exchange, so a page can let the user pick the venue
+// and subscribe the same thing everywhere; with the format 'normalized'
+// (book: the raw form, through orderBook) the data is then the same schema
+// on every venue. The tables follow the gateway's grammars
+// (upstream/binance, upstream/okx, upstream/bybit, book/) and the streams
+// normalize/ has a normalized form for.
+
+// KEY_VENUES describes each exchange the gateway carries: its title,
+// whether it lists perpetuals (its symbols then need :SETTLE) or spot
+// pairs (okx: both), its candle intervals by unified name, and how it
+// spells symbols and keys.
+const KEY_VENUES = {
+  binance: {
+    title: 'Binance spot', market: 'spot',
+    intervals: Object.fromEntries(['1s', '1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h', '12h', '1d', '3d', '1w', '1M'].map((i) => [i, i])),
+    symbol: (s) => s.base + s.quote,
+    key: binanceKey('@trade'),
+  },
+  'binance-futures': {
+    title: 'Binance USD-M futures', market: 'perpetual',
+    intervals: Object.fromEntries(['1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h', '12h', '1d', '3d', '1w', '1M'].map((i) => [i, i])),
+    symbol: (s) => s.base + s.quote,
+    key: binanceKey('@aggTrade'), // USD-M has no @trade stream
+  },
+  okx: {
+    title: 'OKX', market: 'both',
+    // 6H and longer close on UTC+8 boundaries; their "…utc" variants have
+    // no normalized form.
+    intervals: {
+      '1s': '1s', '1m': '1m', '3m': '3m', '5m': '5m', '15m': '15m', '30m': '30m', '1h': '1H', '2h': '2H', '4h': '4H',
+      '6h': '6H', '12h': '12H', '1d': '1D', '3d': '3D', '1w': '1W', '1M': '1M',
+    },
+    // An OKX swap settles in its quote when that is USDT or USDC, else in
+    // its base (inverse), as normalize/ reads instIds back.
+    symbol: (s) => {
+      if (!s.settle) return `${s.base}-${s.quote}`;
+      const settle = s.quote === 'USDT' || s.quote === 'USDC' ? s.quote : s.base;
+      if (s.settle !== settle) throw keyError('bad_symbol', `okx has no ${s.unified}: its ${s.base}-${s.quote}-SWAP settles in ${settle} (${s.base}/${s.quote}:${settle})`);
+      return `${s.base}-${s.quote}-SWAP`;
+    },
+    key: (cls, sym, iv, depth) => ({
+      trade: () => `trades:${sym}`,
+      ticker: () => `tickers:${sym}`,
+      candle: () => `candle${iv}:${sym}`,
+      book: () => `book${depth || ''}:${sym}`,
+    })[cls](),
+  },
+  bybit: {
+    title: 'Bybit spot', market: 'spot',
+    intervals: bybitIntervals(),
+    symbol: (s) => s.base + s.quote,
+    key: bybitKey,
+  },
+  'bybit-linear': {
+    title: 'Bybit linear perpetuals', market: 'perpetual',
+    intervals: bybitIntervals(),
+    // USDT perpetuals are BASEUSDT, USDC ones BASEPERP.
+    symbol: (s) => {
+      if (s.quote === 'USDT') return s.base + 'USDT';
+      if (s.quote === 'USDC') return s.base + 'PERP';
+      throw keyError('bad_symbol', `bybit-linear has no ${s.unified}: its perpetuals settle in USDT or USDC`);
+    },
+    key: bybitKey,
+  },
+};
+
+function bybitIntervals() {
+  return {
+    '1m': '1', '3m': '3', '5m': '5', '15m': '15', '30m': '30', '1h': '60', '2h': '120', '4h': '240',
+    '6h': '360', '12h': '720', '1d': 'D', '1w': 'W', '1M': 'M',
+  };
+}
+
+function binanceKey(trade) {
+  return (cls, sym, iv, depth) => {
+    const s = sym.toLowerCase();
+    return ({
+      trade: () => s + trade,
+      ticker: () => s + '@ticker', // 24 h; its normalized form is the ticker
+      candle: () => `${s}@kline_${iv}`,
+      book: () => s + '@book' + (depth ? '@' + depth : ''),
+    })[cls]();
+  };
+}
+
+function bybitKey(cls, sym, iv, depth) {
+  return ({
+    trade: () => `publicTrade.${sym}`,
+    ticker: () => `tickers.${sym}`,
+    candle: () => `kline.${iv}.${sym}`,
+    book: () => `book.${depth ? depth + '.' : ''}${sym}`,
+  })[cls]();
+}
+
+/** KEY_CLASSES are the classes streamKey knows. */
+const KEY_CLASSES = ['trade', 'ticker', 'candle', 'book'];
+
+/** BOOK_DEPTHS are the top-N views a book key may ask for (book.Views). */
+const BOOK_DEPTHS = [5, 10, 20, 50, 100, 500, 1000];
+
+function keyError(code, msg) {
+  const e = new Error(msg);
+  e.name = 'StreamKeyError';
+  e.code = code;
+  return e;
+}
+
+/**
+ * exchanges lists the exchanges streamKey knows, in the gateway's order:
+ * name (the key's prefix), title, and market: 'spot' (symbols BASE/QUOTE),
+ * 'perpetual' (BASE/QUOTE:SETTLE) or 'both'.
+ */
+export const exchanges = Object.freeze(Object.entries(KEY_VENUES).map(([name, v]) =>
+  Object.freeze({ name, title: v.title, market: v.market })));
+
+/**
+ * parseSymbol reads a unified symbol, BASE/QUOTE or BASE/QUOTE:SETTLE
+ * (letters and digits; lower case is taken as upper). It throws a
+ * StreamKeyError (code 'bad_symbol') for anything else, dated futures
+ * (…:SETTLE-YYMMDD) included.
+ */
+export function parseSymbol(symbol) {
+  if (typeof symbol !== 'string') throw keyError('bad_symbol', `a unified symbol is a string such as "BTC/USDT", not ${typeof symbol}`);
+  const u = symbol.trim().toUpperCase();
+  const m = /^([A-Z0-9]{1,20})\/([A-Z0-9]{1,20})(?::([A-Z0-9]{1,20}))?$/.exec(u);
+  if (!m) {
+    const dated = /^[A-Z0-9]+\/[A-Z0-9]+:[A-Z0-9]+-\d{6}$/.test(u) ? ' (dated futures have no key here)' : '';
+    throw keyError('bad_symbol', `${JSON.stringify(symbol)} is not a unified symbol: want BASE/QUOTE (e.g. BTC/USDT) or BASE/QUOTE:SETTLE for a perpetual (e.g. BTC/USDT:USDT)${dated}`);
+  }
+  return { unified: u, base: m[1], quote: m[2], settle: m[3] || '' };
+}
+
+function venueOf(exchange) {
+  const v = Object.hasOwn(KEY_VENUES, exchange) ? KEY_VENUES[exchange] : null;
+  if (!v) throw keyError('unknown_exchange', `unknown exchange ${JSON.stringify(exchange)}; known: ${Object.keys(KEY_VENUES).join(', ')}`);
+  return v;
+}
+
+/**
+ * exchangeSymbol returns how exchange spells the unified symbol in its
+ * keys and REST calls: exchangeSymbol('binance', 'BTC/USDT') is 'BTCUSDT',
+ * exchangeSymbol('okx', 'BTC/USDT:USDT') 'BTC-USDT-SWAP'. It throws a
+ * StreamKeyError when the exchange cannot list such a symbol (a perpetual
+ * on a spot exchange, a spot pair on a perpetuals one).
+ */
+export function exchangeSymbol(exchange, symbol) {
+  const v = venueOf(exchange);
+  const s = parseSymbol(symbol);
+  if (v.market === 'spot' && s.settle) {
+    throw keyError('bad_symbol', `${exchange} lists spot pairs (${s.base}/${s.quote}), not the perpetual ${s.unified}`);
+  }
+  if (v.market === 'perpetual') {
+    if (!s.settle) throw keyError('bad_symbol', `${exchange} lists perpetuals: ${s.unified}:${s.quote}, not ${s.unified}`);
+    if (s.settle !== s.quote) throw keyError('bad_symbol', `${exchange} lists linear perpetuals, settled in their quote: ${s.base}/${s.quote}:${s.quote}, not ${s.unified}`);
+  }
+  return v.symbol(s);
+}
+
+/**
+ * candleIntervals returns the candle intervals streamKey takes for
+ * exchange, by unified name ('1m', '1h', '1d', '1M' a month).
+ */
+export function candleIntervals(exchange) {
+  return Object.keys(venueOf(exchange).intervals);
+}
+
+/**
+ * streamKey returns the stream key of class cls ('trade', 'ticker',
+ * 'candle' or 'book') of the unified symbol on exchange:
+ *
+ *   streamKey('okx', 'trade', 'BTC/USDT')                    // 'okx:trades:BTC-USDT'
+ *   streamKey('bybit-linear', 'book', 'BTC/USDT:USDT')       // 'bybit-linear:book.BTCUSDT'
+ *   streamKey('binance', 'candle', 'ETH/USDT', { interval: '1h' }) // 'binance:ethusdt@kline_1h'
+ *
+ * options.interval is a candle's unified interval (default '1m'; see
+ * candleIntervals); options.depth a book's top-N view (5, 10, 20, 50, 100,
+ * 500 or 1000; default: the whole book the gateway keeps). trade, ticker
+ * and candle keys have a normalized form; book keys are for orderBook (the
+ * raw form). It throws a StreamKeyError whose code is 'unknown_exchange',
+ * 'unknown_class', 'bad_symbol', 'bad_interval' or 'bad_depth' and whose
+ * message says what is wanted. Whether the exchange lists the symbol is
+ * for the gateway to say (invalid_stream "unknown symbol").
+ */
+export function streamKey(exchange, cls, symbol, options = {}) {
+  const v = venueOf(exchange);
+  if (!KEY_CLASSES.includes(cls)) throw keyError('unknown_class', `unknown class ${JSON.stringify(cls)}; known: ${KEY_CLASSES.join(', ')}`);
+  const sym = exchangeSymbol(exchange, symbol);
+  let iv = '';
+  if (cls === 'candle') {
+    const want = options.interval ?? '1m';
+    iv = Object.hasOwn(v.intervals, want) ? v.intervals[want] : '';
+    if (!iv) throw keyError('bad_interval', `${exchange} has no ${JSON.stringify(want)} candles; it has ${Object.keys(v.intervals).join(' ')}`);
+  }
+  let depth = 0;
+  if (cls === 'book' && options.depth !== undefined && options.depth !== null && options.depth !== 0) {
+    depth = options.depth;
+    if (!BOOK_DEPTHS.includes(depth)) throw keyError('bad_depth', `no book view of depth ${JSON.stringify(depth)}; want one of ${BOOK_DEPTHS.join(', ')} (or none: the whole book)`);
+  }
+  return `${exchange}:${v.key(cls, sym, iv, depth)}`;
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/marketgate/marketgate/internal/browsertest"
 )
 
-// marketSource accepts binance:<symbol>@trade, @miniTicker, @book and
+// marketSource accepts binance:<symbol>@trade, @ticker, @book and
 // @kline_<interval> keys; the test publishes into the hub.
 type marketSource struct{}
 
@@ -23,7 +23,7 @@ func (marketSource) Validate(key string) error {
 	if !ok {
 		return fmt.Errorf("invalid stream key %q", key)
 	}
-	for _, suffix := range []string{"@trade", "@miniTicker", "@book", "@kline_1m", "@kline_5m", "@kline_15m", "@kline_1h", "@kline_4h", "@kline_1d"} {
+	for _, suffix := range []string{"@trade", "@ticker", "@book", "@kline_1m", "@kline_5m", "@kline_15m", "@kline_1h", "@kline_4h", "@kline_1d"} {
 		if sym, ok := strings.CutSuffix(name, suffix); ok && sym != "" && !strings.ContainsAny(sym, "@:/") {
 			return nil
 		}
@@ -33,7 +33,7 @@ func (marketSource) Validate(key string) error {
 func (marketSource) Want([]string)   {}
 func (marketSource) Unwant([]string) {}
 
-// marketFeed publishes realistic trade, miniTicker, 1m kline and book
+// marketFeed publishes realistic trade, 24 h ticker, 1m kline and book
 // events: a book snapshot of 30 levels a side every bookEvery ticks
 // (as a subscriber's first message would be), updates continuing it in
 // between.
@@ -78,8 +78,8 @@ func (f *marketFeed) publish(ctx context.Context, h *hub.Memory, sym string, bas
 	events := map[string]string{
 		"@trade": fmt.Sprintf(`{"e":"trade","E":%d,"s":"%s","t":%d,"p":"%s","q":"0.01200000","T":%d,"m":%t,"M":true}`,
 			now, up, f.trade, tradePrice(base, f.trade), now, f.trade%3 == 0),
-		"@miniTicker": fmt.Sprintf(`{"e":"24hrMiniTicker","E":%d,"s":"%s","c":"%s","o":"%.2f","h":"%.2f","l":"%.2f","v":"12345.67800000","q":"456789012.34000000"}`,
-			now, up, tradePrice(base, f.trade), base-100, base+250, base-300),
+		"@ticker": fmt.Sprintf(`{"e":"24hrTicker","E":%d,"s":"%s","c":"%s","b":"%.2f","a":"%.2f","o":"%.2f","h":"%.2f","l":"%.2f","v":"12345.67800000","q":"456789012.34000000"}`,
+			now, up, tradePrice(base, f.trade), base-0.5, base+0.5, base-100, base+250, base-300),
 		"@book": book,
 		"@kline_1m": fmt.Sprintf(`{"e":"kline","E":%d,"s":"%s","k":{"t":%d,"T":%d,"s":"%s","i":"1m","o":"%.2f","c":"%s","h":"%.2f","l":"%.2f","v":"%d.5","x":false}}`,
 			now, up, minute, minute+59999, up, base, tradePrice(base, f.trade), base+20, base-1, 10+f.trade%50),
@@ -195,11 +195,11 @@ func TestMarketPage(t *testing.T) {
 	}
 
 	// Switching the symbol moves the subscriptions to ETHUSDT.
-	if err := chromedp.Do(ctx, chromedp.SetValue("#symbol", "ethusdt"),
+	if err := chromedp.Do(ctx, chromedp.SetValue("#symbol", "ETH/USDT"),
 		chromedp.Evaluate[chromedp.Void](`document.getElementById('symbol').dispatchEvent(new Event('change'))`)); err != nil {
 		t.Fatalf("switch symbol: %v", err)
 	}
-	for _, key := range []string{"binance:ethusdt@trade", "binance:ethusdt@miniTicker", "binance:ethusdt@book", "binance:ethusdt@kline_1m"} {
+	for _, key := range []string{"binance:ethusdt@trade", "binance:ethusdt@ticker", "binance:ethusdt@book", "binance:ethusdt@kline_1m"} {
 		waitUntil(t, 5*time.Second, "a subscriber of "+key, func() bool { return g.subscribers(key) == 1 })
 	}
 	waitUntil(t, 5*time.Second, "BTCUSDT unsubscribed", func() bool { return g.subscribers("binance:btcusdt@trade") == 0 })

@@ -91,6 +91,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("web: %w", err)
 	}
 	s.mux.Handle("GET /{$}", pageHeaders(http.FileServerFS(sub)))
+	s.mux.Handle("GET /compare", pageHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, sub, "compare.html") // one symbol on three venues side by side
+	})))
 	s.mux.Handle("GET /static/", pageHeaders(http.StripPrefix("/static/", http.FileServerFS(sub))))
 	s.mux.HandleFunc("GET /marketgate.js", asset("text/javascript; charset=utf-8", clientJS))
 	s.mux.HandleFunc("GET /marketgate.d.ts", asset("application/typescript; charset=utf-8", clientDTS))
