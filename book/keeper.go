@@ -78,10 +78,10 @@ type keeper struct {
 	buf     []Diff
 	syncs   int  // completed syncs
 	resub   bool // an in-band book needs the diff stream subscribed again
-	// asked: an in-band book asked for its diff stream again (resub) at
-	// askedAt and waits for the snapshot that brings; diffs meanwhile ask
-	// no more, until askAgain has passed without one.
-	asked    bool
+	// askedAt: when an in-band book asked for its diff stream again
+	// (resub) and began to wait for the snapshot that brings; zero when it
+	// waits for none. Diffs meanwhile ask no more, until askAgain has
+	// passed without one.
 	askedAt  time.Time
 	lastTime int64
 	scratch  []Level
@@ -90,9 +90,9 @@ type keeper struct {
 
 // askAgain is how long an in-band book waits for the snapshot it asked
 // for before diffs with no snapshot ask again: the subscription may have
-// come to nothing (an exchange that spaces its requests, such as OKX's
-// 8 s, can see the unsubscribe and subscribe cancel out before either is
-// sent).
+// come to nothing (while a connection's requests wait, for the frame
+// spacing or a spent request budget, the unsubscribe and the subscribe
+// can cancel out before either is sent).
 const askAgain = 20 * time.Second
 
 // newKeeper returns the keeper of symbol; run starts it.
@@ -122,7 +122,7 @@ func (k *keeper) adoptInbandLocked(ctx context.Context, d Diff) {
 	if d.Time > 0 {
 		k.lastTime = d.Time
 	}
-	k.synced, k.first, k.syncing, k.resub, k.asked = true, false, false, false, false
+	k.synced, k.first, k.syncing, k.resub, k.askedAt = true, false, false, false, time.Time{}
 	k.buf = k.buf[:0]
 	k.syncs++
 	k.x.metrics.syncs.Add(1)
@@ -137,7 +137,7 @@ func (k *keeper) resyncLocked(reason string) {
 	if k.synced {
 		k.x.metrics.resyncs.Add(1)
 		k.log.Info("book resync", "reason", reason)
-		k.resub, k.asked, k.askedAt = true, true, time.Now() // an in-band snapshot comes by subscribing again
+		k.resub, k.askedAt = true, time.Now() // an in-band snapshot comes by subscribing again
 	}
 	k.synced, k.first = false, false
 	k.book.Reset()
@@ -190,8 +190,8 @@ func (k *keeper) onDiff(ctx context.Context, msg hub.Message) {
 		// still subscribed upstream when this keeper started (it lingers
 		// after the last view of an earlier keeper left), so subscribing
 		// it did not make the exchange send one. Ask for it once.
-		if !k.asked || time.Since(k.askedAt) > askAgain {
-			k.resub, k.asked, k.askedAt = true, true, time.Now()
+		if k.askedAt.IsZero() || time.Since(k.askedAt) > askAgain {
+			k.resub, k.askedAt = true, time.Now()
 			k.kickLocked()
 		}
 		return

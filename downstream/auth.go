@@ -206,10 +206,11 @@ func (c *conn) stopAuthTimers() {
 	}
 }
 
-// releaseCount stops counting c for its user, if it was.
-func (c *conn) releaseCount(s *session) {
-	if s != nil && s.counted && c.srv.cfg.Auth != nil && c.srv.cfg.Auth.Limiter != nil {
-		c.srv.cfg.Auth.Limiter.Release(s.sub, c.srv.limitID(c.id))
+// releaseCount stops counting connection id, with session sess, for its
+// user, if it was: a connection's, or a handshake's that never became one.
+func (s *Server) releaseCount(id uint64, sess *session) {
+	if sess != nil && sess.counted && s.cfg.Auth != nil && s.cfg.Auth.Limiter != nil {
+		s.cfg.Auth.Limiter.Release(sess.sub, s.limitID(id))
 	}
 }
 
@@ -330,14 +331,14 @@ func (c *conn) runAuth(id json.RawMessage, token string) {
 func (c *conn) setSession(sess *session) bool {
 	if c.state.Load() != stateOpen {
 		if !c.sess.Load().isCountedAs(sess) {
-			c.releaseCount(sess)
+			c.srv.releaseCount(c.id, sess)
 		}
 		return false
 	}
 	c.sess.Store(sess)
 	if c.state.Load() == stateClosed {
 		// finish ran meanwhile and may have read the old session.
-		c.releaseCount(sess)
+		c.srv.releaseCount(c.id, sess)
 		return false
 	}
 	c.auth.mu.Lock()

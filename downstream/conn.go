@@ -249,7 +249,7 @@ func (c *conn) finish() {
 	c.srv.poller.remove(c)
 	c.nc.Close()
 	c.stopAuthTimers()
-	c.releaseCount(c.sess.Load())
+	c.srv.releaseCount(c.id, c.sess.Load())
 	c.mu.Lock()
 	if c.timer != nil && c.timer.Stop() {
 		// A write retry that will not run now leaves its batch to us: no

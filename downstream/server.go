@@ -456,7 +456,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	nc, rw, _, uerr := ws.HTTPUpgrader{Timeout: s.cfg.WriteTimeout, Negotiate: negotiator(deflate)}.Upgrade(r, w)
 	if uerr != nil {
 		s.releaseSlot(ip)
-		(&conn{srv: s, id: id}).releaseCount(sess)
+		s.releaseCount(id, sess)
 		s.metrics.rejected("handshake")
 		if nc != nil {
 			nc.Close()
@@ -469,7 +469,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.metrics.rejected("early_data")
 		nc.Write(closeFrame(ws.StatusProtocolError, "data sent before the handshake completed"))
 		nc.Close()
-		(&conn{srv: s, id: id}).releaseCount(sess)
+		s.releaseCount(id, sess)
 		return
 	}
 	now := time.Now().UnixNano()
@@ -489,7 +489,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.useDeflate(deflate)
 	if err := s.poller.prepare(c); err != nil {
 		s.releaseSlot(ip)
-		c.releaseCount(sess)
+		c.srv.releaseCount(c.id, sess)
 		c.logAt(slog.LevelError, "poll prepare", "err", err)
 		nc.Close()
 		return

@@ -115,9 +115,9 @@ type streamState struct {
 	ho        *handover // non-nil: moving to another connection
 	verify    bool      // check the next event against last (after a forced switch)
 	verifyGap bool      // and mark it Gap unless continuity is proven
-	// recent are the hashes of the last events published, newest at
-	// recentAt-1 (mod len), for the switch of an [OrderSame] stream; nil
-	// for other orders.
+	// recent are the hashes of the last events published during the
+	// latest handover, newest at recentAt-1 (mod len), for the switch of
+	// an [OrderSame] stream; nil for other orders.
 	recent   *[sameWindow]uint64
 	recentAt int
 }

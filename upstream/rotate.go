@@ -62,14 +62,14 @@ const sameWindow = 64
 // as both connections' events are hashed alike.
 var sameSeed = maphash.MakeSeed()
 
-// remember records the hash h of an event just published.
+// remember records the hash h of an event published during a handover.
 func (st *streamState) remember(h uint64) {
 	st.recent[st.recentAt%sameWindow] = h
 	st.recentAt++
 }
 
 // published reports whether an event of hash h was among the last
-// sameWindow published.
+// sameWindow published since the latest handover began.
 func (st *streamState) published(h uint64) bool {
 	for i := range min(st.recentAt, sameWindow) {
 		if st.recent[i] == h {
@@ -257,6 +257,7 @@ func (st *streamState) beginHandover(to *session, deadline time.Time) {
 		return
 	}
 	st.ho = &handover{to: to, since: time.Now(), deadline: deadline}
+	st.recentAt = 0 // an OrderSame stream remembers this handover's events only
 }
 
 // deliver takes one event of st read by s: it publishes it, buffers it
@@ -314,15 +315,25 @@ func (st *streamState) offerLocked(ctx context.Context, f *Feed, id EventID, has
 		st.publishLocked(ctx, f, id, hasID, data)
 		return
 	}
+	st.holdLocked(ctx, f, heldEvent{id: id, hasID: hasID, data: data})
+}
+
+// holdLocked buffers ev, an event of the connection st is moving to, until
+// the old connection reaches it; with the buffer full it switches with a
+// gap and publishes ev, and past the handover's deadline it forces the
+// switch. ev.data is copied.
+func (st *streamState) holdLocked(ctx context.Context, f *Feed, ev heldEvent) {
+	ho := st.ho
 	if len(ho.buf) >= f.cfg.HandoverBuffer {
 		f.overflows.Add(1)
 		st.src.log.Warn("handover buffer overflow: switching with a gap", "stream", st.name)
 		st.gapNext = true
 		st.switchLocked(ctx, f)
-		st.publishLocked(ctx, f, id, hasID, data)
+		st.publishLocked(ctx, f, ev.id, ev.hasID, ev.data)
 		return
 	}
-	ho.buf = append(ho.buf, heldEvent{id: id, hasID: hasID, data: bytes.Clone(data)})
+	ev.data = bytes.Clone(ev.data)
+	ho.buf = append(ho.buf, ev)
 	if time.Now().After(ho.deadline) {
 		st.forceSwitchLocked(ctx, f, forceTimeout)
 	}
@@ -341,18 +352,7 @@ func (st *streamState) offerSameLocked(ctx context.Context, f *Feed, data []byte
 		st.verify, st.verifyGap = true, false // drop its next repeats too
 		return
 	}
-	if len(ho.buf) >= f.cfg.HandoverBuffer {
-		f.overflows.Add(1)
-		st.src.log.Warn("handover buffer overflow: switching with a gap", "stream", st.name)
-		st.gapNext = true
-		st.switchLocked(ctx, f)
-		st.publishLocked(ctx, f, EventID{}, false, data)
-		return
-	}
-	ho.buf = append(ho.buf, heldEvent{hash: h, data: bytes.Clone(data)})
-	if time.Now().After(ho.deadline) {
-		st.forceSwitchLocked(ctx, f, forceTimeout)
-	}
+	st.holdLocked(ctx, f, heldEvent{hash: h, data: data})
 }
 
 // catchUpLocked runs after the old connection published st.last: the
@@ -477,7 +477,9 @@ func (st *streamState) publishLocked(ctx context.Context, f *Feed, id EventID, h
 	st.seq++
 	gap := st.gapNext
 	st.gapNext = false
-	if st.recent != nil {
+	if st.recent != nil && st.ho != nil {
+		// Only a handover compares events by their bytes: the hash is
+		// paid during one, not on every event.
 		st.remember(maphash.Bytes(sameSeed, data))
 	}
 	st.last, st.hasLast = id, hasID

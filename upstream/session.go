@@ -152,6 +152,24 @@ func (s *session) budgetWait() time.Duration {
 	return time.Duration(missing / float64(s.budget.Limit()) * float64(time.Second))
 }
 
+// requestDue returns the next request to send, as diff does, when the
+// request budget holds one, and spends it.
+func (s *session) requestDue(now time.Time) (*request, []*streamState) {
+	if s.budgetWait() > 0 {
+		return nil, nil
+	}
+	req, subscribing := s.diff(now)
+	if req == nil || s.budget == nil {
+		return req, subscribing
+	}
+	s.budget.Allow() // takes the token budgetWait saw: the writer is its only spender
+	if s.budget.Tokens() < 1 {
+		s.log.Warn("request budget spent: further subscribe requests on this connection wait for it to refill",
+			"max", s.f.cfg.MaxRequests, "window", s.f.cfg.RequestWindow, "wait", s.budgetWait())
+	}
+	return req, subscribing
+}
+
 // run serves the connection until it fails, it is asked to close, or ctx
 // ends, and returns why (nil when ctx ended). Both goroutines have ended
 // when it returns, and conn is closed. A panic in either ends the
@@ -327,18 +345,9 @@ func (s *session) next(ctx context.Context, now time.Time) (outFrame, bool) {
 			return f, true
 		}
 	}
-	budgetWait := s.budgetWait()
-	if budgetWait > 0 {
-		// The budget is spent: no request until it refills (the writer
-		// wakes for it); pongs and heartbeats go on.
-	} else if req, subscribing := s.diff(now); req != nil {
-		if s.budget != nil {
-			s.budget.Allow() // takes the token budgetWait saw: the writer is its only spender
-		}
-		if s.budget != nil && s.budget.Tokens() < 1 {
-			s.log.Warn("request budget spent: further subscribe requests on this connection wait for it to refill",
-				"max", s.f.cfg.MaxRequests, "window", s.f.cfg.RequestWindow, "wait", s.budgetWait())
-		}
+	// A spent request budget holds requests (the writer wakes when it
+	// refills); pongs and heartbeats go on.
+	if req, subscribing := s.requestDue(now); req != nil {
 		// Streams another connection publishes are handed over: set up
 		// before the request goes out, hence before their first event.
 		deadline := time.Now().Add(s.f.cfg.HandoverTimeout)

@@ -112,18 +112,11 @@ type bookMsg struct {
 	} `json:"data"`
 }
 
-func TestFeedAgainstSimulator(t *testing.T) {
-	sim, addr := simtest.Start(t, okxsim.Config{TickInterval: 20 * time.Millisecond, CandleInterval: 100 * time.Millisecond, BookLevels: 50,
-		IdleTimeout: time.Second, NoticeGrace: 3 * time.Second}) // OKX: 60 s; 4 connections at 3 handshakes a 1.25 s take ~1.3 s
-	rec := &recorder{msgs: map[string][]hub.Message{}}
-	d := V5
-	d.every = 300 * time.Millisecond // within the simulator's 1 s idle timeout
-	f, err := upstream.New(upstream.Config{
-		Dialect: d, URL: "ws://" + addr, RESTURL: "http://" + addr, Publisher: rec,
-		RequestInterval: 50 * time.Millisecond, // ≤ 72 000 an hour: the simulator holds each connection to 480
-		MaxStreams:      8,
-		ReplyTimeout:    2 * time.Second,
-	})
+// runFeed runs a feed with cfg until the test ends, and waits until it is
+// ready.
+func runFeed(t *testing.T, cfg upstream.Config) *upstream.Feed {
+	t.Helper()
+	f, err := upstream.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +130,21 @@ func TestFeedAgainstSimulator(t *testing.T) {
 		}
 	})
 	waitfor.Cond(t, 5*time.Second, f.Ready)
+	return f
+}
+
+func TestFeedAgainstSimulator(t *testing.T) {
+	sim, addr := simtest.Start(t, okxsim.Config{TickInterval: 20 * time.Millisecond, CandleInterval: 100 * time.Millisecond, BookLevels: 50,
+		IdleTimeout: time.Second, NoticeGrace: 3 * time.Second}) // OKX: 60 s; 4 connections at 3 handshakes a 1.25 s take ~1.3 s
+	rec := &recorder{msgs: map[string][]hub.Message{}}
+	d := V5
+	d.every = 300 * time.Millisecond // within the simulator's 1 s idle timeout
+	f := runFeed(t, upstream.Config{
+		Dialect: d, URL: "ws://" + addr, RESTURL: "http://" + addr, Publisher: rec,
+		RequestInterval: 50 * time.Millisecond, // ≤ 72 000 an hour: the simulator holds each connection to 480
+		MaxStreams:      8,
+		ReplyTimeout:    2 * time.Second,
+	})
 
 	// Bad names and unlisted instruments are refused before anything goes
 	// upstream; SWAP instruments are valid (their own list, read beside
@@ -231,19 +239,8 @@ func TestFeedAgainstSimulator(t *testing.T) {
 func TestFeedRefusedStream(t *testing.T) {
 	sim, addr := simtest.Start(t, okxsim.Config{TickInterval: 20 * time.Millisecond, BookLevels: 20, MaxBookChannels: 1})
 	rec := &recorder{msgs: map[string][]hub.Message{}}
-	f, err := upstream.New(upstream.Config{Dialect: V5, URL: "ws://" + addr, RESTURL: "http://" + addr, Publisher: rec,
+	f := runFeed(t, upstream.Config{Dialect: V5, URL: "ws://" + addr, RESTURL: "http://" + addr, Publisher: rec,
 		RequestInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	waitfor.Cond(t, 5*time.Second, f.Ready)
 	f.Subscribe([]string{"books:BTC-USDT", "trades:BTC-USDT", "books:ETH-USDT"})
 	waitfor.Cond(t, 5*time.Second, func() error {
 		if msgs := rec.get("okx:books:ETH-USDT"); len(msgs) == 0 || msgs[0].Err == "" {
@@ -273,22 +270,11 @@ func TestFeedRequestBudget(t *testing.T) {
 	rec := &recorder{msgs: map[string][]hub.Message{}}
 	d := V5
 	d.every = 300 * time.Millisecond // within the simulator's 1 s idle timeout
-	f, err := upstream.New(upstream.Config{
+	f := runFeed(t, upstream.Config{
 		Dialect: d, URL: "ws://" + addr, RESTURL: "http://" + addr, Publisher: rec,
 		RequestInterval: 50 * time.Millisecond, MaxRequests: budget, RequestWindow: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	waitfor.Cond(t, 5*time.Second, f.Ready)
 
 	// One stream per request: each waits for the previous one's data.
 	for _, name := range []string{"trades:BTC-USDT", "tickers:BTC-USDT"} {

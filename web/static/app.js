@@ -13,8 +13,8 @@
 import { connect, streamKey, exchangeSymbol } from '/marketgate.js';
 import { themeToggle } from './theme.js';
 import {
-  REST_KLINES, REST_SYMBOLS, bp, each, exchanges, fixedSymbols, fmtVol, isExchange, moveSymbol, price, titleOf, trim,
-  unlisted, watchClients,
+  REST_KLINES, REST_SYMBOLS, bp, each, exchanges, fixedSymbols, fmtVol, isExchange, moveSymbol, noticeBoard, price,
+  titleOf, trim, unlisted, watchClients,
 } from './venues.js';
 
 const TAPE_ROWS = 50;
@@ -47,15 +47,8 @@ const decimals = (step) => {
 
 // --- notices ---------------------------------------------------------------
 // Problems with what was asked (an unknown exchange in the URL, a symbol
-// the venue does not list) are said in the notice under the header, by
-// topic, until they no longer hold.
-const notices = new Map();
-function notice(topic, text) {
-  if (text) notices.set(topic, text);
-  else notices.delete(topic);
-  el.notice.textContent = [...notices.values()].join(' ');
-  el.notice.hidden = notices.size === 0;
-}
+// the venue does not list) are said in the notice under the header.
+const notice = noticeBoard(el.notice);
 
 // --- state -----------------------------------------------------------------
 const params = new URLSearchParams(location.search);

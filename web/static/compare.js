@@ -10,7 +10,7 @@
 // orderBook, which needs the raw form: the page holds two connections.
 import { connect, streamKey, parseSymbol } from '/marketgate.js';
 import { themeToggle } from './theme.js';
-import { bp, each, fmtVol, moveSymbol, price, titleOf, trim, unlisted, watchClients } from './venues.js';
+import { bp, each, fmtVol, moveSymbol, noticeBoard, price, titleOf, trim, unlisted, watchClients } from './venues.js';
 
 /** VENUES are the venues side by side, by market. */
 const VENUES = { spot: ['binance', 'okx', 'bybit'], perpetual: ['binance-futures', 'okx', 'bybit-linear'] };
@@ -25,13 +25,7 @@ const el = {
 };
 
 // --- notices (bad input in the address) ------------------------------------
-const notices = new Map();
-function notice(topic, text) {
-  if (text) notices.set(topic, text);
-  else notices.delete(topic);
-  el.notice.textContent = [...notices.values()].join(' ');
-  el.notice.hidden = notices.size === 0;
-}
+const notice = noticeBoard(el.notice);
 
 // --- what to show ------------------------------------------------------------
 const params = new URLSearchParams(location.search);

@@ -120,3 +120,18 @@ export function watchClients(clients, show, clickable) {
  * refused, not the connection.
  */
 export const unlisted = (e) => e && e.code === 'invalid_stream';
+
+/**
+ * noticeBoard returns notice(topic, text), which says problems with what
+ * was asked in box, by topic, until they no longer hold (an empty text
+ * takes the topic's back); box is hidden while there is none.
+ */
+export function noticeBoard(box) {
+  const notices = new Map();
+  return (topic, text) => {
+    if (text) notices.set(topic, text);
+    else notices.delete(topic);
+    box.textContent = [...notices.values()].join(' ');
+    box.hidden = notices.size === 0;
+  };
+}
