@@ -1,6 +1,9 @@
 package okx
 
 import (
+	"math"
+	"strconv"
+
 	"github.com/marketgate/marketgate/internal/jsonscan"
 	"github.com/marketgate/marketgate/upstream"
 )
@@ -75,14 +78,17 @@ func element(arr []byte, n int) ([]byte, bool) {
 // Candle fields: [ts,o,h,l,c,vol,volCcy,volCcyQuote,confirm].
 const (
 	candleTS      = 0
+	candleVol     = 5
 	candleConfirm = 8
 )
 
 // Identity reads an event's identity: trades, the first and last tradeId
 // of the push; books, seqId with prevSeqId as Prev (a snapshot has
 // prevSeqId -1, so it continues nothing); books5 and bbo-tbt, seqId;
-// candles, the open time, then confirm (a confirmed candle comes after
-// its live updates). It does not allocate.
+// candles, the open time, then the volume traded so far (OKX sends no
+// push time, and within a candle the volume only grows: an update that
+// adds none changes nothing), the confirmed candle after every live
+// update. It does not allocate.
 func (Dialect) Identity(s *upstream.Stream, data []byte) (upstream.EventID, bool) {
 	first, last, ok := items(data)
 	if !ok {
@@ -106,7 +112,9 @@ func (Dialect) Identity(s *upstream.Stream, data []byte) (upstream.EventID, bool
 		ts, ok2 := number(tsv)
 		id := upstream.EventID{Lo: ts, Hi: ts}
 		if c, ok := element(first, candleConfirm); ok && string(c) == `"1"` {
-			id.Sub = 1
+			id.Sub = math.MaxInt64
+		} else if v, ok := element(first, candleVol); ok {
+			id.Sub = volumeKey(v)
 		}
 		return id, ok1 && ok2
 	}
@@ -141,4 +149,18 @@ func (Dialect) Final(s *upstream.Stream, data []byte) bool {
 	}
 	c, ok := element(first, candleConfirm)
 	return ok && string(c) == `"1"`
+}
+
+// volumeKey orders a candle's volume, a JSON decimal string: the bits of
+// a non-negative float64 order as its value does, and stay below
+// math.MaxInt64 (a confirmed candle's). Anything else orders first.
+func volumeKey(v []byte) int64 {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil || !(f >= 0) || math.IsInf(f, 1) {
+		return 0
+	}
+	return int64(math.Float64bits(f))
 }

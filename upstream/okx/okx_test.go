@@ -3,12 +3,14 @@ package okx
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/upstream"
 )
 
@@ -180,8 +182,8 @@ func TestIdentity(t *testing.T) {
 		{"books:BTC-USDT", bookUpdate, upstream.EventID{Lo: 123470, Hi: 123470, Prev: 123456, HasPrev: true}, false, 1597026383185000},
 		{"books5:BTC-USDT-SWAP", books5Frame, upstream.EventID{Lo: 99, Hi: 99}, false, 1597026383085000},
 		{"bbo-tbt:ETH-USDT", bboFrame, upstream.EventID{Lo: 5, Hi: 5}, false, 1597026383085000},
-		{"candle1m:BTC-USDT", candleLive, upstream.EventID{Lo: 1597026360000, Hi: 1597026360000}, false, 0},
-		{"candle1m:BTC-USDT", candleDone, upstream.EventID{Lo: 1597026360000, Hi: 1597026360000, Sub: 1}, true, 0},
+		{"candle1m:BTC-USDT", candleLive, upstream.EventID{Lo: 1597026360000, Hi: 1597026360000, Sub: int64(math.Float64bits(45247))}, false, 0},
+		{"candle1m:BTC-USDT", candleDone, upstream.EventID{Lo: 1597026360000, Hi: 1597026360000, Sub: math.MaxInt64}, true, 0},
 	} {
 		s, err := V5.ParseStream(tc.stream)
 		if err != nil {
@@ -208,7 +210,7 @@ func TestIdentity(t *testing.T) {
 // TestParseAllocs: the read path of every event allocates nothing once a
 // stream's name has been seen.
 func TestParseAllocs(t *testing.T) {
-	for _, msg := range []string{tradeFrame, bookUpdate, candleDone, tickerFrame} {
+	for _, msg := range []string{tradeFrame, bookUpdate, candleLive, candleDone, tickerFrame} {
 		p := []byte(msg)
 		in, err := V5.Parse(p)
 		if err != nil {
@@ -370,5 +372,36 @@ func BenchmarkParse(b *testing.B) {
 				V5.Parse(p)
 			}
 		})
+	}
+}
+
+// TestCandleUpdatesOrder: a live candle's updates order by the volume
+// traded so far, so a receiver that drops what is not newer (a hub
+// receiver, a handover) drops only an update that changed nothing, and
+// the confirmed candle orders after every live one.
+func TestCandleUpdatesOrder(t *testing.T) {
+	candle := func(vol, confirm string) upstream.EventID {
+		msg := `{"arg":{"channel":"candle1m","instId":"BTC-USDT"},"data":[["1597026360000","1","2","0.5","1.5","` + vol + `","1","1","` + confirm + `"]]}`
+		s, _ := V5.ParseStream("candle1m:BTC-USDT")
+		id, ok := V5.Identity(&s, []byte(msg))
+		if !ok {
+			t.Fatalf("no identity for %s", msg)
+		}
+		return id
+	}
+	after := func(e, l upstream.EventID) bool {
+		return hub.EventID{Hi: e.Hi, Sub: e.Sub}.After(hub.EventID{Hi: l.Hi, Sub: l.Sub})
+	}
+	seq := []upstream.EventID{candle("0", "0"), candle("0.5", "0"), candle("9.99", "0"), candle("10", "0"), candle("123456.789", "0"), candle("123456.789", "1")}
+	for i := 1; i < len(seq); i++ {
+		if !after(seq[i], seq[i-1]) {
+			t.Errorf("update %d (%+v) does not order after update %d (%+v)", i, seq[i], i-1, seq[i-1])
+		}
+	}
+	if after(candle("10", "0"), candle("10", "0")) {
+		t.Error("an update that traded nothing orders after its twin")
+	}
+	if after(candle("1e400", "0"), candle("10", "1")) || after(candle("-1", "0"), candle("0", "0")) {
+		t.Error("an unreadable volume orders after a readable one")
 	}
 }
