@@ -42,11 +42,8 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	cfg.cmdline = append([]string{os.Args[0]}, redactArgs(args)...)
 	log := cfg.logger(stderr)
 	log.LogAttrs(context.Background(), slog.LevelInfo, "configuration", cfg.effective...)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := drainOnSignal()
 	defer stop()
-	// The first signal drains; stopping the relay then gives a second one
-	// its default action, which ends the process at once.
-	context.AfterFunc(ctx, stop)
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "marketgate: --listen: %v\n", err)
@@ -58,6 +55,46 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	log.Info("marketgate stopped")
 	return 0
+}
+
+// drainOnSignal returns a context that ends at the first SIGINT or
+// SIGTERM. The second one ends the process at once with that signal's
+// default action: the relay that received the first keeps listening, so a
+// second signal arriving at any moment of the drain cannot be swallowed.
+func drainOnSignal() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		n := 0
+		for {
+			select {
+			case sig := <-sigs:
+				n++
+				if n == 1 {
+					cancel()
+					continue
+				}
+				signal.Reset(syscall.SIGINT, syscall.SIGTERM)
+				if s, ok := sig.(syscall.Signal); ok {
+					_ = syscall.Kill(os.Getpid(), s)
+				}
+				return
+			case <-done:
+				return
+			}
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		cancel()
+		select {
+		case <-done:
+		default:
+			close(done)
+		}
+	}
 }
 
 // serve runs the gateway until ctx ends, and it has drained, or until one
