@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -70,27 +71,54 @@ func (e *Error) Error() string {
 // Unwrap returns e.Err.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Fill sets each flag of fs that the command line did not set from its
-// variable (see [Name]), read through getenv; an empty variable counts as
-// unset. Call it after fs.Parse, so the command line wins. It visits the
-// flags in lexical order and stops at the first value a flag refuses,
-// returning an [*Error].
-func Fill(fs *flag.FlagSet, prefix string, getenv func(string) string) error {
+// Fill sets each flag of fs that the command line did not set, and that
+// skip does not name, from its variable (see [Name]), read through
+// lookup. A variable that is set but empty sets the flag to "": an
+// operator who writes MARKETGATE_BINANCE_FUTURES_URL= means it. Call it
+// after fs.Parse, so the command line wins. It visits the flags in
+// lexical order and stops at the first value a flag refuses, returning an
+// [*Error]; the names of the flags it set are returned either way.
+func Fill(fs *flag.FlagSet, prefix string, lookup func(string) (string, bool), skip ...string) ([]string, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var filled []string
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
+		if set[f.Name] || err != nil || isIn(f.Name, skip) {
 			return
 		}
 		env := Name(prefix, f.Name)
-		if v := getenv(env); v != "" {
+		if v, ok := lookup(env); ok {
 			if serr := f.Value.Set(v); serr != nil {
 				err = &Error{Var: env, Flag: f.Name, Value: v, Err: serr}
+				return
 			}
+			filled = append(filled, f.Name)
 		}
 	})
-	return err
+	return filled, err
+}
+
+// Unknown returns, sorted, the names among environ (KEY=value pairs, as
+// from os.Environ, or bare names) that start with prefix but are the
+// variable of none of fs's flags, or of one that skip names: typos such as
+// MARKETGATE_MAX_CONN, which would otherwise be ignored without a word.
+func Unknown(fs *flag.FlagSet, prefix string, environ []string, skip ...string) []string {
+	known := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) {
+		if !isIn(f.Name, skip) {
+			known[Name(prefix, f.Name)] = true
+		}
+	})
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, prefix) && !known[name] && !isIn(name, out) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func isIn(s string, list []string) bool {

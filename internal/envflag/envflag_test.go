@@ -62,7 +62,7 @@ func TestFill(t *testing.T) {
 		{"from the environment", nil, map[string]string{"T_MAX_CONNS": "5"}, 5, nil},
 		{"the flag wins", []string{"--max-conns", "7"}, map[string]string{"T_MAX_CONNS": "5"}, 7, nil},
 		{"the flag wins over a bad variable", []string{"--max-conns", "7"}, map[string]string{"T_MAX_CONNS": "five"}, 7, nil},
-		{"empty is unset", nil, map[string]string{"T_MAX_CONNS": ""}, 1, nil},
+		{"empty is a value", nil, map[string]string{"T_MAX_CONNS": ""}, 0, &Error{Var: "T_MAX_CONNS", Flag: "max-conns", Value: ""}},
 		{"bad variable", nil, map[string]string{"T_MAX_CONNS": "five"}, 0, &Error{Var: "T_MAX_CONNS", Flag: "max-conns", Value: "five"}},
 	}
 	for _, tc := range tests {
@@ -73,7 +73,7 @@ func TestFill(t *testing.T) {
 			if err := fs.Parse(tc.args); err != nil {
 				t.Fatal(err)
 			}
-			err := Fill(fs, "T_", func(k string) string { return tc.env[k] })
+			_, err := Fill(fs, "T_", func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
 			if tc.wantErr != nil {
 				e, ok := errors.AsType[*Error](err)
 				if !ok || e.Var != tc.wantErr.Var || e.Flag != tc.wantErr.Flag || e.Value != tc.wantErr.Value || e.Err == nil {
@@ -85,5 +85,28 @@ func TestFill(t *testing.T) {
 				t.Fatalf("Fill = %v, max-conns %d; want nil, %d", err, *n, tc.want)
 			}
 		})
+	}
+}
+
+func TestFillEmptyString(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	url := fs.String("futures-url", "wss://example", "")
+	secret := fs.String("secret", "s", "")
+	env := map[string]string{"T_FUTURES_URL": "", "T_SECRET": "x"}
+	filled, err := Fill(fs, "T_", func(k string) (string, bool) { v, ok := env[k]; return v, ok }, "secret")
+	if err != nil || *url != "" || *secret != "s" || len(filled) != 1 || filled[0] != "futures-url" {
+		t.Fatalf("Fill = %q, %v; futures-url %q, secret %q; want [futures-url], nil, empty, s", filled, err, *url, *secret)
+	}
+}
+
+func TestUnknown(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.Int("max-conns", 1, "")
+	fs.Bool("version", false, "")
+	environ := []string{"T_MAX_CONNS=5", "T_MAX_CONN=5", "HOME=/root", "T_VERSION=1", "T_EMPTY=", "T_MAX_CONN=6", "T_BARE"}
+	got := Unknown(fs, "T_", environ, "version")
+	want := []string{"T_BARE", "T_EMPTY", "T_MAX_CONN", "T_VERSION"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("Unknown = %q; want %q", got, want)
 	}
 }
