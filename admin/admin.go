@@ -38,6 +38,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -105,6 +106,10 @@ type Server struct {
 	echo     *echo.Echo
 	http     *http.Server
 	failures *failures // failed token attempts, per client address
+	// token and metricsPublic are Config.Token and Config.MetricsPublic,
+	// then SetToken's and SetMetricsPublic's.
+	token         atomic.Pointer[string]
+	metricsPublic atomic.Bool
 	// throttled logs that failed attempts are being refused, at most
 	// once per 10 s.
 	throttled rate.Sometimes
@@ -145,6 +150,8 @@ func New(cfg Config) (*Server, error) {
 	e.Use(writeDeadline(writeTimeout))
 	e.Use(middleware.BodyLimit("64K"))
 	s := &Server{cfg: cfg, echo: e, failures: newFailures(time.Now), throttled: rate.Sometimes{First: 1, Interval: 10 * time.Second}}
+	s.token.Store(&cfg.Token)
+	s.metricsPublic.Store(cfg.MetricsPublic)
 	e.Use(s.guard)
 	e.POST("/api/v1/drain", s.drain)
 	e.GET("/api/v1/openapi.json", serveOpenAPI)
@@ -202,13 +209,14 @@ func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		get := r.Method == http.MethodGet
-		if s.cfg.MetricsPublic && s.cfg.Metrics != nil && c.Path() == "/metrics" && get {
+		token := *s.token.Load()
+		if s.metricsPublic.Load() && s.cfg.Metrics != nil && c.Path() == "/metrics" && get {
 			return next(c)
 		}
-		if s.cfg.Token != "" && s.cfg.Page != nil && get && isPagePath(c.Path()) {
+		if token != "" && s.cfg.Page != nil && get && isPagePath(c.Path()) {
 			return next(c)
 		}
-		if s.cfg.Token == "" {
+		if token == "" {
 			if err := noToken(r); err != nil {
 				return err
 			}
@@ -220,7 +228,7 @@ func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 			return echo.NewHTTPError(http.StatusTooManyRequests, "too many failed token attempts from this address; retry later")
 		}
 		got, ok := bearer(r.Header.Get("Authorization"))
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 			if s.failures.fail(ip) {
 				s.throttled.Do(func() {
 					s.cfg.Logger.Warn("too many failed token attempts: refusing this address for a while (logged at most every 10 s)", "remote", r.RemoteAddr)
@@ -313,7 +321,7 @@ func (s *Server) drain(c echo.Context) error {
 
 // Run serves until ctx ends, then shuts down within 5 s.
 func (s *Server) Run(ctx context.Context) error {
-	if s.cfg.Token == "" {
+	if *s.token.Load() == "" {
 		s.cfg.Logger.Info("control listener answers loopback clients only (no --admin-token); requests that change something need the header "+RequestHeader+": 1",
 			"addr", s.cfg.Listener.Addr().String())
 	}
@@ -331,3 +339,19 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// SetToken replaces the bearer token (Config.Token), for a reload:
+// requests from then on must carry token; empty: loopback clients only.
+// It refuses a token shorter than [MinTokenLen], changing nothing. Safe
+// for concurrent use.
+func (s *Server) SetToken(token string) error {
+	if token != "" && len(token) < MinTokenLen {
+		return fmt.Errorf("admin: token has %d bytes; want at least %d", len(token), MinTokenLen)
+	}
+	s.token.Store(&token)
+	return nil
+}
+
+// SetMetricsPublic sets whether /metrics is served without the token
+// (Config.MetricsPublic), for a reload. Safe for concurrent use.
+func (s *Server) SetMetricsPublic(public bool) { s.metricsPublic.Store(public) }

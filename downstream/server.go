@@ -249,6 +249,9 @@ type Server struct {
 	nextID   atomic.Uint64
 	running  atomic.Bool
 	draining atomic.Bool // see Drain
+	// origins are the allowed origins: Config.AllowedOrigins, then
+	// SetAllowedOrigins's.
+	origins atomic.Pointer[[]string]
 
 	pool   *pool
 	poller *poller
@@ -305,6 +308,7 @@ func New(cfg Config) (*Server, error) {
 		topics:   registry{topics: make(map[string]*topic)},
 		catchups: make(chan *catchup, catchupQueue),
 	}
+	s.SetAllowedOrigins(cfg.AllowedOrigins)
 	// Each connection has at most one read, one flush and one close task
 	// queued; see pool.
 	s.pool = newPool(3*cfg.MaxConns+64, func(v any, stack []byte) {
@@ -636,11 +640,21 @@ func (s *Server) forget(c *conn) {
 	s.mu.Unlock()
 }
 
+// SetAllowedOrigins replaces the browser origins allowed to connect
+// (Config.AllowedOrigins; empty: any), for a reload. Handshakes from then
+// on are checked against origins; connections already open stay. Safe for
+// concurrent use; s keeps its own copy.
+func (s *Server) SetAllowedOrigins(origins []string) {
+	o := slices.Clone(origins)
+	s.origins.Store(&o)
+}
+
 func (s *Server) originAllowed(origin string) bool {
-	if len(s.cfg.AllowedOrigins) == 0 || origin == "" {
+	allowed := *s.origins.Load()
+	if len(allowed) == 0 || origin == "" {
 		return true
 	}
-	return slices.ContainsFunc(s.cfg.AllowedOrigins, func(o string) bool {
+	return slices.ContainsFunc(allowed, func(o string) bool {
 		return strings.EqualFold(o, origin)
 	})
 }

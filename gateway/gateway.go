@@ -24,6 +24,7 @@ import (
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/internal/demand"
 	"github.com/marketgate/marketgate/internal/nodeid"
+	"github.com/marketgate/marketgate/internal/version"
 	"github.com/marketgate/marketgate/market"
 	"github.com/marketgate/marketgate/normalize"
 	"github.com/marketgate/marketgate/telemetry"
@@ -47,6 +48,10 @@ type Config struct {
 	// MetricsPublic serves /metrics on the control listener without the
 	// token.
 	MetricsPublic bool
+	// MetricsListener, when not nil, serves /metrics alone, to anyone
+	// who can reach it (for Prometheus, without the control listener's
+	// token). The gateway closes it.
+	MetricsListener net.Listener
 	// Cmdline is the command line, secrets masked, for
 	// /debug/pprof/cmdline.
 	Cmdline []string
@@ -125,6 +130,8 @@ type Gateway struct {
 	ds     *downstream.Server
 	// verifier checks browsers' tokens; nil without Config.Auth keys.
 	verifier *auth.Verifier
+	// admin is the control listener; nil without Config.AdminListener.
+	admin *admin.Server
 	ready    *readiness
 	// runs are every component's Run, in the order they are started.
 	runs []func(context.Context) error
@@ -164,6 +171,9 @@ func New(cfg Config) (g *Gateway, err error) {
 	closers = append(closers, cfg.Listener.Close)
 	if cfg.AdminListener != nil {
 		closers = append(closers, cfg.AdminListener.Close)
+	}
+	if cfg.MetricsListener != nil {
+		closers = append(closers, cfg.MetricsListener.Close)
 	}
 
 	// The exchanges to carry, in the table's order.
@@ -379,13 +389,20 @@ func New(cfg Config) (g *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var metrics http.Handler
+	if cfg.AdminListener != nil || cfg.MetricsListener != nil {
+		metrics = g.metrics(hubStats)
+	}
+	if cfg.MetricsListener != nil {
+		g.runs = append(g.runs, metricsServer(cfg.MetricsListener, metrics).Run)
+	}
 	if cfg.AdminListener != nil {
 		// POST /api/v1/drain on the control listener drains as a signal
 		// does.
 		as, err := admin.New(admin.Config{
 			Listener: cfg.AdminListener, Token: cfg.AdminToken, Drain: g.requestDrain,
 			Backend:       g,
-			Metrics:       g.metrics(hubStats),
+			Metrics:       metrics,
 			MetricsPublic: cfg.MetricsPublic,
 			Cmdline:       cfg.Cmdline,
 			Ready:         g.ready.Detail,
@@ -396,6 +413,7 @@ func New(cfg Config) (g *Gateway, err error) {
 		if err != nil {
 			return nil, err
 		}
+		g.admin = as
 		g.runs = append(g.runs, as.Run)
 	}
 	g.runs = append(g.runs, g.hub.Run, g.ds.Run, ws.Run)
@@ -415,10 +433,12 @@ func (g *Gateway) metrics(hubStats func() hub.Stats) http.Handler {
 	for i, b := range g.books {
 		books[i] = b
 	}
-	return telemetry.Handler(telemetry.NewRegistry(telemetry.Sources{
+	reg := telemetry.NewRegistry(telemetry.Sources{
 		Downstream: g.ds, Feeds: telemetry.Feeds(g.feeds), Hub: telemetry.HubFunc(hubStats), Cluster: telemetry.Cluster(g.node),
 		Books: books, Market: marketSource(g.market),
-	}))
+	})
+	reg.MustRegister(buildInfo(version.Get()))
+	return telemetry.Handler(reg)
 }
 
 // Run runs every part of the gateway until ctx ends, then drains, or until

@@ -81,10 +81,11 @@ func (m *Market) cors(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
+	origins := *m.origins.Load()
 	switch {
-	case len(m.origins) == 0:
+	case len(origins) == 0:
 		h.Set("Access-Control-Allow-Origin", "*")
-	case m.origins[origin]:
+	case origins[origin]:
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Add("Vary", "Origin")
 	default:

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -116,8 +117,10 @@ type Market struct {
 	names     []string
 	cache     *cache
 	sf        singleflight.Group
-	origins   map[string]bool
-	handler   http.Handler
+	// origins are the CORS origins allowed (AllowedOrigins, then
+	// SetAllowedOrigins's); an empty set allows any.
+	origins atomic.Pointer[map[string]bool]
+	handler http.Handler
 }
 
 // exchange is one configured exchange product.
@@ -178,11 +181,8 @@ func New(cfg Config) (*Market, error) {
 		cfg: cfg, log: cfg.Logger.With("component", "market"),
 		exchanges: make(map[string]*exchange),
 		cache:     newCache(cfg.CacheEntries, cfg.CacheBytes, cfg.MaxStale),
-		origins:   make(map[string]bool),
 	}
-	for _, o := range cfg.AllowedOrigins {
-		m.origins[strings.TrimRight(o, "/")] = true
-	}
+	m.SetAllowedOrigins(cfg.AllowedOrigins)
 	for i, ec := range cfg.Exchanges {
 		if ec.Rules == nil {
 			return nil, fmt.Errorf("market: config: exchange %d has no Rules", i)
@@ -269,4 +269,15 @@ func (m *Market) Symbols(ctx context.Context, exchange string) ([]Symbol, error)
 		return nil, err
 	}
 	return ex.rules.ParseSymbols(en.body)
+}
+
+// SetAllowedOrigins replaces the browser origins allowed to read answers
+// (Config.AllowedOrigins; empty: any), for a reload. Safe for concurrent
+// use.
+func (m *Market) SetAllowedOrigins(origins []string) {
+	set := make(map[string]bool, len(origins))
+	for _, o := range origins {
+		set[strings.TrimRight(o, "/")] = true
+	}
+	m.origins.Store(&set)
 }

@@ -70,7 +70,7 @@ func TestAuthFlags(t *testing.T) {
 		{name: "bad JWKS URL", args: []string{"--auth-jwks-url", "ftp://x"}, wantErr: "--auth-jwks-url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+			c, err := parseConfig(tc.args, tc.env, io.Discard)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("parseConfig = %v; want an error with %q", err, tc.wantErr)

@@ -67,6 +67,19 @@ type config struct {
 	// they make (nil: off).
 	authFlags authSettings
 	auth      *gateway.AuthConfig
+
+	configFile    string  // --config: the YAML file read, "" for none
+	metricsListen string  // --metrics-listen: a listener serving /metrics alone
+	memLimitRatio float64 // --memory-limit-ratio: GOMEMLIMIT as this share of the cgroup's limit
+	// sources says where each setting that is not its default came from:
+	// "flag", "env" or the configuration file's name.
+	sources map[string]string
+	// values are every flag's effective value, unmasked: what a reload
+	// compares. Never logged.
+	values map[string]string
+	// unknownEnv are the MARKETGATE_* variables no flag reads (D10),
+	// warned about at start.
+	unknownEnv []string
 }
 
 // maxHistorySize bounds --history-size: each stream's history is kept
@@ -79,12 +92,24 @@ const envPrefix = "MARKETGATE_"
 // envName returns the environment variable that mirrors a flag.
 func envName(flagName string) string { return envflag.Name(envPrefix, flagName) }
 
-// parseConfig parses args and the environment. Its error names the setting,
-// the value and what is wrong, in one line.
-func parseConfig(args []string, getenv func(string) string, usage io.Writer) (config, error) {
-	c := config{upstreams: map[string]*upstream.Config{}, options: map[string]map[string]*bool{}}
+// errVersion is parseConfig's answer to --version: print the version
+// and exit.
+var errVersion = errors.New("version asked")
+
+// parseConfig parses args, the environment env (variables by name) and
+// the configuration file --config names, in that order of precedence
+// (then the defaults). Its error names the setting, the value and what is
+// wrong, in one line; for a setting from the file, the file and line.
+func parseConfig(args []string, env map[string]string, usage io.Writer) (config, error) {
+	c := config{upstreams: map[string]*upstream.Config{}, options: map[string]map[string]*bool{}, sources: map[string]string{}, values: map[string]string{}}
 	var origins, level, proxies string
+	var showVersion bool
 	fs := flag.NewFlagSet("marketgate", flag.ContinueOnError)
+	fs.StringVar(&c.configFile, "config", "", "YAML configuration file: keys are these settings' names (listen: \":8080\"), a prefix may nest (binance: {url: …}); "+
+		"a flag wins over its environment variable, which wins over the file")
+	fs.BoolVar(&showVersion, "version", false, "print the version, revision and Go version, and exit")
+	fs.StringVar(&c.metricsListen, "metrics-listen", "", "a listener serving only /metrics, without the admin token (for Prometheus); empty: none")
+	fs.Float64Var(&c.memLimitRatio, "memory-limit-ratio", 0.9, "unless GOMEMLIMIT is set, the Go runtime's soft memory limit as this share of the container's (cgroup) memory limit; 0: not set")
 	fs.SetOutput(io.Discard) // errors are reported in one line below; --help prints through fs.Usage
 	fs.StringVar(&c.listen, "listen", ":8080", "public listener: web UI, browser WebSockets, /healthz, /readyz")
 	fs.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9090", "control listener: /api/v1/…, /metrics, pprof; beyond loopback it needs --admin-token")
@@ -150,19 +175,20 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q: marketgate takes flags only", fs.Arg(0))
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if err := envflag.Fill(fs, envPrefix, getenv); err != nil {
-		if e, ok := errors.AsType[*envflag.Error](err); ok {
-			return c, expected(fs, e.Var, e.Flag, e.Value)
-		}
+	if showVersion {
+		return c, errVersion
+	}
+	if err := c.fill(fs, env); err != nil {
 		return c, err
 	}
 	if err := c.level(level); err != nil {
 		return c, err
 	}
 	fs.VisitAll(func(f *flag.Flag) {
-		c.effective = append(c.effective, slog.String(f.Name, maskSecret(f.Name, f.Value.String())))
+		if f.Name != "version" {
+			c.effective = append(c.effective, slog.String(f.Name, maskSecret(f.Name, f.Value.String())))
+			c.values[f.Name] = f.Value.String()
+		}
 	})
 	for _, o := range strings.Split(origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -174,16 +200,14 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		}
 	}
 	for name, v := range map[string]string{"listen": c.listen, "admin-listen": c.adminListen} {
-		if _, port, err := net.SplitHostPort(v); err != nil {
-			return c, fmt.Errorf("--%s: %q is not host:port: %v", name, v, err)
-		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-			return c, fmt.Errorf("--%s: %q has no valid port", name, v)
+		if err := checkHostPort(name, v); err != nil {
+			return c, err
 		}
 	}
 	if err := checkAdmin(c.adminListen, c.adminToken); err != nil {
 		return c, err
 	}
-	if c.demo && !set["exchanges"] && getenv(envName("exchanges")) == "" {
+	if c.demo && c.sources["exchanges"] == "" {
 		exchanges = "all"
 	}
 	if err := carry(exchanges, c.upstreams); err != nil {
@@ -240,7 +264,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	if c.historySize < 0 || c.historySize > maxHistorySize {
 		return c, fmt.Errorf("--history-size: %d is not between 0 (no history) and %d", c.historySize, maxHistorySize)
 	}
-	if !set["max-conns"] && getenv(envName("max-conns")) == "" {
+	if c.sources["max-conns"] == "" {
 		// Not chosen: the server's default, which shrinks to fit the
 		// descriptor limit. A chosen value above it refuses to start.
 		c.browsers.MaxConns = 0
@@ -254,6 +278,14 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		if d <= 0 {
 			return c, fmt.Errorf("--%s: %v is not a positive duration", name, d)
 		}
+	}
+	if c.metricsListen != "" {
+		if err := checkHostPort("metrics-listen", c.metricsListen); err != nil {
+			return c, err
+		}
+	}
+	if c.memLimitRatio < 0 || c.memLimitRatio > 1 {
+		return c, fmt.Errorf("--memory-limit-ratio: %v is not in [0,1] (0: leave GOMEMLIMIT unset)", c.memLimitRatio)
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return c, fmt.Errorf("--log-format: %q is not text or json", c.logFormat)
@@ -269,6 +301,64 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		return c, errors.New("--redis-cluster, --redis-tls-…: need --redis")
 	}
 	return c, nil
+}
+
+// checkHostPort refuses a listener address v of the flag name that is not
+// host:port with a valid port.
+func checkHostPort(name, v string) error {
+	if _, port, err := net.SplitHostPort(v); err != nil {
+		return fmt.Errorf("--%s: %q is not host:port: %v", name, v, err)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("--%s: %q has no valid port", name, v)
+	}
+	return nil
+}
+
+// fill sets the flags the command line did not set from the environment
+// env, then those still unset from the configuration file (--config,
+// which may itself come from MARKETGATE_CONFIG), recording each one's
+// source; and it lists the MARKETGATE_* variables no flag reads.
+func (c *config) fill(fs *flag.FlagSet, env map[string]string) error {
+	fs.Visit(func(f *flag.Flag) { c.sources[f.Name] = "flag" })
+	filled, err := envflag.Fill(fs, envPrefix, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, "version")
+	for _, name := range filled {
+		c.sources[name] = "env"
+	}
+	if err != nil {
+		if e, ok := errors.AsType[*envflag.Error](err); ok {
+			return expected(fs, e.Var, e.Flag, e.Value)
+		}
+		return err
+	}
+	names := make([]string, 0, len(env))
+	for k := range env {
+		names = append(names, k)
+	}
+	c.unknownEnv = envflag.Unknown(fs, envPrefix, names, "version")
+	if c.configFile == "" {
+		return nil
+	}
+	settings, err := readConfigFile(c.configFile, fs)
+	if err != nil {
+		return err
+	}
+	// In the file's order, so that the first bad value is reported.
+	order := make([]string, 0, len(settings))
+	for name := range settings {
+		order = append(order, name)
+	}
+	slices.SortFunc(order, func(a, b string) int { return settings[a].line - settings[b].line })
+	for _, name := range order {
+		if c.sources[name] != "" {
+			continue // the command line or the environment wins
+		}
+		s := settings[name]
+		if err := fs.Set(name, s.value); err != nil {
+			return expected(fs, s.where(c.configFile), name, s.value)
+		}
+		c.sources[name] = c.configFile
+	}
+	return nil
 }
 
 // defaultExchanges are the exchanges carried unless --exchanges (or
@@ -500,7 +590,13 @@ func (c *config) level(s string) error {
 }
 
 func (c *config) logger(w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.logLevel}
+	return c.loggerAt(w, c.logLevel)
+}
+
+// loggerAt is logger at level, which may be a *slog.LevelVar that a
+// reload changes.
+func (c *config) loggerAt(w io.Writer, level slog.Leveler) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if c.logFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
@@ -523,7 +619,8 @@ var flagGroups = usageGroups(gateway.Exchanges())
 // extends another's (binance-futures, binance) claims its flags first.
 func usageGroups(table []gateway.Exchange) []flagGroup {
 	groups := []flagGroup{
-		{"Listeners and access", oneOf("listen", "admin-listen", "admin-token", "metrics-public", "allowed-origins", "handshake-timeout")},
+		{"Configuration", oneOf("config", "version")},
+		{"Listeners and access", oneOf("listen", "admin-listen", "admin-token", "metrics-public", "metrics-listen", "allowed-origins", "handshake-timeout")},
 		{"Cluster", oneOf("redis", "redis-cluster", "redis-tls-ca", "redis-tls-cert", "redis-tls-key", "node-id", "drain-timeout")},
 		{"Browser authentication", oneOf(authFlagNames...)},
 		{"History and recovery", oneOf("history-size", "history-ttl")},
@@ -549,7 +646,10 @@ func oneOf(names ...string) func(string) bool {
 // printUsage writes --help: the flags by group, each with its environment
 // variable and default.
 func printUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: marketgate [flags]\n\nEvery flag can also be set with its environment variable; a flag given on the command line wins.\n"+
+	fmt.Fprintf(w, "Usage: marketgate [flags]\n       marketgate check [flags]   validate the configuration and exit (0: valid, 1: not)\n       marketgate version         print the version and exit\n\n"+
+		"Every flag can also be set with its environment variable, or in the YAML file --config names (key: the flag's name).\n"+
+		"A flag given on the command line wins over the environment, which wins over the file, which wins over the default.\n"+
+		"SIGHUP reloads what can change live (log level, origins, tokens and keys) from the same sources.\n"+
 		"Give secrets (--admin-token, a --redis URL with a password) through the environment, not as flags: a process's\n"+
 		"command line is visible to every user of the host (ps, /proc/<pid>/cmdline).\n")
 	groups := make([][]*flag.Flag, len(flagGroups))
@@ -567,7 +667,11 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
 		}
 		fmt.Fprintf(w, "\n%s:\n", flagGroups[i].title)
 		for _, f := range flags {
-			fmt.Fprintf(w, "  --%s (%s)\n    \t%s (default %q)\n", f.Name, envName(f.Name), f.Usage, f.DefValue)
+			env := envName(f.Name)
+			if f.Name == "version" {
+				env = "flag only"
+			}
+			fmt.Fprintf(w, "  --%s (%s)\n    \t%s (default %q)\n", f.Name, env, f.Usage, f.DefValue)
 		}
 	}
 }

@@ -16,23 +16,62 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/marketgate/marketgate/gateway"
+	"github.com/marketgate/marketgate/internal/memlimit"
+	"github.com/marketgate/marketgate/internal/version"
 	"github.com/marketgate/marketgate/upstream"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+	os.Exit(run(os.Args[1:], environ(), os.Stdout, os.Stderr))
+}
+
+// environ returns the process's environment by name.
+func environ() map[string]string {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
 }
 
 // run starts the gateway and returns its exit code: 0 after a signal-driven
-// stop, 1 when a component fails, 2 for an invalid configuration.
-func run(args []string, getenv func(string) string, stderr io.Writer) int {
-	cfg, err := parseConfig(args, getenv, stderr)
+// stop, 1 when a component fails, 2 for an invalid configuration. The
+// commands "version" and "check" (see runCheck) print to stdout and
+// return at once.
+func run(args []string, env map[string]string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "version":
+			if len(args) > 1 {
+				fmt.Fprintf(stderr, "marketgate: version takes no arguments\n")
+				return 2
+			}
+			fmt.Fprintln(stdout, version.Get())
+			return 0
+		case "check":
+			return runCheck(args[1:], env, stdout, stderr)
+		}
+	}
+	// Caught from the start, so that a SIGHUP that comes while the node
+	// starts does not end it (the default action); it is handled once the
+	// gateway runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	cfg, err := parseConfig(args, env, stderr)
 	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if errors.Is(err, errVersion) {
+		fmt.Fprintln(stdout, version.Get())
 		return 0
 	}
 	if err != nil {
@@ -40,8 +79,14 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 2
 	}
 	cfg.cmdline = append([]string{os.Args[0]}, redactArgs(args)...)
-	log := cfg.logger(stderr)
+	level := new(slog.LevelVar)
+	level.Set(cfg.logLevel)
+	log := cfg.loggerAt(stderr, level)
+	info := version.Get()
+	log.Info("marketgate", "version", info.Version, "revision", info.Revision, "go", info.GoVersion)
 	log.LogAttrs(context.Background(), slog.LevelInfo, "configuration", cfg.effective...)
+	warnUnknownEnv(log, cfg.unknownEnv)
+	memlimit.Apply(memlimit.Config{Ratio: cfg.memLimitRatio, Logger: log})
 	ctx, stop := drainOnSignal()
 	defer stop()
 	ln, err := net.Listen("tcp", cfg.listen)
@@ -49,7 +94,8 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "marketgate: --listen: %v\n", err)
 		return 1
 	}
-	if err := serve(ctx, cfg, ln, log); err != nil {
+	r := &reloader{args: args, environ: environ, cur: cfg, level: level, log: log}
+	if err := serveReloading(ctx, cfg, ln, log, hup, r); err != nil {
 		log.Error("marketgate stopped", "err", err)
 		return 1
 	}
@@ -97,10 +143,52 @@ func drainOnSignal() (context.Context, func()) {
 	}
 }
 
+// runCheck is "marketgate check [flags]": it parses the configuration as
+// a start would (flags, environment, --config file) and reports, without
+// opening a listener or a connection. It returns 0 when the
+// configuration is valid and 1 when not, with the reason on stderr.
+func runCheck(args []string, env map[string]string, stdout, stderr io.Writer) int {
+	cfg, err := parseConfig(args, env, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if errors.Is(err, errVersion) {
+		fmt.Fprintln(stdout, version.Get())
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "marketgate: %v\n", err)
+		return 1
+	}
+	for _, name := range cfg.unknownEnv {
+		fmt.Fprintf(stderr, "marketgate: warning: %s is not a setting's variable and is ignored\n", name)
+	}
+	from := "flags and environment"
+	if cfg.configFile != "" {
+		from = cfg.configFile + ", " + from
+	}
+	fmt.Fprintf(stdout, "marketgate: configuration OK (%s)\n", from)
+	return 0
+}
+
+// warnUnknownEnv logs the MARKETGATE_* variables no setting reads: a
+// typo (MARKETGATE_MAX_CONN) would otherwise be ignored without a word.
+func warnUnknownEnv(log *slog.Logger, names []string) {
+	if len(names) > 0 {
+		log.Warn("environment variables that are no setting's are ignored (marketgate --help lists the settings)", "vars", strings.Join(names, ","))
+	}
+}
+
 // serve runs the gateway until ctx ends, and it has drained, or until one
 // of its parts fails. The public listener is ln (run opens it from
 // --listen, so a busy port fails at once).
 func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) error {
+	return serveReloading(ctx, cfg, ln, log, nil, nil)
+}
+
+// serveReloading is serve that also reloads the configuration with r at
+// each signal from hup (nil: never), while the gateway runs.
+func serveReloading(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger, hup <-chan os.Signal, r *reloader) error {
 	browsers := cfg.browsers
 	browsers.AllowedOrigins = cfg.allowedOrigins
 	gcfg := gateway.Config{
@@ -152,11 +240,34 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		}
 		gcfg.AdminListener = aln
 	}
+	if cfg.metricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.metricsListen)
+		if err != nil {
+			ln.Close()
+			if gcfg.AdminListener != nil {
+				gcfg.AdminListener.Close()
+			}
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		gcfg.MetricsListener = mln
+	}
 	g, err := gateway.New(gcfg)
 	if err != nil {
 		return err
 	}
-	return g.Run(ctx)
+	if hup == nil || r == nil {
+		return g.Run(ctx)
+	}
+	// The reloader lives as long as the gateway, drain included, so
+	// that a SIGHUP never meets the signal's default action.
+	r.g = g
+	rctx, stopReload := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { r.run(rctx, hup) })
+	err = g.Run(ctx)
+	stopReload()
+	wg.Wait()
+	return err
 }
 
 // redisLog is go-redis's logger as a slog.Logger at warning level.

@@ -561,7 +561,7 @@ func TestConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var usage strings.Builder
-			c, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, &usage)
+			c, err := parseConfig(tc.args, tc.env, &usage)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || strings.Contains(err.Error(), "\n") {
 					t.Fatalf("err = %v; want one line naming %s", err, tc.wantErr)
@@ -580,7 +580,7 @@ func TestConfig(t *testing.T) {
 
 func TestInvalidConfigExitCode(t *testing.T) {
 	var stderr strings.Builder
-	if code := run([]string{"--listen", "nope"}, func(string) string { return "" }, &stderr); code != 2 {
+	if code := run([]string{"--listen", "nope"}, nil, io.Discard, &stderr); code != 2 {
 		t.Fatalf("exit code = %d; want 2", code)
 	}
 	if lines := strings.Count(strings.TrimSpace(stderr.String()), "\n"); lines != 0 || !strings.Contains(stderr.String(), "--listen") {
@@ -597,7 +597,7 @@ func TestMaxConnsAboveDescriptorLimit(t *testing.T) {
 	}
 	var stderr strings.Builder
 	args := []string{"--demo", "--listen", freeAddr(t), "--admin-listen", freeAddr(t), "--max-conns", strconv.FormatUint(lim.Max, 10)}
-	if code := run(args, func(string) string { return "" }, &stderr); code == 0 {
+	if code := run(args, nil, io.Discard, &stderr); code == 0 {
 		t.Fatal("exit code 0; want a refusal")
 	}
 	if !strings.Contains(stderr.String(), "--max-conns") || !strings.Contains(stderr.String(), "descriptor limit") {
@@ -688,7 +688,7 @@ func TestFuturesEndToEnd(t *testing.T) {
 // environment variable and help text.
 func TestUsage(t *testing.T) {
 	var out strings.Builder
-	if _, err := parseConfig([]string{"--help"}, func(string) string { return "" }, &out); !errors.Is(err, flag.ErrHelp) {
+	if _, err := parseConfig([]string{"--help"}, nil, &out); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("parseConfig(--help) = %v; want flag.ErrHelp", err)
 	}
 	help := out.String()
@@ -754,7 +754,7 @@ func TestRedisURLErrorHidesPassword(t *testing.T) {
 			if cluster {
 				args = append(args, "--redis-cluster")
 			}
-			_, err := parseConfig(args, func(string) string { return "" }, io.Discard)
+			_, err := parseConfig(args, nil, io.Discard)
 			if err == nil {
 				if cluster {
 					continue // a valid cluster URL
