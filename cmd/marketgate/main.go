@@ -189,6 +189,28 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 // serveReloading is serve that also reloads the configuration with r at
 // each signal from hup (nil: never), while the gateway runs.
 func serveReloading(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger, hup <-chan os.Signal, r *reloader) error {
+	g, err := newGateway(cfg, ln, log)
+	if err != nil {
+		return err
+	}
+	if hup == nil || r == nil {
+		return g.Run(ctx)
+	}
+	// The reloader lives as long as the gateway, drain included, so
+	// that a SIGHUP never meets the signal's default action.
+	r.g = g
+	rctx, stopReload := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { r.run(rctx, hup) })
+	err = g.Run(ctx)
+	stopReload()
+	wg.Wait()
+	return err
+}
+
+// newGateway builds the gateway of cfg, with ln as its public listener;
+// it opens the other listeners cfg names. On an error it closes them all.
+func newGateway(cfg config, ln net.Listener, log *slog.Logger) (*gateway.Gateway, error) {
 	browsers := cfg.browsers
 	browsers.AllowedOrigins = cfg.allowedOrigins
 	gcfg := gateway.Config{
@@ -228,7 +250,7 @@ func serveReloading(ctx context.Context, cfg config, ln net.Listener, log *slog.
 		opts, copts, err := redisOptions(cfg)
 		if err != nil {
 			ln.Close()
-			return err
+			return nil, err
 		}
 		gcfg.Redis, gcfg.RedisCluster = opts, copts
 	}
@@ -236,7 +258,7 @@ func serveReloading(ctx context.Context, cfg config, ln net.Listener, log *slog.
 		aln, err := net.Listen("tcp", cfg.adminListen)
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("--admin-listen: %w", err)
+			return nil, fmt.Errorf("--admin-listen: %w", err)
 		}
 		gcfg.AdminListener = aln
 	}
@@ -247,27 +269,11 @@ func serveReloading(ctx context.Context, cfg config, ln net.Listener, log *slog.
 			if gcfg.AdminListener != nil {
 				gcfg.AdminListener.Close()
 			}
-			return fmt.Errorf("--metrics-listen: %w", err)
+			return nil, fmt.Errorf("--metrics-listen: %w", err)
 		}
 		gcfg.MetricsListener = mln
 	}
-	g, err := gateway.New(gcfg)
-	if err != nil {
-		return err
-	}
-	if hup == nil || r == nil {
-		return g.Run(ctx)
-	}
-	// The reloader lives as long as the gateway, drain included, so
-	// that a SIGHUP never meets the signal's default action.
-	r.g = g
-	rctx, stopReload := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	wg.Go(func() { r.run(rctx, hup) })
-	err = g.Run(ctx)
-	stopReload()
-	wg.Wait()
-	return err
+	return gateway.New(gcfg)
 }
 
 // redisLog is go-redis's logger as a slog.Logger at warning level.

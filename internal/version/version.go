@@ -6,10 +6,12 @@
 //	info := version.Get()
 //	fmt.Println(info) // marketgate v1.2.0 (revision 3f2c1a9, go1.26.0)
 //
-// A release build may set the version explicitly, for binaries built
-// outside a tagged checkout:
+// A release build may set the version and revision explicitly, for
+// binaries built without VCS stamping (-buildvcs=false, a source archive,
+// a container build without .git):
 //
-//	go build -ldflags "-X github.com/marketgate/marketgate/internal/version.version=v1.2.0" ./cmd/marketgate
+//	go build -ldflags "-X github.com/marketgate/marketgate/internal/version.version=v1.2.0 \
+//	  -X github.com/marketgate/marketgate/internal/version.revision=$(git rev-parse HEAD)" ./cmd/marketgate
 package version
 
 import (
@@ -18,9 +20,10 @@ import (
 	"strings"
 )
 
-// version, when set by the linker (-X), overrides the module version from
-// the build information. It is never written at run time.
-var version string
+// version and revision, when set by the linker (-X), override the module
+// version and the VCS revision of the build information. They are never
+// written at run time.
+var version, revision string
 
 // Unknown stands for a value the build information does not hold: a
 // binary built without module or VCS information (go run, tests, a
@@ -45,7 +48,11 @@ type Info struct {
 // safe for concurrent use.
 func Get() Info {
 	bi, ok := debug.ReadBuildInfo()
-	return FromBuildInfo(bi, ok, version)
+	info := FromBuildInfo(bi, ok, version)
+	if revision != "" {
+		info.Revision = revision
+	}
+	return info
 }
 
 // FromBuildInfo returns the Info of bi (ok as returned by
