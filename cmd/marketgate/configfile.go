@@ -89,6 +89,9 @@ func walkConfig(path string, m *yaml.Node, prefix, keyPrefix string, fs *flag.Fl
 		name := prefix + k.Value
 		if v.Kind == yaml.MappingNode {
 			if !hasFlagPrefix(fs, name+"-") {
+				if fs.Lookup(name) != nil {
+					return fmt.Errorf("%s:%d: %s: want a value, not a mapping", path, v.Line, key)
+				}
 				return unknownKey(path, k.Line, key, name, fs)
 			}
 			if err := walkConfig(path, v, name+"-", key+".", fs, out); err != nil {
@@ -142,7 +145,7 @@ func unknownKey(path string, line int, key, name string, fs *flag.FlagSet) error
 	msg := fmt.Sprintf("%s:%d: unknown key %q: no setting %s (marketgate --help lists them)", path, line, key, name)
 	var near string
 	fs.VisitAll(func(f *flag.Flag) {
-		if near == "" && !slices.Contains(notInFile, f.Name) && (f.Name == strings.ReplaceAll(strings.ToLower(name), "_", "-") || oneEditApart(f.Name, name)) {
+		if near == "" && f.Name != name && !slices.Contains(notInFile, f.Name) && (f.Name == strings.ReplaceAll(strings.ToLower(name), "_", "-") || oneEditApart(f.Name, name)) {
 			near = f.Name
 		}
 	})
