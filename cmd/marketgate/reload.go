@@ -71,11 +71,13 @@ func (r *reloader) reload() (applied, restart []string) {
 		r.log.Info("configuration reloaded: nothing changed")
 		return nil, nil
 	}
-	attrs := []any{"changed", strings.Join(applied, ","), "level", r.level.Level().String()}
-	if slices.Contains(applied, "allowed-origins") {
-		attrs = append(attrs, "allowed_origins", strings.Join(r.cur.allowedOrigins, ","))
+	if len(applied) > 0 {
+		attrs := []any{"changed", strings.Join(applied, ","), "log_level", r.level.Level().String()}
+		if slices.Contains(applied, "allowed-origins") {
+			attrs = append(attrs, "allowed_origins", strings.Join(r.cur.allowedOrigins, ","))
+		}
+		r.log.Info("configuration reloaded", attrs...)
 	}
-	r.log.Info("configuration reloaded", attrs...)
 	if len(restart) > 0 {
 		r.log.Warn("changed settings that take effect only after a restart", "settings", strings.Join(restart, ","))
 	}
