@@ -132,7 +132,7 @@ type Gateway struct {
 	verifier *auth.Verifier
 	// admin is the control listener; nil without Config.AdminListener.
 	admin *admin.Server
-	ready    *readiness
+	ready *readiness
 	// runs are every component's Run, in the order they are started.
 	runs []func(context.Context) error
 
