@@ -24,7 +24,6 @@ import (
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/internal/demand"
 	"github.com/marketgate/marketgate/internal/nodeid"
-	"github.com/marketgate/marketgate/internal/version"
 	"github.com/marketgate/marketgate/market"
 	"github.com/marketgate/marketgate/normalize"
 	"github.com/marketgate/marketgate/telemetry"
@@ -433,12 +432,10 @@ func (g *Gateway) metrics(hubStats func() hub.Stats) http.Handler {
 	for i, b := range g.books {
 		books[i] = b
 	}
-	reg := telemetry.NewRegistry(telemetry.Sources{
+	return telemetry.Handler(telemetry.NewRegistry(telemetry.Sources{
 		Downstream: g.ds, Feeds: telemetry.Feeds(g.feeds), Hub: telemetry.HubFunc(hubStats), Cluster: telemetry.Cluster(g.node),
 		Books: books, Market: marketSource(g.market),
-	})
-	reg.MustRegister(buildInfo(version.Get()))
-	return telemetry.Handler(reg)
+	}))
 }
 
 // Run runs every part of the gateway until ctx ends, then drains, or until

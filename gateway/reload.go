@@ -7,10 +7,6 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/marketgate/marketgate/internal/version"
 )
 
 // The settings a running gateway can change (for a reload on SIGHUP);
@@ -45,19 +41,6 @@ func (g *Gateway) SetMetricsPublic(public bool) {
 	if g.admin != nil {
 		g.admin.SetMetricsPublic(public)
 	}
-}
-
-// buildInfo is the metric marketgate_build_info{version,revision,goversion}
-// 1: which build a node runs, for dashboards and for alerts on a fleet
-// running mixed versions.
-func buildInfo(info version.Info) prometheus.Collector {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name:        "marketgate_build_info",
-		Help:        "Always 1; the labels say which build of marketgate the node runs.",
-		ConstLabels: prometheus.Labels{"version": info.Version, "revision": info.Revision, "goversion": info.GoVersion},
-	})
-	g.Set(1)
-	return g
 }
 
 // metricsOnly serves /metrics and nothing else on its own listener.

@@ -15,6 +15,7 @@ import (
 	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/internal/latency"
+	"github.com/marketgate/marketgate/internal/version"
 	"github.com/marketgate/marketgate/market"
 	"github.com/marketgate/marketgate/upstream"
 )
@@ -107,12 +108,14 @@ func Cluster(n *cluster.Node) ClusterSource {
 }
 
 // NewRegistry returns a registry holding the gateway's metrics (see the
-// package doc), read from src at each scrape, plus the Go runtime and
-// process collectors. Serve it with [Handler].
+// package doc), read from src at each scrape, marketgate_build_info
+// ([BuildInfo] of the running binary), plus the Go runtime and process
+// collectors. Serve it with [Handler].
 func NewRegistry(src Sources) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		NewCollector(src),
+		BuildInfo(version.Get()),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -419,7 +422,7 @@ func Families() []string {
 		NewCollector(Sources{}).Describe(ch)
 		close(ch)
 	}()
-	var out []string
+	out := []string{buildInfoName}
 	for d := range ch {
 		if m := fqName.FindStringSubmatch(d.String()); m != nil {
 			out = append(out, m[1])
