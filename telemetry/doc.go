@@ -105,6 +105,11 @@
 //	marketgate_cluster_internal_errors_total        counter  panics recovered in the cluster's loops
 //	marketgate_cluster_owner{exchange}              gauge    1 while this node holds the exchange's lease
 //
+// Build ([NewRegistry] only, from [BuildInfo]; its labels are the
+// running binary's, one series):
+//
+//	marketgate_build_info{version,revision,goversion} gauge  always 1
+//
 // Runtime: the go_* families of the Go collector (goroutines, GC, memory,
 // scheduler) and the process_* families of the process collector (CPU,
 // resident memory, open descriptors).
