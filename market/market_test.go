@@ -503,3 +503,24 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("Get after the backoff made %d requests; want 1", got-calls)
 	}
 }
+
+// TestSetAllowedOrigins: a reload's origins replace the configured ones,
+// and an empty list allows any origin again.
+func TestSetAllowedOrigins(t *testing.T) {
+	_, base := startSim(t, binancesim.ModeSpot)
+	g := startMarket(t, market.Config{AllowedOrigins: []string{"https://a.example"}}, base, "")
+	allow := func(origin string) string {
+		return do(t, http.MethodGet, g.url+"/binance/api/v3/ping", "Origin", origin).header.Get("Access-Control-Allow-Origin")
+	}
+	g.SetAllowedOrigins([]string{"https://b.example/"})
+	if got := allow("https://a.example"); got != "" {
+		t.Errorf("a after the change: Allow-Origin %q; want none", got)
+	}
+	if got := allow("https://b.example"); got != "https://b.example" {
+		t.Errorf("b after the change: Allow-Origin %q; want it", got)
+	}
+	g.SetAllowedOrigins(nil)
+	if got := allow("https://c.example"); got != "*" {
+		t.Errorf("any after clearing: Allow-Origin %q; want *", got)
+	}
+}
