@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"runtime"
@@ -53,11 +54,14 @@ func TestBinaryReloadMetricsVersion(t *testing.T) {
 	_, simAddr := startSim(t, binancesim.Config{})
 	addr, adm, met := freeAddr(t), freeAddr(t), freeAddr(t)
 	config := func(origin string, maxConns int) string {
-		return fmt.Sprintf("listen: %s\nadmin-listen: %s\nmetrics-listen: %s\nbinance: {url: \"ws://%s\", rest-url: \"http://%s\", futures: {url: \"\"}}\n"+
+		return fmt.Sprintf("listen: %s\nadmin-listen: %s\nmetrics-listen: %s\nbinance: {url: \"ws://%s\", rest-url: \"http://%s\"}\n"+
 			"log-level: info\nallowed-origins: %s\nmax-conns: %d\ndrain-timeout: 5s\n", addr, adm, met, simAddr, simAddr, origin, maxConns)
 	}
 	cfgFile := writeFile(t, "marketgate.yaml", config("https://a.example", 100))
 	cmd := exec.Command(bin, "--config", cfgFile)
+	// D1: an empty variable turns futures off (the file leaves it on);
+	// D10: a misspelt variable is warned about.
+	cmd.Env = append(os.Environ(), "MARKETGATE_BINANCE_FUTURES_URL=", "MARKETGATE_MAX_CONN=5")
 	logs := &syncbuf.Buffer{}
 	cmd.Stderr = io.MultiWriter(t.Output(), logs)
 	if err := cmd.Start(); err != nil {
@@ -70,6 +74,9 @@ func TestBinaryReloadMetricsVersion(t *testing.T) {
 		<-exited
 	})
 	waitReady(t, addr)
+	if out := logs.String(); !strings.Contains(out, "exchanges=1 ") || !regexp.MustCompile(`level=WARN msg="environment variables .*vars=\S*MARKETGATE_MAX_CONN`).MatchString(out) {
+		t.Errorf("start-up log: want exchanges=1 (futures off by the empty variable) and a warning naming MARKETGATE_MAX_CONN")
+	}
 
 	t.Run("metrics listener", func(t *testing.T) {
 		resp, err := http.Get("http://" + met + "/metrics")

@@ -54,7 +54,6 @@ func (r *reloader) reload() (applied, restart []string) {
 		r.log.Error("reload refused: the configuration is invalid; the running one is kept", "err", err)
 		return nil, nil
 	}
-	warnUnknownEnv(r.log, next.unknownEnv)
 	for _, name := range changedSettings(r.cur, next) {
 		if !slices.Contains(liveSettings, name) {
 			restart = append(restart, name)
