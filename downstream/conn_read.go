@@ -203,7 +203,7 @@ func (c *conn) allowCommand() bool {
 		c.cmdWindow, c.cmdCount = sec, 0
 	}
 	c.cmdCount++
-	if c.cmdCount <= c.srv.cfg.MaxCommandsPerSecond {
+	if c.cmdCount <= c.srv.limits.Load().MaxCommandsPerSecond {
 		return true
 	}
 	c.closeWith(ws.StatusPolicyViolation, "too many messages per second")

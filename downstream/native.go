@@ -221,9 +221,9 @@ func (s *Server) checkSubscribe(c *conn, keys []string) *nativeError {
 	if e := c.checkAllowed(keys); e != nil {
 		return e
 	}
-	if n := c.countAfterAdding(keys); n > s.cfg.MaxStreamsPerConn {
+	if n, most := c.countAfterAdding(keys), s.limits.Load().MaxStreamsPerConn; n > most {
 		return &nativeError{Code: CodeTooManyStreams,
-			Msg: fmt.Sprintf("a connection may subscribe at most %d streams (this would make %d)", s.cfg.MaxStreamsPerConn, n)}
+			Msg: fmt.Sprintf("a connection may subscribe at most %d streams (this would make %d)", most, n)}
 	}
 	return nil
 }

@@ -234,15 +234,16 @@ func (s *Server) subscribe(c *conn, keys []string) ([]joined, *nativeError) {
 			freshForIP = append(freshForIP, k)
 		}
 	}
+	lim := s.limits.Load()
 	switch {
-	case len(r.topics)+len(fresh) > s.cfg.MaxStreams:
+	case len(r.topics)+len(fresh) > lim.MaxStreams:
 		s.metrics.refusedStreams.Add(1)
 		return nil, &nativeError{Code: CodeStreamLimit, Streams: clipList(fresh),
-			Msg: fmt.Sprintf("this node carries at most %d distinct streams; try again later", s.cfg.MaxStreams)}
-	case len(used)+len(freshForIP) > s.cfg.MaxStreamsPerIP:
+			Msg: fmt.Sprintf("this node carries at most %d distinct streams; try again later", lim.MaxStreams)}
+	case len(used)+len(freshForIP) > lim.MaxStreamsPerIP:
 		s.metrics.refusedStreams.Add(1)
 		return nil, &nativeError{Code: CodeStreamLimit, Streams: clipList(freshForIP),
-			Msg: fmt.Sprintf("the connections from one address may hold at most %d distinct streams", s.cfg.MaxStreamsPerIP)}
+			Msg: fmt.Sprintf("the connections from one address may hold at most %d distinct streams", lim.MaxStreamsPerIP)}
 	}
 	for i, k := range fresh {
 		if err := s.cfg.Hub.Subscribe(context.Background(), k, s); err != nil {

@@ -252,6 +252,8 @@ type Server struct {
 	// origins are the allowed origins: Config.AllowedOrigins, then
 	// SetAllowedOrigins's.
 	origins atomic.Pointer[[]string]
+	// limits are Config's limits, then SetLimits's.
+	limits atomic.Pointer[Limits]
 
 	pool   *pool
 	poller *poller
@@ -309,6 +311,8 @@ func New(cfg Config) (*Server, error) {
 		catchups: make(chan *catchup, catchupQueue),
 	}
 	s.SetAllowedOrigins(cfg.AllowedOrigins)
+	s.limits.Store(&Limits{MaxConnsPerIP: cfg.MaxConnsPerIP, MaxStreamsPerConn: cfg.MaxStreamsPerConn,
+		MaxStreamsPerIP: cfg.MaxStreamsPerIP, MaxStreams: cfg.MaxStreams, MaxCommandsPerSecond: cfg.MaxCommandsPerSecond})
 	// Each connection has at most one read, one flush and one close task
 	// queued; see pool.
 	s.pool = newPool(3*cfg.MaxConns+64, func(v any, stack []byte) {
@@ -584,9 +588,9 @@ func (s *Server) route(r *http.Request) (route, *httpErr) {
 			valid = append(valid, k)
 		}
 		keys = dedupe(valid)
-		if len(keys) > s.cfg.MaxStreamsPerConn {
+		if most := s.limits.Load().MaxStreamsPerConn; len(keys) > most {
 			return route{}, &httpErr{http.StatusBadRequest,
-				fmt.Sprintf("at most %d streams per connection", s.cfg.MaxStreamsPerConn)}
+				fmt.Sprintf("at most %d streams per connection", most)}
 		}
 		return route{proto: d, combined: combined, initial: keys}, nil
 	}
@@ -601,7 +605,7 @@ func (s *Server) reserveSlot(ip string) string {
 	if s.nconns+int(s.metrics.upgrading.Load()) >= s.cfg.MaxConns {
 		return "max_conns"
 	}
-	if s.perIP[ip] >= s.cfg.MaxConnsPerIP {
+	if s.perIP[ip] >= s.limits.Load().MaxConnsPerIP {
 		return "per_ip"
 	}
 	s.perIP[ip]++
@@ -638,6 +642,36 @@ func (s *Server) forget(c *conn) {
 		}
 	}
 	s.mu.Unlock()
+}
+
+// Limits are the limits of [Config] a running [Server] can change with
+// [Server.SetLimits]; each means what the Config field of the same name
+// does, and must be positive.
+type Limits struct {
+	MaxConnsPerIP        int
+	MaxStreamsPerConn    int
+	MaxStreamsPerIP      int
+	MaxStreams           int
+	MaxCommandsPerSecond int
+}
+
+// Limits returns the limits in force.
+func (s *Server) Limits() Limits { return *s.limits.Load() }
+
+// SetLimits replaces the limits, for a reload. They apply from then on
+// to new handshakes, subscribes and commands; a lower limit closes
+// nothing and takes no stream away (a connection above it can subscribe
+// nothing more until it is below). It refuses a limit that is not
+// positive, changing nothing. Safe for concurrent use.
+func (s *Server) SetLimits(l Limits) error {
+	for name, n := range map[string]int{"MaxConnsPerIP": l.MaxConnsPerIP, "MaxStreamsPerConn": l.MaxStreamsPerConn,
+		"MaxStreamsPerIP": l.MaxStreamsPerIP, "MaxStreams": l.MaxStreams, "MaxCommandsPerSecond": l.MaxCommandsPerSecond} {
+		if n <= 0 {
+			return fmt.Errorf("downstream: limits: %s %d is not positive", name, n)
+		}
+	}
+	s.limits.Store(&l)
+	return nil
 }
 
 // SetAllowedOrigins replaces the browser origins allowed to connect

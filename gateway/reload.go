@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/marketgate/marketgate/downstream"
 )
 
 // The settings a running gateway can change (for a reload on SIGHUP);
@@ -23,6 +25,11 @@ func (g *Gateway) SetAllowedOrigins(origins []string) {
 		g.market.SetAllowedOrigins(origins)
 	}
 }
+
+// SetBrowserLimits replaces the browsers' limits (see
+// downstream.Server.SetLimits): new handshakes, subscribes and commands
+// are held to them; nothing open is closed. Safe for concurrent use.
+func (g *Gateway) SetBrowserLimits(l downstream.Limits) error { return g.ds.SetLimits(l) }
 
 // SetAdminToken replaces the control listener's bearer token
 // (Config.AdminToken; empty: loopback clients only). It refuses a token

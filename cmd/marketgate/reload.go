@@ -11,12 +11,17 @@ import (
 	"strings"
 
 	"github.com/marketgate/marketgate/auth"
+	"github.com/marketgate/marketgate/downstream"
 	"github.com/marketgate/marketgate/gateway"
 )
 
 // liveSettings are the settings a reload applies to the running node;
 // a change of any other needs a restart.
-var liveSettings = []string{"log-level", "allowed-origins", "admin-token", "metrics-public", "auth-hmac-secret", "auth-public-key"}
+var liveSettings = slices.Concat([]string{"log-level", "allowed-origins", "admin-token", "metrics-public", "auth-hmac-secret", "auth-public-key"}, limitSettings)
+
+// limitSettings are the browsers' limits a reload applies
+// (downstream.Limits).
+var limitSettings = []string{"max-conns-per-ip", "max-streams-per-conn", "max-streams-per-ip", "max-streams-per-node", "max-commands-per-second"}
 
 // reloader applies the configuration again on SIGHUP: the same command
 // line, the environment and the --config file read anew. What can change
@@ -101,6 +106,18 @@ func (r *reloader) apply(name string, next config) error {
 	case "metrics-public":
 		r.g.SetMetricsPublic(next.metricsPublic)
 		r.cur.metricsPublic = next.metricsPublic
+	case "max-conns-per-ip", "max-streams-per-conn", "max-streams-per-ip", "max-streams-per-node", "max-commands-per-second":
+		b := next.browsers
+		if err := r.g.SetBrowserLimits(downstream.Limits{MaxConnsPerIP: b.MaxConnsPerIP, MaxStreamsPerConn: b.MaxStreamsPerConn,
+			MaxStreamsPerIP: b.MaxStreamsPerIP, MaxStreams: b.MaxStreams, MaxCommandsPerSecond: b.MaxCommandsPerSecond}); err != nil {
+			return err
+		}
+		// All five are set at once: record them all.
+		r.cur.browsers.MaxConnsPerIP, r.cur.browsers.MaxStreamsPerConn, r.cur.browsers.MaxStreamsPerIP = b.MaxConnsPerIP, b.MaxStreamsPerConn, b.MaxStreamsPerIP
+		r.cur.browsers.MaxStreams, r.cur.browsers.MaxCommandsPerSecond = b.MaxStreams, b.MaxCommandsPerSecond
+		for _, n := range limitSettings {
+			r.cur.values[n] = next.values[n]
+		}
 	case "auth-hmac-secret", "auth-public-key":
 		v := r.g.Verifier()
 		if v == nil || next.auth == nil {

@@ -33,11 +33,20 @@ func hexSecret(t *testing.T) *authtest.Key {
 	return &authtest.Key{Alg: auth.AlgHS256, Secret: []byte(hex.EncodeToString(b))}
 }
 
-// handshakeStatus opens a WebSocket handshake to the gateway at addr with
-// the Origin origin and returns the HTTP status: 101 when accepted.
-func handshakeStatus(t *testing.T, addr, origin string) int {
+// elevenStreams are 11 Binance streams of one symbol, for a combined
+// stream URL.
+const elevenStreams = "btcusdt@trade/btcusdt@aggTrade/btcusdt@bookTicker/btcusdt@ticker/btcusdt@miniTicker/btcusdt@depth/" +
+	"btcusdt@depth5/btcusdt@depth10/btcusdt@depth20/btcusdt@kline_1m/btcusdt@kline_5m"
+
+// handshakeStatus opens a WebSocket handshake to the gateway at target,
+// host:port (then /ws) or host:port/path, with the Origin origin and
+// returns the HTTP status: 101 when accepted.
+func handshakeStatus(t *testing.T, target, origin string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/ws", nil)
+	if !strings.Contains(target, "/") {
+		target += "/ws"
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+target, nil)
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "websocket")
 	req.Header.Set("Sec-WebSocket-Version", "13")
@@ -78,7 +87,7 @@ func TestReload(t *testing.T) {
 	keyFile := writeFile(t, "hmac.key", string(key1.Secret)+"\n")
 	addr, adm := freeAddr(t), freeAddr(t)
 	const token = "reload-t0ken-0123456789"
-	config := func(level, origin, adminToken string, maxConns int) string {
+	config := func(level, origin, adminToken string, maxConns, streamsPerConn int) string {
 		s := fmt.Sprintf(`
 listen: %s
 admin-listen: %s
@@ -91,13 +100,14 @@ log-level: %s
 allowed-origins: [%s]
 auth-hmac-secret: "@%s"
 max-conns: %d
-`, addr, adm, simAddr, simAddr, level, origin, keyFile, maxConns)
+max-streams-per-conn: %d
+`, addr, adm, simAddr, simAddr, level, origin, keyFile, maxConns, streamsPerConn)
 		if adminToken != "" {
 			s += "admin-token: " + adminToken + "\n"
 		}
 		return s
 	}
-	cfgFile := writeFile(t, "marketgate.yaml", config("info", "https://a.example", "", 100))
+	cfgFile := writeFile(t, "marketgate.yaml", config("info", "https://a.example", "", 100, 1024))
 	args := []string{"--config", cfgFile}
 	env := map[string]string{}
 	cfg, err := parseConfig(args, env, nil)
@@ -143,13 +153,16 @@ max-conns: %d
 	if got := adminStatus(t, adm, "/api/v1/ready", ""); got != http.StatusOK {
 		t.Fatalf("control API without a token before the reload: %d; want 200", got)
 	}
+	if got := handshakeStatus(t, addr+"/binance/stream?streams="+elevenStreams, "https://a.example"); got != http.StatusSwitchingProtocols {
+		t.Fatalf("11 streams in the URL before the reload: %d; want 101", got)
+	}
 
 	// Reload: every live setting changes, and max-conns, which needs a
 	// restart.
-	writeFile2(t, cfgFile, config("debug", "https://b.example", token, 200))
+	writeFile2(t, cfgFile, config("debug", "https://b.example", token, 200, 10))
 	writeFile2(t, keyFile, string(key2.Secret)+"\n") // same @FILE, new key
 	applied, restart := r.reload()
-	if want := []string{"admin-token", "allowed-origins", "auth-hmac-secret", "log-level"}; !slices.Equal(applied, want) {
+	if want := []string{"admin-token", "allowed-origins", "auth-hmac-secret", "log-level", "max-streams-per-conn"}; !slices.Equal(applied, want) {
 		t.Errorf("applied %q; want %q", applied, want)
 	}
 	if want := []string{"max-conns"}; !slices.Equal(restart, want) {
@@ -163,6 +176,9 @@ max-conns: %d
 	}
 	if got := handshakeStatus(t, addr, "https://a.example"); got != http.StatusForbidden {
 		t.Errorf("origin a after the reload: status %d; want 403", got)
+	}
+	if got := handshakeStatus(t, addr+"/binance/stream?streams="+elevenStreams, "https://b.example"); got != http.StatusBadRequest {
+		t.Errorf("11 streams in the URL after --max-streams-per-conn 10: %d; want 400", got)
 	}
 	if verifies(key1) || !verifies(key2) {
 		t.Error("after the reload: want key 2 to verify, key 1 not")
@@ -179,7 +195,7 @@ max-conns: %d
 	}
 
 	// An invalid file changes nothing.
-	writeFile2(t, cfgFile, config("warn", "https://c.example", token, -1))
+	writeFile2(t, cfgFile, config("warn", "https://c.example", token, -1, 10))
 	if applied, restart := r.reload(); applied != nil || restart != nil {
 		t.Errorf("invalid file: applied %q, restart %q; want nothing", applied, restart)
 	}
@@ -195,7 +211,7 @@ max-conns: %d
 
 	// The same file again: nothing applied; the restart still pending
 	// is named again.
-	writeFile2(t, cfgFile, config("debug", "https://b.example", token, 200))
+	writeFile2(t, cfgFile, config("debug", "https://b.example", token, 200, 10))
 	if applied, restart := r.reload(); applied != nil || !slices.Equal(restart, []string{"max-conns"}) {
 		t.Errorf("unchanged file: applied %q, restart %q; want nothing, max-conns", applied, restart)
 	}
