@@ -40,9 +40,13 @@ type Limit struct {
 // CgroupLimit returns the memory limit of the process's cgroup, read
 // from fsys, a view of the root file system (os.DirFS("/")): its
 // proc/self/cgroup says which cgroup, and sys/fs/cgroup holds the
-// limits. A process without a limit gets a zero Limit and no error.
+// limits. A process without a limit, or on a system without cgroups,
+// gets a zero Limit and no error.
 func CgroupLimit(fsys fs.FS) (Limit, error) {
 	self, err := fs.ReadFile(fsys, "proc/self/cgroup")
+	if errors.Is(err, fs.ErrNotExist) {
+		return Limit{}, nil // not Linux, or no cgroups: no limit to follow
+	}
 	if err != nil {
 		return Limit{}, fmt.Errorf("memlimit: %w", err)
 	}

@@ -64,7 +64,8 @@ func TestCgroupLimit(t *testing.T) {
 			"proc/self/cgroup":         "0::/\n",
 			"sys/fs/cgroup/memory.max": "lots\n",
 		}, Limit{}, `"lots" is not a number of bytes`},
-		{"no /proc", map[string]string{}, Limit{}, "proc/self/cgroup"},
+		{"no cgroups (not Linux)", map[string]string{}, Limit{}, ""},
+		{"unreadable limit", map[string]string{"proc/self/cgroup": "0::/\n", "sys/fs/cgroup/memory.max/x": ""}, Limit{}, "memory.max"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
