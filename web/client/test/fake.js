@@ -66,15 +66,47 @@ export function lastSocket() {
 }
 
 /**
- * setup mocks setTimeout, setInterval and performance.now for test t and
- * resets the sockets; advance(ms) then moves time in small steps, letting
- * promises settle between them.
+ * setup fakes setTimeout, setInterval, their clears and performance.now
+ * for test t (restored when it ends) and resets the sockets; advance(ms)
+ * then moves time in small steps, running the timers due and letting
+ * promises settle between them. It is written here rather than taken from
+ * node:test's MockTimers so the tests run on every Node the package
+ * supports.
  */
 export function setup(t) {
   FakeSocket.made = [];
-  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval'] });
   let now = 1000;
+  let nextId = 1;
+  const timers = new Map(); // id -> {at, fn, every}
+  const saved = {
+    setTimeout: globalThis.setTimeout, clearTimeout: globalThis.clearTimeout,
+    setInterval: globalThis.setInterval, clearInterval: globalThis.clearInterval,
+  };
+  const add = (fn, ms, every) => {
+    const id = nextId++;
+    const wait = Math.max(0, Number(ms) || 0);
+    timers.set(id, { at: now + wait, fn, every: every ? Math.max(1, wait) : 0 });
+    return id;
+  };
+  const clear = (id) => { timers.delete(id); };
+  globalThis.setTimeout = (fn, ms) => add(fn, ms, false);
+  globalThis.setInterval = (fn, ms) => add(fn, ms, true);
+  globalThis.clearTimeout = clear;
+  globalThis.clearInterval = clear;
   t.mock.method(performance, 'now', () => now);
+  t.after(() => Object.assign(globalThis, saved));
+  // run calls the timers due by now, earliest first.
+  const run = () => {
+    for (;;) {
+      let due = null;
+      for (const [id, tm] of timers) if (tm.at <= now && (!due || tm.at < due[1].at)) due = [id, tm];
+      if (!due) return;
+      const [id, tm] = due;
+      if (tm.every) tm.at += tm.every;
+      else timers.delete(id);
+      tm.fn();
+    }
+  };
   const settle = () => new Promise((resolve) => setImmediate(resolve));
   return {
     settle,
@@ -84,7 +116,7 @@ export function setup(t) {
         const d = Math.min(step, ms);
         now += d;
         ms -= d;
-        t.mock.timers.tick(d);
+        run();
         await settle();
       }
     },
