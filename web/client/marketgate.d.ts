@@ -205,8 +205,24 @@ export interface ConnectOptions {
   getToken?: () => string | null | Promise<string | null>;
   /** How long before a token expires it is refreshed, in ms; at most half the token's life. Default 30000. */
   tokenRefreshLead?: number;
-  /** WebSocket constructor to use instead of globalThis.WebSocket (tests). */
-  WebSocket?: new (url: string) => WebSocket;
+  /**
+   * WebSocket constructor to use instead of globalThis.WebSocket: on Node
+   * 20 (which has none), e.g. the ws package's; in tests, a fake.
+   */
+  WebSocket?: new (url: string) => WebSocketLike;
+}
+
+/**
+ * The part of a WebSocket the client uses: the browser's, Node 22's and
+ * the ws package's all have it.
+ */
+export interface WebSocketLike {
+  onopen: ((ev: any) => any) | null;
+  onmessage: ((ev: any) => any) | null;
+  onclose: ((ev: any) => any) | null;
+  onerror: ((ev: any) => any) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
 }
 
 /** A token the gateway accepted (getToken). */

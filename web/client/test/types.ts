@@ -94,6 +94,15 @@ norm.subscribe(['binance:btcusdt@trade'], (t) => { const side: 'buy' | 'sell' = 
 // @ts-expect-error orderBook needs the raw format
 norm.orderBook('binance:btcusdt@book');
 
+// The browser's WebSocket, and any class shaped like it, will do.
+connect('ws://127.0.0.1:8080/ws', { WebSocket: globalThis.WebSocket });
+class Fake {
+  onopen = null; onmessage = null; onclose = null; onerror = null;
+  send(_data: string) {}
+  close() {}
+}
+connect('ws://127.0.0.1:8080/ws', { WebSocket: Fake });
+
 // Error codes are a union, open to new ones.
 mg.on('error', (e: GatewayError) => {
   if (e.code === 'invalid_stream') void e.streams;
