@@ -31,6 +31,10 @@ need nginx nginx
 need haproxy haproxy
 # The browser tests drive headless Chromium (chromedp).
 need chromium chromium
+# The JS client's package test (web/client_test.go) runs its unit tests
+# under Node, npm pack and tsc (TypeScript from the npm registry, cached).
+need nodejs node
+need npm npm
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then

@@ -22,12 +22,14 @@ import (
 var static embed.FS
 
 // clientJS is the browser client of the native protocol, served at
-// /marketgate.js as an ES module; clientDTS declares its API.
+// /marketgate.js as an ES module; clientDTS declares its API. Both are
+// the files of the npm package in client/ (@marketgate/client), so a
+// page importing from the gateway and a bundled app run the same code.
 //
-//go:embed marketgate.js
+//go:embed client/marketgate.js
 var clientJS []byte
 
-//go:embed marketgate.d.ts
+//go:embed client/marketgate.d.ts
 var clientDTS []byte
 
 // Config configures a [Server]. Zero fields take the documented defaults.
