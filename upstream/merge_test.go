@@ -1,6 +1,8 @@
 package upstream_test
 
 import (
+	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"testing"
@@ -122,6 +124,64 @@ func TestMergerOrders(t *testing.T) {
 			}
 			if st := m.Stats(); st.Duplicates != tc.dups || st.Forced != tc.forced || st.Merged != int64(len(tc.want)) {
 				t.Errorf("stats %+v; want %d merged, %d duplicates, %d forced", st, len(tc.want), tc.dups, tc.forced)
+			}
+		})
+	}
+}
+
+// benchLinearTrade is a Bybit linear trade push (one trade), whose UUID
+// has no order: the merger tells copies apart by a hash of the bytes.
+const benchLinearTrade = `{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1672304486868,"data":[{"T":1672304486865,"s":"BTCUSDT","S":"Buy","v":"0.001","p":"16578.50","L":"PlusTick","i":"20f43950-d8dd-5b31-9112-a178eb6023af","BT":false,"seq":1783284617}]}`
+
+// BenchmarkMerge measures what de-duplication costs per event on top of
+// routing it once per lane (BenchmarkRoute): every op offers one new
+// event from lane 0 and its copy from lane 1, as two lanes in line do.
+// "direct" is the same Publish without a merger (Redundancy 1).
+func BenchmarkMerge(b *testing.B) {
+	for _, tc := range []struct {
+		name, stream string
+		d            Dialect
+		data         string
+	}{
+		{"trade-ids", "binance:btcusdt@trade", binance.Spot, benchTrade},
+		{"linear-trade-hash", "bybit-linear:publicTrade.BTCUSDT", bybit.Linear, benchLinearTrade},
+	} {
+		same := tc.d == Dialect(bybit.Linear)
+		event := func(data []byte, id int64) hub.Message {
+			msg := hub.Message{Stream: tc.stream, Data: data}
+			if same {
+				binary.LittleEndian.PutUint64(data[len(data)-12:], uint64(id)) // a new event, new bytes
+			} else {
+				msg.ID = hub.EventID{Hi: id, Prev: id - 1}
+			}
+			return msg
+		}
+		b.Run(tc.name+"/direct", func(b *testing.B) {
+			pub := &countPublisher{}
+			data := []byte(tc.data)
+			ctx := context.Background()
+			var id int64
+			b.ReportAllocs()
+			for b.Loop() {
+				id++
+				pub.Publish(ctx, event(data, id))
+			}
+		})
+		b.Run(tc.name+"/lanes=2", func(b *testing.B) {
+			pub := &countPublisher{}
+			m := NewTestMerger(b, tc.d, pub, 2, 0)
+			data := []byte(tc.data)
+			ctx := context.Background()
+			var id int64
+			b.ReportAllocs()
+			for b.Loop() {
+				id++
+				msg := event(data, id)
+				m.Offer(ctx, 0, msg)
+				m.Offer(ctx, 1, msg)
+			}
+			if st := m.Stats(); st.Merged != id || st.Duplicates != id {
+				b.Fatalf("stats %+v after %d events; want each merged once and dropped once", st, id)
 			}
 		})
 	}
