@@ -92,11 +92,11 @@ type Status struct {
 	InternalErrors int64 `json:"internal_errors"`
 	// Redundancy is the number of lanes carrying each stream (1 without
 	// redundancy), and LanesUp how many of them have every connection up.
-	Redundancy int `json:"redundancy"`
-	LanesUp    int `json:"lanes_up"`
-	// Dedup is what the merging of the lanes counted (zero without
-	// redundancy).
-	Dedup RedundancyStats `json:"dedup"`
+	Redundancy int `json:"redundancy,omitempty"`
+	LanesUp    int `json:"lanes_up,omitempty"`
+	// Dedup is what the merging of the lanes counted; absent without
+	// redundancy.
+	Dedup RedundancyStats `json:"dedup,omitzero"`
 	// RequestLatency is the time from sending each SUBSCRIBE or
 	// UNSUBSCRIBE to its reply; requests that time out are not in it.
 	RequestLatency latency.Snapshot `json:"-"`
@@ -105,8 +105,8 @@ type Status struct {
 // ShardStatus describes one shard: a connection slot of an endpoint.
 type ShardStatus struct {
 	// Lane is the lane of a redundant feed the shard belongs to (0 to
-	// Redundancy−1); each lane has its own shards.
-	Lane int `json:"lane"`
+	// Redundancy−1); each lane has its own shards. Absent for lane 0.
+	Lane int `json:"lane,omitempty"`
 	// Endpoint is the path of the endpoint, e.g. "/stream".
 	Endpoint string `json:"endpoint"`
 	// Shard numbers the endpoint's shards from 0, in creation order.
