@@ -136,7 +136,8 @@ type FailedStream struct {
 }
 
 // Status returns a snapshot of the feed's state. A redundant feed's
-// counts of connections, streams and shards cover every lane.
+// counts of connections, streams, shards, messages and closes cover every
+// lane; its desired and failed streams and its state are lane 0's.
 func (f *Feed) Status() Status {
 	st := f.laneStatus()
 	st.Redundancy = 1 + len(f.lanes)
@@ -161,8 +162,27 @@ func (f *Feed) Status() Status {
 		st.Malformed += ls.Malformed
 		st.InternalErrors += ls.InternalErrors
 		st.Shards = append(st.Shards, ls.Shards...)
+		st.MessagesIn = addCounts(st.MessagesIn, ls.MessagesIn)
+		st.BytesIn = addCounts(st.BytesIn, ls.BytesIn)
+		for code, n := range ls.Closes {
+			if st.Closes == nil {
+				st.Closes = make(map[int]int)
+			}
+			st.Closes[code] += n
+		}
 	}
 	return st
+}
+
+// addCounts adds the counts of b to a, which it returns.
+func addCounts(a, b map[string]int64) map[string]int64 {
+	if a == nil && len(b) > 0 {
+		a = make(map[string]int64, len(b))
+	}
+	for k, n := range b {
+		a[k] += n
+	}
+	return a
 }
 
 // laneStatus returns the status of one lane of the feed.
