@@ -466,8 +466,23 @@ func (f *Feed) forLanes(fn func(*Feed)) {
 
 // Ready returns nil once the symbol list is loaded and the first
 // connection of every endpoint is up, else an error wrapping
-// [ErrNotReady] that says why.
+// [ErrNotReady] that says why. A redundant feed is ready when any of its
+// lanes is.
 func (f *Feed) Ready() error {
+	err := f.laneReady()
+	for _, l := range f.lanes {
+		if err == nil {
+			break
+		}
+		if l.laneReady() == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// laneReady is Ready of one lane.
+func (f *Feed) laneReady() error {
 	if _, loaded := f.symbols.has(""); !loaded {
 		return fmt.Errorf("%w: %s symbol list not loaded", ErrNotReady, f.name)
 	}

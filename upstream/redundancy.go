@@ -85,8 +85,8 @@ type mergeStream struct {
 	gapNext  bool
 	last     hub.EventID
 	hasLast  bool
-	lastTime int64 // the newest event time published
-	ring     sameRing
+	lastTime int64               // the newest event time published
+	ring     *sameRing           // OrderSame only
 	inLine   [MaxRedundancy]bool // lanes whose events are known to follow the published ones
 	primary  int                 // OrderNone without event times: the lane taken
 	lastAt   time.Time           // when a lane in line last published
@@ -147,6 +147,9 @@ func (m *merger) stream(key string) *mergeStream {
 	ms := &mergeStream{order: OrderNone, gapNext: m.forgot}
 	if s, err := m.d.ParseStream(strings.TrimPrefix(key, m.prefix)); err == nil {
 		ms.order = s.Order()
+	}
+	if ms.order == OrderSame {
+		ms.ring = new(sameRing)
 	}
 	m.streams[key] = ms
 	return ms

@@ -1,6 +1,7 @@
 package upstream_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
 	"github.com/marketgate/marketgate/internal/waitfor"
+	"github.com/marketgate/marketgate/upstream/binance"
 )
 
 // redundancySymbols and redundancyNames are the streams of the
@@ -101,6 +103,9 @@ func TestRedundancyRandomDrops(t *testing.T) {
 	if v := sim.Violations(); v != 0 {
 		t.Errorf("simulator counted %d violations; want 0", v)
 	}
+	if acc := sim.Accepted(); acc > drops+2 {
+		t.Errorf("simulator accepted %d connections for %d drops; want one per lane and one per drop", acc, drops)
+	}
 	st := b.Status()
 	t.Logf("drops %d, connections accepted %d, dedup %+v, reconnects %d", drops, sim.Accepted(), st.Dedup, st.Reconnects)
 	if st.Redundancy != 2 || st.Dedup.Duplicates == 0 || st.Dedup.Merged == 0 {
@@ -152,5 +157,43 @@ func TestRedundancyOneLosesOnDrop(t *testing.T) {
 	}
 	if st := b.Status(); st.Redundancy != 1 || st.Dedup != (RedundancyStats{}) {
 		t.Errorf("status redundancy %d, dedup %+v; want 1 and nothing merged", st.Redundancy, st.Dedup)
+	}
+}
+
+// TestRedundancyLimits: the lanes share the feed's connections per
+// endpoint (each gets MaxShards/N) and its connection-attempt budget, so
+// redundancy carries fewer streams instead of opening more connections.
+func TestRedundancyLimits(t *testing.T) {
+	rec := newRecorder()
+	f, err := New(Config{Dialect: binance.Spot, URL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1", Publisher: rec,
+		Redundancy: 2, MaxShards: 2, MaxStreams: 1, Lazy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Subscribe([]string{"btcusdt@trade", "ethusdt@trade"})
+	st := f.Status()
+	lanes := map[int]int{}
+	for _, sh := range st.Shards {
+		lanes[sh.Lane]++
+	}
+	if len(st.Shards) != 2 || lanes[0] != 1 || lanes[1] != 1 {
+		t.Errorf("shards %+v; want one per lane (MaxShards 2 over 2 lanes)", st.Shards)
+	}
+	if len(st.Failed) != 1 || st.Redundancy != 2 {
+		t.Errorf("failed %+v, redundancy %d; want the second stream over the limit of one stream per lane, 2", st.Failed, st.Redundancy)
+	}
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Redundancy: MaxRedundancy + 1}, "Redundancy"},
+		{Config{Redundancy: -1}, "Redundancy"},
+		{Config{Redundancy: 3, MaxShards: 2}, "Redundancy"},
+	} {
+		tc.cfg.Dialect, tc.cfg.Publisher = binance.Spot, rec
+		err := CheckConfig(tc.cfg)
+		if ce, ok := errors.AsType[*ConfigError](err); !ok || ce.Field != tc.want {
+			t.Errorf("CheckConfig(Redundancy %d, MaxShards %d) = %v; want a ConfigError of %s", tc.cfg.Redundancy, tc.cfg.MaxShards, err, tc.want)
+		}
 	}
 }
