@@ -39,6 +39,11 @@ case $version in
 esac
 mkdir -p "$dist"
 dist=$(cd "$dist" && pwd)
+# Go finds git only through a .git folder: in a git worktree (.git is a
+# file) or a source tree without git it records no revision.
+if [ ! -d .git ]; then
+	echo "release: warning: $root/.git is not a folder (a git worktree, or no git): the binaries will carry no vcs.revision; release from a clone" >&2
+fi
 
 archives=()
 for arch in $arches; do
