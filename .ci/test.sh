@@ -31,6 +31,32 @@ need nginx nginx
 need haproxy haproxy
 # The browser tests drive headless Chromium (chromedp).
 need chromium chromium
+# The JS client's package test (web/client_test.go) runs its unit tests
+# under Node, npm pack and tsc (TypeScript from the npm registry, cached).
+need nodejs node
+need npm npm
+# promtool checks deploy/prometheus (rules, scrape config) and the Grafana
+# dashboard's queries. It comes from Debian's prometheus package, unpacked
+# into a cache folder rather than installed, so that no Prometheus service
+# is set up or started; deploy's tests look there too.
+if ! command -v promtool >/dev/null 2>&1; then
+	tools=${XDG_CACHE_HOME:-$HOME/.cache}/marketgate/prometheus
+	if [ ! -x "$tools/usr/bin/promtool" ]; then
+		echo "test: unpacking promtool from Debian's prometheus package into $tools" >&2
+		deb=$(mktemp -d)
+		if ! (cd "$deb" && apt-get download prometheus >/dev/null 2>&1); then
+			[ "$(id -u)" -eq 0 ] && apt-get update -qq
+			(cd "$deb" && apt-get download prometheus >/dev/null) || {
+				echo "test: promtool missing; install the prometheus package (e.g. sudo apt-get install -y prometheus) and run again" >&2
+				exit 1
+			}
+		fi
+		mkdir -p "$tools"
+		dpkg-deb -x "$deb"/prometheus_*.deb "$tools"
+		rm -rf "$deb"
+	fi
+	export PATH=$tools/usr/bin:$PATH
+fi
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then

@@ -49,7 +49,9 @@ type Backend interface {
 	// DisconnectUser closes every client connection of user (the sub of
 	// their tokens) on this node, as Disconnect closes one, and returns
 	// how many (as [downstream.Server.DisconnectUser]).
-	DisconnectUser(ctx context.Context, user string) (int, error)
+	// In a cluster it also tells the other nodes to do so and returns
+	// how many were told; 0 on a single node.
+	DisconnectUser(ctx context.Context, user string) (disconnected int, otherNodes int64, err error)
 }
 
 // StreamInfo describes one stream of this node.
@@ -100,7 +102,8 @@ type (
 	}
 	userDisconnected struct {
 		User         string `json:"user"`
-		Disconnected int    `json:"disconnected"`
+		Disconnected int    `json:"disconnected"` // on this node
+		OtherNodes   int64  `json:"other_nodes"`  // told to do the same
 	}
 	disconnected struct {
 		ID           uint64 `json:"id"`
@@ -280,13 +283,13 @@ func (s *Server) disconnectUser(c echo.Context) error {
 	if user == "" {
 		return echo.NewHTTPError(http.StatusBadRequest, "user must not be empty")
 	}
-	n, err := s.cfg.Backend.DisconnectUser(c.Request().Context(), user)
+	n, nodes, err := s.cfg.Backend.DisconnectUser(c.Request().Context(), user)
 	if err != nil {
-		return s.backendError("disconnect user", err)
+		return s.backendError(fmt.Sprintf("disconnect user (%d connections closed on this node)", n), err)
 	}
 	// The user id is not logged: only how many connections went.
-	s.cfg.Logger.Info("user's clients disconnected", "clients", n, "remote", c.Request().RemoteAddr)
-	return c.JSON(http.StatusOK, userDisconnected{User: user, Disconnected: n})
+	s.cfg.Logger.Info("user's clients disconnected", "clients", n, "other_nodes", nodes, "remote", c.Request().RemoteAddr)
+	return c.JSON(http.StatusOK, userDisconnected{User: user, Disconnected: n, OtherNodes: nodes})
 }
 
 // nonNil returns s, or an empty slice for nil: JSON lists are [], not null.

@@ -318,9 +318,9 @@ func TestDisconnectUserEndpoint(t *testing.T) {
 		wantBody string
 		left     int
 	}{
-		{"/api/v1/users/alice", 200, `{"user":"alice","disconnected":2}`, 1},
-		{"/api/v1/users/bob", 200, `{"user":"bob","disconnected":0}`, 3},
-		{"/api/v1/users/ali%63e", 200, `{"user":"alice","disconnected":2}`, 1},
+		{"/api/v1/users/alice", 200, `{"user":"alice","disconnected":2,"other_nodes":0}`, 1},
+		{"/api/v1/users/bob", 200, `{"user":"bob","disconnected":0,"other_nodes":0}`, 3},
+		{"/api/v1/users/ali%63e", 200, `{"user":"alice","disconnected":2,"other_nodes":0}`, 1},
 		{"/api/v1/users/", 404, "", 3},
 	} {
 		t.Run(tc.target, func(t *testing.T) {

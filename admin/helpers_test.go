@@ -180,15 +180,15 @@ func (b *fakeBackend) Disconnect(ctx context.Context, id uint64) (bool, error) {
 	return true, nil
 }
 
-func (b *fakeBackend) DisconnectUser(ctx context.Context, user string) (int, error) {
+func (b *fakeBackend) DisconnectUser(ctx context.Context, user string) (int, int64, error) {
 	if err := b.err("disconnect user"); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := len(b.clients)
 	b.clients = slices.DeleteFunc(b.clients, func(c downstream.ClientInfo) bool { return c.User == user })
-	return n - len(b.clients), nil
+	return n - len(b.clients), 0, nil
 }
 
 var _ Backend = (*fakeBackend)(nil)

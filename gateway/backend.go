@@ -96,8 +96,12 @@ func (g *Gateway) Disconnect(_ context.Context, id uint64) (bool, error) {
 	return g.ds.Disconnect(id, ""), nil
 }
 
-// DisconnectUser closes every browser connection of user on this node
-// with close code 1008 (admin.Backend).
-func (g *Gateway) DisconnectUser(_ context.Context, user string) (int, error) {
-	return g.ds.DisconnectUser(user, ""), nil
+// DisconnectUser closes every browser connection of user with close code
+// 1008: on this node, and in a cluster on every node through Redis
+// (admin.Backend).
+func (g *Gateway) DisconnectUser(ctx context.Context, user string) (int, int64, error) {
+	if g.kicks == nil {
+		return g.ds.DisconnectUser(user, ""), 0, nil
+	}
+	return g.kicks.Kick(ctx, user)
 }

@@ -131,6 +131,9 @@ type Gateway struct {
 	verifier *auth.Verifier
 	// admin is the control listener; nil without Config.AdminListener.
 	admin *admin.Server
+	// kicks ends a user's connections on every node; nil on a single
+	// node.
+	kicks *auth.Kicks
 	ready *readiness
 	// runs are every component's Run, in the order they are started.
 	runs []func(context.Context) error
@@ -365,6 +368,16 @@ func New(cfg Config) (g *Gateway, err error) {
 	}
 	if limiter != nil {
 		g.runs = append(g.runs, limiter.Run)
+	}
+	if g.rdb != nil {
+		g.kicks, err = auth.NewKicks(auth.KicksConfig{
+			Client: g.rdb, NodeID: g.nodeID, Logger: log.With("component", "auth"),
+			Apply: func(user string) int { return g.ds.DisconnectUser(user, "") },
+		})
+		if err != nil {
+			return nil, err
+		}
+		g.runs = append(g.runs, g.kicks.Run)
 	}
 	g.ds, err = downstream.New(dcfg)
 	if err != nil {

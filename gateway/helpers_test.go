@@ -30,13 +30,15 @@ func listen(t testing.TB) net.Listener {
 	return ln
 }
 
-// startGateway runs a gateway of node "test" carrying Binance spot from
+// startGateway runs a gateway of node cfg.NodeID (default "test") carrying Binance spot from
 // the simulator at simAddr, with cfg's other settings, and returns its
 // public address once it is ready.
 func startGateway(t testing.TB, simAddr string, cfg Config) string {
 	t.Helper()
 	cfg.Listener = listen(t)
-	cfg.NodeID = "test"
+	if cfg.NodeID == "" {
+		cfg.NodeID = "test"
+	}
 	spot := cfg.Exchanges["binance"]
 	spot.URL, spot.RESTURL = "ws://"+simAddr, "http://"+simAddr
 	cfg.Exchanges = map[string]upstream.Config{"binance": spot}

@@ -87,6 +87,11 @@
 //	marketgate_upstream_malformed_messages_total{exchange} counter messages that could not be parsed; dropped
 //	marketgate_upstream_internal_errors_total{exchange}    counter panics recovered in the feed (a bug); the
 //	                                                         connection ended and was made again
+//	marketgate_upstream_lanes{exchange}             gauge    connections carrying each stream (--<exchange>-redundancy)
+//	marketgate_upstream_lanes_up{exchange}          gauge    lanes whose every connection is up
+//	marketgate_upstream_events_merged_total{exchange}      counter events a redundant feed published once
+//	marketgate_upstream_duplicates_dropped_total{exchange} counter lanes' events dropped: another lane's copy published
+//	marketgate_upstream_lane_joins_forced_total{exchange}  counter lanes taken without proof of continuity
 //
 // Hub (package hub; with the in-process hub the error counters stay 0):
 //

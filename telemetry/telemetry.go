@@ -157,6 +157,8 @@ type collector struct {
 	upFailed, upReconnects, upRotations    *prometheus.Desc
 	upOverflows, upRejected, upRequestTime *prometheus.Desc
 	upMalformed, upInternalErrors          *prometheus.Desc
+	upLanes, upLanesUp, upMerged, upDups   *prometheus.Desc
+	upForced                               *prometheus.Desc
 
 	hubPublished, hubPublishErrors, hubReceived, hubDecodeErrors, hubSubscribeErrors *prometheus.Desc
 	hubDropped                                                                       *prometheus.Desc
@@ -211,6 +213,11 @@ func NewCollector(src Sources) prometheus.Collector {
 		upRejected:       d("upstream_rejected_streams_total", "Stream names the feed dropped as invalid or over its limit.", "exchange"),
 		upMalformed:      d("upstream_malformed_messages_total", "Messages from the exchange that could not be parsed (such as mismatched brackets); dropped, never relayed.", "exchange"),
 		upInternalErrors: d("upstream_internal_errors_total", "Panics recovered in the feed's goroutines (a bug); each ended its connection, which was made again.", "exchange"),
+		upLanes:          d("upstream_lanes", "Connections carrying each stream at once (--<exchange>-redundancy).", "exchange"),
+		upLanesUp:        d("upstream_lanes_up", "Lanes of the feed whose every connection is up.", "exchange"),
+		upMerged:         d("upstream_events_merged_total", "Events a redundant feed published after de-duplicating its lanes.", "exchange"),
+		upDups:           d("upstream_duplicates_dropped_total", "Events of a redundant feed's lanes dropped because another lane's copy was published.", "exchange"),
+		upForced:         d("upstream_lane_joins_forced_total", "Times a lane that lost events was taken without proof that it follows what was published, because the lanes in line fell quiet (Gap unless continuity shows).", "exchange"),
 		upRequestTime:    d("upstream_request_seconds", "Time from sending a SUBSCRIBE or UNSUBSCRIBE to the exchange to its reply (requests that time out are not observed).", "exchange"),
 
 		hubPublished:       d("hub_published_total", "Messages the hub accepted for fan-out (Redis: accepted by Redis)."),
@@ -252,7 +259,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.internalErrors, c.streamsRefused, c.streamsCurrent, c.latency,
 		c.messagesIn, c.bytesIn, c.upUp, c.upState, c.upConns, c.upStreams, c.upFailed,
 		c.upReconnects, c.upRotations, c.upOverflows, c.upRejected, c.upRequestTime,
-		c.upMalformed, c.upInternalErrors,
+		c.upMalformed, c.upInternalErrors, c.upLanes, c.upLanesUp, c.upMerged, c.upDups, c.upForced,
 		c.hubPublished, c.hubPublishErrors, c.hubReceived, c.hubDecodeErrors, c.hubSubscribeErrors, c.hubDropped,
 		c.hubInternalErrors,
 		c.clusterReady, c.clusterOwned, c.clusterOwner, c.clusterPanics,
@@ -383,6 +390,11 @@ func (c *collector) collectFeed(ch chan<- prometheus.Metric, st upstream.Status)
 	counter(ch, c.upRejected, st.Rejected, ex)
 	counter(ch, c.upMalformed, st.Malformed, ex)
 	counter(ch, c.upInternalErrors, st.InternalErrors, ex)
+	gauge(ch, c.upLanes, st.Redundancy, ex)
+	gauge(ch, c.upLanesUp, st.LanesUp, ex)
+	counter(ch, c.upMerged, st.Dedup.Merged, ex)
+	counter(ch, c.upDups, st.Dedup.Duplicates, ex)
+	counter(ch, c.upForced, st.Dedup.Forced, ex)
 	histogram(ch, c.upRequestTime, st.RequestLatency, ex)
 }
 

@@ -166,6 +166,16 @@ type Config struct {
 	// ConnAttemptWindow is the window of MaxConnAttempts. Default: the
 	// exchange's.
 	ConnAttemptWindow time.Duration
+	// Redundancy is the number of connections carrying each stream at
+	// once (lanes, opened at different times), from 1 to [MaxRedundancy];
+	// events are de-duplicated by their identity before they are
+	// published, so an abrupt drop of one of them loses nothing when it
+	// is 2 or more (redundancy.go). The lanes share MaxConnAttempts and
+	// MaxShards (each lane gets MaxShards/Redundancy connections per
+	// endpoint, which must be at least 1), so the exchange's limits hold
+	// as with one: Redundancy N carries 1/N as many streams per feed, at
+	// N times the inbound bandwidth and parse work. Default 1.
+	Redundancy int
 }
 
 // withDefaults returns cfg with zero fields defaulted, or an error.
@@ -262,6 +272,15 @@ func (cfg Config) withDefaults() (Config, error) {
 		if *n.p == 0 {
 			*n.p = n.def
 		}
+	}
+	switch {
+	case cfg.Redundancy < 0 || cfg.Redundancy > MaxRedundancy:
+		return fail("Redundancy", "Redundancy %d is not between 1 and %d", cfg.Redundancy, MaxRedundancy)
+	case cfg.Redundancy == 0:
+		cfg.Redundancy = 1
+	}
+	if cfg.MaxShards/cfg.Redundancy < 1 {
+		return fail("Redundancy", "Redundancy %d is above MaxShards %d: each lane needs a connection per endpoint", cfg.Redundancy, cfg.MaxShards)
 	}
 	if (cfg.MaxRequests > 0) != (cfg.RequestWindow > 0) {
 		return fail("MaxRequests", "MaxRequests %d and RequestWindow %v: set both or neither", cfg.MaxRequests, cfg.RequestWindow)

@@ -39,9 +39,10 @@
 //
 // # Locks
 //
-// streamState.pmu, then Feed.mu, then session.mu. pmu is held while
+// streamState.pmu, then mergeStream.mu (a redundant feed's merger), then
+// Feed.mu, then session.mu. pmu and mergeStream.mu are held while
 // publishing, which may call back into Subscribe and Unsubscribe (they
-// take Feed.mu), so pmu is never taken while Feed.mu or a session.mu is
-// held. At most one session.mu is held at a time. symbolSet.mu and
-// attemptLimiter.mu are leaves.
+// take Feed.mu, of each lane in turn), so neither is ever taken while a
+// Feed.mu or a session.mu is held. At most one session.mu is held at a
+// time. symbolSet.mu, attemptLimiter.mu and merger.mu are leaves.
 package upstream

@@ -147,3 +147,25 @@ func (s *session) Unconfirm(name string) {
 	defer s.mu.Unlock()
 	s.subs[name].state = stateSubPending
 }
+
+// Merger merges the lanes of a redundant feed, for tests.
+type Merger = merger
+
+// NewTestMerger returns the merger of a feed of d with lanes lanes that
+// publishes to pub and holds at most hold events of a joining lane.
+func NewTestMerger(t testing.TB, d Dialect, pub hub.Publisher, lanes, hold int) *Merger {
+	t.Helper()
+	cfg, err := Config{Dialect: d, Publisher: pub, Redundancy: lanes, HandoverBuffer: hold}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newMerger(cfg)
+}
+
+// Offer hands msg, published by lane k, to m.
+func (m *merger) Offer(ctx context.Context, k int, msg hub.Message) error {
+	return m.publish(ctx, k, msg)
+}
+
+// Stats returns what m counted.
+func (m *merger) Stats() RedundancyStats { return m.stats() }

@@ -58,6 +58,13 @@ type Feed struct {
 	nextID  atomic.Int64  // request ids, unique across connections
 	connID  atomic.Uint64 // connection ids for logs
 
+	// Redundancy (redundancy.go): lane 0 (the feed the caller holds)
+	// keeps the other lanes; every lane shares merge, which publishes.
+	lanes     []*Feed
+	lane      int // this feed's lane: 0 for the caller's
+	merge     *merger
+	laneDelay time.Duration // before the first dial of each of its shards
+
 	overflows     atomic.Int64 // handover buffers that overflowed
 	publishFailed atomic.Int64 // consecutive Publish failures
 
@@ -116,10 +123,9 @@ type streamState struct {
 	verify    bool      // check the next event against last (after a forced switch)
 	verifyGap bool      // and mark it Gap unless continuity is proven
 	// recent are the hashes of the last events published during the
-	// latest handover, newest at recentAt-1 (mod len), for the switch of
-	// an [OrderSame] stream; nil for other orders.
-	recent   *[sameWindow]uint64
-	recentAt int
+	// latest handover, for the switch of an [OrderSame] stream; nil for
+	// other orders.
+	recent *sameRing
 }
 
 var _ Exchange = (*Feed)(nil)
@@ -130,6 +136,30 @@ func New(cfg Config) (*Feed, error) {
 	if err != nil {
 		return nil, err
 	}
+	n := cfg.Redundancy
+	if n == 1 {
+		return newFeed(cfg, 0), nil
+	}
+	m := newMerger(cfg)
+	lane := func(k int) Config {
+		c := cfg
+		c.Publisher = laneOut{m: m, k: k}
+		c.MaxShards = cfg.MaxShards / n
+		c.RotateAfter = cfg.RotateAfter - time.Duration(k)*cfg.RotateAfter/time.Duration(2*n)
+		return c
+	}
+	f := newFeed(lane(0), 0)
+	f.merge = m
+	for k := 1; k < n; k++ {
+		l := newFeed(lane(k), k)
+		l.merge, l.limiter, l.symbols = m, f.limiter, f.symbols
+		f.lanes = append(f.lanes, l)
+	}
+	return f, nil
+}
+
+// newFeed returns lane k of a feed of cfg, which has its defaults.
+func newFeed(cfg Config, k int) *Feed {
 	name := cfg.Dialect.Name()
 	log := cfg.Logger.With("component", "upstream", "exchange", name)
 	f := &Feed{
@@ -144,6 +174,11 @@ func New(cfg Config) (*Feed, error) {
 		lingering: make(map[*streamState]struct{}),
 		closes:    make(map[int]int),
 		state:     StateIdle,
+		lane:      k,
+		laneDelay: time.Duration(k) * laneStagger,
+	}
+	if k > 0 {
+		f.log = log.With("lane", k)
 	}
 	f.symbols = &symbolSet{
 		base:        cfg.RESTURL,
@@ -167,7 +202,7 @@ func New(cfg Config) (*Feed, error) {
 			f.newShardLocked(ep).persistent = true // stays connected: readiness, and the first subscribe costs no dial
 		}
 	}
-	return f, nil
+	return f
 }
 
 // Name returns the exchange name, the prefix of its stream keys, e.g.
@@ -214,6 +249,7 @@ func (f *Feed) Validate(name string) error {
 // beyond MaxShards × MaxStreams, and names whose symbol does not trade,
 // fail with an Err message and show up in [Status.Failed].
 func (f *Feed) Subscribe(names []string) {
+	defer f.forLanes(func(l *Feed) { l.Subscribe(names) }) // after f.mu is released
 	now := f.cfg.Now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -260,6 +296,7 @@ func (f *Feed) Subscribe(names []string) {
 // upstream for Linger and is then unsubscribed unless Subscribe brought it
 // back meanwhile. Unknown names are ignored. It never blocks.
 func (f *Feed) Unsubscribe(names []string) {
+	defer f.forLanes(func(l *Feed) { l.Unsubscribe(names) }) // after f.mu is released
 	now := f.cfg.Now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -285,6 +322,7 @@ func (f *Feed) Unsubscribe(names []string) {
 // already lingering included. For a cluster node whose lease ended: it
 // must stop carrying them, not keep them for a re-subscribe.
 func (f *Feed) UnsubscribeNow(names []string) {
+	defer f.forLanes(func(l *Feed) { l.UnsubscribeNow(names) }) // after f.mu is released
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, name := range names {
@@ -310,7 +348,7 @@ func (f *Feed) newStreamLocked(name string, s Stream) *streamState {
 		gapNext: f.forgot,
 	}
 	if st.order == OrderSame {
-		st.recent = new([sameWindow]uint64)
+		st.recent = new(sameRing)
 	}
 	f.streams[name] = st
 	f.tombstones++ // neither wanted nor on a shard until the caller says so
@@ -419,10 +457,32 @@ func (f *Feed) kickLocked() {
 	}
 }
 
+// forLanes calls fn with each other lane of a redundant feed.
+func (f *Feed) forLanes(fn func(*Feed)) {
+	for _, l := range f.lanes {
+		fn(l)
+	}
+}
+
 // Ready returns nil once the symbol list is loaded and the first
 // connection of every endpoint is up, else an error wrapping
-// [ErrNotReady] that says why.
+// [ErrNotReady] that says why. A redundant feed is ready when any of its
+// lanes is.
 func (f *Feed) Ready() error {
+	err := f.laneReady()
+	for _, l := range f.lanes {
+		if err == nil {
+			break
+		}
+		if l.laneReady() == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// laneReady is Ready of one lane.
+func (f *Feed) laneReady() error {
 	if _, loaded := f.symbols.has(""); !loaded {
 		return fmt.Errorf("%w: %s symbol list not loaded", ErrNotReady, f.name)
 	}
@@ -456,6 +516,12 @@ func (f *Feed) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return f.symbols.run(gctx) })
 	g.Go(func() error { return f.supervise(gctx) })
+	for _, l := range f.lanes {
+		g.Go(func() error {
+			defer l.setState(StateStopped)
+			return l.supervise(gctx)
+		})
+	}
 	err := g.Wait()
 	f.setState(StateStopped)
 	return err

@@ -62,22 +62,45 @@ const sameWindow = 64
 // as both connections' events are hashed alike.
 var sameSeed = maphash.MakeSeed()
 
-// remember records the hash h of an event published during a handover.
-func (st *streamState) remember(h uint64) {
-	st.recent[st.recentAt%sameWindow] = h
-	st.recentAt++
+// sameRing remembers the hashes of the last sameWindow events published
+// of an [OrderSame] stream: a rotation's handover and the merger of a
+// redundant feed both tell its events apart by them.
+type sameRing struct {
+	h [sameWindow]uint64
+	n int // hashes remembered in all; the newest is at (n-1) mod sameWindow
+}
+
+// remember records the hash h of a published event.
+func (r *sameRing) remember(h uint64) {
+	r.h[r.n%sameWindow] = h
+	r.n++
 }
 
 // published reports whether an event of hash h was among the last
-// sameWindow published since the latest handover began.
-func (st *streamState) published(h uint64) bool {
-	for i := range min(st.recentAt, sameWindow) {
-		if st.recent[i] == h {
+// sameWindow remembered.
+func (r *sameRing) published(h uint64) bool {
+	for i := range min(r.n, sameWindow) {
+		if r.h[i] == h {
 			return true
 		}
 	}
 	return false
 }
+
+// newest returns the hash remembered last, if any.
+func (r *sameRing) newest() (uint64, bool) {
+	if r.n == 0 {
+		return 0, false
+	}
+	return r.h[(r.n-1)%sameWindow], true
+}
+
+// remember records the hash h of an event published during a handover.
+func (st *streamState) remember(h uint64) { st.recent.remember(h) }
+
+// published reports whether an event of hash h was among the last
+// sameWindow published since the latest handover began.
+func (st *streamState) published(h uint64) bool { return st.recent.published(h) }
 
 // quietSwitch is how long a stream without any event on the new
 // connection waits before it switches anyway: by then the old connection
@@ -257,7 +280,9 @@ func (st *streamState) beginHandover(to *session, deadline time.Time) {
 		return
 	}
 	st.ho = &handover{to: to, since: time.Now(), deadline: deadline}
-	st.recentAt = 0 // an OrderSame stream remembers this handover's events only
+	if st.recent != nil {
+		st.recent.n = 0 // an OrderSame stream remembers this handover's events only
+	}
 }
 
 // deliver takes one event of st read by s: it publishes it, buffers it
@@ -361,12 +386,12 @@ func (st *streamState) offerSameLocked(ctx context.Context, f *Feed, data []byte
 func (st *streamState) catchUpLocked(ctx context.Context, f *Feed) {
 	ho := st.ho
 	if st.order == OrderSame {
-		if st.recentAt == 0 {
+		h, ok := st.recent.newest()
+		if !ok {
 			return
 		}
 		// The old connection reached an event the new one buffered: the
 		// rest of the buffer follows it.
-		h := st.recent[(st.recentAt-1)%sameWindow]
 		for i, e := range ho.buf {
 			if e.hash == h {
 				ho.buf = ho.buf[i+1:]

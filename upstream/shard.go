@@ -87,6 +87,8 @@ func (f *Feed) newShardLocked(ep *endpoint) *shard {
 		streams: make(map[string]*streamState),
 		limit:   ep.maxStreams,
 		state:   StateIdle,
+		// The lanes of a redundant feed open their connections apart.
+		restartDelay: f.laneDelay,
 	}
 	ep.shards = append(ep.shards, sh)
 	f.kickLocked()

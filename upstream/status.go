@@ -90,6 +90,13 @@ type Status struct {
 	// InternalErrors counts panics recovered in the feed's goroutines;
 	// each ended its connection, which was made again.
 	InternalErrors int64 `json:"internal_errors"`
+	// Redundancy is the number of lanes carrying each stream (1 without
+	// redundancy), and LanesUp how many of them have every connection up.
+	Redundancy int `json:"redundancy,omitempty"`
+	LanesUp    int `json:"lanes_up,omitempty"`
+	// Dedup is what the merging of the lanes counted; absent without
+	// redundancy.
+	Dedup RedundancyStats `json:"dedup,omitzero"`
 	// RequestLatency is the time from sending each SUBSCRIBE or
 	// UNSUBSCRIBE to its reply; requests that time out are not in it.
 	RequestLatency latency.Snapshot `json:"-"`
@@ -97,6 +104,9 @@ type Status struct {
 
 // ShardStatus describes one shard: a connection slot of an endpoint.
 type ShardStatus struct {
+	// Lane is the lane of a redundant feed the shard belongs to (0 to
+	// Redundancy−1); each lane has its own shards. Absent for lane 0.
+	Lane int `json:"lane,omitempty"`
 	// Endpoint is the path of the endpoint, e.g. "/stream".
 	Endpoint string `json:"endpoint"`
 	// Shard numbers the endpoint's shards from 0, in creation order.
@@ -125,8 +135,58 @@ type FailedStream struct {
 	Error string `json:"error"`
 }
 
-// Status returns a snapshot of the feed's state.
+// Status returns a snapshot of the feed's state. A redundant feed's
+// counts of connections, streams, shards, messages and closes cover every
+// lane; its desired and failed streams and its state are lane 0's.
 func (f *Feed) Status() Status {
+	st := f.laneStatus()
+	st.Redundancy = 1 + len(f.lanes)
+	if st.State == StateConnected {
+		st.LanesUp = 1
+	}
+	if f.merge == nil {
+		return st
+	}
+	st.Dedup = f.merge.stats()
+	for _, l := range f.lanes {
+		ls := l.laneStatus()
+		if ls.State == StateConnected {
+			st.LanesUp++
+		}
+		st.Connections += ls.Connections
+		st.Streams += ls.Streams
+		st.PendingStreams += ls.PendingStreams
+		st.Reconnects += ls.Reconnects
+		st.Rotations += ls.Rotations
+		st.HandoverOverflows += ls.HandoverOverflows
+		st.Malformed += ls.Malformed
+		st.InternalErrors += ls.InternalErrors
+		st.Shards = append(st.Shards, ls.Shards...)
+		st.MessagesIn = addCounts(st.MessagesIn, ls.MessagesIn)
+		st.BytesIn = addCounts(st.BytesIn, ls.BytesIn)
+		for code, n := range ls.Closes {
+			if st.Closes == nil {
+				st.Closes = make(map[int]int)
+			}
+			st.Closes[code] += n
+		}
+	}
+	return st
+}
+
+// addCounts adds the counts of b to a, which it returns.
+func addCounts(a, b map[string]int64) map[string]int64 {
+	if a == nil && len(b) > 0 {
+		a = make(map[string]int64, len(b))
+	}
+	for k, n := range b {
+		a[k] += n
+	}
+	return a
+}
+
+// laneStatus returns the status of one lane of the feed.
+func (f *Feed) laneStatus() Status {
 	st := Status{
 		Exchange:          f.name,
 		Symbols:           f.symbols.len(),
@@ -170,6 +230,7 @@ func (f *Feed) Status() Status {
 	for _, ep := range f.endpoints {
 		for _, sh := range ep.shards {
 			ss := ShardStatus{
+				Lane:           f.lane,
 				Endpoint:       ep.path,
 				Shard:          sh.id,
 				State:          sh.state,

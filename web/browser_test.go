@@ -313,7 +313,7 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// TestBrowserClient drives web/marketgate.js in headless Chromium against a
+// TestBrowserClient drives web/client/marketgate.js in headless Chromium against a
 // real gateway node, restarts the node, and checks that the client
 // reconnects, resubscribes and reports the gap.
 func TestBrowserClient(t *testing.T) {

@@ -55,7 +55,7 @@ func (g *testGateway) connID(t *testing.T, key string) uint64 {
 }
 
 // TestBrowserSubscriptions checks the subscription handles of
-// web/marketgate.js against a real gateway node: a handle's unsubscribe()
+// web/client/marketgate.js against a real gateway node: a handle's unsubscribe()
 // removes its own handler only, the gateway keeps the stream until the
 // last handler goes, a handle may let go before the reply, and
 // client.unsubscribe(streams) still drops every handler of the streams.
@@ -172,7 +172,7 @@ func TestBrowserSubscriptions(t *testing.T) {
 	br.NoErrors()
 }
 
-// TestBrowserCloses closes the connection of a web/marketgate.js client
+// TestBrowserCloses closes the connection of a web/client/marketgate.js client
 // from the gateway: a kick (1008) is reported and not retried, and
 // reconnect() brings back the subscriptions still held; a slow consumer
 // (4008) is reconnected, but only after a backoff.

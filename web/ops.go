@@ -2,8 +2,10 @@ package web
 
 import (
 	"embed"
+	"fmt"
 	"io/fs"
 	"net/http"
+	"time"
 )
 
 // opsFiles is the ops page; it shares theme.css, theme.js and chart.js with
@@ -15,19 +17,26 @@ var opsFiles embed.FS
 // sharedFiles are the files of static/ that the ops page serves too.
 var sharedFiles = map[string]bool{"theme.css": true, "theme.js": true, "chart.js": true}
 
-// opsFS is the ops page's files with the shared ones of static/.
-type opsFS struct{}
-
-func (opsFS) Open(name string) (fs.File, error) {
-	if sharedFiles[name] {
-		return static.Open("static/" + name)
+// opsAssets is the ops page's files with the shared ones of static/.
+func opsAssets(modTime time.Time) (*assetFS, error) {
+	sub, err := fs.Sub(opsFiles, "ops")
+	if err != nil {
+		return nil, fmt.Errorf("web: ops page: %w", err)
 	}
-	if name == "." {
-		name = ""
-	} else {
-		name = "/" + name
+	files, err := newAssetFS(sub, modTime)
+	if err != nil {
+		return nil, err
 	}
-	return opsFiles.Open("ops" + name)
+	for name := range sharedFiles {
+		b, err := fs.ReadFile(static, "static/"+name)
+		if err != nil {
+			return nil, fmt.Errorf("web: ops page: %w", err)
+		}
+		if files.files[name], err = newAsset(name, "", b, modTime); err != nil {
+			return nil, fmt.Errorf("web: ops page: %w", err)
+		}
+	}
+	return files, nil
 }
 
 // OpsPage returns the handler of the ops page, which the control listener
@@ -38,9 +47,13 @@ func (opsFS) Open(name string) (fs.File, error) {
 func OpsPage() http.Handler {
 	// pagePolicy: no framing matters most here, since its buttons drain
 	// the node.
-	files := pageHeaders(http.StripPrefix("/ops", http.FileServerFS(opsFS{})))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-cache")
-		files.ServeHTTP(w, r)
-	})
+	files, err := opsAssets(assetTime(time.Now))
+	if err != nil {
+		// The files are embedded: reading them cannot fail in a binary
+		// whose tests passed.
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		})
+	}
+	return pageHeaders(http.StripPrefix("/ops", files))
 }

@@ -24,7 +24,7 @@ type position struct {
 	Seq   uint64 `json:"seq"`
 }
 
-// TestBrowserRecover restarts the gateway node under a web/marketgate.js
+// TestBrowserRecover restarts the gateway node under a web/client/marketgate.js
 // client reading trades, on the same hub, while trades go on: the client
 // resubscribes with "since". When the hub's history still holds what it
 // missed, the tape goes on with every trade once, in order, recovered and
@@ -161,7 +161,7 @@ func TestBrowserRecover(t *testing.T) {
 	}
 }
 
-// TestBrowserRecoverScript drives web/marketgate.js against a scripted
+// TestBrowserRecoverScript drives web/client/marketgate.js against a scripted
 // fake gateway, for what a real node does not show on demand: a latest
 // value is no gap; a resubscription refused with busy is sent again,
 // after a backoff, with the same "since"; a recovered stream's seq is

@@ -4,7 +4,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
@@ -22,12 +21,14 @@ import (
 var static embed.FS
 
 // clientJS is the browser client of the native protocol, served at
-// /marketgate.js as an ES module; clientDTS declares its API.
+// /marketgate.js as an ES module; clientDTS declares its API. Both are
+// the files of the npm package in client/ (@marketgate/client), so a
+// page importing from the gateway and a bundled app run the same code.
 //
-//go:embed marketgate.js
+//go:embed client/marketgate.js
 var clientJS []byte
 
-//go:embed marketgate.d.ts
+//go:embed client/marketgate.d.ts
 var clientDTS []byte
 
 // Config configures a [Server]. Zero fields take the documented defaults.
@@ -90,13 +91,29 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
-	s.mux.Handle("GET /{$}", pageHeaders(http.FileServerFS(sub)))
-	s.mux.Handle("GET /compare", pageHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeFileFS(w, r, sub, "compare.html") // one symbol on three venues side by side
-	})))
-	s.mux.Handle("GET /static/", pageHeaders(http.StripPrefix("/static/", http.FileServerFS(sub))))
-	s.mux.HandleFunc("GET /marketgate.js", asset("text/javascript; charset=utf-8", clientJS))
-	s.mux.HandleFunc("GET /marketgate.d.ts", asset("application/typescript; charset=utf-8", clientDTS))
+	// Every file is read, hashed and gzipped once, here: requests only
+	// pick a form and compare validators.
+	modTime := assetTime(time.Now)
+	files, err := newAssetFS(sub, modTime)
+	if err != nil {
+		return nil, err
+	}
+	s.mux.Handle("GET /{$}", pageHeaders(files.file("index.html")))
+	s.mux.Handle("GET /compare", pageHeaders(files.file("compare.html"))) // one symbol on three venues side by side
+	s.mux.Handle("GET /static/", pageHeaders(http.StripPrefix("/static", files)))
+	for _, a := range []struct {
+		path, contentType string
+		body              []byte
+	}{
+		{"/marketgate.js", "text/javascript; charset=utf-8", clientJS},
+		{"/marketgate.d.ts", "application/typescript; charset=utf-8", clientDTS},
+	} {
+		h, err := newAsset(a.path, a.contentType, a.body, modTime)
+		if err != nil {
+			return nil, fmt.Errorf("web: %w", err)
+		}
+		s.mux.Handle("GET "+a.path, h)
+	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -177,17 +194,6 @@ func pageHeaders(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		next.ServeHTTP(w, r)
 	})
-}
-
-// asset serves an embedded file; it changes only with the binary, so a
-// client revalidates it.
-func asset(contentType string, b []byte) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", contentType)
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
-	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -56,7 +56,7 @@ func TestEndpoints(t *testing.T) {
 		{"/", "", 200, "<title>marketgate"},
 		{"/healthz", "", 200, `"ok"`},
 		{"/marketgate.js", "", 200, "export function connect("},
-		{"/marketgate.d.ts", "", 200, "export declare function connect("},
+		{"/marketgate.d.ts", "", 200, "export declare function connect<"},
 		{"/healthz", "hub down", 200, `"ok"`},
 		{"/readyz", "", 200, `"ready"`},
 		{"/readyz", "hub down", 503, `"reason":"hub down"`},

@@ -492,6 +492,7 @@ func exchangeFlags(fs *flag.FlagSet, c *upstream.Config, opts map[string]*bool, 
 	fs.DurationVar(&c.SymbolMissRefresh, f("symbol-miss-refresh"), upstream.DefaultSymbolMissRefresh, title+": least time between refreshes caused by an unknown symbol")
 	fs.IntVar(&c.MaxConnAttempts, f("max-conn-attempts"), def.MaxConnAttempts, title+": connection attempts allowed per --"+f("conn-attempt-window"))
 	fs.DurationVar(&c.ConnAttemptWindow, f("conn-attempt-window"), def.ConnAttemptWindow, title+": the sliding window of --"+f("max-conn-attempts"))
+	fs.IntVar(&c.Redundancy, f("redundancy"), 1, fmt.Sprintf("%s: connections carrying each stream at once (1 to %d), opened apart; events are de-duplicated by their identity, so with 2 an abrupt drop of one loses nothing. They share --%s and --%s: N lanes carry 1/N as many streams, at N times the inbound bandwidth and parse work", title, upstream.MaxRedundancy, f("max-shards"), f("max-conn-attempts")))
 	for _, o := range x.Options {
 		opts[o.Name] = new(bool)
 		fs.BoolVar(opts[o.Name], f(o.Name), false, title+": "+o.Help)

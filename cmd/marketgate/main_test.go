@@ -557,6 +557,16 @@ func TestConfig(t *testing.T) {
 		{name: "redis tls ca missing", args: []string{"--redis", "rediss://127.0.0.1:6379/0", "--redis-tls-ca", "/nonexistent/ca.pem"}, wantErr: "--redis-tls-ca"},
 		{name: "redis tls ca not pem", args: []string{"--redis", "rediss://127.0.0.1:6379/0", "--redis-tls-ca", tlsFiles.ClientKey}, wantErr: "--redis-tls-ca"},
 		{name: "redis tls without redis", args: []string{"--redis-tls-ca", tlsFiles.CA}, wantErr: "need --redis"},
+		{name: "redundancy", args: []string{"--binance-redundancy", "2"}, env: map[string]string{"MARKETGATE_OKX_REDUNDANCY": "3"}, check: func(c config) error {
+			if c.upstreams["binance"].Redundancy != 2 || c.upstreams["okx"].Redundancy != 3 || c.upstreams["bybit"].Redundancy != 1 {
+				return fmt.Errorf("redundancy binance %d, okx %d, bybit %d; want 2, 3, 1",
+					c.upstreams["binance"].Redundancy, c.upstreams["okx"].Redundancy, c.upstreams["bybit"].Redundancy)
+			}
+			return nil
+		}},
+		{name: "redundancy zero", args: []string{"--bybit-linear-redundancy", "0"}, wantErr: "--bybit-linear-redundancy: 0 is not a positive number"},
+		{name: "redundancy too high", args: []string{"--binance-redundancy", "5"}, wantErr: "--binance-redundancy: Redundancy 5 is not between 1 and 4"},
+		{name: "redundancy above shards", args: []string{"--binance-futures-redundancy", "3", "--binance-futures-max-shards", "2"}, wantErr: "--binance-futures-redundancy: Redundancy 3 is above MaxShards 2"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

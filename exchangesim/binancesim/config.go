@@ -120,6 +120,11 @@ type Config struct {
 	// they are still counted and logged at debug level. Answers never
 	// change.
 	StrictBook bool
+	// DropEvery is a test mode for redundant upstreams: every DropEvery
+	// the server drops one open connection, picked at random, as
+	// [Server.DropOne] does. Zero (the default) drops none. Every other
+	// rule stays as strict as without it.
+	DropEvery time.Duration
 }
 
 // defaultSymbols are the symbols of a zero Config.
@@ -191,6 +196,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		{"TickInterval", &cfg.TickInterval, 100 * time.Millisecond},
 		{"WriteTimeout", &cfg.WriteTimeout, 10 * time.Second},
 		{"BanDuration", &cfg.BanDuration, 2 * time.Minute},
+		{"DropEvery", &cfg.DropEvery, 0},
 	}
 	for _, f := range durs {
 		switch {

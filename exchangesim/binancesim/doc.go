@@ -23,7 +23,8 @@
 // Tests then inspect what the client did with [Server.Clients],
 // [Server.Violations], [Server.Subscriptions], [Server.Accepted] and
 // [Server.OpenConnections], and provoke failures with [Server.DropAll],
-// [Server.CloseAll] and [Server.SendServerShutdown]. A gateway test that
+// [Server.DropOne] (or every [Config.DropEvery]), [Server.CloseAll] and
+// [Server.SendServerShutdown]. A gateway test that
 // asserts Violations() == 0 covers malformed requests, rate-limit,
 // pong-timeout and slow-consumer closes, unknown symbols, refused
 // handshakes and (futures) streams subscribed on the wrong route.

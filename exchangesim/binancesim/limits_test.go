@@ -426,3 +426,46 @@ func TestConnectionAttempts(t *testing.T) {
 		}
 	}
 }
+
+// TestDropOne: DropOne drops exactly one of the open connections, with no
+// close frame; DropEvery keeps dropping one at a time.
+func TestDropOne(t *testing.T) {
+	ts := startServer(t, Config{TickInterval: quiet})
+	if ts.DropOne() {
+		t.Fatal("DropOne with no connection = true; want false")
+	}
+	a, b := dial(t, ts.wsURL("/ws")), dial(t, ts.wsURL("/ws"))
+	a.assertOpen()
+	b.assertOpen()
+	if !ts.DropOne() {
+		t.Fatal("DropOne = false; want true")
+	}
+	waitfor.Cond(t, 5*time.Second, func() error {
+		if n := ts.OpenConnections(); n != 1 {
+			return fmt.Errorf("%d open connections; want 1", n)
+		}
+		return nil
+	})
+	dropped := 0
+	for _, st := range ts.Clients() {
+		if st.CloseCode == 1006 && st.ClosedBy == byServer {
+			dropped++
+		}
+	}
+	if dropped != 1 {
+		t.Errorf("%d connections dropped with 1006; want 1 (%+v)", dropped, ts.Clients())
+	}
+
+	tick := startServer(t, Config{TickInterval: quiet, DropEvery: 50 * time.Millisecond})
+	dial(t, tick.wsURL("/ws"))
+	dial(t, tick.wsURL("/ws"))
+	waitfor.Cond(t, 5*time.Second, func() error {
+		if n := tick.OpenConnections(); n != 0 {
+			return fmt.Errorf("%d open connections; want 0", n)
+		}
+		return nil
+	})
+	if _, err := New(Config{DropEvery: -time.Second}); err == nil {
+		t.Error("New(DropEvery -1s) = nil error; want one")
+	}
+}

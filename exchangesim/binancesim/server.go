@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -98,6 +99,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		}
 	})
 	wg.Go(func() { s.generate(ctx) })
+	if s.cfg.DropEvery > 0 {
+		wg.Go(func() { s.dropEvery(ctx) })
+	}
 	s.log.Info("serving", "addr", ln.Addr().String(), "symbols", len(s.cfg.Symbols))
 
 	var err error
@@ -411,6 +415,39 @@ func (s *Server) DropAll() {
 	for _, c := range open {
 		c.closeWith(closeRecord{code: ws.StatusAbnormalClosure, reason: "dropped", mode: closeNoFrame, by: byServer})
 		c.nc.Close()
+	}
+}
+
+// DropOne abruptly closes the TCP connection of one open connection,
+// picked at random, as [Server.DropAll] closes all of them: no close frame,
+// CloseCode 1006 in its stats. It reports whether there was one to drop.
+// Safe for concurrent use.
+func (s *Server) DropOne() bool {
+	s.mu.Lock()
+	open := s.openConnsLocked()
+	s.mu.Unlock()
+	if len(open) == 0 {
+		return false
+	}
+	c := open[rand.IntN(len(open))]
+	c.closeWith(closeRecord{code: ws.StatusAbnormalClosure, reason: "dropped", mode: closeNoFrame, by: byServer})
+	c.nc.Close()
+	s.log.Info("dropped one connection", "conn", c.id)
+	return true
+}
+
+// dropEvery drops one random connection every [Config.DropEvery] until
+// ctx ends.
+func (s *Server) dropEvery(ctx context.Context) {
+	t := time.NewTicker(s.cfg.DropEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.DropOne()
+		}
 	}
 }
 

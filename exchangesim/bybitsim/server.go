@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -442,6 +443,17 @@ func (s *Server) DropAll() {
 	for _, c := range s.openConns() {
 		c.close(closeAbrupt, ws.StatusAbnormalClosure, "dropped", "server")
 	}
+}
+
+// DropOne closes the TCP connection of one open connection, picked at
+// random, without a close frame, and reports whether there was one.
+func (s *Server) DropOne() bool {
+	open := s.openConns()
+	if len(open) == 0 {
+		return false
+	}
+	open[rand.IntN(len(open))].close(closeAbrupt, ws.StatusAbnormalClosure, "dropped", "server")
+	return true
 }
 
 // Subscriptions returns how many connections subscribe to each topic.

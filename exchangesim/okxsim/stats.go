@@ -2,6 +2,7 @@ package okxsim
 
 import (
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -128,6 +129,19 @@ func (s *Server) DropAll() int {
 		c.close(0, "")
 	}
 	return len(s.conns)
+}
+
+// DropOne ends one open connection, picked at random, abruptly, as
+// DropAll ends them all. It reports whether there was one.
+func (s *Server) DropOne() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	open := slices.Collect(maps.Keys(s.conns))
+	if len(open) == 0 {
+		return false
+	}
+	open[rand.IntN(len(open))].close(0, "")
+	return true
 }
 
 // CloseAll closes every open connection with code and reason.

@@ -222,10 +222,15 @@ function renderClients(page) {
   fill(el.clients, page.clients, (c) => {
     const streams = cell(c.streams.length ? `${c.streams.length}: ${c.streams.slice(0, 3).join(', ')}${c.streams.length > 3 ? ', …' : ''}` : '–', 'l wrap');
     streams.title = c.streams.join('\n');
+    const acts = document.createElement('span');
+    acts.append(button('Kick', 'kick:' + c.id, () => action(`Kick client ${c.id}`, 'DELETE', '/api/v1/clients/' + c.id), 'Confirm kick'));
+    if (c.user) {
+      // Every connection of the user, on every node of the cluster.
+      acts.append(' ', button('Kick user', 'kickuser:' + c.user, () => action(`Kick user ${c.user}`, 'DELETE', '/api/v1/users/' + encodeURIComponent(c.user)), 'Confirm: all of this user'));
+    }
     return [
-      cell(c.id), cell(c.remote, 'l key'), cell(c.origin || '–', 'l wrap'), cell(c.protocol, 'l'), streams,
-      cell(bytes(c.queue_bytes)), cell(c.drops), cell(age(c.connected_since)),
-      cell(button('Kick', 'kick:' + c.id, () => action(`Kick client ${c.id}`, 'DELETE', '/api/v1/clients/' + c.id), 'Confirm kick')),
+      cell(c.id), cell(c.remote, 'l key'), cell(c.origin || '–', 'l wrap'), cell(c.protocol, 'l'), cell(c.user || '–', 'l key'), streams,
+      cell(bytes(c.queue_bytes)), cell(c.drops), cell(age(c.connected_since)), cell(acts),
     ];
   }, 'no clients connected');
 }

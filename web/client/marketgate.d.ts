@@ -1,7 +1,17 @@
 // Type declarations for marketgate.js, the browser client of the marketgate
-// native WebSocket protocol (/ws).
+// native WebSocket protocol (/ws), published as @marketgate/client.
+//
+// Subscribing a literal key types its messages: the data of
+// "binance:btcusdt@trade" is a BinanceTradeEvent, that of
+// "binance-futures:btcusdt@markPrice" a BinanceMarkPriceEvent (see
+// StreamPayload); a client connected with format 'normalized' gets the
+// normalized form instead (NormalizedPayload).
 
-/** A stream key, "<exchange>:<exchange stream name>", e.g. "binance:btcusdt@trade". */
+/**
+ * A stream key, "<exchange>:<exchange stream name>", e.g. "binance:btcusdt@trade".
+ * Any string is accepted; literal keys of the Binance grammars
+ * (BinanceStreamKey) and book keys (BookKey) also type their messages.
+ */
 export type StreamKey = string;
 
 /**
@@ -30,7 +40,7 @@ export interface Position {
  * timeout, disconnected, closed, too_many_pending, connect_failed.
  */
 export interface GatewayError {
-  code: string;
+  code: GatewayErrorCode;
   msg: string;
   /** The offending streams, where the gateway names them. */
   streams?: StreamKey[];
@@ -195,8 +205,24 @@ export interface ConnectOptions {
   getToken?: () => string | null | Promise<string | null>;
   /** How long before a token expires it is refreshed, in ms; at most half the token's life. Default 30000. */
   tokenRefreshLead?: number;
-  /** WebSocket constructor to use instead of globalThis.WebSocket (tests). */
-  WebSocket?: new (url: string) => WebSocket;
+  /**
+   * WebSocket constructor to use instead of globalThis.WebSocket: on Node
+   * 20 (which has none), e.g. the ws package's; in tests, a fake.
+   */
+  WebSocket?: new (url: string) => WebSocketLike;
+}
+
+/**
+ * The part of a WebSocket the client uses: the browser's, Node 22's and
+ * the ws package's all have it.
+ */
+export interface WebSocketLike {
+  onopen: ((ev: any) => any) | null;
+  onmessage: ((ev: any) => any) | null;
+  onclose: ((ev: any) => any) | null;
+  onerror: ((ev: any) => any) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
 }
 
 /** A token the gateway accepted (getToken). */
@@ -209,7 +235,21 @@ export interface AuthEvent {
   ttl: number;
 }
 
-export type MessageHandler<T = unknown> = (data: T, meta: MessageMeta) => void;
+/**
+ * A message handler: data is the exchange's event (or its normalized
+ * form), meta says which stream and where in it.
+ */
+export type MessageHandler<T = unknown, K extends StreamKey = StreamKey> = (data: T, meta: MessageMeta & { stream: K }) => void;
+
+/** The wire form a client asks for: the exchanges' own events, or one schema per class. */
+export type Format = 'raw' | 'normalized';
+
+/**
+ * What a message of stream K carries on a client of format F: the raw
+ * payload (StreamPayload) or, with 'normalized', the normalized form
+ * (NormalizedPayload).
+ */
+export type PayloadFor<K extends string, F extends Format = 'raw'> = F extends 'normalized' ? NormalizedPayload<K> : StreamPayload<K>;
 
 export interface EventMap {
   state: ConnectionState;
@@ -223,8 +263,13 @@ export interface EventMap {
   auth: AuthEvent;
 }
 
-export declare class MarketgateClient {
-  constructor(url: string, options?: ConnectOptions);
+/**
+ * A client of the native protocol; F is its format ('raw' unless connect
+ * was given format: 'normalized'), which decides the type of the data
+ * its handlers get.
+ */
+export declare class MarketgateClient<F extends Format = 'raw'> {
+  constructor(url: string, options?: ConnectOptions & { format?: F });
   readonly state: ConnectionState;
   /** The streams the client keeps subscribed (and resubscribes after a reconnect). */
   readonly streams: StreamKey[];
@@ -235,21 +280,29 @@ export declare class MarketgateClient {
    * call is then undone, as the gateway applies a command whole or not at
    * all: its handler leaves every stream of the call).
    * Called while disconnected, it resolves once the client has reconnected and resubscribed.
+   *
+   * With literal keys the data is typed from them (PayloadFor):
+   * subscribe(['binance:btcusdt@trade'], (t) => t.p) gives t the type
+   * BinanceTradeEvent; several keys give the union of their payloads.
+   * An explicit type argument, subscribe<MyEvent>(keys, fn), sets it instead.
    */
-  subscribe<T = unknown>(streams: StreamKey[], onMessage: MessageHandler<T>): PendingSubscription;
+  subscribe<const K extends StreamKey>(streams: readonly K[], onMessage: MessageHandler<PayloadFor<K, F>, K>): PendingSubscription;
+  subscribe<T>(streams: readonly StreamKey[], onMessage: MessageHandler<T>): PendingSubscription;
   /**
    * Stops delivering streams to every handler at once, whichever
    * subscription added it, and unsubscribes them at the gateway. To remove
    * one handler only, use its Subscription's unsubscribe().
    */
-  unsubscribe(streams: StreamKey[]): Promise<SubscribeResult>;
+  unsubscribe(streams: readonly StreamKey[]): Promise<SubscribeResult>;
   /** Asks the gateway for the connection's streams. */
   list(): Promise<SubscribeResult>;
   /**
    * Subscribes a book stream and returns the book it keeps (see OrderBook).
-   * Throws a TypeError for a key that is not a book stream.
+   * Throws a TypeError for a key that is not a book stream, and an Error on
+   * a client of format 'normalized' (whose book messages lack the update
+   * ids a kept book checks).
    */
-  orderBook(key: BookKey, options?: OrderBookOptions): OrderBook;
+  orderBook(this: MarketgateClient<'raw'>, key: BookKey, options?: OrderBookOptions): OrderBook;
   /**
    * The stream's last position received (from its messages, or the
    * subscribe reply before any), kept across reconnects; undefined while
@@ -415,7 +468,7 @@ export declare class OrderBook {
 }
 
 /** Connects to url (ws:, wss:, http:, https: or a path relative to the page, e.g. "/ws"). */
-export declare function connect(url: string, options?: ConnectOptions): MarketgateClient;
+export declare function connect<F extends Format = 'raw'>(url: string, options?: ConnectOptions & { format?: F }): MarketgateClient<F>;
 
 /** NormalizedEvent is a message's data with the client's format 'normalized'. */
 export type NormalizedEvent =
@@ -475,8 +528,21 @@ export interface StreamKeyOptions {
  * orderBook. Throws a StreamKeyError; whether the exchange lists the symbol
  * is the gateway's to say (invalid_stream).
  */
+export declare function streamKey<E extends ExchangeName, C extends StreamClass>(exchange: E, cls: C, symbol: string, options?: StreamKeyOptions): StreamKeyOf<E, C>;
 export declare function streamKey(exchange: ExchangeName | string, cls: 'book', symbol: string, options?: StreamKeyOptions): BookKey;
 export declare function streamKey(exchange: ExchangeName | string, cls: StreamClass, symbol: string, options?: StreamKeyOptions): StreamKey;
+
+/**
+ * The type of the key streamKey(exchange, cls, …) returns, as precise as
+ * the arguments' types allow: streamKey('binance', 'trade', 'BTC/USDT')
+ * is a `binance:${string}@trade`, whose messages are BinanceTradeEvent.
+ */
+export type StreamKeyOf<E extends string, C extends StreamClass> =
+  C extends 'book' ? Extract<BookKey, `${E}:${string}`>
+  : E extends 'binance' | 'binance-futures' ? `${E}:${Lowercase<string>}@${C extends 'trade' ? (E extends 'binance' ? 'trade' : 'aggTrade') : C extends 'ticker' ? 'ticker' : `kline_${string}`}`
+  : E extends 'okx' ? `okx:${C extends 'trade' ? 'trades' : C extends 'ticker' ? 'tickers' : `candle${string}`}:${string}`
+  : E extends 'bybit' | 'bybit-linear' ? `${E}:${C extends 'trade' ? 'publicTrade' : C extends 'ticker' ? 'tickers' : `kline.${string}`}.${string}`
+  : StreamKey;
 
 /** How exchange spells the unified symbol: 'BTCUSDT', 'BTC-USDT-SWAP', 'BTCPERP'…; throws a StreamKeyError. */
 export declare function exchangeSymbol(exchange: ExchangeName | string, symbol: string): string;
@@ -494,3 +560,461 @@ export declare function candleIntervals(exchange: ExchangeName | string): string
  * deltas only what changed) are left out.
  */
 export type NormalizedData = NormalizedEvent | NormalizedEvent[];
+
+// --- error codes ---
+
+/**
+ * The codes of GatewayError: the gateway's (bad_request, unknown_op,
+ * invalid_stream, too_many_streams, upstream_error, forbidden, busy:
+ * retried by the client, not seen by callers of subscribe) and the
+ * client's own (timeout, disconnected, closed, too_many_pending,
+ * connect_failed, token_failed). Other strings may come from a newer
+ * gateway.
+ */
+export type GatewayErrorCode =
+  | 'bad_request' | 'unknown_op' | 'invalid_stream' | 'too_many_streams' | 'upstream_error' | 'forbidden' | 'busy'
+  | 'timeout' | 'disconnected' | 'closed' | 'too_many_pending' | 'connect_failed' | 'token_failed'
+  | (string & {});
+
+// --- Binance payloads ---
+//
+// The events of Binance's market streams as the gateway delivers them in
+// the raw format: the exchange's JSON, byte for byte. Prices and
+// quantities are decimal strings, ids and times numbers (times in Unix
+// milliseconds). Spot and USD-M futures share most shapes; where they
+// differ, the fields only one sends are optional, or the type is named
+// for its product.
+
+/** A price level: [price, quantity], both decimal strings. */
+export type BinanceLevel = [price: string, qty: string];
+
+/** `<symbol>@trade` (spot): one trade. */
+export interface BinanceTradeEvent {
+  e: 'trade';
+  /** Event time. */
+  E: number;
+  /** Symbol, upper case (e.g. "BTCUSDT"). */
+  s: string;
+  /** Trade id. */
+  t: number;
+  /** Price. */
+  p: string;
+  /** Quantity. */
+  q: string;
+  /** Trade time. */
+  T: number;
+  /** Is the buyer the market maker (so the taker sold)? */
+  m: boolean;
+  /** Ignore. */
+  M: boolean;
+}
+
+/** `<symbol>@aggTrade` (spot and futures): trades at one price of one taker order, aggregated. */
+export interface BinanceAggTradeEvent {
+  e: 'aggTrade';
+  E: number;
+  s: string;
+  /** Aggregate trade id. */
+  a: number;
+  p: string;
+  q: string;
+  /** First trade id. */
+  f: number;
+  /** Last trade id. */
+  l: number;
+  T: number;
+  /** Is the buyer the market maker? */
+  m: boolean;
+  /** Ignore; spot only. */
+  M?: boolean;
+}
+
+/** `<symbol>@blockTrade` (spot). */
+export interface BinanceBlockTradeEvent {
+  e: 'blockTrade';
+  E: number;
+  s: string;
+  t: number;
+  p: string;
+  q: string;
+  T: number;
+  m: boolean;
+}
+
+/** `<symbol>@referencePrice` (spot): no E; r may be null. */
+export interface BinanceReferencePriceEvent {
+  e: 'referencePrice';
+  s: string;
+  /** Reference price, or null. */
+  r: string | null;
+  /** Time. */
+  t: number;
+}
+
+/** `<symbol>@avgPrice` (spot): the average price over an interval. */
+export interface BinanceAvgPriceEvent {
+  e: 'avgPrice';
+  E: number;
+  s: string;
+  /** The averaging interval, e.g. "5m". */
+  i: string;
+  /** Average price. */
+  w: string;
+  /** Last trade time. */
+  T: number;
+}
+
+/** The kline intervals: spot has all of them, futures all but 1s. "1m" is a minute, "1M" a month. */
+export type BinanceKlineInterval = '1s' | '1m' | '3m' | '5m' | '15m' | '30m' | '1h' | '2h' | '4h' | '6h' | '8h' | '12h' | '1d' | '3d' | '1w' | '1M';
+
+/** A kline (candle) as Binance sends it in a kline event's k. */
+export interface BinanceKline {
+  /** Open time. */
+  t: number;
+  /** Close time (the last millisecond of the interval). */
+  T: number;
+  s: string;
+  /** Interval. */
+  i: BinanceKlineInterval;
+  /** First trade id. */
+  f: number;
+  /** Last trade id. */
+  L: number;
+  /** Open, close, high, low prices. */
+  o: string;
+  c: string;
+  h: string;
+  l: string;
+  /** Base asset volume. */
+  v: string;
+  /** Number of trades. */
+  n: number;
+  /** Is this kline closed? */
+  x: boolean;
+  /** Quote asset volume. */
+  q: string;
+  /** Taker buy base asset volume. */
+  V: string;
+  /** Taker buy quote asset volume. */
+  Q: string;
+  /** Ignore. */
+  B: string;
+}
+
+/** `<symbol>@kline_<interval>` (and spot's `@kline_<interval>@+08:00`). */
+export interface BinanceKlineEvent {
+  e: 'kline';
+  E: number;
+  s: string;
+  k: BinanceKline;
+}
+
+/** Futures `<pair>_<contract type>@continuousKline_<interval>`. */
+export interface BinanceContinuousKlineEvent {
+  e: 'continuous_kline';
+  E: number;
+  /** Pair, e.g. "BTCUSDT". */
+  ps: string;
+  /** Contract type. */
+  ct: 'PERPETUAL' | 'CURRENT_QUARTER' | 'NEXT_QUARTER';
+  k: Omit<BinanceKline, 's'>;
+}
+
+/** `<symbol>@miniTicker` and the elements of `!miniTicker@arr`: the 24 h rolling window, briefly. */
+export interface BinanceMiniTickerEvent {
+  e: '24hrMiniTicker';
+  E: number;
+  s: string;
+  /** Close (last) price. */
+  c: string;
+  /** Open price. */
+  o: string;
+  h: string;
+  l: string;
+  /** Base asset volume. */
+  v: string;
+  /** Quote asset volume. */
+  q: string;
+}
+
+/**
+ * `<symbol>@ticker`, the 24 h rolling window, and the elements of futures'
+ * `!ticker@arr`. Spot also sends the first trade's price before the window
+ * (x) and the best bid and ask (b, B, a, A); futures does not.
+ */
+export interface BinanceTickerEvent {
+  e: '24hrTicker';
+  E: number;
+  s: string;
+  /** Price change. */
+  p: string;
+  /** Price change percent. */
+  P: string;
+  /** Weighted average price. */
+  w: string;
+  /** First trade before the window (spot). */
+  x?: string;
+  /** Last price. */
+  c: string;
+  /** Last quantity. */
+  Q: string;
+  /** Best bid price and quantity, best ask price and quantity (spot). */
+  b?: string;
+  B?: string;
+  a?: string;
+  A?: string;
+  o: string;
+  h: string;
+  l: string;
+  v: string;
+  q: string;
+  /** Statistics open and close time. */
+  O: number;
+  C: number;
+  /** First and last trade ids. */
+  F: number;
+  L: number;
+  /** Number of trades. */
+  n: number;
+}
+
+/** The rolling-window ticker sizes of `@ticker_<window>`. */
+export type BinanceTickerWindow = '1h' | '4h' | '1d';
+
+/** Spot `<symbol>@ticker_<window>` and the elements of `!ticker_<window>@arr`. */
+export interface BinanceWindowTickerEvent {
+  e: '1hTicker' | '4hTicker' | '1dTicker';
+  E: number;
+  s: string;
+  p: string;
+  P: string;
+  o: string;
+  h: string;
+  l: string;
+  c: string;
+  w: string;
+  v: string;
+  q: string;
+  O: number;
+  C: number;
+  F: number;
+  L: number;
+  n: number;
+}
+
+/**
+ * `<symbol>@bookTicker`: the best bid and ask. Spot sends no e and no E;
+ * futures (and its `!bookTicker`) adds e, E and T.
+ */
+export interface BinanceBookTickerEvent {
+  /** Futures only. */
+  e?: 'bookTicker';
+  /** Order book update id. */
+  u: number;
+  /** Futures only: event and transaction time. */
+  E?: number;
+  T?: number;
+  s: string;
+  /** Best bid price and quantity. */
+  b: string;
+  B: string;
+  /** Best ask price and quantity. */
+  a: string;
+  A: string;
+}
+
+/** The partial depths of `@depth<levels>`. */
+export type BinanceDepthLevels = 5 | 10 | 20;
+
+/** Spot `<symbol>@depth<5|10|20>[@100ms]`: the top levels; no e, no E, no symbol. */
+export interface BinancePartialDepth {
+  lastUpdateId: number;
+  bids: BinanceLevel[];
+  asks: BinanceLevel[];
+}
+
+/**
+ * `<symbol>@depth[@100ms]` (diff depth), and futures' partial depth too:
+ * the levels that changed between update ids U and u. Futures adds the
+ * transaction time T and pu, the previous event's u.
+ */
+export interface BinanceDepthUpdateEvent {
+  e: 'depthUpdate';
+  E: number;
+  /** Futures only: transaction time. */
+  T?: number;
+  s: string;
+  /** First and final update id of the event. */
+  U: number;
+  u: number;
+  /** Futures only: the previous event's u. */
+  pu?: number;
+  /** Bids and asks that changed; a quantity of 0 removes the level. */
+  b: BinanceLevel[];
+  a: BinanceLevel[];
+}
+
+/** Futures `<symbol>@markPrice[@1s]` and the elements of `!markPrice@arr[@1s]`. */
+export interface BinanceMarkPriceEvent {
+  e: 'markPriceUpdate';
+  E: number;
+  s: string;
+  /** Mark price. */
+  p: string;
+  /** Index price. */
+  i: string;
+  /** Estimated settle price. */
+  P: string;
+  /** Funding rate. */
+  r: string;
+  /** Next funding time. */
+  T: number;
+}
+
+/** Futures `<symbol>@forceOrder` and `!forceOrder@arr`: a liquidation order. */
+export interface BinanceForceOrderEvent {
+  e: 'forceOrder';
+  E: number;
+  o: {
+    s: string;
+    /** Side. */
+    S: 'BUY' | 'SELL';
+    /** Order type, time in force, quantity, price, average price, status. */
+    o: string;
+    f: string;
+    q: string;
+    p: string;
+    ap: string;
+    X: string;
+    /** Last filled quantity, accumulated filled quantity. */
+    l: string;
+    z: string;
+    /** Trade time. */
+    T: number;
+  };
+}
+
+/** Any Binance event the gateway delivers in the raw format, arrays of the all-market streams included. */
+export type BinanceEvent =
+  | BinanceTradeEvent | BinanceAggTradeEvent | BinanceBlockTradeEvent | BinanceReferencePriceEvent
+  | BinanceAvgPriceEvent | BinanceKlineEvent | BinanceContinuousKlineEvent | BinanceMiniTickerEvent
+  | BinanceTickerEvent | BinanceWindowTickerEvent | BinanceBookTickerEvent | BinancePartialDepth
+  | BinanceDepthUpdateEvent | BinanceMarkPriceEvent | BinanceForceOrderEvent
+  | BinanceMiniTickerEvent[] | BinanceWindowTickerEvent[] | BinanceTickerEvent[] | BinanceMarkPriceEvent[];
+
+// --- typed stream keys ---
+
+/**
+ * Binance spot stream names the gateway takes (upstream/binance's
+ * grammar), with the symbol in lower case: "btcusdt@trade",
+ * "ethusdt@kline_1h", "btcusdt@depth20@100ms", "!miniTicker@arr", and the
+ * gateway's kept book "btcusdt@book[@N]".
+ */
+export type BinanceSpotStream =
+  | `${Lowercase<string>}@${'trade' | 'aggTrade' | 'blockTrade' | 'referencePrice' | 'avgPrice' | 'miniTicker' | 'ticker' | 'bookTicker'}`
+  | `${Lowercase<string>}@kline_${BinanceKlineInterval}` | `${Lowercase<string>}@kline_${BinanceKlineInterval}@+08:00`
+  | `${Lowercase<string>}@ticker_${BinanceTickerWindow}`
+  | `${Lowercase<string>}@depth${'' | BinanceDepthLevels}` | `${Lowercase<string>}@depth${'' | BinanceDepthLevels}@100ms`
+  | `${Lowercase<string>}@book` | `${Lowercase<string>}@book@${BookDepth}`
+  | '!miniTicker@arr' | `!ticker_${BinanceTickerWindow}@arr`;
+
+/** Binance USD-M futures stream names the gateway takes. */
+export type BinanceFuturesStream =
+  | `${Lowercase<string>}@${'aggTrade' | 'markPrice' | 'markPrice@1s' | 'miniTicker' | 'ticker' | 'bookTicker' | 'forceOrder'}`
+  | `${Lowercase<string>}@kline_${Exclude<BinanceKlineInterval, '1s'>}`
+  | `${Lowercase<string>}_${'perpetual' | 'current_quarter' | 'next_quarter'}@continuousKline_${Exclude<BinanceKlineInterval, '1s'>}`
+  | `${Lowercase<string>}@depth${'' | BinanceDepthLevels}` | `${Lowercase<string>}@depth${'' | BinanceDepthLevels}@${'100ms' | '500ms'}`
+  | `${Lowercase<string>}@book` | `${Lowercase<string>}@book@${BookDepth}`
+  | '!markPrice@arr' | '!markPrice@arr@1s' | '!miniTicker@arr' | '!ticker@arr' | '!bookTicker' | '!forceOrder@arr';
+
+/** A gateway key of a Binance stream: "binance:<spot stream>" or "binance-futures:<futures stream>". */
+export type BinanceStreamKey = `binance:${BinanceSpotStream}` | `binance-futures:${BinanceFuturesStream}`;
+
+/** The payload of spot stream name N ("btcusdt@trade" → BinanceTradeEvent); unknown for a name it does not know. */
+export type BinanceSpotPayload<N extends string> =
+  N extends '!miniTicker@arr' ? BinanceMiniTickerEvent[]
+  : N extends `!ticker_${string}@arr` ? BinanceWindowTickerEvent[]
+  : N extends `${string}@${infer S}` ? SpotSuffixPayload<S>
+  : unknown;
+
+type SpotSuffixPayload<S extends string> =
+  S extends 'trade' ? BinanceTradeEvent
+  : S extends 'aggTrade' ? BinanceAggTradeEvent
+  : S extends 'blockTrade' ? BinanceBlockTradeEvent
+  : S extends 'referencePrice' ? BinanceReferencePriceEvent
+  : S extends 'avgPrice' ? BinanceAvgPriceEvent
+  : S extends `kline_${string}` ? BinanceKlineEvent
+  : S extends 'miniTicker' ? BinanceMiniTickerEvent
+  : S extends 'ticker' ? BinanceTickerEvent
+  : S extends `ticker_${string}` ? BinanceWindowTickerEvent
+  : S extends 'bookTicker' ? BinanceBookTickerEvent
+  : S extends 'depth' | 'depth@100ms' ? BinanceDepthUpdateEvent
+  : S extends `depth${BinanceDepthLevels}` | `depth${BinanceDepthLevels}@100ms` ? BinancePartialDepth
+  : S extends 'book' | `book@${string}` ? BookMessage
+  : unknown;
+
+/** The payload of futures stream name N ("btcusdt@markPrice" → BinanceMarkPriceEvent); unknown for a name it does not know. */
+export type BinanceFuturesPayload<N extends string> =
+  N extends '!markPrice@arr' | '!markPrice@arr@1s' ? BinanceMarkPriceEvent[]
+  : N extends '!miniTicker@arr' ? BinanceMiniTickerEvent[]
+  : N extends '!ticker@arr' ? BinanceTickerEvent[]
+  : N extends '!bookTicker' ? BinanceBookTickerEvent
+  : N extends '!forceOrder@arr' ? BinanceForceOrderEvent
+  : N extends `${string}@continuousKline_${string}` ? BinanceContinuousKlineEvent
+  : N extends `${string}@${infer S}` ? FuturesSuffixPayload<S>
+  : unknown;
+
+type FuturesSuffixPayload<S extends string> =
+  S extends 'aggTrade' ? BinanceAggTradeEvent
+  : S extends 'markPrice' | 'markPrice@1s' ? BinanceMarkPriceEvent
+  : S extends `kline_${string}` ? BinanceKlineEvent
+  : S extends 'miniTicker' ? BinanceMiniTickerEvent
+  : S extends 'ticker' ? BinanceTickerEvent
+  : S extends 'bookTicker' ? BinanceBookTickerEvent
+  : S extends 'forceOrder' ? BinanceForceOrderEvent
+  : S extends `depth${string}` ? BinanceDepthUpdateEvent // diff and partial depth alike
+  : S extends 'book' | `book@${string}` ? BookMessage
+  : unknown;
+
+/**
+ * The data of stream key K in the raw format: a Binance event for a
+ * Binance key ("binance:btcusdt@trade" → BinanceTradeEvent,
+ * "binance-futures:btcusdt@depth" → BinanceDepthUpdateEvent), a
+ * BookMessage for any exchange's book key, unknown otherwise (OKX and
+ * Bybit events, a key known only as a string).
+ */
+export type StreamPayload<K extends string> =
+  K extends `binance:${infer N}` ? BinanceSpotPayload<N>
+  : K extends `binance-futures:${infer N}` ? BinanceFuturesPayload<N>
+  : K extends BookKey ? BookMessage
+  : unknown;
+
+/** The normalized trade. */
+export type NormalizedTrade = Extract<NormalizedEvent, { type: 'trade' }>;
+/** The normalized ticker; fields the exchange did not send are left out. */
+export type NormalizedTicker = Extract<NormalizedEvent, { type: 'ticker' }>;
+/** The normalized candle. */
+export type NormalizedCandle = Extract<NormalizedEvent, { type: 'candle' }>;
+/** The normalized book message. */
+export type NormalizedBook = Extract<NormalizedEvent, { type: 'book_snapshot' | 'book_update' }>;
+
+/**
+ * The data of stream key K on a client of format 'normalized'. Binance's
+ * trade and aggTrade, ticker, kline (not the +08:00 ones) and book streams
+ * have a normalized form, one event per message; other Binance streams
+ * keep their raw payload. OKX and Bybit keys give NormalizedData (several
+ * events may come in one message). An event the gateway cannot normalize
+ * (a symbol not yet known, a book's stale notice) is delivered raw.
+ */
+export type NormalizedPayload<K extends string> =
+  K extends `${'binance' | 'binance-futures'}:${infer N}` ? BinanceNormalizedPayload<K, N>
+  : K extends `${'okx' | 'bybit' | 'bybit-linear'}:${string}` ? NormalizedData
+  : unknown;
+
+type BinanceNormalizedPayload<K extends string, N extends string> =
+  N extends `${string}@${'trade' | 'aggTrade'}` ? NormalizedTrade
+  : N extends `${string}@ticker` ? NormalizedTicker
+  : N extends `${string}@kline_${string}@${string}` ? StreamPayload<K>
+  : N extends `${string}@kline_${string}` ? NormalizedCandle
+  : N extends `${string}@book` | `${string}@book@${string}` ? NormalizedBook
+  : StreamPayload<K>;

@@ -13,7 +13,88 @@
 //   const authed = connect('/ws', { getToken: () => fetch('/token').then((r) => r.text()) });
 //   book.on('change', () => draw(book.levels('bids', 25), book.levels('asks', 25), book.stale));
 //
-// No dependencies, no build step. See marketgate.d.ts for the API.
+// No dependencies, no build step. See marketgate.d.ts for the API; the
+// JSDoc types here are checked by tsc --strict --checkJs (tsconfig.json).
+
+/**
+ * @import { AuthEvent, BookKey, GapEvent, StreamKeyError, BookLevel, BookMessage, ConnectOptions, ConnectionState, EventMap, ExchangeInfo,
+ *   GatewayError, MessageMeta, OrderBookEventMap, OrderBookOptions, OrderBookState, OrderBookStats,
+ *   Position, StreamClass, StreamKeyOptions, SubscribeResult, UnifiedSymbol } from './marketgate.js'
+ */
+
+/**
+ * Timer is what setTimeout returns, a number in browsers and an object in Node.
+ * @typedef {ReturnType<typeof setTimeout>} Timer
+ */
+
+/**
+ * Options are a client's options with every default filled in.
+ * @typedef {{
+ *   backoff: { min: number, max: number },
+ *   pingInterval: number,
+ *   pingTimeout: number,
+ *   commandTimeout: number,
+ *   maxPending: number,
+ *   maxFrameBytes: number,
+ *   maxCommandsPerSecond: number,
+ *   format: 'raw' | 'normalized',
+ *   getToken: (() => string | null | Promise<string | null>) | null,
+ *   tokenRefreshLead: number,
+ * }} Options
+ */
+
+/**
+ * Handle is what a subscribe call's promise resolves to (a Subscription).
+ * @typedef {{ readonly streams: string[], unsubscribe(): Promise<SubscribeResult> }} Handle
+ */
+
+/**
+ * Waiter is a subscribe call waiting for the gateway: left counts the
+ * commands of its streams still unanswered.
+ * @typedef {{
+ *   streams: string[], left: number, done: boolean, timer: Timer | null,
+ *   resolve: () => void, reject: (e: GatewayError) => void,
+ * }} Waiter
+ */
+
+/**
+ * Sub is one subscribe call: its handler and the streams it still holds.
+ * @typedef {{
+ *   handler: (data: unknown, meta: MessageMeta) => void,
+ *   streams: Set<string>, handle: Handle, waiter: Waiter | null,
+ * }} Sub
+ */
+
+/**
+ * Pending is a command in flight. onResult sees a subscribe reply before
+ * its promise settles.
+ * @typedef {{
+ *   op: string, streams: string[], waiters: Waiter[], resub?: boolean,
+ *   resolve: (result: any) => void, reject: (err: GatewayError) => void,
+ *   timer?: Timer, onResult?: (result: any) => void,
+ * }} Pending
+ */
+
+/**
+ * Command is a command as sent to the gateway.
+ * @typedef {{
+ *   op: string, id?: number, streams?: string[], token?: string,
+ *   format?: 'normalized', since?: Record<string, Position>,
+ * }} Command
+ */
+
+/**
+ * Socket is the part of a WebSocket the client uses, so tests can hand
+ * it a small fake (options.WebSocket).
+ * @typedef {{
+ *   onopen: ((ev?: unknown) => void) | null,
+ *   onmessage: ((ev: { data: unknown }) => void) | null,
+ *   onclose: ((ev?: { code: number, reason: string }) => void) | null,
+ *   onerror: ((ev?: unknown) => void) | null,
+ *   send(data: string): void,
+ *   close(code?: number, reason?: string): void,
+ * }} Socket
+ */
 
 const DEFAULTS = {
   backoff: { min: 250, max: 10000 },
@@ -48,12 +129,24 @@ const SLOW_CONSUMER = 4008;
 // consumer delay to start from its first step again.
 const SLOW_FORGET_MS = 60000;
 
-/** connect returns a client that connects to url now and stays connected until close(). */
+/**
+ * connect returns a client that connects to url now and stays connected until close().
+ * @param {string} url
+ * @param {ConnectOptions} [options]
+ */
 export function connect(url, options = {}) {
   return new MarketgateClient(url, options);
 }
 
+/**
+ * gatewayError makes an error object shaped as the gateway's.
+ * @param {string} code
+ * @param {string} msg
+ * @param {string[]} [streams]
+ * @returns {GatewayError}
+ */
 function gatewayError(code, msg, streams) {
+  /** @type {GatewayError} */
   const e = { code, msg };
   if (streams) e.streams = streams;
   return e;
@@ -61,12 +154,18 @@ function gatewayError(code, msg, streams) {
 
 // report hands an exception thrown by application code to the page's error
 // handling without breaking the client's own state.
+/** @param {unknown} err */
 function report(err) {
   setTimeout(() => { throw err; }, 0);
 }
 
 // callAll calls every listener of a set with arg; one that throws is
 // reported and the others still run. The set may change meanwhile.
+/**
+ * @template T
+ * @param {Set<(arg: T) => void>} listeners
+ * @param {T} arg
+ */
 function callAll(listeners, arg) {
   for (const fn of [...listeners]) {
     try {
@@ -77,25 +176,51 @@ function callAll(listeners, arg) {
   }
 }
 
+// stopTimer cancels a timeout or interval, if any.
+/** @param {Timer | ReturnType<typeof setInterval> | null | undefined} t */
+function stopTimer(t) {
+  if (t !== null && t !== undefined) clearTimeout(/** @type {any} */ (t)); // clears intervals too
+}
+
+// errorText is the message of a thrown value.
+/** @param {unknown} e */
+function errorText(e) {
+  return String(e instanceof Error ? e.message : e);
+}
+
+/**
+ * MarketgateClient is a client of the native protocol; see connect.
+ */
 export class MarketgateClient {
+  /** @type {string} */
   #url;
+  /** @type {Options} */
   #opts;
+  /** @type {new (url: string) => Socket} */
   #WS;
+  /** @type {Socket | null} */
   #ws = null;
+  /** @type {ConnectionState | ''} */
   #state = '';
   #closed = false;
   #attempt = 0; // failed connections in a row: the reconnect delay grows with it
   #slow = 0; // slow consumer closes (4008) in a row
   #openedAt = 0; // performance.now() when the current connection opened, else 0
+  /** @type {Timer | null} */
   #retryTimer = null;
+  /** @type {ReturnType<typeof setInterval> | null} */
   #pingTimer = null;
+  /** @type {Timer | null} */
   #pingDeadline = null;
+  /** @type {Timer | null} */
   #refreshTimer = null; // the next token refresh (getToken)
   #nextId = 1;
+  /** @type {{ [K in keyof EventMap]: Set<(arg: EventMap[K]) => void> }} */
   #listeners = { state: new Set(), gap: new Set(), error: new Set(), close: new Set(), recovered: new Set(), auth: new Set() };
   // stream -> Set of subscriptions {handler, streams, handle, waiter}, one per
   // subscribe call: the streams wanted, resubscribed after a reconnect. A
   // stream is left at the gateway when its last subscription lets it go.
+  /** @type {Map<string, Set<Sub>>} */
   #streams = new Map();
   // stream -> {epoch, seq}: the stream's last position received, kept
   // across reconnects. seq is the cluster-wide position of the last message
@@ -103,38 +228,53 @@ export class MarketgateClient {
   // subscribe reply or a gap message, undefined while unknown. A stream
   // with both is resubscribed with "since" after a reconnect, to recover
   // what it missed.
+  /** @type {Map<string, { epoch: string | undefined, seq: number }>} */
   #pos = new Map();
   // stream -> reason ('reconnect' | 'unrecovered'): streams whose next
   // message may follow a loss, and the gap reason it gets. A reconnect
   // sets 'reconnect'; a resubscription that recovered everything clears
   // it; one that could not sets 'unrecovered'.
+  /** @type {Map<string, 'reconnect' | 'unrecovered'>} */
   #resync = new Map();
   // stream -> recovered (boolean): the outcome of the last resubscription
   // that asked to recover the stream, given to its next message's meta.
+  /** @type {Map<string, boolean>} */
   #recovered = new Map();
   // subscribe commands refused with 'busy', waiting to be sent again:
   // {timer, waiters}. #busyTries counts such refusals in a row.
+  /** @type {Set<{ timer: Timer | null, waiters: Waiter[] }>} */
   #retries = new Set();
   #busyTries = 0;
   // id -> {op, streams, waiters, resub, resolve, reject, timer}: commands in flight.
+  /** @type {Map<number, Pending>} */
   #pending = new Map();
   // subscribe calls made while disconnected, settled by the resubscription.
+  /** @type {Set<Waiter>} */
   #deferred = new Set();
   // frames waiting for the command rate limit, and the times of the sends
   // of the last second (at most maxCommandsPerSecond).
+  /** @type {string[]} */
   #outbox = [];
+  /** @type {number[]} */
   #sent = [];
+  /** @type {Timer | null} */
   #outboxTimer = null;
 
+  /**
+   * @param {string} url
+   * @param {ConnectOptions} [options]
+   */
   constructor(url, options = {}) {
     this.#url = resolveURL(url);
-    this.#opts = {
+    const { WebSocket: _, ...rest } = options;
+    this.#opts = /** @type {Options} */ ({
       ...DEFAULTS,
-      ...options,
+      ...rest,
       backoff: { ...DEFAULTS.backoff, ...(options.backoff || {}) },
-    };
-    this.#WS = options.WebSocket || globalThis.WebSocket;
-    if (typeof this.#WS !== 'function') throw new TypeError('marketgate: no WebSocket constructor');
+    });
+    const WS = /** @type {(new (url: string) => Socket) | undefined} */ (options.WebSocket || globalThis.WebSocket);
+    if (typeof WS !== 'function') throw new TypeError('marketgate: no WebSocket constructor');
+    this.#WS = WS;
     // Connect once the caller has had the chance to add listeners.
     queueMicrotask(() => { if (!this.#closed) this.#open('connecting'); });
   }
@@ -150,29 +290,51 @@ export class MarketgateClient {
    * or undefined when its epoch is not known (the stream cannot be
    * recovered then).
    */
+  /**
+   * @param {string} stream
+   * @returns {Position | undefined}
+   */
   position(stream) {
     const p = this.#pos.get(stream);
     if (!p || typeof p.epoch !== 'string' || p.epoch === '' || typeof p.seq !== 'number') return undefined;
     return { epoch: p.epoch, seq: p.seq };
   }
 
+  /**
+   * on adds a listener of event and returns a function that removes it.
+   * @template {keyof EventMap} K
+   * @param {K} event
+   * @param {(arg: EventMap[K]) => void} fn
+   * @returns {() => boolean}
+   */
   on(event, fn) {
-    const set = this.#listeners[event];
+    /** @type {Set<(arg: EventMap[K]) => void> | undefined} */
+    const set = Object.hasOwn(this.#listeners, event) ? /** @type {any} */ (this.#listeners[event]) : undefined;
     if (!set) throw new TypeError(`marketgate: unknown event ${event}`);
     set.add(fn);
     return () => set.delete(fn);
   }
 
+  /**
+   * off removes a listener added by on.
+   * @template {keyof EventMap} K
+   * @param {K} event
+   * @param {(arg: EventMap[K]) => void} fn
+   */
   off(event, fn) {
-    this.#listeners[event]?.delete(fn);
+    if (Object.hasOwn(this.#listeners, event)) /** @type {Set<(arg: EventMap[K]) => void>} */ (this.#listeners[event]).delete(fn);
   }
 
   /**
    * subscribe adds onMessage to streams and returns a promise for a handle
    * whose unsubscribe() removes this handler only. The promise itself has
    * unsubscribe() and streams too, so a caller may let go before the reply.
+   * @param {readonly string[]} streams
+   * @param {(data: any, meta: any) => void} onMessage
+   * @returns {Promise<Handle> & Handle}
    */
   subscribe(streams, onMessage) {
+    /** @type {(code: string, msg: string) => Promise<Handle> & Handle} */
     const fail = (code, msg) => withHandle(Promise.reject(gatewayError(code, msg)), EMPTY_HANDLE);
     if (this.#closed) return fail('closed', 'client closed');
     if (!Array.isArray(streams) || streams.length === 0 || !streams.every((s) => typeof s === 'string')) {
@@ -182,13 +344,14 @@ export class MarketgateClient {
     if (this.#pending.size + this.#deferred.size >= this.#opts.maxPending) {
       return fail('too_many_pending', 'too many commands awaiting a reply');
     }
-    streams = [...new Set(streams)];
-    const sub = { handler: onMessage, streams: new Set(streams), handle: null, waiter: null };
+    const list = [...new Set(streams)];
+    /** @type {Sub} */
+    const sub = { handler: onMessage, streams: new Set(list), handle: EMPTY_HANDLE, waiter: null };
     sub.handle = Object.freeze({
       get streams() { return [...sub.streams]; },
       unsubscribe: () => this.#release(sub),
     });
-    for (const s of streams) {
+    for (const s of list) {
       let subs = this.#streams.get(s);
       if (!subs) {
         subs = new Set();
@@ -196,21 +359,23 @@ export class MarketgateClient {
       }
       subs.add(sub);
     }
+    /** @type {Promise<Handle>} */
     const p = new Promise((resolve, reject) => {
-      const w = sub.waiter = { streams, left: 0, done: false, timer: null };
-      w.resolve = () => { if (!w.done) { w.done = true; clearTimeout(w.timer); this.#deferred.delete(w); resolve(sub.handle); } };
+      /** @type {Waiter} */
+      const w = sub.waiter = { streams: list, left: 0, done: false, timer: null, resolve: () => {}, reject: () => {} };
+      w.resolve = () => { if (!w.done) { w.done = true; stopTimer(w.timer); this.#deferred.delete(w); resolve(sub.handle); } };
       // A failed call is undone: its handler leaves every stream of the call.
       w.reject = (e) => {
         if (w.done) return;
         w.done = true;
-        clearTimeout(w.timer);
+        stopTimer(w.timer);
         this.#deferred.delete(w);
         this.#leave(this.#detach(sub, [...sub.streams])).catch(() => {});
         reject(e);
       };
       w.timer = setTimeout(() => w.reject(gatewayError('timeout', 'no reply from the gateway')), this.#opts.commandTimeout);
       if (this.#state === 'open') {
-        this.#sendSubscribe(streams, [w], false);
+        this.#sendSubscribe(list, [w], false);
       } else {
         this.#deferred.add(w); // sent with the resubscription once connected
       }
@@ -222,18 +387,23 @@ export class MarketgateClient {
    * unsubscribe stops delivering streams to every handler at once and
    * unsubscribes them at the gateway. A subscription handle's unsubscribe()
    * removes one handler only.
+   * @param {readonly string[]} streams
+   * @returns {Promise<SubscribeResult>}
    */
   unsubscribe(streams) {
     if (!Array.isArray(streams) || streams.length === 0) {
       return Promise.reject(gatewayError('bad_request', 'streams must be a non-empty list'));
     }
-    streams = [...new Set(streams)];
-    for (const s of streams) this.#forget(s);
-    if (this.#state !== 'open') return Promise.resolve({ streams });
-    return this.#command({ op: 'unsubscribe', streams }).then(() => ({ streams }));
+    const list = [...new Set(streams)];
+    for (const s of list) this.#forget(s);
+    if (this.#state !== 'open') return Promise.resolve({ streams: list });
+    return this.#command({ op: 'unsubscribe', streams: list }).then(() => ({ streams: list }));
   }
 
-  /** list asks the gateway for this connection's streams. */
+  /**
+   * list asks the gateway for this connection's streams.
+   * @returns {Promise<SubscribeResult>}
+   */
   list() {
     if (this.#state !== 'open') return Promise.reject(gatewayError('disconnected', 'not connected'));
     return this.#command({ op: 'list' });
@@ -244,6 +414,9 @@ export class MarketgateClient {
    * "binance:btcusdt@book@100", "okx:book:BTC-USDT", "bybit:book.50.BTCUSDT";
    * streamKey(exchange, 'book', symbol) makes them) and returns the book it keeps: see
    * OrderBook. close() lets the stream go.
+   * @param {BookKey} key
+   * @param {OrderBookOptions} [options]
+   * @returns {OrderBook}
    */
   orderBook(key, options = {}) {
     // The normalized form drops the update ids a kept book checks.
@@ -258,16 +431,17 @@ export class MarketgateClient {
    */
   reconnect() {
     if (this.#closed || this.#ws) return;
-    clearTimeout(this.#retryTimer);
+    stopTimer(this.#retryTimer);
     this.#retryTimer = null;
     this.#open('reconnecting');
   }
 
+  /** close closes the connection for good; pending promises reject with code "closed". */
   close() {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#retryTimer);
-    clearTimeout(this.#refreshTimer);
+    stopTimer(this.#retryTimer);
+    stopTimer(this.#refreshTimer);
     this.#stopPing();
     this.#clearOutbox();
     const ws = this.#ws;
@@ -286,13 +460,14 @@ export class MarketgateClient {
 
   // --- connection ---
 
+  /** @param {ConnectionState} state */
   #open(state) {
     this.#setState(state);
     let ws;
     try {
       ws = new this.#WS(this.#url);
     } catch (e) {
-      this.#emit('error', gatewayError('connect_failed', String(e && e.message || e)));
+      this.#emit('error', gatewayError('connect_failed', errorText(e)));
       this.#retryIn(this.#nextDelay());
       return;
     }
@@ -303,6 +478,7 @@ export class MarketgateClient {
     ws.onerror = () => {}; // a close event follows
   }
 
+  /** @param {Socket} ws */
   #onOpen(ws) {
     if (ws !== this.#ws) return;
     this.#openedAt = performance.now();
@@ -320,15 +496,21 @@ export class MarketgateClient {
   // before each token expires, on the same connection. A token the gateway
   // refuses closes the connection (4001). getToken returning '' or null
   // leaves a new connection anonymous.
+  /**
+   * @param {Socket} ws
+   * @param {boolean} first
+   */
   async #authenticate(ws, first) {
-    clearTimeout(this.#refreshTimer);
+    stopTimer(this.#refreshTimer);
     this.#refreshTimer = null;
+    const getToken = this.#opts.getToken;
+    if (!getToken) return;
     let token;
     try {
-      token = await this.#opts.getToken();
+      token = await getToken();
     } catch (e) {
       if (ws !== this.#ws || this.#closed) return;
-      this.#emit('error', gatewayError('token_failed', String(e && e.message || e)));
+      this.#emit('error', gatewayError('token_failed', errorText(e)));
       if (first) {
         try { ws.close(4000, 'no token'); } catch { /* ignore */ }
         this.#onDrop(ws, 4000, 'getToken failed');
@@ -345,12 +527,14 @@ export class MarketgateClient {
       return;
     }
     const id = this.#nextId++;
+    /** @type {Pending} */
     const p = {
       op: 'auth', streams: [], waiters: [],
+      /** @param {{ user: string, expires: number, ttl: number } | undefined} r */
       resolve: (r) => {
         if (ws !== this.#ws) return;
         this.#scheduleRefresh(ws, r && r.ttl);
-        this.#emit('auth', { user: r && r.user, expires: r && r.expires, ttl: r && r.ttl });
+        this.#emit('auth', /** @type {AuthEvent} */ ({ user: r && r.user, expires: r && r.expires, ttl: r && r.ttl }));
         if (first) this.#ready();
       },
       // A refused token closes the connection: onDrop follows.
@@ -368,10 +552,14 @@ export class MarketgateClient {
 
   // scheduleRefresh arms the next token refresh: tokenRefreshLead before
   // the token's end, and at most half way through its life.
+  /**
+   * @param {Socket} ws
+   * @param {number | undefined} ttl
+   */
   #scheduleRefresh(ws, ttl) {
-    clearTimeout(this.#refreshTimer);
+    stopTimer(this.#refreshTimer);
     this.#refreshTimer = null;
-    if (!(ttl > 0)) return;
+    if (ttl === undefined || !(ttl > 0)) return;
     const lead = Math.min(this.#opts.tokenRefreshLead, ttl * 1000 / 2);
     this.#refreshTimer = setTimeout(() => {
       this.#refreshTimer = null;
@@ -392,6 +580,11 @@ export class MarketgateClient {
 
   // onDrop handles a lost connection: commands in flight are moved on, the
   // close is reported, and a reconnect is scheduled unless the code says not to.
+  /**
+   * @param {Socket} ws
+   * @param {number} [code]
+   * @param {string} [reason]
+   */
   #onDrop(ws, code = 1006, reason = '') {
     if (ws !== this.#ws) return;
     detach(ws);
@@ -400,7 +593,7 @@ export class MarketgateClient {
     this.#openedAt = 0;
     this.#stopPing();
     this.#clearOutbox();
-    clearTimeout(this.#refreshTimer);
+    stopTimer(this.#refreshTimer);
     this.#refreshTimer = null;
     // Events of every stream may be lost until it is resubscribed (and
     // are not, for those the resubscription recovers). A loss not yet
@@ -410,7 +603,7 @@ export class MarketgateClient {
     const pend = [...this.#pending.values()];
     this.#pending.clear();
     for (const p of pend) {
-      clearTimeout(p.timer);
+      stopTimer(p.timer);
       if (p.op === 'subscribe') {
         // Its streams are resubscribed on the next connection; so are the callers waiting.
         for (const w of p.waiters) if (!w.done) this.#deferred.add(w);
@@ -430,9 +623,9 @@ export class MarketgateClient {
     this.#emit('close', again ? { code, reason, reconnect: true, delay } : { code, reason, reconnect: false });
     if (this.#closed || this.#ws) return; // a listener closed the client, or reconnected it
     if (again) {
-      this.#retryIn(delay);
+      this.#retryIn(/** @type {number} */ (delay));
     } else {
-      clearTimeout(this.#retryTimer);
+      stopTimer(this.#retryTimer);
       this.#setState('disconnected');
     }
   }
@@ -442,6 +635,11 @@ export class MarketgateClient {
   // the longest backoff counts as working: the next wait starts from the
   // minimum again. After a slow consumer close the wait is never short, and
   // doubles with each such close, up to the longest backoff.
+  /**
+   * @param {number} code
+   * @param {number} lived
+   * @returns {number}
+   */
   #dropDelay(code, lived) {
     const { min, max } = this.#opts.backoff;
     if (lived >= max) this.#attempt = 0;
@@ -461,10 +659,11 @@ export class MarketgateClient {
     return Math.max(0, Math.random() * cap); // full jitter
   }
 
+  /** @param {number} delay */
   #retryIn(delay) {
     if (this.#closed) return;
     this.#setState('reconnecting');
-    clearTimeout(this.#retryTimer);
+    stopTimer(this.#retryTimer);
     this.#retryTimer = setTimeout(() => { this.#retryTimer = null; this.#open('reconnecting'); }, delay);
   }
 
@@ -489,8 +688,8 @@ export class MarketgateClient {
   }
 
   #stopPing() {
-    clearInterval(this.#pingTimer);
-    clearTimeout(this.#pingDeadline);
+    stopTimer(this.#pingTimer);
+    stopTimer(this.#pingDeadline);
     this.#pingTimer = null;
     this.#pingDeadline = null;
   }
@@ -501,6 +700,10 @@ export class MarketgateClient {
   // Commands leave at most maxCommandsPerSecond in any second, so that a
   // burst (a resubscription in many chunks, many subscribe calls at once)
   // never trips the gateway's flood limit.
+  /**
+   * @param {Command} obj
+   * @returns {boolean}
+   */
   #send(obj) {
     if (this.#outbox.length >= this.#opts.maxPending) return false;
     this.#outbox.push(JSON.stringify(obj));
@@ -518,7 +721,7 @@ export class MarketgateClient {
         this.#outboxTimer = setTimeout(() => this.#flush(), 1000 - (now - this.#sent[0]) + 1);
         return;
       }
-      const frame = this.#outbox.shift();
+      const frame = /** @type {string} */ (this.#outbox.shift());
       try { this.#ws.send(frame); } catch { /* the connection is closing: onclose follows */ }
       this.#sent.push(now);
     }
@@ -527,12 +730,17 @@ export class MarketgateClient {
   // clearOutbox drops what a lost connection did not send: the commands'
   // promises are settled by onDrop.
   #clearOutbox() {
-    clearTimeout(this.#outboxTimer);
+    stopTimer(this.#outboxTimer);
     this.#outboxTimer = null;
     this.#outbox = [];
   }
 
   // command sends one command and returns a promise for its result.
+  /**
+   * @param {Command} cmd
+   * @param {Partial<Pending>} [extra]
+   * @returns {Promise<any>}
+   */
   #command(cmd, extra = {}) {
     return new Promise((resolve, reject) => {
       if (this.#state !== 'open' || !this.#ws) {
@@ -540,6 +748,7 @@ export class MarketgateClient {
         return;
       }
       const id = this.#nextId++;
+      /** @type {Pending} */
       const p = { op: cmd.op, streams: cmd.streams || [], waiters: [], resub: false, ...extra, resolve, reject };
       p.timer = setTimeout(() => {
         if (this.#pending.get(id) === p) {
@@ -550,7 +759,7 @@ export class MarketgateClient {
       this.#pending.set(id, p);
       if (!this.#send({ ...cmd, id })) {
         this.#pending.delete(id);
-        clearTimeout(p.timer);
+        stopTimer(p.timer);
         reject(gatewayError('too_many_pending', 'too many commands waiting to be sent'));
       }
     });
@@ -562,6 +771,12 @@ export class MarketgateClient {
   // that may have lost messages and whose position is known. retry says
   // the streams are those of one command sent before (refused, to be sent
   // again): its waiters count the new commands instead of that one.
+  /**
+   * @param {string[]} streams
+   * @param {Waiter[]} waiters
+   * @param {boolean} resub
+   * @param {boolean} [retry]
+   */
   #sendSubscribe(streams, waiters, resub, retry = false) {
     const since = resub ? this.#since(streams) : null;
     const chunks = this.#chunks(streams, since);
@@ -572,8 +787,10 @@ export class MarketgateClient {
     }
     for (const chunk of chunks) {
       const ws = waiters.filter((w) => w.streams.some((s) => chunk.includes(s)));
+      /** @type {Command} */
       const cmd = { op: 'subscribe', streams: chunk };
       if (this.#opts.format === 'normalized') cmd.format = 'normalized';
+      /** @type {Record<string, Position> | null} */
       let asked = null;
       if (since) {
         for (const s of chunk) {
@@ -581,6 +798,7 @@ export class MarketgateClient {
         }
         if (asked) cmd.since = asked;
       }
+      /** @param {any} result */
       const onResult = (result) => this.#onSubscribed(chunk, asked, result);
       this.#command(cmd, { waiters: ws, resub, onResult })
         .then(() => {
@@ -593,7 +811,12 @@ export class MarketgateClient {
   // since returns the positions to recover streams from: those of the
   // streams that may have lost messages (see #resync) and whose position
   // is known; null when there are none.
+  /**
+   * @param {string[]} streams
+   * @returns {Record<string, Position> | null}
+   */
   #since(streams) {
+    /** @type {Record<string, Position> | null} */
     let since = null;
     for (const s of streams) {
       if (!this.#resync.has(s)) continue;
@@ -610,6 +833,11 @@ export class MarketgateClient {
   // position, and its next message (flagged gap:true by the gateway) is a
   // gap of reason 'unrecovered'. It runs before the reply's promise
   // settles, so before any message that follows the reply.
+  /**
+   * @param {string[]} chunk
+   * @param {Record<string, Position> | null} asked
+   * @param {any} result
+   */
   #onSubscribed(chunk, asked, result) {
     const positions = result && typeof result.positions === 'object' && result.positions || {};
     const recovered = result && typeof result.recovered === 'object' && result.recovered || {};
@@ -642,6 +870,11 @@ export class MarketgateClient {
 
   // chunks splits streams into lists that each fit one command, with the
   // positions of since, under the gateway's frame limit.
+  /**
+   * @param {string[]} streams
+   * @param {Record<string, Position> | null} [since]
+   * @returns {string[][]}
+   */
   #chunks(streams, since = null) {
     const base = since ? 80 : 64;
     const chunks = [];
@@ -667,10 +900,16 @@ export class MarketgateClient {
   // on the node) again after a backoff that grows with each such refusal
   // in a row. The wait ends with the connection: the next one
   // resubscribes everything anyway.
+  /**
+   * @param {string[]} chunk
+   * @param {Waiter[]} waiters
+   * @param {boolean} resub
+   */
   #retryBusy(chunk, waiters, resub) {
     const { min, max } = this.#opts.backoff;
     const cap = Math.min(max, min * 2 ** Math.min(this.#busyTries, 30));
     this.#busyTries++;
+    /** @type {{ timer: Timer | null, waiters: Waiter[] }} */
     const r = { waiters, timer: null };
     r.timer = setTimeout(() => {
       this.#retries.delete(r);
@@ -688,12 +927,18 @@ export class MarketgateClient {
   // the next connection's resubscription.
   #cancelRetries() {
     for (const r of this.#retries) {
-      clearTimeout(r.timer);
+      stopTimer(r.timer);
       for (const w of r.waiters) if (!w.done) this.#deferred.add(w);
     }
     this.#retries.clear();
   }
 
+  /**
+   * @param {string[]} chunk
+   * @param {Waiter[]} waiters
+   * @param {boolean} resub
+   * @param {GatewayError} err
+   */
   #subscribeFailed(chunk, waiters, resub, err) {
     if (err && err.code === 'disconnected' && !this.#closed) {
       for (const w of waiters) if (!w.done) this.#deferred.add(w); // sent again once connected
@@ -732,12 +977,17 @@ export class MarketgateClient {
     }
   }
 
+  /**
+   * @param {Pending} p
+   * @param {GatewayError} err
+   */
   #settle(p, err) {
-    clearTimeout(p.timer);
+    stopTimer(p.timer);
     p.reject(err);
   }
 
   // forget drops stream from every subscription, without telling the gateway.
+  /** @param {string} stream */
   #forget(stream) {
     const subs = this.#streams.get(stream);
     if (subs) for (const sub of subs) sub.streams.delete(stream);
@@ -749,6 +999,11 @@ export class MarketgateClient {
 
   // detach takes sub off streams and returns those that no subscription
   // wants any more, which it forgets.
+  /**
+   * @param {Sub} sub
+   * @param {string[]} streams
+   * @returns {string[]}
+   */
   #detach(sub, streams) {
     const gone = [];
     for (const s of streams) {
@@ -768,6 +1023,10 @@ export class MarketgateClient {
   // more messages at once, and the streams it was the last to want are
   // unsubscribed at the gateway. A call still waiting for a connection
   // resolves now, with nothing left to send.
+  /**
+   * @param {Sub} sub
+   * @returns {Promise<SubscribeResult>}
+   */
   #release(sub) {
     const mine = [...sub.streams];
     const gone = this.#detach(sub, mine);
@@ -779,6 +1038,10 @@ export class MarketgateClient {
   // leave unsubscribes streams at the gateway, in commands under its frame
   // limit. Nothing is sent while disconnected: the next connection does not
   // carry them.
+  /**
+   * @param {string[]} streams
+   * @returns {Promise<unknown>}
+   */
   #leave(streams) {
     if (streams.length === 0 || this.#state !== 'open' || !this.#ws) return Promise.resolve();
     return Promise.all(this.#chunks(streams).map((c) => this.#command({ op: 'unsubscribe', streams: c })));
@@ -786,15 +1049,19 @@ export class MarketgateClient {
 
   // --- incoming ---
 
+  /**
+   * @param {Socket} ws
+   * @param {{ data: unknown }} ev
+   */
   #onMessage(ws, ev) {
     if (ws !== this.#ws) return;
     if (this.#pingDeadline !== null) {
-      clearTimeout(this.#pingDeadline); // any message is a sign of life
+      stopTimer(this.#pingDeadline); // any message is a sign of life
       this.#pingDeadline = null;
     }
     let msg;
     try {
-      msg = JSON.parse(ev.data);
+      msg = JSON.parse(/** @type {string} */ (ev.data));
     } catch {
       return;
     }
@@ -811,7 +1078,7 @@ export class MarketgateClient {
         return;
       }
       this.#pending.delete(msg.id);
-      clearTimeout(p.timer);
+      stopTimer(p.timer);
       if (msg.error) {
         p.reject(msg.error);
         return;
@@ -827,6 +1094,7 @@ export class MarketgateClient {
     }
   }
 
+  /** @param {any} msg */
   #onStreamError(msg) {
     const subs = this.#streams.get(msg.stream);
     this.#forget(msg.stream); // the gateway no longer sends it
@@ -839,6 +1107,7 @@ export class MarketgateClient {
   // seq does not follow the stream's position; a latest value
   // ("latest":true, sent on subscribe) is never a 'seq' gap: its seq is
   // the position in the reply.
+  /** @param {any} msg */
   #onData(msg) {
     const { stream, seq } = msg;
     const subs = this.#streams.get(stream);
@@ -846,9 +1115,10 @@ export class MarketgateClient {
     const cur = this.#pos.get(stream);
     const prev = cur ? cur.seq : undefined;
     const latest = msg.latest === true;
+    /** @type {GapEvent['reason'] | null} */
     let reason = null;
     if (this.#resync.has(stream)) {
-      reason = this.#resync.get(stream);
+      reason = this.#resync.get(stream) || 'reconnect';
       this.#resync.delete(stream);
     } else if (msg.gap === true) {
       reason = 'gap';
@@ -862,7 +1132,8 @@ export class MarketgateClient {
       this.#pos.set(stream, { epoch, seq });
     }
     const gap = reason !== null;
-    if (gap) this.#emit('gap', { stream, seq, prevSeq: prev, reason });
+    if (reason !== null) this.#emit('gap', { stream, seq, prevSeq: prev, reason });
+    /** @type {MessageMeta} */
     const meta = { stream, seq, gap, latest };
     if (this.#recovered.has(stream)) {
       meta.recovered = this.#recovered.get(stream);
@@ -880,33 +1151,51 @@ export class MarketgateClient {
 
   // --- events ---
 
+  /** @param {ConnectionState} s */
   #setState(s) {
     if (this.#state === s) return;
     this.#state = s;
     this.#emit('state', s);
   }
 
+  /**
+   * @template {keyof EventMap} K
+   * @param {K} event
+   * @param {EventMap[K]} arg
+   */
   #emit(event, arg) {
-    callAll(this.#listeners[event], arg);
+    callAll(/** @type {Set<(arg: EventMap[K]) => void>} */ (this.#listeners[event]), arg);
   }
 }
 
 // EMPTY_HANDLE is the handle of a subscribe call refused before it started.
+/** @type {Handle} */
 const EMPTY_HANDLE = Object.freeze({ get streams() { return []; }, unsubscribe: () => Promise.resolve({ streams: [] }) });
 
 // withHandle gives the promise of a subscribe call its handle's
 // unsubscribe() and streams, so a caller can let go before the reply.
+/**
+ * @param {Promise<Handle>} p
+ * @param {Handle} handle
+ * @returns {Promise<Handle> & Handle}
+ */
 function withHandle(p, handle) {
   Object.defineProperty(p, 'streams', { get: () => handle.streams });
-  p.unsubscribe = handle.unsubscribe;
-  return p;
+  Object.defineProperty(p, 'unsubscribe', { value: handle.unsubscribe, writable: true, configurable: true, enumerable: true });
+  return /** @type {Promise<Handle> & Handle} */ (p);
 }
 
+// detach stops a socket's events reaching the client.
+/** @param {Socket} ws */
 function detach(ws) {
   ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
 }
 
 // resolveURL accepts ws:, wss:, http:, https: and paths relative to the page.
+/**
+ * @param {string} url
+ * @returns {string}
+ */
 function resolveURL(url) {
   const base = globalThis.location ? globalThis.location.href : undefined;
   const u = new URL(String(url), base);
@@ -921,6 +1210,10 @@ function resolveURL(url) {
 // in its integer part or trailing zeros in its fraction ("0100.5000" ->
 // "100.5", "0.00" -> "0"), so that two spellings of one price are one
 // level; null when s is not such a number.
+/**
+ * @param {unknown} s
+ * @returns {string | null}
+ */
 function canonical(s) {
   if (typeof s !== 'string' || !/^\d+(\.\d*)?$/.test(s)) return null;
   let [int, frac = ''] = s.split('.');
@@ -931,6 +1224,11 @@ function canonical(s) {
 
 // compareDecimal orders two canonical decimal strings by value, exactly
 // (no floating point): <0, 0 or >0.
+/**
+ * @param {string} a
+ * @param {string} b
+ * @returns {number}
+ */
 function compareDecimal(a, b) {
   const ia = a.indexOf('.'), ib = b.indexOf('.');
   const la = ia < 0 ? a.length : ia, lb = ib < 0 ? b.length : ib;
@@ -946,10 +1244,14 @@ function compareDecimal(a, b) {
 // prices in best-first order (bids descending, asks ascending), kept
 // sorted by binary insertion.
 class BookSide {
+  /** @param {boolean} descending */
   constructor(descending) {
     this.desc = descending;
+    /** @type {Map<string, BookLevel>} */
     this.levels = new Map(); // canonical price -> [price, qty] as the exchange spells them
+    /** @type {string[]} */
     this.order = []; // canonical prices, best first
+    /** @type {BookLevel[] | null} */
     this.cache = null; // the levels as an array, best first, until the next change
   }
 
@@ -960,12 +1262,17 @@ class BookSide {
   }
 
   // cmp orders canonical prices a and b best first on this side.
+  /**
+   * @param {string} a
+   * @param {string} b
+   */
   #cmp(a, b) {
     const c = compareDecimal(a, b);
     return this.desc ? -c : c;
   }
 
   // index is where canonical price k is, or would be inserted.
+  /** @param {string} k */
   #index(k) {
     let lo = 0, hi = this.order.length;
     while (lo < hi) {
@@ -978,6 +1285,10 @@ class BookSide {
 
   // set applies one level [price, qty]: a quantity of zero deletes it.
   // It returns false for a level that is not a pair of decimal strings.
+  /**
+   * @param {unknown} level
+   * @returns {boolean}
+   */
   set(level) {
     if (!Array.isArray(level) || level.length < 2) return false;
     const [p, q] = level;
@@ -990,20 +1301,26 @@ class BookSide {
       return true;
     }
     if (!this.levels.has(k)) this.order.splice(this.#index(k), 0, k);
-    this.levels.set(k, [p, q]); // a new pair: arrays handed out before keep their values
+    this.levels.set(k, /** @type {BookLevel} */ ([p, q])); // a new pair: arrays handed out before keep their values
     return true;
   }
 
+  /** @returns {BookLevel[]} */
   all() {
-    if (!this.cache) this.cache = this.order.map((k) => this.levels.get(k));
+    if (!this.cache) this.cache = this.order.map((k) => /** @type {BookLevel} */ (this.levels.get(k)));
     return this.cache;
   }
 
+  /**
+   * @param {number} n
+   * @returns {BookLevel[]}
+   */
   top(n) {
     if (this.cache) return this.cache.slice(0, n);
+    /** @type {BookLevel[]} */
     const out = [];
     const m = Math.min(n, this.order.length);
-    for (let i = 0; i < m; i++) out.push(this.levels.get(this.order[i]));
+    for (let i = 0; i < m; i++) out.push(/** @type {BookLevel} */ (this.levels.get(this.order[i])));
     return out;
   }
 }
@@ -1027,23 +1344,40 @@ const BOOK_KEY = /^[a-z0-9-]+:(?:[^:@]+@book(?:@\d+)?|book\d*:[A-Z0-9-]+|book\.(
  * nothing, the next update).
  */
 export class OrderBook {
+  /** @type {MarketgateClient} */
   #client;
+  /** @type {BookKey} */
   #key;
+  /** @type {Required<OrderBookOptions>} */
   #opts;
   #bids = new BookSide(true);
   #asks = new BookSide(false);
+  /** @type {number | null} */
   #lastUpdateId = null;
-  #state = 'waiting'; // 'waiting' | 'live' | 'stale' | 'closed'
+  /** @type {OrderBookState} */
+  #state = 'waiting';
   #staleReason = '';
+  /** @type {(Promise<Handle> & Handle) | null} */
   #sub = null;
-  #offState = null;
-  #listeners = Object.fromEntries(BOOK_EVENTS.map((e) => [e, new Set()]));
-  #resolveReady;
-  #rejectReady;
+  /** @type {() => void} */
+  #offState = () => {};
+  /** @type {{ [K in keyof OrderBookEventMap]: Set<(arg: OrderBookEventMap[K]) => void> }} */
+  #listeners = { snapshot: new Set(), update: new Set(), change: new Set(), stale: new Set(), gap: new Set(), error: new Set() };
+  /** @type {(book: OrderBook) => void} */
+  #resolveReady = () => {};
+  /** @type {(err: GatewayError) => void} */
+  #rejectReady = () => {};
   #lastResync = -Infinity;
+  /** @type {Timer | null} */
   #resyncTimer = null;
+  /** @type {OrderBookStats} */
   #stats = { snapshots: 0, updates: 0, gaps: 0, resyncs: 0, ignored: 0 };
 
+  /**
+   * @param {MarketgateClient} client
+   * @param {BookKey} key
+   * @param {OrderBookOptions} [options]
+   */
   constructor(client, key, options = {}) {
     if (typeof key !== 'string' || !BOOK_KEY.test(key)) {
       throw new TypeError(`marketgate: ${key} is not a book stream (binance:<symbol>@book[@N], okx:book[N]:<instId>, bybit:book[.N].<symbol>)`);
@@ -1051,6 +1385,7 @@ export class OrderBook {
     this.#client = client;
     this.#key = key;
     this.#opts = { resyncInterval: 1000, ...options };
+    /** @type {Promise<OrderBook>} resolves at the first snapshot */
     this.ready = new Promise((resolve, reject) => { this.#resolveReady = resolve; this.#rejectReady = reject; });
     this.ready.catch(() => {}); // a caller that never awaits it sees no unhandled rejection
     // A lost connection marks the book stale until messages flow again.
@@ -1078,37 +1413,64 @@ export class OrderBook {
   get stats() { return { ...this.#stats }; }
 
   /** levels returns the best n levels of side ('bids' | 'asks'), best first. */
+  /**
+   * @param {string} side
+   * @param {number} [n]
+   * @returns {BookLevel[]}
+   */
   levels(side, n = Infinity) {
     const s = this.#side(side);
     return n === Infinity ? s.all().slice() : s.top(Math.max(0, n | 0));
   }
 
   /** best returns the best level of side, or undefined when it has none. */
+  /**
+   * @param {string} side
+   * @returns {BookLevel | undefined}
+   */
   best(side) {
     return this.#side(side).top(1)[0];
   }
 
   /** depth returns how many levels side has. */
+  /**
+   * @param {string} side
+   * @returns {number}
+   */
   depth(side) {
     return this.#side(side).order.length;
   }
 
+  /**
+   * on adds a listener of event and returns a function that removes it.
+   * @template {keyof OrderBookEventMap} K
+   * @param {K} event
+   * @param {(arg: OrderBookEventMap[K]) => void} fn
+   * @returns {() => boolean}
+   */
   on(event, fn) {
-    const set = this.#listeners[event];
+    /** @type {Set<(arg: OrderBookEventMap[K]) => void> | undefined} */
+    const set = Object.hasOwn(this.#listeners, event) ? /** @type {any} */ (this.#listeners[event]) : undefined;
     if (!set) throw new TypeError(`marketgate: unknown book event ${event}`);
     set.add(fn);
     return () => set.delete(fn);
   }
 
+  /**
+   * off removes a listener added by on.
+   * @template {keyof OrderBookEventMap} K
+   * @param {K} event
+   * @param {(arg: OrderBookEventMap[K]) => void} fn
+   */
   off(event, fn) {
-    this.#listeners[event]?.delete(fn);
+    if (Object.hasOwn(this.#listeners, event)) /** @type {Set<(arg: OrderBookEventMap[K]) => void>} */ (this.#listeners[event]).delete(fn);
   }
 
   /** close lets the stream go (unsubscribed when nothing else holds it); the book is done. */
   close() {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
-    clearTimeout(this.#resyncTimer);
+    stopTimer(this.#resyncTimer);
     this.#offState();
     const sub = this.#sub;
     this.#sub = null;
@@ -1117,6 +1479,10 @@ export class OrderBook {
     for (const set of Object.values(this.#listeners)) set.clear();
   }
 
+  /**
+   * @param {string} side
+   * @returns {BookSide}
+   */
   #side(side) {
     if (side === 'bids' || side === 'bid' || side === 'b') return this.#bids;
     if (side === 'asks' || side === 'ask' || side === 'a') return this.#asks;
@@ -1124,7 +1490,7 @@ export class OrderBook {
   }
 
   #subscribe() {
-    const sub = this.#client.subscribe([this.#key], (data, meta) => {
+    const sub = this.#client.subscribe([this.#key], (/** @type {unknown} */ data, /** @type {MessageMeta} */ meta) => {
       if (this.#sub === sub) this.#onMessage(data, meta);
     });
     this.#sub = sub;
@@ -1136,6 +1502,10 @@ export class OrderBook {
   }
 
   // onMessage applies one message of the stream.
+  /**
+   * @param {any} d
+   * @param {MessageMeta} meta
+   */
   #onMessage(d, meta) {
     if (this.#state === 'closed' || d === null || typeof d !== 'object') return;
     if (d.type === 'snapshot') {
@@ -1152,6 +1522,7 @@ export class OrderBook {
     else if (d.type === 'stale') this.#markStale(typeof d.reason === 'string' ? d.reason : 'stale');
   }
 
+  /** @param {any} d */
   #onSnapshot(d) {
     const id = Number(d.lastUpdateId);
     if (!Number.isSafeInteger(id) || !Array.isArray(d.bids) || !Array.isArray(d.asks)) {
@@ -1172,21 +1543,23 @@ export class OrderBook {
     this.#resolveReady(this); // the first snapshot settles ready; later calls do nothing
   }
 
+  /** @param {any} d */
   #onUpdate(d) {
     if (this.#state === 'waiting') {
       this.#stats.ignored++; // before the first snapshot, or after a gap: the next snapshot replaces all
       return;
     }
+    const last = /** @type {number} */ (this.#lastUpdateId);
     const U = Number(d.U), u = Number(d.u);
-    if (U !== this.#lastUpdateId + 1 || !(u >= U - 1) || !Array.isArray(d.b) || !Array.isArray(d.a)) {
-      this.#gap({ reason: 'sequence', expected: this.#lastUpdateId + 1, U, u });
+    if (U !== last + 1 || !(u >= U - 1) || !Array.isArray(d.b) || !Array.isArray(d.a)) {
+      this.#gap({ reason: 'sequence', expected: last + 1, U, u });
       return;
     }
     let ok = true;
     for (const l of d.b) ok = this.#bids.set(l) && ok;
     for (const l of d.a) ok = this.#asks.set(l) && ok;
     if (!ok) {
-      this.#gap({ reason: 'invalid', expected: this.#lastUpdateId + 1, U, u });
+      this.#gap({ reason: 'invalid', expected: last + 1, U, u });
       return;
     }
     this.#lastUpdateId = u;
@@ -1199,6 +1572,7 @@ export class OrderBook {
     this.#emit('change', this);
   }
 
+  /** @param {string} reason */
   #markStale(reason) {
     if (this.#state === 'closed') return;
     if (this.#state === 'waiting') {
@@ -1214,6 +1588,7 @@ export class OrderBook {
 
   // gap discards the book and asks for a new snapshot: the stream is
   // unsubscribed and subscribed again, at most once per resyncInterval.
+  /** @param {import('./marketgate.js').BookGapEvent} info */
   #gap(info) {
     this.#stats.gaps++;
     this.#bids.clear();
@@ -1242,8 +1617,13 @@ export class OrderBook {
     }, wait);
   }
 
+  /**
+   * @template {keyof OrderBookEventMap} K
+   * @param {K} event
+   * @param {OrderBookEventMap[K]} arg
+   */
   #emit(event, arg) {
-    callAll(this.#listeners[event], arg);
+    callAll(/** @type {Set<(arg: OrderBookEventMap[K]) => void>} */ (this.#listeners[event]), arg);
   }
 }
 
@@ -1262,6 +1642,16 @@ export class OrderBook {
 // whether it lists perpetuals (its symbols then need :SETTLE) or spot
 // pairs (okx: both), its candle intervals by unified name, and how it
 // spells symbols and keys.
+/**
+ * @typedef {(cls: StreamClass, sym: string, iv: string, depth: number) => string} KeyMaker
+ * @typedef {{
+ *   title: string, market: 'spot' | 'perpetual' | 'both',
+ *   intervals: Record<string, string>,
+ *   symbol: (s: UnifiedSymbol) => string,
+ *   key: KeyMaker,
+ * }} Venue
+ */
+/** @type {Record<string, Venue>} */
 const KEY_VENUES = {
   binance: {
     title: 'Binance spot', market: 'spot',
@@ -1317,6 +1707,7 @@ const KEY_VENUES = {
   },
 };
 
+/** @returns {Record<string, string>} */
 function bybitIntervals() {
   return {
     '1m': '1', '3m': '3', '5m': '5', '15m': '15', '30m': '30', '1h': '60', '2h': '120', '4h': '240',
@@ -1324,6 +1715,10 @@ function bybitIntervals() {
   };
 }
 
+/**
+ * @param {string} trade
+ * @returns {KeyMaker}
+ */
 function binanceKey(trade) {
   return (cls, sym, iv, depth) => {
     const s = sym.toLowerCase();
@@ -1336,6 +1731,7 @@ function binanceKey(trade) {
   };
 }
 
+/** @type {KeyMaker} */
 function bybitKey(cls, sym, iv, depth) {
   return ({
     trade: () => `publicTrade.${sym}`,
@@ -1345,14 +1741,26 @@ function bybitKey(cls, sym, iv, depth) {
   })[cls]();
 }
 
-/** KEY_CLASSES are the classes streamKey knows. */
+/**
+ * KEY_CLASSES are the classes streamKey knows.
+ * @type {readonly string[]}
+ */
 const KEY_CLASSES = ['trade', 'ticker', 'candle', 'book'];
 
-/** BOOK_DEPTHS are the top-N views a book key may ask for (book.Views). */
+/**
+ * BOOK_DEPTHS are the top-N views a book key may ask for (book.Views).
+ * @type {readonly unknown[]}
+ */
 const BOOK_DEPTHS = [5, 10, 20, 50, 100, 500, 1000];
 
+/**
+ * keyError makes a StreamKeyError.
+ * @param {StreamKeyError['code']} code
+ * @param {string} msg
+ * @returns {StreamKeyError}
+ */
 function keyError(code, msg) {
-  const e = new Error(msg);
+  const e = /** @type {StreamKeyError} */ (new Error(msg));
   e.name = 'StreamKeyError';
   e.code = code;
   return e;
@@ -1362,15 +1770,18 @@ function keyError(code, msg) {
  * exchanges lists the exchanges streamKey knows, in the gateway's order:
  * name (the key's prefix), title, and market: 'spot' (symbols BASE/QUOTE),
  * 'perpetual' (BASE/QUOTE:SETTLE) or 'both'.
+ * @type {readonly ExchangeInfo[]}
  */
 export const exchanges = Object.freeze(Object.entries(KEY_VENUES).map(([name, v]) =>
-  Object.freeze({ name, title: v.title, market: v.market })));
+  Object.freeze(/** @type {ExchangeInfo} */ ({ name, title: v.title, market: v.market }))));
 
 /**
  * parseSymbol reads a unified symbol, BASE/QUOTE or BASE/QUOTE:SETTLE
  * (letters and digits; lower case is taken as upper). It throws a
  * StreamKeyError (code 'bad_symbol') for anything else, dated futures
  * (…:SETTLE-YYMMDD) included.
+ * @param {unknown} symbol
+ * @returns {UnifiedSymbol}
  */
 export function parseSymbol(symbol) {
   if (typeof symbol !== 'string') throw keyError('bad_symbol', `a unified symbol is a string such as "BTC/USDT", not ${typeof symbol}`);
@@ -1383,8 +1794,13 @@ export function parseSymbol(symbol) {
   return { unified: u, base: m[1], quote: m[2], settle: m[3] || '' };
 }
 
+// venueOf returns exchange's entry of KEY_VENUES, or throws.
+/**
+ * @param {unknown} exchange
+ * @returns {Venue}
+ */
 function venueOf(exchange) {
-  const v = Object.hasOwn(KEY_VENUES, exchange) ? KEY_VENUES[exchange] : null;
+  const v = typeof exchange === 'string' && Object.hasOwn(KEY_VENUES, exchange) ? KEY_VENUES[exchange] : null;
   if (!v) throw keyError('unknown_exchange', `unknown exchange ${JSON.stringify(exchange)}; known: ${Object.keys(KEY_VENUES).join(', ')}`);
   return v;
 }
@@ -1395,6 +1811,9 @@ function venueOf(exchange) {
  * exchangeSymbol('okx', 'BTC/USDT:USDT') 'BTC-USDT-SWAP'. It throws a
  * StreamKeyError when the exchange cannot list such a symbol (a perpetual
  * on a spot exchange, a spot pair on a perpetuals one).
+ * @param {string} exchange
+ * @param {string} symbol
+ * @returns {string}
  */
 export function exchangeSymbol(exchange, symbol) {
   const v = venueOf(exchange);
@@ -1412,6 +1831,8 @@ export function exchangeSymbol(exchange, symbol) {
 /**
  * candleIntervals returns the candle intervals streamKey takes for
  * exchange, by unified name ('1m', '1h', '1d', '1M' a month).
+ * @param {string} exchange
+ * @returns {string[]}
  */
 export function candleIntervals(exchange) {
   return Object.keys(venueOf(exchange).intervals);
@@ -1433,6 +1854,11 @@ export function candleIntervals(exchange) {
  * 'unknown_class', 'bad_symbol', 'bad_interval' or 'bad_depth' and whose
  * message says what is wanted. Whether the exchange lists the symbol is
  * for the gateway to say (invalid_stream "unknown symbol").
+ * @param {string} exchange
+ * @param {StreamClass} cls
+ * @param {string} symbol
+ * @param {StreamKeyOptions} [options]
+ * @returns {string}
  */
 export function streamKey(exchange, cls, symbol, options = {}) {
   const v = venueOf(exchange);
@@ -1446,8 +1872,8 @@ export function streamKey(exchange, cls, symbol, options = {}) {
   }
   let depth = 0;
   if (cls === 'book' && options.depth !== undefined && options.depth !== null && options.depth !== 0) {
+    if (!BOOK_DEPTHS.includes(options.depth)) throw keyError('bad_depth', `no book view of depth ${JSON.stringify(depth)}; want one of ${BOOK_DEPTHS.join(', ')} (or none: the whole book)`);
     depth = options.depth;
-    if (!BOOK_DEPTHS.includes(depth)) throw keyError('bad_depth', `no book view of depth ${JSON.stringify(depth)}; want one of ${BOOK_DEPTHS.join(', ')} (or none: the whole book)`);
   }
   return `${exchange}:${v.key(cls, sym, iv, depth)}`;
 }
