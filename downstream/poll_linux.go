@@ -130,9 +130,6 @@ func raiseFileLimit() (uint64, error) {
 	return lim.Cur, nil
 }
 
-// iovMax is the most buffers one writev takes (IOV_MAX on Linux).
-const iovMax = 1024
-
 // outBatch is the batch of frames a flush is writing, as the kernel's
 // writev takes it: each entry points into a shared frame (which it keeps
 // alive) and is advanced past what was written. Only the flush task, one
@@ -141,6 +138,7 @@ type outBatch struct {
 	iov  []unix.Iovec
 	next int                // the first entry not fully written
 	fn   func(uintptr) bool // writeFD, made once
+	max  int                // the most entries one writev takes (Config.MaxFramesPerWrite)
 	n    int                // what writeFD wrote
 	err  error              // and its error
 }
@@ -187,9 +185,11 @@ func (b *outBatch) shrink() {
 func (b *outBatch) write(c *conn) (int, error) {
 	if b.fn == nil {
 		b.fn = b.writeFD
+		b.max = c.srv.cfg.MaxFramesPerWrite
 	}
 	total := 0
 	for !b.empty() {
+		c.srv.metrics.writes.Add(1)
 		if err := c.poll.rc.Write(b.fn); err != nil {
 			return total, err
 		}
@@ -206,11 +206,12 @@ func (b *outBatch) write(c *conn) (int, error) {
 	return total, nil
 }
 
-// writeFD is the RawConn.Write callback: one writev of up to iovMax entries.
+// writeFD is the RawConn.Write callback: one writev of up to b.max
+// entries.
 func (b *outBatch) writeFD(fd uintptr) bool {
 	iov := b.iov[b.next:]
-	if len(iov) > iovMax {
-		iov = iov[:iovMax]
+	if len(iov) > b.max {
+		iov = iov[:b.max]
 	}
 	for {
 		n, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
