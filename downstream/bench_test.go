@@ -176,3 +176,100 @@ func waitReceived(b *testing.B, srv *Server, received *atomic.Int64, n int64) {
 		}
 	}
 }
+
+// BenchmarkFanOut measures the server's own fan-out duration (see
+// round): one event at a time to subs loopback clients that only count
+// bytes, waiting until every client has it before the next. fanout-µs is
+// the mean of marketgate_fanout_duration_seconds over the run, from the
+// event's arrival to its last frame's write; frames/write the frames per
+// write system call; allocs/frame the allocations per delivered frame,
+// clients included. Run it with -cpu 1,2 to see what a second core gives.
+func BenchmarkFanOut(b *testing.B) {
+	for _, subs := range []int{1000, 4000, 9000} {
+		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) {
+			benchFanOut(b, subs)
+		})
+	}
+}
+
+func benchFanOut(b *testing.B, subs int) {
+	h := hub.NewMemory()
+	srv, err := New(Config{
+		Hub: h, Source: newFakeSource(), Logger: slog.New(slog.DiscardHandler),
+		MaxConns: subs + 10, MaxConnsPerIP: subs + 10, PingInterval: time.Hour,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.Run(ctx) })
+	hs := httptest.NewServer(srv)
+	defer func() {
+		cancel()
+		wg.Wait()
+		hs.Close()
+	}()
+	for !srv.running.Load() {
+		runtime.Gosched()
+	}
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	const key = "binance:btcusdt@trade"
+	var received atomic.Int64 // bytes
+	for range subs {
+		nc, src, err := benchSubscriber(url, key, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Go(func() {
+			var buf [4096]byte
+			for {
+				n, err := src.Read(buf[:])
+				received.Add(int64(n))
+				if err != nil {
+					return
+				}
+			}
+		})
+		defer nc.Close()
+	}
+	payload := []byte(`{"e":"trade","E":1700000000000,"s":"BTCUSDT","t":42,"p":"37000.10000000","q":"0.01000000","T":1700000000000,"m":true,"M":true}`)
+	// One event first: a connection's first frame allocates its queue
+	// and write arrays, which later frames reuse.
+	h.Publish(ctx, hub.Message{Stream: key, Seq: 1, Data: payload})
+	h.Flush(ctx)
+	for received.Load() < srv.metrics.bytesOut.Load() {
+		runtime.Gosched()
+	}
+	before := srv.Stats()
+	var m1, m2 runtime.MemStats
+	runtime.ReadMemStats(&m1)
+	b.ReportAllocs()
+	seq := uint64(1)
+	for b.Loop() {
+		seq++
+		h.Publish(ctx, hub.Message{Stream: key, Seq: seq, Data: payload})
+		h.Flush(ctx)
+		// Publish fans out synchronously: bytesOut already counts what
+		// the clients are to receive.
+		want := srv.metrics.bytesOut.Load()
+		for i := 0; received.Load() < want; i++ {
+			runtime.Gosched()
+			if i%1000 == 0 && srv.ConnCount() != subs {
+				b.Fatalf("clients were closed: %d of %d left", srv.ConnCount(), subs)
+			}
+		}
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&m2)
+	after := srv.Stats()
+	d := after.FanOutDuration
+	n := d.Count - before.FanOutDuration.Count
+	if n > 0 {
+		b.ReportMetric(float64((d.Sum-before.FanOutDuration.Sum).Microseconds())/float64(n), "fanout-µs")
+	}
+	if w := after.Writes - before.Writes; w > 0 {
+		b.ReportMetric(float64(after.FramesOut-before.FramesOut)/float64(w), "frames/write")
+	}
+	b.ReportMetric(float64(m2.Mallocs-m1.Mallocs)/float64(seq-1)/float64(subs), "allocs/frame")
+}

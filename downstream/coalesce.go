@@ -175,9 +175,14 @@ func (s *Server) flushNow() {
 		return
 	}
 	tasks := int32(0)
+	s.cmu.Lock()
 	for i := 0; i < len(p); i += flushChunk {
-		ft, _ := s.chunks.Get().(*flushTask)
-		if ft == nil {
+		var ft *flushTask
+		if n := len(s.chunks); n > 0 {
+			ft = s.chunks[n-1]
+			s.chunks[n-1] = nil
+			s.chunks = s.chunks[:n-1]
+		} else {
 			ft = &flushTask{srv: s}
 			ft.run = ft.flush
 		}
@@ -186,6 +191,7 @@ func (s *Server) flushNow() {
 		ft.next, list = list, ft
 		tasks++
 	}
+	s.cmu.Unlock()
 	clear(p)
 	s.pending = p[:0]
 	r.starts, s.starts = s.starts, r.starts[:0]
@@ -206,6 +212,10 @@ func (s *Server) flushNow() {
 	}
 	s.taskDone(r)
 }
+
+// maxFreeChunks bounds the flush tasks kept for reuse: enough for one
+// round that writes to every connection.
+func (s *Server) maxFreeChunks() int { return s.cfg.MaxConns/flushChunk + 1 }
 
 // recycle returns an unused round.
 func (l *roundLog) recycle(r *round) {

@@ -108,8 +108,13 @@ func (ft *flushTask) flush() {
 	ft.n = 0
 	r := ft.round
 	ft.round = nil
-	ft.srv.chunks.Put(ft)
-	ft.srv.taskDone(r)
+	s := ft.srv
+	s.cmu.Lock()
+	if len(s.chunks) < s.maxFreeChunks() {
+		s.chunks = append(s.chunks, ft)
+	}
+	s.cmu.Unlock()
+	s.taskDone(r)
 }
 
 // addPending records that c has stream frames queued and no flush yet;

@@ -308,8 +308,11 @@ type Server struct {
 	// catchups queues the subscribes waiting for stream history; see
 	// recover.go.
 	catchups chan *catchup
-	// chunks recycles the flush tasks Flush hands to the pool.
-	chunks sync.Pool
+	// chunks recycles the flush tasks flushNow hands to the pool: a
+	// free list rather than a sync.Pool, which every GC empties, so that
+	// a steady fan-out allocates none. Bounded by maxFreeChunks.
+	cmu    sync.Mutex
+	chunks []*flushTask
 }
 
 var _ hub.Receiver = (*Server)(nil)
