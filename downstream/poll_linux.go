@@ -138,8 +138,10 @@ type outBatch struct {
 	iov  []unix.Iovec
 	next int                // the first entry not fully written
 	fn   func(uintptr) bool // writeFD, made once
-	max  int                // the most entries one writev takes (Config.MaxFramesPerWrite)
-	n    int                // what writeFD wrote
+	// n is, going in, the most entries writeFD may write
+	// (Config.MaxFramesPerWrite: not a field of its own, which every
+	// connection would pay for), and coming out what it wrote.
+	n int
 	err  error              // and its error
 }
 
@@ -185,11 +187,11 @@ func (b *outBatch) shrink() {
 func (b *outBatch) write(c *conn) (int, error) {
 	if b.fn == nil {
 		b.fn = b.writeFD
-		b.max = c.srv.cfg.MaxFramesPerWrite
 	}
 	total := 0
 	for !b.empty() {
 		c.srv.metrics.writes.Add(1)
+		b.n = c.srv.cfg.MaxFramesPerWrite
 		if err := c.poll.rc.Write(b.fn); err != nil {
 			return total, err
 		}
@@ -206,12 +208,12 @@ func (b *outBatch) write(c *conn) (int, error) {
 	return total, nil
 }
 
-// writeFD is the RawConn.Write callback: one writev of up to b.max
+// writeFD is the RawConn.Write callback: one writev of up to b.n
 // entries.
 func (b *outBatch) writeFD(fd uintptr) bool {
 	iov := b.iov[b.next:]
-	if len(iov) > b.max {
-		iov = iov[:b.max]
+	if len(iov) > b.n {
+		iov = iov[:b.n]
 	}
 	for {
 		n, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
