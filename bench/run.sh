@@ -37,6 +37,7 @@
 #                    pinning is skipped on a machine with one CPU or no taskset.
 #   MG_GOMAXPROCS=   GOMAXPROCS of marketgate (empty: Go's default, its CPUs)
 #   WRITE_DELAY=     marketgate's --write-delay (empty: its default)
+#   BASELINE=1       0: measure marketgate alone (the gorilla rows show n/a)
 #   SAMPLE=50        wsbench connections that parse every message for latency;
 #                    the others only count frames (--others count). 0: all parse.
 #   PER_CONN=1       streams per subscriber
@@ -62,6 +63,7 @@
 #                    jobs on a shared machine distort every figure
 #   PORT=18500       first of the ports used (PORT..PORT+3)
 #   OUT=…            directory for binaries, logs and JSON reports (default: a new temp dir)
+#   REPORT_ONLY=1    print the table of the reports already in OUT, run nothing
 #   MG_SRC=<repo>    source tree marketgate is built from (e.g. a `git archive HEAD` copy)
 set -euo pipefail
 
@@ -79,6 +81,7 @@ BENCH_CPUS=${BENCH_CPUS-1}
 MG_GOMAXPROCS=${MG_GOMAXPROCS:-}
 WRITE_DELAY=${WRITE_DELAY:-}
 SAMPLE=${SAMPLE:-50}
+BASELINE=${BASELINE:-1}
 PER_CONN=${PER_CONN:-1}
 TICKS=${TICKS:-200ms 100ms 50ms}
 STAGGER=${STAGGER:-1}
@@ -93,6 +96,7 @@ QUIET_WAIT=${QUIET_WAIT:-60}
 PORT=${PORT:-18500}
 OUT=${OUT:-$(mktemp -d /tmp/marketgate-bench.XXXXXX)}
 MG_SRC=${MG_SRC:-$repo}
+REPORT_ONLY=${REPORT_ONLY:-0}
 
 sim_port=$PORT mg_port=$((PORT + 1)) mg_admin=$((PORT + 2)) gor_port=$((PORT + 3))
 mkdir -p "$OUT/bin"
@@ -116,9 +120,11 @@ if (((max_conns + PROCS - 1) / PROCS + 100 > limit)); then
 	exit 2
 fi
 
-log "building into $OUT/bin (marketgate from $MG_SRC)"
-(cd "$repo" && go build -o "$OUT/bin/" ./cmd/exchangesim ./cmd/wsbench ./bench/gorilla)
-(cd "$MG_SRC" && go build -o "$OUT/bin/" ./cmd/marketgate)
+if ((!REPORT_ONLY)); then
+	log "building into $OUT/bin (marketgate from $MG_SRC)"
+	(cd "$repo" && go build -o "$OUT/bin/" ./cmd/exchangesim ./cmd/wsbench ./bench/gorilla)
+	(cd "$MG_SRC" && go build -o "$OUT/bin/" ./cmd/marketgate)
+fi
 
 
 mg_flags=()
@@ -212,11 +218,12 @@ bench() {
 gor_goroutines() { echo "http://127.0.0.1:$gor_port/debug/goroutines"; }
 idle=(--conns "$N" --idle --duration "$IDLE_DURATION")
 first=1
-for tick in $TICKS; do
+((REPORT_ONLY)) && TICKS_RUN="" || TICKS_RUN=$TICKS
+for tick in $TICKS_RUN; do
 	start_stack "$tick"
 	if ((first)) && ((N > 0)); then
 		bench mg-idle "$mg_port" "$mg_pid" "$gor_pid" "$mg_goroutines" "${idle[@]}"
-		bench gorilla-idle "$gor_port" "$gor_pid" "$mg_pid" "$(gor_goroutines)" "${idle[@]}"
+		if ((BASELINE)); then bench gorilla-idle "$gor_port" "$gor_pid" "$mg_pid" "$(gor_goroutines)" "${idle[@]}"; fi
 	fi
 	first=0
 	for kind in $KINDS; do
@@ -227,7 +234,7 @@ for tick in $TICKS; do
 		# marketgate first: the baseline never unsubscribes upstream, so its
 		# upstream carries nothing while marketgate is measured.
 		bench "mg-fanout-$kind-$tick" "$mg_port" "$mg_pid" "$gor_pid" "$mg_goroutines" "${fan[@]}" "${mgm[@]}"
-		bench "gorilla-fanout-$kind-$tick" "$gor_port" "$gor_pid" "$mg_pid" "$(gor_goroutines)" "${fan[@]}"
+		if ((BASELINE)); then bench "gorilla-fanout-$kind-$tick" "$gor_port" "$gor_pid" "$mg_pid" "$(gor_goroutines)" "${fan[@]}"; fi
 	done
 	stop_all
 done
