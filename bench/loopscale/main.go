@@ -22,6 +22,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -30,14 +32,15 @@ func main() {
 	size := flag.Int("size", 200, "bytes per write")
 	threads := flag.Int("threads", 2, "measure with 1 to this many threads")
 	repeat := flag.Int("repeat", 2, "measurements per thread count, alternating")
+	writev := flag.Bool("writev", false, "write with writev(2) of two buffers, as the gateway does, instead of write(2)")
 	flag.Parse()
-	if err := run(*conns, *rounds, *size, *threads, *repeat); err != nil {
+	if err := run(*conns, *rounds, *size, *threads, *repeat, *writev); err != nil {
 		fmt.Fprintln(os.Stderr, "loopscale:", err)
 		os.Exit(1)
 	}
 }
 
-func run(conns, rounds, size, threads, repeat int) error {
+func run(conns, rounds, size, threads, repeat int, writev bool) error {
 	if conns < 1 || rounds < 1 || size < 1 || threads < 1 || repeat < 1 || rounds*size > 64<<10 {
 		return fmt.Errorf("want positive flags and --rounds × --size at most 64 KiB (a socket buffer)")
 	}
@@ -70,6 +73,15 @@ func run(conns, rounds, size, threads, repeat int) error {
 		rc.Control(func(fd uintptr) { fds = append(fds, int(fd)) })
 	}
 	buf := make([]byte, size)
+	half := size / 2
+	write := func(fd int) error {
+		if !writev {
+			_, err := syscall.Write(fd, buf)
+			return err
+		}
+		_, err := unix.Writev(fd, [][]byte{buf[:half], buf[half:]})
+		return err
+	}
 	for range repeat {
 		for t := 1; t <= threads; t++ {
 			runtime.GOMAXPROCS(t)
@@ -81,7 +93,7 @@ func run(conns, rounds, size, threads, repeat int) error {
 					part := fds[min(w*per, len(fds)):min((w+1)*per, len(fds))]
 					wg.Go(func() {
 						for _, fd := range part {
-							if _, err := syscall.Write(fd, buf); err != nil {
+							if err := write(fd); err != nil {
 								panic(err)
 							}
 						}
