@@ -141,8 +141,8 @@ type outBatch struct {
 	// n is, going in, the most entries writeFD may write
 	// (Config.MaxFramesPerWrite: not a field of its own, which every
 	// connection would pay for), and coming out what it wrote.
-	n int
-	err  error              // and its error
+	n   int
+	err error // and its error
 }
 
 func (b *outBatch) load(batch []qframe) {
