@@ -176,3 +176,133 @@ func waitReceived(b *testing.B, srv *Server, received *atomic.Int64, n int64) {
 		}
 	}
 }
+
+// BenchmarkFanOut measures the server's own fan-out duration (see
+// round): one event at a time to subs loopback clients, waiting until the
+// event is written before the next. With clients=count they read and
+// count bytes in this process, and the next event waits until they have
+// it; with clients=mute they read nothing (their socket buffers take the
+// run's few hundred frames), so the process spends its CPU on the server
+// alone and the next event waits only for the writes. fanout-µs is the
+// mean of marketgate_fanout_duration_seconds over the run, from the
+// event's arrival to its last frame's write, and queue-µs the part of it
+// spent queueing the frames on every subscriber, one after the other, on
+// the publisher's goroutine (the serial part); frames/write the frames per
+// write system call; allocs/frame the allocations per delivered frame,
+// clients included. Run it with -cpu 1,2 to see what a second core gives.
+func BenchmarkFanOut(b *testing.B) {
+	for _, subs := range []int{1000, 4000, 9000} {
+		for _, mute := range []bool{false, true} {
+			name := fmt.Sprintf("subs=%d/clients=count", subs)
+			if mute {
+				name = fmt.Sprintf("subs=%d/clients=mute", subs)
+			}
+			b.Run(name, func(b *testing.B) {
+				benchFanOut(b, subs, mute)
+			})
+		}
+	}
+}
+
+// roundsDone reports whether every round handed to the pool has ended:
+// every frame queued so far was written (or held back by a full socket).
+func (s *Server) roundsDone() bool {
+	s.pmu.Lock()
+	idle := len(s.pending) == 0 && len(s.starts) == 0
+	s.pmu.Unlock()
+	s.rounds.mu.Lock()
+	defer s.rounds.mu.Unlock()
+	return idle && len(s.rounds.fifo) == 0
+}
+
+func benchFanOut(b *testing.B, subs int, mute bool) {
+	h := hub.NewMemory()
+	srv, err := New(Config{
+		Hub: h, Source: newFakeSource(), Logger: slog.New(slog.DiscardHandler),
+		MaxConns: subs + 10, MaxConnsPerIP: subs + 10, PingInterval: time.Hour,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.Run(ctx) })
+	hs := httptest.NewServer(srv)
+	defer func() {
+		cancel()
+		wg.Wait()
+		hs.Close()
+	}()
+	for !srv.running.Load() {
+		runtime.Gosched()
+	}
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	const key = "binance:btcusdt@trade"
+	var received atomic.Int64 // bytes
+	for range subs {
+		nc, src, err := benchSubscriber(url, key, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer nc.Close()
+		if mute {
+			continue
+		}
+		wg.Go(func() {
+			var buf [4096]byte
+			for {
+				n, err := src.Read(buf[:])
+				received.Add(int64(n))
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	// wait waits until the event is written (mute) or read (count).
+	wait := func() {
+		want := srv.metrics.bytesOut.Load()
+		for i := 0; mute && !srv.roundsDone() || !mute && received.Load() < want; i++ {
+			// Sleep, not Gosched: a goroutine that spins holds a P the
+			// server's workers could use, which hides what a second
+			// core gives.
+			time.Sleep(20 * time.Microsecond)
+			if i%1000 == 0 && srv.ConnCount() != subs {
+				b.Fatalf("clients were closed: %d of %d left", srv.ConnCount(), subs)
+			}
+		}
+	}
+	payload := []byte(`{"e":"trade","E":1700000000000,"s":"BTCUSDT","t":42,"p":"37000.10000000","q":"0.01000000","T":1700000000000,"m":true,"M":true}`)
+	// One event first: a connection's first frame allocates its queue
+	// and write arrays, which later frames reuse.
+	h.Publish(ctx, hub.Message{Stream: key, Seq: 1, Data: payload})
+	h.Flush(ctx)
+	wait()
+	before := srv.Stats()
+	var m1, m2 runtime.MemStats
+	runtime.ReadMemStats(&m1)
+	b.ReportAllocs()
+	seq := uint64(1)
+	var queueing time.Duration // in Publish: Receive's serial loop over the subscribers
+	for b.Loop() {
+		seq++
+		t0 := time.Now()
+		h.Publish(ctx, hub.Message{Stream: key, Seq: seq, Data: payload})
+		queueing += time.Since(t0)
+		h.Flush(ctx)
+		wait()
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&m2)
+	after := srv.Stats()
+	d := after.FanOutDuration
+	n := d.Count - before.FanOutDuration.Count
+	if n > 0 {
+		b.ReportMetric(float64((d.Sum-before.FanOutDuration.Sum).Microseconds())/float64(n), "fanout-µs")
+	}
+	if w := after.Writes - before.Writes; w > 0 {
+		b.ReportMetric(float64(after.FramesOut-before.FramesOut)/float64(w), "frames/write")
+	}
+	b.ReportMetric(float64(queueing.Microseconds())/float64(seq-1), "queue-µs")
+	b.ReportMetric(float64(m2.Mallocs-m1.Mallocs)/float64(seq-1)/float64(subs), "allocs/frame")
+}

@@ -17,19 +17,21 @@ import (
 // An admitted message that supersedes the earlier ones becomes the
 // stream's latest value, and admit returns the subscribers to send it to,
 // both in the same critical section as join (see topic.latest).
-func (t *topic) admit(msg hub.Message) (gap bool, subs []*conn, ok bool) {
+// now is when it was admitted (unix nanos), where its fan-out starts.
+func (t *topic) admit(msg hub.Message) (gap bool, subs []*conn, now int64, ok bool) {
 	t.dmu.Lock()
 	defer t.dmu.Unlock()
 	if t.known && msg.Epoch == t.pos.Epoch && msg.Seq <= t.pos.Seq {
-		return false, nil, false
+		return false, nil, 0, false
 	}
 	gap = msg.Gap || (t.known && (msg.Epoch != t.pos.Epoch || msg.Seq != t.pos.Seq+1))
 	t.pos, t.known = hub.Position{Epoch: msg.Epoch, Seq: msg.Seq}, true
-	t.countLocked(time.Now().UnixNano())
+	now = time.Now().UnixNano()
+	t.countLocked(now)
 	if msg.Conflate {
 		t.keepLatestLocked(msg.Data, t.pos)
 	}
-	return gap, *t.subs.Load(), true
+	return gap, *t.subs.Load(), now, true
 }
 
 // Receive fans one hub message out to this node's subscribers of its stream.
@@ -53,7 +55,7 @@ func (s *Server) Receive(msg hub.Message) {
 		}
 		return
 	}
-	gap, subs, ok := t.admit(msg)
+	gap, subs, now, ok := t.admit(msg)
 	if !ok {
 		s.metrics.superseded.Add(1)
 		return
@@ -67,10 +69,14 @@ func (s *Server) Receive(msg hub.Message) {
 		c.send(&fs, f)
 	}
 	s.metrics.fannedOut(len(subs), size, msg.EventTime)
+	if len(subs) > 0 {
+		s.received(now)
+	}
 	if s.burst.Add(int64(len(subs))) >= maxBurst {
 		// A long burst: write out what it queued so far rather than
-		// make its first frames wait for the hub's Flush.
-		s.Flush()
+		// make its first frames wait for the hub's Flush or the write
+		// delay. This also bounds the frames a write delay holds.
+		s.flushNow()
 	}
 }
 
@@ -90,7 +96,8 @@ type flushTask struct {
 	conns [flushChunk]*conn
 	n     int
 	run   func()     // flushTask.flush, made once
-	next  *flushTask // Flush's list of tasks to submit
+	next  *flushTask // flushNow's list of tasks to submit
+	round *round     // the round the task belongs to
 }
 
 func (ft *flushTask) flush() {
@@ -99,50 +106,23 @@ func (ft *flushTask) flush() {
 	}
 	clear(ft.conns[:ft.n])
 	ft.n = 0
-	ft.srv.chunks.Put(ft)
+	r := ft.round
+	ft.round = nil
+	s := ft.srv
+	s.cmu.Lock()
+	if len(s.chunks) < s.maxFreeChunks() {
+		s.chunks = append(s.chunks, ft)
+	}
+	s.cmu.Unlock()
+	s.taskDone(r)
 }
 
 // addPending records that c has stream frames queued and no flush yet;
-// the hub's next Flush writes them. c.mu is held.
+// the next round (see flushNow) writes them. c.mu is held.
 func (s *Server) addPending(c *conn) {
 	s.pmu.Lock()
 	s.pending = append(s.pending, c)
 	s.pmu.Unlock()
-}
-
-// Flush writes out the frames Receive queued since the last Flush: the
-// pending connections are handed to the worker pool in chunks of
-// flushChunk, and each gets one writev for all the frames the burst
-// brought it. It implements [hub.Receiver] and never blocks.
-func (s *Server) Flush() {
-	s.burst.Store(0)
-	var list *flushTask
-	s.pmu.Lock()
-	p := s.pending
-	for i := 0; i < len(p); i += flushChunk {
-		ft, _ := s.chunks.Get().(*flushTask)
-		if ft == nil {
-			ft = &flushTask{srv: s}
-			ft.run = ft.flush
-		}
-		ft.n = copy(ft.conns[:], p[i:])
-		ft.next, list = list, ft
-	}
-	clear(p)
-	s.pending = p[:0]
-	s.pmu.Unlock()
-	// Submitted without pmu: addPending takes it under a conn's mu, which
-	// a flush takes.
-	for ft := list; ft != nil; {
-		next := ft.next
-		ft.next = nil
-		if !s.pool.submit(ft.run) {
-			// Cannot happen (see pool); do not strand the frames.
-			s.metrics.internalErrors.Add(1)
-			ft.flush()
-		}
-		ft = next
-	}
 }
 
 // The wire forms of a stream message.

@@ -162,7 +162,7 @@ func TestLatestJoinAdmitOrder(t *testing.T) {
 		return hub.Message{Stream: "binance:btcusdt@bookTicker", Seq: seq, Data: []byte(data), Conflate: true}
 	}
 	tp := newTopic("binance:btcusdt@bookTicker")
-	if _, _, ok := tp.admit(msg(1, `{"u":1}`)); !ok {
+	if _, _, _, ok := tp.admit(msg(1, `{"u":1}`)); !ok {
 		t.Fatal("first message not admitted")
 	}
 
@@ -170,7 +170,7 @@ func TestLatestJoinAdmitOrder(t *testing.T) {
 	if f := tp.join(a).latest; !bytes.Contains(f, []byte(`"seq":1,"latest":true,"data":{"u":1}`)) {
 		t.Fatalf("join after admit: latest frame %q; want message 1", f)
 	}
-	_, subs, _ := tp.admit(msg(2, `{"u":2}`))
+	_, subs, _, _ := tp.admit(msg(2, `{"u":2}`))
 	if !slices.Contains(subs, a) {
 		t.Fatal("admit after join: the joiner is not sent the message live")
 	}

@@ -9,6 +9,15 @@ import (
 	"github.com/marketgate/marketgate/internal/latency"
 )
 
+// fanoutBounds are the bucket bounds of the fan-out duration: 50 µs to
+// 1 s, finer than latency.FanOut at the low end where a light burst ends.
+var fanoutBounds = []time.Duration{
+	50 * time.Microsecond, 100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
+	500 * time.Millisecond, time.Second,
+}
+
 // closeReasons are the bounded labels connections are closed under.
 var closeReasons = []string{
 	"eof", "read_error", "write_error", "normal", "going_away", "protocol_error",
@@ -110,6 +119,8 @@ type metrics struct {
 	bytesOut       atomic.Int64            // their bytes
 	commands       [numOps][2]atomic.Int64 // [op][0 ok, 1 error]
 	latency        *latency.Histogram      // exchange event time to fan-out
+	fanout         *latency.Histogram      // receive to the last frame's write; see round
+	writes         atomic.Int64            // write system calls to clients
 	closes         map[string]*atomic.Int64
 	rejects        map[string]*atomic.Int64
 	drops          map[string]*atomic.Int64
@@ -119,6 +130,7 @@ type metrics struct {
 func newMetrics() *metrics {
 	m := &metrics{
 		latency: latency.New(latency.FanOut...),
+		fanout:  latency.New(fanoutBounds...),
 		closes:  map[string]*atomic.Int64{}, rejects: map[string]*atomic.Int64{}, drops: map[string]*atomic.Int64{},
 	}
 	for _, r := range closeReasons {
@@ -256,6 +268,15 @@ type Stats struct {
 	// (hub.Message.EventTime, when known) to its fan-out here, once per
 	// message: exchange clock against ours, so it includes their skew.
 	FanOutLatency latency.Snapshot `json:"-"`
+	// FanOutDuration is, per message with local subscribers, the time
+	// from its arrival here (from the exchange or the hub) to the end of
+	// the writes that handed its last subscriber's frame to the kernel.
+	// Frames a full socket buffer held back (slow clients, retried later)
+	// are not waited for.
+	FanOutDuration latency.Snapshot `json:"-"`
+	// Writes counts the write system calls to clients (writev on Linux);
+	// FramesOut/Writes is the frames per write.
+	Writes int64 `json:"writes"`
 }
 
 // CommandCount counts the commands of one op by outcome.
@@ -286,6 +307,8 @@ func (s *Server) Stats() Stats {
 		InternalErrors: s.metrics.internalErrors.Load(),
 		StreamsRefused: s.metrics.refusedStreams.Load(),
 		FanOutLatency:  s.metrics.latency.Snapshot(),
+		FanOutDuration: s.metrics.fanout.Snapshot(),
+		Writes:         s.metrics.writes.Load(),
 	}
 	for op, name := range commandOps {
 		c := &s.metrics.commands[op]

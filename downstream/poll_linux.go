@@ -130,9 +130,6 @@ func raiseFileLimit() (uint64, error) {
 	return lim.Cur, nil
 }
 
-// iovMax is the most buffers one writev takes (IOV_MAX on Linux).
-const iovMax = 1024
-
 // outBatch is the batch of frames a flush is writing, as the kernel's
 // writev takes it: each entry points into a shared frame (which it keeps
 // alive) and is advanced past what was written. Only the flush task, one
@@ -141,8 +138,11 @@ type outBatch struct {
 	iov  []unix.Iovec
 	next int                // the first entry not fully written
 	fn   func(uintptr) bool // writeFD, made once
-	n    int                // what writeFD wrote
-	err  error              // and its error
+	// n is, going in, the most entries writeFD may write
+	// (Config.MaxFramesPerWrite: not a field of its own, which every
+	// connection would pay for), and coming out what it wrote.
+	n   int
+	err error // and its error
 }
 
 func (b *outBatch) load(batch []qframe) {
@@ -190,6 +190,8 @@ func (b *outBatch) write(c *conn) (int, error) {
 	}
 	total := 0
 	for !b.empty() {
+		c.srv.metrics.writes.Add(1)
+		b.n = c.srv.cfg.MaxFramesPerWrite
 		if err := c.poll.rc.Write(b.fn); err != nil {
 			return total, err
 		}
@@ -206,11 +208,12 @@ func (b *outBatch) write(c *conn) (int, error) {
 	return total, nil
 }
 
-// writeFD is the RawConn.Write callback: one writev of up to iovMax entries.
+// writeFD is the RawConn.Write callback: one writev of up to b.n
+// entries.
 func (b *outBatch) writeFD(fd uintptr) bool {
 	iov := b.iov[b.next:]
-	if len(iov) > iovMax {
-		iov = iov[:iovMax]
+	if len(iov) > b.n {
+		iov = iov[:b.n]
 	}
 	for {
 		n, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))

@@ -121,6 +121,7 @@ func (b *outBatch) shrink() {
 // buffer stayed full (n bytes went out before), or the socket's error.
 func (b *outBatch) write(c *conn) (int, error) {
 	c.nc.SetWriteDeadline(time.Now().Add(writeSlice))
+	c.srv.metrics.writes.Add(1)
 	n, err := b.out.WriteTo(c.nc) // advances b.out past what it wrote
 	switch {
 	case err == nil:

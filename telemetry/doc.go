@@ -63,6 +63,14 @@
 //	                                                         per message: it ends when the frames are queued, before
 //	                                                         the write, and includes the skew between the exchange's
 //	                                                         clock and ours; buckets 0.5 ms to 2.5 s
+//	marketgate_fanout_duration_seconds              histogram a message's arrival on this node (from the
+//	                                                         exchange or the hub) to the end of the writes that
+//	                                                         handed its last subscriber's frame to the kernel, once
+//	                                                         per message with local subscribers; includes
+//	                                                         --write-delay; frames a full socket buffer held back
+//	                                                         (slow clients) are not waited for; buckets 50 µs to 1 s
+//	marketgate_client_writes_total                  counter  write system calls to browsers (writev on Linux):
+//	                                                         frames_out_total / client_writes_total is frames per write
 //
 // Exchanges (package upstream), labelled by the configured exchange name
 // ("binance", "binance-futures"):

@@ -151,6 +151,7 @@ type collector struct {
 	fannedOut, superseded, internalErrors, streamsRefused   *prometheus.Desc
 	historyErrors, authOutcomes                             *prometheus.Desc
 	streamsCurrent, latency                                 *prometheus.Desc
+	fanoutDuration, clientWrites                            *prometheus.Desc
 
 	messagesIn, bytesIn                    *prometheus.Desc
 	upUp, upState, upConns, upStreams      *prometheus.Desc
@@ -200,6 +201,9 @@ func NewCollector(src Sources) prometheus.Collector {
 		latency: d("end_to_end_latency_seconds", "Time from the exchange's event time (its E field) to the fan-out of the message to this node's subscribers, once per message: "+
 			"it ends when the frames are queued, before they are written, and compares the exchange's clock with ours. Events without an event time are not observed."),
 
+		fanoutDuration: d("fanout_duration_seconds", "Time from a message's arrival at this node (from the exchange or the hub) to the end of the writes that handed its last subscriber's frame to the kernel, once per message with local subscribers; "+
+			"includes --write-delay. Frames a full socket buffer held back (slow clients) are not waited for."),
+		clientWrites:     d("client_writes_total", "Write system calls to browser connections (writev on Linux); frames_out_total / client_writes_total is the frames per write."),
 		messagesIn:       d("messages_in_total", "Text messages read from the exchange, by the kind of the stream each was routed to (other: replies, events of streams no longer subscribed, unreadable messages).", "exchange", "kind"),
 		bytesIn:          d("bytes_in_total", "Bytes of the text messages read from the exchange (WebSocket payloads), by stream kind.", "exchange", "kind"),
 		upUp:             d("upstream_up", "1 while every upstream connection of the exchange is up, else 0.", "exchange"),
@@ -256,7 +260,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.connsCurrent, c.connsAccepted, c.connsRejected, c.connsClosed, c.commands,
 		c.framesOut, c.bytesOut, c.queueDrops, c.slowCloses, c.fannedOut, c.superseded, c.historyErrors, c.authOutcomes,
-		c.internalErrors, c.streamsRefused, c.streamsCurrent, c.latency,
+		c.internalErrors, c.streamsRefused, c.streamsCurrent, c.latency, c.fanoutDuration, c.clientWrites,
 		c.messagesIn, c.bytesIn, c.upUp, c.upState, c.upConns, c.upStreams, c.upFailed,
 		c.upReconnects, c.upRotations, c.upOverflows, c.upRejected, c.upRequestTime,
 		c.upMalformed, c.upInternalErrors, c.upLanes, c.upLanesUp, c.upMerged, c.upDups, c.upForced,
@@ -367,6 +371,8 @@ func (c *collector) collectDownstream(ch chan<- prometheus.Metric, st downstream
 	counter(ch, c.streamsRefused, st.StreamsRefused)
 	gauge(ch, c.streamsCurrent, st.Streams)
 	histogram(ch, c.latency, st.FanOutLatency)
+	histogram(ch, c.fanoutDuration, st.FanOutDuration)
+	counter(ch, c.clientWrites, st.Writes)
 }
 
 func (c *collector) collectFeed(ch chan<- prometheus.Metric, st upstream.Status) {

@@ -51,6 +51,8 @@ var (
 		"marketgate_streams_refused_total",
 		"marketgate_streams_current",
 		"marketgate_end_to_end_latency_seconds",
+		"marketgate_fanout_duration_seconds",
+		"marketgate_client_writes_total",
 	}
 	feedFamilies = []string{
 		"marketgate_messages_in_total",
@@ -185,6 +187,8 @@ func TestMetricsWithTraffic(t *testing.T) {
 		{"marketgate_bytes_out_total", nil},
 		{"marketgate_messages_fanned_out_total", nil},
 		{"marketgate_end_to_end_latency_seconds", nil},
+		{"marketgate_fanout_duration_seconds", nil},
+		{"marketgate_client_writes_total", nil},
 		{"marketgate_messages_in_total", map[string]string{"exchange": "binance", "kind": "trade"}},
 		{"marketgate_bytes_in_total", map[string]string{"exchange": "binance", "kind": "trade"}},
 		{"marketgate_messages_in_total", map[string]string{"exchange": "binance", "kind": "other"}}, // replies

@@ -151,6 +151,7 @@ func parseConfig(args []string, env map[string]string, usage io.Writer) (config,
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDR prefixes of load balancers whose X-Forwarded-For / X-Real-IP is the client's address (per-address limits, logs); empty: the TCP peer is the client")
 	fs.IntVar(&c.browsers.MaxCommandsPerSecond, "max-commands-per-second", 10, "messages (commands, pings) a browser may send per second; beyond, close 1008")
 	fs.IntVar(&c.browsers.WriteQueueBytes, "write-queue-bytes", 1<<20, "unsent bytes queued per browser connection; beyond, the slow-consumer policy applies")
+	fs.DurationVar(&c.browsers.WriteDelay, "write-delay", defaultWriteDelay, "how long a browser connection's frames may wait for more so that they go out in one write (fewer system calls, up to this much latency); 0: write each burst at once; at most 100ms")
 	fs.DurationVar(&c.browsers.PingInterval, "ping-interval", 30*time.Second, "ping a browser connection that has been silent this long")
 	fs.DurationVar(&c.browsers.PongTimeout, "pong-timeout", 30*time.Second, "drop a pinged browser connection still silent after this long")
 	fs.BoolVar(&c.browsers.DisableCompression, "disable-compression", false, "never negotiate permessage-deflate with browsers")
@@ -249,6 +250,9 @@ func parseConfig(args []string, env map[string]string, usage io.Writer) (config,
 		if n <= 0 {
 			return c, fmt.Errorf("--%s: %d is not a positive number", name, n)
 		}
+	}
+	if d := c.browsers.WriteDelay; d < 0 || d > 100*time.Millisecond {
+		return c, fmt.Errorf("--write-delay: %v is not between 0 and 100ms", d)
 	}
 	if c.restShare <= 0 || c.restShare > 1 {
 		return c, fmt.Errorf("--rest-weight-share: %v is not in (0,1]", c.restShare)
@@ -614,6 +618,10 @@ type flagGroup struct {
 // accepts its name.
 var flagGroups = usageGroups(gateway.Exchanges())
 
+// defaultWriteDelay is --write-delay's default, chosen from bench/run.sh
+// (see bench/README.md, issue 17).
+const defaultWriteDelay = 0
+
 // usageGroups returns the groups of --help: the fixed ones, then one per
 // exchange of table, titled with its title, then logging and the rest.
 // The exchanges with longer names come first, so that one whose name
@@ -627,7 +635,7 @@ func usageGroups(table []gateway.Exchange) []flagGroup {
 		{"History and recovery", oneOf("history-size", "history-ttl")},
 		{"Order books and market REST", oneOf("book-depth", "rest-weight-share")},
 		{"Browsers", oneOf("max-conns", "max-conns-per-ip", "max-streams-per-conn", "max-streams-per-ip", "max-streams-per-node", "trusted-proxies",
-			"max-commands-per-second", "write-queue-bytes", "ping-interval", "pong-timeout", "disable-compression")},
+			"max-commands-per-second", "write-queue-bytes", "write-delay", "ping-interval", "pong-timeout", "disable-compression")},
 	}
 	table = slices.Clone(table)
 	slices.SortStableFunc(table, func(a, b gateway.Exchange) int { return len(b.Name) - len(a.Name) })

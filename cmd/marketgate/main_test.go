@@ -410,6 +410,14 @@ func TestConfig(t *testing.T) {
 			}
 			return nil
 		}},
+		{name: "write delay", args: []string{"--write-delay", "2ms"}, check: func(c config) error {
+			if c.browsers.WriteDelay != 2*time.Millisecond {
+				return fmt.Errorf("WriteDelay = %v; want 2ms", c.browsers.WriteDelay)
+			}
+			return nil
+		}},
+		{name: "write delay too long", args: []string{"--write-delay", "1s"}, wantErr: "--write-delay"},
+		{name: "write delay negative", env: map[string]string{"MARKETGATE_WRITE_DELAY": "-1ms"}, wantErr: "--write-delay"},
 		{name: "flag beats env", args: []string{"--listen", "127.0.0.1:1"}, env: map[string]string{"MARKETGATE_LISTEN": "127.0.0.1:2"}, check: func(c config) error {
 			if c.listen != "127.0.0.1:1" {
 				return fmt.Errorf("listen=%q", c.listen)

@@ -42,6 +42,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/marketgate/marketgate/internal/envflag"
 )
 
@@ -65,6 +67,15 @@ type config struct {
 	setupPIDs     []int
 	json          bool
 	logLevel      slog.Level
+	// sampleConns is how many connections parse every message (0: all);
+	// the others run as others says (othersCount or othersMute).
+	sampleConns int
+	others      string
+	// cpus is the CPU set to pin to (ncpus > 0), and cpuList as given.
+	cpus       unix.CPUSet
+	ncpus      int
+	cpuList    string
+	metricsURL string
 	// child is this process's worker index, or -1 in the parent.
 	child int
 }
@@ -101,6 +112,10 @@ func parseConfig(args []string, lookup func(string) (string, bool), usage io.Wri
 	fs.IntVar(&c.pid, "pid", 0, "`pid` of the server, to report its RSS, threads and CPU from /proc (0: none)")
 	fs.StringVar(&c.goroutinesURL, "goroutines-url", "", "`URL` answering the server's goroutine count, as a number or Prometheus text (go_goroutines)")
 	setup := fs.String("setup-pids", "", "comma-separated `pids` of the rest of the setup (the exchange, other servers), whose CPU the report shows apart from other processes")
+	fs.IntVar(&c.sampleConns, "sample-conns", 0, "connections that parse every message for latency and seq checks, spread over the connection order; the others run as --others says (0: all parse)")
+	fs.StringVar(&c.others, "others", othersCount, "what the connections beyond --sample-conns do once subscribed: count (count frames and bytes, parse nothing) or mute (read nothing; the server drops them when their socket buffers fill)")
+	fs.StringVar(&c.cpuList, "cpus", "", "CPU `list` to pin wsbench and its children to, as taskset -c takes it (1, 0,2, 2-3); empty: no pinning")
+	fs.StringVar(&c.metricsURL, "metrics-url", "", "the gateway's Prometheus `URL` (/metrics): report its fan-out duration (marketgate_fanout_duration_seconds) and frames per write over the window")
 	fs.BoolVar(&c.json, "json", false, "print the final report as JSON")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	fs.IntVar(&c.child, "child", -1, "internal: run as worker process `i` of --procs")
@@ -109,6 +124,12 @@ func parseConfig(args []string, lookup func(string) (string, bool), usage io.Wri
 		return c, err
 	}
 	c.streams = parseStreams(*streams)
+	if c.cpuList != "" {
+		var err error
+		if c.cpus, c.ncpus, err = parseCPUs(c.cpuList); err != nil {
+			return c, fmt.Errorf("invalid value for flag -cpus: %w", err)
+		}
+	}
 	for _, p := range parseStreams(*setup) {
 		pid, err := strconv.Atoi(p)
 		if err != nil || pid <= 0 {
@@ -136,6 +157,12 @@ func (c config) validate() error {
 		return fmt.Errorf("invalid value %v for flag -rate: want more than 0", c.rate)
 	case c.duration <= 0 || c.warmup < 0 || c.dialTimeout <= 0:
 		return errors.New("invalid durations: -duration and -dial-timeout must be positive, -warmup not negative")
+	case c.others != othersCount && c.others != othersMute:
+		return fmt.Errorf("invalid value %q for flag -others: want count or mute", c.others)
+	case c.sampleConns < 0:
+		return fmt.Errorf("invalid value %d for flag -sample-conns: want 0 (all) or more", c.sampleConns)
+	case c.metricsURL != "" && !strings.HasPrefix(c.metricsURL, "http://") && !strings.HasPrefix(c.metricsURL, "https://"):
+		return fmt.Errorf("invalid value %q for flag -metrics-url: want an http:// URL", c.metricsURL)
 	case c.child >= c.procs:
 		return fmt.Errorf("invalid value %d for flag -child: want below -procs %d", c.child, c.procs)
 	}
@@ -162,6 +189,12 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	if cfg.ncpus > 0 {
+		if err := pinCPUs(cfg.cpus, cfg.ncpus); err != nil {
+			fmt.Fprintln(os.Stderr, "wsbench: "+err.Error())
+			os.Exit(1)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if cfg.child >= 0 {
@@ -243,6 +276,10 @@ func runParent(ctx context.Context, cfg config, log *slog.Logger, progress io.Wr
 		firstSrv     procSample
 		firstHost    float64
 		firstCPU     map[int]float64
+		firstMetrics serverMetrics
+		metricsErr   error
+		firstP50     = -1.0 // the sampled clients' p50 in the window's first and last second, ms
+		lastP50      = -1.0
 		prev         Snapshot
 		prevT        = start
 		prevHost     float64
@@ -272,6 +309,12 @@ func runParent(ctx context.Context, cfg config, log *slog.Logger, progress io.Wr
 			return Report{}, err
 		}
 		printProgress(progress, now.Sub(start), phaseNames[phase], cfg, cur, prev, now.Sub(prevT), srv, host-prevHost)
+		if d := cur.Sub(prev); phase == phaseWindow && d.Latency.Total() > 0 {
+			lastP50 = float64(d.Latency.Quantile(0.5)) / 1000
+			if firstP50 < 0 {
+				firstP50 = lastP50
+			}
+		}
 		prev, prevT, prevHost = cur, now, host
 
 		if phase == phaseRamp && (cur.Ready || now.After(rampDeadline)) {
@@ -283,6 +326,9 @@ func runParent(ctx context.Context, cfg config, log *slog.Logger, progress io.Wr
 		if phase == phaseWarmup && !now.Before(warmEnd) {
 			phase, winStart, first, firstSrv, firstHost = phaseWindow, now, cur, srv, host
 			firstCPU, _ = cpuByProcess()
+			if cfg.metricsURL != "" {
+				firstMetrics, metricsErr = fetchServerMetrics(ctx, cfg.metricsURL)
+			}
 			log.Info("measuring", "open", cur.Open(), "duration", cfg.duration)
 			continue
 		}
@@ -303,6 +349,22 @@ func runParent(ctx context.Context, cfg config, log *slog.Logger, progress io.Wr
 			rep.Machine = splitCPU(firstCPU, lastCPU, kernel, ours, setup, secs)
 			if rep.Machine.Other > 0.1 {
 				log.Warn("other processes used the machine during the window; the figures are doubtful", "cores", rep.Machine.Other)
+			}
+			if cfg.metricsURL != "" {
+				var last serverMetrics
+				if metricsErr == nil {
+					last, metricsErr = fetchServerMetrics(ctx, cfg.metricsURL)
+				}
+				if metricsErr != nil {
+					log.Warn("server metrics", "err", metricsErr)
+				} else {
+					f := fanOutBetween(firstMetrics, last)
+					rep.FanOut = &f
+				}
+			}
+			rep.Warnings = bottlenecks(rep, cfg, firstP50, lastP50)
+			for _, w := range rep.Warnings {
+				log.Warn(w)
 			}
 			if cfg.pid > 0 {
 				g := -1

@@ -174,6 +174,11 @@ type Report struct {
 	Machine CPUSplit `json:"machine"`
 	// Server is absent without --pid.
 	Server *ServerReport `json:"server,omitempty"`
+	// FanOut is the server's own fan-out figures (--metrics-url).
+	FanOut *FanOut `json:"server_fanout,omitempty"`
+	// Warnings say when the load generator may have been the
+	// bottleneck, so that the figures measure it rather than the server.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // buildReport computes the report of a window from the snapshots at its
@@ -225,6 +230,13 @@ func (r Report) writeText(w io.Writer) {
 	m := r.Machine
 	fmt.Fprintf(w, "machine      busy %.2f cores; besides server and wsbench: setup %.2f, kernel threads %.2f, other processes %.2f\n",
 		r.HostCPU, m.Setup, m.Kernel, m.Other)
+	if f := r.FanOut; f != nil {
+		fmt.Fprintf(w, "server fan-out  %d events: mean %.3f ms  p50 %.3f  p90 %.3f  p99 %.3f ms; %.0f writes for %.0f frames (%.2f frames/write)\n",
+			f.Events, f.MeanMS, f.P50MS, f.P90MS, f.P99MS, f.Writes, f.Frames, f.FramesPerWrite)
+	}
+	for _, s := range r.Warnings {
+		fmt.Fprintf(w, "WARNING      %s\n", s)
+	}
 	if s := r.Server; s != nil {
 		fmt.Fprintf(w, "server %d   rss %.1f MiB (baseline %.1f MiB), %.0f B/conn, %d threads, %d goroutines\n",
 			s.PID, float64(s.RSS)/(1<<20), float64(s.RSSBaseline)/(1<<20), s.RSSPerConn, s.Threads, s.Goroutines)

@@ -182,7 +182,7 @@ func (w *worker) runConn(ctx context.Context, g int) {
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	c := &clientConn{w: w, nc: nc, br: br, sh: &w.shards[g%numShards], hdr: make([]byte, 2, ws.MaxHeaderSize-2)}
+	c := &clientConn{w: w, nc: nc, br: br, sh: &w.shards[g%numShards], hdr: make([]byte, 2, ws.MaxHeaderSize-2), sample: w.cfg.samples(g)}
 	if w.cfg.idle {
 		settle()
 	} else {
@@ -211,6 +211,13 @@ func (w *worker) runConn(ctx context.Context, g int) {
 		}
 	}
 	err = c.read(ctx)
+	if errors.Is(err, errSwitch) {
+		if w.cfg.others == othersMute {
+			err = c.mute(ctx)
+		} else {
+			err = c.count(ctx)
+		}
+	}
 	switch {
 	case ctx.Err() != nil:
 		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -241,6 +248,9 @@ type clientConn struct {
 	// connection.
 	awaiting func()
 	seqs     []seqState
+	// sample: parse every message (latency, seqs); otherwise, once
+	// subscribed, run as --others says (see count and mute).
+	sample bool
 }
 
 // CloseError is a close frame received from the server, which ended the
@@ -340,6 +350,9 @@ func (c *clientConn) handle(ctx context.Context, p []byte) error {
 		_ = c.nc.SetReadDeadline(time.Time{})
 		if ctx.Err() != nil { // the AfterFunc's deadline was just overwritten
 			return ctx.Err()
+		}
+		if !c.sample {
+			return errSwitch
 		}
 	}
 	return nil

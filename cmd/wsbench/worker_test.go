@@ -126,3 +126,46 @@ func TestWorkerRefused(t *testing.T) {
 		t.Errorf("snapshot %+v; want 3 dial errors", s)
 	}
 }
+
+// TestWorkerOthers checks --sample-conns with both --others modes: only
+// the sampled connections record latency and seqs; counting ones count
+// every message, mute ones none.
+func TestWorkerOthers(t *testing.T) {
+	for _, tc := range []struct {
+		others string
+		msgs   int64
+	}{
+		{othersCount, 20 * 2 * 5},
+		{othersMute, 6 * 2 * 5},
+	} {
+		t.Run(tc.others, func(t *testing.T) {
+			srv := fakeServer(t, []uint64{1, 2, 3, 5, 6})
+			// 20 connections in groups of 3 (the streams): groups 2 and 5
+			// sample, connections 6-8 and 15-17.
+			cfg := config{
+				url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", conns: 20, streams: []string{"a", "b", "c"}, perConn: 2,
+				procs: 1, rate: 1000, dialTimeout: 5 * time.Second, child: -1, sampleConns: 6, others: tc.others,
+			}
+			w := newWorker(cfg, 0, slog.New(slog.NewTextHandler(t.Output(), nil)))
+			ctx, cancel := context.WithCancel(t.Context())
+			var wg sync.WaitGroup
+			wg.Go(func() { w.run(ctx) })
+			deadline := time.Now().Add(5 * time.Second)
+			for s := w.snapshot(); !s.Ready || s.Msgs < tc.msgs || s.Latency.Total() < 60; s = w.snapshot() {
+				if time.Now().After(deadline) {
+					t.Fatalf("after 5s: %+v", s)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel()
+			wg.Wait()
+			s := w.snapshot()
+			if s.Msgs != tc.msgs || s.Latency.Total() != 60 || s.Errors() != 0 {
+				t.Errorf("msgs %d, latency samples %d, errors %d; want %d, 60, 0", s.Msgs, s.Latency.Total(), s.Errors(), tc.msgs)
+			}
+			if s.SeqGaps != 12 {
+				t.Errorf("seq gaps %d; want 12 (the sampled connections')", s.SeqGaps)
+			}
+		})
+	}
+}
