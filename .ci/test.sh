@@ -103,3 +103,4 @@ fuzz ./normalize FuzzNormalize
 fuzz ./hub FuzzCheckData
 fuzz ./auth FuzzVerify
 fuzz ./auth FuzzMatch
+fuzz ./cmd/marketgate FuzzParseConfigFile
