@@ -52,8 +52,10 @@ func BenchmarkBroadcastCompressed(b *testing.B) {
 	}
 }
 
-func benchBroadcast(b *testing.B, subs int, compress bool) {
-	h := hub.NewMemory()
+// startBenchServer runs a server on h for subs clients behind an
+// httptest server and returns it, its WebSocket URL and the function that
+// stops both.
+func startBenchServer(b *testing.B, h *hub.Memory, subs int) (*Server, string, func()) {
 	srv, err := New(Config{
 		Hub: h, Source: newFakeSource(), Logger: slog.New(slog.DiscardHandler),
 		MaxConns: subs + 10, MaxConnsPerIP: subs + 10,
@@ -68,15 +70,21 @@ func benchBroadcast(b *testing.B, subs int, compress bool) {
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.Run(ctx) })
 	hs := httptest.NewServer(srv)
-	defer func() {
-		cancel()
-		wg.Wait()
-		hs.Close()
-	}()
 	for !srv.running.Load() {
 		runtime.Gosched()
 	}
-	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	return srv, "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", func() {
+		cancel()
+		wg.Wait()
+		hs.Close()
+	}
+}
+
+func benchBroadcast(b *testing.B, subs int, compress bool) {
+	h := hub.NewMemory()
+	srv, url, stop := startBenchServer(b, h, subs)
+	defer stop()
+	ctx := b.Context()
 	const key = "binance:btcusdt@trade"
 	var received atomic.Int64
 	var readers sync.WaitGroup
@@ -217,26 +225,11 @@ func (s *Server) roundsDone() bool {
 
 func benchFanOut(b *testing.B, subs int, mute bool) {
 	h := hub.NewMemory()
-	srv, err := New(Config{
-		Hub: h, Source: newFakeSource(), Logger: slog.New(slog.DiscardHandler),
-		MaxConns: subs + 10, MaxConnsPerIP: subs + 10, PingInterval: time.Hour,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { srv.Run(ctx) })
-	hs := httptest.NewServer(srv)
-	defer func() {
-		cancel()
-		wg.Wait()
-		hs.Close()
-	}()
-	for !srv.running.Load() {
-		runtime.Gosched()
-	}
-	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	srv, url, stop := startBenchServer(b, h, subs)
+	defer stop()
+	var wg sync.WaitGroup // the readers, which end as their conns close
+	defer wg.Wait()
+	ctx := b.Context()
 	const key = "binance:btcusdt@trade"
 	var received atomic.Int64 // bytes
 	for range subs {

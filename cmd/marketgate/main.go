@@ -66,17 +66,9 @@ func run(args []string, env map[string]string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	cfg, err := parseConfig(args, env, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if errors.Is(err, errVersion) {
-		fmt.Fprintln(stdout, version.Get())
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "marketgate: %v\n", err)
-		return 2
+	cfg, code, ok := loadConfig(args, env, stdout, stderr, 2)
+	if !ok {
+		return code
 	}
 	cfg.cmdline = append([]string{os.Args[0]}, redactArgs(args)...)
 	level := new(slog.LevelVar)
@@ -143,22 +135,32 @@ func drainOnSignal() (context.Context, func()) {
 	}
 }
 
+// loadConfig parses the configuration. When there is nothing to run
+// (--help, --version, or an error, reported on stderr with exit code
+// bad) it returns ok false and the exit code.
+func loadConfig(args []string, env map[string]string, stdout, stderr io.Writer, bad int) (config, int, bool) {
+	cfg, err := parseConfig(args, env, stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return cfg, 0, false
+	case errors.Is(err, errVersion):
+		fmt.Fprintln(stdout, version.Get())
+		return cfg, 0, false
+	case err != nil:
+		fmt.Fprintf(stderr, "marketgate: %v\n", err)
+		return cfg, bad, false
+	}
+	return cfg, 0, true
+}
+
 // runCheck is "marketgate check [flags]": it parses the configuration as
 // a start would (flags, environment, --config file) and reports, without
 // opening a listener or a connection. It returns 0 when the
 // configuration is valid and 1 when not, with the reason on stderr.
 func runCheck(args []string, env map[string]string, stdout, stderr io.Writer) int {
-	cfg, err := parseConfig(args, env, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if errors.Is(err, errVersion) {
-		fmt.Fprintln(stdout, version.Get())
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "marketgate: %v\n", err)
-		return 1
+	cfg, code, ok := loadConfig(args, env, stdout, stderr, 1)
+	if !ok {
+		return code
 	}
 	for _, name := range cfg.unknownEnv {
 		fmt.Fprintf(stderr, "marketgate: warning: %s is not a setting's variable and is ignored\n", name)
