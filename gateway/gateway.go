@@ -115,10 +115,12 @@ type Gateway struct {
 	log    *slog.Logger
 	nodeID string
 
-	hub   hub.Hub
-	rdb   redis.UniversalClient // cluster coordination, nil on a single node
-	feeds []*upstream.Feed
-	books []*book.Books
+	hub hub.Hub
+	rdb redis.UniversalClient // cluster coordination, nil on a single node
+	// decoupled are the feeds' publish queues in front of the Redis hub.
+	decoupled []*hub.Decoupled
+	feeds     []*upstream.Feed
+	books     []*book.Books
 	// depths answers REST depth requests from the kept books.
 	depths *book.Depths
 	// market serves the market-data REST and governs the REST calls to
@@ -231,7 +233,16 @@ func New(cfg Config) (g *Gateway, err error) {
 			g.rdb = redis.NewClient(cfg.Redis)
 		}
 		closers = append(closers, g.rdb.Close)
-		g.hub, hubStats = rh, rh.Stats
+		g.hub = rh
+		hubStats = func() hub.Stats {
+			// Messages the publish queues dropped (Redis too slow) are
+			// lost like those Redis refused.
+			st := rh.Stats()
+			for _, d := range g.decoupled {
+				st.PublishErrors += d.Dropped()
+			}
+			return st
+		}
 	}
 
 	names := make([]string, len(table))
@@ -268,6 +279,15 @@ func New(cfg Config) (g *Gateway, err error) {
 			// the newest owner's messages (hub.Message.Origin).
 			c.Publisher = &originPublisher{Publisher: g.hub, tokens: tokens, exchange: x.Name}
 			c.Lazy = true // connected only while this node owns the exchange
+			// A slow Redis must not stall reading the exchange: the
+			// feed's messages wait in a bounded queue of their own.
+			dec, err := hub.NewDecoupled(hub.DecoupledConfig{Next: c.Publisher, Logger: log.With("component", "hub", "exchange", x.Name)})
+			if err != nil {
+				return nil, err
+			}
+			c.Publisher = dec
+			g.decoupled = append(g.decoupled, dec)
+			g.runs = append(g.runs, dec.Run)
 		}
 		if c.Dialect == nil {
 			c.Dialect = x.Dialect

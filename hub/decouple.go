@@ -1,0 +1,174 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultDecoupledBytes is the queue bound of a [Decoupled] unless
+// configured: at Binance's busiest streams, seconds of a slow Redis.
+const DefaultDecoupledBytes = 32 << 20
+
+// drainTimeout bounds the last send when a Decoupled stops.
+const drainTimeout = 2 * time.Second
+
+// DecoupledConfig configures a [Decoupled].
+type DecoupledConfig struct {
+	// Next is the publisher the messages go to (the Redis hub); required.
+	Next Publisher
+	// MaxBytes bounds the message data queued for Next; default
+	// [DefaultDecoupledBytes].
+	MaxBytes int
+	// Logger receives the start and end of each run of dropped messages;
+	// nil discards them.
+	Logger *slog.Logger
+}
+
+// Decoupled is a [Publisher] that never makes its caller wait for the one
+// it wraps: Publish copies the message into a bounded queue and Flush only
+// wakes Run, which publishes the queued messages to Next in order and
+// flushes it. A feed that publishes through it keeps reading its exchange
+// while Redis is slow. When the queue holds MaxBytes, further messages are
+// dropped (counted by Dropped) until Run has taken the queue: the
+// publisher's own Seq then skips, which the hub marks as a gap for
+// receivers, so nothing is lost silently. Safe for concurrent use.
+type Decoupled struct {
+	cfg  DecoupledConfig
+	wake chan struct{}
+
+	// mu guards queue and dropping; the spare queue belongs to Run.
+	mu       sync.Mutex
+	queue    *decoupledQueue
+	spare    *decoupledQueue
+	dropping bool
+
+	dropped atomic.Uint64
+	// lastErr is the error of Next's last Flush, nil after a good one.
+	lastErr atomic.Pointer[error]
+}
+
+// decoupledQueue holds messages whose Data lie in buf at [start, end).
+type decoupledQueue struct {
+	msgs []decoupledMsg
+	buf  []byte
+}
+
+type decoupledMsg struct {
+	msg        Message
+	start, end int
+}
+
+// NewDecoupled returns a Decoupled configured by cfg. It publishes
+// nothing until Run runs.
+func NewDecoupled(cfg DecoupledConfig) (*Decoupled, error) {
+	if cfg.Next == nil {
+		return nil, errors.New("hub: DecoupledConfig: Next is required")
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultDecoupledBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Decoupled{cfg: cfg, wake: make(chan struct{}, 1), queue: &decoupledQueue{}, spare: &decoupledQueue{}}, nil
+}
+
+// Publish implements [Publisher]: it queues a copy of msg, or drops it
+// when the queue is full. It never blocks on Next.
+func (d *Decoupled) Publish(_ context.Context, msg Message) error {
+	d.mu.Lock()
+	q := d.queue
+	if len(q.buf)+len(msg.Data) > d.cfg.MaxBytes && len(q.msgs) > 0 {
+		first := !d.dropping
+		d.dropping = true
+		d.mu.Unlock()
+		d.dropped.Add(1)
+		if first {
+			d.cfg.Logger.Warn("hub: publish queue full (Redis too slow); dropping messages until it drains, receivers are told of the gap",
+				"max_bytes", d.cfg.MaxBytes)
+		}
+		return nil
+	}
+	start := len(q.buf)
+	q.buf = append(q.buf, msg.Data...)
+	msg.Data = nil
+	q.msgs = append(q.msgs, decoupledMsg{msg: msg, start: start, end: len(q.buf)})
+	d.mu.Unlock()
+	return nil
+}
+
+// Flush implements [Publisher]: it wakes Run and returns at once, with
+// the error of Next's last Flush (nil, [ErrNotSent], or a send error).
+func (d *Decoupled) Flush(context.Context) error {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+	if p := d.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Dropped returns how many messages were dropped because the queue was
+// full.
+func (d *Decoupled) Dropped() uint64 { return d.dropped.Load() }
+
+// Run publishes what is queued to Next whenever Flush is called, until
+// ctx ends; it then sends what is left, for at most 2 s.
+func (d *Decoupled) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			last, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+			d.send(last)
+			cancel()
+			return nil
+		case <-d.wake:
+			d.send(ctx)
+		}
+	}
+}
+
+// send takes the queue, publishes its messages to Next in order and
+// flushes Next.
+func (d *Decoupled) send(ctx context.Context) {
+	d.mu.Lock()
+	q := d.queue
+	d.queue, d.spare = d.spare, q
+	wasDropping := d.dropping
+	d.dropping = false
+	d.mu.Unlock()
+	if wasDropping {
+		d.cfg.Logger.Info("hub: publish queue drained; publishing again", "dropped_total", d.dropped.Load())
+	}
+	if len(q.msgs) == 0 {
+		return
+	}
+	for i := range q.msgs {
+		m := &q.msgs[i]
+		msg := m.msg
+		msg.Data = q.buf[m.start:m.end:m.end]
+		// Next reports failures again at Flush; a message it could not
+		// take is lost to the hub, which numbers around it as a gap.
+		_ = d.cfg.Next.Publish(ctx, msg)
+	}
+	err := d.cfg.Next.Flush(ctx)
+	if err != nil {
+		d.lastErr.Store(&err)
+	} else {
+		d.lastErr.Store(nil)
+	}
+	// Next is done with the data (Publisher's contract): reuse the
+	// queue, unless a burst made it much larger than usual.
+	clear(q.msgs)
+	q.msgs = q.msgs[:0]
+	if cap(q.buf) > 2*d.cfg.MaxBytes {
+		q.buf = nil
+	}
+	q.buf = q.buf[:0]
+}

@@ -1,0 +1,200 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/marketgate/marketgate/internal/redistest"
+	"github.com/marketgate/marketgate/internal/waitfor"
+)
+
+// gatedPublisher records what it is given; its Flush waits until the
+// gate is opened, as a slow Redis would.
+type gatedPublisher struct {
+	gate    chan struct{}
+	mu      sync.Mutex
+	got     []Message
+	flushes int
+}
+
+func (g *gatedPublisher) Publish(_ context.Context, m Message) error {
+	m.Data = append([]byte(nil), m.Data...)
+	g.mu.Lock()
+	g.got = append(g.got, m)
+	g.mu.Unlock()
+	return nil
+}
+
+func (g *gatedPublisher) Flush(context.Context) error {
+	<-g.gate
+	g.mu.Lock()
+	g.flushes++
+	g.mu.Unlock()
+	return nil
+}
+
+func (g *gatedPublisher) seqs() []uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]uint64, len(g.got))
+	for i, m := range g.got {
+		out[i] = m.Seq
+	}
+	return out
+}
+
+func runDecoupled(t *testing.T, d *Decoupled) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
+}
+
+// TestDecoupledNeverWaits checks that Publish and Flush return while the
+// publisher behind is stuck, that what fits in the queue goes out in
+// order once it moves again, and that what did not fit is dropped and
+// counted, leaving a skip in Seq for the hub to mark as a gap.
+func TestDecoupledNeverWaits(t *testing.T) {
+	next := &gatedPublisher{gate: make(chan struct{})}
+	d, err := NewDecoupled(DecoupledConfig{Next: next, MaxBytes: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDecoupled(t, d)
+	ctx := t.Context()
+	data := make([]byte, 100)
+	// Message 1 is taken by Run, whose Flush then hangs on the gate.
+	d.Publish(ctx, Message{Stream: "s", Seq: 1, Data: data})
+	d.Flush(ctx)
+	waitfor.Cond(t, 5*time.Second, func() error {
+		if s := next.seqs(); len(s) != 1 {
+			return fmt.Errorf("next got %v; want [1] being flushed", s)
+		}
+		return nil
+	})
+	// 2..30 while Next is stuck: 10 fit (1000 bytes), the rest drop.
+	done := make(chan struct{})
+	go func() {
+		for seq := uint64(2); seq <= 30; seq++ {
+			d.Publish(ctx, Message{Stream: "s", Seq: seq, Data: data})
+			d.Flush(ctx)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Publish or Flush waited for the stuck publisher")
+	}
+	if n := d.Dropped(); n != 19 {
+		t.Errorf("Dropped = %d; want 19 (29 published, 10 fit)", n)
+	}
+	// The queue drains; publishing resumes after the skip.
+	close(next.gate)
+	waitfor.Cond(t, 5*time.Second, func() error {
+		if s := next.seqs(); len(s) != 11 {
+			return fmt.Errorf("next got %v; want 1..11", s)
+		}
+		return nil
+	})
+	d.Publish(ctx, Message{Stream: "s", Seq: 31, Data: data})
+	d.Flush(ctx)
+	want := fmt.Sprint([]uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 31})
+	waitfor.Cond(t, 5*time.Second, func() error {
+		if s := fmt.Sprint(next.seqs()); s != want {
+			return fmt.Errorf("next got %s; want %s", s, want)
+		}
+		return nil
+	})
+	for _, m := range next.got {
+		if len(m.Data) != 100 {
+			t.Fatalf("message %d has %d bytes; want 100", m.Seq, len(m.Data))
+		}
+	}
+}
+
+// TestDecoupledSlowRedis runs the Redis hub behind a Decoupled against a
+// real redis-server paused with CLIENT PAUSE: publishing and flushing
+// return while Redis answers nothing, and every message reaches a
+// receiver in order and as published, once Redis answers again.
+func TestDecoupledSlowRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	count := standaloneCounter(t, srv)
+	h := runHub(t, RedisConfig{URL: srv.URL(), NodeID: "n"})
+	ctx := t.Context()
+	const s = "binance:btcusdt@trade"
+	l := &msgLog{}
+	if err := h.Subscribe(ctx, s, l); err != nil {
+		t.Fatal(err)
+	}
+	waitSubscribers(t, h, count, 1, s)
+	sent := &flushCounter{Publisher: h}
+	d, err := NewDecoupled(DecoupledConfig{Next: sent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDecoupled(t, d)
+
+	// Paused for 1 s: well inside the client's 3 s read timeout, so this
+	// is a slow Redis, not a failing one.
+	admin := redis.NewClient(srv.Options())
+	t.Cleanup(func() { admin.Close() })
+	if err := admin.Do(ctx, "CLIENT", "PAUSE", "1000", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Numbered messages only (testMessages ends with an unnumbered
+	// notice, whose order against numbered ones the hub does not keep).
+	msgs := testMessages(s, 51)[:50]
+	for _, m := range msgs {
+		d.Publish(ctx, m)
+		d.Flush(ctx)
+	}
+	// Every call above returned; had one waited for Redis, a flush would
+	// have completed by now.
+	if n := sent.completed(); n != 0 {
+		t.Fatalf("%d flushes to Redis completed before publishing returned; want 0 (Redis is paused)", n)
+	}
+	waitfor.Cond(t, 15*time.Second, func() error {
+		if n := len(l.of(s)); n != len(msgs) {
+			return fmt.Errorf("received %d of %d", n, len(msgs))
+		}
+		return nil
+	})
+	checkMessages(t, "receiver", l, s, msgs)
+	if d.Dropped() != 0 {
+		t.Errorf("Dropped = %d; want 0", d.Dropped())
+	}
+}
+
+// flushCounter counts the Flush calls of the publisher it wraps that
+// returned.
+type flushCounter struct {
+	Publisher
+	mu sync.Mutex
+	n  int
+}
+
+func (f *flushCounter) Flush(ctx context.Context) error {
+	err := f.Publisher.Flush(ctx)
+	f.mu.Lock()
+	f.n++
+	f.mu.Unlock()
+	return err
+}
+
+func (f *flushCounter) completed() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
