@@ -164,10 +164,10 @@ func (d *Decoupled) send(ctx context.Context) {
 		d.lastErr.Store(nil)
 	}
 	// Next is done with the data (Publisher's contract): reuse the
-	// queue, unless a burst made it much larger than usual.
+	// queue, unless a stall made it larger than a usual batch.
 	clear(q.msgs)
 	q.msgs = q.msgs[:0]
-	if cap(q.buf) > 2*d.cfg.MaxBytes {
+	if cap(q.buf) > maxKeptBatch {
 		q.buf = nil
 	}
 	q.buf = q.buf[:0]

@@ -104,7 +104,7 @@
 // Hub (package hub; with the in-process hub the error counters stay 0):
 //
 //	marketgate_hub_published_total                  counter  messages accepted for fan-out (by Redis, in a cluster)
-//	marketgate_hub_publish_errors_total             counter  messages that could not be sent: lost
+//	marketgate_hub_publish_errors_total             counter  messages that could not be sent, or that a full publish queue dropped (Redis slower than the exchange): lost
 //	marketgate_hub_received_total                   counter  messages received for delivery (Redis: off the
 //	                                                         subscriber connections; in process: with a receiver)
 //	marketgate_hub_decode_errors_total              counter  malformed messages received and dropped

@@ -225,7 +225,7 @@ func NewCollector(src Sources) prometheus.Collector {
 		upRequestTime:    d("upstream_request_seconds", "Time from sending a SUBSCRIBE or UNSUBSCRIBE to the exchange to its reply (requests that time out are not observed).", "exchange"),
 
 		hubPublished:       d("hub_published_total", "Messages the hub accepted for fan-out (Redis: accepted by Redis)."),
-		hubPublishErrors:   d("hub_publish_errors_total", "Messages the hub could not send; they are lost (always 0 in process)."),
+		hubPublishErrors:   d("hub_publish_errors_total", "Messages the hub could not send, or that a feed's full publish queue dropped (Redis too slow); they are lost (always 0 in process)."),
 		hubReceived:        d("hub_received_total", "Messages the hub received for delivery (Redis: well-formed messages off the subscriber connections; in process: messages with at least one receiver)."),
 		hubDecodeErrors:    d("hub_decode_errors_total", "Malformed messages the hub received and dropped (always 0 in process)."),
 		hubSubscribeErrors: d("hub_subscribe_errors_total", "Failed Redis SUBSCRIBE or UNSUBSCRIBE commands, retried (always 0 in process)."),
