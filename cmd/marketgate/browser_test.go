@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/gobwas/ws"
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/marketgate/marketgate/downstream/downstreamtest"
 	"github.com/marketgate/marketgate/exchangesim/binancesim"
@@ -47,12 +49,13 @@ func TestBrowserPages(t *testing.T) {
 		t.Skip("starts a browser and gateway processes")
 	}
 	const token = "ops-t0ken-0123456789"
+	const authSecret = "browser-test-hmac-secret-0123456789"
 	sim, simAddr := startSim(t, binancesim.Config{})
 	bin := buildGateway(t)
 	addr, admin := freeAddr(t), freeAddr(t)
 	start := func() *gatewayNode {
 		t.Helper()
-		g := runNode(t, bin, "node-a", addr, admin, simAddr, []string{"--admin-token", token, "--log-level", "warn"})
+		g := runNode(t, bin, "node-a", addr, admin, simAddr, []string{"--admin-token", token, "--log-level", "warn", "--auth-hmac-secret", authSecret})
 		waitReady(t, addr)
 		return g
 	}
@@ -108,6 +111,22 @@ func TestBrowserPages(t *testing.T) {
 	}
 	hostile.T = t
 	defer hostile.Close()
+	// A client with a token: the ops page shows its user and can kick
+	// every connection of that user.
+	carol, err := downstreamtest.TryDial("ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatalf("carol's client: %v", err)
+	}
+	carol.T = t
+	defer carol.Close()
+	carolToken, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "carol", "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(authSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol.Send(fmt.Sprintf(`{"op":"auth","id":1,"token":%q}`, carolToken))
+	if b := carol.Next(); !strings.Contains(string(b), `"user":"carol"`) {
+		t.Fatalf("carol's auth reply %s", b)
+	}
 
 	// The ops page, in a second tab while the market page stays open.
 	ops := market.Tab()
@@ -180,6 +199,15 @@ func TestBrowserPages(t *testing.T) {
 	if want := fmt.Sprintf("Kick client %d: done", id); ops.Text("#notice") != want {
 		t.Errorf("notice after the kick: %q; want %q", ops.Text("#notice"), want)
 	}
+	// Kick a user: the row shows carol, two clicks end her connection.
+	const kickUser = `#clients button[data-key="kickuser:carol"]`
+	ops.Poll(10*time.Second, "carol's row", `window.opsPage.clients.some((c) => c.user === 'carol') && !!document.querySelector('#clients button[data-key="kickuser:carol"]')`, opsState)
+	ops.Do("arm kick user", chromedp.Click(kickUser))
+	ops.Do("kick user", chromedp.Click(kickUser))
+	if code := carol.ExpectClose(); code != ws.StatusPolicyViolation {
+		t.Errorf("carol's client closed with %d; want 1008", code)
+	}
+	ops.Poll(10*time.Second, "the kick user notice", `document.getElementById('notice').textContent === 'Kick user carol: done'`, opsState)
 	// Rates are over whole 10 s windows, so the first shows some seconds
 	// after the restart.
 	ops.Poll(20*time.Second, "a message rate", `window.opsPage.streams.some((s) => s.stream === 'binance:btcusdt@trade' && s.messages_per_second > 0) && Number(document.getElementById('c-rate').textContent) > 0`, opsState)
