@@ -161,7 +161,6 @@ func (s *Server) Flush() {
 func (s *Server) flushNow() {
 	s.burst.Store(0)
 	var list *flushTask
-	r := s.rounds.get()
 	s.pmu.Lock()
 	s.windowStart = 0
 	if s.delayArmed {
@@ -171,9 +170,9 @@ func (s *Server) flushNow() {
 	p := s.pending
 	if len(p) == 0 && len(s.starts) == 0 {
 		s.pmu.Unlock()
-		s.rounds.recycle(r)
 		return
 	}
+	r := s.rounds.get() // under pmu, as begin is
 	tasks := int32(0)
 	s.cmu.Lock()
 	for i := 0; i < len(p); i += flushChunk {
@@ -216,12 +215,3 @@ func (s *Server) flushNow() {
 // maxFreeChunks bounds the flush tasks kept for reuse: enough for one
 // round that writes to every connection.
 func (s *Server) maxFreeChunks() int { return s.cfg.MaxConns/flushChunk + 1 }
-
-// recycle returns an unused round.
-func (l *roundLog) recycle(r *round) {
-	l.mu.Lock()
-	if len(l.free) < maxFreeRounds {
-		l.free = append(l.free, r)
-	}
-	l.mu.Unlock()
-}

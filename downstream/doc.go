@@ -18,5 +18,6 @@
 // block and must not deliver messages (call Receive) synchronously. conn.rmu
 // is taken only by a connection's read task, before any of the others.
 // Server.pmu (the connections waiting for Flush) is taken under conn.mu
-// and takes nothing itself.
+// and takes only Server.cmu (free flush tasks) and roundLog.mu (rounds in
+// flight), which take nothing.
 package downstream
