@@ -126,22 +126,13 @@ func (s *Server) Flush() {
 		return
 	}
 	s.pmu.Lock()
+	// No window open: nothing queued, or only frames without an event of
+	// their own (a stream failed, the latest value), which go now.
 	start := s.windowStart
-	if start == 0 && len(s.pending) == 0 {
-		s.pmu.Unlock()
-		return // nothing queued since the last flush
-	}
-	if start == 0 {
-		// Frames without an event of their own (a stream failed, the
-		// latest value): no window is open; write them now.
-		s.pmu.Unlock()
-		s.flushNow()
-		return
-	}
 	wait := time.Duration(start + int64(d) - time.Now().UnixNano())
-	if wait <= 0 {
+	if start == 0 || wait <= 0 {
 		s.pmu.Unlock()
-		s.flushNow()
+		s.flushNow() // returns at once when nothing is pending
 		return
 	}
 	if !s.delayArmed {
