@@ -470,10 +470,10 @@ func (f *Feed) forLanes(fn func(*Feed)) {
 // lanes is.
 func (f *Feed) Ready() error {
 	err := f.laneReady()
+	if err == nil {
+		return nil
+	}
 	for _, l := range f.lanes {
-		if err == nil {
-			break
-		}
 		if l.laneReady() == nil {
 			return nil
 		}
