@@ -1,7 +1,6 @@
 package book
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -114,15 +113,7 @@ func TestKeeperInBand(t *testing.T) {
 			m.prev = m.id // OKX chains the first update to the snapshot's seqId
 			h := &hub.Memory{}
 			ex := &inbandExchange{exchange: exchange{subs: map[string]bool{}}}
-			b, err := New(Config{Name: "x", Procedure: f.proc, Fetch: noFetch, Publisher: h, Depth: f.proc.DepthLimits()[0]})
-			if err != nil {
-				t.Fatal(err)
-			}
-			b.Carry(ex)
-			runCtx, stop := context.WithCancel(ctx)
-			done := make(chan struct{})
-			go func() { b.Run(runCtx); close(done) }()
-			defer func() { stop(); <-done }()
+			b := startBooks(t, Config{Name: "x", Procedure: f.proc, Fetch: noFetch, Publisher: h, Depth: f.proc.DepthLimits()[0]}, ex)
 
 			c := &client{}
 			name := f.proc.BookName("SYM")
@@ -224,15 +215,7 @@ func TestKeeperInBandLingering(t *testing.T) {
 			m.prev = m.id
 			h := &hub.Memory{}
 			ex := &lingerExchange{inbandExchange{exchange: exchange{subs: map[string]bool{}}}}
-			b, err := New(Config{Name: "x", Procedure: f.proc, Fetch: noFetch, Publisher: h, Depth: f.proc.DepthLimits()[0]})
-			if err != nil {
-				t.Fatal(err)
-			}
-			b.Carry(ex)
-			runCtx, stop := context.WithCancel(ctx)
-			done := make(chan struct{})
-			go func() { b.Run(runCtx); close(done) }()
-			defer func() { stop(); <-done }()
+			b := startBooks(t, Config{Name: "x", Procedure: f.proc, Fetch: noFetch, Publisher: h, Depth: f.proc.DepthLimits()[0]}, ex)
 
 			name := f.proc.BookName("SYM")
 			diffKey := "x:" + f.proc.DiffStream("SYM")

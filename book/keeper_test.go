@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/marketgate/marketgate/hub"
+	"github.com/marketgate/marketgate/upstream"
 )
 
 // model is an exchange's book for the keeper tests: every change has its
@@ -231,15 +232,7 @@ func TestKeeper(t *testing.T) {
 			m := newModel()
 			h := &hub.Memory{}
 			ex := &exchange{subs: map[string]bool{}}
-			b, err := New(Config{Name: "x", Procedure: Binance{Futures: tc.futures}, Fetch: m.fetch, Publisher: h, Depth: 100})
-			if err != nil {
-				t.Fatal(err)
-			}
-			b.Carry(ex)
-			runCtx, stop := context.WithCancel(ctx)
-			done := make(chan struct{})
-			go func() { b.Run(runCtx); close(done) }()
-			defer func() { stop(); <-done }()
+			b := startBooks(t, Config{Name: "x", Procedure: Binance{Futures: tc.futures}, Fetch: m.fetch, Publisher: h, Depth: 100}, ex)
 
 			c := &client{}
 			key := fmt.Sprintf("x:sym@book@%d", n)
@@ -338,15 +331,7 @@ func TestSnapshotWaitsForDiffs(t *testing.T) {
 	ctx := t.Context()
 	m := newModel()
 	h := &hub.Memory{}
-	b, err := New(Config{Name: "x", Procedure: Binance{}, Fetch: m.fetch, Publisher: h, Depth: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Carry(&exchange{subs: map[string]bool{}})
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { b.Run(runCtx); close(done) }()
-	defer func() { stop(); <-done }()
+	b := startBooks(t, Config{Name: "x", Procedure: Binance{}, Fetch: m.fetch, Publisher: h, Depth: 100}, &exchange{subs: map[string]bool{}})
 	b.Subscribe([]string{"sym@book"})
 	fetches := func() int {
 		m.mu.Lock()
@@ -366,4 +351,25 @@ func TestSnapshotWaitsForDiffs(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// startBooks runs books of cfg carrying ex until the test ends, and
+// checks that Run returned nil.
+func startBooks(t *testing.T, cfg Config, ex upstream.Exchange) *Books {
+	t.Helper()
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Carry(ex)
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return b
 }

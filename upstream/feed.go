@@ -138,7 +138,7 @@ func New(cfg Config) (*Feed, error) {
 	}
 	n := cfg.Redundancy
 	if n == 1 {
-		return newFeed(cfg, 0), nil
+		return newFeed(cfg, 0, nil), nil
 	}
 	m := newMerger(cfg)
 	lane := func(k int) Config {
@@ -148,18 +148,18 @@ func New(cfg Config) (*Feed, error) {
 		c.RotateAfter = cfg.RotateAfter - time.Duration(k)*cfg.RotateAfter/time.Duration(2*n)
 		return c
 	}
-	f := newFeed(lane(0), 0)
+	f := newFeed(lane(0), 0, nil)
 	f.merge = m
 	for k := 1; k < n; k++ {
-		l := newFeed(lane(k), k)
-		l.merge, l.limiter, l.symbols = m, f.limiter, f.symbols
-		f.lanes = append(f.lanes, l)
+		f.lanes = append(f.lanes, newFeed(lane(k), k, f))
 	}
 	return f, nil
 }
 
-// newFeed returns lane k of a feed of cfg, which has its defaults.
-func newFeed(cfg Config, k int) *Feed {
+// newFeed returns lane k of a feed of cfg, which has its defaults. Lane
+// 0 passes a nil lead; a later lane shares lead's (lane 0's) merger,
+// connection-attempt budget and symbol list.
+func newFeed(cfg Config, k int, lead *Feed) *Feed {
 	name := cfg.Dialect.Name()
 	log := cfg.Logger.With("component", "upstream", "exchange", name)
 	f := &Feed{
@@ -168,7 +168,6 @@ func newFeed(cfg Config, k int) *Feed {
 		name:      name,
 		m:         &feedMetrics{in: newInCounts(cfg.Dialect.Kinds()), reqLatency: latency.New(latency.Request...)},
 		log:       log,
-		limiter:   newAttemptLimiter(cfg.MaxConnAttempts, cfg.ConnAttemptWindow, log),
 		kick:      make(chan struct{}, 1),
 		streams:   make(map[string]*streamState),
 		lingering: make(map[*streamState]struct{}),
@@ -177,23 +176,26 @@ func newFeed(cfg Config, k int) *Feed {
 		lane:      k,
 		laneDelay: time.Duration(k) * laneStagger,
 	}
-	if k > 0 {
+	if lead != nil {
 		f.log = log.With("lane", k)
-	}
-	f.symbols = &symbolSet{
-		base:        cfg.RESTURL,
-		paths:       f.d.SymbolsPaths(),
-		parse:       f.d.ParseSymbols,
-		client:      cfg.HTTPClient,
-		refresh:     cfg.SymbolRefresh,
-		missRefresh: cfg.SymbolMissRefresh,
-		maxBytes:    cfg.MaxSymbolsBytes,
-		maxDrop:     cfg.SymbolMaxDrop,
-		now:         cfg.Now,
-		log:         log,
-		bo:          backoff.Backoff{Min: cfg.BackoffMin, Max: cfg.BackoffMax},
-		miss:        make(chan struct{}, 1),
-		loaded:      make(chan struct{}),
+		f.merge, f.limiter, f.symbols = lead.merge, lead.limiter, lead.symbols
+	} else {
+		f.limiter = newAttemptLimiter(cfg.MaxConnAttempts, cfg.ConnAttemptWindow, log)
+		f.symbols = &symbolSet{
+			base:        cfg.RESTURL,
+			paths:       f.d.SymbolsPaths(),
+			parse:       f.d.ParseSymbols,
+			client:      cfg.HTTPClient,
+			refresh:     cfg.SymbolRefresh,
+			missRefresh: cfg.SymbolMissRefresh,
+			maxBytes:    cfg.MaxSymbolsBytes,
+			maxDrop:     cfg.SymbolMaxDrop,
+			now:         cfg.Now,
+			log:         log,
+			bo:          backoff.Backoff{Min: cfg.BackoffMin, Max: cfg.BackoffMax},
+			miss:        make(chan struct{}, 1),
+			loaded:      make(chan struct{}),
+		}
 	}
 	for i, path := range f.d.Endpoints() {
 		ep := &endpoint{idx: i, path: path, maxStreams: cfg.MaxStreams}
@@ -470,10 +472,10 @@ func (f *Feed) forLanes(fn func(*Feed)) {
 // lanes is.
 func (f *Feed) Ready() error {
 	err := f.laneReady()
+	if err == nil {
+		return nil
+	}
 	for _, l := range f.lanes {
-		if err == nil {
-			break
-		}
 		if l.laneReady() == nil {
 			return nil
 		}

@@ -188,7 +188,7 @@ func (m *merger) publish(ctx context.Context, k int, msg hub.Message) error {
 		return nil
 	}
 	if !ms.inLine[k] && ms.othersInLine(k) {
-		if !(ms.order == OrderConsecutive && ms.continues(msg)) {
+		if !ms.continues(msg) {
 			return ms.holdLocked(ctx, m, k, msg, h)
 		}
 		ms.joinLocked(k) // continues the last published event
@@ -196,7 +196,7 @@ func (m *merger) publish(ctx context.Context, k int, msg hub.Message) error {
 	gap := false
 	if !ms.inLine[k] {
 		// The first lane to deliver after every lane lost its way.
-		gap = msg.Gap && !(ms.order == OrderConsecutive && ms.continues(msg))
+		gap = msg.Gap && !ms.continues(msg)
 		ms.inLine[k] = true
 	}
 	err := ms.publishLocked(ctx, m, msg, h, gap)
@@ -217,9 +217,10 @@ func (ms *mergeStream) seen(msg hub.Message, h uint64) bool {
 }
 
 // continues reports whether msg is the event right after the last one
-// published, on a stream of consecutive ids.
+// published; only a stream of consecutive ids ([OrderConsecutive]) can
+// tell.
 func (ms *mergeStream) continues(msg hub.Message) bool {
-	return ms.hasLast && msg.ID.Prev == ms.last.Hi && msg.ID.Hi > ms.last.Hi
+	return ms.order == OrderConsecutive && ms.hasLast && msg.ID.Prev == ms.last.Hi && msg.ID.Hi > ms.last.Hi
 }
 
 // othersInLine reports whether a lane other than k is in line.
@@ -274,7 +275,7 @@ func (ms *mergeStream) holdLocked(ctx context.Context, m *merger, k int, msg hub
 		if ms.seen(e.msg, e.hash) {
 			continue
 		}
-		gap := i == 0 && !(ms.order == OrderConsecutive && ms.continues(e.msg))
+		gap := i == 0 && !ms.continues(e.msg)
 		if perr := ms.publishLocked(ctx, m, e.msg, e.hash, gap); perr != nil {
 			err = perr
 		}
@@ -300,7 +301,7 @@ func (ms *mergeStream) catchUpLocked(ctx context.Context, m *merger, h uint64) e
 		for i < len(ms.held) && !ms.held[i].msg.ID.After(ms.last) {
 			i++
 		}
-		if i == 0 && !(ms.order == OrderConsecutive && ms.continues(ms.held[0].msg)) {
+		if i == 0 && !ms.continues(ms.held[0].msg) {
 			return nil
 		}
 	}

@@ -164,20 +164,15 @@ func (f *Feed) Status() Status {
 		st.Shards = append(st.Shards, ls.Shards...)
 		st.MessagesIn = addCounts(st.MessagesIn, ls.MessagesIn)
 		st.BytesIn = addCounts(st.BytesIn, ls.BytesIn)
-		for code, n := range ls.Closes {
-			if st.Closes == nil {
-				st.Closes = make(map[int]int)
-			}
-			st.Closes[code] += n
-		}
+		st.Closes = addCounts(st.Closes, ls.Closes)
 	}
 	return st
 }
 
 // addCounts adds the counts of b to a, which it returns.
-func addCounts(a, b map[string]int64) map[string]int64 {
+func addCounts[K comparable, N int | int64](a, b map[K]N) map[K]N {
 	if a == nil && len(b) > 0 {
-		a = make(map[string]int64, len(b))
+		a = make(map[K]N, len(b))
 	}
 	for k, n := range b {
 		a[k] += n
