@@ -161,8 +161,9 @@ func TestRedundancyOneLosesOnDrop(t *testing.T) {
 }
 
 // TestRedundancyLimits: the lanes share the feed's connections per
-// endpoint (each gets MaxShards/N) and its connection-attempt budget, so
-// redundancy carries fewer streams instead of opening more connections.
+// endpoint (each gets MaxShards/N), so redundancy carries fewer streams
+// instead of opening more connections; TestRedundancySharesAttemptBudget
+// checks the shared connection-attempt budget.
 func TestRedundancyLimits(t *testing.T) {
 	rec := newRecorder()
 	f, err := New(Config{Dialect: binance.Spot, URL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1", Publisher: rec,
@@ -195,5 +196,39 @@ func TestRedundancyLimits(t *testing.T) {
 		if ce, ok := errors.AsType[*ConfigError](err); !ok || ce.Field != tc.want {
 			t.Errorf("CheckConfig(Redundancy %d, MaxShards %d) = %v; want a ConfigError of %s", tc.cfg.Redundancy, tc.cfg.MaxShards, err, tc.want)
 		}
+	}
+}
+
+// TestRedundancySharesAttemptBudget: the lanes draw their dials from one
+// connection-attempt budget. With room for one dial an hour, the second
+// lane stays down (each lane's own budget would let it dial, a second
+// after the first); with room for two, both lanes come up.
+func TestRedundancySharesAttemptBudget(t *testing.T) {
+	for _, tc := range []struct {
+		attempts, wantDials int
+	}{
+		{1, 1},
+		{2, 2},
+	} {
+		t.Run(fmt.Sprintf("attempts=%d", tc.attempts), func(t *testing.T) {
+			sim, addr := startSim(t, binancesim.Config{Symbols: redundancySymbols, TickInterval: redundancyTick, StrictMethod: true})
+			b := newSimBinance(t, addr, newRecorder(), func(c *Config) {
+				c.Redundancy, c.MaxConnAttempts, c.ConnAttemptWindow = 2, tc.attempts, time.Hour
+			})
+			runBinance(t, b)
+			b.Subscribe(redundancyNames)
+			waitfor.Cond(t, 10*time.Second, func() error {
+				if n := sim.Accepted(); n != tc.wantDials {
+					return fmt.Errorf("%d connections accepted; want %d", n, tc.wantDials)
+				}
+				return nil
+			})
+			// The second lane dials a second after the first: give it
+			// three before checking it did not.
+			time.Sleep(3 * time.Second)
+			if n, up := sim.Accepted(), b.Status().LanesUp; n != tc.wantDials || up != tc.wantDials {
+				t.Errorf("%d connections accepted, %d lanes up; want %d of each", n, up, tc.wantDials)
+			}
+		})
 	}
 }
