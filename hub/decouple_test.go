@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -73,9 +74,11 @@ func TestDecoupledNeverWaits(t *testing.T) {
 	}
 	runDecoupled(t, d)
 	ctx := t.Context()
-	data := make([]byte, 100)
+	// Each message's 100 bytes are its Seq, so a message that went out
+	// with another's data shows.
+	data := func(seq uint64) []byte { return bytes.Repeat([]byte{byte(seq)}, 100) }
 	// Message 1 is taken by Run, whose Flush then hangs on the gate.
-	d.Publish(ctx, Message{Stream: "s", Seq: 1, Data: data})
+	d.Publish(ctx, Message{Stream: "s", Seq: 1, Data: data(1)})
 	d.Flush(ctx)
 	waitfor.Cond(t, 5*time.Second, func() error {
 		if s := next.seqs(); len(s) != 1 {
@@ -87,7 +90,7 @@ func TestDecoupledNeverWaits(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		for seq := uint64(2); seq <= 30; seq++ {
-			d.Publish(ctx, Message{Stream: "s", Seq: seq, Data: data})
+			d.Publish(ctx, Message{Stream: "s", Seq: seq, Data: data(seq)})
 			d.Flush(ctx)
 		}
 		close(done)
@@ -108,7 +111,7 @@ func TestDecoupledNeverWaits(t *testing.T) {
 		}
 		return nil
 	})
-	d.Publish(ctx, Message{Stream: "s", Seq: 31, Data: data})
+	d.Publish(ctx, Message{Stream: "s", Seq: 31, Data: data(31)})
 	d.Flush(ctx)
 	want := fmt.Sprint([]uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 31})
 	waitfor.Cond(t, 5*time.Second, func() error {
@@ -117,9 +120,14 @@ func TestDecoupledNeverWaits(t *testing.T) {
 		}
 		return nil
 	})
+	next.mu.Lock()
+	defer next.mu.Unlock()
 	for _, m := range next.got {
 		if len(m.Data) != 100 {
 			t.Fatalf("message %d has %d bytes; want 100", m.Seq, len(m.Data))
+		}
+		if !bytes.Equal(m.Data, data(m.Seq)) {
+			t.Fatalf("message %d carries another message's data (%d…)", m.Seq, m.Data[0])
 		}
 	}
 }

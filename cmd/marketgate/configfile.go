@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,7 +47,7 @@ func readConfigFile(path string, fs *flag.FlagSet) (map[string]fileSetting, erro
 
 // parseConfigFile is readConfigFile of the contents b of the file path.
 func parseConfigFile(path string, b []byte, fs *flag.FlagSet) (map[string]fileSetting, error) {
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
 		return map[string]fileSetting{}, nil // empty: no settings
@@ -99,11 +100,11 @@ func walkConfig(path string, m *yaml.Node, prefix, keyPrefix string, fs *flag.Fl
 			}
 			continue
 		}
+		if slices.Contains(notInFile, name) {
+			return fmt.Errorf("%s:%d: %s: cannot be set in a configuration file", path, k.Line, key)
+		}
 		f := fs.Lookup(name)
-		if f == nil || slices.Contains(notInFile, name) {
-			if slices.Contains(notInFile, name) {
-				return fmt.Errorf("%s:%d: %s: cannot be set in a configuration file", path, k.Line, key)
-			}
+		if f == nil {
 			return unknownKey(path, k.Line, key, name, fs)
 		}
 		if prev, ok := out[name]; ok {

@@ -104,35 +104,29 @@ func drainOnSignal() (context.Context, func()) {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	done := make(chan struct{})
-	go func() {
-		n := 0
-		for {
-			select {
-			case sig := <-sigs:
-				n++
-				if n == 1 {
-					cancel()
-					continue
-				}
-				signal.Reset(syscall.SIGINT, syscall.SIGTERM)
-				if s, ok := sig.(syscall.Signal); ok {
-					_ = syscall.Kill(os.Getpid(), s)
-				}
-				return
-			case <-done:
-				return
-			}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-done:
+			return
 		}
-	}()
-	return ctx, func() {
+		select {
+		case sig := <-sigs:
+			signal.Reset(syscall.SIGINT, syscall.SIGTERM)
+			if s, ok := sig.(syscall.Signal); ok {
+				_ = syscall.Kill(os.Getpid(), s)
+			}
+		case <-done:
+		}
+	})
+	return ctx, sync.OnceFunc(func() {
 		signal.Stop(sigs)
 		cancel()
-		select {
-		case <-done:
-		default:
-			close(done)
-		}
-	}
+		close(done)
+		wg.Wait()
+	})
 }
 
 // loadConfig parses the configuration. When there is nothing to run

@@ -91,22 +91,22 @@ func (r *reloader) reload() (applied, restart []string) {
 // apply makes the setting name of next the running one, and records it
 // in r.cur.
 func (r *reloader) apply(name string, next config) error {
-	switch name {
-	case "log-level":
+	switch {
+	case name == "log-level":
 		r.level.Set(next.logLevel)
 		r.cur.logLevel = next.logLevel
-	case "allowed-origins":
+	case name == "allowed-origins":
 		r.g.SetAllowedOrigins(next.allowedOrigins)
 		r.cur.allowedOrigins = next.allowedOrigins
-	case "admin-token":
+	case name == "admin-token":
 		if err := r.g.SetAdminToken(next.adminToken); err != nil {
 			return err
 		}
 		r.cur.adminToken = next.adminToken
-	case "metrics-public":
+	case name == "metrics-public":
 		r.g.SetMetricsPublic(next.metricsPublic)
 		r.cur.metricsPublic = next.metricsPublic
-	case "max-conns-per-ip", "max-streams-per-conn", "max-streams-per-ip", "max-streams-per-node", "max-commands-per-second":
+	case slices.Contains(limitSettings, name):
 		b := next.browsers
 		if err := r.g.SetBrowserLimits(downstream.Limits{MaxConnsPerIP: b.MaxConnsPerIP, MaxStreamsPerConn: b.MaxStreamsPerConn,
 			MaxStreamsPerIP: b.MaxStreamsPerIP, MaxStreams: b.MaxStreams, MaxCommandsPerSecond: b.MaxCommandsPerSecond}); err != nil {
@@ -118,7 +118,7 @@ func (r *reloader) apply(name string, next config) error {
 		for _, n := range limitSettings {
 			r.cur.values[n] = next.values[n]
 		}
-	case "auth-hmac-secret", "auth-public-key":
+	case name == "auth-hmac-secret" || name == "auth-public-key":
 		v := r.g.Verifier()
 		if v == nil || next.auth == nil {
 			return errNeedsRestart("browser authentication is turned on or off")
@@ -144,7 +144,7 @@ type errNeedsRestart string
 func (e errNeedsRestart) Error() string { return string(e) + ": needs a restart" }
 
 // changedSettings returns the settings whose values differ between cur
-// and next, in flag order. The token keys are compared as read, so that
+// and next, sorted by name. The token keys are compared as read, so that
 // a key file (@FILE) rewritten in place counts as a change.
 func changedSettings(cur, next config) []string {
 	var out []string

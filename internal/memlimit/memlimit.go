@@ -20,6 +20,7 @@ import (
 	"os"
 	"path"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -62,7 +63,7 @@ func CgroupLimit(fsys fs.FS) (Limit, error) {
 		switch {
 		case parts[0] == "0" && parts[1] == "":
 			v2, hasV2 = parts[2], true
-		case containsWord(parts[1], "memory"):
+		case slices.Contains(strings.Split(parts[1], ","), "memory"):
 			v1, hasV1 = parts[2], true
 		}
 	}
@@ -108,15 +109,6 @@ func lowest(fsys fs.FS, mount, cg, file string) (Limit, error) {
 		}
 		dir = path.Dir(dir)
 	}
-}
-
-func containsWord(list, word string) bool {
-	for _, w := range strings.Split(list, ",") {
-		if w == word {
-			return true
-		}
-	}
-	return false
 }
 
 // Config configures [Apply].

@@ -17,7 +17,6 @@ package version
 import (
 	"fmt"
 	"runtime/debug"
-	"strings"
 )
 
 // version and revision, when set by the linker (-X), override the module
@@ -92,17 +91,4 @@ func FromBuildInfo(bi *debug.BuildInfo, ok bool, override string) Info {
 // "marketgate v1.2.0 (revision 3f2c1a9…, go1.26.0)".
 func (i Info) String() string {
 	return fmt.Sprintf("marketgate %s (revision %s, %s)", i.Version, i.Revision, i.GoVersion)
-}
-
-// Short returns the revision shortened to 12 hex digits (and its -dirty
-// suffix), for logs.
-func (i Info) Short() string {
-	rev, dirty := strings.CutSuffix(i.Revision, "-dirty")
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if dirty {
-		rev += "-dirty"
-	}
-	return rev
 }

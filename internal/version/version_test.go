@@ -48,7 +48,4 @@ func TestString(t *testing.T) {
 	if got, want := i.String(), "marketgate v1.2.0 (revision 0123456789abcdef0123-dirty, go1.26.0)"; got != want {
 		t.Errorf("String() = %q; want %q", got, want)
 	}
-	if got, want := i.Short(), "0123456789ab-dirty"; got != want {
-		t.Errorf("Short() = %q; want %q", got, want)
-	}
 }

@@ -1,0 +1,48 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+)
+
+// metricsOnly serves /metrics and nothing else on its own listener.
+type metricsOnly struct {
+	ln   net.Listener
+	http *http.Server
+}
+
+// metricsServer returns the server of Config.MetricsListener: GET
+// /metrics answered by h, every other path 404.
+func metricsServer(ln net.Listener, h http.Handler) *metricsOnly {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	return &metricsOnly{ln: ln, http: &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+	}}
+}
+
+// Run serves until ctx ends, then shuts down within 5 s.
+func (m *metricsOnly) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- m.http.Serve(m.ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("metrics listener: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := m.http.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("metrics listener: shutdown: %w", err)
+	}
+	<-errc
+	return nil
+}
