@@ -11,7 +11,7 @@
 import { connect, streamKey, parseSymbol } from '/marketgate.js';
 import { themeToggle } from './theme.js';
 import {
-  bp, cumulative, each, fillLevels, levelRows, moveSymbol, noticeBoard, price, titleOf, trim, unlisted, watchClients,
+  bp, cumulative, each, fillLevels, fixedSymbols, levelRows, moveSymbol, noticeBoard, price, titleOf, trim, unlisted, watchClients,
 } from './venues.js';
 
 /** VENUES are the venues side by side, by market. */
@@ -310,6 +310,9 @@ el.market.addEventListener('click', (ev) => {
   show();
 });
 
+// The pairs offered are the market page's common ones (as spot pairs);
+// show adds one a URL asks for.
+el.symbol.replaceChildren(...fixedSymbols(VENUES.spot[0]).map((p) => new Option(p, p)));
 themeToggle(el.theme);
 show();
 window.compareReady = true;
