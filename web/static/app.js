@@ -14,7 +14,7 @@ import { connect, streamKey, exchangeSymbol } from '/marketgate.js';
 import { themeToggle } from './theme.js';
 import {
   REST_KLINES, REST_SYMBOLS, bp, cumulative, each, exchanges, fillLevels, fixedSymbols, fmtVol, isExchange, levelRows,
-  moveSymbol, noticeBoard, price, titleOf, trim, unlisted, watchClients,
+  moveSymbol, noticeBoard, price, tapeTrade, titleOf, trim, unlisted, watchClients,
 } from './venues.js';
 
 const TAPE_ROWS = 50;
@@ -119,12 +119,7 @@ function onTrade(t, g) {
   if (g !== gen || t.type !== 'trade') return; // a message still in flight for the old view
   page.trades++;
   page.seen.trade = `${t.exchange} ${t.symbol}`;
-  const tr = document.createElement('tr');
-  tr.className = t.side === 'sell' ? 'sell' : 'buy'; // the taker's side
-  const cells = [new Date(t.timestamp).toLocaleTimeString(), trim(t.price), trim(t.amount)];
-  for (const c of cells) { const td = document.createElement('td'); td.textContent = c; tr.append(td); }
-  el.tape.prepend(tr);
-  while (el.tape.rows.length > TAPE_ROWS) el.tape.deleteRow(-1);
+  tapeTrade(el.tape, t, TAPE_ROWS);
   if (Number.isFinite(t.timestamp)) el.latency.textContent = Math.max(0, Date.now() - t.timestamp) + ' ms';
   if (!ticker.last) el.last.textContent = trim(t.price);
 }

@@ -11,7 +11,7 @@
 import { connect, streamKey, parseSymbol } from '/marketgate.js';
 import { themeToggle } from './theme.js';
 import {
-  bp, cumulative, each, fillLevels, fixedSymbols, levelRows, moveSymbol, noticeBoard, price, titleOf, trim, unlisted, watchClients,
+  bp, cumulative, each, fillLevels, fixedSymbols, levelRows, moveSymbol, noticeBoard, price, tapeTrade, titleOf, unlisted, watchClients,
 } from './venues.js';
 
 /** VENUES are the venues side by side, by market. */
@@ -133,15 +133,7 @@ class Venue {
     this.trades++;
     this.stat.trades++;
     this.lastTrade = t;
-    const tr = document.createElement('tr');
-    tr.className = t.side === 'sell' ? 'sell' : 'buy';
-    for (const c of [new Date(t.timestamp).toLocaleTimeString(), trim(t.price), trim(t.amount)]) {
-      const td = document.createElement('td');
-      td.textContent = c;
-      tr.append(td);
-    }
-    this.e.tape.prepend(tr);
-    while (this.e.tape.rows.length > TAPE_ROWS) this.e.tape.deleteRow(-1);
+    tapeTrade(this.e.tape, t, TAPE_ROWS);
     this.dirty = true;
   }
 

@@ -71,6 +71,19 @@ export const fmtVol = (v) => {
   return String(+n.toFixed(n >= 100 ? 1 : n >= 1 ? 3 : 5));
 };
 
+/** tapeTrade puts a normalized trade at the top of tape (a table body), coloured by the taker's side, keeping max rows. */
+export function tapeTrade(tape, t, max) {
+  const tr = document.createElement('tr');
+  tr.className = t.side === 'sell' ? 'sell' : 'buy';
+  for (const c of [new Date(t.timestamp).toLocaleTimeString(), trim(t.price), trim(t.amount)]) {
+    const td = document.createElement('td');
+    td.textContent = c;
+    tr.append(td);
+  }
+  tape.prepend(tr);
+  while (tape.rows.length > max) tape.deleteRow(-1);
+}
+
 /** levelRows makes n order-book level rows in box, to be updated in place by fillLevels. */
 export function levelRows(box, n) {
   const rows = [];
