@@ -509,6 +509,7 @@ themeToggle(el.theme, () => restyleChart());
 matchMedia('(prefers-color-scheme: light)').addEventListener('change', () => restyleChart());
 
 setInterval(() => { el.rate.textContent = String(msgCount); msgCount = 0; }, 1000);
+el.exchange.replaceChildren(...exchanges.map((x) => new Option(x.title, x.name)));
 el.exchange.value = exchange;
 showInterval();
 show();
