@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -293,17 +292,10 @@ func TestBrowserMarketDemo(t *testing.T) {
 	}
 
 	// Screenshots, dark then light.
-	save := func(name string) {
-		t.Helper()
-		br.Screenshot(filepath.Join(t.ArtifactDir(), name))
-		if *updateScreenshots {
-			br.Screenshot(filepath.Join(screenshotDir, name))
-		}
-	}
-	save("market-dark.png")
+	save(t, br, "market-dark.png")
 	br.Do("light theme", chromedp.Click("#theme"))
 	poll("the light theme", `document.documentElement.dataset.theme === 'light'`)
-	save("market-light.png")
+	save(t, br, "market-light.png")
 
 	// The interval switch reloads the history and moves the live stream.
 	loads := browsertest.Eval[int](br, `window.marketPage.historyLoads`)

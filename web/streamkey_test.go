@@ -110,8 +110,9 @@ func startStatic(t *testing.T) string {
 
 // TestStreamKey runs the client's streamKey in Chromium over keyCases:
 // the key for each exchange and class, and a StreamKeyError with the
-// right code (and a message) for what has no key. It also checks the
-// exchanges list and the symbols moved between venues by exchangeSymbol.
+// right code (and a message) for what has no key. It also checks that
+// orderBook takes every book key streamKey makes and no other key, the
+// frozen exchanges list, and candleIntervals.
 func TestStreamKey(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser")

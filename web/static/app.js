@@ -13,8 +13,8 @@
 import { connect, streamKey, exchangeSymbol } from '/marketgate.js';
 import { themeToggle } from './theme.js';
 import {
-  REST_KLINES, REST_SYMBOLS, bp, each, exchanges, fixedSymbols, fmtVol, isExchange, moveSymbol, noticeBoard, price,
-  titleOf, trim, unlisted, watchClients,
+  REST_KLINES, REST_SYMBOLS, bp, cumulative, each, exchanges, fillLevels, fixedSymbols, fmtVol, isExchange, levelRows,
+  moveSymbol, noticeBoard, price, tapeTrade, titleOf, trim, unlisted, watchClients,
 } from './venues.js';
 
 const TAPE_ROWS = 50;
@@ -119,12 +119,7 @@ function onTrade(t, g) {
   if (g !== gen || t.type !== 'trade') return; // a message still in flight for the old view
   page.trades++;
   page.seen.trade = `${t.exchange} ${t.symbol}`;
-  const tr = document.createElement('tr');
-  tr.className = t.side === 'sell' ? 'sell' : 'buy'; // the taker's side
-  const cells = [new Date(t.timestamp).toLocaleTimeString(), trim(t.price), trim(t.amount)];
-  for (const c of cells) { const td = document.createElement('td'); td.textContent = c; tr.append(td); }
-  el.tape.prepend(tr);
-  while (el.tape.rows.length > TAPE_ROWS) el.tape.deleteRow(-1);
+  tapeTrade(el.tape, t, TAPE_ROWS);
   if (Number.isFinite(t.timestamp)) el.latency.textContent = Math.max(0, Date.now() - t.timestamp) + ' ms';
   if (!ticker.last) el.last.textContent = trim(t.price);
 }
@@ -140,47 +135,9 @@ function onTicker(k, g) {
 }
 
 // --- order book --------------------------------------------------------------
-// rowsOf keeps BOOK_ROWS row elements in box, made once and updated in place.
-function rowsOf(box) {
-  const rows = [];
-  for (let i = 0; i < BOOK_ROWS; i++) {
-    const row = document.createElement('div');
-    row.className = 'lvl';
-    row.hidden = true;
-    const p = document.createElement('span'), q = document.createElement('span'), c = document.createElement('span');
-    row.append(p, q, c);
-    rows.push({ row, p, q, c, w: '' });
-  }
-  box.replaceChildren(...rows.map((r) => r.row));
-  return rows;
-}
-const bidRows = rowsOf(el.bids);
-const askRows = rowsOf(el.asks); // asks[0] is the best ask, shown last (next to the spread)
+const bidRows = levelRows(el.bids, BOOK_ROWS);
+const askRows = levelRows(el.asks, BOOK_ROWS); // asks[0] is the best ask, shown last (next to the spread)
 el.asks.classList.add('rev');
-
-// fill writes levels into rows; the bar is each level's cumulative size
-// against the larger side's total over the rows shown.
-function fill(rows, levels, cum, max) {
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i];
-    const l = levels[i];
-    if (!l) { if (!r.row.hidden) r.row.hidden = true; continue; }
-    r.row.hidden = false;
-    const p = trim(l[0]), q = trim(l[1]), c = fmtVol(cum[i]);
-    if (r.p.textContent !== p) r.p.textContent = p;
-    if (r.q.textContent !== q) r.q.textContent = q;
-    if (r.c.textContent !== c) r.c.textContent = c;
-    const w = (max > 0 ? Math.min(100, cum[i] / max * 100) : 0).toFixed(1) + '%';
-    if (r.w !== w) { r.row.style.setProperty('--w', w); r.w = w; }
-  }
-}
-
-const cumulative = (levels) => {
-  const out = new Array(levels.length);
-  let s = 0;
-  for (let i = 0; i < levels.length; i++) { s += Number(levels[i][1]) || 0; out[i] = s; }
-  return out;
-};
 
 let book = null;
 let bookDirty = false;
@@ -192,8 +149,8 @@ function drawBook() {
   if (!bookDirty) return;
   bookDirty = false;
   if (!book) { // no book key for this view: nothing to show
-    fill(bidRows, [], [], 0);
-    fill(askRows, [], [], 0);
+    fillLevels(bidRows, [], [], 0);
+    fillLevels(askRows, [], [], 0);
     el.bookinfo.textContent = '';
     el.bookstale.hidden = false;
     el.bookstale.textContent = 'unavailable';
@@ -204,8 +161,8 @@ function drawBook() {
   const bids = book.levels('bids', BOOK_ROWS), asks = book.levels('asks', BOOK_ROWS);
   const cb = cumulative(bids), ca = cumulative(asks);
   const max = Math.max(cb.at(-1) || 0, ca.at(-1) || 0);
-  fill(bidRows, bids, cb, max);
-  fill(askRows, asks, ca, max);
+  fillLevels(bidRows, bids, cb, max);
+  fillLevels(askRows, asks, ca, max);
   if (!askScrolled && asks.length) { el.askbox.scrollTop = el.askbox.scrollHeight; askScrolled = true; }
   if (bids.length && asks.length) {
     const s = Number(asks[0][0]) - Number(bids[0][0]);
@@ -552,6 +509,7 @@ themeToggle(el.theme, () => restyleChart());
 matchMedia('(prefers-color-scheme: light)').addEventListener('change', () => restyleChart());
 
 setInterval(() => { el.rate.textContent = String(msgCount); msgCount = 0; }, 1000);
+el.exchange.replaceChildren(...exchanges.map((x) => new Option(x.title, x.name)));
 el.exchange.value = exchange;
 showInterval();
 show();

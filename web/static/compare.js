@@ -10,7 +10,9 @@
 // orderBook, which needs the raw form: the page holds two connections.
 import { connect, streamKey, parseSymbol } from '/marketgate.js';
 import { themeToggle } from './theme.js';
-import { bp, each, fmtVol, moveSymbol, noticeBoard, price, titleOf, trim, unlisted, watchClients } from './venues.js';
+import {
+  bp, cumulative, each, fillLevels, fixedSymbols, levelRows, moveSymbol, noticeBoard, price, tapeTrade, titleOf, unlisted, watchClients,
+} from './venues.js';
 
 /** VENUES are the venues side by side, by market. */
 const VENUES = { spot: ['binance', 'okx', 'bybit'], perpetual: ['binance-futures', 'okx', 'bybit-linear'] };
@@ -92,8 +94,8 @@ class Venue {
     s.className = 'dim';
     s.textContent = symbol;
     this.e.title.append(s);
-    this.bidRows = rows(this.e.bids);
-    this.askRows = rows(this.e.asks);
+    this.bidRows = levelRows(this.e.bids, BOOK_ROWS);
+    this.askRows = levelRows(this.e.asks, BOOK_ROWS);
     this.stat = page.venues[exchange] = { symbol, trades: 0, tickers: 0, last: null, bid: null, ask: null, book: 'waiting', error: '' };
     this.start();
   }
@@ -131,15 +133,7 @@ class Venue {
     this.trades++;
     this.stat.trades++;
     this.lastTrade = t;
-    const tr = document.createElement('tr');
-    tr.className = t.side === 'sell' ? 'sell' : 'buy';
-    for (const c of [new Date(t.timestamp).toLocaleTimeString(), trim(t.price), trim(t.amount)]) {
-      const td = document.createElement('td');
-      td.textContent = c;
-      tr.append(td);
-    }
-    this.e.tape.prepend(tr);
-    while (this.e.tape.rows.length > TAPE_ROWS) this.e.tape.deleteRow(-1);
+    tapeTrade(this.e.tape, t, TAPE_ROWS);
     this.dirty = true;
   }
 
@@ -175,8 +169,8 @@ class Venue {
       const bids = b.levels('bids', BOOK_ROWS), asks = b.levels('asks', BOOK_ROWS);
       const cb = cumulative(bids), ca = cumulative(asks);
       const max = Math.max(cb.at(-1) || 0, ca.at(-1) || 0);
-      fill(this.bidRows, bids, cb, max);
-      fill(this.askRows, asks, ca, max);
+      fillLevels(this.bidRows, bids, cb, max);
+      fillLevels(this.askRows, asks, ca, max);
       this.e.mid.textContent = bids.length && asks.length
         ? `spread ${+(Number(asks[0][0]) - Number(bids[0][0])).toPrecision(6)}` : this.error ? 'no book' : 'waiting for the book…';
       const state = this.error ? 'unavailable' : b.state;
@@ -195,40 +189,6 @@ class Venue {
     if (this.book) this.book.close();
     this.node.remove();
   }
-}
-
-// rows keeps BOOK_ROWS level rows in box, made once and updated in place.
-function rows(box) {
-  const out = [];
-  for (let i = 0; i < BOOK_ROWS; i++) {
-    const row = document.createElement('div');
-    row.className = 'lvl';
-    row.hidden = true;
-    const p = document.createElement('span'), q = document.createElement('span'), c = document.createElement('span');
-    row.append(p, q, c);
-    out.push({ row, p, q, c });
-  }
-  box.replaceChildren(...out.map((r) => r.row));
-  return out;
-}
-
-function cumulative(levels) {
-  const out = new Array(levels.length);
-  let s = 0;
-  for (let i = 0; i < levels.length; i++) { s += Number(levels[i][1]) || 0; out[i] = s; }
-  return out;
-}
-
-function fill(rs, levels, cum, max) {
-  rs.forEach((r, i) => {
-    const l = levels[i];
-    r.row.hidden = !l;
-    if (!l) return;
-    r.p.textContent = trim(l[0]);
-    r.q.textContent = trim(l[1]);
-    r.c.textContent = fmtVol(cum[i]);
-    r.row.style.setProperty('--w', (max > 0 ? Math.min(100, cum[i] / max * 100) : 0).toFixed(1) + '%');
-  });
 }
 
 // --- the summary ---------------------------------------------------------------
@@ -342,6 +302,9 @@ el.market.addEventListener('click', (ev) => {
   show();
 });
 
+// The pairs offered are the market page's common ones (as spot pairs);
+// show adds one a URL asks for.
+el.symbol.replaceChildren(...fixedSymbols(VENUES.spot[0]).map((p) => new Option(p, p)));
 themeToggle(el.theme);
 show();
 window.compareReady = true;

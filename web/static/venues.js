@@ -71,6 +71,62 @@ export const fmtVol = (v) => {
   return String(+n.toFixed(n >= 100 ? 1 : n >= 1 ? 3 : 5));
 };
 
+/** tapeTrade puts a normalized trade at the top of tape (a table body), coloured by the taker's side, keeping max rows. */
+export function tapeTrade(tape, t, max) {
+  const tr = document.createElement('tr');
+  tr.className = t.side === 'sell' ? 'sell' : 'buy';
+  for (const c of [new Date(t.timestamp).toLocaleTimeString(), trim(t.price), trim(t.amount)]) {
+    const td = document.createElement('td');
+    td.textContent = c;
+    tr.append(td);
+  }
+  tape.prepend(tr);
+  while (tape.rows.length > max) tape.deleteRow(-1);
+}
+
+/** levelRows makes n order-book level rows in box, to be updated in place by fillLevels. */
+export function levelRows(box, n) {
+  const rows = [];
+  for (let i = 0; i < n; i++) {
+    const row = document.createElement('div');
+    row.className = 'lvl';
+    row.hidden = true;
+    const p = document.createElement('span'), q = document.createElement('span'), c = document.createElement('span');
+    row.append(p, q, c);
+    rows.push({ row, p, q, c, w: '' });
+  }
+  box.replaceChildren(...rows.map((r) => r.row));
+  return rows;
+}
+
+/** cumulative returns the running total of the levels' sizes. */
+export function cumulative(levels) {
+  const out = new Array(levels.length);
+  let s = 0;
+  for (let i = 0; i < levels.length; i++) { s += Number(levels[i][1]) || 0; out[i] = s; }
+  return out;
+}
+
+/**
+ * fillLevels writes levels into rows (from levelRows), touching only what
+ * changed; the bar is each level's cumulative size (cum) against max, the
+ * larger side's total over the rows shown.
+ */
+export function fillLevels(rows, levels, cum, max) {
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    const l = levels[i];
+    if (!l) { if (!r.row.hidden) r.row.hidden = true; continue; }
+    r.row.hidden = false;
+    const p = trim(l[0]), q = trim(l[1]), c = fmtVol(cum[i]);
+    if (r.p.textContent !== p) r.p.textContent = p;
+    if (r.q.textContent !== q) r.q.textContent = q;
+    if (r.c.textContent !== c) r.c.textContent = c;
+    const w = (max > 0 ? Math.min(100, cum[i] / max * 100) : 0).toFixed(1) + '%';
+    if (r.w !== w) { r.row.style.setProperty('--w', w); r.w = w; }
+  }
+}
+
 /** bp is d as basis points of ref, two decimals. */
 export const bp = (d, ref) => (Number.isFinite(d) && ref > 0 ? (d / ref * 1e4).toFixed(2) + ' bp' : '–');
 
