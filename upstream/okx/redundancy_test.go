@@ -25,6 +25,10 @@ func TestFeedRedundancyDrops(t *testing.T) {
 	f := runFeed(t, upstream.Config{
 		Dialect: d, URL: "ws://" + addr, RESTURL: "http://" + addr, Publisher: rec,
 		RequestInterval: 50 * time.Millisecond, ReplyTimeout: 2 * time.Second, Redundancy: 2,
+		// The idle /ws/v5/business connections never deliver, so their
+		// backoff never resets; dropped again and again it would reach
+		// the default 30 s, past the waits below.
+		BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second,
 	})
 	names := []string{"trades:BTC-USDT", "trades:ETH-USDT", "books:BTC-USDT", "books:ETH-USDT"}
 	f.Subscribe(names)
