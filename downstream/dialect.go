@@ -133,6 +133,11 @@ func (b binanceProto) handle(c *conn, p []byte) (cmdOp, bool) {
 				replyDialectError(c, id, 4, "Too many subscriptions")
 			case CodeForbidden:
 				replyDialectError(c, id, 2, "Invalid request: forbidden: "+e.Msg+": "+strings.Join(e.Streams, ", "))
+			case CodeUnavailable:
+				// Binance's protocol has no "retry" reply and its client
+				// libraries do not resend a refused SUBSCRIBE, but they
+				// do reconnect and resubscribe: close with 1013.
+				c.closeWith(statusTryAgainLater, e.Msg)
 			default:
 				replyDialectError(c, id, 2, "Invalid request: "+e.Msg)
 			}

@@ -3,6 +3,7 @@ package downstream
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -21,8 +22,14 @@ const (
 	CodeUpstreamError  = "upstream_error"   // the exchange refused or dropped a subscribed stream, or the node cannot carry it
 	CodeStreamLimit    = "stream_limit"     // the node, or the client's address, holds as many distinct streams as allowed
 	CodeBusy           = "busy"             // the node, or the connection, has too many subscribes waiting for stream history
+	CodeUnavailable    = "unavailable"      // the node cannot check the streams yet (it is starting); retry after a backoff
 	// CodeForbidden (auth.go): the token, or the anonymous set, does not allow the streams.
 )
+
+// ErrUnavailable is what a [Source]'s Validate error wraps when the key
+// cannot be checked yet, e.g. while an exchange's symbol list loads after
+// a start: clients get [CodeUnavailable] and retry, not [CodeInvalidStream].
+var ErrUnavailable = errors.New("not available yet, try again shortly")
 
 // maxIDLen bounds the id a client may tag a command with; it is echoed back.
 const maxIDLen = 64
@@ -203,10 +210,23 @@ func (s *Server) checkSubscribe(c *conn, keys []string) *nativeError {
 	if len(keys) == 0 {
 		return &nativeError{Code: CodeBadRequest, Msg: "streams must be a non-empty list"}
 	}
-	var bad []string
-	var first error
+	// A key that is invalid stays so on a retry: those are reported
+	// first; only when every failing key is merely not checkable yet is
+	// the client asked to retry.
+	var bad, later []string
+	var first, firstLater error
 	for _, k := range keys {
-		if err := s.cfg.Source.Validate(k); err != nil {
+		err := s.cfg.Source.Validate(k)
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrUnavailable):
+			if len(later) < maxNamedStreams {
+				later = append(later, clip(k))
+			}
+			if firstLater == nil {
+				firstLater = err
+			}
+		default:
 			if len(bad) < maxNamedStreams {
 				bad = append(bad, clip(k))
 			}
@@ -217,6 +237,9 @@ func (s *Server) checkSubscribe(c *conn, keys []string) *nativeError {
 	}
 	if first != nil {
 		return &nativeError{Code: CodeInvalidStream, Msg: clip(first.Error()), Streams: bad}
+	}
+	if firstLater != nil {
+		return &nativeError{Code: CodeUnavailable, Msg: clip(firstLater.Error()), Streams: later}
 	}
 	if e := c.checkAllowed(keys); e != nil {
 		return e

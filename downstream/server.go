@@ -36,7 +36,9 @@ const statusTryAgainLater ws.StatusCode = 1013
 // publish synchronously: the server calls them holding its locks.
 type Source interface {
 	// Validate returns nil for a stream key the gateway can carry, or an
-	// error whose text tells the client what is wrong.
+	// error whose text tells the client what is wrong: one wrapping
+	// [ErrUnavailable] when the key cannot be checked yet, so that the
+	// client is asked to retry rather than told the key is invalid.
 	Validate(key string) error
 	// Want asks for validated keys to be carried into the hub.
 	Want(keys []string)
@@ -582,6 +584,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.closeWith(statusTryAgainLater, refusal)
 		}
 	}
+	if rt.unavailable != "" {
+		c.closeWith(statusTryAgainLater, rt.unavailable)
+	}
 }
 
 // route is what a handshake's URL asks for.
@@ -593,6 +598,11 @@ type route struct {
 	// initial are the valid stream keys named in the URL; the others
 	// are ignored, as Binance does.
 	initial []string
+	// unavailable, when not empty, is why a URL stream cannot be checked
+	// yet: the connection is closed with 1013 (try again later) once open,
+	// so that the client's reconnect asks again, rather than carrying
+	// nothing for a stream that may well be valid.
+	unavailable string
 }
 
 // route picks the protocol for a handshake request: the native protocol
@@ -618,12 +628,20 @@ func (s *Server) route(r *http.Request) (route, *httpErr) {
 		// connection all the same and carries nothing: client libraries
 		// open /ws/<label> and then send SUBSCRIBE.
 		valid := keys[:0]
+		var unavailable string
 		for _, k := range keys {
 			if err := s.cfg.Source.Validate(k); err != nil {
+				if errors.Is(err, ErrUnavailable) {
+					unavailable = clip(err.Error())
+					continue
+				}
 				s.log.Debug("ignored a URL name that is not a stream", "name", clip(k), "err", err)
 				continue
 			}
 			valid = append(valid, k)
+		}
+		if unavailable != "" {
+			return route{proto: d, combined: combined, unavailable: unavailable}, nil
 		}
 		keys = dedupe(valid)
 		if most := s.limits.Load().MaxStreamsPerConn; len(keys) > most {

@@ -665,3 +665,15 @@ func (s countedSource) Want(keys []string) { s.counted.Want(keys) }
 
 // Unwant implements downstream.Source.
 func (s countedSource) Unwant(keys []string) { s.counted.Unwant(keys) }
+
+// Validate implements downstream.Source. A key the node cannot check yet
+// (its exchange's symbol list is still loading after a start) wraps
+// downstream.ErrUnavailable, so that clients retry instead of taking
+// the stream for invalid.
+func (s countedSource) Validate(key string) error {
+	err := s.Source.Validate(key)
+	if errors.Is(err, upstream.ErrNotReady) {
+		return fmt.Errorf("%w: %w", downstream.ErrUnavailable, err)
+	}
+	return err
+}

@@ -572,7 +572,7 @@ export type NormalizedData = NormalizedEvent | NormalizedEvent[];
  * gateway.
  */
 export type GatewayErrorCode =
-  | 'bad_request' | 'unknown_op' | 'invalid_stream' | 'too_many_streams' | 'upstream_error' | 'forbidden' | 'busy'
+  | 'bad_request' | 'unknown_op' | 'invalid_stream' | 'too_many_streams' | 'upstream_error' | 'forbidden' | 'busy' | 'unavailable'
   | 'timeout' | 'disconnected' | 'closed' | 'too_many_pending' | 'connect_failed' | 'token_failed'
   | (string & {});
 

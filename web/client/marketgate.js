@@ -897,7 +897,8 @@ export class MarketgateClient {
 
   // retryBusy sends a subscribe command that the gateway refused with
   // 'busy' (too many subscribes waiting for history on the connection, or
-  // on the node) again after a backoff that grows with each such refusal
+  // on the node) or 'unavailable' (the node is starting and cannot check
+  // the streams yet) again after a backoff that grows with each such refusal
   // in a row. The wait ends with the connection: the next one
   // resubscribes everything anyway.
   /**
@@ -944,7 +945,7 @@ export class MarketgateClient {
       for (const w of waiters) if (!w.done) this.#deferred.add(w); // sent again once connected
       return;
     }
-    if (err && err.code === 'busy' && !this.#closed) {
+    if (err && (err.code === 'busy' || err.code === 'unavailable') && !this.#closed) {
       this.#retryBusy(chunk, waiters, resub);
       return;
     }

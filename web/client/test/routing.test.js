@@ -136,6 +136,31 @@ test('a refused subscribe rejects its call and undoes it', async (t) => {
   await assert.rejects(mg.subscribe([TRADE], () => {}), { code: 'closed' });
 });
 
+test('a subscribe refused as unavailable (the node is starting) is sent again after a backoff', async (t) => {
+  const clock = setup(t);
+  t.mock.method(Math, 'random', () => 1 - 1e-9); // the top of each jitter range
+  const { mg, ws, events } = await open(clock, { backoff: { min: 200, max: 10000 } });
+  const p = mg.subscribe([TRADE], () => {});
+  await clock.settle();
+  const unavailable = { code: 'unavailable', msg: 'not available yet, try again shortly', streams: [TRADE] };
+  ws.reply(ws.commands('subscribe')[0], null, unavailable);
+  await clock.advance(190);
+  assert.equal(ws.commands('subscribe').length, 1, 'sent again before the backoff');
+  await clock.advance(20);
+  assert.equal(ws.commands('subscribe').length, 2, 'not sent again after the first backoff');
+  ws.reply(ws.commands('subscribe')[1], null, unavailable);
+  await clock.advance(390); // the wait doubles with each refusal in a row
+  assert.equal(ws.commands('subscribe').length, 2, 'sent again before the doubled backoff');
+  await clock.advance(20);
+  const [, , third] = ws.commands('subscribe');
+  assert.deepEqual(third.streams, [TRADE]);
+  ws.reply(third, { streams: [TRADE], positions: {} });
+  await p;
+  assert.deepEqual(mg.streams, [TRADE]);
+  assert.deepEqual(events.error, [], 'unavailable is retried, not reported');
+  mg.close();
+});
+
 test('commands beyond maxCommandsPerSecond wait for the next second', async (t) => {
   const clock = setup(t);
   const { mg, ws } = await open(clock, { maxCommandsPerSecond: 5 });
