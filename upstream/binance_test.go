@@ -626,3 +626,37 @@ func TestBinanceLazy(t *testing.T) {
 		return nil
 	})
 }
+
+// TestIdleConnectionBackoffResets: a connection that carries no stream
+// has nothing to deliver; when it lasted, its drop is retried at once,
+// however often it is dropped (else the backoff would grow each time and
+// an idle endpoint could come back up to BackoffMax late).
+func TestIdleConnectionBackoffResets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out four stable sessions")
+	}
+	sim, addr := startSim(t, binancesim.Config{})
+	b := newSimBinance(t, addr, newRecorder(), func(c *Config) {
+		c.BackoffMin, c.BackoffMax = 2*time.Second, 30*time.Second
+	})
+	runBinance(t, b)
+	waitfor.Cond(t, 5*time.Second, b.Ready)
+	for i := range 4 {
+		time.Sleep(2200 * time.Millisecond) // past stableSession (2 s)
+		if !sim.DropOne() {
+			t.Fatalf("drop %d: no open connection", i+1)
+		}
+		dropped := time.Now()
+		waitfor.Cond(t, 10*time.Second, func() error {
+			if st := b.Status(); st.Reconnects != i+1 || st.State != StateConnected {
+				return fmt.Errorf("status %+v; want %d reconnects, connected", st, i+1)
+			}
+			return nil
+		})
+		// The backoff starts at 2 s: a reconnect in under 1 s is one
+		// that did not wait for it.
+		if d := time.Since(dropped); d > time.Second {
+			t.Fatalf("drop %d of an idle, stable connection: reconnected after %v; want at once", i+1, d)
+		}
+	}
+}

@@ -51,6 +51,7 @@ type session struct {
 	sendClose   atomic.Bool   // the exchange closed: echo a close frame
 	closeReq    atomic.Bool   // the shard asks the writer to close the connection
 	delivered   atomic.Bool   // an event of a subscribed stream arrived: the connection worked
+	carried     atomic.Bool   // a stream was on the connection at some time (else it had nothing to deliver)
 	m           *feedMetrics  // f's: request round trips, messages read
 
 	// Writer-only.
@@ -468,6 +469,7 @@ func (s *session) requestLocked(op Op, names []string, now time.Time) *request {
 		if ss == nil {
 			ss = &sessStream{st: s.f.streams[name]}
 			s.subs[name] = ss
+			s.carried.Store(true)
 		}
 		if ss.retried {
 			p.retry = true

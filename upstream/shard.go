@@ -19,8 +19,9 @@ import (
 )
 
 const (
-	// stableSession is how long a connection that delivered events must
-	// have lasted for the reconnect backoff to start over, so the next
+	// stableSession is how long a connection that delivered events (or
+	// carried no stream) must have lasted for the reconnect backoff to
+	// start over, so the next
 	// drop is retried at once. A connection that never worked, or died
 	// sooner, keeps the backoff growing: no tight reconnect loop, and the
 	// connection-attempt budget bounds the rate regardless.
@@ -298,7 +299,11 @@ func (r *shardRun) ended(ctx context.Context, s *session, err error) {
 	if err == nil {
 		err = errors.New("connection ended")
 	}
-	if s.delivered.Load() && time.Since(s.connectedAt) >= stableSession {
+	// A connection worked if it delivered, or if it had nothing to deliver
+	// (an endpoint nobody wants a stream of yet, such as OKX's business
+	// endpoint): else repeated drops of an idle connection would grow its
+	// backoff without end.
+	if (s.delivered.Load() || !s.carried.Load()) && time.Since(s.connectedAt) >= stableSession {
 		r.bo.Reset()
 		r.failures = 0
 	}
@@ -462,6 +467,7 @@ func (sh *shard) dial(ctx context.Context) (*session, error) {
 	for _, st := range carry {
 		s.subs[st.name] = &sessStream{st: st, state: stateSubscribed}
 	}
+	s.carried.Store(len(carry) > 0)
 	return s, nil
 }
 

@@ -25,9 +25,9 @@ func TestFeedRedundancyDrops(t *testing.T) {
 	f := runFeed(t, upstream.Config{
 		Dialect: d, URL: "ws://" + addr, RESTURL: "http://" + addr, Publisher: rec,
 		RequestInterval: 50 * time.Millisecond, ReplyTimeout: 2 * time.Second, Redundancy: 2,
-		// The idle /ws/v5/business connections never deliver, so their
-		// backoff never resets; dropped again and again it would reach
-		// the default 30 s, past the waits below.
+		// Drops come faster than a session needs to count as stable
+		// (2 s), so a connection dropped again and again keeps its
+		// backoff growing: capped below the waits further down.
 		BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second,
 	})
 	names := []string{"trades:BTC-USDT", "trades:ETH-USDT", "books:BTC-USDT", "books:ETH-USDT"}
