@@ -250,7 +250,8 @@ type pendingPub struct {
 	channel    string
 	start, end int // the frame, or with numbered its body, is buf[start:end]
 	// numbered is whether the message goes through publishScript (it has
-	// no Err); the fields below are then its script's input.
+	// no Err), else through noticeScript; the fields below are then its
+	// script's input (posKey alone for a notice).
 	numbered bool
 	// state is whether the message is a stream's state (Message.State),
 	// which goes through stateScript.
@@ -448,6 +449,7 @@ func (r *Redis) Publish(ctx context.Context, msg Message) error {
 		p.posKey, p.histKey = r.posKey(msg.Stream), r.histKey(msg.Stream)
 	} else {
 		msg.Seq, msg.Epoch = 0, "" // not numbered
+		p.posKey = r.posKey(msg.Stream)
 	}
 	r.pubMu.Lock()
 	b := r.pending
@@ -502,12 +504,13 @@ func (r *Redis) Flush(ctx context.Context) error {
 	r.pubMu.Unlock()
 
 	cmds := r.send(ctx, b, false, nil)
-	// A server that does not know the script (it restarted, or SCRIPT
+	// A server that does not know the scripts (it restarted, or SCRIPT
 	// FLUSH) ran none of those commands: send them again in full, which
-	// also loads the script. Nothing ran, so nothing can repeat.
+	// also loads the scripts. Nothing ran, so nothing can repeat; every
+	// message goes through a script, so none went ahead of them.
 	var again []int
 	for i, c := range cmds {
-		if (b.msgs[i].numbered || b.msgs[i].state) && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
 			again = append(again, i)
 		}
 	}
@@ -587,10 +590,13 @@ func (r *Redis) send(ctx context.Context, b *pubBatch, eval bool, only []int) []
 			} else {
 				cmds[k] = publishScript.EvalSha(ctx, pipe, keys, args...)
 			}
-		case r.cluster:
-			cmds[k] = pipe.SPublish(ctx, p.channel, frame)
 		default:
-			cmds[k] = pipe.Publish(ctx, p.channel, frame)
+			keys, args := []string{p.posKey}, []any{p.channel, frame, spublishArg(r.cluster)}
+			if eval {
+				cmds[k] = noticeScript.Eval(ctx, pipe, keys, args...)
+			} else {
+				cmds[k] = noticeScript.EvalSha(ctx, pipe, keys, args...)
+			}
 		}
 	}
 	_, _ = pipe.Exec(ctx) // errors are per command

@@ -62,6 +62,21 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return 1
 `)
 
+// noticeScript publishes an unnumbered message (a stream's failure
+// notice) on channel ARGV[1]: frame ARGV[2], with SPUBLISH when ARGV[3] is
+// "1" (cluster mode). KEYS[1], the stream's position hash, only routes it
+// to the stream's slot. It is a script, not a bare PUBLISH, so that a
+// server that lost the scripts (NOSCRIPT) refuses it along with the
+// numbered messages around it, and the batch's resend keeps their order.
+var noticeScript = redis.NewScript(`
+if ARGV[3] == '1' then
+  redis.call('SPUBLISH', ARGV[1], ARGV[2])
+else
+  redis.call('PUBLISH', ARGV[1], ARGV[2])
+end
+return 1
+`)
+
 // publishScript numbers one message, keeps it in the stream's history and
 // publishes it, atomically: it is [sequence.number] in Lua, with the
 // state in the position hash KEYS[1] and the history in the stream
@@ -199,6 +214,14 @@ func (r *Redis) historySize() int {
 	return r.cfg.HistorySize
 }
 
+// spublishArg is the scripts' argument that says whether to SPUBLISH.
+func spublishArg(cluster bool) string {
+	if cluster {
+		return "1"
+	}
+	return "0"
+}
+
 // publishArgs returns the ARGV of publishScript for p, whose frame body
 // is body.
 func (r *Redis) publishArgs(p *pendingPub, body []byte) []any {
@@ -209,10 +232,6 @@ func (r *Redis) publishArgs(p *pendingPub, body []byte) []any {
 	hi := ""
 	if !p.id.IsZero() {
 		hi = strconv.FormatUint(uint64(p.id.Hi), 10)
-	}
-	spub := "0"
-	if r.cluster {
-		spub = "1"
 	}
 	return []any{
 		newEpoch(),
@@ -228,7 +247,7 @@ func (r *Redis) publishArgs(p *pendingPub, body []byte) []any {
 		r.historySize(),
 		r.cfg.HistoryTTL.Milliseconds(),
 		positionTTL.Milliseconds(),
-		spub,
+		spublishArg(r.cluster),
 	}
 }
 
