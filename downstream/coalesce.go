@@ -135,6 +135,10 @@ func (s *Server) Flush() {
 		s.flushNow() // returns at once when nothing is pending
 		return
 	}
+	if s.delayOff { // stopping: every connection is finished
+		s.pmu.Unlock()
+		return
+	}
 	if !s.delayArmed {
 		s.delayArmed = true
 		if s.delayTimer == nil {

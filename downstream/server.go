@@ -310,6 +310,8 @@ type Server struct {
 	windowStart int64
 	delayTimer  *time.Timer
 	delayArmed  bool
+	// delayOff: Run is stopping the pool; Flush arms no more windows.
+	delayOff bool
 	// rounds observes the fan-out duration of events; see round.
 	rounds roundLog
 	// catchups queues the subscribes waiting for stream history; see
@@ -389,14 +391,17 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, c := range s.snapshot() {
 		c.finish()
 	}
-	stopPool()
-	wg.Wait()
+	// No write-delay window may end after the pool has stopped: its
+	// flush would find no worker for connections that are gone anyway.
 	s.pmu.Lock()
-	if s.delayTimer != nil {
+	s.delayOff = true
+	if s.delayArmed {
 		s.delayTimer.Stop()
 		s.delayArmed = false
 	}
 	s.pmu.Unlock()
+	stopPool()
+	wg.Wait()
 	if err := p.close(); err != nil {
 		return fmt.Errorf("downstream: close epoll: %w", err)
 	}
