@@ -191,6 +191,7 @@ func TestHandover(t *testing.T) {
 		at       time.Time
 		old, new bool
 		token    uint64 // the successor's, while it carries
+		succ     bool   // b or c says it carries as the successor
 	}
 	samples := make(chan []sample, 1)
 	stopWatch := make(chan struct{})
@@ -198,7 +199,8 @@ func TestHandover(t *testing.T) {
 		var ss []sample
 		for {
 			ss = append(ss, sample{time.Now(), a.local.has(watched), b.local.has(watched) || c.local.has(watched),
-				max(b.n.Token(testExchange), c.n.Token(testExchange))})
+				max(b.n.Token(testExchange), c.n.Token(testExchange)),
+				b.n.tokens.Successor(testExchange) || c.n.tokens.Successor(testExchange)})
 			select {
 			case <-stopWatch:
 				samples <- ss
@@ -243,6 +245,14 @@ func TestHandover(t *testing.T) {
 	}
 	if newStart.IsZero() || oldStop.IsZero() {
 		t.Fatalf("successor started at %v, old owner stopped at %v; want both", newStart, oldStop)
+	}
+	// During the overlap the new node says it is the successor (its
+	// publisher holds messages back then); once it owns, it does not.
+	if !slices.ContainsFunc(ss, func(s sample) bool { return s.old && s.new && s.succ }) {
+		t.Error("no sample of the overlap had the new node's Tokens say Successor")
+	}
+	if last := ss[len(ss)-1]; last.succ || a.n.tokens.Successor(testExchange) {
+		t.Errorf("after the handover: Successor is still set (b or c %v, a %v); want it cleared", last.succ, a.n.tokens.Successor(testExchange))
 	}
 	overlap := oldStop.Sub(newStart)
 	t.Logf("sampled overlap %v", overlap)

@@ -40,6 +40,9 @@ type exchange struct {
 	// (as owner or successor), else 0: the exchange's entry of
 	// Config.Tokens; see [Node.Token].
 	carrying *atomic.Int64
+	// succeeding is set while this node carries the exchange as the
+	// successor of a handover (Config.Tokens' Successor).
+	succeeding *atomic.Bool
 
 	role  role
 	value string // "<node>|<token>" while not idle
@@ -91,7 +94,8 @@ func newExchange(n *Node, name string) *exchange {
 		log:  n.log.With("exchange", name),
 		req:  make(chan *handoverReq),
 		// New checked that Config.Tokens has every exchange.
-		carrying: n.tokens.find(name),
+		carrying:   n.tokens.find(name),
+		succeeding: n.tokens.findSuccessor(name),
 	}
 }
 
@@ -222,6 +226,7 @@ func parseContest(res []any) (code, token int64, value string, err error) {
 // claim having been made at start, and starts carrying at once.
 func (e *exchange) claim(r role, token int64, start time.Time) {
 	e.role, e.token = r, token
+	e.succeeding.Store(r == roleSuccessor)
 	e.carrying.Store(token)
 	e.value = leaseValue(e.n.cfg.NodeID, token)
 	e.floor = max(e.floor, token)
@@ -287,6 +292,7 @@ func (e *exchange) renewNext(ctx context.Context) {
 		e.stepDown("successor claim lost", nil)
 	case res == 2:
 		e.role = roleOwner
+		e.succeeding.Store(false)
 		e.since = e.n.cfg.Now()
 		e.setUntil(start.Add(e.n.cfg.LeaseTTL))
 		e.log.Info("handover complete: took the exchange's lease", "token", e.token)
@@ -312,6 +318,7 @@ func (e *exchange) stepDown(reason string, err error) {
 func (e *exchange) becomeIdle() {
 	e.owned.Store(nil)
 	e.carrying.Store(0)
+	e.succeeding.Store(false)
 	e.role, e.value, e.token, e.until = roleIdle, "", 0, time.Time{}
 	e.n.carrier.setUntil(e.name, time.Time{})
 }

@@ -19,11 +19,31 @@ import (
 type Tokens struct {
 	names []string
 	vals  []atomic.Int64
+	succ  []atomic.Bool // carrying as the successor of a handover
 }
 
 // NewTokens returns tokens for exchanges, all 0.
 func NewTokens(exchanges []string) *Tokens {
-	return &Tokens{names: slices.Clone(exchanges), vals: make([]atomic.Int64, len(exchanges))}
+	n := len(exchanges)
+	return &Tokens{names: slices.Clone(exchanges), vals: make([]atomic.Int64, n), succ: make([]atomic.Bool, n)}
+}
+
+// Successor reports whether this node carries exchange as the successor
+// of another node's handover, which still carries it too: what this node
+// publishes repeats the owner's messages for a while. A publisher that
+// holds its messages back meanwhile lets the owner's copies be numbered
+// first, so that the hub can prove the switch of owners continuous from
+// the repeats even where the exchange's event ids skip.
+func (t *Tokens) Successor(exchange string) bool {
+	if i := t.index(exchange); i >= 0 {
+		return t.succ[i].Load()
+	}
+	return false
+}
+
+// index returns the position of exchange, or -1.
+func (t *Tokens) index(exchange string) int {
+	return slices.Index(t.names, exchange)
 }
 
 // Token returns the fencing token under which this node carries exchange,
@@ -38,10 +58,16 @@ func (t *Tokens) Token(exchange string) uint64 {
 
 // find returns the token of exchange, or nil.
 func (t *Tokens) find(exchange string) *atomic.Int64 {
-	for i, n := range t.names {
-		if n == exchange {
-			return &t.vals[i]
-		}
+	if i := t.index(exchange); i >= 0 {
+		return &t.vals[i]
+	}
+	return nil
+}
+
+// findSuccessor returns the successor flag of exchange, or nil.
+func (t *Tokens) findSuccessor(exchange string) *atomic.Bool {
+	if i := t.index(exchange); i >= 0 {
+		return &t.succ[i]
 	}
 	return nil
 }

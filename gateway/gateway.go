@@ -281,7 +281,17 @@ func New(cfg Config) (g *Gateway, err error) {
 			c.Lazy = true // connected only while this node owns the exchange
 			// A slow Redis must not stall reading the exchange: the
 			// feed's messages wait in a bounded queue of their own.
-			dec, err := hub.NewDecoupled(hub.DecoupledConfig{Next: c.Publisher, Logger: log.With("component", "hub", "exchange", x.Name)})
+			// A handover's successor holds what it publishes back a
+			// little, so that the old owner's copies are numbered first
+			// and the hub proves the switch from the repeats.
+			name := x.Name
+			hold := func() time.Duration {
+				if tokens.Successor(name) {
+					return successorHold
+				}
+				return 0
+			}
+			dec, err := hub.NewDecoupled(hub.DecoupledConfig{Next: c.Publisher, Hold: hold, Logger: log.With("component", "hub", "exchange", x.Name)})
 			if err != nil {
 				return nil, err
 			}

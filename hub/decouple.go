@@ -26,6 +26,12 @@ type DecoupledConfig struct {
 	// Logger receives the start and end of each run of dropped messages;
 	// nil discards them.
 	Logger *slog.Logger
+	// Hold, when set, says how long each message waits in the queue
+	// before Run sends it (0: it goes with the next Flush, as without
+	// Hold). Order is kept whatever Hold returns. A cluster node holds
+	// what it publishes as a handover's successor (see gateway), so
+	// that the old owner's copies reach Redis first.
+	Hold func() time.Duration
 }
 
 // Decoupled is a [Publisher] that never makes its caller wait for the one
@@ -49,6 +55,11 @@ type Decoupled struct {
 	dropped atomic.Uint64
 	// lastErr is the error of Next's last Flush, nil after a good one.
 	lastErr atomic.Pointer[error]
+
+	// held belongs to Run: messages taken from the queue that Hold keeps
+	// back, oldest first; heldBytes (their data) counts against MaxBytes.
+	held      decoupledQueue
+	heldBytes atomic.Int64
 }
 
 // decoupledQueue holds messages whose Data lie in buf at [start, end).
@@ -60,6 +71,7 @@ type decoupledQueue struct {
 type decoupledMsg struct {
 	msg        Message
 	start, end int
+	at         time.Time // when it was published; with Hold only
 }
 
 // NewDecoupled returns a Decoupled configured by cfg. It publishes
@@ -80,9 +92,13 @@ func NewDecoupled(cfg DecoupledConfig) (*Decoupled, error) {
 // Publish implements [Publisher]: it queues a copy of msg, or drops it
 // when the queue is full. It never blocks on Next.
 func (d *Decoupled) Publish(_ context.Context, msg Message) error {
+	var at time.Time
+	if d.cfg.Hold != nil {
+		at = time.Now()
+	}
 	d.mu.Lock()
 	q := d.queue
-	if len(q.buf)+len(msg.Data) > d.cfg.MaxBytes && len(q.msgs) > 0 {
+	if len(q.buf)+int(d.heldBytes.Load())+len(msg.Data) > d.cfg.MaxBytes && len(q.msgs) > 0 {
 		first := !d.dropping
 		d.dropping = true
 		d.mu.Unlock()
@@ -96,7 +112,7 @@ func (d *Decoupled) Publish(_ context.Context, msg Message) error {
 	start := len(q.buf)
 	q.buf = append(q.buf, msg.Data...)
 	msg.Data = nil
-	q.msgs = append(q.msgs, decoupledMsg{msg: msg, start: start, end: len(q.buf)})
+	q.msgs = append(q.msgs, decoupledMsg{msg: msg, start: start, end: len(q.buf), at: at})
 	d.mu.Unlock()
 	return nil
 }
@@ -118,20 +134,99 @@ func (d *Decoupled) Flush(context.Context) error {
 // full.
 func (d *Decoupled) Dropped() uint64 { return d.dropped.Load() }
 
-// Run publishes what is queued to Next whenever Flush is called, until
-// ctx ends; it then sends what is left, for at most 2 s.
+// Run publishes what is queued to Next whenever Flush is called (and
+// when held messages are due), until ctx ends; it then sends what is
+// left, held or not, for at most 2 s.
 func (d *Decoupled) Run(ctx context.Context) error {
+	due := time.NewTimer(time.Hour)
+	due.Stop()
+	defer due.Stop()
 	for {
+		var next time.Duration
 		select {
 		case <-ctx.Done():
 			last, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
-			d.send(last)
+			d.sendHeld(last, 0)
 			cancel()
 			return nil
 		case <-d.wake:
-			d.send(ctx)
+			next = d.sendHeld(ctx, d.hold())
+		case <-due.C:
+			next = d.sendHeld(ctx, d.hold())
+		}
+		due.Stop()
+		if next > 0 {
+			due.Reset(next)
 		}
 	}
+}
+
+// hold returns how long messages wait now (Config.Hold), 0 without it.
+func (d *Decoupled) hold() time.Duration {
+	if d.cfg.Hold == nil {
+		return 0
+	}
+	return max(d.cfg.Hold(), 0)
+}
+
+// sendHeld sends the queue as send does when nothing is held and hold is
+// 0; else it moves the queue behind the held messages and sends those
+// published at least hold ago, in order. It returns how long until the
+// oldest message still held is due, 0 when none is.
+func (d *Decoupled) sendHeld(ctx context.Context, hold time.Duration) time.Duration {
+	if hold == 0 && len(d.held.msgs) == 0 {
+		d.send(ctx)
+		return 0
+	}
+	d.mu.Lock()
+	q := d.queue
+	d.queue, d.spare = d.spare, q
+	wasDropping := d.dropping
+	d.dropping = false
+	d.mu.Unlock()
+	if wasDropping {
+		d.cfg.Logger.Info("hub: publish queue drained; publishing again", "dropped_total", d.dropped.Load())
+	}
+	h := &d.held
+	for _, m := range q.msgs {
+		start := len(h.buf)
+		h.buf = append(h.buf, q.buf[m.start:m.end]...)
+		h.msgs = append(h.msgs, decoupledMsg{msg: m.msg, start: start, end: len(h.buf), at: m.at})
+	}
+	d.heldBytes.Store(int64(len(h.buf)))
+	d.reuse(q)
+	cut := time.Now().Add(-hold)
+	n := len(h.msgs)
+	if hold > 0 {
+		n = 0
+		for n < len(h.msgs) && !h.msgs[n].at.After(cut) {
+			n++
+		}
+	}
+	if n > 0 {
+		d.publish(ctx, h, h.msgs[:n])
+		// Keep the rest at the front.
+		rest := h.msgs[n:]
+		if len(rest) == 0 {
+			d.reuse(h)
+		} else {
+			off := rest[0].start
+			copy(h.buf, h.buf[off:])
+			h.buf = h.buf[:len(h.buf)-off]
+			for i := range rest {
+				rest[i].start -= off
+				rest[i].end -= off
+			}
+			copy(h.msgs, rest)
+			clear(h.msgs[len(rest):])
+			h.msgs = h.msgs[:len(rest)]
+		}
+		d.heldBytes.Store(int64(len(h.buf)))
+	}
+	if len(h.msgs) == 0 {
+		return 0
+	}
+	return max(time.Until(h.msgs[0].at.Add(hold)), time.Millisecond)
 }
 
 // send takes the queue, publishes its messages to Next in order and
@@ -149,8 +244,16 @@ func (d *Decoupled) send(ctx context.Context) {
 	if len(q.msgs) == 0 {
 		return
 	}
-	for i := range q.msgs {
-		m := &q.msgs[i]
+	d.publish(ctx, q, q.msgs)
+	d.reuse(q)
+}
+
+// publish publishes msgs, whose data lie in q, to Next in order and
+// flushes Next. Next is done with the data when it returns (Publisher's
+// contract).
+func (d *Decoupled) publish(ctx context.Context, q *decoupledQueue, msgs []decoupledMsg) {
+	for i := range msgs {
+		m := &msgs[i]
 		msg := m.msg
 		msg.Data = q.buf[m.start:m.end:m.end]
 		// Next reports failures again at Flush; a message it could not
@@ -163,8 +266,11 @@ func (d *Decoupled) send(ctx context.Context) {
 	} else {
 		d.lastErr.Store(nil)
 	}
-	// Next is done with the data (Publisher's contract): reuse the
-	// queue, unless a stall made it larger than a usual batch.
+}
+
+// reuse empties q for reuse, unless a stall made it larger than a usual
+// batch.
+func (d *Decoupled) reuse(q *decoupledQueue) {
 	clear(q.msgs)
 	q.msgs = q.msgs[:0]
 	if cap(q.buf) > maxKeptBatch {

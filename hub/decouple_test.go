@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -204,4 +206,89 @@ func (f *flushCounter) completed() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.n
+}
+
+// stampedPublisher records what it is given and when.
+type stampedPublisher struct {
+	mu  sync.Mutex
+	got []Message
+	at  []time.Time
+}
+
+func (p *stampedPublisher) Publish(_ context.Context, m Message) error {
+	m.Data = append([]byte(nil), m.Data...)
+	p.mu.Lock()
+	p.got = append(p.got, m)
+	p.at = append(p.at, time.Now())
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *stampedPublisher) Flush(context.Context) error { return nil }
+
+func (p *stampedPublisher) snapshot() ([]Message, []time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.got), slices.Clone(p.at)
+}
+
+// TestDecoupledHold: with Hold, each message goes out no sooner than
+// Hold after it was published, in order and with its own data, also when
+// only part of what is held is due (the rest is kept at the front); when
+// Hold drops to 0, what is held goes at the next Flush, ahead of the new.
+func TestDecoupledHold(t *testing.T) {
+	var hold atomic.Int64
+	hold.Store(int64(300 * time.Millisecond))
+	next := &stampedPublisher{}
+	d, err := NewDecoupled(DecoupledConfig{Next: next, Hold: func() time.Duration { return time.Duration(hold.Load()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDecoupled(t, d)
+	ctx := t.Context()
+	data := func(seq uint64) []byte { return bytes.Repeat([]byte{byte('a' + seq)}, int(seq)*7) }
+	published := map[uint64]time.Time{}
+	publish := func(from, to uint64) {
+		for seq := from; seq <= to; seq++ {
+			published[seq] = time.Now()
+			d.Publish(ctx, Message{Stream: "s", Seq: seq, Data: data(seq)})
+			d.Flush(ctx)
+		}
+	}
+	publish(1, 3)
+	time.Sleep(150 * time.Millisecond)
+	publish(4, 6) // due 150 ms after 1..3: two rounds
+	waitfor.Cond(t, 5*time.Second, func() error {
+		if got, _ := next.snapshot(); len(got) < 6 {
+			return fmt.Errorf("%d of 6 sent", len(got))
+		}
+		return nil
+	})
+	got, at := next.snapshot()
+	for i, m := range got {
+		seq := uint64(i + 1)
+		if m.Seq != seq || !bytes.Equal(m.Data, data(seq)) {
+			t.Fatalf("message %d: seq %d, data %q; want seq %d with its own data", i, m.Seq, m.Data, seq)
+		}
+		if waited := at[i].Sub(published[seq]); waited < 300*time.Millisecond {
+			t.Errorf("message %d went out %v after it was published; want at least the 300 ms hold", seq, waited)
+		}
+	}
+
+	// Held, then the hold ends: the held go at the next Flush, first.
+	publish(7, 8)
+	hold.Store(0)
+	publish(9, 9)
+	waitfor.Cond(t, 5*time.Second, func() error {
+		if got, _ := next.snapshot(); len(got) < 9 {
+			return fmt.Errorf("%d of 9 sent", len(got))
+		}
+		return nil
+	})
+	got, _ = next.snapshot()
+	for i, m := range got {
+		if seq := uint64(i + 1); m.Seq != seq || !bytes.Equal(m.Data, data(seq)) {
+			t.Fatalf("message %d: seq %d, data %q; want seq %d with its own data", i, m.Seq, m.Data, seq)
+		}
+	}
 }
