@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/marketgate/marketgate/hub"
 	"github.com/marketgate/marketgate/upstream"
@@ -274,27 +273,18 @@ func (b *Books) Publish(ctx context.Context, msg hub.Message) error {
 func (b *Books) Flush(ctx context.Context) error { return b.cfg.Publisher.Flush(ctx) }
 
 // resubscribe subscribes symbol's diff stream again, so that an exchange
-// that sends its book snapshots in the stream sends a fresh one: at once
-// unsubscribed (no linger), then subscribed a second later (after the
-// unsubscribe went out).
-func (b *Books) resubscribe(ctx context.Context, symbol string) {
+// that sends its book snapshots in the stream sends a fresh one. The
+// exchange's Resubscribe (a [upstream.Feed] has it) sends the unsubscribe
+// and the subscribe on the connection whatever else waits there.
+func (b *Books) resubscribe(symbol string) {
 	name := b.cfg.Procedure.DiffStream(symbol)
-	now, ok := b.ex.(interface{ UnsubscribeNow(names []string) })
+	ex, ok := b.ex.(interface{ Resubscribe(names []string) })
 	if !ok {
+		b.log.Warn("book: the exchange cannot subscribe a stream again; no snapshot until the next reconnect", "stream", name)
 		return
 	}
 	b.log.Info("book: subscribing the diff stream again for a snapshot", "stream", name)
-	now.UnsubscribeNow([]string{name})
-	select {
-	case <-ctx.Done():
-		return
-	case <-time.After(time.Second):
-	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.keepers[symbol] != nil { // still kept (Subscribe never blocks)
-		b.ex.Subscribe([]string{name})
-	}
+	ex.Resubscribe([]string{name})
 }
 
 // Stats returns the books' counters.

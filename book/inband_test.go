@@ -13,12 +13,13 @@ import (
 )
 
 // inbandExchange stands in for a feed whose stream sends its snapshots:
-// every Subscribe of the diff stream owes a snapshot.
+// every Subscribe, and every Resubscribe, of the diff stream owes a
+// snapshot.
 type inbandExchange struct {
 	exchange
-	mu       sync.Mutex
-	owed     bool
-	unsubNow int
+	mu     sync.Mutex
+	owed   bool
+	resubs int
 }
 
 func (e *inbandExchange) Subscribe(names []string) {
@@ -28,10 +29,10 @@ func (e *inbandExchange) Subscribe(names []string) {
 	e.mu.Unlock()
 }
 
-func (e *inbandExchange) UnsubscribeNow(names []string) {
-	e.exchange.Unsubscribe(names)
+func (e *inbandExchange) Resubscribe([]string) {
 	e.mu.Lock()
-	e.unsubNow++
+	e.owed = true
+	e.resubs++
 	e.mu.Unlock()
 }
 
@@ -173,8 +174,8 @@ func TestKeeperInBand(t *testing.T) {
 			}
 			ex.mu.Lock()
 			defer ex.mu.Unlock()
-			if ex.unsubNow != tc.resyncs {
-				t.Errorf("the diff stream was subscribed again %d times; want %d (once per gap)", ex.unsubNow, tc.resyncs)
+			if ex.resubs != tc.resyncs {
+				t.Errorf("the diff stream was subscribed again %d times; want %d (once per gap)", ex.resubs, tc.resyncs)
 			}
 		})
 	}
@@ -182,7 +183,7 @@ func TestKeeperInBand(t *testing.T) {
 
 // lingerExchange is an upstream whose subscriptions linger: Unsubscribe
 // keeps the diff stream flowing (the feed lets it go only later), so
-// subscribing it again owes no snapshot; UnsubscribeNow ends it.
+// subscribing it again owes no snapshot; Resubscribe does.
 type lingerExchange struct {
 	inbandExchange
 }
@@ -279,8 +280,8 @@ func TestKeeperInBandLingering(t *testing.T) {
 			follow("the view again")
 			ex.mu.Lock()
 			defer ex.mu.Unlock()
-			if ex.unsubNow != 1 {
-				t.Errorf("the diff stream was subscribed again %d times; want 1 (for the second keeper's snapshot)", ex.unsubNow)
+			if ex.resubs != 1 {
+				t.Errorf("the diff stream was subscribed again %d times; want 1 (for the second keeper's snapshot)", ex.resubs)
 			}
 		})
 	}

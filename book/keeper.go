@@ -89,10 +89,9 @@ type keeper struct {
 }
 
 // askAgain is how long an in-band book waits for the snapshot it asked
-// for before diffs with no snapshot ask again: the subscription may have
-// come to nothing (while a connection's requests wait, for the frame
-// spacing or a spent request budget, the unsubscribe and the subscribe
-// can cancel out before either is sent).
+// for before diffs with no snapshot ask again: a safety net for a
+// snapshot the exchange did not send or that was lost with a connection
+// (the feed's Resubscribe does send both requests).
 const askAgain = 20 * time.Second
 
 // newKeeper returns the keeper of symbol; run starts it.
@@ -419,7 +418,7 @@ func (k *keeper) sync(ctx context.Context) error {
 		k.resub = false
 		k.mu.Unlock()
 		if resub {
-			k.x.resubscribe(ctx, k.symbol)
+			k.x.resubscribe(k.symbol)
 		}
 		return nil
 	}

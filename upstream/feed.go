@@ -110,6 +110,7 @@ type streamState struct {
 	removeAt time.Time // non-zero: Unsubscribe'd, wanted until then
 	failed   string    // non-empty: refused, not subscribed, and why
 	shard    *shard    // the shard carrying it; nil when on none
+	resub    bool      // Resubscribe'd: unsubscribe and subscribe it again on its connection
 
 	// pmu guards the following fields. It is held while publishing, so
 	// that events of one stream are published one at a time, in order.
@@ -316,6 +317,29 @@ func (f *Feed) Unsubscribe(names []string) {
 		if st.shard != nil {
 			st.shard.pokeLocked()
 		}
+	}
+}
+
+// Resubscribe unsubscribes names upstream and subscribes them again on
+// the same connection, so that an exchange that sends a stream's snapshot
+// when it is subscribed (OKX's and Bybit's books) sends a fresh one. Both
+// requests are sent, in that order, whatever else the connection is
+// waiting to send: unlike Unsubscribe followed by Subscribe, they cannot
+// cancel out. A name subscribed afresh anyway (not on the connection yet,
+// or its subscribe awaits a reply) is left as it is; a name not wanted is
+// ignored. The first event after it carries Gap, as events were missed
+// between the two requests. It never blocks.
+func (f *Feed) Resubscribe(names []string) {
+	defer f.forLanes(func(l *Feed) { l.Resubscribe(names) }) // after f.mu is released
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, name := range names {
+		st := f.streams[name]
+		if st == nil || !st.wanted || st.failed != "" || st.shard == nil {
+			continue
+		}
+		st.resub = true
+		st.shard.pokeLocked()
 	}
 }
 

@@ -411,6 +411,19 @@ func (s *session) diff(now time.Time) (*request, []*streamState) {
 	for name, ss := range s.subs {
 		st := ss.st
 		keep := st.wanted && st.failed == "" && st.shard == sh && f.streams[name] == st
+		if keep && st.resub && ss.st == st {
+			// Resubscribe: a subscribed stream goes off the connection
+			// (its flag stays until the unsubscribe is sent: a request
+			// takes MaxParams names at most), then comes back through
+			// the subscribe below. One on its way on or off gets a fresh
+			// subscribe anyway.
+			switch ss.state {
+			case stateSubscribed:
+				keep = false
+			case stateSubPending, stateUnsubPending:
+				st.resub = false
+			}
+		}
 		if !keep && (ss.state == stateSubscribed || ss.state == stateUncertain) {
 			names = append(names, name)
 		}
@@ -439,6 +452,7 @@ func (s *session) diff(now time.Time) (*request, []*streamState) {
 				continue
 			}
 		}
+		st.resub = false // a fresh subscribe brings what it asked for
 		subs = append(subs, st)
 	}
 	if len(subs) == 0 || (s.batchCap > 0 && s.subPending > 0) {

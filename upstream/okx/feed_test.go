@@ -304,3 +304,58 @@ func TestFeedRequestBudget(t *testing.T) {
 	}
 	waitMore(t, rec, []string{"trades:BTC-USDT"}, 5) // the connection carries on
 }
+
+// TestFeedResubscribeSendsSnapshot: Resubscribe of a book channel sends
+// the unsubscribe and the subscribe on the connection, although both
+// wait out the request spacing (where Unsubscribe and Subscribe would
+// cancel out before either went), and OKX sends a fresh snapshot, the
+// first message after the stream was off with Gap.
+func TestFeedResubscribeSendsSnapshot(t *testing.T) {
+	sim, addr := simtest.Start(t, okxsim.Config{TickInterval: 20 * time.Millisecond, BookLevels: 20})
+	rec := &recorder{msgs: map[string][]hub.Message{}}
+	f := runFeed(t, upstream.Config{
+		Dialect: V5, URL: "ws://" + addr, RESTURL: "http://" + addr, Publisher: rec,
+		RequestInterval: 300 * time.Millisecond, ReplyTimeout: 2 * time.Second,
+	})
+	const name = "books:BTC-USDT"
+	f.Subscribe([]string{name})
+	waitMore(t, rec, []string{name}, 5)
+	snapshots := func() (n int, lastGap bool) {
+		for _, m := range rec.get("okx:" + name) {
+			var b bookMsg
+			if json.Unmarshal(m.Data, &b) == nil && b.Action == "snapshot" {
+				n++
+				lastGap = m.Gap
+			}
+		}
+		return n, lastGap
+	}
+	if n, _ := snapshots(); n != 1 {
+		t.Fatalf("%d snapshots before Resubscribe; want 1", n)
+	}
+	f.Resubscribe([]string{name})
+	waitfor.Cond(t, 10*time.Second, func() error {
+		if n, _ := snapshots(); n != 2 {
+			return fmt.Errorf("%d snapshots; want a second one", n)
+		}
+		return nil
+	})
+	if _, gap := snapshots(); !gap {
+		t.Error("the snapshot after Resubscribe has no Gap; want one (updates were missed while the channel was off)")
+	}
+	waitMore(t, rec, []string{name}, 5)
+	checkStreams(t, rec, []string{name})
+	var requests, redundant int
+	for _, c := range sim.Clients() {
+		if c.Path == "/ws/v5/public" {
+			requests += c.Requests
+			redundant += c.Redundant
+		}
+	}
+	if requests != 3 || redundant != 0 {
+		t.Errorf("public connections: %d requests, %d redundant; want 3 (subscribe, unsubscribe, subscribe), 0", requests, redundant)
+	}
+	if v := sim.Violations(); v != 0 {
+		t.Errorf("simulator violations = %d", v)
+	}
+}
