@@ -44,6 +44,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"golang.org/x/time/rate"
+
+	"github.com/marketgate/marketgate/internal/httprun"
 )
 
 // Config configures a [Server].
@@ -325,17 +327,8 @@ func (s *Server) Run(ctx context.Context) error {
 		s.cfg.Logger.Info("control listener answers loopback clients only (no --admin-token); requests that change something need the header "+RequestHeader+": 1",
 			"addr", s.cfg.Listener.Addr().String())
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(s.cfg.Listener) }()
-	select {
-	case err := <-errc:
+	if err := httprun.Run(ctx, s.http, s.cfg.Listener, 5*time.Second); err != nil {
 		return fmt.Errorf("admin: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := s.http.Shutdown(sctx); err != nil {
-		return fmt.Errorf("admin: shutdown: %w", err)
 	}
 	return nil
 }

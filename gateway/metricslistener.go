@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/marketgate/marketgate/internal/httprun"
 )
 
 // metricsOnly serves /metrics and nothing else on its own listener.
@@ -29,20 +31,11 @@ func metricsServer(ln net.Listener, h http.Handler) *metricsOnly {
 	}}
 }
 
-// Run serves until ctx ends, then shuts down within 5 s.
+// Run serves until ctx ends, then shuts down within 5 s; a scrape still
+// running then is cut, which is no error.
 func (m *metricsOnly) Run(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- m.http.Serve(m.ln) }()
-	select {
-	case err := <-errc:
+	if err := httprun.Run(ctx, m.http, m.ln, 5*time.Second); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("metrics listener: %w", err)
-	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := m.http.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("metrics listener: shutdown: %w", err)
-	}
-	<-errc
 	return nil
 }

@@ -15,6 +15,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/marketgate/marketgate/internal/httprun"
 )
 
 //go:embed static
@@ -158,19 +160,8 @@ func (s *Server) Run(ctx context.Context) error {
 		ErrorLog:          log.New(newErrorLog(s.log, time.Now), "", 0),
 	}
 	s.log.Info("listening", "addr", ln.Addr().String())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("web: serve: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	<-errc
-	if err != nil {
-		return fmt.Errorf("web: shutdown: %w", err)
+	if err := httprun.Run(ctx, srv, ln, s.cfg.ShutdownTimeout); err != nil {
+		return fmt.Errorf("web: %w", err)
 	}
 	return nil
 }
