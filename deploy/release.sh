@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The release recipe: static binaries for Linux (amd64 and arm64), one
-# archive per platform with the license and the changelog, their SHA-256
-# checksums, and, when IMAGE is set, the multi-platform container image
+# archive per platform with the license and the changelog, the npm client
+# package, their SHA-256 checksums, and, when IMAGE is set, the multi-platform container image
 # from deploy/Dockerfile with OCI labels, built from those same binaries.
 #
 #   deploy/release.sh                      # into dist/: every platform, no image
@@ -22,6 +22,8 @@
 #   ARCHES   space-separated GOARCH values (default "amd64 arm64")
 #   VERSION  archive and image version (default: git describe --tags --always --dirty)
 #   IMAGE    image name without tag; unset: no image
+#   NPM      0 leaves out the npm client package (default 1: web/client
+#            packed with npm pack into DIST, e.g. marketgate-client-0.1.0.tgz)
 #   PUSH     1 pushes the image (buildx --push); otherwise it stays in the
 #            build cache (a multi-platform image cannot be --load-ed)
 set -euo pipefail
@@ -37,6 +39,17 @@ commands=(marketgate exchangesim healthcheck)
 case $version in
 *[!A-Za-z0-9._+-]*) echo "release: VERSION $version: use letters, digits and . _ + -" >&2; exit 2 ;;
 esac
+# The npm client package (web/client) is released with the binaries: a
+# release tag (vX.Y.Z) must be its package.json version.
+client_version=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' web/client/package.json)
+if [[ $version =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] && [ "v$client_version" != "$version" ]; then
+	echo "release: VERSION $version, but web/client/package.json has version $client_version: set it to ${version#v} (and note it in CHANGELOG.md), then tag again" >&2
+	exit 2
+fi
+if [ "${NPM:-1}" = 1 ] && ! command -v npm >/dev/null; then
+	echo "release: npm missing: install Node.js and npm to pack the client package, or set NPM=0 to leave it out" >&2
+	exit 2
+fi
 mkdir -p "$dist"
 dist=$(cd "$dist" && pwd)
 # Go finds git only through a .git folder: in a git worktree (.git is a
@@ -68,6 +81,10 @@ for arch in $arches; do
 		--transform "s,^,$name/," -czf "$dist/$name.tar.gz" "${commands[@]}" LICENSE README.md CHANGELOG.md
 	archives+=("$name.tar.gz")
 done
+if [ "${NPM:-1}" = 1 ]; then
+	echo "release: packing the npm client package @marketgate/client $client_version" >&2
+	archives+=("$(cd web/client && npm pack --silent --pack-destination "$dist")")
+fi
 (cd "$dist" && sha256sum "${archives[@]}" > SHA256SUMS)
 echo "release: $dist/SHA256SUMS:" >&2
 cat "$dist/SHA256SUMS" >&2

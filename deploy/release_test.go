@@ -10,6 +10,7 @@ import (
 	"debug/buildinfo"
 	"debug/elf"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -179,15 +180,61 @@ func TestRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sums.Close()
-	sum := sha256.Sum256(b)
 	var lines []string
 	sc := bufio.NewScanner(sums)
 	for sc.Scan() {
 		lines = append(lines, sc.Text())
 	}
-	if wantLine := hex.EncodeToString(sum[:]) + "  " + name + ".tar.gz"; !slices.Equal(lines, []string{wantLine}) {
-		t.Errorf("SHA256SUMS = %q; want %q", lines, wantLine)
+	// And the npm client package, packed as npm pack does, at its
+	// package.json version.
+	tgz := "marketgate-client-" + clientVersion(t) + ".tgz"
+	pkg, err := os.ReadFile(filepath.Join(dist, tgz))
+	if err != nil {
+		t.Fatalf("the npm client package: %v", err)
 	}
+	line := func(b []byte, name string) string {
+		sum := sha256.Sum256(b)
+		return hex.EncodeToString(sum[:]) + "  " + name
+	}
+	if want := []string{line(b, name+".tar.gz"), line(pkg, tgz)}; !slices.Equal(lines, want) {
+		t.Errorf("SHA256SUMS = %q; want %q", lines, want)
+	}
+}
+
+// clientVersion returns the npm client package's version.
+func clientVersion(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../web/client/package.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pkg struct {
+		Version string `json:"version"`
+	}
+	if err := json.Unmarshal(b, &pkg); err != nil || pkg.Version == "" {
+		t.Fatalf("web/client/package.json: version %q, %v", pkg.Version, err)
+	}
+	return pkg.Version
+}
+
+// pathWithout returns a PATH of links to the tools release.sh needs
+// before it builds, without tool.
+func pathWithout(t *testing.T, tool string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range []string{"bash", "git", "sed", "dirname", "mkdir", "go"} {
+		if name == tool {
+			continue
+		}
+		p, err := exec.LookPath(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(p, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // TestReleaseRefusals checks that release.sh says what is wrong with a bad
@@ -196,6 +243,9 @@ func TestReleaseRefusals(t *testing.T) {
 	for _, tc := range []struct{ env, want string }{
 		{"ARCHES=386", "386 is not a released platform"},
 		{"VERSION=v1/2", "VERSION v1/2"},
+		// A release tag must be the npm client's version too.
+		{"VERSION=v999.0.0", "web/client/package.json has version " + clientVersion(t) + ": set it to 999.0.0"},
+		{"PATH=" + pathWithout(t, "npm"), "npm missing"},
 	} {
 		cmd := exec.Command("bash", "release.sh")
 		cmd.Env = append(os.Environ(), "DIST="+t.TempDir(), tc.env)
