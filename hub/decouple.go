@@ -178,15 +178,7 @@ func (d *Decoupled) sendHeld(ctx context.Context, hold time.Duration) time.Durat
 		d.send(ctx)
 		return 0
 	}
-	d.mu.Lock()
-	q := d.queue
-	d.queue, d.spare = d.spare, q
-	wasDropping := d.dropping
-	d.dropping = false
-	d.mu.Unlock()
-	if wasDropping {
-		d.cfg.Logger.Info("hub: publish queue drained; publishing again", "dropped_total", d.dropped.Load())
-	}
+	q := d.take()
 	h := &d.held
 	for _, m := range q.msgs {
 		start := len(h.buf)
@@ -229,9 +221,9 @@ func (d *Decoupled) sendHeld(ctx context.Context, hold time.Duration) time.Durat
 	return max(time.Until(h.msgs[0].at.Add(hold)), time.Millisecond)
 }
 
-// send takes the queue, publishes its messages to Next in order and
-// flushes Next.
-func (d *Decoupled) send(ctx context.Context) {
+// take swaps the queue for the spare and returns it: Publish fills the
+// spare meanwhile, and may publish again if it was dropping.
+func (d *Decoupled) take() *decoupledQueue {
 	d.mu.Lock()
 	q := d.queue
 	d.queue, d.spare = d.spare, q
@@ -241,6 +233,13 @@ func (d *Decoupled) send(ctx context.Context) {
 	if wasDropping {
 		d.cfg.Logger.Info("hub: publish queue drained; publishing again", "dropped_total", d.dropped.Load())
 	}
+	return q
+}
+
+// send takes the queue, publishes its messages to Next in order and
+// flushes Next.
+func (d *Decoupled) send(ctx context.Context) {
+	q := d.take()
 	if len(q.msgs) == 0 {
 		return
 	}
